@@ -1,0 +1,1 @@
+"""Provisioning steps: see STEPS below for the order and why."""

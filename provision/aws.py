@@ -1,0 +1,78 @@
+"""The one place AWS clients are made: shared config, call counting, plan guard.
+
+boto3's own credential chain and AWS_ENDPOINT_URL are honoured as they are;
+no endpoint is ever set here. botocore's built-in retries are switched off so
+that ``waits.transient_retry_hook`` is the only retry policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from . import waits
+
+USER_AGENT = "rds-edge-api/0.1"
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Check", "Search", "Lookup", "Test")
+CLIENT_CONFIG = BotoConfig(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    connect_timeout=10,
+    read_timeout=60,
+    user_agent_extra=USER_AGENT,
+)
+
+
+def is_changing(operation_name: str) -> bool:
+    """Whether an API operation changes anything (by AWS's naming convention)."""
+    return not operation_name.startswith(READ_PREFIXES)
+
+
+class PlanWouldChange(RuntimeError):
+    """A changing call was attempted during --plan: a bug, never sent to AWS."""
+
+
+@dataclass
+class CallCounter:
+    """Counts API calls (not retries), and those that change something."""
+    total: int = 0
+    changing: int = 0
+    changing_ops: list[str] = field(default_factory=list)
+
+    def __call__(self, model, **_) -> None:
+        self.total += 1
+        if is_changing(model.name):
+            self.changing += 1
+            self.changing_ops.append(model.name)
+
+
+@dataclass
+class Clients:
+    """boto3 clients per (service, region), all sharing one session and its hooks."""
+    session: boto3.Session
+    calls: CallCounter
+    planning: bool = False
+    _cache: dict = field(default_factory=dict)
+
+    def __call__(self, service: str, region: str):
+        key = (service, region)
+        if key not in self._cache:
+            self._cache[key] = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
+        return self._cache[key]
+
+    def plan_guard(self, model, **_) -> None:
+        if self.planning and is_changing(model.name):
+            raise PlanWouldChange(f"{model.name} attempted while planning")
+
+
+def make_clients(session: boto3.Session | None, *, sleep: Callable[[float], None],
+                 on_retry: Callable[[str], None]) -> Clients:
+    """Clients that count calls, refuse changes while planning and retry transient errors."""
+    session = session or boto3.Session()
+    clients = Clients(session=session, calls=CallCounter())
+    events = session._session.get_component("event_emitter")
+    events.register("before-call", clients.plan_guard)
+    events.register("before-call", clients.calls)
+    events.register("needs-retry", waits.transient_retry_hook(sleep, on_retry))
+    return clients

@@ -1,0 +1,336 @@
+"""The stack's TOML config, read into frozen dataclasses.
+
+Every problem stops the run before any AWS call, as a ConfigError naming the
+key ("database.table") and what is wrong with it. Secrets never sit in the
+file: the file names environment variables, and a Secret reads them on use.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RDS_INSTANCE_ID = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+HOSTED_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
+API_PATH = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+
+# Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
+SES_RECEIVING_REGIONS = frozenset({
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
+    "eu-central-1", "eu-west-1", "eu-west-2",
+    "ap-northeast-1", "ap-southeast-1", "ap-southeast-2",
+})
+ARCHITECTURES = ("arm64", "x86_64")
+
+
+class Secret:
+    """A secret held in an environment variable: read on use, never shown."""
+
+    def __init__(self, env: str):
+        self.env = env
+
+    @property
+    def value(self) -> str:
+        return os.environ[self.env]
+
+    def __repr__(self) -> str:
+        return f"Secret(${self.env})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.env == self.env
+
+    def __hash__(self) -> int:
+        return hash(self.env)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    name: str
+    region: str
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    instance_id: str
+    name: str
+    user: str
+    password: Secret
+    table: str
+    key_column: str
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    allowed_cidrs: tuple[str, ...]
+    authorization: Secret
+
+    @property
+    def ipv4_cidrs(self) -> tuple[str, ...]:
+        return tuple(c for c in self.allowed_cidrs if ipaddress.ip_network(c).version == 4)
+
+    @property
+    def ipv6_cidrs(self) -> tuple[str, ...]:
+        return tuple(c for c in self.allowed_cidrs if ipaddress.ip_network(c).version == 6)
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    name: str
+    validation: str
+    hosted_zone_id: str | None = None
+    mail_region: str = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    path: str = "items"
+    stage: str = "v1"
+    key: Secret | None = None
+    throttle_rate: float = 10.0
+    throttle_burst: int = 20
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    memory_mb: int = 256
+    timeout_s: int = 10
+    architecture: str = "arm64"
+    log_retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    stack: StackConfig
+    database: DatabaseConfig
+    access: AccessConfig
+    domain: DomainConfig
+    api: ApiConfig = field(default_factory=ApiConfig)
+    function: FunctionConfig = field(default_factory=FunctionConfig)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path.parent / ".state"
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Every region the stack has resources in, for lookups by tag."""
+        regions = [self.stack.region, "us-east-1"]
+        if self.domain.validation == "email":
+            regions.append(self.domain.mail_region)
+        return tuple(dict.fromkeys(regions))
+
+
+# Log retention values CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545,
+                      731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+class _Section:
+    """Reads one TOML table, remembering which keys were used."""
+
+    def __init__(self, data: dict, name: str, required: bool = True):
+        raw = data.get(name)
+        if raw is None:
+            if required:
+                raise ConfigError(f"[{name}]", "section is missing")
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(name, "must be a table ([" + name + "])")
+        self.raw, self.name, self.used = raw, name, set()
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def get(self, key: str, kind: type, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            if default is ...:
+                raise ConfigError(self.key(key), "is required")
+            return default
+        value = self.raw[key]
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConfigError(self.key(key), f"must be {_kind_name(kind)}, not {_kind_name(type(value))}")
+        return value
+
+    def text(self, key: str, pattern: re.Pattern | None = None, rule: str = "", default: Any = ...) -> Any:
+        value = self.get(key, str, default)
+        if value is default and default is not ...:
+            return value
+        if not value.strip():
+            raise ConfigError(self.key(key), "must not be empty")
+        if pattern and not pattern.match(value):
+            raise ConfigError(self.key(key), f"{value!r} is not valid: {rule}")
+        return value
+
+    def secret(self, key: str, default: Any = ...) -> Any:
+        env = self.text(key, ENV_NAME, "an environment variable name", default)
+        if env is default and default is not ...:
+            return default
+        if not os.environ.get(env):
+            raise ConfigError(self.key(key), f"environment variable {env} is not set")
+        return Secret(env)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list", dict: "a table"}.get(kind, kind.__name__)
+
+
+def load(path: str | Path) -> Config:
+    """Read and check the whole config; raise ConfigError on the first problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file not found (copy stack.example.toml to start)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    known = {"stack", "database", "access", "domain", "api", "function"}
+    for name in data:
+        if name not in known:
+            raise ConfigError(f"[{name}]", "unknown section")
+    return Config(
+        path=path.resolve(),
+        stack=_stack(_Section(data, "stack")),
+        database=_database(_Section(data, "database")),
+        access=_access(_Section(data, "access")),
+        domain=_domain(_Section(data, "domain")),
+        api=_api(_Section(data, "api", required=False)),
+        function=_function(_Section(data, "function", required=False)),
+    )
+
+
+def _stack(s: _Section) -> StackConfig:
+    name = s.text("name", STACK_NAME, "letters, digits and '-', at most 32, starting with a letter")
+    region = s.text("region", REGION, "an AWS region such as eu-west-1")
+    s.finish()
+    return StackConfig(name=name, region=region)
+
+
+def _identifier(s: _Section, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ConfigError(s.key(key), f"{value!r} is not a plain identifier "
+                          "(letters, digits and '_', not starting with a digit, at most 64)")
+    return value
+
+
+def _database(s: _Section) -> DatabaseConfig:
+    instance_id = s.text("instance_id", RDS_INSTANCE_ID, "an RDS DB instance identifier")
+    name = _identifier(s, "name", s.get("name", str))
+    user = s.text("user")
+    if len(user) > 32:
+        raise ConfigError(s.key("user"), "is longer than MySQL's 32 characters")
+    password = s.secret("password_env")
+    table = _identifier(s, "table", s.get("table", str))
+    key_column = _identifier(s, "key_column", s.get("key_column", str))
+    columns = s.get("columns", list, [])
+    for i, column in enumerate(columns):
+        _identifier(s, f"columns[{i}]", column)
+    if len(set(columns)) != len(columns):
+        raise ConfigError(s.key("columns"), "lists a column twice")
+    s.finish()
+    return DatabaseConfig(instance_id=instance_id, name=name, user=user, password=password,
+                          table=table, key_column=key_column, columns=tuple(columns))
+
+
+def _access(s: _Section) -> AccessConfig:
+    cidrs = s.get("allowed_cidrs", list)
+    if not cidrs:
+        raise ConfigError(s.key("allowed_cidrs"), "must list at least one CIDR")
+    for i, cidr in enumerate(cidrs):
+        key = s.key(f"allowed_cidrs[{i}]")
+        if not isinstance(cidr, str) or "/" not in cidr:
+            raise ConfigError(key, f"{cidr!r} is not a CIDR such as 203.0.113.0/24")
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ConfigError(key, f"{cidr!r} is not a valid CIDR ({exc})") from None
+    if len(set(cidrs)) != len(cidrs):
+        raise ConfigError(s.key("allowed_cidrs"), "lists a CIDR twice")
+    authorization = s.secret("authorization_env")
+    value = authorization.value
+    if value != value.strip() or len(value.encode()) > 200:
+        raise ConfigError(s.key("authorization_env"), f"the value of {authorization.env} must have no "
+                          "surrounding spaces and be at most 200 bytes (WAF's limit)")
+    s.finish()
+    return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
+
+
+def _domain(s: _Section) -> DomainConfig:
+    name = s.text("name").rstrip(".")
+    labels = name.split(".")
+    if (len(name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels)
+            or labels[-1].isdigit()):
+        raise ConfigError(s.key("name"), f"{name!r} is not a valid lower-case domain name such as api.example.com")
+    validation = s.text("validation")
+    if validation not in ("email", "dns"):
+        raise ConfigError(s.key("validation"), f"{validation!r} must be \"email\" or \"dns\"")
+    zone = s.text("hosted_zone_id", default=None)
+    if zone is not None:
+        zone = zone.removeprefix("/hostedzone/")
+        if not HOSTED_ZONE_ID.match(zone):
+            raise ConfigError(s.key("hosted_zone_id"), f"{zone!r} is not a Route 53 hosted zone id such as Z0123456789ABC")
+    mail_region = s.text("mail_region", REGION, "an AWS region such as us-east-1", default="us-east-1")
+    if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
+        raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "
+                          + ", ".join(sorted(SES_RECEIVING_REGIONS)))
+    s.finish()
+    return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region)
+
+
+def _api(s: _Section) -> ApiConfig:
+    path = s.text("path", API_PATH, "one path segment of letters, digits, '.', '_' or '-'", default="items")
+    stage = s.text("stage", STAGE, "letters, digits and '_'", default="v1")
+    key = s.secret("key_env", default=None)
+    if key is not None and not 20 <= len(key.value) <= 128:
+        raise ConfigError(s.key("key_env"), f"the value of {key.env} must be 20 to 128 characters (API Gateway's rule)")
+    rate = s.get("throttle_rate", float, 10.0)
+    burst = s.get("throttle_burst", int, 20)
+    if rate <= 0:
+        raise ConfigError(s.key("throttle_rate"), "must be greater than 0 (requests per second)")
+    if burst < 1:
+        raise ConfigError(s.key("throttle_burst"), "must be at least 1")
+    s.finish()
+    return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst)
+
+
+def _function(s: _Section) -> FunctionConfig:
+    memory = s.get("memory_mb", int, 256)
+    timeout = s.get("timeout_s", int, 10)
+    arch = s.get("architecture", str, "arm64")
+    retention = s.get("log_retention_days", int, 30)
+    if not 128 <= memory <= 10240:
+        raise ConfigError(s.key("memory_mb"), "must be between 128 and 10240")
+    if not 1 <= timeout <= 29:
+        raise ConfigError(s.key("timeout_s"), "must be between 1 and 29 (API Gateway gives up after 29 s)")
+    if arch not in ARCHITECTURES:
+        raise ConfigError(s.key("architecture"), f"{arch!r} must be one of {', '.join(ARCHITECTURES)}")
+    if retention not in LOG_RETENTION_DAYS:
+        raise ConfigError(s.key("log_retention_days"), f"{retention} is not one CloudWatch Logs accepts "
+                          f"({', '.join(map(str, LOG_RETENTION_DAYS[:8]))}, …)")
+    s.finish()
+    return FunctionConfig(memory_mb=memory, timeout_s=timeout, architecture=arch, log_retention_days=retention)

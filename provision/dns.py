@@ -1,0 +1,87 @@
+"""Route 53 records the stack writes in the operator's hosted zone, if one is given.
+
+Records carry no tags: they are known by name and type, and only ever
+written (UPSERT) or deleted with their exact current values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias target
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    type: str
+    values: tuple[str, ...] = ()
+    ttl: int = 300
+    alias_target: str | None = None  # a CloudFront domain, for alias A/AAAA records
+
+    def text(self) -> str:
+        """The record as the operator would type it at a DNS provider."""
+        target = self.alias_target or " ".join(self.values)
+        return f"{self.name}  {self.type}  {target}"
+
+    def to_route53(self) -> dict:
+        rrset: dict = {"Name": _fqdn(self.name), "Type": self.type}
+        if self.alias_target:
+            rrset["AliasTarget"] = {"HostedZoneId": CLOUDFRONT_ZONE_ID, "DNSName": _fqdn(self.alias_target),
+                                    "EvaluateTargetHealth": False}
+        else:
+            rrset["TTL"] = self.ttl
+            rrset["ResourceRecords"] = [{"Value": v} for v in self.values]
+        return rrset
+
+
+def _fqdn(name: str) -> str:
+    return name.rstrip(".").lower() + "."
+
+
+def _route53(ctx):
+    return ctx.client("route53", "us-east-1")
+
+
+def current(ctx, zone_id: str, name: str, rtype: str) -> dict | None:
+    """The record set of that name and type in the zone, or None."""
+    found = _route53(ctx).list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=_fqdn(name), StartRecordType=rtype, MaxItems="1")
+    for rrset in found["ResourceRecordSets"]:
+        if rrset["Name"].lower() == _fqdn(name) and rrset["Type"] == rtype:
+            return rrset
+    return None
+
+
+def _same(existing: dict, wanted: dict) -> bool:
+    if "AliasTarget" in wanted:
+        alias = existing.get("AliasTarget") or {}
+        return (alias.get("DNSName", "").lower().rstrip(".") == wanted["AliasTarget"]["DNSName"].rstrip(".")
+                and alias.get("HostedZoneId") == wanted["AliasTarget"]["HostedZoneId"])
+    return (existing.get("TTL") == wanted["TTL"]
+            and sorted(r["Value"] for r in existing.get("ResourceRecords", []))
+            == sorted(r["Value"] for r in wanted["ResourceRecords"]))
+
+
+def ensure(ctx, zone_id: str, record: Record) -> None:
+    """Write the record unless it is already exactly so."""
+    existing = current(ctx, zone_id, record.name, record.type)
+    wanted = record.to_route53()
+    if existing and _same(existing, wanted):
+        return
+    kind = "update" if existing else "create"
+    ctx.change(kind, f"DNS record {record.text()}", _route53(ctx).change_resource_record_sets,
+               HostedZoneId=zone_id,
+               ChangeBatch={"Comment": f"rds-edge-api stack {ctx.stack}",
+                            "Changes": [{"Action": "UPSERT", "ResourceRecordSet": wanted}]})
+
+
+def remove(ctx, zone_id: str, name: str, rtype: str, only_if: Record | None = None) -> None:
+    """Delete the record of that name and type, if present (and, given only_if, if it is ours)."""
+    existing = current(ctx, zone_id, name, rtype)
+    if existing is None:
+        return
+    if only_if is not None and not _same(existing, only_if.to_route53()):
+        ctx.out.note(f"Leaving DNS record {name} {rtype}: its value is not the one this stack wrote")
+        return
+    ctx.change("delete", f"DNS record {name} {rtype}", _route53(ctx).change_resource_record_sets,
+               HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": existing}]})

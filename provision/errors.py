@@ -1,0 +1,42 @@
+"""Errors the operator sees, and the one place that reads AWS error codes."""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+
+class ConfigError(Exception):
+    """A bad config value: names the key and the problem (exit code 2)."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class DeployError(Exception):
+    """A failure worth one readable line: what went wrong and what to do next."""
+
+
+class LockedError(DeployError):
+    """Another run holds the stack's lock."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ClientError, or None for anything else."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_code(exc: BaseException, *codes: str) -> bool:
+    """True when exc is a ClientError with one of the given codes: never a catch-all."""
+    return error_code(exc) in codes
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the operator: the AWS code and message, or the exception text."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        op = getattr(exc, "operation_name", "")
+        return f"{op}: {err.get('Code')}: {err.get('Message', '').strip()}".strip(": ")
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,79 @@
+"""--local: the whole deploy against moto's server, in-process, with no AWS account.
+
+The emulator starts empty, so it is seeded with what an operator already has:
+a VPC with two subnets and an RDS MySQL instance named as in [database] (and,
+if the config names a hosted zone, a zone standing in for it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import boto3
+
+from .config import Config
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_SESSION_TOKEN": "testing"}
+CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+ACM_WAIT_SECONDS = "3"  # long enough to see the certificate wait, short enough for a demo
+
+
+@contextmanager
+def emulator() -> Iterator[str]:
+    """Run moto's server on a free loopback port; point boto3 at it; restore the environment after."""
+    saved = {k: os.environ.get(k) for k in (*FAKE_CREDENTIALS, *CLEARED, "AWS_ENDPOINT_URL",
+                                             "MOTO_IAM_LOAD_MANAGED_POLICIES", "MOTO_ACM_VALIDATION_WAIT")}
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # read when moto is imported
+    os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", ACM_WAIT_SECONDS)
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ.update(FAKE_CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
+    for key in CLEARED:
+        os.environ.pop(key, None)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def seed(session: boto3.Session, config: Config) -> Config:
+    """Create the operator's side (VPC, subnets, RDS MySQL) and return the config to deploy with.
+
+    A hosted zone cannot be created with a chosen id, so a configured one is
+    replaced by the id of a zone made here for the domain's parent.
+    """
+    region = config.stack.region
+    ec2 = session.client("ec2", region_name=region)
+    rds = session.client("rds", region_name=region)
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
+        for i, az in enumerate("ab", start=1)
+    ]
+    sg = ec2.create_security_group(GroupName=f"{config.database.instance_id}-db", VpcId=vpc,
+                                   Description="The operator's database security group")["GroupId"]
+    rds.create_db_subnet_group(DBSubnetGroupName=f"{config.database.instance_id}-subnets",
+                               DBSubnetGroupDescription="operator's subnets", SubnetIds=subnets)
+    rds.create_db_instance(
+        DBInstanceIdentifier=config.database.instance_id, Engine="mysql", DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="emulator-only-password",
+        DBName=config.database.name, DBSubnetGroupName=f"{config.database.instance_id}-subnets",
+        VpcSecurityGroupIds=[sg])
+    if config.domain.hosted_zone_id is None:
+        return config
+    parent = config.domain.name.split(".", 1)[1]
+    zone = session.client("route53").create_hosted_zone(Name=parent, CallerReference=f"seed-{parent}")
+    zone_id = zone["HostedZone"]["Id"].removeprefix("/hostedzone/")
+    return dataclasses.replace(config, domain=dataclasses.replace(config.domain, hosted_zone_id=zone_id))

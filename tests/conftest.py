@@ -1,0 +1,67 @@
+"""moto for AWS (never the network), fake credentials, secrets in the environment."""
+import os
+
+# moto reads these when it is imported.
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+os.environ["MOTO_ACM_VALIDATION_WAIT"] = "0"
+for _key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_key, None)
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                  AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="eu-west-1")
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from provision import config as config_module  # noqa: E402
+from provision.local import seed  # noqa: E402
+from tests.support import SECRETS, merged, quiet_context, write_toml  # noqa: E402
+
+MOTO_CONFIG = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
+
+
+@pytest.fixture
+def secrets(monkeypatch):
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    return SECRETS
+
+
+@pytest.fixture
+def write_config(tmp_path, secrets):
+    """write_config(overrides=None, drop=()) -> path of a stack.toml in tmp_path."""
+    def write(overrides=None, drop=(), name="stack.toml"):
+        return write_toml(tmp_path / name, merged(overrides, drop))
+    return write
+
+
+@pytest.fixture
+def aws(secrets):
+    with mock_aws(config=MOTO_CONFIG):
+        yield
+
+
+@pytest.fixture
+def hosted_zone(aws):
+    """A Route 53 zone for example.com, the parent of the test domain."""
+    zone = boto3.client("route53").create_hosted_zone(Name="example.com", CallerReference="tests")
+    return zone["HostedZone"]["Id"].removeprefix("/hostedzone/")
+
+
+@pytest.fixture
+def load_seeded(aws, write_config):
+    """load_seeded(overrides=None, drop=()) -> Config, with the operator's VPC and RDS created in moto."""
+    def load(overrides=None, drop=()):
+        cfg = config_module.load(write_config(overrides, drop))
+        return seed(boto3.Session(region_name=cfg.stack.region), cfg)
+    return load
+
+
+@pytest.fixture
+def cfg(load_seeded):
+    return load_seeded()
+
+
+@pytest.fixture
+def ctx(cfg):
+    return quiet_context(cfg)
