@@ -85,3 +85,8 @@ def remove(ctx, zone_id: str, name: str, rtype: str, only_if: Record | None = No
         return
     ctx.change("delete", f"DNS record {name} {rtype}", _route53(ctx).change_resource_record_sets,
                HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": existing}]})
+
+
+def validation_mx(config) -> Record:
+    """The MX that routes the domain's mail to SES during email validation (removed before the final record)."""
+    return Record(config.domain.name, "MX", (f"10 inbound-smtp.{config.domain.mail_region}.amazonaws.com",))
