@@ -25,6 +25,7 @@ class Context:
     sleep: Callable[[float], None] = time.sleep
     outputs: dict[str, str] = field(default_factory=dict)
     report: StepReport = field(default_factory=lambda: StepReport(""))
+    lookups: dict[str, Any] = field(default_factory=dict)  # read-only facts fetched once per run
     _account_id: str | None = None
 
     def client(self, service: str, region: str | None = None):
@@ -59,10 +60,10 @@ class Context:
             self._account_id = self.client("sts").get_caller_identity()["Account"]
         return self._account_id
 
-    def change(self, kind: str, description: str, call: Callable[..., Any], *args, **kwargs) -> Any:
+    def change(self, kind: str, what: str, call: Callable[..., Any], /, *args, **kwargs) -> Any:
         """Make (or, when planning, only announce) one change: kind is create, update or delete."""
-        self.report.changes.append((kind, description))
-        self.out.change(kind, description, self.planning)
+        self.report.changes.append((kind, what))
+        self.out.change(kind, what, self.planning)
         if self.planning:
             return None
         return call(*args, **kwargs)

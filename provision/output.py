@@ -58,9 +58,10 @@ class Output:
         self.console.print(f"[bold red]{why:>10}[/]  {escape(title)}")
 
     def change(self, kind: str, description: str, planning: bool = False) -> None:
-        prefix = "would " if planning else ""
-        verb = {"create": "create", "update": "update", "delete": "delete"}[kind]
-        self.console.print(f"            [dim]{SIGNS[kind]} {prefix}{verb} {escape(description)}[/]")
+        words = {"create": "create ", "delete": "delete ", "update": ""}[kind]
+        if planning:
+            words = "would " + (words or "change: ")
+        self.console.print(f"            [dim]{SIGNS[kind]} {words}{escape(description)}[/]")
 
     def waiting(self, message: str) -> None:
         """Shown on the spinner; without a terminal, each new kind of wait is printed once."""

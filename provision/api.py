@@ -1,0 +1,331 @@
+"""API Gateway: a REGIONAL REST API, GET /<path>, API key required, AWS integration to Lambda.
+
+REGIONAL because CloudFront is already in front: an edge-optimized API would
+hide a second CloudFront hop behind ours. Changes reach callers only through a
+deployment to the stage, so the stage's deployment carries a fingerprint of
+the API's definition and a new deployment is made whenever it differs (also
+after a run that changed the API and died before deploying it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from .context import UNKNOWN
+from .errors import is_code
+from .iam_role import partition
+from .tags import is_ours
+
+STEP = "api"
+TEMPLATE = '{"key": "$input.params(\'key\')", "sourceIp": "$context.identity.sourceIp"}'
+ERROR_BODY = "{\"message\": $input.json('$.errorMessage')}"
+# (status, selection pattern on the Lambda error message, response template); patterns are disjoint.
+RESPONSES = (
+    ("200", None, None),
+    ("400", r"^\[BadRequest\].*", ERROR_BODY),
+    ("404", r"^\[NotFound\].*", ERROR_BODY),
+    ("500", r"^(?!\[BadRequest\]|\[NotFound\])(\n|.)+", '{"message": "Internal server error"}'),
+)
+QUERY_KEY = "method.request.querystring.key"
+VALIDATOR = "query-parameters"
+
+
+def api_name(stack: str) -> str:
+    return stack
+
+
+def execute_api_domain(api_id: str, region: str) -> str:
+    return f"{api_id}.execute-api.{region}.amazonaws.com"
+
+
+def _lambda_uri(region: str, function_arn: str) -> str:
+    return f"arn:{partition(region)}:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+
+
+def fingerprint(ctx, function_arn: str) -> str:
+    """What the deployed API must match; a different one calls for a new deployment."""
+    definition = {"path": ctx.config.api.path, "template": TEMPLATE, "responses": RESPONSES,
+                  "function": function_arn, "validator": VALIDATOR}
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _paged(call, key: str, **kwargs) -> list[dict]:
+    """API Gateway's position-based paging (boto3 has paginators, but not for every call we make)."""
+    items, position = [], None
+    while True:
+        page = call(**kwargs, **({"position": position} if position else {}), limit=500)
+        items += page.get(key, [])
+        position = page.get("position")
+        if not position:
+            return items
+
+
+def _find_api(ctx) -> dict | None:
+    apigw = ctx.client("apigateway")
+    hint = ctx.state.get(STEP).get("rest_api_id")
+    if hint:
+        try:
+            api = apigw.get_rest_api(restApiId=hint)
+            if is_ours(api.get("tags"), ctx.stack):
+                return api
+        except Exception as exc:
+            if not is_code(exc, "NotFoundException"):
+                raise
+    return next((api for api in _paged(apigw.get_rest_apis, "items")
+                 if api["name"] == api_name(ctx.stack) and is_ours(api.get("tags"), ctx.stack)), None)
+
+
+def ensure(ctx) -> None:
+    apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
+    function_arn = ctx.state.get("function").get("arn", UNKNOWN)
+    api = _find_api(ctx)
+    if api is None:
+        api = ctx.change("create", f"REST API {name} (REGIONAL)", apigw.create_rest_api, name=name,
+                         description=f"rds-edge-api stack {ctx.stack}", apiKeySource="HEADER",
+                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags)
+        if api is None:
+            _plan_new_api(ctx)
+            return
+    api_id = api["id"]
+    if api.get("endpointConfiguration", {}).get("types") != ["REGIONAL"]:
+        ctx.change("update", f"REST API {name}: endpoint type REGIONAL", apigw.update_rest_api, restApiId=api_id,
+                   patchOperations=[{"op": "replace", "path": f"/endpointConfiguration/types/{t}",
+                                     "value": "REGIONAL"} for t in api["endpointConfiguration"]["types"]])
+    validator_id = _ensure_validator(ctx, api_id)
+    resource_id = _ensure_resource(ctx, api_id)
+    _ensure_method(ctx, api_id, resource_id, validator_id, function_arn)
+    _ensure_permission(ctx, api_id)
+    _ensure_stage(ctx, api_id, fingerprint(ctx, function_arn))
+    key_id = _ensure_key(ctx)
+    plan_id = _ensure_usage_plan(ctx, api_id, key_id)
+    stage, path = ctx.config.api.stage, ctx.config.api.path
+    domain = execute_api_domain(api_id, ctx.region)
+    ctx.state.put(STEP, {"rest_api_id": api_id, "api_key_id": key_id, "usage_plan_id": plan_id,
+                         "stage": stage, "execute_api_domain": domain})
+    ctx.outputs["Invoke URL (API key required)"] = f"https://{domain}/{stage}/{path}"
+    ctx.outputs["API key id"] = key_id
+
+
+def _plan_new_api(ctx) -> None:
+    api = ctx.config.api
+    for description in (f"GET /{api.path} (API key and query string 'key' required) -> Lambda",
+                        f"deployment to stage {api.stage}", f"API key {ctx.stack}",
+                        f"usage plan {ctx.stack} ({api.throttle_rate:g} req/s, burst {api.throttle_burst})"):
+        ctx.change("create", description, lambda: None)
+
+
+def _ensure_validator(ctx, api_id: str) -> str | None:
+    apigw = ctx.client("apigateway")
+    for validator in apigw.get_request_validators(restApiId=api_id).get("items", []):
+        if validator["name"] == VALIDATOR:
+            return validator["id"]
+    created = ctx.change("create", "request validator for query parameters", apigw.create_request_validator,
+                         restApiId=api_id, name=VALIDATOR, validateRequestBody=False,
+                         validateRequestParameters=True)
+    return created["id"] if created else None
+
+
+def _ensure_resource(ctx, api_id: str) -> str | None:
+    """/<path> under the root; any other resource in our API is a leftover of an older path."""
+    apigw, path = ctx.client("apigateway"), ctx.config.api.path
+    resources = _paged(apigw.get_resources, "items", restApiId=api_id)
+    root = next(r for r in resources if r["path"] == "/")
+    ours = next((r for r in resources if r["path"] == f"/{path}"), None)
+    for stale in (r for r in resources if r["path"] not in ("/", f"/{path}") and r.get("parentId") == root["id"]):
+        ctx.change("delete", f"resource {stale['path']}", apigw.delete_resource, restApiId=api_id,
+                   resourceId=stale["id"])
+    if ours:
+        return ours["id"]
+    created = ctx.change("create", f"resource /{path}", apigw.create_resource, restApiId=api_id,
+                         parentId=root["id"], pathPart=path)
+    return created["id"] if created else None
+
+
+def _method_matches(method: dict, validator_id: str | None, uri: str) -> bool:
+    integration = method.get("methodIntegration") or {}
+    responses = integration.get("integrationResponses") or {}
+    wanted_responses = {status: (pattern, {"application/json": body} if body else None)
+                        for status, pattern, body in RESPONSES}
+    found_responses = {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
+                       for status, r in responses.items()}
+    return (method.get("apiKeyRequired") is True and method.get("authorizationType") == "NONE"
+            and method.get("requestParameters") == {QUERY_KEY: True}
+            and method.get("requestValidatorId") == validator_id
+            and set(method.get("methodResponses") or {}) == {s for s, _, _ in RESPONSES}
+            and integration.get("type") == "AWS" and integration.get("httpMethod") == "POST"
+            and integration.get("uri") == uri
+            and integration.get("requestTemplates") == {"application/json": TEMPLATE}
+            and integration.get("passthroughBehavior") == "NEVER"
+            and found_responses == wanted_responses)
+
+
+def _ensure_method(ctx, api_id: str, resource_id: str | None, validator_id: str | None,
+                   function_arn: str) -> None:
+    """GET with its integration; any drift replaces the whole method (it is ours alone)."""
+    apigw, path = ctx.client("apigateway"), ctx.config.api.path
+    uri = _lambda_uri(ctx.region, function_arn)
+    method = None
+    if resource_id is not None:
+        try:
+            method = apigw.get_method(restApiId=api_id, resourceId=resource_id, httpMethod="GET")
+        except Exception as exc:
+            if not is_code(exc, "NotFoundException"):
+                raise
+    if method is not None and _method_matches(method, validator_id, uri):
+        return
+    kind = "update" if method is not None else "create"
+    ctx.change(kind, f"GET /{path} (API key and query string 'key' required) -> Lambda", _put_method,
+               apigw, api_id, resource_id, validator_id, uri, method is not None)
+
+
+def _put_method(apigw, api_id: str, resource_id: str, validator_id: str, uri: str, replace: bool) -> None:
+    ids = {"restApiId": api_id, "resourceId": resource_id, "httpMethod": "GET"}
+    if replace:
+        apigw.delete_method(**ids)
+    apigw.put_method(**ids, authorizationType="NONE", apiKeyRequired=True,
+                     requestParameters={QUERY_KEY: True}, requestValidatorId=validator_id)
+    for status, _, _ in RESPONSES:
+        apigw.put_method_response(**ids, statusCode=status, responseModels={"application/json": "Empty"})
+    apigw.put_integration(**ids, type="AWS", integrationHttpMethod="POST", uri=uri,
+                          requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
+    for status, pattern, body in RESPONSES:
+        extra = {"selectionPattern": pattern} if pattern else {}
+        if body:
+            extra["responseTemplates"] = {"application/json": body}
+        apigw.put_integration_response(**ids, statusCode=status, **extra)
+
+
+def _ensure_permission(ctx, api_id: str) -> None:
+    """Lambda may be invoked by this API's GET /<path> only."""
+    lambda_ = ctx.client("lambda")
+    function = ctx.state.get("function").get("name")
+    if not function:
+        return
+    sid = f"{ctx.stack}-apigateway-get"
+    source = (f"arn:{partition(ctx.region)}:execute-api:{ctx.region}:{ctx.account_id}:"
+              f"{api_id}/*/GET/{ctx.config.api.path}")
+    try:
+        statements = json.loads(lambda_.get_policy(FunctionName=function)["Policy"])["Statement"]
+    except Exception as exc:
+        if not is_code(exc, "ResourceNotFoundException"):
+            raise
+        statements = []
+    existing = next((s for s in statements if s.get("Sid") == sid), None)
+    if existing and existing.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == source:
+        return
+    if existing:
+        ctx.change("delete", f"old invoke permission {sid}", lambda_.remove_permission,
+                   FunctionName=function, StatementId=sid)
+    ctx.change("create", f"permission for API {api_id} GET /{ctx.config.api.path} to invoke {function}",
+               lambda_.add_permission, FunctionName=function, StatementId=sid, Action="lambda:InvokeFunction",
+               Principal="apigateway.amazonaws.com", SourceArn=source)
+
+
+def _ensure_stage(ctx, api_id: str, print_: str) -> None:
+    apigw, stage = ctx.client("apigateway"), ctx.config.api.stage
+    description = f"rds-edge-api {print_}"
+    stages = apigw.get_stages(restApiId=api_id).get("item", [])
+    for stale in (s for s in stages if s["stageName"] != stage):
+        ctx.change("delete", f"stage {stale['stageName']}", apigw.delete_stage, restApiId=api_id,
+                   stageName=stale["stageName"])
+    current = next((s for s in stages if s["stageName"] == stage), None)
+    if current is None:
+        ctx.change("create", f"deployment to stage {stage}", _create_stage, ctx, api_id, stage, description)
+        return
+    deployed = apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
+    if deployed.get("description") != description:
+        ctx.change("update", f"new deployment to stage {stage}", apigw.create_deployment, restApiId=api_id,
+                   stageName=stage, description=description)
+    if not is_ours(current.get("tags"), ctx.stack):
+        arn = f"arn:{partition(ctx.region)}:apigateway:{ctx.region}::/restapis/{api_id}/stages/{stage}"
+        ctx.change("update", f"tags of stage {stage}", apigw.tag_resource, resourceArn=arn, tags=ctx.tags)
+
+
+def _create_stage(ctx, api_id: str, stage: str, description: str) -> None:
+    apigw = ctx.client("apigateway")
+    deployment = apigw.create_deployment(restApiId=api_id, description=description)
+    apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment["id"],
+                       description=f"rds-edge-api stack {ctx.stack}", tags=ctx.tags)
+
+
+def _find_key(ctx) -> dict | None:
+    keys = _paged(ctx.client("apigateway").get_api_keys, "items", nameQuery=ctx.stack)
+    return next((k for k in keys if k["name"] == ctx.stack and is_ours(k.get("tags"), ctx.stack)), None)
+
+
+def _ensure_key(ctx) -> str:
+    """The key CloudFront sends as x-api-key: generated by API Gateway unless [api] key_env gives it."""
+    apigw, wanted = ctx.client("apigateway"), ctx.config.api.key
+    key = _find_key(ctx)
+    if key is not None and wanted is not None:
+        if apigw.get_api_key(apiKey=key["id"], includeValue=True)["value"] != wanted.value:
+            ctx.change("delete", f"API key {ctx.stack} (its value changed)", apigw.delete_api_key, apiKey=key["id"])
+            key = None
+    if key is not None:
+        if not key.get("enabled"):
+            ctx.change("update", f"enable API key {ctx.stack}", apigw.update_api_key, apiKey=key["id"],
+                       patchOperations=[{"op": "replace", "path": "/enabled", "value": "true"}])
+        return key["id"]
+    value = {"value": wanted.value} if wanted is not None else {}
+    created = ctx.change("create", f"API key {ctx.stack}", apigw.create_api_key, name=ctx.stack, enabled=True,
+                         description=f"rds-edge-api stack {ctx.stack}: sent by CloudFront", tags=ctx.tags, **value)
+    return created["id"] if created else UNKNOWN
+
+
+def _find_plan(ctx) -> dict | None:
+    plans = _paged(ctx.client("apigateway").get_usage_plans, "items")
+    return next((p for p in plans if p["name"] == ctx.stack and is_ours(p.get("tags"), ctx.stack)), None)
+
+
+def _ensure_usage_plan(ctx, api_id: str, key_id: str) -> str:
+    """Bound to the stage, with a throttle: a leaked key must not run up the bill or exhaust the database."""
+    apigw, api = ctx.client("apigateway"), ctx.config.api
+    stage = {"apiId": api_id, "stage": api.stage}
+    throttle = {"rateLimit": api.throttle_rate, "burstLimit": api.throttle_burst}
+    plan = _find_plan(ctx)
+    if plan is None:
+        plan = ctx.change("create", f"usage plan {ctx.stack} ({api.throttle_rate:g} req/s, burst "
+                                    f"{api.throttle_burst})", apigw.create_usage_plan, name=ctx.stack,
+                          description=f"rds-edge-api stack {ctx.stack}", apiStages=[stage], throttle=throttle,
+                          tags=ctx.tags)
+        if plan is None:
+            ctx.change("create", f"API key {ctx.stack} in usage plan", lambda: None)
+            return UNKNOWN
+    else:
+        ops = []
+        found = plan.get("throttle") or {}
+        if float(found.get("rateLimit", -1)) != throttle["rateLimit"]:
+            ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": str(throttle["rateLimit"])})
+        if int(found.get("burstLimit", -1)) != throttle["burstLimit"]:
+            ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
+        stages = plan.get("apiStages") or []
+        ops += [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+                for s in stages if s != stage]
+        if stage not in [{"apiId": s["apiId"], "stage": s["stage"]} for s in stages]:
+            ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{api.stage}"})
+        if ops:
+            ctx.change("update", f"usage plan {ctx.stack}: " + ", ".join(sorted({o["path"] for o in ops})),
+                       apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
+    keys = [] if key_id == UNKNOWN else _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])
+    if key_id not in {k["id"] for k in keys}:
+        ctx.change("create", f"API key {ctx.stack} in usage plan", apigw.create_usage_plan_key,
+                   usagePlanId=plan["id"], keyId=key_id, keyType="API_KEY")
+    return plan["id"]
+
+
+def destroy(ctx) -> None:
+    apigw = ctx.client("apigateway")
+    plan = _find_plan(ctx)
+    if plan is not None:
+        if plan.get("apiStages"):
+            ctx.change("update", f"usage plan {ctx.stack}: detach stages", apigw.update_usage_plan,
+                       usagePlanId=plan["id"], patchOperations=[
+                           {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+                           for s in plan["apiStages"]])
+        ctx.change("delete", f"usage plan {ctx.stack}", apigw.delete_usage_plan, usagePlanId=plan["id"])
+    key = _find_key(ctx)
+    if key is not None:
+        ctx.change("delete", f"API key {ctx.stack}", apigw.delete_api_key, apiKey=key["id"])
+    api = _find_api(ctx)
+    if api is not None:
+        ctx.change("delete", f"REST API {api['name']} ({api['id']})", apigw.delete_rest_api, restApiId=api["id"])

@@ -1,0 +1,159 @@
+"""The Lambda function, and its log group created first.
+
+The log group is made by us, tagged and with a retention, before the function
+exists: otherwise Lambda makes it at the first call, with no expiry, and
+teardown leaves it behind. Code is uploaded only when the zip's hash differs
+from the function's CodeSha256.
+"""
+from __future__ import annotations
+
+from . import database, package, waits
+from .context import UNKNOWN
+from .errors import DeployError, error_code, is_code
+from .tags import is_ours
+
+STEP = "function"
+RUNTIME = "python3.13"
+HANDLER = "handler.handler"
+READY_TIMEOUT = 15 * 60  # VPC functions take minutes to become Active
+ROLE_PROPAGATION_TIMEOUT = 120
+
+
+def function_name(stack: str) -> str:
+    return f"{stack}-api"
+
+
+def log_group_name(stack: str) -> str:
+    return f"/aws/lambda/{function_name(stack)}"
+
+
+def environment(ctx, db) -> dict[str, str]:
+    """What the handler reads; the password is the only secret, and is never shown."""
+    cfg = ctx.config.database
+    return {"DB_HOST": db.endpoint, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
+            "DB_PASSWORD": cfg.password.value, "DB_TABLE": cfg.table, "DB_KEY_COLUMN": cfg.key_column,
+            "DB_COLUMNS": ",".join(cfg.columns)}
+
+
+def _settings(ctx, db, role_arn: str, group_id: str) -> dict:
+    fn = ctx.config.function
+    return {"Runtime": RUNTIME, "Handler": HANDLER, "Role": role_arn, "Timeout": fn.timeout_s,
+            "MemorySize": fn.memory_mb, "Environment": {"Variables": environment(ctx, db)},
+            "VpcConfig": {"SubnetIds": list(db.subnet_ids), "SecurityGroupIds": [group_id]},
+            "Description": f"rds-edge-api stack {ctx.stack}: read-only lookup in {ctx.config.database.table}"}
+
+
+def _drift(current: dict, wanted: dict) -> list[str]:
+    """Names of the settings that differ (never their values: the environment holds a secret)."""
+    found = {**current, "VpcConfig": {"SubnetIds": sorted(current.get("VpcConfig", {}).get("SubnetIds", [])),
+                                      "SecurityGroupIds": sorted(current.get("VpcConfig", {}).get("SecurityGroupIds", []))},
+             "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})}}
+    want = {**wanted, "VpcConfig": {k: sorted(v) for k, v in wanted["VpcConfig"].items()}}
+    return [key for key in want if found.get(key) != want[key]]
+
+
+def _find(ctx) -> dict | None:
+    try:
+        return ctx.client("lambda").get_function(FunctionName=function_name(ctx.stack))
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return None
+        raise
+
+
+def _wait_ready(ctx, name: str) -> None:
+    lambda_ = ctx.client("lambda")
+
+    def ready() -> bool:
+        config = lambda_.get_function_configuration(FunctionName=name)
+        if config.get("State") == "Failed" or config.get("LastUpdateStatus") == "Failed":
+            reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
+            raise DeployError(f"Lambda function {name} failed: {reason}")
+        return config.get("State") == "Active" and config.get("LastUpdateStatus", "Successful") == "Successful"
+
+    waits.wait_until(ctx, f"Lambda function {name} to be Active", ready, timeout=READY_TIMEOUT, interval=5)
+
+
+def _role_not_assumable_yet(exc: BaseException) -> bool:
+    """A brand-new role takes seconds to be assumable by Lambda: the one error worth waiting out."""
+    return (error_code(exc) == "InvalidParameterValueException"
+            and "assume" in str(exc).lower())
+
+
+def ensure(ctx) -> None:
+    _ensure_log_group(ctx)
+    lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
+    db = database.lookup(ctx)
+    role_arn = ctx.state.get("iam_role").get("arn", UNKNOWN)
+    group_id = ctx.state.get("security_groups").get("lambda_group_id", UNKNOWN)
+    code = package.build()
+    wanted = _settings(ctx, db, role_arn, group_id)
+    arch = [ctx.config.function.architecture]
+    found = _find(ctx)
+    if found is None:
+        created = ctx.change(
+            "create", f"Lambda function {name} ({RUNTIME}, {arch[0]})", waits.retry_while, ctx,
+            f"IAM role {role_arn.rsplit('/', 1)[-1]} to become assumable by Lambda",
+            lambda: lambda_.create_function(FunctionName=name, Code={"ZipFile": code.data}, Architectures=arch,
+                                            Tags=ctx.tags, Publish=False, **wanted),
+            _role_not_assumable_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+        if created is None:
+            return
+        _wait_ready(ctx, name)
+        arn = created["FunctionArn"]
+    else:
+        current, arn = found["Configuration"], found["Configuration"]["FunctionArn"]
+        _wait_ready(ctx, name)
+        if current.get("CodeSha256") != code.sha256 or current.get("Architectures", ["x86_64"]) != arch:
+            ctx.change("update", f"code of {name}", lambda_.update_function_code, FunctionName=name,
+                       ZipFile=code.data, Architectures=arch)
+            _wait_ready(ctx, name)
+        drift = _drift(current, wanted)
+        if drift:
+            ctx.change("update", f"configuration of {name}: {', '.join(drift)}",
+                       lambda_.update_function_configuration, FunctionName=name, **wanted)
+            _wait_ready(ctx, name)
+        if not is_ours(found.get("Tags"), ctx.stack):
+            ctx.change("update", f"tags of {name}", lambda_.tag_resource, Resource=arn, Tags=ctx.tags)
+    ctx.state.put(STEP, {"name": name, "arn": arn, "code_sha256": code.sha256,
+                         "log_group": log_group_name(ctx.stack)})
+    ctx.outputs["Function"] = arn
+
+
+def _find_log_group(ctx) -> dict | None:
+    name = log_group_name(ctx.stack)
+    groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    return next((g for g in groups if g["logGroupName"] == name), None)
+
+
+def _ensure_log_group(ctx) -> None:
+    logs, name = ctx.client("logs"), log_group_name(ctx.stack)
+    days = ctx.config.function.log_retention_days
+    group = _find_log_group(ctx)
+    if group is None:
+        ctx.change("create", f"log group {name} ({days} days)", logs.create_log_group,
+                   logGroupName=name, tags=ctx.tags)
+    else:
+        tags = logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
+        if not is_ours(tags, ctx.stack):
+            ctx.change("update", f"tags of log group {name}", logs.tag_resource,
+                       resourceArn=group["arn"].removesuffix(":*"), tags=ctx.tags)
+    if group is None or group.get("retentionInDays") != days:
+        ctx.change("update", f"retention of {name}: {days} days", logs.put_retention_policy,
+                   logGroupName=name, retentionInDays=days)
+
+
+def destroy(ctx) -> None:
+    lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
+    found = _find(ctx)
+    if found is not None:
+        if is_ours(found.get("Tags"), ctx.stack):
+            ctx.change("delete", f"Lambda function {name}", lambda_.delete_function, FunctionName=name)
+        else:
+            ctx.out.note(f"Leaving Lambda function {name}: not tagged as this stack's")
+    group = _find_log_group(ctx)
+    if group is not None:
+        tags = ctx.client("logs").list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
+        if is_ours(tags, ctx.stack):
+            ctx.change("delete", f"log group {group['logGroupName']}", ctx.client("logs").delete_log_group,
+                       logGroupName=group["logGroupName"])

@@ -1,0 +1,87 @@
+"""The Lambda function's IAM role: assumable by Lambda only, with the managed VPC-access policy.
+
+AWSLambdaVPCAccessExecutionRole is the narrowest AWS policy that lets a VPC
+function create its network interfaces and write its logs. Nothing else is
+attached; policies attached by hand are left alone.
+"""
+from __future__ import annotations
+
+import json
+
+from .context import UNKNOWN
+from .errors import is_code
+from .tags import as_dict, is_ours
+
+STEP = "iam_role"
+POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+}
+
+
+def role_name(stack: str) -> str:
+    return f"{stack}-fn"
+
+
+def partition(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def _find(ctx) -> dict | None:
+    try:
+        return ctx.client("iam").get_role(RoleName=role_name(ctx.stack))["Role"]
+    except Exception as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return None
+        raise
+
+
+def _trust(role: dict) -> dict:
+    doc = role.get("AssumeRolePolicyDocument", {})
+    return json.loads(doc) if isinstance(doc, str) else doc
+
+
+def ensure(ctx) -> None:
+    iam, name = ctx.client("iam"), role_name(ctx.stack)
+    policy = POLICY.format(partition=partition(ctx.region))
+    role = _find(ctx)
+    if role is None:
+        created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
+                             AssumeRolePolicyDocument=json.dumps(TRUST), Tags=ctx.tag_list,
+                             Description=f"rds-edge-api stack {ctx.stack}: Lambda execution role")
+        ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
+                   RoleName=name, PolicyArn=policy)
+        arn = created["Role"]["Arn"] if created else UNKNOWN
+    else:
+        arn = role["Arn"]
+        if _trust(role) != TRUST:
+            ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
+                       RoleName=name, PolicyDocument=json.dumps(TRUST))
+        if not is_ours(role.get("Tags"), ctx.stack):
+            ctx.change("update", f"tags of IAM role {name}", iam.tag_role, RoleName=name, Tags=ctx.tag_list)
+        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        if policy not in {p["PolicyArn"] for p in attached}:
+            ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
+                       RoleName=name, PolicyArn=policy)
+    ctx.state.put(STEP, {"name": name, "arn": arn})
+    ctx.outputs["IAM role"] = arn
+
+
+def destroy(ctx) -> None:
+    iam, name = ctx.client("iam"), role_name(ctx.stack)
+    role = _find(ctx)
+    if role is None:
+        return
+    tags = role.get("Tags") or iam.list_role_tags(RoleName=name)["Tags"]
+    if not is_ours(tags, ctx.stack):
+        ctx.out.note(f"Leaving IAM role {name}: it is not tagged as this stack's ({as_dict(tags)})")
+        return
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        ctx.change("update", f"detach {attached['PolicyName']} from {name}", iam.detach_role_policy,
+                   RoleName=name, PolicyArn=attached["PolicyArn"])
+    for inline in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        ctx.change("update", f"delete inline policy {inline} of {name}", iam.delete_role_policy,
+                   RoleName=name, PolicyName=inline)
+    ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)

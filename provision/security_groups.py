@@ -1,0 +1,125 @@
+"""The network path Lambda -> MySQL, and nothing else.
+
+The function gets its own security group in the database's VPC: no inbound
+rules, and outbound only MySQL to the database's group. The database's group
+belongs to the operator: we add one inbound rule (MySQL from our group) and,
+at teardown, revoke exactly that rule; the group itself is never deleted.
+"""
+from __future__ import annotations
+
+from . import database, waits
+from .context import UNKNOWN
+from .errors import DeployError, is_code
+from .tags import is_ours
+
+STEP = "security_groups"
+# A VPC function's network interfaces outlive it by minutes, up to tens of minutes.
+ENI_RELEASE_TIMEOUT = 45 * 60
+
+
+def group_name(stack: str) -> str:
+    return f"{stack}-lambda"
+
+
+def rule_description(stack: str) -> str:
+    """Marks our rule on the operator's group; repeated when revoking (moto matches it, AWS ignores it)."""
+    return f"rds-edge-api {stack}: Lambda to MySQL"
+
+
+def _find_group(ctx, vpc_id: str | None) -> dict | None:
+    filters = [{"Name": "group-name", "Values": [group_name(ctx.stack)]},
+               {"Name": "tag:stack", "Values": [ctx.stack]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    groups = ctx.client("ec2").describe_security_groups(Filters=filters)["SecurityGroups"]
+    return groups[0] if groups else None
+
+
+def _mysql_permission(port: int, group_id: str, description: str) -> dict:
+    return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+            "UserIdGroupPairs": [{"GroupId": group_id, "Description": description}]}
+
+
+def _has_pair(permissions: list[dict], port: int, group_id: str) -> bool:
+    return any(p.get("IpProtocol") == "tcp" and p.get("FromPort") == port and p.get("ToPort") == port
+               and any(pair.get("GroupId") == group_id for pair in p.get("UserIdGroupPairs", []))
+               for p in permissions)
+
+
+def ensure(ctx) -> None:
+    ec2, db = ctx.client("ec2"), database.lookup(ctx)
+    name, description = group_name(ctx.stack), rule_description(ctx.stack)
+    group = _find_group(ctx, db.vpc_id)
+    if group is None:
+        created = ctx.change(
+            "create", f"security group {name} in {db.vpc_id}", ec2.create_security_group, GroupName=name,
+            VpcId=db.vpc_id, Description=f"rds-edge-api {ctx.stack}: Lambda function, no inbound",
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}])
+        if created is None:
+            ctx.change("update", f"outbound of {name}: MySQL to {db.security_group_id} only", lambda: None)
+            ctx.change("update", f"inbound on the database's group {db.security_group_id}: "
+                                 f"TCP {db.port} from {name}", lambda: None)
+            ctx.state.put(STEP, {"lambda_group_id": UNKNOWN, "database_group_id": db.security_group_id})
+            return
+        group = ec2.describe_security_groups(GroupIds=[created["GroupId"]])["SecurityGroups"][0]
+    group_id = group["GroupId"]
+    _ensure_egress(ctx, group, db, description)
+    rds_group = ec2.describe_security_groups(GroupIds=[db.security_group_id])["SecurityGroups"][0]
+    if not _has_pair(rds_group.get("IpPermissions", []), db.port, group_id):
+        ctx.change("update", f"inbound on the database's group {db.security_group_id}: TCP {db.port} from {name}",
+                   ec2.authorize_security_group_ingress, GroupId=db.security_group_id,
+                   IpPermissions=[_mysql_permission(db.port, group_id, description)],
+                   TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.tag_list}])
+    ctx.state.put(STEP, {"lambda_group_id": group_id, "database_group_id": db.security_group_id,
+                         "port": db.port})
+    ctx.outputs["Lambda security group"] = group_id
+
+
+def _ensure_egress(ctx, group: dict, db, description: str) -> None:
+    """Outbound: exactly MySQL to the database's group (the default allow-all rule is revoked)."""
+    ec2, group_id = ctx.client("ec2"), group["GroupId"]
+    wanted = _mysql_permission(db.port, db.security_group_id, description)
+    others = [p for p in group.get("IpPermissionsEgress", [])
+              if not (_has_pair([p], db.port, db.security_group_id) and len(p.get("UserIdGroupPairs", [])) == 1
+                      and not p.get("IpRanges") and not p.get("Ipv6Ranges"))]
+    if others:
+        ctx.change("update", f"outbound of {group_name(ctx.stack)}: remove rules other than MySQL",
+                   ec2.revoke_security_group_egress, GroupId=group_id, IpPermissions=others)
+    if not _has_pair(group.get("IpPermissionsEgress", []), db.port, db.security_group_id):
+        ctx.change("update", f"outbound of {group_name(ctx.stack)}: MySQL to {db.security_group_id}",
+                   ec2.authorize_security_group_egress, GroupId=group_id, IpPermissions=[wanted])
+
+
+def destroy(ctx) -> None:
+    ec2 = ctx.client("ec2")
+    group = _find_group(ctx, None)
+    _revoke_rule(ctx, group["GroupId"] if group else None)
+    if group is None:
+        return
+    if not is_ours(group.get("Tags"), ctx.stack):
+        ctx.out.note(f"Leaving security group {group['GroupId']}: not tagged as this stack's")
+        return
+    ctx.change("delete", f"security group {group_name(ctx.stack)} ({group['GroupId']})", waits.retry_while,
+               ctx, f"the deleted function's network interfaces to leave security group {group['GroupId']}",
+               lambda: ec2.delete_security_group(GroupId=group["GroupId"]),
+               lambda exc: is_code(exc, "DependencyViolation"),
+               timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
+
+
+def _revoke_rule(ctx, lambda_group_id: str | None) -> None:
+    """Revoke our inbound rule on the database's group: found by our group id or by its description."""
+    ec2, description = ctx.client("ec2"), rule_description(ctx.stack)
+    try:
+        db = database.lookup(ctx)
+    except DeployError:
+        return  # the database is gone, and our rule with it
+    rds_group = ec2.describe_security_groups(GroupIds=[db.security_group_id])["SecurityGroups"][0]
+    for permission in rds_group.get("IpPermissions", []):
+        for pair in permission.get("UserIdGroupPairs", []):
+            if pair.get("GroupId") == lambda_group_id or pair.get("Description") == description:
+                revoke = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
+                revoke["UserIdGroupPairs"] = [{k: pair[k] for k in ("GroupId", "Description") if k in pair}]
+                ctx.change("update", f"revoke inbound TCP {permission.get('FromPort')} from {pair['GroupId']} "
+                                     f"on the database's group {db.security_group_id}",
+                           ec2.revoke_security_group_ingress, GroupId=db.security_group_id,
+                           IpPermissions=[revoke])

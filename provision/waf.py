@@ -1,0 +1,209 @@
+"""The WAFv2 web ACL in front of CloudFront: listed source IPs AND the exact Authorization header.
+
+Scope CLOUDFRONT, so everything lives in us-east-1. IPv4 and IPv6 ranges
+need separate IP sets (`<stack>-ipv4`, `<stack>-ipv6`); only the ones the
+config needs exist. The web ACL `<stack>` blocks by default and has one
+Allow rule: source IP in the set(s) AND header `authorization` EXACTLY the
+secret.
+
+Pitfalls:
+- every update needs the LockToken from a fresh read; changes are made in
+  place (update_ip_set / update_web_acl), never by a new ACL, so CloudFront
+  keeps its WebACLId;
+- the byte match's SearchString comes back as bytes: compare it as bytes,
+  and never put it in a description, note, state or error;
+- an IP set still referenced by the ACL cannot be deleted: the ACL is
+  updated first, then the set no longer needed is removed;
+- an IP set created a moment ago may not be visible to the ACL yet
+  (WAFUnavailableEntityException): that one error is retried, bounded;
+- the ACL cannot be deleted while a distribution still uses it: a disabled
+  distribution releases it only once its change has propagated.
+
+Both are found by name (unique per scope) and confirmed by tag: one list
+call each, so the ids in the state file are only a record, not a hint.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from . import waits
+from .context import UNKNOWN
+from .errors import DeployError, is_code
+from .tags import as_dict, is_ours
+
+STEP = "waf"
+SCOPE = "CLOUDFRONT"
+RULE = "allow-listed-callers"
+VERSIONS = {4: "IPV4", 6: "IPV6"}
+RELEASE_TIMEOUT = 20 * 60  # CloudFront releases the ACL once a disabled distribution has deployed
+SET_RELEASE_TIMEOUT = 3 * 60  # an IP set dropped from the ACL is free within seconds
+SET_VISIBLE_TIMEOUT = 3 * 60  # a new IP set can be referenced within seconds
+
+
+def acl_name(stack: str) -> str:
+    return stack
+
+
+def ip_set_name(stack: str, version: int) -> str:
+    return f"{stack}-ipv{version}"
+
+
+def _listed(call, key: str) -> list[dict]:
+    """Every summary from a WAFv2 list call (NextMarker paging; boto3 has no paginator for these)."""
+    items, marker = [], None
+    while True:
+        page = call(Scope=SCOPE, Limit=100, **({"NextMarker": marker} if marker else {}))
+        items += page.get(key, [])
+        marker = page.get("NextMarker")
+        if not marker or not page.get(key):
+            return items
+
+
+def _find(ctx, call, key: str, name: str, what: str, destroying: bool = False) -> dict | None:
+    """The summary of the resource with that name, if it is this stack's.
+
+    Names are unique per scope, so a same-named resource without our tags
+    would be someone else's: ensure stops, destroy leaves it alone.
+    """
+    found = next((s for s in _listed(call, key) if s["Name"] == name), None)
+    if found is None:
+        return None
+    tags = ctx.edge("wafv2").list_tags_for_resource(ResourceARN=found["ARN"])["TagInfoForResource"].get("TagList")
+    if is_ours(tags, ctx.stack):
+        return found
+    if destroying:
+        ctx.out.note(f"Leaving {what} {name}: it is not tagged as this stack's ({as_dict(tags)})")
+        return None
+    raise DeployError(f"{what} {name} exists in us-east-1 (scope CLOUDFRONT) but is not tagged as stack "
+                      f"{ctx.stack}'s; delete or rename it, or choose another stack name")
+
+
+def _find_ip_set(ctx, version: int, destroying: bool = False) -> dict | None:
+    return _find(ctx, ctx.edge("wafv2").list_ip_sets, "IPSets", ip_set_name(ctx.stack, version), "IP set",
+                 destroying)
+
+
+def _find_acl(ctx, destroying: bool = False) -> dict | None:
+    return _find(ctx, ctx.edge("wafv2").list_web_acls, "WebACLs", acl_name(ctx.stack), "web ACL", destroying)
+
+
+def _addresses(cidrs) -> list[str]:
+    """CIDRs in one canonical, sorted form, so AWS's spelling never looks like a change."""
+    return sorted(ipaddress.ip_network(c).compressed for c in cidrs)
+
+
+def _ensure_ip_set(ctx, version: int, cidrs: tuple[str, ...]) -> str:
+    """Create or update one IP set; its ARN (UNKNOWN for a planned create)."""
+    waf, name = ctx.edge("wafv2"), ip_set_name(ctx.stack, version)
+    description = f"rds-edge-api stack {ctx.stack}: callers allowed to reach the API"
+    found = _find_ip_set(ctx, version)
+    if found is None:
+        created = ctx.change("create", f"IP set {name}", waf.create_ip_set, Name=name, Scope=SCOPE,
+                             IPAddressVersion=VERSIONS[version], Addresses=list(cidrs),
+                             Description=description, Tags=ctx.tag_list)
+        return created["Summary"]["ARN"] if created else UNKNOWN
+    current = waf.get_ip_set(Name=name, Scope=SCOPE, Id=found["Id"])
+    if _addresses(current["IPSet"]["Addresses"]) != _addresses(cidrs):
+        ctx.change("update", f"IP set {name} ({len(cidrs)} ranges)", waf.update_ip_set, Name=name, Scope=SCOPE,
+                   Id=found["Id"], Addresses=list(cidrs), Description=description,
+                   LockToken=current["LockToken"])
+    return found["ARN"]
+
+
+def _visibility(metric: str) -> dict:
+    return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": metric}
+
+
+def _rule(ctx, set_arns: list[str]) -> dict:
+    """The one Allow rule: source IP in the set(s) AND the exact Authorization header."""
+    references = [{"IPSetReferenceStatement": {"ARN": arn}} for arn in set_arns]
+    source = references[0] if len(references) == 1 else {"OrStatement": {"Statements": references}}
+    header = {"ByteMatchStatement": {
+        "SearchString": ctx.config.access.authorization.value.encode(),
+        "FieldToMatch": {"SingleHeader": {"Name": "authorization"}},
+        "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
+        "PositionalConstraint": "EXACTLY",
+    }}
+    return {"Name": RULE, "Priority": 0, "Action": {"Allow": {}},
+            "Statement": {"AndStatement": {"Statements": [source, header]}},
+            "VisibilityConfig": _visibility(f"{ctx.stack}-{RULE}")}
+
+
+def _plain(value):
+    """A comparable form of what AWS returns: no None fields, SearchString (a blob) always as bytes.
+
+    boto3 returns the blob as bytes; the comparison never shows it.
+    """
+    if isinstance(value, dict):
+        return {k: (v.encode() if k == "SearchString" and isinstance(v, str) else _plain(v))
+                for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _owned(acl: dict) -> dict:
+    """The parts of a web ACL this step decides, in comparable form."""
+    keys = ("Name", "Priority", "Action", "Statement", "VisibilityConfig")
+    rules = [{k: rule.get(k) for k in keys} for rule in acl.get("Rules", [])]
+    return _plain({"DefaultAction": acl.get("DefaultAction"), "Rules": rules,
+                   "VisibilityConfig": acl.get("VisibilityConfig")})
+
+
+def _until_sets_visible(ctx, call):
+    """WAF may not yet see an IP set created a moment ago (WAFUnavailableEntityException): retry that only."""
+    return waits.retry_while(ctx, "WAF to see the new IP set", call,
+                             lambda exc: is_code(exc, "WAFUnavailableEntityException"), timeout=SET_VISIBLE_TIMEOUT)
+
+
+def ensure(ctx) -> None:
+    waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
+    wanted = {v: cidrs for v, cidrs in ((4, ctx.config.access.ipv4_cidrs), (6, ctx.config.access.ipv6_cidrs))
+              if cidrs}
+    set_arns = {version: _ensure_ip_set(ctx, version, cidrs) for version, cidrs in wanted.items()}
+    desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()))],
+               "VisibilityConfig": _visibility(ctx.stack)}
+    description = f"rds-edge-api stack {ctx.stack}: listed IPs with the Authorization header"
+    found = _find_acl(ctx)
+    if found is None:
+        created = ctx.change("create", f"web ACL {name} (default Block, rule {RULE})", _until_sets_visible, ctx,
+                             lambda: waf.create_web_acl(Name=name, Scope=SCOPE, Description=description,
+                                                        Tags=ctx.tag_list, **desired))
+        if created is None:
+            return
+        found = created["Summary"]
+    else:
+        current = waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])
+        if _owned(current["WebACL"]) != _owned(desired):
+            ctx.change("update", f"web ACL {name} (rule {RULE})", _until_sets_visible, ctx,
+                       lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
+                                                  LockToken=current["LockToken"], **desired))
+    for version in sorted(VERSIONS.keys() - wanted.keys()):
+        _delete_ip_set(ctx, version, destroying=False)
+    ctx.state.put(STEP, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
+                         "ipv4_set_arn": set_arns.get(4), "ipv6_set_arn": set_arns.get(6)})
+    ctx.outputs["Web ACL"] = found["ARN"]
+
+
+def _delete_ip_set(ctx, version: int, destroying: bool) -> None:
+    waf, name = ctx.edge("wafv2"), ip_set_name(ctx.stack, version)
+    found = _find_ip_set(ctx, version, destroying)
+    if found is None:
+        return
+    ctx.change("delete", f"IP set {name}", waits.retry_while, ctx,
+               f"web ACL {acl_name(ctx.stack)} to release IP set {name}",
+               lambda: waf.delete_ip_set(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
+               lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=SET_RELEASE_TIMEOUT)
+
+
+def destroy(ctx) -> None:
+    """The web ACL first (once CloudFront has let go of it), then the IP sets it referenced."""
+    waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
+    found = _find_acl(ctx, destroying=True)
+    if found is not None:
+        ctx.change("delete", f"web ACL {name}", waits.retry_while, ctx,
+                   f"CloudFront to release web ACL {name} (a distribution still uses it)",
+                   lambda: waf.delete_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
+                   lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=RELEASE_TIMEOUT, interval=10)
+    for version in VERSIONS:
+        _delete_ip_set(ctx, version, destroying=True)

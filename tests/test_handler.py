@@ -1,0 +1,321 @@
+"""lambda/handler.py against a real, throwaway MariaDB (see tests/mariadb.py)."""
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "lambda"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import handler  # noqa: E402  (lambda/handler.py, imported the way Lambda does)
+from mariadb import free_port, mariadb_server  # noqa: E402,F401  (fixture)
+
+DATABASE, USER = "app", "app"
+PASSWORD = secrets.token_urlsafe(18)
+
+ITEMS = [(1, "sku-1", "Widget", 3), (2, "dup", "First", 1), (3, "dup", "Second", 2),
+         (4, "dup", "Third", 3), (5, "sku-5", "Gadget", 0)]
+
+TYPES_DDL = """
+CREATE TABLE types (
+  k VARCHAR(32) PRIMARY KEY,
+  dec30 DECIMAL(30,10), d DATE, dt DATETIME(6), ts TIMESTAMP NULL, t TIME, t6 TIME(6),
+  bin BINARY(4), vbin VARBINARY(16), blb BLOB, bits BIT(10), doc JSON,
+  note VARCHAR(20), txt TEXT, n INT, f DOUBLE, e ENUM('red','green')
+) CHARACTER SET utf8mb4
+"""
+EMOJI_TEXT = "caf\u00e9 \U0001F600 \u6f22\u5b57 \U0001F468\u200D\U0001F469\u200D\U0001F467"
+DOC = {"a": {"b": [1, 2.5, None, "x", {"deep": True}]}, "emoji": "\U0001F600"}
+
+
+@pytest.fixture(scope="session")
+def db(mariadb_server):
+    """The session's server with database `app`, read-only user `app` and the fixture tables."""
+    mariadb_server.create_database(DATABASE, USER, PASSWORD, privileges="SELECT")
+    with mariadb_server.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE items (id INT PRIMARY KEY, sku VARCHAR(64) NOT NULL,"
+                    " name VARCHAR(100), qty INT, KEY (sku)) CHARACTER SET utf8mb4")
+        cur.executemany("INSERT INTO items VALUES (%s, %s, %s, %s)", ITEMS)
+        cur.execute("CREATE TABLE canary (id INT)")
+        cur.execute(TYPES_DDL)
+        cur.execute(
+            "INSERT INTO types VALUES ('all', '12345678901234567890.0123456789', '2024-02-29',"
+            " '2024-02-29 13:14:15.000042', '2024-02-29 13:14:15', '-01:02:03', '100:00:00.5',"
+            " x'00FF80FE', x'FFFE00C3', x'C3281FA0A1', b'1000000001', %s, NULL, %s, -7, 1.5, 'green')",
+            (json.dumps(DOC), EMOJI_TEXT))
+        cur.execute("INSERT INTO types (k) VALUES ('nulls')")
+    return mariadb_server
+
+
+@pytest.fixture
+def configure(db, monkeypatch):
+    """Point the handler at the test database with the given DB_* overrides; fresh module state."""
+    def apply(**settings):
+        env = {**db.env(DATABASE, USER, PASSWORD), "DB_TABLE": "items",
+               "DB_KEY_COLUMN": "sku", "DB_COLUMNS": "", **settings}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        handler._reset()
+    apply()
+    yield apply
+    handler._reset()
+
+
+def invoke(key, **event):
+    return handler.handler({"key": key, "sourceIp": "203.0.113.9", **event}, None)
+
+
+def fails(key, prefix, **event):
+    """Invoke, expect an exception whose message starts with prefix; return it."""
+    with pytest.raises(Exception) as info:
+        invoke(key, **event)
+    assert str(info.value).startswith(prefix), str(info.value)
+    return info.value
+
+
+def row_counts(db):
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES"
+                    " WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (DATABASE,))
+        tables = [name for (name,) in cur.fetchall()]
+        counts = {}
+        for name in tables:
+            cur.execute(f"SELECT COUNT(*) FROM `{name}`")
+            counts[name] = cur.fetchone()[0]
+        return counts
+
+
+def last_log(capsys):
+    lines = capsys.readouterr().out.strip().splitlines()
+    return json.loads(lines[-1])
+
+
+# --- found / not found ---------------------------------------------------------------
+
+def test_one_row(configure):
+    assert invoke("sku-1") == {
+        "key": "sku-1", "items": [{"id": 1, "sku": "sku-1", "name": "Widget", "qty": 3}]}
+
+
+def test_several_rows(configure):
+    result = invoke("dup")
+    assert result["key"] == "dup"
+    assert sorted(result["items"], key=lambda i: i["id"]) == [
+        {"id": i, "sku": s, "name": n, "qty": q} for i, s, n, q in ITEMS if s == "dup"]
+
+
+def test_not_found(configure):
+    assert str(fails("nope", "[NotFound]")) == "[NotFound] no item with this key"
+
+
+def test_longest_allowed_key_is_looked_up(configure):
+    fails("k" * 255, "[NotFound]")
+
+
+# --- bad keys ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("event", [
+    {}, {"key": ""}, {"key": None}, {"key": "k" * 256}, {"key": 5}, {"key": ["sku-1"]},
+    {"key": {"sku": "sku-1"}}, {"key": True}, {"key": "\ud800"},
+], ids=["missing", "empty", "none", "256-chars", "int", "list", "dict", "bool", "lone-surrogate"])
+def test_bad_key(configure, event):
+    with pytest.raises(handler.BadRequest, match=r"^\[BadRequest\] query parameter 'key' "):
+        handler.handler({"sourceIp": "203.0.113.9", **event}, None)
+
+
+def test_event_not_a_dict(configure):
+    with pytest.raises(handler.BadRequest, match=r"^\[BadRequest\]"):
+        handler.handler(None, None)
+
+
+# --- SQL injection: the key is only ever a bound parameter -------------------------
+
+@pytest.mark.parametrize("key", [
+    "' OR '1'='1", "sku-1' OR '1'='1", "1'-- ", "sku-1'-- ", "sku-1' #", "sku-1'/*",
+    "1' UNION SELECT id, sku, name, qty FROM items -- ",
+    "1'; DROP TABLE canary; --", "sku-1'; DELETE FROM items; --", "\\' OR 1=1 -- ",
+    '" OR ""="', "sku-1\\", "%", "%s", "sku-%", "sku-1\x00", "sku-1\u02bc OR 1=1 -- ",
+])
+def test_injection_is_just_a_key_that_is_not_found(configure, db, key):
+    before = row_counts(db)
+    fails(key, "[NotFound]")
+    assert row_counts(db) == before
+    assert before["items"] == len(ITEMS) and "canary" in before
+
+
+# --- column types --------------------------------------------------------------------
+
+def test_every_column_type_is_json_safe_and_lossless(configure):
+    configure(DB_TABLE="types", DB_KEY_COLUMN="k")
+    result = invoke("all")
+    assert result["items"] == [{
+        "k": "all",
+        "dec30": "12345678901234567890.0123456789",  # a float would give 1.2345678901234567e+19
+        "d": "2024-02-29",
+        "dt": "2024-02-29T13:14:15.000042",
+        "ts": "2024-02-29T13:14:15",                 # stored and read in UTC
+        "t": "-01:02:03",
+        "t6": "100:00:00.500000",
+        "bin": "AP+A/g==",                           # b"\x00\xff\x80\xfe"
+        "vbin": "//4Aww==",                          # b"\xff\xfe\x00\xc3"
+        "blb": "wygfoKE=",                           # b"\xc3\x28\x1f\xa0\xa1", not UTF-8
+        "bits": 513,
+        "doc": DOC,
+        "note": None,
+        "txt": EMOJI_TEXT,
+        "n": -7,
+        "f": 1.5,
+        "e": "green",
+    }]
+    assert list(result["items"][0]) == ["k", "dec30", "d", "dt", "ts", "t", "t6", "bin", "vbin",
+                                        "blb", "bits", "doc", "note", "txt", "n", "f", "e"]
+    assert json.loads(json.dumps(result, allow_nan=False)) == result
+
+
+def test_null_in_every_column_type(configure):
+    configure(DB_TABLE="types", DB_KEY_COLUMN="k")
+    item = invoke("nulls")["items"][0]
+    assert item.pop("k") == "nulls"
+    assert set(item.values()) == {None}
+
+
+def test_column_subset_in_configured_order(configure):
+    configure(DB_COLUMNS=" name , SKU,name")
+    assert invoke("sku-5") == {"key": "sku-5", "items": [{"name": "Gadget", "sku": "sku-5"}]}
+
+
+def test_emoji_key(configure, db):
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (99, %s, %s, 1)", (EMOJI_TEXT, EMOJI_TEXT))
+    try:
+        assert invoke(EMOJI_TEXT)["items"][0]["name"] == EMOJI_TEXT
+    finally:
+        with db.admin(DATABASE) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM items WHERE id = 99")
+
+
+# --- configuration errors: refused before touching the database ----------------------
+
+@pytest.mark.parametrize("setting", [
+    {"DB_TABLE": "items`; DROP TABLE canary; --"}, {"DB_TABLE": "a b"}, {"DB_TABLE": "1items"},
+    {"DB_KEY_COLUMN": "sku` = `sku` OR 1=1 -- "}, {"DB_COLUMNS": "name,`id`"},
+    {"DB_COLUMNS": "name,(SELECT 1)"}, {"DB_TABLE": "x" * 65}, {"DB_TABLE": ""},
+    {"DB_PORT": "not-a-port"},
+], ids=repr)
+def test_hostile_or_broken_config_is_refused_without_connecting(configure, db, capsys, setting):
+    before = row_counts(db)
+    # A closed port: had the handler tried to connect, it would say "database unavailable".
+    configure(**{"DB_PORT": str(free_port()), **setting})
+    error = fails("sku-1", "[Internal]")
+    assert str(error) == "[Internal] service misconfigured"
+    assert handler._conn is None
+    assert last_log(capsys)["outcome"] == "internal"
+    assert row_counts(db) == before
+
+
+@pytest.mark.parametrize("setting, detail", [
+    ({"DB_TABLE": "missing"}, "table 'missing' not found"),
+    ({"DB_COLUMNS": "name,colour"}, "no column colour"),
+    ({"DB_KEY_COLUMN": "barcode"}, "no column barcode"),
+])
+def test_unknown_table_or_column_is_a_config_error(configure, capsys, setting, detail):
+    configure(**setting)
+    assert str(fails("sku-1", "[Internal]")) == "[Internal] service misconfigured"
+    assert detail in last_log(capsys)["error"]
+
+
+# --- connection reuse and failures ---------------------------------------------------
+
+def test_connection_is_reused_and_sees_fresh_data(configure, db):
+    fails("late", "[NotFound]")
+    first = handler._conn.thread_id()
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO items VALUES (50, 'late', 'Late', 1)")
+    try:
+        assert invoke("late")["items"][0]["name"] == "Late"
+        assert handler._conn.thread_id() == first
+    finally:
+        with db.admin(DATABASE) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM items WHERE id = 50")
+
+
+def test_connection_killed_by_server_is_reopened(configure, db):
+    assert invoke("sku-1")["items"]
+    killed = handler._conn.thread_id()
+    with db.admin() as conn, conn.cursor() as cur:
+        cur.execute("KILL %s", (killed,))
+    assert invoke("sku-1")["items"][0]["name"] == "Widget"
+    assert handler._conn.thread_id() != killed
+
+
+def assert_generic_internal(error, started, port):
+    elapsed = time.monotonic() - started
+    assert elapsed < 15, f"took {elapsed:.1f}s"
+    assert str(error) == "[Internal] database unavailable"
+    message = str(error).lower()
+    leaks = [s for s in (PASSWORD.lower(), "127.0.0.1", str(port), "select", "items", "pymysql",
+                         "mysql", "errno") if s in message]
+    assert not leaks, "the caller's message leaks internals"
+    assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_database_down_gives_internal_quickly(configure, capsys):
+    port = free_port()  # nothing listens there
+    configure(DB_PORT=str(port))
+    started = time.monotonic()
+    error = fails("sku-1", "[Internal]")
+    assert_generic_internal(error, started, port)
+    out = capsys.readouterr().out
+    leaked = PASSWORD in out
+    assert not leaked, "password in the log"
+    log = json.loads(out.strip().splitlines()[-1])
+    assert log["outcome"] == "internal" and "OperationalError" in log["error"]
+
+
+def test_wrong_password_is_internal_and_not_logged(configure, capsys):
+    wrong = secrets.token_urlsafe(18)
+    configure(DB_PASSWORD=wrong)
+    started = time.monotonic()
+    error = fails("sku-1", "[Internal]")
+    assert_generic_internal(error, started, handler.os.environ["DB_PORT"])
+    out = capsys.readouterr().out
+    leaked = wrong in out or wrong in str(error)
+    assert not leaked, "password in the log or the message"
+    assert "Access denied" in json.loads(out.strip().splitlines()[-1])["error"]
+
+
+def test_server_crash_then_restart(configure, db):
+    assert invoke("sku-1")["items"]
+    db.kill()
+    try:
+        started = time.monotonic()
+        assert_generic_internal(fails("sku-1", "[Internal]"), started, db.port)
+    finally:
+        db.start()
+    assert invoke("sku-1")["items"][0]["name"] == "Widget"
+
+
+# --- the log line ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("key, outcome, rows", [
+    ("sku-1", "ok", 1), ("dup", "ok", 3), ("secret-looking-key-42", "not_found", 0),
+    ("k" * 256, "bad_request", 0),
+])
+def test_log_line_has_no_key_and_no_password(configure, capsys, key, outcome, rows):
+    try:
+        invoke(key)
+    except handler.ApiError:
+        pass
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    log = json.loads(lines[0])
+    assert set(log) == {"sourceIp", "keyLength", "rows", "ms", "outcome"}
+    assert log["sourceIp"] == "203.0.113.9" and log["keyLength"] == len(key)
+    assert log["outcome"] == outcome and log["rows"] == rows and log["ms"] >= 0
+    leaked = key in out or PASSWORD in out
+    assert not leaked, "key or password in the log line"
