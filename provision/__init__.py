@@ -1,1 +1,1 @@
-"""Provisioning steps: see STEPS below for the order and why."""
+"""rds-edge-api provisioning: provision/steps.py lists the steps in order and explains why."""

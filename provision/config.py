@@ -122,10 +122,11 @@ class Config:
     domain: DomainConfig
     api: ApiConfig = field(default_factory=ApiConfig)
     function: FunctionConfig = field(default_factory=FunctionConfig)
+    state_dir: Path | None = None  # beside the config unless set (--local uses a temporary one)
 
-    @property
-    def state_dir(self) -> Path:
-        return self.path.parent / ".state"
+    def __post_init__(self):
+        if self.state_dir is None:
+            object.__setattr__(self, "state_dir", self.path.parent / ".state")
 
     @property
     def regions(self) -> tuple[str, ...]:

@@ -1,0 +1,69 @@
+"""The steps that build the stack, in the order they run, and why that order.
+
+    client -> CloudFront -> WAF -> API Gateway -> Lambda (in the RDS VPC) -> RDS MySQL
+
+Each step is a module with ``ensure(ctx)`` (find by state hint, tag or name;
+create what is missing; update what drifted; leave the rest) and
+``destroy(ctx)`` (remove what the stack made; nothing there is fine). The
+runner saves the state file after every step, so an interrupted run resumes.
+
+Order, for dependencies and so that slow things overlap:
+ 1. mail            (email validation only) SES receiving + S3 bucket + MX, so
+                    ACM's approval mail can arrive as soon as it is sent.
+ 2. certificate     requested early: its validation runs while the compute
+                    half is built, and it is waited for only before CloudFront.
+ 3. iam_role        the function's role, early: new roles take seconds to
+                    become assumable by Lambda.
+ 4. security_groups the function's group, and MySQL from it on the database's.
+ 5. function        log group first (else Lambda makes one that never expires),
+                    then the function in the database's subnets.
+ 6. api             REST API, method, integration, deployment, key, usage plan.
+ 7. waf             IP sets and the web ACL (us-east-1, scope CLOUDFRONT).
+ 8. certificate_issued  the wait for ISSUED (approval link shown for email).
+ 9. cloudfront      the distribution: needs the API, the ACL and the certificate.
+10. domain_record   last: the validation MX gives way to the record pointing
+                    at CloudFront (a CNAME cannot share its name with an MX).
+
+Teardown runs every step's destroy in reverse order, whatever the config uses
+now, so a stack that switched validation modes leaves nothing behind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import (api, certificate, cloudfront, domain_record, function, iam_role, mail,
+               security_groups, waf)
+from .config import Config
+
+
+def _always(config: Config) -> bool:
+    return True
+
+
+def _nothing(ctx) -> None:
+    """Waiting leaves nothing to remove."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    ensure: Callable
+    destroy: Callable
+    applies: Callable[[Config], bool] = _always
+
+
+STEPS: tuple[Step, ...] = (
+    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy,
+         applies=lambda config: config.domain.validation == "email"),
+    Step("certificate", "Certificate request", certificate.request, certificate.destroy),
+    Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy),
+    Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy),
+    Step("function", "Lambda function", function.ensure, function.destroy),
+    Step("api", "API Gateway", api.ensure, api.destroy),
+    Step("waf", "WAF web ACL", waf.ensure, waf.destroy),
+    Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing),
+    Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy),
+    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy),
+)

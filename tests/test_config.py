@@ -1,0 +1,115 @@
+"""Every bad value stops the run with exit code 2 and one line naming the key, before any AWS call."""
+import pytest
+
+from provision import cli, config
+from provision.errors import ConfigError
+from tests.support import SECRETS, merged, write_toml
+
+EXAMPLE = "stack.example.toml"
+
+
+def test_base_config_loads(write_config):
+    cfg = config.load(write_config())
+    assert cfg.stack.name == "demo"
+    assert cfg.access.ipv4_cidrs == ("203.0.113.0/24",)
+    assert cfg.access.ipv6_cidrs == ("2001:db8::/32",)
+    assert cfg.api.path == "items" and cfg.api.stage == "v1"
+    assert cfg.domain.mail_region == "us-east-1"
+    assert cfg.database.columns == ()
+    assert cfg.state_dir == cfg.path.parent / ".state"
+
+
+def test_secrets_are_read_on_use_and_never_shown(write_config):
+    cfg = config.load(write_config())
+    assert cfg.database.password.value == SECRETS["TEST_DB_PASSWORD"]
+    assert SECRETS["TEST_DB_PASSWORD"] not in repr(cfg)
+    assert SECRETS["TEST_AUTHORIZATION"] not in repr(cfg)
+    assert "$TEST_AUTHORIZATION" in repr(cfg.access.authorization)
+
+
+def test_example_config_is_valid(monkeypatch):
+    monkeypatch.setenv("RDS_EDGE_DB_PASSWORD", "x")
+    monkeypatch.setenv("RDS_EDGE_AUTHORIZATION", "Bearer x")
+    cfg = config.load(EXAMPLE)
+    assert cfg.domain.validation == "email"
+
+
+BAD = [
+    # (overrides, drop, key named, words in the problem)
+    ({}, ("database.table",), "database.table", "required"),
+    ({}, ("access",), "[access]", "missing"),
+    ({"stack": {"colour": "blue"}}, (), "stack.colour", "unknown key"),
+    ({"extra": {"a": 1}}, (), "[extra]", "unknown section"),
+    ({"stack": {"name": 5}}, (), "stack.name", "must be a string"),
+    ({"stack": {"name": "a" * 33}}, (), "stack.name", "at most 32"),
+    ({"stack": {"name": "9lives"}}, (), "stack.name", "starting with a letter"),
+    ({"stack": {"name": "my_stack"}}, (), "stack.name", "not valid"),
+    ({"stack": {"region": "Europe"}}, (), "stack.region", "not valid"),
+    ({"access": {"allowed_cidrs": ["10.0.0.1/8"]}}, (), "access.allowed_cidrs[0]", "host bits"),
+    ({"access": {"allowed_cidrs": ["203.0.113.0/24", "not-a-cidr"]}}, (), "access.allowed_cidrs[1]", "CIDR"),
+    ({"access": {"allowed_cidrs": ["2001:db8::/129"]}}, (), "access.allowed_cidrs[0]", "not a valid CIDR"),
+    ({"access": {"allowed_cidrs": []}}, (), "access.allowed_cidrs", "at least one"),
+    ({"access": {"allowed_cidrs": "203.0.113.0/24"}}, (), "access.allowed_cidrs", "must be a list"),
+    ({"domain": {"name": "-bad-.example.com"}}, (), "domain.name", "not a valid"),
+    ({"domain": {"name": "localhost"}}, (), "domain.name", "not a valid"),
+    ({"domain": {"name": "API.Example.com"}}, (), "domain.name", "lower-case"),
+    ({"domain": {"validation": "http"}}, (), "domain.validation", "\"email\" or \"dns\""),
+    ({"domain": {"validation": "email", "mail_region": "eu-south-1"}}, (), "domain.mail_region",
+     "does not receive mail"),
+    ({"domain": {"hosted_zone_id": "zone one"}}, (), "domain.hosted_zone_id", "hosted zone id"),
+    ({"database": {"table": "orders; DROP TABLE x"}}, (), "database.table", "plain identifier"),
+    ({"database": {"key_column": "a`b"}}, (), "database.key_column", "plain identifier"),
+    ({"database": {"columns": ["id", "na me"]}}, (), "database.columns[1]", "plain identifier"),
+    ({"database": {"columns": ["id", "id"]}}, (), "database.columns", "twice"),
+    ({"database": {"name": "1db"}}, (), "database.name", "plain identifier"),
+    ({"database": {"password_env": "UNSET_PASSWORD_VARIABLE"}}, (), "database.password_env",
+     "UNSET_PASSWORD_VARIABLE is not set"),
+    ({"access": {"authorization_env": "UNSET_AUTH_VARIABLE"}}, (), "access.authorization_env", "is not set"),
+    ({"database": {"password_env": "not a name"}}, (), "database.password_env", "environment variable name"),
+    ({"api": {"path": "a/b"}}, (), "api.path", "one path segment"),
+    ({"api": {"stage": "v-1"}}, (), "api.stage", "not valid"),
+    ({"api": {"throttle_rate": 0}}, (), "api.throttle_rate", "greater than 0"),
+    ({"api": {"key_env": "TEST_DB_PASSWORD"}}, (), "api.key_env", "20 to 128"),
+    ({"function": {"timeout_s": 60}}, (), "function.timeout_s", "29"),
+    ({"function": {"architecture": "sparc"}}, (), "function.architecture", "must be one of"),
+    ({"function": {"log_retention_days": 10}}, (), "function.log_retention_days", "not one"),
+]
+
+
+@pytest.mark.parametrize("overrides, drop, key, words", BAD, ids=[b[2] + ":" + b[3] for b in BAD])
+def test_bad_value_names_key_and_problem(write_config, overrides, drop, key, words):
+    with pytest.raises(ConfigError) as err:
+        config.load(write_config(overrides, drop))
+    assert err.value.key == key
+    assert words in err.value.problem
+
+
+def test_unset_secret_variable(write_config, monkeypatch):
+    path = write_config()
+    monkeypatch.delenv("TEST_AUTHORIZATION")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert err.value.key == "access.authorization_env"
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[stack\nname=", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        config.load(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("command", ["deploy", "teardown"])
+def test_cli_exits_2_with_one_line_before_any_aws_call(tmp_path, secrets, capsys, monkeypatch, command):
+    path = write_toml(tmp_path / "stack.toml", merged({"access": {"allowed_cidrs": ["300.1.2.0/24"]}}))
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("an AWS session was created for a bad config")
+
+    monkeypatch.setattr("boto3.Session", no_aws)
+    assert cli.main(command, ["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("config error: access.allowed_cidrs[0]: '300.1.2.0/24'")
