@@ -234,11 +234,17 @@ def _ensure_stage(ctx, api_id: str, print_: str) -> None:
         return
     deployed = apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
     if deployed.get("description") != description:
-        ctx.change("update", f"new deployment to stage {stage}", apigw.create_deployment, restApiId=api_id,
-                   stageName=stage, description=description)
+        ctx.change("update", f"new deployment to stage {stage}", _redeploy, apigw, api_id, stage, description)
     if not is_ours(current.get("tags"), ctx.stack):
         arn = f"arn:{partition(ctx.region)}:apigateway:{ctx.region}::/restapis/{api_id}/stages/{stage}"
         ctx.change("update", f"tags of stage {stage}", apigw.tag_resource, resourceArn=arn, tags=ctx.tags)
+
+
+def _redeploy(apigw, api_id: str, stage: str, description: str) -> None:
+    """Deploy, then point the stage at it: the stage keeps its tags and settings."""
+    deployment = apigw.create_deployment(restApiId=api_id, description=description)
+    apigw.update_stage(restApiId=api_id, stageName=stage,
+                       patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment["id"]}])
 
 
 def _create_stage(ctx, api_id: str, stage: str, description: str) -> None:
@@ -295,7 +301,8 @@ def _ensure_usage_plan(ctx, api_id: str, key_id: str) -> str:
         ops = []
         found = plan.get("throttle") or {}
         if float(found.get("rateLimit", -1)) != throttle["rateLimit"]:
-            ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": str(throttle["rateLimit"])})
+            # "5", not "5.0", for a whole rate: AWS takes either, moto only the first.
+            ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
         if int(found.get("burstLimit", -1)) != throttle["burstLimit"]:
             ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
         stages = plan.get("apiStages") or []

@@ -75,3 +75,35 @@ def quiet_context(config, planning: bool = False, session=None) -> Context:
 
 def printed(ctx: Context) -> str:
     return ctx.out.console.file.getvalue()
+
+
+def changing_ops(ctx: Context) -> list[str]:
+    return list(ctx.clients.calls.changing_ops)
+
+
+def inject(session, event: str, fail_times: int, code: str, message: str = "injected", status: int = 400):
+    """Make the first ``fail_times`` calls matching a botocore event fail with ``code``; count attempts.
+
+    ``event`` is like "before-call.lambda.CreateFunction". Returns the list of attempt numbers,
+    so a test can check how many times the call was tried.
+    """
+    from botocore.exceptions import ClientError
+
+    attempts = []
+
+    def handler(**kwargs):
+        attempts.append(len(attempts) + 1)
+        if len(attempts) <= fail_times:
+            raise ClientError({"Error": {"Code": code, "Message": message},
+                               "ResponseMetadata": {"HTTPStatusCode": status}}, event.rsplit(".", 1)[-1])
+
+    session.events.register(event, handler)
+    return attempts
+
+
+def run_steps(config, *modules, planning: bool = False, destroy: bool = False) -> Context:
+    """One run of the given step modules in a fresh context (ensure in order, or destroy in reverse)."""
+    ctx = quiet_context(config, planning=planning)
+    for module in (reversed(modules) if destroy else modules):
+        (module.destroy if destroy else module.ensure)(ctx)
+    return ctx

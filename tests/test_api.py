@@ -1,0 +1,146 @@
+import json
+
+import boto3
+
+from provision import api, function, iam_role, security_groups
+from provision import config as config_module
+from tests.support import changing_ops, printed, run_steps
+
+STEPS = (iam_role, security_groups, function, api)
+
+
+def gateway():
+    return boto3.client("apigateway", region_name="eu-west-1")
+
+
+def only_api():
+    apis = gateway().get_rest_apis()["items"]
+    assert len(apis) == 1
+    return apis[0]
+
+
+def test_rest_api_method_and_integration(cfg):
+    ctx = run_steps(cfg, *STEPS)
+    rest = only_api()
+    assert rest["name"] == "demo" and rest["endpointConfiguration"]["types"] == ["REGIONAL"]
+    assert rest["tags"] == {"stack": "demo", "managed-by": "rds-edge-api"}
+    resources = {r["path"]: r for r in gateway().get_resources(restApiId=rest["id"])["items"]}
+    assert set(resources) == {"/", "/items"}
+    method = gateway().get_method(restApiId=rest["id"], resourceId=resources["/items"]["id"], httpMethod="GET")
+    assert method["apiKeyRequired"] is True
+    assert method["requestParameters"] == {"method.request.querystring.key": True}
+    validator = gateway().get_request_validator(restApiId=rest["id"], requestValidatorId=method["requestValidatorId"])
+    assert validator["validateRequestParameters"] is True
+    integration = method["methodIntegration"]
+    function_arn = ctx.state.get("function")["arn"]
+    assert integration["type"] == "AWS" and integration["httpMethod"] == "POST"
+    assert integration["uri"] == (f"arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
+                                  f"{function_arn}/invocations")
+    assert integration["requestTemplates"] == {
+        "application/json": '{"key": "$input.params(\'key\')", "sourceIp": "$context.identity.sourceIp"}'}
+    responses = integration["integrationResponses"]
+    assert responses["200"].get("selectionPattern") in (None, "")
+    assert responses["400"]["selectionPattern"] == r"^\[BadRequest\].*"
+    assert responses["404"]["selectionPattern"] == r"^\[NotFound\].*"
+    assert responses["500"]["responseTemplates"] == {"application/json": '{"message": "Internal server error"}'}
+    assert set(method["methodResponses"]) == {"200", "400", "404", "500"}
+
+
+def test_error_patterns_route_each_message_to_one_status():
+    import re
+    routes = {"[BadRequest] query parameter 'key' is required": "400", "[NotFound] no row": "404",
+              "[Internal] database unavailable": "500", "Task timed out after 10.01 seconds": "500"}
+    for message, status in routes.items():
+        matched = [s for s, pattern, _ in api.RESPONSES if pattern and re.fullmatch(pattern, message)]
+        assert matched == [status], message
+
+
+def test_invoke_permission_is_scoped_to_this_api(cfg):
+    ctx = run_steps(cfg, *STEPS)
+    rest = only_api()
+    policy = json.loads(boto3.client("lambda", region_name="eu-west-1").get_policy(FunctionName="demo-api")["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:execute-api:eu-west-1:{ctx.account_id}:{rest['id']}/*/GET/items")
+
+
+def test_stage_key_and_usage_plan(cfg):
+    ctx = run_steps(cfg, *STEPS)
+    rest = only_api()
+    stage = gateway().get_stage(restApiId=rest["id"], stageName="v1")
+    assert stage["tags"] == {"stack": "demo", "managed-by": "rds-edge-api"}
+    [key] = gateway().get_api_keys()["items"]
+    assert key["enabled"] and key["tags"] == {"stack": "demo", "managed-by": "rds-edge-api"}
+    [plan] = gateway().get_usage_plans()["items"]
+    assert plan["apiStages"] == [{"apiId": rest["id"], "stage": "v1"}]
+    assert plan["throttle"] == {"rateLimit": 10.0, "burstLimit": 20}
+    assert [k["id"] for k in gateway().get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [key["id"]]
+    assert ctx.outputs["API key id"] == key["id"]
+    assert ctx.outputs["Invoke URL (API key required)"] == (
+        f"https://{rest['id']}.execute-api.eu-west-1.amazonaws.com/v1/items")
+    assert ctx.state.get("api")["execute_api_domain"] == f"{rest['id']}.execute-api.eu-west-1.amazonaws.com"
+
+
+def test_api_key_value_never_shown(cfg):
+    ctx = run_steps(cfg, *STEPS)
+    value = gateway().get_api_key(apiKey=ctx.state.get("api")["api_key_id"], includeValue=True)["value"]
+    assert value not in printed(ctx)
+    assert value not in json.dumps(ctx.state.resources)
+    assert value not in json.dumps(ctx.outputs)
+
+
+def test_second_deploy_changes_nothing(cfg):
+    run_steps(cfg, *STEPS)
+    again = run_steps(cfg, *STEPS)
+    assert changing_ops(again) == []
+
+
+def test_new_path_moves_the_method_and_redeploys(cfg, write_config):
+    run_steps(cfg, *STEPS)
+    before = {d["id"] for d in gateway().get_deployments(restApiId=only_api()["id"])["items"]}
+    moved = config_module.load(write_config({"api": {"path": "orders"}}))
+    ctx = run_steps(moved, *STEPS)
+    rest = only_api()
+    paths = {r["path"] for r in gateway().get_resources(restApiId=rest["id"])["items"]}
+    assert paths == {"/", "/orders"}
+    stage = gateway().get_stage(restApiId=rest["id"], stageName="v1")
+    assert stage["deploymentId"] not in before
+    assert "CreateDeployment" in changing_ops(ctx)
+    assert "CreateRestApi" not in changing_ops(ctx)
+    assert changing_ops(run_steps(moved, *STEPS)) == []
+
+
+def test_changed_throttle_updates_the_plan_in_place(cfg, write_config):
+    run_steps(cfg, *STEPS)
+    changed = config_module.load(write_config({"api": {"throttle_rate": 5, "throttle_burst": 7}}))
+    ctx = run_steps(changed, *STEPS)
+    assert changing_ops(ctx) == ["UpdateUsagePlan"]
+    [plan] = gateway().get_usage_plans()["items"]
+    assert plan["throttle"] == {"rateLimit": 5.0, "burstLimit": 7}
+
+
+def test_an_undeployed_change_is_deployed_on_the_next_run(cfg):
+    """A run that changed the API but died before deploying it leaves a stale fingerprint on the stage."""
+    ctx = run_steps(cfg, *STEPS)
+    rest_id = ctx.state.get("api")["rest_api_id"]
+    gateway().create_deployment(restApiId=rest_id, stageName="v1", description="made by hand")
+    again = run_steps(cfg, *STEPS)
+    assert changing_ops(again) == ["CreateDeployment", "UpdateStage"]
+
+
+def test_plan_on_empty_account_changes_nothing(cfg):
+    ctx = run_steps(cfg, *STEPS, planning=True)
+    assert changing_ops(ctx) == []
+    assert gateway().get_rest_apis()["items"] == []
+    assert "would create REST API demo (REGIONAL)" in printed(ctx)
+
+
+def test_destroy_removes_plan_key_and_api(cfg):
+    run_steps(cfg, *STEPS)
+    run_steps(cfg, api, destroy=True)
+    assert gateway().get_rest_apis()["items"] == []
+    assert gateway().get_api_keys()["items"] == []
+    assert gateway().get_usage_plans()["items"] == []
+    twice = run_steps(cfg, api, destroy=True)
+    assert changing_ops(twice) == []

@@ -1,0 +1,113 @@
+import io
+import shutil
+import zipfile
+
+import boto3
+import pytest
+
+from provision import database, function, iam_role, package, security_groups
+from tests.support import SECRETS, changing_ops, inject, printed, run_steps
+
+PREREQUISITES = (iam_role, security_groups)
+
+
+def read_function():
+    return boto3.client("lambda", region_name="eu-west-1").get_function(FunctionName="demo-api")
+
+
+def test_package_is_reproducible_and_holds_handler_and_pymysql():
+    first, second = package.build(), package.build()
+    assert first.data == second.data and first.sha256 == second.sha256
+    names = zipfile.ZipFile(io.BytesIO(first.data)).namelist()
+    assert "handler.py" in names and "pymysql/__init__.py" in names
+    assert names == sorted(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_function_is_configured_for_the_database(cfg):
+    ctx = run_steps(cfg, *PREREQUISITES, function)
+    found = read_function()
+    conf = found["Configuration"]
+    db = database.lookup(ctx)
+    assert conf["Runtime"] == function.RUNTIME and conf["Handler"] == "handler.handler"
+    assert conf["Role"] == ctx.state.get("iam_role")["arn"]
+    assert conf["Architectures"] == ["arm64"]
+    assert sorted(conf["VpcConfig"]["SubnetIds"]) == list(db.subnet_ids)
+    assert conf["VpcConfig"]["SecurityGroupIds"] == [ctx.state.get("security_groups")["lambda_group_id"]]
+    assert conf["Environment"]["Variables"] == {
+        "DB_HOST": db.endpoint, "DB_PORT": "3306", "DB_NAME": "shop", "DB_USER": "api_reader",
+        "DB_PASSWORD": SECRETS["TEST_DB_PASSWORD"], "DB_TABLE": "orders", "DB_KEY_COLUMN": "customer_id",
+        "DB_COLUMNS": ""}
+    assert conf["CodeSha256"] == package.build().sha256
+    assert found["Tags"] == {"stack": "demo", "managed-by": "rds-edge-api"}
+    assert conf["State"] == "Active"
+    assert SECRETS["TEST_DB_PASSWORD"] not in printed(ctx)
+    assert SECRETS["TEST_DB_PASSWORD"] not in str(ctx.state.resources)
+
+
+def test_log_group_is_created_first_with_retention_and_tags(cfg):
+    ctx = run_steps(cfg, *PREREQUISITES, function)
+    ops = changing_ops(ctx)
+    assert ops.index("CreateLogGroup") < ops.index("CreateFunction")
+    logs = boto3.client("logs", region_name="eu-west-1")
+    group = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/demo-api")["logGroups"][0]
+    assert group["retentionInDays"] == 30
+    tags = logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
+    assert tags == {"stack": "demo", "managed-by": "rds-edge-api"}
+
+
+def test_second_deploy_changes_nothing(cfg):
+    run_steps(cfg, *PREREQUISITES, function)
+    again = run_steps(cfg, *PREREQUISITES, function)
+    assert changing_ops(again) == []
+
+
+def test_changed_columns_update_only_the_configuration(cfg, load_seeded, write_config):
+    run_steps(cfg, *PREREQUISITES, function)
+    from provision import config as config_module
+    changed = config_module.load(write_config({"database": {"columns": ["order_id", "total"]}}))
+    ctx = run_steps(changed, *PREREQUISITES, function)
+    assert changing_ops(ctx) == ["UpdateFunctionConfiguration"]
+    assert "configuration of demo-api: Environment" in printed(ctx)
+    assert read_function()["Configuration"]["Environment"]["Variables"]["DB_COLUMNS"] == "order_id,total"
+
+
+def test_changed_source_updates_only_the_code(cfg, tmp_path, monkeypatch):
+    run_steps(cfg, *PREREQUISITES, function)
+    source = tmp_path / "lambda"
+    shutil.copytree(package.SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "handler.py").write_text((source / "handler.py").read_text() + "\n# changed\n")
+    monkeypatch.setattr(package, "SOURCE", source)
+    monkeypatch.setattr(package.build, "__defaults__", (source,))
+    ctx = run_steps(cfg, *PREREQUISITES, function)
+    assert changing_ops(ctx) == ["UpdateFunctionCode"]
+    assert read_function()["Configuration"]["CodeSha256"] == package.build(source).sha256
+
+
+def test_new_role_not_yet_assumable_is_waited_out(cfg):
+    ctx = run_steps(cfg, *PREREQUISITES)
+    attempts = inject(ctx.clients.session, "before-call.lambda.CreateFunction", 2,
+                      "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+    function.ensure(ctx)
+    assert len(attempts) == 3
+    assert "to become assumable by Lambda" in printed(ctx)
+    assert read_function()["Configuration"]["State"] == "Active"
+
+
+def test_other_invalid_parameter_fails_at_once(cfg):
+    ctx = run_steps(cfg, *PREREQUISITES)
+    attempts = inject(ctx.clients.session, "before-call.lambda.CreateFunction", 5,
+                      "InvalidParameterValueException", "Unsupported runtime")
+    with pytest.raises(Exception) as err:
+        function.ensure(ctx)
+    assert "Unsupported runtime" in str(err.value)
+    assert len(attempts) == 1
+
+
+def test_destroy_removes_function_and_log_group(cfg):
+    run_steps(cfg, *PREREQUISITES, function)
+    run_steps(cfg, function, destroy=True)
+    assert boto3.client("lambda", region_name="eu-west-1").list_functions()["Functions"] == []
+    assert boto3.client("logs", region_name="eu-west-1").describe_log_groups()["logGroups"] == []
+    twice = run_steps(cfg, function, destroy=True)
+    assert changing_ops(twice) == []

@@ -1,0 +1,72 @@
+import json
+
+import boto3
+
+from provision import iam_role
+from tests.support import changing_ops, printed, quiet_context
+
+POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+def read_role():
+    iam = boto3.client("iam", region_name="eu-west-1")
+    role = iam.get_role(RoleName="demo-fn")["Role"]
+    attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="demo-fn")["AttachedPolicies"]]
+    return role, attached
+
+
+def test_ensure_creates_role_trusted_by_lambda_only(cfg):
+    ctx = quiet_context(cfg)
+    iam_role.ensure(ctx)
+    role, attached = read_role()
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                   "Action": "sts:AssumeRole"}]
+    assert attached == [POLICY]
+    assert {t["Key"]: t["Value"] for t in role["Tags"]} == {"stack": "demo", "managed-by": "rds-edge-api"}
+    assert ctx.state.get("iam_role")["arn"] == role["Arn"]
+
+
+def test_second_ensure_changes_nothing(cfg):
+    iam_role.ensure(quiet_context(cfg))
+    again = quiet_context(cfg)
+    iam_role.ensure(again)
+    assert changing_ops(again) == []
+    assert again.report.changes == []
+
+
+def test_detached_policy_is_reattached_and_nothing_else(cfg):
+    iam_role.ensure(quiet_context(cfg))
+    boto3.client("iam").detach_role_policy(RoleName="demo-fn", PolicyArn=POLICY)
+    again = quiet_context(cfg)
+    iam_role.ensure(again)
+    assert changing_ops(again) == ["AttachRolePolicy"]
+    assert read_role()[1] == [POLICY]
+
+
+def test_plan_announces_without_creating(cfg):
+    ctx = quiet_context(cfg, planning=True)
+    iam_role.ensure(ctx)
+    assert [kind for kind, _ in ctx.report.changes] == ["create", "update"]
+    assert "would create IAM role demo-fn" in printed(ctx)
+    assert boto3.client("iam").list_roles()["Roles"] == [] or all(
+        r["RoleName"] != "demo-fn" for r in boto3.client("iam").list_roles()["Roles"])
+
+
+def test_destroy_detaches_and_deletes_and_is_safe_twice(cfg):
+    iam_role.ensure(quiet_context(cfg))
+    iam_role.destroy(quiet_context(cfg))
+    names = [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
+    assert "demo-fn" not in names
+    twice = quiet_context(cfg)
+    iam_role.destroy(twice)
+    assert changing_ops(twice) == []
+
+
+def test_destroy_leaves_a_role_that_is_not_ours(cfg):
+    boto3.client("iam").create_role(RoleName="demo-fn", AssumeRolePolicyDocument=json.dumps(iam_role.TRUST))
+    ctx = quiet_context(cfg)
+    iam_role.destroy(ctx)
+    assert changing_ops(ctx) == []
+    assert "Leaving IAM role demo-fn" in printed(ctx)
