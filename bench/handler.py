@@ -1,6 +1,6 @@
 """Benchmark lambda/handler.py against a bare pymysql loop on a local throwaway MariaDB.
 
-    .venv/bin/python bench/handler.py [--rounds 20] [--per-round 500]
+    .venv/bin/python bench/handler.py [--rounds 100] [--per-round 100]
 
 One process, one 100,000-row table with an indexed key column, the same random
 existing keys for both sides, warm-up first, then alternating blocks (ABBA) so
@@ -79,8 +79,8 @@ def pct(values, p):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20, help="alternating blocks per side")
-    parser.add_argument("--per-round", type=int, default=500, help="invocations per block")
+    parser.add_argument("--rounds", type=int, default=100, help="alternating blocks per side")
+    parser.add_argument("--per-round", type=int, default=100, help="invocations per block")
     args = parser.parse_args()
 
     password = secrets.token_urlsafe(18)

@@ -288,6 +288,12 @@ def test_wrong_password_is_internal_and_not_logged(configure, capsys):
     assert "Access denied" in json.loads(out.strip().splitlines()[-1])["error"]
 
 
+def test_server_restart_between_invocations_is_transparent(configure, db):
+    assert invoke("sku-1")["items"]
+    db.restart()
+    assert invoke("sku-1")["items"][0]["name"] == "Widget"
+
+
 def test_server_crash_then_restart(configure, db):
     assert invoke("sku-1")["items"]
     db.kill()
