@@ -1,0 +1,284 @@
+"""The CloudFront distribution: the domain's front door, guarded by the web ACL.
+
+One origin, the API's regional execute-api domain with origin path
+`/<stage>`, reached over HTTPS (TLSv1.2) with the header `x-api-key` set to
+the API key's value. The managed policies do the forwarding: CachingDisabled
+(every request reaches the API) and AllViewerExceptHostHeader (the query
+string and Authorization reach the origin; the Host header must not, or API
+Gateway cannot route the request). Viewers: HTTPS only, the domain as alias,
+the ACM certificate (sni-only, TLSv1.2_2021), the web ACL.
+
+Pitfalls:
+- the API key value is a shared secret between CloudFront and API Gateway: it
+  is read when needed and compared, never stored, printed or described;
+- allowed methods must cover what the API serves (GET), or CloudFront answers
+  "not configured to allow the HTTP request method";
+- the distribution is found by its Comment and confirmed by the stack's tags
+  (a listing shows the comment, so no tag call per foreign distribution);
+  CallerReference is deterministic, so a create repeated after a lost
+  response fails with DistributionAlreadyExists and the distribution is then
+  found, never duplicated;
+- drift is fixed in place with the ETag (update_distribution, IfMatch);
+  only the fields this step owns are compared;
+- the legacy ForwardedValues and TTLs must not be sent beside a cache policy
+  (moto returns them anyway): they are dropped from every config sent back;
+- deletion needs a disabled distribution that has finished deploying.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from botocore.exceptions import ClientError
+
+from . import waits
+from .context import UNKNOWN
+from .errors import DeployError, is_code
+from .tags import is_ours
+
+STEP = "cloudfront"
+ORIGIN_ID = "api"
+# Managed policies by their documented ids (the same in every account).
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+LEGACY_CACHE_KEYS = ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL")
+DEPLOY_TIMEOUT = 30 * 60  # a distribution change usually deploys in 3 to 15 minutes
+DEPLOY_INTERVAL = 20
+DISABLED_TIMEOUT = 10 * 60  # after Deployed, the delete may still see it as enabled for a moment
+
+
+def comment(stack: str) -> str:
+    return f"rds-edge-api stack {stack}"
+
+
+def caller_reference(stack: str, certificate_arn: str) -> str:
+    """The same for the same stack and certificate, so a retried create cannot make a second distribution."""
+    return f"rds-edge-api-{stack}-" + hashlib.sha256(certificate_arn.encode()).hexdigest()[:12]
+
+
+def _summary(distribution: dict) -> dict:
+    return {"Id": distribution["Id"], "ARN": distribution["ARN"], "DomainName": distribution["DomainName"]}
+
+
+def _ours(ctx, arn: str) -> bool:
+    tags = ctx.edge("cloudfront").list_tags_for_resource(Resource=arn)["Tags"].get("Items")
+    return is_ours(tags, ctx.stack)
+
+
+def find(ctx) -> dict | None:
+    """The stack's distribution ({Id, ARN, DomainName}): the state's id if still ours, else by comment and tag."""
+    cf = ctx.edge("cloudfront")
+    hint = ctx.state.get(STEP).get("distribution_id")
+    if hint:
+        try:
+            distribution = cf.get_distribution(Id=hint)["Distribution"]
+        except ClientError as exc:
+            if not is_code(exc, "NoSuchDistribution"):
+                raise
+        else:
+            if _ours(ctx, distribution["ARN"]):
+                return _summary(distribution)
+    for page in cf.get_paginator("list_distributions").paginate():
+        for item in page["DistributionList"].get("Items") or []:
+            if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"]):
+                return _summary(item)
+    return None
+
+
+def _inputs(ctx) -> dict:
+    """What the distribution points at, from the earlier steps' state.
+
+    While planning, what an earlier step would create is not known yet: a
+    placeholder stands in. Otherwise a missing step is an error naming it.
+    """
+    api, certificate, acl = ctx.state.get("api"), ctx.state.get("certificate"), ctx.state.get("waf")
+    needed = {"api": api.get("execute_api_domain"), "certificate": certificate.get("arn"),
+              "waf": acl.get("web_acl_arn")}
+    missing = [step for step, value in needed.items() if not value]
+    if missing and not ctx.planning:
+        raise DeployError(f"the CloudFront step needs what the {', '.join(missing)} step(s) made, and the state "
+                          "has no record of it; run deploy, which runs those steps first")
+    if certificate.get("arn") and not ctx.planning:
+        status = ctx.edge("acm").describe_certificate(CertificateArn=certificate["arn"])["Certificate"]["Status"]
+        if status != "ISSUED":
+            raise DeployError(f"certificate {certificate['arn']} is {status}, not ISSUED; run deploy again, "
+                              "whose certificate_issued step waits for it")
+    key = UNKNOWN
+    if api.get("api_key_id") not in (None, UNKNOWN):  # UNKNOWN: a key the api step plans to create
+        key = ctx.client("apigateway").get_api_key(apiKey=api["api_key_id"], includeValue=True)["value"]
+    return {"origin": api.get("execute_api_domain") or UNKNOWN, "stage": api.get("stage") or ctx.config.api.stage,
+            "key": key, "certificate": certificate.get("arn") or UNKNOWN, "acl": acl.get("web_acl_arn") or UNKNOWN}
+
+
+def _desired(ctx, inputs: dict) -> dict:
+    return {
+        "CallerReference": caller_reference(ctx.stack, inputs["certificate"]),
+        "Comment": comment(ctx.stack),
+        "Enabled": True,
+        "Aliases": {"Quantity": 1, "Items": [ctx.config.domain.name]},
+        "Origins": {"Quantity": 1, "Items": [{
+            "Id": ORIGIN_ID,
+            "DomainName": inputs["origin"],
+            "OriginPath": f"/{inputs['stage']}",
+            "CustomHeaders": {"Quantity": 1, "Items": [{"HeaderName": "x-api-key", "HeaderValue": inputs["key"]}]},
+            "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only",
+                                   "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]}},
+        }]},
+        "DefaultCacheBehavior": {
+            "TargetOriginId": ORIGIN_ID,
+            "ViewerProtocolPolicy": "https-only",
+            "AllowedMethods": {"Quantity": 3, "Items": ["GET", "HEAD", "OPTIONS"],
+                               "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}},
+            "CachePolicyId": CACHING_DISABLED,
+            "OriginRequestPolicyId": ALL_VIEWER_EXCEPT_HOST_HEADER,
+            "Compress": False,
+        },
+        # CloudFrontDefaultCertificate False explicitly: moto drops the certificate without it.
+        "ViewerCertificate": {"ACMCertificateArn": inputs["certificate"], "SSLSupportMethod": "sni-only",
+                              "MinimumProtocolVersion": "TLSv1.2_2021", "CloudFrontDefaultCertificate": False},
+        "WebACLId": inputs["acl"],
+        "PriceClass": "PriceClass_100",  # North America and Europe: the cheapest
+        "HttpVersion": "http2and3",
+        "IsIPV6Enabled": True,  # the domain gets an AAAA alias too
+    }
+
+
+def _items(container: dict | None) -> list:
+    return (container or {}).get("Items") or []
+
+
+def _owned(config: dict) -> dict:
+    """The fields this step decides, comparable whichever side they come from.
+
+    Holds the API key value (origin headers): compare it, never show it;
+    drift is reported by these keys' names only.
+    """
+    origins = {o["Id"]: o for o in _items(config.get("Origins"))}
+    origin = origins.get(ORIGIN_ID, {})
+    custom = origin.get("CustomOriginConfig") or {}
+    behaviour = config.get("DefaultCacheBehavior") or {}
+    methods = behaviour.get("AllowedMethods") or {}
+    certificate = config.get("ViewerCertificate") or {}
+    return {
+        "aliases": sorted(_items(config.get("Aliases"))),
+        "origins": sorted(origins),
+        "origin domain": origin.get("DomainName"),
+        "origin path": origin.get("OriginPath"),
+        "origin protocol": custom.get("OriginProtocolPolicy"),
+        "origin TLS": sorted(_items(custom.get("OriginSslProtocols"))),
+        "origin headers": {h["HeaderName"].lower(): h["HeaderValue"] for h in _items(origin.get("CustomHeaders"))},
+        "target origin": behaviour.get("TargetOriginId"),
+        "viewer protocol": behaviour.get("ViewerProtocolPolicy"),
+        "allowed methods": sorted(_items(methods)),
+        "cached methods": sorted(_items(methods.get("CachedMethods"))),
+        "cache policy": behaviour.get("CachePolicyId"),
+        "origin request policy": behaviour.get("OriginRequestPolicyId"),
+        "certificate": certificate.get("ACMCertificateArn"),
+        "SSL support": certificate.get("SSLSupportMethod"),
+        "minimum TLS": certificate.get("MinimumProtocolVersion"),
+        "default certificate": bool(certificate.get("CloudFrontDefaultCertificate")),
+        "web ACL": config.get("WebACLId"),
+        "price class": config.get("PriceClass"),
+        "HTTP versions": config.get("HttpVersion"),
+        "IPv6": config.get("IsIPV6Enabled"),
+        "enabled": config.get("Enabled"),
+        "comment": config.get("Comment"),
+    }
+
+
+def _sendable(config: dict) -> dict:
+    """A config as returned, fit to send back: no legacy cache settings beside a cache policy."""
+    behaviour = dict(config["DefaultCacheBehavior"])
+    if behaviour.get("CachePolicyId"):
+        for key in LEGACY_CACHE_KEYS:
+            behaviour.pop(key, None)
+    return {**config, "DefaultCacheBehavior": behaviour}
+
+
+def _merged(current: dict, desired: dict) -> dict:
+    """The current config with every field this step owns set as desired; the rest (and CallerReference) kept."""
+    config = dict(current)
+    for key in ("Comment", "Enabled", "Aliases", "Origins", "ViewerCertificate", "WebACLId", "PriceClass",
+                "HttpVersion", "IsIPV6Enabled"):
+        config[key] = desired[key]
+    config["DefaultCacheBehavior"] = {**current["DefaultCacheBehavior"], **desired["DefaultCacheBehavior"]}
+    return _sendable(config)
+
+
+def _update_if_drifted(ctx, distribution_id: str, desired: dict) -> None:
+    cf = ctx.edge("cloudfront")
+    got = cf.get_distribution_config(Id=distribution_id)
+    have, want = _owned(got["DistributionConfig"]), _owned(desired)
+    drifted = [name for name in want if have[name] != want[name]]
+    if drifted:
+        ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
+                   Id=distribution_id, IfMatch=got["ETag"],
+                   DistributionConfig=_merged(got["DistributionConfig"], desired))
+
+
+def _create(ctx, desired: dict) -> dict | None:
+    """Create the distribution; after a lost response, find the one the first attempt made."""
+    cf = ctx.edge("cloudfront")
+    try:
+        created = ctx.change("create", f"distribution for {ctx.config.domain.name}", cf.create_distribution_with_tags,
+                             DistributionConfigWithTags={"DistributionConfig": desired,
+                                                         "Tags": {"Items": ctx.tag_list}})
+    except ClientError as exc:
+        if not is_code(exc, "DistributionAlreadyExists"):
+            raise
+        found = find(ctx)
+        if found is None:
+            raise DeployError(f"CloudFront has a distribution with caller reference {desired['CallerReference']} "
+                              f"but none with comment {comment(ctx.stack)!r} and this stack's tags; restore its "
+                              "comment and tags (stack, managed-by) so it can be adopted, or delete it") from exc
+        _update_if_drifted(ctx, found["Id"], desired)
+        return found
+    return _summary(created["Distribution"]) if created else None
+
+
+def _deployed(ctx, distribution_id: str) -> str:
+    """Wait until the distribution's last change has deployed; its ETag."""
+    cf = ctx.edge("cloudfront")
+
+    def etag_if_deployed() -> str | None:
+        got = cf.get_distribution(Id=distribution_id)
+        return got["ETag"] if got["Distribution"]["Status"] == "Deployed" else None
+
+    return waits.wait_until(ctx, f"distribution {distribution_id} to deploy (CloudFront takes minutes)",
+                            etag_if_deployed, timeout=DEPLOY_TIMEOUT, interval=DEPLOY_INTERVAL)
+
+
+def ensure(ctx) -> None:
+    desired = _desired(ctx, _inputs(ctx))
+    found = find(ctx)
+    if found is None:
+        found = _create(ctx, desired)
+        if found is None:  # planned
+            return
+    else:
+        _update_if_drifted(ctx, found["Id"], desired)
+    if not ctx.planning:
+        _deployed(ctx, found["Id"])
+    ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"]})
+    base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
+    ctx.outputs["Distribution domain"] = found["DomainName"]
+    ctx.outputs["URL"] = base
+    # The variable's name, never its value: the operator's shell fills it in.
+    ctx.outputs["Try it"] = (f'curl -H "Authorization: ${ctx.config.access.authorization.env}" '
+                             f'"{base}?key=<{ctx.config.database.key_column}>"')
+
+
+def destroy(ctx) -> None:
+    """Disable, wait until that has deployed, delete with the latest ETag."""
+    found = find(ctx)
+    if found is None:
+        return
+    cf, distribution_id = ctx.edge("cloudfront"), found["Id"]
+    got = cf.get_distribution_config(Id=distribution_id)
+    if got["DistributionConfig"]["Enabled"]:
+        ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution, Id=distribution_id,
+                   IfMatch=got["ETag"], DistributionConfig={**_sendable(got["DistributionConfig"]), "Enabled": False})
+    etag = None if ctx.planning else _deployed(ctx, distribution_id)
+    ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
+               f"distribution {distribution_id} to be seen as disabled",
+               lambda: cf.delete_distribution(Id=distribution_id, IfMatch=etag),
+               lambda exc: is_code(exc, "DistributionNotDisabled"), timeout=DISABLED_TIMEOUT, interval=10)
