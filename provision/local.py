@@ -49,11 +49,13 @@ def emulator() -> Iterator[str]:
 
 
 def seed(session: boto3.Session, config: Config) -> Config:
-    """Create the operator's side (VPC, subnets, RDS MySQL) and return the config to deploy with.
+    """Create the operator's side (VPC, subnets, RDS MySQL, a hosted zone if named); return the config to use."""
+    seed_database(session, config)
+    return seed_hosted_zone(session, config)
 
-    A hosted zone cannot be created with a chosen id, so a configured one is
-    replaced by the id of a zone made here for the domain's parent.
-    """
+
+def seed_database(session: boto3.Session, config: Config) -> None:
+    """A VPC with two subnets and an RDS MySQL instance named as in [database]."""
     region = config.stack.region
     ec2 = session.client("ec2", region_name=region)
     rds = session.client("rds", region_name=region)
@@ -71,6 +73,10 @@ def seed(session: boto3.Session, config: Config) -> Config:
         AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="emulator-only-password",
         DBName=config.database.name, DBSubnetGroupName=f"{config.database.instance_id}-subnets",
         VpcSecurityGroupIds=[sg])
+
+
+def seed_hosted_zone(session: boto3.Session, config: Config) -> Config:
+    """A zone cannot be created with a chosen id: a configured one is replaced by a new zone's id."""
     if config.domain.hosted_zone_id is None:
         return config
     parent = config.domain.name.split(".", 1)[1]

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from provision import config as config_module  # noqa: E402
-from provision.local import seed  # noqa: E402
+from provision.local import seed_database  # noqa: E402
 from tests.support import SECRETS, merged, quiet_context, write_toml  # noqa: E402
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
@@ -53,7 +53,8 @@ def load_seeded(aws, write_config):
     """load_seeded(overrides=None, drop=()) -> Config, with the operator's VPC and RDS created in moto."""
     def load(overrides=None, drop=()):
         cfg = config_module.load(write_config(overrides, drop))
-        return seed(boto3.Session(region_name=cfg.stack.region), cfg)
+        seed_database(boto3.Session(region_name=cfg.stack.region), cfg)
+        return cfg
     return load
 
 

@@ -107,3 +107,84 @@ def run_steps(config, *modules, planning: bool = False, destroy: bool = False) -
     for module in (reversed(modules) if destroy else modules):
         (module.destroy if destroy else module.ensure)(ctx)
     return ctx
+
+
+def _tagged(tags) -> bool:
+    from provision.tags import as_dict
+    return as_dict(tags).get("managed-by") == "rds-edge-api"
+
+
+def inventory(config) -> list[str]:
+    """Everything of the stack's that exists, read with plain boto3 in every region the stack uses:
+    resources tagged managed-by=rds-edge-api and stack=<name>, our rule on the database's group, and
+    the untaggable ones (SES rule sets and identities, DNS records) by name."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from provision.tags import as_dict
+
+    stack, found = config.stack.name, []
+
+    def ours(tags) -> bool:
+        return as_dict(tags).get("stack") == stack and _tagged(tags)
+
+    for region in config.regions:
+        ec2 = boto3.client("ec2", region_name=region)
+        for group in ec2.describe_security_groups()["SecurityGroups"]:
+            if ours(group.get("Tags")):
+                found.append(f"security group {group['GroupName']}")
+            for permission in group.get("IpPermissions", []):
+                for pair in permission.get("UserIdGroupPairs", []):
+                    if pair.get("Description", "").startswith(f"rds-edge-api {stack}:"):
+                        found.append(f"rule on {group['GroupName']}")
+        lambda_ = boto3.client("lambda", region_name=region)
+        for fn in lambda_.list_functions()["Functions"]:
+            if ours(lambda_.list_tags(Resource=fn["FunctionArn"])["Tags"]):
+                found.append(f"function {fn['FunctionName']}")
+        logs = boto3.client("logs", region_name=region)
+        for group in logs.describe_log_groups()["logGroups"]:
+            if ours(logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]):
+                found.append(f"log group {group['logGroupName']}")
+        apigw = boto3.client("apigateway", region_name=region)
+        found += [f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
+        found += [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
+        found += [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))]
+        acm = boto3.client("acm", region_name=region)
+        for cert in acm.list_certificates()["CertificateSummaryList"]:
+            if ours(acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags")):
+                found.append(f"certificate {cert['DomainName']} in {region}")
+        if region == "us-east-1":
+            waf = boto3.client("wafv2", region_name=region)
+            for kind, listing in (("web acl", waf.list_web_acls), ("ip set", waf.list_ip_sets)):
+                key = "WebACLs" if kind == "web acl" else "IPSets"
+                for item in listing(Scope="CLOUDFRONT")[key]:
+                    tags = waf.list_tags_for_resource(ResourceARN=item["ARN"])["TagInfoForResource"].get("TagList")
+                    if ours(tags):
+                        found.append(f"{kind} {item['Name']}")
+        ses = boto3.client("ses", region_name=region)
+        found += [f"receipt rule set {r['Name']}" for r in ses.list_receipt_rule_sets().get("RuleSets", [])
+                  if r["Name"].startswith(stack)]
+        found += [f"ses identity {i} in {region}" for i in ses.list_identities()["Identities"]
+                  if i == config.domain.name]
+    iam = boto3.client("iam")
+    for role in iam.list_roles()["Roles"]:
+        if ours(iam.list_role_tags(RoleName=role["RoleName"])["Tags"]):
+            found.append(f"role {role['RoleName']}")
+    cloudfront = boto3.client("cloudfront")
+    for dist in (cloudfront.list_distributions()["DistributionList"].get("Items") or []):
+        if ours(cloudfront.list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items")):
+            found.append(f"distribution {dist['Id']}")
+    s3 = boto3.client("s3")
+    for bucket in s3.list_buckets()["Buckets"]:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+        except ClientError:
+            tags = []
+        if ours(tags):
+            found.append(f"bucket {bucket['Name']}")
+    route53 = boto3.client("route53")
+    for zone in route53.list_hosted_zones()["HostedZones"]:
+        for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]:
+            if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]:
+                found.append(f"dns {record['Type']} {record['Name']}")
+    return sorted(found)
