@@ -45,6 +45,8 @@ def load(server, password):
                     f" '2024-01-01' + INTERVAL seq MINUTE FROM seq_1_to_{ROWS}")
         cur.execute("ANALYZE TABLE products")
         cur.fetchall()
+        cur.execute("SELECT COUNT(*) FROM products")
+        assert cur.fetchone()[0] == ROWS
 
 
 def run_handler(keys, latencies):

@@ -21,6 +21,8 @@ import pytest
 
 START_TIMEOUT = 30  # seconds; a cold start takes well under one
 STOP_TIMEOUT = 30
+MISSING = ("mariadbd / mariadb-install-db not found: run `scripts/bootstrap test mariadb` "
+           "(it installs Debian's mariadb-server) or install MariaDB yourself")
 
 
 def find_binary(name):
@@ -41,9 +43,7 @@ class MariaDB:
         self.mariadbd = find_binary("mariadbd")
         self.install_db = find_binary("mariadb-install-db")
         if not (self.mariadbd and self.install_db):
-            raise RuntimeError(
-                "mariadbd / mariadb-install-db not found: run `scripts/bootstrap test mariadb` "
-                "(it installs Debian's mariadb-server) or install MariaDB yourself")
+            raise RuntimeError(MISSING)
         self.dir = Path(tempfile.mkdtemp(prefix="rds-edge-mariadb-"))
         self.datadir = self.dir / "data"
         self.socket = str(self.dir / "mysqld.sock")
@@ -54,7 +54,11 @@ class MariaDB:
         self.proc = None
 
     def __enter__(self):
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -65,10 +69,12 @@ class MariaDB:
         """Initialise the data directory on first use, then start and wait for the server."""
         first = not self.datadir.exists()
         if first:
-            subprocess.run(
+            done = subprocess.run(
                 [self.install_db, "--no-defaults", "--auth-root-authentication-method=normal",
                  "--skip-test-db", "--skip-name-resolve", "--user=root", f"--datadir={self.datadir}"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+                capture_output=True, text=True, timeout=120)
+            if done.returncode:
+                raise RuntimeError("mariadb-install-db failed:\n" + (done.stdout + done.stderr)[-3000:])
         for attempt in range(3):  # the free port may be taken before mariadbd binds it
             self.port = self.port if (self.port and attempt == 0) else free_port()
             if self._spawn():
@@ -169,11 +175,9 @@ class MariaDB:
 @pytest.fixture(scope="session")
 def mariadb_server():
     """One throwaway MariaDB for the whole session; fails (not skips) without MariaDB."""
-    try:
-        server = MariaDB()
-    except RuntimeError as e:
-        pytest.fail(str(e), pytrace=False)
-    with server:
+    if not (find_binary("mariadbd") and find_binary("mariadb-install-db")):
+        pytest.fail(MISSING, pytrace=False)
+    with MariaDB() as server:
         yield server
 
 

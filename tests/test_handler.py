@@ -48,6 +48,8 @@ def db(mariadb_server):
             " x'00FF80FE', x'FFFE00C3', x'C3281FA0A1', b'1000000001', %s, NULL, %s, -7, 1.5, 'green')",
             (json.dumps(DOC), EMOJI_TEXT))
         cur.execute("INSERT INTO types (k) VALUES ('nulls')")
+        cur.execute("CREATE TABLE odd (k INT, `odd ``name` TEXT, `sp ace` TEXT, `ünï` TEXT)")
+        cur.execute("INSERT INTO odd VALUES (1, 'a', 'b', 'c')")
     return mariadb_server
 
 
@@ -147,6 +149,20 @@ def test_injection_is_just_a_key_that_is_not_found(configure, db, key):
     assert before["items"] == len(ITEMS) and "canary" in before
 
 
+@pytest.mark.parametrize("key", ["5", "+5", "005"])
+def test_integer_key_column(configure, key):
+    configure(DB_KEY_COLUMN="id")
+    assert invoke(key) == {"key": key, "items": [{"id": 5, "sku": "sku-5", "name": "Gadget", "qty": 0}]}
+
+
+@pytest.mark.parametrize("key", ["5abc", "5.0", "5e0", " 5", "0x5", "5_0", "' OR '1'='1",
+                                 "1' OR '1'='1", "0", "99999999999999999999"])
+def test_integer_key_column_matches_only_that_integer(configure, key):
+    """Left to MySQL, '5abc' would find id 5 and "' OR '1'='1" id 0: strings compare as numbers."""
+    configure(DB_KEY_COLUMN="id")
+    fails(key, "[NotFound]")
+
+
 # --- column types --------------------------------------------------------------------
 
 def test_every_column_type_is_json_safe_and_lossless(configure):
@@ -186,6 +202,26 @@ def test_null_in_every_column_type(configure):
 def test_column_subset_in_configured_order(configure):
     configure(DB_COLUMNS=" name , SKU,name")
     assert invoke("sku-5") == {"key": "sku-5", "items": [{"name": "Gadget", "sku": "sku-5"}]}
+
+
+def test_timestamps_are_utc_whatever_the_server_time_zone(configure, db):
+    configure(DB_TABLE="types", DB_KEY_COLUMN="k", DB_COLUMNS="ts")
+    with db.admin() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL time_zone = '+05:00'")
+        try:
+            assert invoke("all")["items"] == [{"ts": "2024-02-29T13:14:15"}]
+        finally:
+            cur.execute("SET GLOBAL time_zone = SYSTEM")
+
+
+def test_same_column_twice_in_any_case_is_selected_once(configure):
+    configure(DB_TABLE="types", DB_KEY_COLUMN="k", DB_COLUMNS="blb,BLB,k")
+    assert invoke("all")["items"] == [{"blb": "wygfoKE=", "k": "all"}]
+
+
+def test_all_columns_of_a_table_with_odd_column_names(configure):
+    configure(DB_TABLE="odd", DB_KEY_COLUMN="k")
+    assert invoke("1")["items"] == [{"k": 1, "odd `name": "a", "sp ace": "b", "ünï": "c"}]
 
 
 def test_emoji_key(configure, db):
@@ -250,6 +286,21 @@ def test_connection_killed_by_server_is_reopened(configure, db):
         cur.execute("KILL %s", (killed,))
     assert invoke("sku-1")["items"][0]["name"] == "Widget"
     assert handler._conn.thread_id() != killed
+
+
+def test_schema_change_under_a_live_connection(configure, db):
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE scratch (k VARCHAR(8), a INT, b INT)")
+        cur.execute("INSERT INTO scratch VALUES ('x', 1, 2)")
+    configure(DB_TABLE="scratch", DB_KEY_COLUMN="k")
+    try:
+        assert invoke("x")["items"] == [{"k": "x", "a": 1, "b": 2}]
+        with db.admin(DATABASE) as conn, conn.cursor() as cur:
+            cur.execute("ALTER TABLE scratch DROP COLUMN b")
+        assert invoke("x")["items"] == [{"k": "x", "a": 1}]
+    finally:
+        with db.admin(DATABASE) as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE scratch")
 
 
 def assert_generic_internal(error, started, port):
