@@ -17,7 +17,11 @@ from .iam_role import partition
 from .tags import is_ours
 
 STEP = "api"
-TEMPLATE = '{"key": "$input.params(\'key\')", "sourceIp": "$context.identity.sourceIp"}'
+# The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key
+# holding '"' broke the JSON (a 500, not a 4xx) and could smuggle extra fields into the event.
+# escapeJavaScript also turns ' into \', which JSON does not know, hence the replaceAll.
+TEMPLATE = (r'''{"key": "$util.escapeJavaScript($input.params('key')).replaceAll("\\'","'")", '''
+            r'''"sourceIp": "$context.identity.sourceIp"}''')
 ERROR_BODY = "{\"message\": $input.json('$.errorMessage')}"
 # (status, selection pattern on the Lambda error message, response template); patterns are disjoint.
 RESPONSES = (

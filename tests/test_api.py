@@ -36,8 +36,11 @@ def test_rest_api_method_and_integration(cfg):
     assert integration["type"] == "AWS" and integration["httpMethod"] == "POST"
     assert integration["uri"] == (f"arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
                                   f"{function_arn}/invocations")
-    assert integration["requestTemplates"] == {
-        "application/json": '{"key": "$input.params(\'key\')", "sourceIp": "$context.identity.sourceIp"}'}
+    template = integration["requestTemplates"]["application/json"]
+    assert template == api.TEMPLATE
+    # the key is escaped for JSON (a '"' in it must not break the event), the source IP passed as is
+    assert template.startswith('{"key": "$util.escapeJavaScript($input.params(\'key\'))')
+    assert template.endswith('"sourceIp": "$context.identity.sourceIp"}')
     responses = integration["integrationResponses"]
     assert responses["200"].get("selectionPattern") in (None, "")
     assert responses["400"]["selectionPattern"] == r"^\[BadRequest\].*"
