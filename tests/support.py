@@ -13,6 +13,7 @@ from provision.output import Output
 SECRETS = {
     "TEST_DB_PASSWORD": "db-pass-NEVER-SHOWN-7f3a",
     "TEST_AUTHORIZATION": "Bearer auth-NEVER-SHOWN-91c2",
+    "TEST_SHORT_VALUE": "too-short",
 }
 
 BASE_CONFIG = {

@@ -69,7 +69,7 @@ BAD = [
     ({"api": {"path": "a/b"}}, (), "api.path", "one path segment"),
     ({"api": {"stage": "v-1"}}, (), "api.stage", "not valid"),
     ({"api": {"throttle_rate": 0}}, (), "api.throttle_rate", "greater than 0"),
-    ({"api": {"key_env": "TEST_DB_PASSWORD"}}, (), "api.key_env", "20 to 128"),
+    ({"api": {"key_env": "TEST_SHORT_VALUE"}}, (), "api.key_env", "20 to 128"),
     ({"function": {"timeout_s": 60}}, (), "function.timeout_s", "29"),
     ({"function": {"architecture": "sparc"}}, (), "function.architecture", "must be one of"),
     ({"function": {"log_retention_days": 10}}, (), "function.log_retention_days", "not one"),
