@@ -1,0 +1,344 @@
+"""Steps "certificate" and "certificate_issued": the domain's ACM certificate, in us-east-1.
+
+CloudFront takes certificates from us-east-1 only. Validation takes minutes
+(DNS) to as long as the operator needs to click a link (email), so the
+certificate is requested early (``request``) and awaited only right before
+CloudFront needs it (``wait_issued``), overlapping the steps in between.
+
+- DNS validation: ACM's CNAME goes into the hosted zone (or is printed); ACM
+  renews such a certificate by itself while the CNAME stays.
+- Email validation: ACM mails the domain; the mail step's SES rule stores the
+  mail in S3, where ``wait_issued`` finds the approval link for THIS
+  certificate and shows it. Renewal needs the same approval by mail again.
+
+Pitfalls:
+- A pending certificate is picked up again (state, else tags), never
+  requested twice; a failed, expired or revoked one, or one for the other
+  validation method, is replaced (and deleted once nothing uses it).
+- DescribeCertificate may not know a new certificate, or its validation
+  record, for a few seconds: read them with a bounded wait.
+- A certificate cannot be deleted while a distribution uses it, and
+  CloudFront lets go of it minutes after the distribution is gone.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from botocore.exceptions import ClientError
+
+from . import approval, dns, mail
+from .context import UNKNOWN
+from .errors import DeployError, is_code
+from .tags import as_dict, is_ours
+from .waits import retry_while, wait_until
+
+VALIDATION_TAG = "validation"  # "dns" or "email", beside the stack's tags
+ALL_STATUSES = ["PENDING_VALIDATION", "ISSUED", "INACTIVE", "EXPIRED", "VALIDATION_TIMED_OUT", "REVOKED", "FAILED"]
+USABLE = ("ISSUED", "PENDING_VALIDATION")
+DEAD = ("FAILED", "VALIDATION_TIMED_OUT", "EXPIRED", "REVOKED", "INACTIVE")
+ISSUE_TIMEOUT = 60 * 60          # ACM itself gives up after 72 h; re-running resumes the wait
+ISSUE_INTERVAL = 15
+RECORD_TIMEOUT = 120             # ACM publishes the DNS validation record within seconds
+RELEASE_TIMEOUT = 20 * 60        # CloudFront lets go of a certificate minutes after a distribution is deleted
+MAX_MAIL_BYTES = 1024 * 1024     # ACM's mail is a few kB; anything else mailed to the domain is skipped
+
+
+def request(ctx) -> None:
+    """Find this stack's certificate for the domain, or request one; never wait for ISSUED here."""
+    domain, method = ctx.config.domain.name, _method(ctx)
+    certs = _hinted(ctx) or _ours(ctx)
+    cert = next((c for c in certs if _usable(c, method)), None)
+    if cert is None:
+        arn = _request(ctx, method, replaces=certs[0]["CertificateArn"] if certs else None)
+    else:
+        arn = cert["CertificateArn"]
+    for old in certs:
+        if old is not cert:
+            _retire(ctx, old)
+    if method == "DNS":
+        _validation_record(ctx, arn, cert)
+    _renewal_note(ctx, method)
+    ctx.state.put("certificate", {"arn": arn})
+    ctx.outputs["Certificate"] = arn
+
+
+def wait_issued(ctx) -> None:
+    """Wait (bounded, resumable) until the certificate is ISSUED; for email, show the approval link."""
+    acm, domain, method = ctx.edge("acm"), ctx.config.domain.name, _method(ctx)
+    arn = ctx.state.get("certificate").get("arn")
+    cert = _describe(acm, arn) if arn and arn != UNKNOWN else None
+    if cert is None and arn != UNKNOWN:
+        cert = next((c for c in _ours(ctx) if _usable(c, method)), None)
+    if cert is None:
+        if ctx.planning:
+            ctx.out.note(f"would wait for the new certificate for {domain} to be issued ({method.lower()} validation)")
+            return
+        raise DeployError(f"no certificate for {domain} was found; run deploy again (its certificate step "
+                          "requests one)")
+    arn = cert["CertificateArn"]
+    _fail_if_dead(cert)
+    if cert["Status"] == "ISSUED":
+        return
+    if ctx.planning:
+        ctx.out.note(f"would wait for certificate {arn} ({cert['Status']}) to be issued ({method.lower()} validation)")
+        return
+    if method == "EMAIL":
+        _wait_for_approval(ctx, arn)
+        return
+    how = ("once the validation CNAME resolves" if ctx.config.domain.hosted_zone_id
+           else "once you have created the validation CNAME shown earlier")
+    wait_until(ctx, f"certificate for {domain} to be issued (ACM checks DNS every few minutes; {how})",
+               lambda: _issued(acm, arn), timeout=ISSUE_TIMEOUT, interval=ISSUE_INTERVAL)
+
+
+def destroy(ctx) -> None:
+    """Delete every certificate of this stack for the domain, then its validation CNAME."""
+    acm, zone = ctx.edge("acm"), ctx.config.domain.hosted_zone_id
+    for cert in _ours(ctx):
+        arn = cert["CertificateArn"]
+        record = _record_in(cert, ctx.config.domain.name)
+        _delete(ctx, acm, arn, wait_for_release=True)
+        if record and zone and not _others_for_domain(ctx):
+            dns.remove(ctx, zone, record.name, record.type, only_if=record)
+
+
+# --- finding ------------------------------------------------------------------
+
+def _method(ctx) -> str:
+    return ctx.config.domain.validation.upper()
+
+
+def _describe(acm, arn: str) -> dict | None:
+    try:
+        return acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    except ClientError as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return None
+        raise
+
+
+def _hinted(ctx) -> list[dict]:
+    """The state's certificate, if it is still ours, for the domain and usable: saves the listing."""
+    arn = ctx.state.get("certificate").get("arn")
+    if not arn or arn == UNKNOWN:
+        return []
+    cert = _with_tags(ctx.edge("acm"), _describe(ctx.edge("acm"), arn))
+    if (cert is None or cert.get("DomainName") != ctx.config.domain.name or not is_ours(cert["Tags"], ctx.stack)
+            or not _usable(cert, _method(ctx))):
+        return []
+    return [cert]
+
+
+def _with_tags(acm, cert: dict | None) -> dict | None:
+    """The description plus its tags (which say the stack, and the validation method it was requested with)."""
+    if cert is None:
+        return None
+    tags = acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags")
+    return {**cert, "Tags": as_dict(tags)}
+
+
+def _domain_certificates(ctx) -> list[dict]:
+    """Summaries of every certificate in us-east-1 for the domain, whatever its status."""
+    pages = ctx.edge("acm").get_paginator("list_certificates").paginate(CertificateStatuses=ALL_STATUSES)
+    return [s for page in pages for s in page["CertificateSummaryList"]
+            if s.get("DomainName") == ctx.config.domain.name]
+
+
+def _ours(ctx) -> list[dict]:
+    """This stack's certificates for the domain (by tag), described, the most useful first."""
+    acm, found = ctx.edge("acm"), []
+    for summary in _domain_certificates(ctx):
+        arn = summary["CertificateArn"]
+        tags = as_dict(acm.list_tags_for_certificate(CertificateArn=arn).get("Tags"))
+        cert = _describe(acm, arn) if is_ours(tags, ctx.stack) else None
+        if cert is not None:
+            found.append({**cert, "Tags": tags})
+    rank = {"ISSUED": 0, "PENDING_VALIDATION": 1}
+    return sorted(found, key=lambda c: (rank.get(c["Status"], 2), -_created(c)))
+
+
+def _others_for_domain(ctx) -> bool:
+    """Whether a certificate not of this stack names the domain (ACM's CNAME is per domain, shared)."""
+    acm = ctx.edge("acm")
+    return any(not is_ours(acm.list_tags_for_certificate(CertificateArn=s["CertificateArn"]).get("Tags"), ctx.stack)
+               for s in _domain_certificates(ctx))
+
+
+def _created(cert: dict) -> float:
+    created = cert.get("CreatedAt")
+    return created.timestamp() if hasattr(created, "timestamp") else float(created or 0)
+
+
+def _validation_method(cert: dict) -> str | None:
+    """How the certificate is validated: the tag it was requested with, else what ACM says (None: not yet).
+
+    The tag is set in the same call as the method and neither ever changes; moto reports
+    every certificate as DNS-validated, so without the tag --local would replace an
+    email-validated certificate on every run.
+    """
+    if cert.get("Tags", {}).get(VALIDATION_TAG):
+        return cert["Tags"][VALIDATION_TAG].upper()
+    for option in cert.get("DomainValidationOptions", []):
+        if option.get("DomainName") == cert.get("DomainName") and option.get("ValidationMethod"):
+            return option["ValidationMethod"]
+    return None
+
+
+def _usable(cert: dict, method: str) -> bool:
+    return (cert.get("Type") == "AMAZON_ISSUED" and cert.get("Status") in USABLE
+            and _validation_method(cert) in (None, method))
+
+
+# --- requesting and retiring --------------------------------------------------
+
+def idempotency_token(ctx, method: str, replaces: str | None = None) -> str:
+    """Deterministic per stack, domain and method (and the certificate replaced): a retried request
+    within ACM's hour returns the same certificate, a replacement gets a new one."""
+    seed = "|".join([ctx.stack, ctx.config.domain.name, method, replaces or ""])
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def _request(ctx, method: str, replaces: str | None) -> str:
+    domain = ctx.config.domain.name
+    kwargs = {"DomainName": domain, "ValidationMethod": method,
+              "Tags": ctx.tag_list + [{"Key": VALIDATION_TAG, "Value": method.lower()}],
+              "IdempotencyToken": idempotency_token(ctx, method, replaces)}
+    if method == "EMAIL":
+        kwargs["DomainValidationOptions"] = [{"DomainName": domain, "ValidationDomain": domain}]
+    result = ctx.change("create", f"certificate for {domain} ({method.lower()} validation)",
+                        ctx.edge("acm").request_certificate, **kwargs)
+    return result["CertificateArn"] if result else UNKNOWN
+
+
+def _retire(ctx, cert: dict) -> None:
+    """Delete a certificate that was replaced, unless something still uses it (a later run will)."""
+    arn = cert["CertificateArn"]
+    users = ", ".join(cert.get("InUseBy") or []) or "a distribution"
+    if not cert.get("InUseBy"):
+        try:
+            _delete(ctx, ctx.edge("acm"), arn, wait_for_release=False)
+            return
+        except ClientError as exc:
+            if not is_code(exc, "ResourceInUseException"):
+                raise
+    ctx.out.note(f"Keeping replaced certificate {arn} ({cert['Status']}) while {users} uses it; "
+                 "a later run deletes it")
+
+
+def _delete(ctx, acm, arn: str, wait_for_release: bool) -> None:
+    def delete():
+        if not wait_for_release:
+            return acm.delete_certificate(CertificateArn=arn)
+        return retry_while(ctx, f"certificate {arn} to be released by CloudFront (minutes after its "
+                                "distribution is deleted)",
+                           lambda: acm.delete_certificate(CertificateArn=arn),
+                           lambda exc: is_code(exc, "ResourceInUseException"),
+                           timeout=RELEASE_TIMEOUT, interval=10, max_interval=60)
+    try:
+        ctx.change("delete", f"certificate {arn}", delete)
+    except ClientError as exc:
+        if not is_code(exc, "ResourceNotFoundException"):
+            raise
+
+
+# --- validation ---------------------------------------------------------------
+
+def _record_in(cert: dict | None, domain: str) -> dns.Record | None:
+    for option in (cert or {}).get("DomainValidationOptions", []):
+        rr = option.get("ResourceRecord")
+        if option.get("DomainName") == domain and option.get("ValidationMethod", "DNS") == "DNS" and rr:
+            return dns.Record(rr["Name"].rstrip("."), rr["Type"], (rr["Value"],))
+    return None
+
+
+def _validation_record(ctx, arn: str, cert: dict | None) -> None:
+    """Write ACM's validation CNAME to the zone (kept: renewal uses it too), or print it."""
+    domain = ctx.config.domain.name
+    if arn == UNKNOWN:
+        ctx.out.note("The DNS validation record is known once the certificate is requested")
+        return
+    record = _record_in(cert, domain) or wait_until(
+        ctx, "ACM to publish the DNS validation record",
+        lambda: _record_in(_describe(ctx.edge("acm"), arn), domain), timeout=RECORD_TIMEOUT, interval=5)
+    zone = ctx.config.domain.hosted_zone_id
+    if zone:
+        dns.ensure(ctx, zone, record)
+    elif (cert or {}).get("Status") != "ISSUED":
+        ctx.out.notice(f"Create this DNS record for {domain}",
+                       f"{record.text()}\n\nACM issues the certificate once it resolves, and renews it "
+                       "while it stays: keep it.")
+
+
+def _renewal_note(ctx, method: str) -> None:
+    domain = ctx.config.domain.name
+    if method == "EMAIL":
+        mx = dns.validation_mx(ctx.config)
+        ctx.out.once("certificate-renewal",
+                     f"Renewal: ACM renews an email-validated certificate only once it is approved by mail again "
+                     f"(ACM mails the domain weeks before expiry). By then the MX record for {domain} has given way "
+                     f"to the domain's own record, so re-add it ({mx.text()}; not possible next to a CNAME) or "
+                     "receive mail for the domain otherwise, then approve. DNS validation renews by itself.")
+    else:
+        ctx.out.once("certificate-renewal",
+                     "Renewal: ACM renews a DNS-validated certificate by itself while the validation CNAME stays.")
+
+
+def _fail_if_dead(cert: dict) -> None:
+    if cert["Status"] in DEAD:
+        reason = f" ({cert['FailureReason']})" if cert.get("FailureReason") else ""
+        raise DeployError(f"certificate {cert['CertificateArn']} is {cert['Status']}{reason}; run deploy again: its "
+                          "certificate step requests a new one (for email validation, have the approval mail "
+                          "answered within 72 hours)")
+
+
+def _issued(acm, arn: str) -> bool:
+    cert = _describe(acm, arn)
+    if cert is None:
+        raise DeployError(f"certificate {arn} was deleted while waiting for it; run deploy again")
+    _fail_if_dead(cert)
+    return cert["Status"] == "ISSUED"
+
+
+def _wait_for_approval(ctx, arn: str) -> None:
+    """Look for ACM's mail in the bucket, show its link once, wait until the certificate is ISSUED."""
+    acm, s3, domain = ctx.edge("acm"), ctx.mail("s3"), ctx.config.domain.name
+    bucket = mail.bucket_name(ctx)
+    seen: set[str] = set()
+    shown: list[str] = []
+    ctx.out.note(f"ACM mails admin@, administrator@, hostmaster@, postmaster@ and webmaster@{domain}; "
+                 f"SES stores the mail in s3://{bucket}/{mail.PREFIX} and the approval link will show here")
+
+    def check() -> bool:
+        if not shown:
+            link = _find_link(s3, bucket, arn, seen)
+            if link:
+                shown.append(link)
+                ctx.out.notice(f"Approve the certificate for {domain}",
+                               f"ACM's approval mail has arrived. Open this link and choose Approve:\n\n{link}\n\n"
+                               f"Certificate: {arn}\nThis run waits until the certificate is issued.")
+        return _issued(acm, arn)
+
+    what = (f"certificate for {domain} to be approved by mail and issued (the link appears when ACM's mail "
+            "arrives; run deploy again to resume)")
+    wait_until(ctx, what, check, timeout=ISSUE_TIMEOUT, interval=ISSUE_INTERVAL)
+
+
+def _find_link(s3, bucket: str, arn: str, seen: set[str]) -> str | None:
+    """The approval link in the first new mail about this certificate; each mail is read once per run."""
+    try:
+        pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=mail.PREFIX))
+    except ClientError as exc:
+        if is_code(exc, "NoSuchBucket"):
+            return None
+        raise
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        if obj["Key"] in seen:
+            continue
+        seen.add(obj["Key"])
+        if obj.get("Size", 0) > MAX_MAIL_BYTES:
+            continue
+        raw = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+        link = approval.find_approval_link(raw, arn)
+        if link:
+            return link
+    return None

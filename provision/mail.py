@@ -1,0 +1,364 @@
+"""Step "mail" (email validation only): SES receives the domain's mail into S3.
+
+ACM mails its approval link to admin@, hostmaster@, ... of the domain. So that
+the operator needs no mailbox there, this step builds, in the mail region:
+- an S3 bucket ``<stack>-mail-<account>``: public access blocked, only SES may
+  write, only under ``acm/``, only for this account and this rule; mail
+  expires after 30 days;
+- the SES domain identity (TXT ``_amazonses.<domain>``) and the MX record
+  that sends the domain's mail to SES (written to the hosted zone, or printed);
+- the receipt rule set ``<stack>-acm``, made active, with one rule: mail to
+  the domain -> S3, then stop.
+
+Pitfalls:
+- An account has ONE active receipt rule set per region: someone else's is
+  never replaced, the run stops and says what to do.
+- SES checks that it may write to the bucket when the rule is made: the
+  bucket policy comes first.
+- The MX gives way to the domain's own record later (a CNAME forbids it), so
+  it is written only while the certificate is not issued yet.
+- The SES identity carries no tags (SES v1): it is deleted only when this
+  stack's rule set, bucket or state shows the step ran.
+- A bucket holding objects (or versions) cannot be deleted: it is emptied first.
+"""
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from . import dns
+from .context import UNKNOWN
+from .errors import DeployError, is_code
+from .tags import as_dict, is_ours, tag_list
+
+PREFIX = "acm/"
+MAIL_EXPIRY_DAYS = 30
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+             "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+
+def bucket_name(ctx) -> str:
+    """Deterministic and globally unique enough: the account id is in it."""
+    return f"{ctx.stack.lower()}-mail-{ctx.account_id}"
+
+
+def rule_set_name(ctx) -> str:
+    return f"{ctx.stack}-acm"
+
+
+def rule_name(ctx) -> str:
+    return f"{ctx.stack}-acm-approval"
+
+
+def ensure(ctx) -> None:
+    region = ctx.config.domain.mail_region
+    ses, s3 = ctx.mail("ses"), ctx.mail("s3")
+    bucket, rule_set = bucket_name(ctx), rule_set_name(ctx)
+    active = _active_rule_set(ses)
+    if active not in (None, rule_set):
+        raise DeployError(
+            f"SES in {region} already has an active receipt rule set, {active!r}, and an account has only "
+            f"one per region; add to it a rule for {ctx.config.domain.name} (S3 action to s3://{bucket}/{PREFIX}, "
+            "then stop) and deactivate it, or set domain.mail_region to another SES receiving region, then run again")
+    _ensure_bucket(ctx, s3, bucket, region)
+    token = _ensure_identity(ctx, ses)
+    _ensure_records(ctx, token, region)
+    rule_set_existed = _rule_set_exists(ses, rule_set)
+    if not rule_set_existed:
+        ctx.change("create", f"SES receipt rule set {rule_set}", ses.create_receipt_rule_set, RuleSetName=rule_set)
+    _ensure_rule(ctx, ses, rule_set, bucket, rule_set_existed)
+    if active != rule_set:
+        ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
+                   RuleSetName=rule_set)
+    ctx.state.put("mail", {"bucket": bucket, "rule_set": rule_set, "rule": rule_name(ctx), "prefix": PREFIX,
+                           "region": region})
+
+
+def destroy(ctx) -> None:
+    """Rule set, DNS records, identity, bucket: each only if this stack's, each absent -> nothing."""
+    region = ctx.state.get("mail").get("region") or ctx.config.domain.mail_region
+    ses, s3 = ctx.client("ses", region), ctx.client("s3", region)
+    bucket, rule_set, domain = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.name
+    ran_here = bool(ctx.state.get("mail"))
+    if _active_rule_set(ses) == rule_set:
+        ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
+    if _rule_set_exists(ses, rule_set):
+        ran_here = True
+        ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
+    bucket_tags = _bucket_tags(s3, bucket) if _bucket_region(ctx, s3, bucket) else None
+    if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
+        ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
+        bucket_tags = None
+    ran_here = ran_here or bucket_tags is not None
+    if not ran_here:
+        return
+    token = _verification_token(ses, domain)
+    _remove_records(ctx, token, region)
+    if token is not None:
+        ctx.change("delete", f"SES domain identity {domain}", ses.delete_identity, Identity=domain)
+    if bucket_tags is not None:
+        _empty(ctx, s3, bucket)
+        ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
+
+
+# --- bucket -------------------------------------------------------------------
+
+def _bucket_region(ctx, s3, bucket: str) -> str | None:
+    """The region of our account's bucket of that name, or None when there is none."""
+    try:
+        head = s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account_id)
+    except ClientError as exc:
+        if is_code(exc, "404", "NoSuchBucket"):
+            return None
+        if is_code(exc, "403", "AccessDenied"):
+            raise DeployError(f"S3 bucket {bucket} exists but this account cannot use it (another account owns it, "
+                              "or s3:ListBucket is not allowed); remove it or allow access, then run again") from exc
+        raise
+    return head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")
+
+
+def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
+    found_in = _bucket_region(ctx, s3, bucket)
+    if found_in is None:
+        extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra)
+        current = {"tags": {}, "block": None, "policy": None, "lifecycle": None}
+    elif found_in != region:
+        raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
+                          f"run teardown with domain.mail_region = {found_in!r} first, then deploy again")
+    else:
+        current = {"tags": _bucket_tags(s3, bucket), "block": _public_access_block(s3, bucket),
+                   "policy": _bucket_policy(s3, bucket), "lifecycle": _lifecycle(s3, bucket)}
+    tags = current["tags"] or {}
+    if tags.get("stack") not in (None, ctx.stack):
+        raise DeployError(f"S3 bucket {bucket} is tagged for stack {tags['stack']!r}, not {ctx.stack!r}; "
+                          "remove it or change the stack name")
+    if any(tags.get(k) != v for k, v in ctx.tags.items()):
+        ctx.change("update", f"tags of S3 bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket,
+                   Tagging={"TagSet": tag_list({**tags, **ctx.tags})})
+    if current["block"] != BLOCK_ALL:
+        ctx.change("update", f"public access block of S3 bucket {bucket}", s3.put_public_access_block,
+                   Bucket=bucket, PublicAccessBlockConfiguration=BLOCK_ALL)
+    policy = bucket_policy(ctx, bucket, region)
+    if current["policy"] != policy:
+        ctx.change("update", f"policy of S3 bucket {bucket} (only SES may write under {PREFIX})",
+                   s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(policy))
+    rule = _expiry_rule()
+    if current["lifecycle"] is None or rule not in current["lifecycle"]:
+        others = [r for r in current["lifecycle"] or [] if r.get("ID") != rule["ID"]]
+        ctx.change("update", f"lifecycle of S3 bucket {bucket} (mail expires after {MAIL_EXPIRY_DAYS} days)",
+                   s3.put_bucket_lifecycle_configuration, Bucket=bucket,
+                   LifecycleConfiguration={"Rules": others + [rule]})
+
+
+def bucket_policy(ctx, bucket: str, region: str) -> dict:
+    """SES of this account, for this rule only, may put objects under the prefix: nothing else."""
+    rule_arn = (f"arn:aws:ses:{region}:{ctx.account_id}:receipt-rule-set/{rule_set_name(ctx)}"
+                f":receipt-rule/{rule_name(ctx)}")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowSESPutMail",
+            "Effect": "Allow",
+            "Principal": {"Service": "ses.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{bucket}/{PREFIX}*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id},
+                          "ArnLike": {"aws:SourceArn": rule_arn}},
+        }],
+    }
+
+
+def _expiry_rule() -> dict:
+    return {"ID": "expire-mail", "Filter": {"Prefix": PREFIX}, "Status": "Enabled",
+            "Expiration": {"Days": MAIL_EXPIRY_DAYS}}
+
+
+def _bucket_tags(s3, bucket: str) -> dict:
+    try:
+        return as_dict(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
+    except ClientError as exc:
+        if is_code(exc, "NoSuchTagSet"):
+            return {}
+        raise
+
+
+def _public_access_block(s3, bucket: str) -> dict | None:
+    try:
+        return s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except ClientError as exc:
+        if is_code(exc, "NoSuchPublicAccessBlockConfiguration"):
+            return None
+        raise
+
+
+def _bucket_policy(s3, bucket: str) -> dict | None:
+    try:
+        return json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as exc:
+        if is_code(exc, "NoSuchBucketPolicy"):
+            return None
+        raise
+
+
+def _lifecycle(s3, bucket: str) -> list[dict] | None:
+    try:
+        return s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except ClientError as exc:
+        if is_code(exc, "NoSuchLifecycleConfiguration"):
+            return None
+        raise
+
+
+def _empty(ctx, s3, bucket: str) -> None:
+    """Delete every object version and delete marker, a batch per call.
+
+    All are listed first: deleting between pages would pull the listing's markers away.
+    """
+    objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+               for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
+               for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    for start in range(0, len(objects), DELETE_BATCH):
+        batch = objects[start:start + DELETE_BATCH]
+        result = ctx.change("delete", f"{len(batch)} objects in S3 bucket {bucket}", s3.delete_objects,
+                            Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if result and result.get("Errors"):
+            first = result["Errors"][0]
+            raise DeployError(f"could not empty S3 bucket {bucket}: {first.get('Key')}: {first.get('Code')} "
+                              f"{first.get('Message', '')}; run teardown again")
+
+
+# --- SES identity and DNS -----------------------------------------------------
+
+def _verification_token(ses, domain: str) -> str | None:
+    attributes = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
+    return attributes.get(domain, {}).get("VerificationToken")
+
+
+def _ensure_identity(ctx, ses) -> str:
+    domain = ctx.config.domain.name
+    token = _verification_token(ses, domain)
+    if token is None:
+        created = ctx.change("create", f"SES domain identity {domain}", ses.verify_domain_identity, Domain=domain)
+        if created is None:
+            return UNKNOWN
+        # Read back: the identity's attributes are what SES checks the TXT against.
+        token = _verification_token(ses, domain) or created["VerificationToken"]
+    return token
+
+
+def _txt(domain: str, token: str) -> dns.Record:
+    return dns.Record(f"_amazonses.{domain}", "TXT", (f'"{token}"',))
+
+
+def _mx(ctx, region: str) -> dns.Record:
+    mx = dns.validation_mx(ctx.config)
+    return mx if region == ctx.config.domain.mail_region else dns.Record(
+        mx.name, "MX", (f"10 inbound-smtp.{region}.amazonaws.com",))
+
+
+def _ensure_records(ctx, token: str, region: str) -> None:
+    domain = ctx.config.domain.name
+    records = [_txt(domain, token)]
+    if _certificate_issued(ctx):
+        ctx.out.note(f"The certificate is issued: the MX record for {domain} is no longer written "
+                     "(the domain's own record takes its place)")
+    else:
+        records.append(_mx(ctx, region))
+    zone = ctx.config.domain.hosted_zone_id
+    if zone:
+        for record in records:
+            dns.ensure(ctx, zone, record)
+    elif len(records) > 1:
+        ctx.out.notice(f"Create these DNS records for {domain}",
+                       "\n".join(r.text() for r in records)
+                       + "\n\nSES receives ACM's approval mail once they resolve. Remove the MX record before "
+                         "pointing the domain at CloudFront (a CNAME cannot coexist with it).")
+
+
+def _remove_records(ctx, token: str | None, region: str) -> None:
+    domain = ctx.config.domain.name
+    mx = _mx(ctx, region)
+    txt = _txt(domain, token) if token else None
+    zone = ctx.config.domain.hosted_zone_id
+    if not zone:
+        listed = "; ".join(r.text() for r in (txt, mx) if r)
+        ctx.out.note(f"Remove these DNS records for {domain} if you created them: {listed}")
+        return
+    if txt:
+        dns.remove(ctx, zone, txt.name, "TXT", only_if=txt)
+    dns.remove(ctx, zone, mx.name, "MX", only_if=mx)
+
+
+def _certificate_issued(ctx) -> bool:
+    """Whether the stack's certificate (per state) is issued: then the MX has done its job."""
+    arn = ctx.state.get("certificate").get("arn")
+    if not arn or arn == UNKNOWN:
+        return False
+    try:
+        cert = ctx.edge("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+    except ClientError as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return False
+        raise
+    return cert.get("Status") == "ISSUED" and cert.get("DomainName") == ctx.config.domain.name
+
+
+# --- receipt rules ------------------------------------------------------------
+
+def _active_rule_set(ses) -> str | None:
+    return ses.describe_active_receipt_rule_set().get("Metadata", {}).get("Name")
+
+
+def _rule_set_exists(ses, name: str) -> bool:
+    try:
+        ses.describe_receipt_rule_set(RuleSetName=name)
+    except ClientError as exc:
+        if is_code(exc, "RuleSetDoesNotExist"):
+            return False
+        raise
+    return True
+
+
+def _wanted_rule(ctx, bucket: str) -> dict:
+    return {
+        "Name": rule_name(ctx),
+        "Enabled": True,
+        "TlsPolicy": "Optional",
+        "Recipients": [ctx.config.domain.name],
+        "ScanEnabled": True,
+        "Actions": [{"S3Action": {"BucketName": bucket, "ObjectKeyPrefix": PREFIX}},
+                    {"StopAction": {"Scope": "RuleSet"}}],
+    }
+
+
+def _comparable(rule: dict) -> dict:
+    """A rule as SES returns it, with its defaults filled in and empty fields dropped."""
+    return {
+        "Name": rule.get("Name"),
+        "Enabled": bool(rule.get("Enabled", False)),
+        "TlsPolicy": rule.get("TlsPolicy") or "Optional",
+        "Recipients": sorted(r.lower() for r in rule.get("Recipients", [])),
+        "ScanEnabled": bool(rule.get("ScanEnabled", False)),
+        "Actions": [{kind: {k: v for k, v in body.items() if v not in (None, "")} for kind, body in action.items()}
+                    for action in rule.get("Actions", [])],
+    }
+
+
+def _ensure_rule(ctx, ses, rule_set: str, bucket: str, rule_set_existed: bool) -> None:
+    wanted = _wanted_rule(ctx, bucket)
+    current = None
+    if rule_set_existed:
+        try:
+            current = ses.describe_receipt_rule(RuleSetName=rule_set, RuleName=wanted["Name"])["Rule"]
+        except ClientError as exc:
+            if not is_code(exc, "RuleDoesNotExist"):
+                raise
+    if current is None:
+        ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
+                   f"s3://{bucket}/{PREFIX})", ses.create_receipt_rule, RuleSetName=rule_set, Rule=wanted)
+    elif _comparable(current) != _comparable(wanted):
+        ctx.change("update", f"SES receipt rule {wanted['Name']}", ses.update_receipt_rule,
+                   RuleSetName=rule_set, Rule=wanted)

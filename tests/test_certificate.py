@@ -1,0 +1,459 @@
+"""Steps "certificate" and "certificate_issued": request, DNS record, approval mail, wait, destroy (moto)."""
+import re
+from email.message import EmailMessage
+
+import boto3
+import moto.settings
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.acm.models import CertBundle, acm_backends
+from moto.acm.responses import AWSCertificateManagerResponse
+
+from provision import certificate, config, mail
+from provision.context import UNKNOWN
+from provision.errors import DeployError
+from tests.support import SECRETS, printed, quiet_context
+
+ACCOUNT = "123456789012"  # moto's account
+DOMAIN = "api.example.com"
+BUCKET = f"demo-mail-{ACCOUNT}"
+RENEWAL = "Renewal:"
+
+
+@pytest.fixture
+def aws(secrets, monkeypatch):
+    """conftest's, minus AWS's managed IAM policies: no IAM here, and loading them costs seconds per test."""
+    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def acm_like_aws(monkeypatch):
+    """moto describes every certificate as DNS-validated; AWS reports the method it was requested with.
+
+    Records each request's ValidationMethod and makes describe_certificate report an EMAIL
+    certificate as AWS does: method EMAIL, the addresses mailed, no DNS ResourceRecord.
+    (The step also tags the method; this keeps the fallback to ACM's word honest.)
+    """
+    methods = {}
+    request = AWSCertificateManagerResponse.request_certificate
+    describe = CertBundle.describe
+
+    def request_certificate(self):
+        result = request(self)
+        methods[result.result["CertificateArn"]] = self._get_param("ValidationMethod") or "DNS"
+        return result
+
+    def described(self):
+        out = describe(self)
+        if methods.get(self.arn) == "EMAIL":
+            for option in out["Certificate"].get("DomainValidationOptions", []):
+                option.pop("ResourceRecord", None)
+                option["ValidationMethod"] = "EMAIL"
+                option["ValidationEmails"] = [f"{box}@{option['ValidationDomain']}" for box in
+                                              ("admin", "administrator", "hostmaster", "postmaster", "webmaster")]
+        return out
+
+    monkeypatch.setattr(AWSCertificateManagerResponse, "request_certificate", request_certificate)
+    monkeypatch.setattr(CertBundle, "describe", described)
+    return methods
+
+
+@pytest.fixture
+def pending(monkeypatch):
+    """Certificates stay PENDING_VALIDATION until approve() (moto issues them after ACM_VALIDATION_WAIT s)."""
+    monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 10 ** 6)
+    return lambda: monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", -1)
+
+
+@pytest.fixture
+def load_config(aws, write_config):
+    """A config for the given [domain] settings: these steps need no seeded VPC or database."""
+    def load(**domain):
+        return config.load(write_config({"domain": domain}))
+    return load
+
+
+@pytest.fixture
+def dns_cfg(load_config, hosted_zone):
+    return load_config(validation="dns", hosted_zone_id=hosted_zone)
+
+
+@pytest.fixture
+def email_cfg(load_config, hosted_zone):
+    return load_config(validation="email", hosted_zone_id=hosted_zone)
+
+
+def acm():
+    return boto3.client("acm", region_name="us-east-1")
+
+
+def certificates():
+    return [c["CertificateArn"] for c in acm().list_certificates(
+        CertificateStatuses=certificate.ALL_STATUSES)["CertificateSummaryList"]]
+
+
+def status(arn):
+    return acm().describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+
+
+def cnames(zone_id):
+    rrsets = boto3.client("route53", region_name="us-east-1").list_resource_record_sets(
+        HostedZoneId=zone_id)["ResourceRecordSets"]
+    return {r["Name"]: [v["Value"] for v in r["ResourceRecords"]] for r in rrsets if r["Type"] == "CNAME"}
+
+
+def requested(ctx):
+    """Captures the parameters of RequestCertificate calls made through ctx."""
+    calls = []
+    ctx.edge("acm").meta.events.register("provide-client-params.acm.RequestCertificate",
+                                         lambda params, **_: calls.append(dict(params)))
+    return calls
+
+
+def rerun(cfg, planning=False):
+    """A new run: a fresh context that reads the state file the last run saved."""
+    return quiet_context(cfg, planning=planning)
+
+
+def requested_once(cfg):
+    ctx = quiet_context(cfg)
+    certificate.request(ctx)
+    ctx.state.save()
+    return ctx, ctx.state.get("certificate")["arn"]
+
+
+# --- request ------------------------------------------------------------------
+
+def test_dns_request_is_tagged_and_writes_the_validation_cname(dns_cfg):
+    ctx = quiet_context(dns_cfg)
+    calls = requested(ctx)
+    certificate.request(ctx)
+    arn = ctx.state.get("certificate")["arn"]
+    assert certificates() == [arn] and ctx.outputs["Certificate"] == arn
+    tags = {t["Key"]: t["Value"] for t in acm().list_tags_for_certificate(CertificateArn=arn)["Tags"]}
+    assert tags == {"stack": "demo", "managed-by": "rds-edge-api", "validation": "dns"}
+    [call] = calls
+    assert call["ValidationMethod"] == "DNS" and "DomainValidationOptions" not in call
+    assert re.fullmatch(r"\w{1,32}", call["IdempotencyToken"])
+    rr = acm().describe_certificate(CertificateArn=arn)["Certificate"]["DomainValidationOptions"][0]["ResourceRecord"]
+    assert cnames(dns_cfg.domain.hosted_zone_id) == {rr["Name"]: [rr["Value"]]}
+
+
+def test_email_request_names_the_validation_domain(email_cfg):
+    ctx = quiet_context(email_cfg)
+    calls = requested(ctx)
+    certificate.request(ctx)
+    [call] = calls
+    assert call["ValidationMethod"] == "EMAIL"
+    assert call["DomainValidationOptions"] == [{"DomainName": DOMAIN, "ValidationDomain": DOMAIN}]
+    assert cnames(email_cfg.domain.hosted_zone_id) == {}
+
+
+def test_idempotency_token_is_deterministic_and_differs_per_method(dns_cfg, email_cfg):
+    tokens = {certificate.idempotency_token(quiet_context(cfg), cfg.domain.validation.upper())
+              for cfg in (dns_cfg, dns_cfg, email_cfg)}
+    assert len(tokens) == 2 and all(re.fullmatch(r"\w{1,32}", t) for t in tokens)
+
+
+@pytest.mark.parametrize("state", ["kept", "lost"])
+def test_rerun_picks_up_the_same_certificate_without_changes(dns_cfg, pending, state):
+    _, arn = requested_once(dns_cfg)
+    again = rerun(dns_cfg)
+    if state == "lost":
+        again.state.drop("certificate")
+    certificate.request(again)
+    assert again.state.get("certificate")["arn"] == arn
+    assert again.clients.calls.changing == 0, again.clients.calls.changing_ops
+    assert certificates() == [arn] and status(arn) == "PENDING_VALIDATION"
+
+
+def test_a_pending_email_certificate_is_picked_up_not_requested_again(email_cfg, pending):
+    _, arn = requested_once(email_cfg)
+    again = quiet_context(email_cfg)  # state lost: found by tag, and its method is EMAIL as wanted
+    again.state.drop("certificate")
+    certificate.request(again)
+    assert again.state.get("certificate")["arn"] == arn and again.clients.calls.changing == 0
+
+
+def test_a_certificate_of_another_stack_is_not_adopted(dns_cfg):
+    foreign = acm().request_certificate(DomainName=DOMAIN, ValidationMethod="DNS",
+                                        Tags=[{"Key": "stack", "Value": "other"}])["CertificateArn"]
+    ctx = quiet_context(dns_cfg)
+    certificate.request(ctx)
+    assert ctx.state.get("certificate")["arn"] != foreign and len(certificates()) == 2
+
+
+@pytest.mark.parametrize("dead", ["FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED"])
+def test_a_dead_certificate_is_replaced_and_deleted(dns_cfg, dead):
+    _, old = requested_once(dns_cfg)
+    acm_backends[ACCOUNT]["us-east-1"]._certificates[old].status = dead  # moto cannot fail a certificate
+    ctx = rerun(dns_cfg)
+    certificate.request(ctx)
+    new = ctx.state.get("certificate")["arn"]
+    assert new != old and certificates() == [new]
+
+
+def test_a_certificate_for_the_other_method_is_replaced(dns_cfg, email_cfg, pending):
+    _, old = requested_once(email_cfg)
+    ctx = quiet_context(dns_cfg)
+    certificate.request(ctx)
+    new = ctx.state.get("certificate")["arn"]
+    assert new != old and certificates() == [new]
+
+
+def test_without_the_method_tag_acm_says_which_method(dns_cfg, pending):
+    old = acm().request_certificate(DomainName=DOMAIN, ValidationMethod="EMAIL", Tags=[
+        {"Key": "stack", "Value": "demo"}, {"Key": "managed-by", "Value": "rds-edge-api"}])["CertificateArn"]
+    ctx = quiet_context(dns_cfg)
+    certificate.request(ctx)
+    new = ctx.state.get("certificate")["arn"]
+    assert new != old and certificates() == [new]
+
+
+def test_a_replaced_certificate_still_in_use_is_kept(dns_cfg):
+    _, old = requested_once(dns_cfg)
+    backend = acm_backends[ACCOUNT]["us-east-1"]
+    backend._certificates[old].status = "EXPIRED"
+    backend.set_certificate_in_use_by(old, "arn:aws:cloudfront::123456789012:distribution/E123")
+    ctx = rerun(dns_cfg)
+    certificate.request(ctx)
+    assert sorted(certificates()) == sorted([old, ctx.state.get("certificate")["arn"]])
+    assert "Keeping replaced certificate" in printed(ctx)
+
+
+def test_a_replaced_certificate_taken_into_use_meanwhile_is_kept(dns_cfg):
+    _, old = requested_once(dns_cfg)
+    acm_backends[ACCOUNT]["us-east-1"]._certificates[old].status = "EXPIRED"
+    ctx = rerun(dns_cfg)
+
+    def in_use(**_):
+        raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}}, "DeleteCertificate")
+
+    ctx.edge("acm").delete_certificate = in_use
+    certificate.request(ctx)
+    assert old in certificates() and len(certificates()) == 2
+    assert "Keeping replaced certificate" in printed(ctx) and ctx.sleep == []
+
+
+def test_dns_without_a_zone_prints_the_cname(load_config, pending):
+    cfg = load_config(validation="dns")
+    ctx = quiet_context(cfg)
+    certificate.request(ctx)
+    assert boto3.client("route53", region_name="us-east-1").list_hosted_zones()["HostedZones"] == []
+    rr = acm().describe_certificate(CertificateArn=ctx.state.get("certificate")["arn"])[
+        "Certificate"]["DomainValidationOptions"][0]["ResourceRecord"]
+    assert f"{rr['Name'].rstrip('.')}  CNAME  {rr['Value']}" in printed(ctx)
+
+
+def test_planning_requests_nothing(dns_cfg):
+    ctx = quiet_context(dns_cfg, planning=True)
+    certificate.request(ctx)
+    assert ctx.clients.calls.changing == 0 and certificates() == []
+    assert ctx.report.changes == [("create", f"certificate for {DOMAIN} (dns validation)")]
+    assert ctx.state.get("certificate")["arn"] == UNKNOWN
+    certificate.wait_issued(ctx)
+    assert "would wait" in printed(ctx) and ctx.sleep == []
+
+
+@pytest.mark.parametrize("method, text", [("email", "approved by mail again"), ("dns", "renews a DNS-validated")])
+def test_the_renewal_caveat_is_said_once_per_run(load_config, hosted_zone, method, text):
+    cfg = load_config(validation=method, hosted_zone_id=hosted_zone)
+    ctx = quiet_context(cfg)
+    certificate.request(ctx)
+    certificate.request(ctx)
+    certificate.wait_issued(ctx)
+    assert printed(ctx).count(RENEWAL) == 1 and text in printed(ctx)
+    next_run = rerun(cfg)
+    certificate.request(next_run)
+    assert printed(next_run).count(RENEWAL) == 1
+
+
+# --- wait_issued --------------------------------------------------------------
+
+class Approver(list):
+    """ctx.sleep for a run: records sleeps and plays the operator, approving after `after` sleeps."""
+
+    def __init__(self, approve, after, when=lambda: True):
+        super().__init__()
+        self.approve, self.after, self.when, self.ready = approve, after, when, 0
+
+    def __call__(self, seconds):
+        self.append(seconds)
+        if self.when():
+            self.ready += 1
+            if self.ready == self.after:
+                self.approve()
+
+
+def test_wait_issued_returns_at_once_when_issued(dns_cfg):
+    ctx, _ = requested_once(dns_cfg)
+    certificate.wait_issued(ctx)
+    assert ctx.sleep == []
+
+
+def test_dns_wait_polls_until_issued(dns_cfg, pending):
+    ctx, arn = requested_once(dns_cfg)
+    ctx.sleep = Approver(pending, after=3)
+    certificate.wait_issued(ctx)
+    assert status(arn) == "ISSUED" and len(ctx.sleep) == 3
+
+
+def test_the_wait_is_bounded_and_resumable(dns_cfg, pending, monkeypatch):
+    monkeypatch.setattr(certificate, "ISSUE_TIMEOUT", 60)
+    ctx, arn = requested_once(dns_cfg)
+    with pytest.raises(DeployError, match="run the same command again"):
+        certificate.wait_issued(ctx)
+    assert 0 < len(ctx.sleep) <= 60 / certificate.ISSUE_INTERVAL
+    resumed = rerun(dns_cfg)
+    certificate.request(resumed)
+    assert resumed.state.get("certificate")["arn"] == arn and resumed.clients.calls.changing == 0
+    resumed.sleep = Approver(pending, after=1)
+    certificate.wait_issued(resumed)
+    assert status(arn) == "ISSUED"
+
+
+@pytest.mark.parametrize("dead", ["FAILED", "VALIDATION_TIMED_OUT"])
+def test_a_dead_certificate_stops_the_wait_with_what_to_do(dns_cfg, pending, dead):
+    ctx, arn = requested_once(dns_cfg)
+    acm_backends[ACCOUNT]["us-east-1"]._certificates[arn].status = dead
+    with pytest.raises(DeployError, match=f"{dead}.*run deploy again"):
+        certificate.wait_issued(ctx)
+
+
+def test_waiting_while_planning_only_says_so(dns_cfg, pending):
+    _, arn = requested_once(dns_cfg)
+    ctx = rerun(dns_cfg, planning=True)
+    certificate.wait_issued(ctx)
+    assert f"would wait for certificate {arn}" in printed(ctx)
+    assert ctx.sleep == [] and status(arn) == "PENDING_VALIDATION"
+
+
+def acm_mail(arn, link):
+    """ACM's validation mail as SES stores it: quoted-printable, so long lines carry soft breaks."""
+    msg = EmailMessage()
+    msg["From"] = "Amazon Certificate Manager <no-reply@certificates.amazon.com>"
+    msg["To"] = f"admin@{DOMAIN}"
+    msg["Subject"] = f"Certificate request for {DOMAIN}"
+    msg.set_content(f"Greetings from Amazon Web Services,\n\nDomain: {DOMAIN}\nAWS account ID: {ACCOUNT}\n"
+                    f"AWS Region name: us-east-1\nCertificate Identifier: {arn}\n\n"
+                    f"To approve this request, go to Amazon Certificate Approvals\n({link})\n"
+                    "and follow the instructions on the page.\n", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def approval_link(arn):
+    cert_id = arn.rsplit("/", 1)[-1]
+    return (f"https://us-east-1.acm-certificates.amazon.com/approvals?code=0d7e1c53-5a2f-4e8b-9c1d-2f3e4a5b6c7d"
+            f"&context={cert_id}-75732d656173742d31")
+
+
+def test_email_wait_shows_the_approval_link_once_and_ends_when_issued(email_cfg, pending):
+    mail.ensure(quiet_context(email_cfg))
+    ctx, arn = requested_once(email_cfg)
+    other_arn = arn.rsplit("/", 1)[0] + "/9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key="acm/AMAZON_SES_SETUP_NOTIFICATION", Body=b"Subject: setup\r\n\r\nok\r\n")
+    s3.put_object(Bucket=BUCKET, Key="acm/older-mail", Body=acm_mail(other_arn, approval_link(other_arn)))
+    s3.put_object(Bucket=BUCKET, Key="acm/spam", Body=b"\x00\xffnot mail")
+    link = approval_link(arn)
+    s3.put_object(Bucket=BUCKET, Key="acm/zz-acm-mail", Body=acm_mail(arn, link))
+    assert b"=\n" in acm_mail(arn, link).replace(b"\r\n", b"\n")  # the link really is broken by soft breaks
+
+    run = rerun(email_cfg)
+    run.sleep = Approver(pending, after=3, when=lambda: link in printed(run))
+    certificate.wait_issued(run)
+
+    out = printed(run)
+    assert out.count(link) == 1 and approval_link(other_arn) not in out
+    assert status(arn) == "ISSUED" and len(run.sleep) == 3
+    assert not any(secret in out for secret in SECRETS.values())
+
+
+def test_email_wait_keeps_polling_until_the_mail_arrives(email_cfg, pending):
+    mail.ensure(quiet_context(email_cfg))
+    ctx, arn = requested_once(email_cfg)
+    link = approval_link(arn)
+
+    def deliver():  # ACM's mail lands after the first poll, as it does on AWS
+        boto3.client("s3", region_name="us-east-1").put_object(Bucket=BUCKET, Key="acm/late", Body=acm_mail(arn, link))
+
+    run = rerun(email_cfg)
+    delivery = Approver(deliver, after=1)
+    approval = Approver(pending, after=1, when=lambda: link in printed(run))
+    run.sleep = lambda seconds: (delivery(seconds), approval(seconds))
+    certificate.wait_issued(run)
+    assert printed(run).count(link) == 1 and status(arn) == "ISSUED"
+
+
+def test_email_wait_without_a_mail_bucket_still_waits(email_cfg, pending):
+    ctx, arn = requested_once(email_cfg)  # no mail step: the operator receives the mail elsewhere
+    ctx.sleep = Approver(pending, after=2)
+    certificate.wait_issued(ctx)
+    assert status(arn) == "ISSUED"
+
+
+# --- destroy ------------------------------------------------------------------
+
+def test_destroy_deletes_the_certificate_and_its_cname(dns_cfg):
+    requested_once(dns_cfg)
+    zone = dns_cfg.domain.hosted_zone_id
+    assert cnames(zone)
+    ctx = rerun(dns_cfg)
+    certificate.destroy(ctx)
+    assert certificates() == [] and cnames(zone) == {}
+    twice = rerun(dns_cfg)
+    certificate.destroy(twice)
+    assert twice.clients.calls.changing == 0
+
+
+def test_destroy_without_state_finds_the_certificate_by_tag(dns_cfg):
+    certificate.request(quiet_context(dns_cfg))  # never saved
+    ctx = quiet_context(dns_cfg)
+    assert ctx.state.get("certificate") == {}
+    certificate.destroy(ctx)
+    assert certificates() == []
+
+
+def test_destroy_leaves_other_certificates_and_their_shared_cname(dns_cfg):
+    requested_once(dns_cfg)
+    foreign = acm().request_certificate(DomainName=DOMAIN, ValidationMethod="DNS")["CertificateArn"]
+    certificate.destroy(rerun(dns_cfg))
+    assert certificates() == [foreign]
+    assert cnames(dns_cfg.domain.hosted_zone_id)  # ACM's CNAME is per domain: the other one needs it too
+
+
+def test_destroy_retries_while_a_distribution_still_uses_the_certificate(dns_cfg):
+    _, arn = requested_once(dns_cfg)
+    ctx = rerun(dns_cfg)
+    client = ctx.edge("acm")
+    real, attempts = client.delete_certificate, []
+
+    def delete_certificate(**kwargs):
+        attempts.append(kwargs["CertificateArn"])
+        if len(attempts) <= 2:
+            raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}},
+                              "DeleteCertificate")
+        return real(**kwargs)
+
+    client.delete_certificate = delete_certificate
+    certificate.destroy(ctx)
+    assert attempts == [arn] * 3 and len(ctx.sleep) == 2
+    assert certificates() == []
+    assert "to be released by CloudFront" in printed(ctx)
+
+
+def test_destroy_gives_up_on_a_certificate_in_use_after_a_bounded_wait(dns_cfg, monkeypatch):
+    monkeypatch.setattr(certificate, "RELEASE_TIMEOUT", 60)
+    _, arn = requested_once(dns_cfg)
+    ctx = rerun(dns_cfg)
+
+    def in_use(**_):
+        raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}}, "DeleteCertificate")
+
+    ctx.edge("acm").delete_certificate = in_use
+    with pytest.raises(DeployError, match="released by CloudFront"):
+        certificate.destroy(ctx)
+    assert certificates() == [arn] and cnames(dns_cfg.domain.hosted_zone_id)
