@@ -7,7 +7,6 @@ from typing import Iterator
 
 from rich.console import Console
 from rich.markup import escape
-from rich.panel import Panel
 from rich.table import Table
 
 MARKS = {"created": "green", "updated": "yellow", "deleted": "red", "unchanged": "dim",
@@ -83,8 +82,11 @@ class Output:
             self.note(text)
 
     def notice(self, title: str, body: str) -> None:
-        """Something the operator must act on, shown prominently."""
-        self.console.print(Panel(escape(body), title=escape(title), border_style="bold yellow", expand=False))
+        """Something the operator must act on: a bold heading, then the body unwrapped, so that a
+        long approval link or DNS record copies in one piece."""
+        self.console.print(f"[bold yellow]>>> {escape(title)}[/]")
+        for line in body.splitlines():
+            self.console.print(f"    {escape(line)}", soft_wrap=True)
 
     def error(self, text: str) -> None:
         self.console.print(f"[bold red]error:[/] {escape(text)}")
