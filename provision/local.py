@@ -7,6 +7,7 @@ if the config names a hosted zone, a zone standing in for it).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -18,7 +19,7 @@ from .config import Config
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_SESSION_TOKEN": "testing"}
 CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
-ACM_WAIT_SECONDS = "3"  # long enough to see the certificate wait, short enough for a demo
+ACM_WAIT_SECONDS = "0"  # moto "approves" certificates at once: the demo shows the flow, not a wait
 
 
 @contextmanager
@@ -29,6 +30,8 @@ def emulator() -> Iterator[str]:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # read when moto is imported
     os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", ACM_WAIT_SECONDS)
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

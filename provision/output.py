@@ -1,6 +1,7 @@
 """Everything the operator sees: one line per step, spinners while waiting, the outputs table."""
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -34,7 +35,8 @@ class StepReport:
 
 class Output:
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(highlight=False)
+        # Piped or in CI, lines are not cut at 80 columns: ARNs and URLs stay whole.
+        self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)
         self._status = None
         self._said: set[str] = set()
 
