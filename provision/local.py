@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import urllib.request
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -37,6 +38,8 @@ def emulator() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto's backends live as long as the process: start from an empty account every time.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
     os.environ.update(FAKE_CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
     for key in CLEARED:
         os.environ.pop(key, None)
