@@ -45,7 +45,7 @@ MAX_MAIL_BYTES = 1024 * 1024     # ACM's mail is a few kB; anything else mailed 
 
 def request(ctx) -> None:
     """Find this stack's certificate for the domain, or request one; never wait for ISSUED here."""
-    domain, method = ctx.config.domain.name, _method(ctx)
+    method = _method(ctx)
     certs = _hinted(ctx) or _ours(ctx)
     cert = next((c for c in certs if _usable(c, method)), None)
     if cert is None:

@@ -2,9 +2,8 @@
 import os
 
 # moto reads these when it is imported.
-os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 os.environ["MOTO_ACM_VALIDATION_WAIT"] = "0"
-for _key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+for _key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "MOTO_IAM_LOAD_MANAGED_POLICIES"):
     os.environ.pop(_key, None)
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                   AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="eu-west-1")
@@ -17,7 +16,7 @@ from provision import config as config_module  # noqa: E402
 from provision.local import seed_database  # noqa: E402
 from tests.support import SECRETS, merged, quiet_context, write_toml  # noqa: E402
 
-MOTO_CONFIG = {"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}
+MOTO_CONFIG = {"lambda": {"use_docker": False}}
 
 
 @pytest.fixture
@@ -36,8 +35,11 @@ def write_config(tmp_path, secrets):
 
 
 @pytest.fixture
-def aws(secrets):
-    with mock_aws(config=MOTO_CONFIG):
+def aws(secrets, request):
+    """moto for every AWS call. AWS's managed IAM policies, which take seconds to load, only for
+    tests marked ``iam`` (they attach AWSLambdaVPCAccessExecutionRole)."""
+    iam = {"iam": {"load_aws_managed_policies": request.node.get_closest_marker("iam") is not None}}
+    with mock_aws(config={**MOTO_CONFIG, **iam}):
         yield
 
 

@@ -6,7 +6,6 @@ import boto3
 import moto.settings
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.acm.models import CertBundle, acm_backends
 from moto.acm.responses import AWSCertificateManagerResponse
 
@@ -19,14 +18,6 @@ ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
 BUCKET = f"demo-mail-{ACCOUNT}"
 RENEWAL = "Renewal:"
-
-
-@pytest.fixture
-def aws(secrets, monkeypatch):
-    """conftest's, minus AWS's managed IAM policies: no IAM here, and loading them costs seconds per test."""
-    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture(autouse=True)

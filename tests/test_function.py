@@ -8,6 +8,8 @@ import pytest
 from provision import database, function, iam_role, package, security_groups
 from tests.support import SECRETS, changing_ops, inject, printed, run_steps
 
+pytestmark = pytest.mark.iam
+
 PREREQUISITES = (iam_role, security_groups)
 
 

@@ -1,9 +1,12 @@
 import json
 
 import boto3
+import pytest
 
 from provision import iam_role
 from tests.support import changing_ops, printed, quiet_context
+
+pytestmark = pytest.mark.iam
 
 POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 

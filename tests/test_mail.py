@@ -4,7 +4,6 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from provision import config, mail
 from provision.errors import DeployError
@@ -13,14 +12,6 @@ from tests.support import SECRETS, printed, quiet_context
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
 BUCKET = f"demo-mail-{ACCOUNT}"
-
-
-@pytest.fixture
-def aws(secrets, monkeypatch):
-    """conftest's, minus AWS's managed IAM policies: no IAM here, and loading them costs seconds per test."""
-    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

@@ -1,0 +1,180 @@
+"""Crash anywhere, re-run, converge; teardown from nothing but the config.
+
+A crash is a BaseException raised from a botocore hook (right after AWS answered a creating call: the
+resource exists, the response is lost) or from the state file's save (right after it was written). It
+is not caught by the toolkit, as a killed process would not be. Tests then count resources with boto3.
+"""
+import re
+
+import boto3
+import pytest
+
+from provision.state import State
+from tests.support import inventory
+from tests.test_deploy import Run
+
+pytestmark = pytest.mark.iam
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+def crash_after_call(operation: str) -> boto3.Session:
+    """A session whose first successful ``operation`` is followed by a crash."""
+    session, fired = boto3.Session(), []
+
+    def after_call(model, **_):
+        if model.name == operation and not fired:
+            fired.append(operation)
+            raise Crash(operation)
+
+    session.events.register("after-call", after_call)
+    return session
+
+
+def kinds(found: list[str]) -> list[str]:
+    """Inventory without generated ids, to compare two deploys."""
+    return sorted(re.sub(r"_[0-9a-f]{32}\.", "_<token>.", re.sub(r" [A-Z0-9]{10,}$", "", item)) for item in found)
+
+
+DNS_CRASH_POINTS = [
+    "RequestCertificate", "ChangeResourceRecordSets", "CreateRole", "AttachRolePolicy", "CreateSecurityGroup",
+    "AuthorizeSecurityGroupIngress", "CreateLogGroup", "CreateFunction", "CreateRestApi", "PutIntegration",
+    "CreateStage", "CreateApiKey", "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission", "CreateIPSet",
+    "CreateWebACL", "CreateDistributionWithTags",
+]
+EMAIL_CRASH_POINTS = ["CreateBucket", "PutBucketPolicy", "VerifyDomainIdentity", "CreateReceiptRuleSet",
+                      "CreateReceiptRule", "SetActiveReceiptRuleSet", "RequestCertificate"]
+
+
+@pytest.fixture
+def dns_stack(load_seeded, hosted_zone, write_config):
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    return load_seeded(overrides), write_config(overrides)
+
+
+@pytest.fixture
+def email_stack(load_seeded, hosted_zone, write_config):
+    overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email", "mail_region": "us-west-2"}}
+    return load_seeded(overrides), write_config(overrides)
+
+
+def crash_then_converge(cfg, path, session) -> list[str]:
+    with pytest.raises(Crash):
+        Run("deploy", path, session=session)
+    rerun = Run("deploy", path)
+    assert rerun.code == 0, rerun.text
+    found = kinds(inventory(cfg))
+    assert len(found) == len(set(found)), f"duplicates after re-run: {found}"
+    settled = Run("deploy", path)
+    assert settled.text.rstrip().endswith("(0 changing)"), settled.text
+    return found
+
+
+def teardown_without_state(cfg, path) -> None:
+    (cfg.state_dir / "demo.json").unlink(missing_ok=True)
+    down = Run("teardown", path, "--yes")
+    assert down.code == 0, down.text
+    assert inventory(cfg) == []
+
+
+@pytest.mark.parametrize("operation", DNS_CRASH_POINTS)
+def test_crash_after_a_create_then_rerun_converges(dns_stack, operation):
+    cfg, path = dns_stack
+    found = crash_then_converge(cfg, path, crash_after_call(operation))
+    assert found == EXPECTED_DNS
+    teardown_without_state(cfg, path)
+
+
+@pytest.mark.parametrize("operation", EMAIL_CRASH_POINTS)
+def test_email_crash_after_a_create_then_rerun_converges(email_stack, operation):
+    cfg, path = email_stack
+    found = crash_then_converge(cfg, path, crash_after_call(operation))
+    assert any(f.startswith("bucket demo-mail-") for f in found) and len(found) == len(set(found))
+    teardown_without_state(cfg, path)
+
+
+@pytest.mark.parametrize("operation", DNS_CRASH_POINTS[::3])
+def test_teardown_right_after_a_crash_with_no_state(dns_stack, operation):
+    cfg, path = dns_stack
+    with pytest.raises(Crash):
+        Run("deploy", path, session=crash_after_call(operation))
+    teardown_without_state(cfg, path)
+
+
+@pytest.mark.parametrize("boundary", range(1, 10))
+def test_crash_right_after_the_state_was_written(dns_stack, monkeypatch, boundary):
+    cfg, path = dns_stack
+    saves, original = [], State.save
+
+    def save_then_crash(self):
+        original(self)
+        saves.append(1)
+        if len(saves) == boundary:
+            raise Crash(f"after save {boundary}")
+
+    monkeypatch.setattr(State, "save", save_then_crash)
+    with pytest.raises(Crash):
+        Run("deploy", path)
+    monkeypatch.setattr(State, "save", original)
+    assert crash_then_converge_from_here(cfg, path) == EXPECTED_DNS
+    teardown_without_state(cfg, path)
+
+
+def crash_then_converge_from_here(cfg, path) -> list[str]:
+    rerun = Run("deploy", path)
+    assert rerun.code == 0, rerun.text
+    settled = Run("deploy", path)
+    assert settled.text.rstrip().endswith("(0 changing)"), settled.text
+    return kinds(inventory(cfg))
+
+
+@pytest.mark.parametrize("operation", ["DeleteDistribution", "DeleteWebACL", "DeleteRestApi", "DeleteFunction",
+                                       "DeleteSecurityGroup", "DeleteRole", "DeleteCertificate"])
+def test_teardown_interrupted_half_way_finishes_on_rerun(dns_stack, operation):
+    cfg, path = dns_stack
+    assert Run("deploy", path).code == 0
+    with pytest.raises(Crash):
+        Run("teardown", path, "--yes", session=crash_after_call(operation))
+    assert inventory(cfg) != []
+    again = Run("teardown", path, "--yes")
+    assert again.code == 0, again.text
+    assert inventory(cfg) == []
+
+
+def test_ctrl_c_keeps_state_names_the_step_and_rerun_continues(dns_stack):
+    cfg, path = dns_stack
+    session = boto3.Session()
+
+    def interrupt(model, **_):
+        if model.name == "CreateFunction":
+            raise KeyboardInterrupt
+
+    session.events.register("before-call", interrupt)
+    run = Run("deploy", path, session=session)
+    assert run.code == 130
+    assert "interrupted during 'Lambda function'" in run.text and "run the same command again" in run.text
+    recorded = State.load(cfg.state_dir / "demo.json", "demo").resources
+    assert {"certificate", "iam_role", "security_groups"} <= set(recorded)
+    assert "function" not in recorded
+    assert not (cfg.state_dir / "demo.lock").exists()
+    assert crash_then_converge_from_here(cfg, path) == EXPECTED_DNS
+
+
+def test_a_corrupt_state_file_falls_back_to_lookups(dns_stack):
+    cfg, path = dns_stack
+    assert Run("deploy", path).code == 0
+    (cfg.state_dir / "demo.json").write_text("{ half written")
+    run = Run("deploy", path)
+    assert run.code == 0
+    assert "unreadable" in run.text
+    assert run.text.rstrip().endswith("(0 changing)")
+
+
+EXPECTED_DNS = sorted([
+    "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
+    "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6",
+    "log group /aws/lambda/demo-api", "rest api demo", "role demo-fn", "rule on orders-db-db",
+    "security group demo-lambda", "usage plan demo", "web acl demo",
+])
