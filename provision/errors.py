@@ -1,7 +1,7 @@
 """Errors the operator sees, and the one place that reads AWS error codes."""
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 
 class ConfigError(Exception):
@@ -35,6 +35,9 @@ def is_code(exc: BaseException, *codes: str) -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line for the operator: the AWS code and message, or the exception text."""
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials found: set AWS_PROFILE (or run 'aws sso login'), or the AWS_ACCESS_KEY_ID "
+                "variables; or try it without an account: --local")
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         op = getattr(exc, "operation_name", "")
