@@ -92,14 +92,17 @@ def wait_issued(ctx) -> None:
 
 
 def destroy(ctx) -> None:
-    """Delete every certificate of this stack for the domain, then its validation CNAME."""
+    """Remove each certificate's validation CNAME, then the certificate.
+
+    In that order because only the certificate knows the record's name: a run
+    that died between the two must leave the certificate, not the record.
+    """
     acm, zone = ctx.edge("acm"), ctx.config.domain.hosted_zone_id
     for cert in _ours(ctx):
-        arn = cert["CertificateArn"]
         record = _record_in(cert, ctx.config.domain.name)
-        _delete(ctx, acm, arn, wait_for_release=True)
         if record and zone and not _others_for_domain(ctx):
             dns.remove(ctx, zone, record.name, record.type, only_if=record)
+        _delete(ctx, acm, cert["CertificateArn"], wait_for_release=True)
 
 
 # --- finding ------------------------------------------------------------------

@@ -447,4 +447,5 @@ def test_destroy_gives_up_on_a_certificate_in_use_after_a_bounded_wait(dns_cfg, 
     ctx.edge("acm").delete_certificate = in_use
     with pytest.raises(DeployError, match="released by CloudFront"):
         certificate.destroy(ctx)
-    assert certificates() == [arn] and cnames(dns_cfg.domain.hosted_zone_id)
+    # the record goes first (only the certificate knows its name): a re-run finds the certificate again
+    assert certificates() == [arn] and not cnames(dns_cfg.domain.hosted_zone_id)

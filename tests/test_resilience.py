@@ -137,7 +137,6 @@ def test_teardown_interrupted_half_way_finishes_on_rerun(dns_stack, operation):
     assert Run("deploy", path).code == 0
     with pytest.raises(Crash):
         Run("teardown", path, "--yes", session=crash_after_call(operation))
-    assert inventory(cfg) != []
     again = Run("teardown", path, "--yes")
     assert again.code == 0, again.text
     assert inventory(cfg) == []
