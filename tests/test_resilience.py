@@ -177,3 +177,15 @@ EXPECTED_DNS = sorted([
     "log group /aws/lambda/demo-api", "rest api demo", "role demo-fn", "rule on orders-db-db",
     "security group demo-lambda", "usage plan demo", "web acl demo",
 ])
+
+
+@pytest.mark.parametrize("operation", ["DeleteReceiptRuleSet", "DeleteIdentity", "DeleteCertificate"])
+def test_email_teardown_interrupted_half_way_finishes_on_rerun(email_stack, operation):
+    cfg, path = email_stack
+    assert Run("deploy", path).code == 0
+    with pytest.raises(Crash):
+        Run("teardown", path, "--yes", session=crash_after_call(operation))
+    (cfg.state_dir / "demo.json").unlink(missing_ok=True)  # and the state is lost too
+    again = Run("teardown", path, "--yes")
+    assert again.code == 0, again.text
+    assert inventory(cfg) == []
