@@ -68,3 +68,22 @@ def cfg(load_seeded):
 @pytest.fixture
 def ctx(cfg):
     return quiet_context(cfg)
+
+
+@pytest.fixture
+def load_config(aws, write_config):
+    """load_config(**domain) -> Config with those [domain] settings and nothing seeded: for the steps
+    that need neither the VPC nor the database."""
+    def load(**domain):
+        return config_module.load(write_config({"domain": domain}))
+    return load
+
+
+@pytest.fixture
+def dns_cfg(load_config, hosted_zone):
+    return load_config(validation="dns", hosted_zone_id=hosted_zone)
+
+
+@pytest.fixture
+def email_cfg(load_config, hosted_zone):
+    return load_config(validation="email", hosted_zone_id=hosted_zone)

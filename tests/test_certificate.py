@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from moto.acm.models import CertBundle, acm_backends
 from moto.acm.responses import AWSCertificateManagerResponse
 
-from provision import certificate, config, mail
+from provision import certificate, mail
 from provision.context import UNKNOWN
 from provision.errors import DeployError
 from tests.support import SECRETS, printed, quiet_context
@@ -57,24 +57,6 @@ def pending(monkeypatch):
     """Certificates stay PENDING_VALIDATION until approve() (moto issues them after ACM_VALIDATION_WAIT s)."""
     monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 10 ** 6)
     return lambda: monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", -1)
-
-
-@pytest.fixture
-def load_config(aws, write_config):
-    """A config for the given [domain] settings: these steps need no seeded VPC or database."""
-    def load(**domain):
-        return config.load(write_config({"domain": domain}))
-    return load
-
-
-@pytest.fixture
-def dns_cfg(load_config, hosted_zone):
-    return load_config(validation="dns", hosted_zone_id=hosted_zone)
-
-
-@pytest.fixture
-def email_cfg(load_config, hosted_zone):
-    return load_config(validation="email", hosted_zone_id=hosted_zone)
 
 
 def acm():

@@ -5,26 +5,13 @@ import json
 import boto3
 import pytest
 
-from provision import config, mail
+from provision import mail
 from provision.errors import DeployError
 from tests.support import SECRETS, printed, quiet_context
 
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
 BUCKET = f"demo-mail-{ACCOUNT}"
-
-
-@pytest.fixture
-def load_config(aws, write_config):
-    """A config for the given [domain] settings: this step needs no seeded VPC or database."""
-    def load(**domain):
-        return config.load(write_config({"domain": domain}))
-    return load
-
-
-@pytest.fixture
-def email_cfg(load_config, hosted_zone):
-    return load_config(validation="email", hosted_zone_id=hosted_zone)
 
 
 def records(zone_id):

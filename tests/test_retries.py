@@ -4,7 +4,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from provision import config, waits
+from provision import waits
 from tests.support import quiet_context
 
 
@@ -39,9 +39,9 @@ TRANSIENT = [
 
 
 @pytest.fixture
-def plain_cfg(aws, write_config):
-    """A config without the seeded database: these tests only need clients."""
-    return config.load(write_config())
+def plain_cfg(load_config):
+    """These tests only need clients: nothing seeded."""
+    return load_config()
 
 
 def failing(client, operation: str, times: int, failure):
