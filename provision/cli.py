@@ -66,7 +66,7 @@ def main(command: str, argv: list[str] | None = None, *, session: boto3.Session 
         except (DeployError, ClientError, BotoCoreError) as exc:
             if args.debug:
                 traceback.print_exc()
-            out.error(describe(exc) if not isinstance(exc, DeployError) else str(exc))
+            out.error(describe(exc))
             return 1
 
 
