@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from . import approval, dns, mail
 from .context import UNKNOWN
-from .errors import DeployError, is_code
+from .errors import DeployError, is_code, or_none
 from .tags import as_dict, is_ours
 from .waits import retry_while, wait_until
 
@@ -112,12 +112,8 @@ def _method(ctx) -> str:
 
 
 def _describe(acm, arn: str) -> dict | None:
-    try:
-        return acm.describe_certificate(CertificateArn=arn)["Certificate"]
-    except ClientError as exc:
-        if is_code(exc, "ResourceNotFoundException"):
-            return None
-        raise
+    found = or_none(acm.describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    return found and found["Certificate"]
 
 
 def _hinted(ctx) -> list[dict]:

@@ -33,6 +33,16 @@ def is_code(exc: BaseException, *codes: str) -> bool:
     return error_code(exc) in codes
 
 
+def or_none(call, missing: str | tuple[str, ...], /, **kwargs):
+    """call(**kwargs), or None when AWS answers with the code(s) meaning "not there"; other errors raise."""
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if is_code(exc, *((missing,) if isinstance(missing, str) else missing)):
+            return None
+        raise
+
+
 def describe(exc: BaseException) -> str:
     """One line for the operator: the AWS code and message, or the exception text."""
     if isinstance(exc, NoCredentialsError):

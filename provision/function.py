@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import database, package, waits
 from .context import UNKNOWN
-from .errors import DeployError, error_code, is_code
+from .errors import DeployError, error_code, or_none
 from .tags import is_ours
 
 STEP = "function"
@@ -53,12 +53,8 @@ def _drift(current: dict, wanted: dict) -> list[str]:
 
 
 def _find(ctx) -> dict | None:
-    try:
-        return ctx.client("lambda").get_function(FunctionName=function_name(ctx.stack))
-    except Exception as exc:
-        if is_code(exc, "ResourceNotFoundException"):
-            return None
-        raise
+    return or_none(ctx.client("lambda").get_function, "ResourceNotFoundException",
+                   FunctionName=function_name(ctx.stack))
 
 
 def _wait_ready(ctx, name: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from .context import UNKNOWN
-from .errors import is_code
+from .errors import or_none
 from .tags import as_dict, is_ours
 
 STEP = "iam_role"
@@ -30,12 +30,8 @@ def partition(region: str) -> str:
 
 
 def _find(ctx) -> dict | None:
-    try:
-        return ctx.client("iam").get_role(RoleName=role_name(ctx.stack))["Role"]
-    except Exception as exc:
-        if is_code(exc, "NoSuchEntity"):
-            return None
-        raise
+    found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.stack))
+    return found and found["Role"]
 
 
 def _trust(role: dict) -> dict:

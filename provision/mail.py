@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from . import dns
 from .context import UNKNOWN
-from .errors import DeployError, is_code
+from .errors import DeployError, is_code, or_none
 from .tags import as_dict, is_ours, tag_list
 
 PREFIX = "acm/"
@@ -177,39 +177,23 @@ def _expiry_rule() -> dict:
 
 
 def _bucket_tags(s3, bucket: str) -> dict:
-    try:
-        return as_dict(s3.get_bucket_tagging(Bucket=bucket)["TagSet"])
-    except ClientError as exc:
-        if is_code(exc, "NoSuchTagSet"):
-            return {}
-        raise
+    found = or_none(s3.get_bucket_tagging, "NoSuchTagSet", Bucket=bucket)
+    return as_dict(found["TagSet"]) if found else {}
 
 
 def _public_access_block(s3, bucket: str) -> dict | None:
-    try:
-        return s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    except ClientError as exc:
-        if is_code(exc, "NoSuchPublicAccessBlockConfiguration"):
-            return None
-        raise
+    found = or_none(s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration", Bucket=bucket)
+    return found and found["PublicAccessBlockConfiguration"]
 
 
 def _bucket_policy(s3, bucket: str) -> dict | None:
-    try:
-        return json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    except ClientError as exc:
-        if is_code(exc, "NoSuchBucketPolicy"):
-            return None
-        raise
+    found = or_none(s3.get_bucket_policy, "NoSuchBucketPolicy", Bucket=bucket)
+    return found and json.loads(found["Policy"])
 
 
 def _lifecycle(s3, bucket: str) -> list[dict] | None:
-    try:
-        return s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    except ClientError as exc:
-        if is_code(exc, "NoSuchLifecycleConfiguration"):
-            return None
-        raise
+    found = or_none(s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration", Bucket=bucket)
+    return found and found["Rules"]
 
 
 def _empty(ctx, s3, bucket: str) -> None:
@@ -297,12 +281,8 @@ def _certificate_issued(ctx) -> bool:
     arn = ctx.state.get("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return False
-    try:
-        cert = ctx.edge("acm").describe_certificate(CertificateArn=arn)["Certificate"]
-    except ClientError as exc:
-        if is_code(exc, "ResourceNotFoundException"):
-            return False
-        raise
+    found = or_none(ctx.edge("acm").describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    cert = found["Certificate"] if found else {}
     return cert.get("Status") == "ISSUED" and cert.get("DomainName") == ctx.config.domain.name
 
 
@@ -313,13 +293,7 @@ def _active_rule_set(ses) -> str | None:
 
 
 def _rule_set_exists(ses, name: str) -> bool:
-    try:
-        ses.describe_receipt_rule_set(RuleSetName=name)
-    except ClientError as exc:
-        if is_code(exc, "RuleSetDoesNotExist"):
-            return False
-        raise
-    return True
+    return or_none(ses.describe_receipt_rule_set, "RuleSetDoesNotExist", RuleSetName=name) is not None
 
 
 def _wanted_rule(ctx, bucket: str) -> dict:
