@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
-"""Create or update the stack described by stack.toml. See README.md."""
-import sys
-
-from provision.cli import main
+"""Create or update the stack described by stack.toml: the same as `rds-edge-api deploy`. See README.md."""
+from provision.cli import run_script
 
 if __name__ == "__main__":
-    sys.exit(main("deploy"))
+    run_script("deploy")

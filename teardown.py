@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
-"""Remove every resource of the stack described by stack.toml. See README.md."""
-import sys
-
-from provision.cli import main
+"""Remove every resource of the stack: the same as `rds-edge-api teardown`. See README.md."""
+from provision.cli import run_script
 
 if __name__ == "__main__":
-    sys.exit(main("teardown"))
+    run_script("teardown")

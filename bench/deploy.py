@@ -27,7 +27,7 @@ from rich.table import Table  # noqa: E402
 from provision import config as config_module  # noqa: E402
 from provision import runner  # noqa: E402
 from provision.context import make_context  # noqa: E402
-from provision.local import emulator, seed  # noqa: E402
+from provision.local.emulator import emulator, seed  # noqa: E402
 from provision.output import Output  # noqa: E402
 from provision.steps import STEPS  # noqa: E402
 

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .aws import Clients
+from .clients import Clients
 from .config import Config
 from .output import Output, StepReport
 from .state import State
@@ -72,7 +72,7 @@ class Context:
 def make_context(config: Config, *, session=None, planning: bool = False,
                  sleep: Callable[[float], None] = time.sleep, out: Output | None = None) -> Context:
     """The one way a Context is built, by the commands and by the tests alike."""
-    from .aws import make_clients
+    from .clients import make_clients
     from .state import State
 
     out = out or Output()

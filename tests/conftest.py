@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from provision import config as config_module  # noqa: E402
-from provision.local import seed_database  # noqa: E402
+from provision.local.emulator import seed_database  # noqa: E402
 from tests.support import SECRETS, merged, quiet_context, write_toml  # noqa: E402
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}}

@@ -3,7 +3,7 @@ import json
 import boto3
 import pytest
 
-from provision import api, function, iam_role, security_groups
+from provision.steps import api, function, iam_role, security_groups
 from provision import config as config_module
 from tests.support import changing_ops, printed, run_steps
 

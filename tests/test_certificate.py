@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from moto.acm.models import CertBundle, acm_backends
 from moto.acm.responses import AWSCertificateManagerResponse
 
-from provision import certificate, mail
+from provision.steps import certificate, mail
 from provision.context import UNKNOWN
 from provision.errors import DeployError
 from tests.support import SECRETS, printed, quiet_context

@@ -5,7 +5,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from provision import cloudfront, waf
+from provision.steps import cloudfront, waf
 from provision import config as config_module
 from provision.errors import DeployError
 from tests.support import SECRETS, printed, quiet_context

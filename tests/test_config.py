@@ -109,7 +109,7 @@ def test_cli_exits_2_with_one_line_before_any_aws_call(tmp_path, secrets, capsys
         raise AssertionError("an AWS session was created for a bad config")
 
     monkeypatch.setattr("boto3.Session", no_aws)
-    assert cli.main(command, ["--config", str(path)]) == 2
+    assert cli.main([command, "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("config error: access.allowed_cidrs[0]: '300.1.2.0/24'")

@@ -27,7 +27,7 @@ class Run:
     def __init__(self, command, path, *args, session=None):
         self.out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
         self.session = session or boto3.Session()
-        self.code = cli.main(command, ["--config", str(path), *args], session=self.session, out=self.out)
+        self.code = cli.main([command, "--config", str(path), *args], session=self.session, out=self.out)
         self.text = self.out.console.file.getvalue()
 
 

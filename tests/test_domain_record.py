@@ -3,7 +3,7 @@ import boto3
 import pytest
 
 from provision import config as config_module
-from provision import domain_record, dns
+from provision.steps import domain_record, dns
 from provision.errors import DeployError
 from tests.support import printed, quiet_context
 

@@ -5,7 +5,7 @@ import zipfile
 import boto3
 import pytest
 
-from provision import database, function, iam_role, package, security_groups
+from provision.steps import database, function, iam_role, package, security_groups
 from tests.support import SECRETS, changing_ops, inject, printed, run_steps
 
 pytestmark = pytest.mark.iam

@@ -3,7 +3,7 @@ import json
 import boto3
 import pytest
 
-from provision import iam_role
+from provision.steps import iam_role
 from tests.support import changing_ops, printed, quiet_context
 
 pytestmark = pytest.mark.iam

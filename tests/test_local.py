@@ -19,7 +19,7 @@ def example_secrets(monkeypatch):
 
 def run(command, *args):
     out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-    code = cli.main(command, ["--config", EXAMPLE, "--local", *args], out=out)
+    code = cli.main([command, "--config", EXAMPLE, "--local", *args], out=out)
     return code, out.console.file.getvalue()
 
 

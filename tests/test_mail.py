@@ -5,7 +5,7 @@ import json
 import boto3
 import pytest
 
-from provision import mail
+from provision.steps import mail
 from provision.errors import DeployError
 from tests.support import SECRETS, printed, quiet_context
 

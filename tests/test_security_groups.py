@@ -3,7 +3,7 @@ import dataclasses
 import boto3
 import pytest
 
-from provision import database, security_groups
+from provision.steps import database, security_groups
 from provision.errors import DeployError
 from tests.support import changing_ops, inject, printed, quiet_context
 

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from provision import config as config_module
-from provision import waf
+from provision.steps import waf
 from provision.errors import DeployError
 from tests.support import SECRETS, printed, quiet_context
 

@@ -7,10 +7,11 @@ from the function's CodeSha256.
 """
 from __future__ import annotations
 
-from . import database, package, waits
-from .context import UNKNOWN
-from .errors import DeployError, error_code, or_none
-from .tags import is_ours
+from . import database, package
+from .. import waits
+from ..context import UNKNOWN
+from ..errors import DeployError, error_code, or_none
+from ..tags import is_ours
 
 STEP = "function"
 RUNTIME = "python3.13"

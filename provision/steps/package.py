@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pymysql
 
-SOURCE = Path(__file__).resolve().parent.parent / "lambda"
+SOURCE = Path(__file__).resolve().parents[2] / "lambda"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIP_DIRS = {"__pycache__"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}

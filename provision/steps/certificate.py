@@ -27,10 +27,10 @@ import hashlib
 from botocore.exceptions import ClientError
 
 from . import approval, dns, mail
-from .context import UNKNOWN
-from .errors import DeployError, is_code, or_none
-from .tags import as_dict, is_ours
-from .waits import retry_while, wait_until
+from ..context import UNKNOWN
+from ..errors import DeployError, is_code, or_none
+from ..tags import as_dict, is_ours
+from ..waits import retry_while, wait_until
 
 VALIDATION_TAG = "validation"  # "dns" or "email", beside the stack's tags
 ALL_STATUSES = ["PENDING_VALIDATION", "ISSUED", "INACTIVE", "EXPIRED", "VALIDATION_TIMED_OUT", "REVOKED", "FAILED"]

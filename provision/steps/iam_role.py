@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from .context import UNKNOWN
-from .errors import or_none
-from .tags import as_dict, is_ours
+from ..context import UNKNOWN
+from ..errors import or_none
+from ..tags import as_dict, is_ours
 
 STEP = "iam_role"
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"

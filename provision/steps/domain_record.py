@@ -17,8 +17,8 @@ Pitfalls:
 from __future__ import annotations
 
 from . import cloudfront, dns
-from .context import UNKNOWN
-from .errors import DeployError
+from ..context import UNKNOWN
+from ..errors import DeployError
 
 STEP = "domain_record"
 TYPES = ("A", "AAAA")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .context import UNKNOWN
-from .errors import is_code
+from ..context import UNKNOWN
+from ..errors import is_code
 from .iam_role import partition
-from .tags import is_ours
+from ..tags import is_ours
 
 STEP = "api"
 # The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key

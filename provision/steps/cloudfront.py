@@ -30,10 +30,10 @@ import hashlib
 
 from botocore.exceptions import ClientError
 
-from . import waits
-from .context import UNKNOWN
-from .errors import DeployError, is_code
-from .tags import is_ours
+from .. import waits
+from ..context import UNKNOWN
+from ..errors import DeployError, is_code
+from ..tags import is_ours
 
 STEP = "cloudfront"
 ORIGIN_ID = "api"

@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import tempfile
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import boto3
 
-from .config import Config
+from ..config import Config
+from ..output import Output
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_SESSION_TOKEN": "testing"}
@@ -52,6 +55,17 @@ def emulator() -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def start(stack: ExitStack, config: Config, out: Output) -> tuple[Config, boto3.Session]:
+    """The emulator for one command: seeded, with a throwaway state directory; closed with ``stack``."""
+    endpoint = stack.enter_context(emulator())
+    session = boto3.Session(region_name=config.stack.region)
+    config = seed(session, config)
+    state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rds-edge-local-")))
+    out.note(f"AWS emulator (moto) at {endpoint}, seeded with VPC, subnets and RDS instance "
+             f"{config.database.instance_id}; nothing leaves this machine")
+    return dataclasses.replace(config, state_dir=state_dir), session
 
 
 def seed(session: boto3.Session, config: Config) -> Config:

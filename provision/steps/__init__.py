@@ -34,7 +34,7 @@ from typing import Callable
 
 from . import (api, certificate, cloudfront, domain_record, function, iam_role, mail,
                security_groups, waf)
-from .config import Config
+from ..config import Config
 
 
 def _always(config: Config) -> bool:

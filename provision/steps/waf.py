@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import waits
-from .context import UNKNOWN
-from .errors import DeployError, is_code
-from .tags import as_dict, is_ours
+from .. import waits
+from ..context import UNKNOWN
+from ..errors import DeployError, is_code
+from ..tags import as_dict, is_ours
 
 STEP = "waf"
 SCOPE = "CLOUDFRONT"

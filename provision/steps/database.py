@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import DeployError, is_code
+from ..errors import DeployError, is_code
 
 
 @dataclass(frozen=True)
