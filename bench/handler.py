@@ -20,12 +20,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # lambda/ first: this script is itself called handler.py.
-sys.path[:0] = [str(ROOT / "lambda"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "lambda")]
 
 import pymysql  # noqa: E402
 
 import handler  # noqa: E402
-from mariadb import MariaDB  # noqa: E402
+from provision.local.mariadb import MariaDB  # noqa: E402
 
 assert Path(handler.__file__).parent.name == "lambda", handler.__file__
 

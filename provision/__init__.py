@@ -1,1 +1,2 @@
-"""rds-edge-api provisioning: provision/steps.py lists the steps in order and explains why."""
+"""rds-edge-api: the engine beside steps/ (the resources, in deploy order: steps/__init__.py says why),
+commands/ (one module per subcommand of the console script, cli.py) and local/ (the emulator)."""
