@@ -525,7 +525,7 @@ def test_small_rows_are_not_measured(configure, paged):
 
 
 def test_a_row_too_large_for_any_response_is_internal(configure, paged, db, monkeypatch, capsys):
-    monkeypatch.setattr(handler, "RESPONSE_BUDGET", 100)
+    monkeypatch.setattr(handler, "RESPONSE_BUDGET", 20)  # one row is 31 bytes
     configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_COLUMNS="id,k,v", DB_MAX_ROWS="10")
     assert str(fails("many", "[Internal]")) == "[Internal] database unavailable"
     assert "6 MB" in last_log(capsys)["error"]
