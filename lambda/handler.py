@@ -97,6 +97,7 @@ CONVERTERS = {
                      "multilinestring", "multipolygon", "geometrycollection"), _base64),
 }
 
+
 class _Connection(pymysql.connections.Connection):
     """Refuses a server that offers no TLS when TLS is asked for, before any credential is sent.
 
@@ -136,7 +137,7 @@ _query = None   # the Query, planned on connect
 
 
 def handler(event, context):
-    """Entry point: event is {"key": ..., "sourceIp": ...} from the API Gateway mapping template."""
+    """Entry point: event is {"key": ..., "after": ..., "sourceIp": ...} from the API Gateway mapping template."""
     started = time.perf_counter()
     event = event if isinstance(event, dict) else {}
     key = event.get("key")
@@ -264,7 +265,7 @@ def _decode_cursor(after, query):
     if isinstance(values, list) and len(values) == width:
         decoded = [_cursor_value(v) for v in values]
         if all(v is not None for v in decoded) and (
-                query.order_at is not None or (type(decoded[0]) is int and decoded[0] >= 0)):
+                query.order_at is not None or (type(decoded[0]) is int and 0 <= decoded[0] < 2 ** 63)):
             return decoded
     raise BadRequest("query parameter 'after' is not a cursor this API gave")
 
@@ -275,6 +276,8 @@ def _cursor_value(value):
             return base64.b64decode(value["b"], validate=True)
         except ValueError:
             return None
+    if type(value) is float and not abs(value) < float("inf"):
+        return None  # NaN or infinite: no key has that value
     if type(value) in (int, float, str):
         return value
     return None

@@ -35,6 +35,16 @@ def test_package_is_reproducible_and_holds_handler_and_pymysql():
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
+def test_package_with_a_bundle_is_reproducible_and_changes_with_it(rds_ca_pem):
+    from provision.local.certs import make_ca
+    first, second = package.build(ca_bundle=rds_ca_pem), package.build(ca_bundle=rds_ca_pem)
+    assert first.data == second.data
+    archive = zipfile.ZipFile(io.BytesIO(first.data))
+    assert archive.read("rds-ca-bundle.pem") == rds_ca_pem and archive.namelist() == sorted(archive.namelist())
+    assert package.build(ca_bundle=make_ca("another").pem).sha256 != first.sha256
+    assert "rds-ca-bundle.pem" not in zipfile.ZipFile(io.BytesIO(package.build().data)).namelist()
+
+
 def test_function_is_configured_for_the_database(cfg):
     ctx = run_steps(cfg, *PREREQUISITES, function)
     found = read_function()

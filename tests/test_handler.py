@@ -478,6 +478,7 @@ def cursor_of(value):
 @pytest.mark.parametrize("after", [
     "not a cursor", "!!!!", "a" * 2049, 5, ["x"], "bm90IGpzb24", cursor_of({"id": 1}), cursor_of([]),
     cursor_of([1, 2]), cursor_of([True]), cursor_of([None]), cursor_of([{"b": "%%"}]), cursor_of([[1]]),
+    "WzFlNDAwXQ",  # [1e400]: infinite
 ], ids=repr)
 def test_malformed_after_is_a_bad_request(configure, paged, after):
     configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
@@ -485,7 +486,8 @@ def test_malformed_after_is_a_bad_request(configure, paged, after):
         invoke("many", after=after)
 
 
-@pytest.mark.parametrize("after", [cursor_of([-1]), cursor_of(["3"]), cursor_of([1.5])], ids=repr)
+@pytest.mark.parametrize("after", [cursor_of([-1]), cursor_of(["3"]), cursor_of([1.5]), cursor_of([2 ** 63])],
+                         ids=repr)
 def test_offset_cursor_must_be_a_count(configure, paged, after):
     configure(DB_TABLE="heap", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
     with pytest.raises(handler.BadRequest, match=r"^\[BadRequest\] query parameter 'after' "):
