@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,6 +305,10 @@ def _ca_bundle(s: _Section, base: Path, tls: str) -> Path | None:
         raise ConfigError(s.key("ca_bundle"), f"cannot read {path} as a PEM file ({exc.__class__.__name__})") from None
     if PEM_CERTIFICATE not in text:
         raise ConfigError(s.key("ca_bundle"), f"{path} holds no PEM certificate ({PEM_CERTIFICATE})")
+    try:
+        ssl.create_default_context(cadata=text)  # as the function will load it
+    except (ValueError, ssl.SSLError) as exc:
+        raise ConfigError(s.key("ca_bundle"), f"{path} is not a PEM bundle Python can load ({exc})") from None
     return path
 
 

@@ -41,6 +41,13 @@ def test_database_link_defaults(write_config):
     assert cfg.function.max_concurrency == 10 and cfg.api.max_rows == 1000
 
 
+def test_ca_bundle_that_is_not_a_certificate_exits_2(write_config, tmp_path):
+    (tmp_path / "fake.pem").write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(write_config({"database": {"ca_bundle": "fake.pem"}}))
+    assert err.value.key == "database.ca_bundle" and "not a PEM bundle" in err.value.problem
+
+
 def test_ca_bundle_is_relative_to_the_config_file(write_config, tmp_path, rds_ca_pem):
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "rds.pem").write_bytes(rds_ca_pem)

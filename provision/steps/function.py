@@ -105,7 +105,7 @@ def ensure(ctx) -> None:
             _role_not_assumable_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
         if created is not None:
             _wait_ready(ctx, name)
-        _ensure_concurrency(ctx, name, None)
+        _ensure_concurrency(ctx, name, None)  # a plan announces it too
         if created is None:
             return
         arn = created["FunctionArn"]
@@ -133,8 +133,9 @@ def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
     """Reserved concurrency = [function] max_concurrency: at most that many containers, so connections."""
     wanted = ctx.config.function.max_concurrency
     if current != wanted:
-        ctx.change("update", f"reserved concurrency of {name}: {wanted}", ctx.client("lambda").put_function_concurrency,
-                   FunctionName=name, ReservedConcurrentExecutions=wanted)
+        ctx.change("update", f"reserved concurrency of {name}: {wanted}",
+                   ctx.client("lambda").put_function_concurrency, FunctionName=name,
+                   ReservedConcurrentExecutions=wanted)
 
 
 def _find_log_group(ctx) -> dict | None:
