@@ -17,9 +17,15 @@ def _need_mariadb():
 
 
 @pytest.fixture(scope="session")
-def tls_files(tmp_path_factory):
+def test_ca():
+    """The CA that signs the session server's certificate (key included, to issue others)."""
+    return certs.make_ca("rds-edge-api test CA")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory, test_ca):
     """CA, server certificate (IP SAN 127.0.0.1) and key for the session's server."""
-    return certs.server_files(tmp_path_factory.mktemp("tls"), certs.make_ca("rds-edge-api test CA"), "127.0.0.1")
+    return certs.server_files(tmp_path_factory.mktemp("tls"), test_ca, "127.0.0.1")
 
 
 @pytest.fixture(scope="session")

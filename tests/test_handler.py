@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "lambda"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import handler  # noqa: E402  (lambda/handler.py, imported the way Lambda does)
-from mariadb import free_port, mariadb_server, tls_files  # noqa: E402,F401  (fixtures)
+from mariadb import free_port, mariadb_server, test_ca, tls_files  # noqa: E402,F401  (fixtures)
 
 DATABASE, USER = "app", "app"
 PASSWORD = secrets.token_urlsafe(18)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "lambda"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import handler  # noqa: E402
-from mariadb import mariadb_server, other_ca, plain_mariadb_server, tls_files  # noqa: E402,F401  (fixtures)
+from mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401
 
 DATABASE, USER = "link", "link_reader"
 PASSWORD = secrets.token_urlsafe(18)
@@ -254,3 +254,28 @@ def test_password_mode_never_imports_botocore(tls_db, tls_files):
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "1 False False"
+
+
+def test_server_certificate_for_another_host_is_refused(point, tls_db, tls_files, test_ca, capsys):
+    """The server reloads (FLUSH SSL) a certificate from the right CA that names db.other.example."""
+    from provision.local import certs
+
+    saved = tls_files.cert.read_bytes(), tls_files.key.read_bytes()
+    cert, key = certs.issue(test_ca, "db.other.example")
+    try:
+        tls_files.cert.write_bytes(cert)
+        tls_files.key.write_bytes(key)
+        with tls_db.admin() as conn, conn.cursor() as cur:
+            cur.execute("FLUSH SSL")
+        point(tls_db, DB_TLS="verify", DB_CA_FILE=str(tls_files.ca))
+        reason = failure(capsys)
+        assert "CERTIFICATE_VERIFY_FAILED" in reason and "127.0.0.1" in reason
+        point(tls_db, DB_TLS="required")  # encrypted, unchecked: the same server is accepted
+        assert invoke()["items"]
+    finally:
+        tls_files.cert.write_bytes(saved[0])
+        tls_files.key.write_bytes(saved[1])
+        with tls_db.admin() as conn, conn.cursor() as cur:
+            cur.execute("FLUSH SSL")
+    point(tls_db, DB_TLS="verify", DB_CA_FILE=str(tls_files.ca))
+    assert invoke()["items"]
