@@ -1,8 +1,19 @@
-"""Read-only lookup of the rows whose key column equals ?key=, as JSON-safe items.
+"""Read-only lookup of the rows whose key column equals ?key=, as JSON-safe items, a page at a time.
 
 API Gateway turns the exception message prefix into the status code:
 "[BadRequest] ..." -> 400, "[NotFound] ..." -> 404, anything else -> 500.
 Callers only ever see a short generic message; details go to the log line.
+
+The connection to the database (DB_TLS): "verify" checks the server's chain
+against DB_CA_FILE and its name against DB_HOST; "required" encrypts without
+checking; "off" is plain. A server that offers no TLS when TLS is asked for
+is refused before any credential is sent, never used in plain text.
+DB_AUTH "iam" signs a 15-minute RDS token for each new connection (botocore,
+imported then and only then, so the password mode starts lean).
+
+A response holds at most DB_MAX_ROWS rows in primary-key order; when there
+are more it says "truncated": true and gives "next", which the caller sends
+back as ?after= for the following page.
 """
 import base64
 import json
@@ -12,7 +23,7 @@ import sys
 import time
 
 import pymysql
-from pymysql.constants import FIELD_TYPE
+from pymysql.constants import CLIENT, FIELD_TYPE
 from pymysql.converters import conversions
 
 MAX_KEY_LENGTH = 255
@@ -23,6 +34,14 @@ INTEGER_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 # call rather than json.dumps + print: measurably faster (bench/handler.py).
 LOG_LINE = '{"sourceIp": %s, "keyLength": %s, "rows": %d, "ms": %.2f, "outcome": "%s"%s}\n'
 _json = json.JSONEncoder().encode
+MAX_CURSOR_LENGTH = 2048
+CURSOR = re.compile(r"[A-Za-z0-9_-]+")
+# Lambda refuses a response over 6 MB (6,291,456 bytes); leave room for the key and the cursor.
+RESPONSE_BUDGET = 6_291_456 - 16_384
+DEFAULT_MAX_ROWS = 1000
+MAX_ROWS_LIMIT = 10_000
+TLS_MODES = ("verify", "required", "off")
+AUTH_MODES = ("password", "iam")
 # Leave DECIMAL and temporal values as the server's own text: exact, and
 # already ISO 8601 apart from DATETIME's space (TIME may be negative or > 24h).
 DECODERS = {k: v for k, v in conversions.items() if k not in (
@@ -49,6 +68,10 @@ class NotFound(ApiError):
 class Internal(ApiError):
     prefix, outcome = "Internal", "internal"
 
+    def __init__(self, detail, reason=None):
+        super().__init__(detail)
+        self.reason = reason  # for the log line only
+
 
 class ConfigError(Exception):
     """A DB_* setting is wrong: the deployment's fault, so the detail is logged, not returned."""
@@ -74,26 +97,65 @@ CONVERTERS = {
                      "multilinestring", "multipolygon", "geometrycollection"), _base64),
 }
 
+
+class _Connection(pymysql.connections.Connection):
+    """Refuses a server that offers no TLS when TLS is asked for, before any credential is sent.
+
+    PyMySQL's own check differs between versions (older ones carry on in plain
+    text); an IAM token would then cross the network in the clear.
+    """
+
+    def _request_authentication(self):
+        if self.ssl and not self.server_capabilities & CLIENT.SSL:
+            raise pymysql.err.OperationalError(2026, "TLS is required, but the server offers none")
+        return super()._request_authentication()
+
+
+class _SignerHost:
+    """The two attributes of an RDS client that botocore's generate_db_auth_token reads.
+
+    A real client would load RDS's service model first: hundreds of ms of a cold start for nothing.
+    """
+
+    def __init__(self, region, signer):
+        self.meta = type("Meta", (), {"region_name": region})()
+        self._request_signer = signer
+
+
+class Query:
+    """The SELECTs for one table, planned once per connection from information_schema."""
+    __slots__ = ("first", "after", "names", "converters", "integer_key", "order_at", "max_rows", "measure")
+
+    def __init__(self, **fields):
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
 _conn = None    # one connection per container, reused across invocations
 _cursor = None  # and its one cursor
-_query = None   # (sql, column names, [(column, converter)], integer key?), made on connect
+_query = None   # the Query, planned on connect
 
 
 def handler(event, context):
-    """Entry point: event is {"key": ..., "sourceIp": ...} from the API Gateway mapping template."""
+    """Entry point: event is {"key": ..., "after": ..., "sourceIp": ...} from the API Gateway mapping template."""
     started = time.perf_counter()
     event = event if isinstance(event, dict) else {}
     key = event.get("key")
     outcome, rows, error = "ok", 0, None
     try:
         _check_key(key)
-        items = _lookup(key)
+        after = event.get("after") or None
+        if after is not None:
+            _check_cursor(after)
+        items, more = _lookup(key, after)
         rows = len(items)
-        if not items:
+        if not items and after is None:
             raise NotFound("no item with this key")
-        return {"key": key, "items": items}
+        if more is None:
+            return {"key": key, "items": items}
+        return {"key": key, "items": items, "truncated": True, "next": more}
     except ApiError as e:
-        outcome = e.outcome
+        outcome, error = e.outcome, getattr(e, "reason", None)
         raise
     except ConfigError as e:
         outcome, error = "internal", f"ConfigError: {e}"
@@ -121,35 +183,104 @@ def _check_key(key):
         raise BadRequest("query parameter 'key' must be valid UTF-8") from None
 
 
-def _lookup(key):
-    """Rows for key; a connection the server dropped while idle is reopened once.
+def _check_cursor(after):
+    if not isinstance(after, str) or len(after) > MAX_CURSOR_LENGTH or not CURSOR.fullmatch(after):
+        raise BadRequest("query parameter 'after' is not a cursor this API gave")
+
+
+def _lookup(key, after):
+    """(items, next cursor or None) for key; a connection the server dropped while idle is reopened once.
 
     The retry plans the SELECT afresh too, so a column dropped since is no lasting error.
     """
     reused = _conn is not None
     try:
-        return _fetch(key)
+        return _fetch(key, after)
     except (pymysql.OperationalError, pymysql.InterfaceError):
         _reset()
         if not reused:
             raise
-        return _fetch(key)
+        return _fetch(key, after)
 
 
-def _fetch(key):
-    sql, names, converters, integer_key = _connect()
-    if integer_key:  # bind an int: MySQL would turn '12abc' into 12, and compare via DOUBLE
+def _fetch(key, after):
+    query = _connect()
+    if query.integer_key:  # bind an int: MySQL would turn '12abc' into 12, and compare via DOUBLE
         if not INTEGER.fullmatch(key):
-            return []
+            return [], None
         key = int(key)
-    _cursor.execute(sql, (key,))
+    if after is None:
+        _cursor.execute(query.first, (key,))
+    else:
+        _cursor.execute(query.after, (key, *_decode_cursor(after, query)))
     rows = _cursor.fetchall()
+    more = len(rows) > query.max_rows
+    if more:
+        rows = rows[:query.max_rows]
+    names = query.names
     items = [dict(zip(names, row)) for row in rows]
     for item in items:
-        for name, convert in converters:
+        for name, convert in query.converters:
             if item[name] is not None:
                 item[name] = convert(item[name])
-    return items
+    if query.measure:  # only tables whose rows could add up to Lambda's response limit
+        kept = _within_budget(items)
+        if kept < len(items):
+            items, rows, more = items[:kept], rows[:kept], True
+    if not more:
+        return items, None
+    return items, _encode_cursor(rows, query, after)
+
+
+def _within_budget(items):
+    """How many items fit in one response; a single item too large for any response is an error."""
+    size = 0
+    for i, item in enumerate(items):
+        size += len(_json(item)) + 2  # ensure_ascii: characters = bytes, at least as many as UTF-8
+        if size > RESPONSE_BUDGET:
+            if i == 0:
+                raise Internal("database unavailable", "one row exceeds Lambda's 6 MB response limit")
+            return i
+    return len(items)
+
+
+def _encode_cursor(rows, query, after):
+    """The last row's ordering key (or, for a table without one, the offset reached), opaque to callers."""
+    if query.order_at is None:
+        values = [(_decode_cursor(after, query)[0] if after else 0) + len(rows)]
+    else:
+        values = [{"b": base64.b64encode(v).decode()} if isinstance(v, bytes) else v
+                  for v in (rows[-1][i] for i in query.order_at)]
+    text = _json(values).encode()
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+def _decode_cursor(after, query):
+    """The values a cursor holds, checked against this table's ordering key; anything else is a 400."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)))
+    except ValueError:
+        values = None
+    width = 1 if query.order_at is None else len(query.order_at)
+    if isinstance(values, list) and len(values) == width:
+        decoded = [_cursor_value(v) for v in values]
+        if all(v is not None for v in decoded) and (
+                query.order_at is not None or (type(decoded[0]) is int and 0 <= decoded[0] < 2 ** 63)):
+            return decoded
+    raise BadRequest("query parameter 'after' is not a cursor this API gave")
+
+
+def _cursor_value(value):
+    if isinstance(value, dict) and set(value) == {"b"} and isinstance(value["b"], str):
+        try:
+            return base64.b64decode(value["b"], validate=True)
+        except ValueError:
+            return None
+    if type(value) is float and not abs(value) < float("inf"):
+        return None  # NaN or infinite: no key has that value
+    if type(value) in (int, float, str):
+        return value
+    return None
 
 
 def _connect():
@@ -157,14 +288,17 @@ def _connect():
     global _conn, _cursor, _query
     if _conn is None:
         settings = _settings()  # validated before any connection is attempted
-        conn = pymysql.connect(
+        password = (_iam_token(settings) if settings["auth"] == "iam"
+                    else os.environ.get("DB_PASSWORD", ""))
+        conn = _Connection(
             host=settings["host"], port=settings["port"], user=settings["user"],
-            password=settings["password"], database=settings["database"],
+            password=password, database=settings["database"],
             charset="utf8mb4", autocommit=True,  # autocommit: each query sees fresh data
             # A dead database fails in seconds, and a stale read plus one reconnect
             # (5 s + 4 s) still ends inside the function's default 10 s timeout.
             connect_timeout=4, read_timeout=5, write_timeout=5,
-            conv=DECODERS, init_command="SET time_zone = '+00:00'")  # TIMESTAMPs in UTC
+            conv=DECODERS, init_command="SET time_zone = '+00:00'",  # TIMESTAMPs in UTC
+            **settings["tls"])
         try:
             _query = _plan(conn, settings)
         except BaseException:
@@ -186,26 +320,87 @@ def _settings():
             raise ConfigError(f"not a plain identifier: {name!r}")
     try:
         port = int(env.get("DB_PORT") or 3306)
+        max_rows = int(env.get("DB_MAX_ROWS") or DEFAULT_MAX_ROWS)
     except ValueError:
-        raise ConfigError("DB_PORT is not a number") from None
-    return {"host": env["DB_HOST"], "port": port, "user": env["DB_USER"],
-            "password": env.get("DB_PASSWORD", ""), "database": env["DB_NAME"],
-            "table": env["DB_TABLE"], "key": env["DB_KEY_COLUMN"],
-            "columns": columns}
+        raise ConfigError("DB_PORT or DB_MAX_ROWS is not a number") from None
+    if not 1 <= max_rows <= MAX_ROWS_LIMIT:
+        raise ConfigError(f"DB_MAX_ROWS must be between 1 and {MAX_ROWS_LIMIT}")
+    auth = env.get("DB_AUTH") or "password"
+    if auth not in AUTH_MODES:
+        raise ConfigError(f"DB_AUTH must be one of {', '.join(AUTH_MODES)}")
+    return {"host": env["DB_HOST"], "port": port, "user": env["DB_USER"], "auth": auth,
+            "database": env["DB_NAME"], "table": env["DB_TABLE"], "key": env["DB_KEY_COLUMN"],
+            "columns": columns, "max_rows": max_rows, "tls": _tls(env, auth)}
+
+
+def _tls(env, auth):
+    """The driver's TLS arguments for DB_TLS; unset means "verify", the safe choice."""
+    mode = env.get("DB_TLS") or "verify"
+    if mode not in TLS_MODES:
+        raise ConfigError(f"DB_TLS must be one of {', '.join(TLS_MODES)}")
+    if mode == "off":
+        if auth == "iam":
+            raise ConfigError("DB_TLS=off with DB_AUTH=iam would send the token in clear text")
+        return {"ssl_disabled": True}
+    if mode == "required":
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return {"ssl": context}
+    ca_file = env.get("DB_CA_FILE")
+    if not ca_file:
+        raise ConfigError("DB_TLS=verify needs DB_CA_FILE")
+    ca_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), ca_file)  # as is if absolute
+    if not os.path.isfile(ca_file):
+        raise ConfigError(f"DB_CA_FILE {ca_file} is not a file")
+    return {"ssl_ca": ca_file, "ssl_verify_cert": True, "ssl_verify_identity": True}
+
+
+def _iam_token(settings):
+    """A 15-minute RDS authentication token for this connection, signed locally (no network call).
+
+    botocore is imported here, on the first connection in iam mode only. The
+    function's credentials are Lambda's, from its environment; elsewhere
+    (scripts/invoke-handler) botocore's usual chain finds them.
+    """
+    from botocore.credentials import Credentials
+    from botocore.hooks import HierarchicalEmitter
+    from botocore.model import ServiceId
+    from botocore.signers import RequestSigner, generate_db_auth_token
+
+    env = os.environ
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError("DB_AUTH=iam needs AWS_REGION (Lambda sets it)")
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
+                                  env.get("AWS_SESSION_TOKEN"))
+    else:
+        import botocore.session
+        credentials = botocore.session.get_session().get_credentials()
+        if credentials is None:
+            raise ConfigError("DB_AUTH=iam found no AWS credentials")
+    emitter = HierarchicalEmitter()  # the signer holds it weakly: keep it alive through the call
+    signer = RequestSigner(ServiceId("rds"), region, "rds-db", "v4", credentials, emitter)
+    return generate_db_auth_token(_SignerHost(region, signer), settings["host"], settings["port"],
+                                  settings["user"])
 
 
 def _plan(conn, settings):
-    """Read the table's columns once: validates the config and finds each column's converter.
+    """Read the table's columns and keys once: validates the config, finds each column's converter,
+    the order that makes paging stable, and whether rows can be large enough to need measuring.
 
     MySQL reports JSON columns as DATA_TYPE 'json'; MariaDB stores JSON as LONGTEXT
     with a CHECK (json_valid(`col`)) constraint, so look for that there.
     """
     table = settings["table"]
     with conn.cursor() as cur:
-        cur.execute("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
+        cur.execute("SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, CHARACTER_OCTET_LENGTH"
+                    " FROM information_schema.COLUMNS"
                     " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
                     " ORDER BY ORDINAL_POSITION", (table,))
-        types = {name: data_type.lower() for name, data_type in cur.fetchall()}
+        described = cur.fetchall()
+        types = {name: data_type.lower() for name, data_type, _, _ in described}
         if not types:
             raise ConfigError(f"table {table!r} not found or not readable")
         if "MariaDB" in conn.get_server_info():
@@ -215,6 +410,12 @@ def _plan(conn, settings):
             for name in types:
                 if f"json_valid(`{name}`)" in checks:
                     types[name] = "json"
+        cur.execute("SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
+                    " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND NON_UNIQUE = 0"
+                    " ORDER BY INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX", (table,))
+        unique = {}
+        for index, column in cur.fetchall():
+            unique.setdefault(index, []).append(column)
     by_lower = {name.lower(): name for name in types}  # MySQL column names ignore case
     wanted = [settings["key"], *settings["columns"]]
     unknown = [c for c in wanted if c.lower() not in by_lower]
@@ -222,9 +423,42 @@ def _plan(conn, settings):
         raise ConfigError(f"no column {', '.join(unknown)} in table {table!r}")
     names = list(dict.fromkeys(by_lower[c.lower()] for c in settings["columns"])) or list(types)
     key = by_lower[settings["key"].lower()]
-    sql = f"SELECT {', '.join(map(_quote, names))} FROM `{table}` WHERE `{key}` = %s"
-    converters = [(n, CONVERTERS[types[n]]) for n in names if types[n] in CONVERTERS]
-    return sql, names, converters, types[key] in INTEGER_TYPES
+    nullable = {name for name, _, is_nullable, _ in described if is_nullable == "YES"}
+    # The primary key, else a unique key InnoDB could use as one (no NULLs): a total, stable order.
+    order = next((cols for cols in unique.values() if not nullable & set(cols)), None)
+    max_rows = settings["max_rows"]
+    select = f"SELECT {', '.join(map(_quote, names))}"
+    if order is None:  # no unique key: order by everything returned, page by offset
+        order_at = None
+        base = f"{select} FROM `{table}` WHERE `{key}` = %s ORDER BY {', '.join(map(_quote, names))}"
+        first, after = f"{base} LIMIT {max_rows + 1}", f"{base} LIMIT {max_rows + 1} OFFSET %s"
+    else:
+        hidden = [c for c in order if c not in names]  # selected after the returned columns
+        columns = names + hidden
+        order_at = [columns.index(c) for c in order]
+        select = f"SELECT {', '.join(map(_quote, columns))}"
+        by = ", ".join(map(_quote, order))
+        past = (f"{_quote(order[0])} > %s" if len(order) == 1
+                else f"({by}) > ({', '.join(['%s'] * len(order))})")
+        first = f"{select} FROM `{table}` WHERE `{key}` = %s ORDER BY {by} LIMIT {max_rows + 1}"
+        after = f"{select} FROM `{table}` WHERE `{key}` = %s AND {past} ORDER BY {by} LIMIT {max_rows + 1}"
+    bound = sum(_json_bound(name, types[name], octets) for name, _, _, octets in described if name in names)
+    return Query(first=first, after=after, names=names,
+                 converters=[(n, CONVERTERS[types[n]]) for n in names if types[n] in CONVERTERS],
+                 integer_key=types[key] in INTEGER_TYPES, order_at=order_at, max_rows=max_rows,
+                 measure=bound * max_rows > RESPONSE_BUDGET)
+
+
+def _json_bound(name, data_type, octets):
+    """The most bytes one column can take in the JSON response (ensure_ascii: 6 per byte at worst)."""
+    overhead = 6 * len(name.encode()) + 8  # "name": , and the separator
+    if CONVERTERS.get(data_type) is _base64:
+        return overhead + (octets or RESPONSE_BUDGET) * 4 // 3 + 4
+    if octets is not None:
+        return overhead + 6 * octets + 2
+    if data_type in ("json", "geometry"):
+        return overhead + RESPONSE_BUDGET  # unbounded
+    return overhead + 80  # numbers, dates, times, bits, enums' codes: short
 
 
 def _quote(name):
@@ -233,7 +467,8 @@ def _quote(name):
 
 
 def _scrub(text):
-    """Error text for the log, minus the password should a driver ever echo it."""
+    """Error text for the log, minus the password should a driver ever echo it (an IAM token is never
+    kept, and the driver never echoes what it sent)."""
     password = os.environ.get("DB_PASSWORD")
     return text.replace(password, "***") if password else text
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ SES_RECEIVING_REGIONS = frozenset({
     "ap-northeast-1", "ap-southeast-1", "ap-southeast-2",
 })
 ARCHITECTURES = ("arm64", "x86_64")
+DB_AUTH_MODES = ("iam", "password")
+DB_TLS_MODES = ("verify", "required", "off")
+MAX_ROWS_LIMIT = 10_000  # one page is held in the function's memory
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
 
 class Secret:
@@ -68,10 +73,13 @@ class DatabaseConfig:
     instance_id: str
     name: str
     user: str
-    password: Secret
     table: str
     key_column: str
     columns: tuple[str, ...] = ()
+    auth: str = "password"           # "iam": a token per connection, no password in the function
+    password: Secret | None = None   # with auth = "password" only
+    tls: str = "verify"              # "verify" (chain and name), "required" (encrypted only), "off"
+    ca_bundle: Path | None = None    # None: AWS's global RDS bundle, fetched by deploy
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ class ApiConfig:
     key: Secret | None = None
     throttle_rate: float = 10.0
     throttle_burst: int = 20
+    max_rows: int = 1000
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ class FunctionConfig:
     timeout_s: int = 10
     architecture: str = "arm64"
     log_retention_days: int = 30
+    max_concurrency: int = 10  # reserved concurrency: the most database connections the function holds
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,7 @@ def load(path: str | Path) -> Config:
     return Config(
         path=path.resolve(),
         stack=_stack(_Section(data, "stack")),
-        database=_database(_Section(data, "database")),
+        database=_database(_Section(data, "database"), path.resolve().parent),
         access=_access(_Section(data, "access")),
         domain=_domain(_Section(data, "domain")),
         api=_api(_Section(data, "api", required=False)),
@@ -239,13 +249,17 @@ def _identifier(s: _Section, key: str, value: Any) -> str:
     return value
 
 
-def _database(s: _Section) -> DatabaseConfig:
+def _database(s: _Section, base: Path) -> DatabaseConfig:
     instance_id = s.text("instance_id", RDS_INSTANCE_ID, "an RDS DB instance identifier")
     name = _identifier(s, "name", s.get("name", str))
     user = s.text("user")
     if len(user) > 32:
         raise ConfigError(s.key("user"), "is longer than MySQL's 32 characters")
-    password = s.secret("password_env")
+    auth, tls = _choice(s, "auth", DB_AUTH_MODES, "password"), _choice(s, "tls", DB_TLS_MODES, "verify")
+    password = _password(s, auth)
+    if auth == "iam" and tls == "off":
+        raise ConfigError(s.key("tls"), 'must not be "off" with auth = "iam": the token is sent as a clear-text password')
+    ca_bundle = _ca_bundle(s, base, tls)
     table = _identifier(s, "table", s.get("table", str))
     key_column = _identifier(s, "key_column", s.get("key_column", str))
     columns = s.get("columns", list, [])
@@ -254,8 +268,48 @@ def _database(s: _Section) -> DatabaseConfig:
     if len(set(columns)) != len(columns):
         raise ConfigError(s.key("columns"), "lists a column twice")
     s.finish()
-    return DatabaseConfig(instance_id=instance_id, name=name, user=user, password=password,
-                          table=table, key_column=key_column, columns=tuple(columns))
+    return DatabaseConfig(instance_id=instance_id, name=name, user=user, table=table, key_column=key_column,
+                          columns=tuple(columns), auth=auth, password=password, tls=tls, ca_bundle=ca_bundle)
+
+
+def _choice(s: _Section, key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = s.get(key, str, default)
+    if value not in allowed:
+        raise ConfigError(s.key(key), f"{value!r} must be one of " + ", ".join(f'"{a}"' for a in allowed))
+    return value
+
+
+def _password(s: _Section, auth: str) -> Secret | None:
+    """password_env with auth = "password" only: with "iam" a password would be a secret left lying about."""
+    if auth == "iam":
+        if "password_env" in s.raw:
+            raise ConfigError(s.key("password_env"), 'must not be set with auth = "iam" (the function signs '
+                              "a token instead; remove the key)")
+        return None
+    if "password_env" not in s.raw:
+        raise ConfigError(s.key("password_env"), 'is required with auth = "password" (or use auth = "iam")')
+    return s.secret("password_env")
+
+
+def _ca_bundle(s: _Section, base: Path, tls: str) -> Path | None:
+    """An operator's PEM bundle, relative to the config file; checked now so deploy cannot fail on it."""
+    raw = s.text("ca_bundle", default=None)
+    if raw is None:
+        return None
+    if tls != "verify":
+        raise ConfigError(s.key("ca_bundle"), f'is only used with tls = "verify" (tls is "{tls}")')
+    path = (base / raw).resolve()
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(s.key("ca_bundle"), f"cannot read {path} as a PEM file ({exc.__class__.__name__})") from None
+    if PEM_CERTIFICATE not in text:
+        raise ConfigError(s.key("ca_bundle"), f"{path} holds no PEM certificate ({PEM_CERTIFICATE})")
+    try:
+        ssl.create_default_context(cadata=text)  # as the function will load it
+    except (ValueError, ssl.SSLError) as exc:
+        raise ConfigError(s.key("ca_bundle"), f"{path} is not a PEM bundle Python can load ({exc})") from None
+    return path
 
 
 def _access(s: _Section) -> AccessConfig:
@@ -315,8 +369,11 @@ def _api(s: _Section) -> ApiConfig:
         raise ConfigError(s.key("throttle_rate"), "must be greater than 0 (requests per second)")
     if burst < 1:
         raise ConfigError(s.key("throttle_burst"), "must be at least 1")
+    max_rows = s.get("max_rows", int, 1000)
+    if not 1 <= max_rows <= MAX_ROWS_LIMIT:
+        raise ConfigError(s.key("max_rows"), f"must be between 1 and {MAX_ROWS_LIMIT:,} (rows per response)")
     s.finish()
-    return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst)
+    return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst, max_rows=max_rows)
 
 
 def _function(s: _Section) -> FunctionConfig:
@@ -324,6 +381,9 @@ def _function(s: _Section) -> FunctionConfig:
     timeout = s.get("timeout_s", int, 10)
     arch = s.get("architecture", str, "arm64")
     retention = s.get("log_retention_days", int, 30)
+    concurrency = s.get("max_concurrency", int, 10)
+    if concurrency < 1:
+        raise ConfigError(s.key("max_concurrency"), "must be at least 1 (0 would stop the function entirely)")
     if not 128 <= memory <= 10240:
         raise ConfigError(s.key("memory_mb"), "must be between 128 and 10240")
     if not 1 <= timeout <= 29:
@@ -334,4 +394,5 @@ def _function(s: _Section) -> FunctionConfig:
         raise ConfigError(s.key("log_retention_days"), f"{retention} is not one CloudWatch Logs accepts "
                           f"({', '.join(map(str, LOG_RETENTION_DAYS[:8]))}, …)")
     s.finish()
-    return FunctionConfig(memory_mb=memory, timeout_s=timeout, architecture=arch, log_retention_days=retention)
+    return FunctionConfig(memory_mb=memory, timeout_s=timeout, architecture=arch, log_retention_days=retention,
+                          max_concurrency=concurrency)

@@ -12,11 +12,31 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from provision import config as config_module  # noqa: E402
+from provision import ca_bundle, config as config_module  # noqa: E402
 from provision.local.emulator import seed_database  # noqa: E402
 from tests.support import SECRETS, merged, quiet_context, write_toml  # noqa: E402
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
+
+
+@pytest.fixture(scope="session")
+def rds_ca_pem():
+    """A throwaway CA standing in for AWS's global RDS bundle."""
+    from provision.local.certs import make_ca
+    return make_ca("stand-in RDS CA").pem
+
+
+@pytest.fixture(autouse=True)
+def bundle_downloads(monkeypatch, rds_ca_pem):
+    """No network in tests: deploy's download of the RDS CA bundle gets the stand-in; the URLs asked for."""
+    asked = []
+
+    def fetch(url):
+        asked.append(url)
+        return rds_ca_pem
+
+    monkeypatch.setattr(ca_bundle, "fetch", fetch)
+    return asked
 
 
 @pytest.fixture

@@ -1,16 +1,52 @@
-"""The session-scoped pytest fixture ``mariadb_server``: one throwaway MariaDB (provision/local/mariadb.py).
+"""Session-scoped pytest fixtures: throwaway MariaDB servers (provision/local/mariadb.py).
 
+``mariadb_server`` offers TLS with a certificate for 127.0.0.1 from a test CA
+(``tls_files``); ``plain_mariadb_server`` offers no TLS at all; ``other_ca``
+is an unrelated CA that must never verify the server.
 From a test module: `from mariadb import mariadb_server`.
 """
 import pytest
 
+from provision.local import certs
 from provision.local.mariadb import MISSING, MariaDB, find_binary, free_port  # noqa: F401  (free_port: re-exported)
 
 
-@pytest.fixture(scope="session")
-def mariadb_server():
-    """One throwaway MariaDB for the whole session; fails (not skips) without MariaDB."""
+def _need_mariadb():
     if not (find_binary("mariadbd") and find_binary("mariadb-install-db")):
         pytest.fail(MISSING, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def test_ca():
+    """The CA that signs the session server's certificate (key included, to issue others)."""
+    return certs.make_ca("rds-edge-api test CA")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory, test_ca):
+    """CA, server certificate (IP SAN 127.0.0.1) and key for the session's server."""
+    return certs.server_files(tmp_path_factory.mktemp("tls"), test_ca, "127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def other_ca(tmp_path_factory):
+    """A PEM bundle holding a CA that signed nothing the servers use."""
+    path = tmp_path_factory.mktemp("other-ca") / "other-ca.pem"
+    path.write_bytes(certs.make_ca("unrelated CA").pem)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(tls_files):
+    """One throwaway MariaDB with TLS for the whole session; fails (not skips) without MariaDB."""
+    _need_mariadb()
+    with MariaDB(tls=tls_files) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def plain_mariadb_server():
+    """A second throwaway MariaDB that offers no TLS, as a server with TLS off would."""
+    _need_mariadb()
     with MariaDB() as server:
         yield server

@@ -31,7 +31,8 @@ def test_rest_api_method_and_integration(cfg):
     assert set(resources) == {"/", "/items"}
     method = gateway().get_method(restApiId=rest["id"], resourceId=resources["/items"]["id"], httpMethod="GET")
     assert method["apiKeyRequired"] is True
-    assert method["requestParameters"] == {"method.request.querystring.key": True}
+    assert method["requestParameters"] == {"method.request.querystring.key": True,
+                                           "method.request.querystring.after": False}
     validator = gateway().get_request_validator(restApiId=rest["id"], requestValidatorId=method["requestValidatorId"])
     assert validator["validateRequestParameters"] is True
     integration = method["methodIntegration"]
@@ -152,3 +153,40 @@ def test_destroy_removes_plan_key_and_api(cfg):
     assert gateway().get_usage_plans()["items"] == []
     twice = run_steps(cfg, api, destroy=True)
     assert changing_ops(twice) == []
+
+
+def escape_javascript(value: str) -> str:
+    """API Gateway's $util.escapeJavaScript (Apache Commons StringEscapeUtils.escapeJavaScript)."""
+    out = []
+    for ch in value:
+        if ch in "\"'\\/":
+            out.append("\\" + ch)
+        elif ch in "\b\f\n\r\t":
+            out.append({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif ord(ch) < 32 or ord(ch) > 0x7f:
+            units = ch.encode("utf-16-be")
+            out.append("".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04X}" for i in range(0, len(units), 2)))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def render(template: str, params: dict, source_ip: str = "203.0.113.9") -> dict:
+    """The mapping template as API Gateway fills it for a request with these query parameters."""
+    import re
+    def param(match):
+        return escape_javascript(params.get(match.group(1), "")).replace("\\'", "'")
+    body = re.sub(r"""\$util\.escapeJavaScript\(\$input\.params\('(\w+)'\)\)\.replaceAll\("\\\\'","'"\)""",
+                  param, template)
+    return json.loads(body.replace("$context.identity.sourceIp", source_ip))
+
+
+@pytest.mark.parametrize("params, event", [
+    ({"key": "42"}, {"key": "42", "after": ""}),
+    ({"key": "42", "after": "WzEwXQ"}, {"key": "42", "after": "WzEwXQ"}),
+    ({"key": 'a"b', "after": '", "key": "other'}, {"key": 'a"b', "after": '", "key": "other'}),
+    ({"key": "it's", "after": "x'y\\z/é"}, {"key": "it's", "after": "x'y\\z/é"}),
+])
+def test_template_passes_key_and_after_escaped(params, event):
+    """The optional cursor reaches the function as the event's after ("" when absent), never as extra fields."""
+    assert render(api.TEMPLATE, params) == {**event, "sourceIp": "203.0.113.9"}

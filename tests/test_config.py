@@ -28,10 +28,44 @@ def test_secrets_are_read_on_use_and_never_shown(write_config):
 
 
 def test_example_config_is_valid(monkeypatch):
-    monkeypatch.setenv("RDS_EDGE_DB_PASSWORD", "x")
+    monkeypatch.delenv("RDS_EDGE_DB_PASSWORD", raising=False)  # iam: no password anywhere
     monkeypatch.setenv("RDS_EDGE_AUTHORIZATION", "Bearer x")
     cfg = config.load(EXAMPLE)
     assert cfg.domain.validation == "email"
+    assert (cfg.database.auth, cfg.database.tls, cfg.database.password) == ("iam", "verify", None)
+
+
+def test_database_link_defaults(write_config):
+    cfg = config.load(write_config())
+    assert (cfg.database.auth, cfg.database.tls, cfg.database.ca_bundle) == ("password", "verify", None)
+    assert cfg.function.max_concurrency == 10 and cfg.api.max_rows == 1000
+
+
+def test_ca_bundle_that_is_not_a_certificate_exits_2(write_config, tmp_path):
+    (tmp_path / "fake.pem").write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(write_config({"database": {"ca_bundle": "fake.pem"}}))
+    assert err.value.key == "database.ca_bundle" and "not a PEM bundle" in err.value.problem
+
+
+def test_ca_bundle_is_relative_to_the_config_file(write_config, tmp_path, rds_ca_pem):
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "rds.pem").write_bytes(rds_ca_pem)
+    cfg = config.load(write_config({"database": {"ca_bundle": "certs/rds.pem"}}))
+    assert cfg.database.ca_bundle == tmp_path / "certs" / "rds.pem"
+
+
+def test_bad_key_combination_exits_2_before_any_aws_call(tmp_path, secrets, capsys, monkeypatch):
+    path = write_toml(tmp_path / "stack.toml", merged({"database": {"auth": "iam"}}))
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("an AWS session was created for a bad config")
+
+    monkeypatch.setattr("boto3.Session", no_aws)
+    assert cli.main(["deploy", "--config", str(path), "--local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['config error: database.password_env: must not be set with auth = "iam" '
+                   "(the function signs a token instead; remove the key)"]
 
 
 BAD = [
@@ -73,6 +107,21 @@ BAD = [
     ({"function": {"timeout_s": 60}}, (), "function.timeout_s", "29"),
     ({"function": {"architecture": "sparc"}}, (), "function.architecture", "must be one of"),
     ({"function": {"log_retention_days": 10}}, (), "function.log_retention_days", "not one"),
+    # the database link (issue 10)
+    ({"database": {"auth": "kerberos"}}, (), "database.auth", "must be one of"),
+    ({"database": {"auth": "iam"}}, (), "database.password_env", "must not be set with auth = \"iam\""),
+    ({}, ("database.password_env",), "database.password_env", "required with auth = \"password\""),
+    ({"database": {"auth": "iam", "tls": "off"}}, ("database.password_env",), "database.tls", "clear-text"),
+    ({"database": {"tls": "on"}}, (), "database.tls", "must be one of"),
+    ({"database": {"tls": True}}, (), "database.tls", "must be a string"),
+    ({"database": {"tls": "required", "ca_bundle": "x.pem"}}, (), "database.ca_bundle", "only used with tls"),
+    ({"database": {"ca_bundle": "missing.pem"}}, (), "database.ca_bundle", "cannot read"),
+    ({"database": {"ca_bundle": "stack.toml"}}, (), "database.ca_bundle", "no PEM certificate"),
+    ({"function": {"max_concurrency": 0}}, (), "function.max_concurrency", "at least 1"),
+    ({"function": {"max_concurrency": "10"}}, (), "function.max_concurrency", "must be an integer"),
+    ({"api": {"max_rows": 0}}, (), "api.max_rows", "between 1 and 10,000"),
+    ({"api": {"max_rows": 10_001}}, (), "api.max_rows", "between 1 and 10,000"),
+    ({"api": {"max_rows": 1.5}}, (), "api.max_rows", "must be an integer"),
 ]
 
 

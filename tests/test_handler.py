@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "lambda"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import handler  # noqa: E402  (lambda/handler.py, imported the way Lambda does)
-from mariadb import free_port, mariadb_server  # noqa: E402,F401  (fixture)
+from mariadb import free_port, mariadb_server, test_ca, tls_files  # noqa: E402,F401  (fixtures)
 
 DATABASE, USER = "app", "app"
 PASSWORD = secrets.token_urlsafe(18)
@@ -376,3 +376,158 @@ def test_log_line_has_no_key_and_no_password(configure, capsys, key, outcome, ro
     assert log["outcome"] == outcome and log["rows"] == rows and log["ms"] >= 0
     leaked = key in out or PASSWORD in out
     assert not leaked, "key or password in the log line"
+
+
+# --- paging: at most DB_MAX_ROWS rows, a cursor for the rest ---------------------------
+
+def page_through(key, limit=100):
+    """Every page for key, following "next"; returns (items, pages)."""
+    items, pages, after = [], 0, None
+    while True:
+        result = invoke(key, **({"after": after} if after else {}))
+        pages += 1
+        items += result["items"]
+        assert result.get("truncated", False) is ("next" in result)
+        if not result.get("truncated"):
+            return items, pages
+        after = result["next"]
+        assert pages < limit
+
+
+@pytest.fixture
+def paged(db):
+    """Tables with 25 rows under key 'many': by primary key, by a composite binary key, with no key."""
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE many (id INT PRIMARY KEY, k VARCHAR(16) NOT NULL, v INT, KEY (k))")
+        cur.executemany("INSERT INTO many VALUES (%s, %s, %s)",
+                        [(i * 10, "many", i) for i in range(1, 26)] + [(1000, "other", 0)])
+        cur.execute("CREATE TABLE pairs (k VARCHAR(16) NOT NULL, b VARBINARY(4) NOT NULL, n INT NOT NULL,"
+                    " v INT, PRIMARY KEY (b, n), KEY (k))")
+        cur.executemany("INSERT INTO pairs VALUES ('many', %s, %s, %s)",
+                        [(bytes([i % 3, 0xff]), i, i) for i in range(25)])
+        cur.execute("CREATE TABLE heap (k VARCHAR(16), v INT)")
+        cur.executemany("INSERT INTO heap VALUES ('many', %s)", [(i,) for i in range(25)])
+    yield db
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE many, pairs, heap")
+
+
+@pytest.mark.parametrize("table, key_column", [("many", "k"), ("pairs", "k"), ("heap", "k")])
+def test_pages_cover_every_row_exactly_once(configure, paged, table, key_column):
+    configure(DB_TABLE=table, DB_KEY_COLUMN=key_column, DB_COLUMNS="v", DB_MAX_ROWS="10")
+    first = invoke("many")
+    assert len(first["items"]) == 10 and first["truncated"] is True and first["next"]
+    items, pages = page_through("many")
+    assert pages == 3
+    expected = list(range(1, 26)) if table == "many" else list(range(25))
+    assert sorted(item["v"] for item in items) == expected
+
+
+def test_pages_follow_the_primary_key(configure, paged):
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    items, _ = page_through("many")
+    assert [item["id"] for item in items] == [i * 10 for i in range(1, 26)]
+
+
+def test_last_full_page_has_no_cursor(configure, paged):
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="25")
+    result = invoke("many")
+    assert len(result["items"]) == 25 and set(result) == {"key", "items"}
+
+
+def test_paging_across_a_concurrent_insert(configure, paged):
+    """Rows inserted while a caller pages through: every row that was there comes exactly once,
+    a new row past the cursor comes too, one before it does not (it was not there when that page was read)."""
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    first = invoke("many")
+    with paged.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO many VALUES (15, 'many', 101), (255, 'many', 102)")
+    rest, _ = page_through_from(first["next"])
+    ids = [item["id"] for item in first["items"] + rest]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {i * 10 for i in range(1, 26)} | {255}
+
+
+def page_through_from(after):
+    items, pages = [], 0
+    while after:
+        result = invoke("many", after=after)
+        items += result["items"]
+        after, pages = result.get("next"), pages + 1
+    return items, pages
+
+
+def test_empty_after_is_the_first_page(configure, paged):
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    assert invoke("many", after="") == invoke("many")
+
+
+def test_a_page_past_the_end_is_empty_not_missing(configure, paged):
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    cursor = invoke("many")["next"]
+    with paged.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM many WHERE k = 'many' AND id > 100")
+    assert invoke("many", after=cursor) == {"key": "many", "items": []}
+
+
+def cursor_of(value):
+    import base64
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("after", [
+    "not a cursor", "!!!!", "a" * 2049, 5, ["x"], "bm90IGpzb24", cursor_of({"id": 1}), cursor_of([]),
+    cursor_of([1, 2]), cursor_of([True]), cursor_of([None]), cursor_of([{"b": "%%"}]), cursor_of([[1]]),
+    "WzFlNDAwXQ",  # [1e400]: infinite
+], ids=repr)
+def test_malformed_after_is_a_bad_request(configure, paged, after):
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    with pytest.raises(handler.BadRequest, match=r"^\[BadRequest\] query parameter 'after' "):
+        invoke("many", after=after)
+
+
+@pytest.mark.parametrize("after", [cursor_of([-1]), cursor_of(["3"]), cursor_of([1.5]), cursor_of([2 ** 63])],
+                         ids=repr)
+def test_offset_cursor_must_be_a_count(configure, paged, after):
+    configure(DB_TABLE="heap", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    with pytest.raises(handler.BadRequest, match=r"^\[BadRequest\] query parameter 'after' "):
+        invoke("many", after=after)
+
+
+def test_a_forged_cursor_is_only_a_bound_value(configure, paged, db):
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+    before = row_counts(db)
+    assert invoke("many", after=cursor_of(["0 OR 1=1; DROP TABLE canary"]))["key"] == "many"
+    assert row_counts(db) == before
+
+
+def test_large_rows_end_a_page_before_the_response_limit(configure, paged, db, monkeypatch):
+    """TEXT rows that would pass the (here shrunk) response budget: fewer rows per page, none lost."""
+    monkeypatch.setattr(handler, "RESPONSE_BUDGET", 3000)
+    with db.admin(DATABASE) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE wide (id INT PRIMARY KEY, k VARCHAR(8) NOT NULL, body TEXT, KEY (k))")
+        cur.executemany("INSERT INTO wide VALUES (%s, 'w', %s)", [(i, "\u00e9" * 200) for i in range(12)])
+    try:
+        configure(DB_TABLE="wide", DB_KEY_COLUMN="k", DB_MAX_ROWS="10")
+        first = invoke("w")
+        assert first["truncated"] and len(first["items"]) < 10
+        assert len(json.dumps(first)) <= 3000
+        items, _ = page_through("w")
+        assert [item["id"] for item in items] == list(range(12))
+    finally:
+        with db.admin(DATABASE) as conn, conn.cursor() as cur:
+            cur.execute("DROP TABLE wide")
+
+
+def test_small_rows_are_not_measured(configure, paged):
+    """Columns whose widths bound a page below the limit cost the hot path nothing."""
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_MAX_ROWS="1000")
+    invoke("many")
+    assert handler._query.measure is False
+
+
+def test_a_row_too_large_for_any_response_is_internal(configure, paged, db, monkeypatch, capsys):
+    monkeypatch.setattr(handler, "RESPONSE_BUDGET", 20)  # one row is 31 bytes
+    configure(DB_TABLE="many", DB_KEY_COLUMN="k", DB_COLUMNS="id,k,v", DB_MAX_ROWS="10")
+    assert str(fails("many", "[Internal]")) == "[Internal] database unavailable"
+    assert "6 MB" in last_log(capsys)["error"]

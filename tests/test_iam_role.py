@@ -73,3 +73,60 @@ def test_destroy_leaves_a_role_that_is_not_ours(cfg):
     iam_role.destroy(ctx)
     assert changing_ops(ctx) == []
     assert "Leaving IAM role demo-fn" in printed(ctx)
+
+
+IAM = ({"database": {"auth": "iam"}}, ("database.password_env",))
+
+
+def connect_statements():
+    iam = boto3.client("iam", region_name="eu-west-1")
+    names = iam.list_role_policies(RoleName="demo-fn")["PolicyNames"]
+    return {name: iam.get_role_policy(RoleName="demo-fn", PolicyName=name)["PolicyDocument"]["Statement"]
+            for name in names}
+
+
+def test_iam_auth_allows_rds_db_connect_for_exactly_that_user(load_seeded):
+    cfg = load_seeded(*IAM)
+    iam_role.ensure(quiet_context(cfg))
+    instance = boto3.client("rds", region_name="eu-west-1").describe_db_instances(
+        DBInstanceIdentifier="orders-db")["DBInstances"][0]
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    assert connect_statements() == {"rds-db-connect": [{
+        "Effect": "Allow", "Action": "rds-db:connect",
+        "Resource": f"arn:aws:rds-db:eu-west-1:{account}:dbuser:{instance['DbiResourceId']}/api_reader"}]}
+    again = quiet_context(cfg)
+    iam_role.ensure(again)
+    assert changing_ops(again) == []
+
+
+def test_password_auth_has_no_connect_policy_and_a_switch_back_removes_it(cfg, load_seeded, write_config):
+    iam_role.ensure(quiet_context(cfg))
+    assert connect_statements() == {}
+    from provision import config as config_module
+    iam_role.ensure(quiet_context(config_module.load(write_config(*IAM))))
+    assert set(connect_statements()) == {"rds-db-connect"}
+    back = quiet_context(cfg)
+    iam_role.ensure(back)
+    assert changing_ops(back) == ["DeleteRolePolicy"]
+    assert connect_statements() == {}
+
+
+def test_changed_user_updates_the_connect_policy(load_seeded, write_config):
+    cfg = load_seeded(*IAM)
+    iam_role.ensure(quiet_context(cfg))
+    from provision import config as config_module
+    other = config_module.load(write_config({"database": {"auth": "iam", "user": "reporter"}}, IAM[1]))
+    ctx = quiet_context(other)
+    iam_role.ensure(ctx)
+    assert changing_ops(ctx) == ["PutRolePolicy"]
+    [statement] = connect_statements()["rds-db-connect"]
+    assert statement["Resource"].endswith("/reporter")
+
+
+def test_teardown_removes_the_connect_policy_with_the_role(load_seeded):
+    cfg = load_seeded(*IAM)
+    iam_role.ensure(quiet_context(cfg))
+    ctx = quiet_context(cfg)
+    iam_role.destroy(ctx)
+    assert "DeleteRolePolicy" in changing_ops(ctx)
+    assert "demo-fn" not in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from .. import runner
 from ..context import make_context
 from ..lock import stack_lock
-from ..steps import STEPS
+from ..steps import STEPS, database
 
 HELP = "Create or update the stack so that it matches the config."
 
@@ -24,6 +24,7 @@ def run(args, config, session, out) -> int:
     with ExitStack() as stack:
         if not args.plan:
             stack.enter_context(stack_lock(config.state_dir / f"{config.stack.name}.lock", "deploy", out.note))
+        database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
         runner.deploy(ctx, STEPS)
     if not args.plan:
         out.outputs(ctx.outputs)

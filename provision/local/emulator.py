@@ -19,6 +19,7 @@ import boto3
 
 from ..config import Config
 from ..output import Output
+from .certs import stand_in_bundle
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_SESSION_TOKEN": "testing"}
@@ -63,6 +64,7 @@ def start(stack: ExitStack, config: Config, out: Output) -> tuple[Config, boto3.
     session = boto3.Session(region_name=config.stack.region)
     config = seed(session, config)
     state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rds-edge-local-")))
+    stand_in_bundle(state_dir)  # downloads nothing: a throwaway CA where AWS's RDS bundle is cached
     out.note(f"AWS emulator (moto) at {endpoint}, seeded with VPC, subnets and RDS instance "
              f"{config.database.instance_id}; nothing leaves this machine")
     return dataclasses.replace(config, state_dir=state_dir), session
@@ -92,7 +94,7 @@ def seed_database(session: boto3.Session, config: Config) -> None:
         DBInstanceIdentifier=config.database.instance_id, Engine="mysql", DBInstanceClass="db.t4g.micro",
         AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="emulator-only-password",
         DBName=config.database.name, DBSubnetGroupName=f"{config.database.instance_id}-subnets",
-        VpcSecurityGroupIds=[sg])
+        VpcSecurityGroupIds=[sg], EnableIAMDatabaseAuthentication=True)  # so auth = "iam" deploys
 
 
 def seed_hosted_zone(session: boto3.Session, config: Config) -> Config:

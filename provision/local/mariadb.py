@@ -3,6 +3,8 @@
 The server lives in a temporary directory, listens on a free loopback port and
 a private socket, and uses real accounts with passwords (root gets a random
 one). kill() / start() let tests simulate a crashed and restarted database.
+With ``tls`` (provision/local/certs.py ServerFiles) the server offers TLS with
+that certificate; without it, it offers none, as a server with TLS off would.
 """
 import secrets
 import shutil
@@ -35,7 +37,8 @@ def free_port():
 class MariaDB:
     """One mariadbd process with its own data directory; use as a context manager."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls
         self.mariadbd = find_binary("mariadbd")
         self.install_db = find_binary("mariadb-install-db")
         if not (self.mariadbd and self.install_db):
@@ -89,7 +92,7 @@ class MariaDB:
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
              # Throwaway data: skip the doublewrite buffer and per-commit fsync
              # (a killed mariadbd still loses nothing, only an OS crash would).
-             "--innodb-doublewrite=0", "--innodb-flush-log-at-trx-commit=2"],
+             "--innodb-doublewrite=0", "--innodb-flush-log-at-trx-commit=2", *self._tls_options()],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -105,10 +108,15 @@ class MariaDB:
         self.kill()
         raise RuntimeError(f"mariadbd not ready after {START_TIMEOUT}s; log:\n{self.log_tail()}")
 
+    def _tls_options(self):
+        if self.tls is None:
+            return []
+        return [f"--ssl-ca={self.tls.ca}", f"--ssl-cert={self.tls.cert}", f"--ssl-key={self.tls.key}"]
+
     def _connect_root(self, password, database=None):
         return pymysql.connect(unix_socket=self.socket, user="root", password=password or "",
                                database=database, connect_timeout=2, autocommit=True,
-                               charset="utf8mb4")
+                               charset="utf8mb4", ssl_disabled=True)  # a local socket
 
     def _secure(self):
         """Give root a password and keep only root@localhost (socket) as the admin account."""
@@ -131,14 +139,21 @@ class MariaDB:
         with self.admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        self.create_user(name, user, password, privileges)
+
+    def create_user(self, database, user, password, privileges="SELECT", require_ssl=False):
+        """(Re)create an account that may use the database from any host, with TLS only if asked."""
+        with self.admin() as conn, conn.cursor() as cur:
             cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-            cur.execute(f"GRANT {privileges} ON `{name}`.* TO %s@'%%'", (user,))
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s" + (" REQUIRE SSL" if require_ssl else ""),
+                        (user, password))
+            cur.execute(f"GRANT {privileges} ON `{database}`.* TO %s@'%%'", (user,))
 
     def env(self, database, user, password):
-        """DB_* settings that point the handler at this server over TCP."""
+        """DB_* settings that point the handler at this server over TCP: verified TLS if it has TLS."""
+        tls = {"DB_TLS": "verify", "DB_CA_FILE": str(self.tls.ca)} if self.tls else {"DB_TLS": "off"}
         return {"DB_HOST": self.host, "DB_PORT": str(self.port), "DB_NAME": database,
-                "DB_USER": user, "DB_PASSWORD": password}
+                "DB_USER": user, "DB_PASSWORD": password, "DB_AUTH": "password", **tls}
 
     def stop(self):
         """Shut down cleanly (SIGTERM), falling back to SIGKILL."""

@@ -20,7 +20,9 @@ STEP = "api"
 # The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key
 # holding '"' broke the JSON (a 500, not a 4xx) and could smuggle extra fields into the event.
 # escapeJavaScript also turns ' into \', which JSON does not know, hence the replaceAll.
+# ?after= (the cursor of the previous page, optional) is passed the same way; absent, it is "".
 TEMPLATE = (r'''{"key": "$util.escapeJavaScript($input.params('key')).replaceAll("\\'","'")", '''
+            r'''"after": "$util.escapeJavaScript($input.params('after')).replaceAll("\\'","'")", '''
             r'''"sourceIp": "$context.identity.sourceIp"}''')
 ERROR_BODY = "{\"message\": $input.json('$.errorMessage')}"
 # (status, selection pattern on the Lambda error message, response template); patterns are disjoint.
@@ -31,6 +33,9 @@ RESPONSES = (
     ("500", r"^(?!\[BadRequest\]|\[NotFound\])(\n|.)+", '{"message": "Internal server error"}'),
 )
 QUERY_KEY = "method.request.querystring.key"
+QUERY_AFTER = "method.request.querystring.after"
+# The validator requires key; after is declared, optional (False), so it is documented and passed on.
+REQUEST_PARAMETERS = {QUERY_KEY: True, QUERY_AFTER: False}
 VALIDATOR = "query-parameters"
 
 
@@ -153,7 +158,7 @@ def _method_matches(method: dict, validator_id: str | None, uri: str) -> bool:
     found_responses = {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
                        for status, r in responses.items()}
     return (method.get("apiKeyRequired") is True and method.get("authorizationType") == "NONE"
-            and method.get("requestParameters") == {QUERY_KEY: True}
+            and method.get("requestParameters") == REQUEST_PARAMETERS
             and method.get("requestValidatorId") == validator_id
             and set(method.get("methodResponses") or {}) == {s for s, _, _ in RESPONSES}
             and integration.get("type") == "AWS" and integration.get("httpMethod") == "POST"
@@ -187,7 +192,7 @@ def _put_method(apigw, api_id: str, resource_id: str, validator_id: str, uri: st
     if replace:
         apigw.delete_method(**ids)
     apigw.put_method(**ids, authorizationType="NONE", apiKeyRequired=True,
-                     requestParameters={QUERY_KEY: True}, requestValidatorId=validator_id)
+                     requestParameters=REQUEST_PARAMETERS, requestValidatorId=validator_id)
     for status, _, _ in RESPONSES:
         apigw.put_method_response(**ids, statusCode=status, responseModels={"application/json": "Empty"})
     apigw.put_integration(**ids, type="AWS", integrationHttpMethod="POST", uri=uri,

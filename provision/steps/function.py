@@ -3,12 +3,16 @@
 The log group is made by us, tagged and with a retention, before the function
 exists: otherwise Lambda makes it at the first call, with no expiry, and
 teardown leaves it behind. Code is uploaded only when the zip's hash differs
-from the function's CodeSha256.
+from the function's CodeSha256 (the zip carries the CA bundle, so a new bundle
+is new code). Reserved concurrency caps the connections the function can open
+on the database; it is set apart from the configuration (PutFunctionConcurrency).
+The environment holds no secret with auth = "iam": anyone allowed
+lambda:GetFunctionConfiguration can read it.
 """
 from __future__ import annotations
 
 from . import database, package
-from .. import waits
+from .. import ca_bundle, waits
 from ..context import UNKNOWN
 from ..errors import DeployError, error_code, or_none
 from ..tags import is_ours
@@ -29,11 +33,16 @@ def log_group_name(stack: str) -> str:
 
 
 def environment(ctx, db) -> dict[str, str]:
-    """What the handler reads; the password is the only secret, and is never shown."""
+    """What the handler reads; a password (auth = "password" only) is the only secret, and is never shown."""
     cfg = ctx.config.database
-    return {"DB_HOST": db.endpoint, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
-            "DB_PASSWORD": cfg.password.value, "DB_TABLE": cfg.table, "DB_KEY_COLUMN": cfg.key_column,
-            "DB_COLUMNS": ",".join(cfg.columns)}
+    env = {"DB_HOST": db.endpoint, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
+           "DB_TABLE": cfg.table, "DB_KEY_COLUMN": cfg.key_column, "DB_COLUMNS": ",".join(cfg.columns),
+           "DB_AUTH": cfg.auth, "DB_TLS": cfg.tls, "DB_MAX_ROWS": str(ctx.config.api.max_rows)}
+    if cfg.tls == "verify":
+        env["DB_CA_FILE"] = package.CA_BUNDLE
+    if cfg.auth == "password":
+        env["DB_PASSWORD"] = cfg.password.value
+    return env
 
 
 def _settings(ctx, db, role_arn: str, group_id: str) -> dict:
@@ -83,7 +92,7 @@ def ensure(ctx) -> None:
     db = database.lookup(ctx)
     role_arn = ctx.state.get("iam_role").get("arn", UNKNOWN)
     group_id = ctx.state.get("security_groups").get("lambda_group_id", UNKNOWN)
-    code = package.build()
+    code = package.build(ca_bundle=ca_bundle.load(ctx.config))
     wanted = _settings(ctx, db, role_arn, group_id)
     arch = [ctx.config.function.architecture]
     found = _find(ctx)
@@ -94,9 +103,11 @@ def ensure(ctx) -> None:
             lambda: lambda_.create_function(FunctionName=name, Code={"ZipFile": code.data}, Architectures=arch,
                                             Tags=ctx.tags, Publish=False, **wanted),
             _role_not_assumable_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+        if created is not None:
+            _wait_ready(ctx, name)
+        _ensure_concurrency(ctx, name, None)  # a plan announces it too
         if created is None:
             return
-        _wait_ready(ctx, name)
         arn = created["FunctionArn"]
     else:
         current, arn = found["Configuration"], found["Configuration"]["FunctionArn"]
@@ -112,9 +123,19 @@ def ensure(ctx) -> None:
             _wait_ready(ctx, name)
         if not is_ours(found.get("Tags"), ctx.stack):
             ctx.change("update", f"tags of {name}", lambda_.tag_resource, Resource=arn, Tags=ctx.tags)
+        _ensure_concurrency(ctx, name, found.get("Concurrency", {}).get("ReservedConcurrentExecutions"))
     ctx.state.put(STEP, {"name": name, "arn": arn, "code_sha256": code.sha256,
                          "log_group": log_group_name(ctx.stack)})
     ctx.outputs["Function"] = arn
+
+
+def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
+    """Reserved concurrency = [function] max_concurrency: at most that many containers, so connections."""
+    wanted = ctx.config.function.max_concurrency
+    if current != wanted:
+        ctx.change("update", f"reserved concurrency of {name}: {wanted}",
+                   ctx.client("lambda").put_function_concurrency, FunctionName=name,
+                   ReservedConcurrentExecutions=wanted)
 
 
 def _find_log_group(ctx) -> dict | None:

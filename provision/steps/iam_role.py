@@ -2,12 +2,16 @@
 
 AWSLambdaVPCAccessExecutionRole is the narrowest AWS policy that lets a VPC
 function create its network interfaces and write its logs. Nothing else is
-attached; policies attached by hand are left alone.
+attached; policies attached by hand are left alone. With auth = "iam" the role
+also holds one inline policy, rds-db:connect for exactly the configured
+database user on this instance (its DbiResourceId, not its name: AWS's ARN
+format), removed when auth goes back to "password" and at teardown.
 """
 from __future__ import annotations
 
 import json
 
+from . import database
 from ..context import UNKNOWN
 from ..errors import or_none
 from ..tags import as_dict, is_ours
@@ -61,8 +65,39 @@ def ensure(ctx) -> None:
         if policy not in {p["PolicyArn"] for p in attached}:
             ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                        RoleName=name, PolicyArn=policy)
+    _ensure_connect_policy(ctx, name)
     ctx.state.put(STEP, {"name": name, "arn": arn})
     ctx.outputs["IAM role"] = arn
+
+
+CONNECT_POLICY = "rds-db-connect"
+
+
+def connect_policy(ctx) -> dict:
+    """rds-db:connect for the one database user the function signs tokens for."""
+    arn = database.connect_arn(ctx, database.lookup(ctx), partition(ctx.region))
+    return {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": arn}]}
+
+
+def _ensure_connect_policy(ctx, name: str) -> None:
+    """The inline policy with auth = "iam"; none with "password" (a switch back removes it)."""
+    iam = ctx.client("iam")
+    found = or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)
+    if ctx.config.database.auth != "iam":
+        if found is not None:
+            ctx.change("delete", f"inline policy {CONNECT_POLICY} of {name} (auth is not iam)",
+                       iam.delete_role_policy, RoleName=name, PolicyName=CONNECT_POLICY)
+        return
+    wanted = connect_policy(ctx)
+    current = found and found["PolicyDocument"]
+    if isinstance(current, str):
+        current = json.loads(current)
+    if current != wanted:
+        user = ctx.config.database.user
+        ctx.change("create" if found is None else "update",
+                   f"inline policy {CONNECT_POLICY} of {name}: rds-db:connect as {user}", iam.put_role_policy,
+                   RoleName=name, PolicyName=CONNECT_POLICY, PolicyDocument=json.dumps(wanted))
 
 
 def destroy(ctx) -> None:

@@ -1,7 +1,8 @@
-"""The function's zip: lambda/ plus the installed pymysql, byte-for-byte reproducible.
+"""The function's zip: lambda/, the installed pymysql and the CA bundle, byte-for-byte reproducible.
 
 No network at build time. Fixed timestamps, modes and order make the same
-source give the same bytes, so Lambda's CodeSha256 tells whether code changed.
+source give the same bytes, so Lambda's CodeSha256 tells whether code changed
+(a changed CA bundle is a code change too; an unchanged one is not).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "lambda"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIP_DIRS = {"__pycache__"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
+CA_BUNDLE = "rds-ca-bundle.pem"  # beside handler.py; the function finds it through DB_CA_FILE
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,17 @@ def _files(root: Path, prefix: str) -> list[tuple[str, Path]]:
     return found
 
 
-def build(source: Path = SOURCE) -> Package:
-    """Zip the function's source and pymysql, sorted, with fixed metadata."""
+def build(source: Path = SOURCE, ca_bundle: bytes | None = None) -> Package:
+    """Zip the function's source, pymysql and the CA bundle if any, sorted, with fixed metadata."""
     pymysql_dir = Path(pymysql.__file__).resolve().parent
-    entries = sorted(_files(source, "") + _files(pymysql_dir, "pymysql"))
+    entries = [(name, path.read_bytes()) for name, path in _files(source, "") + _files(pymysql_dir, "pymysql")]
+    if ca_bundle is not None:
+        entries.append((CA_BUNDLE, ca_bundle))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name, path in entries:
+        for name, data in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compresslevel=9)
+            archive.writestr(info, data, compresslevel=9)
     return Package(buffer.getvalue())
