@@ -25,6 +25,7 @@ DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 HOSTED_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
 API_PATH = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$")
 
 # Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
 SES_RECEIVING_REGIONS = frozenset({
@@ -94,6 +95,21 @@ class DomainConfig:
     validation: str
     hosted_zone_id: str | None = None
     mail_region: str = "us-east-1"
+    validation_domain: str = ""  # the domain ACM mails (email validation); "" means the domain itself
+
+    def __post_init__(self):
+        if not self.validation_domain:
+            object.__setattr__(self, "validation_domain", self.name)
+
+    @property
+    def receives_mail(self) -> bool:
+        """Whether the stack receives ACM's mail itself (SES, bucket, MX): email validation of the domain itself."""
+        return self.validation == "email" and self.validation_domain == self.name
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    email: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,7 @@ class Config:
     domain: DomainConfig
     api: ApiConfig = field(default_factory=ApiConfig)
     function: FunctionConfig = field(default_factory=FunctionConfig)
+    alerts: AlertsConfig | None = None
     state_dir: Path | None = None  # beside the config unless set (--local uses a temporary one)
 
     def __post_init__(self):
@@ -132,7 +149,7 @@ class Config:
     def regions(self) -> tuple[str, ...]:
         """Every region the stack has resources in, for lookups by tag."""
         regions = [self.stack.region, "us-east-1"]
-        if self.domain.validation == "email":
+        if self.domain.receives_mail:
             regions.append(self.domain.mail_region)
         return tuple(dict.fromkeys(regions))
 
@@ -210,7 +227,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(str(path), "file not found (copy stack.example.toml to start)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    known = {"stack", "database", "access", "domain", "api", "function"}
+    known = {"stack", "database", "access", "domain", "api", "function", "alerts"}
     for name in data:
         if name not in known:
             raise ConfigError(f"[{name}]", "unknown section")
@@ -222,6 +239,7 @@ def load(path: str | Path) -> Config:
         domain=_domain(_Section(data, "domain")),
         api=_api(_Section(data, "api", required=False)),
         function=_function(_Section(data, "function", required=False)),
+        alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
     )
 
 
@@ -281,12 +299,16 @@ def _access(s: _Section) -> AccessConfig:
     return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
 
 
-def _domain(s: _Section) -> DomainConfig:
-    name = s.text("name").rstrip(".")
-    labels = name.split(".")
-    if (len(name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels)
+def _domain_name(s: _Section, key: str, value: str) -> str:
+    labels = value.split(".")
+    if (len(value) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels)
             or labels[-1].isdigit()):
-        raise ConfigError(s.key("name"), f"{name!r} is not a valid lower-case domain name such as api.example.com")
+        raise ConfigError(s.key(key), f"{value!r} is not a valid lower-case domain name such as api.example.com")
+    return value
+
+
+def _domain(s: _Section) -> DomainConfig:
+    name = _domain_name(s, "name", s.text("name").rstrip("."))
     validation = s.text("validation")
     if validation not in ("email", "dns"):
         raise ConfigError(s.key("validation"), f"{validation!r} must be \"email\" or \"dns\"")
@@ -299,8 +321,17 @@ def _domain(s: _Section) -> DomainConfig:
     if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
         raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "
                           + ", ".join(sorted(SES_RECEIVING_REGIONS)))
+    validation_domain = s.text("validation_domain", default=None)
+    if validation_domain is not None:
+        validation_domain = _domain_name(s, "validation_domain", validation_domain.rstrip("."))
+        if validation != "email":
+            raise ConfigError(s.key("validation_domain"), "applies only to validation = \"email\"")
+        if name != validation_domain and not name.endswith("." + validation_domain):
+            raise ConfigError(s.key("validation_domain"), f"{validation_domain!r} must be {name!r} or a parent "
+                              f"domain of it, such as {name.split('.', 1)[1]!r}")
     s.finish()
-    return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region)
+    return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region,
+                        validation_domain=validation_domain or name)
 
 
 def _api(s: _Section) -> ApiConfig:
@@ -317,6 +348,12 @@ def _api(s: _Section) -> ApiConfig:
         raise ConfigError(s.key("throttle_burst"), "must be at least 1")
     s.finish()
     return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst)
+
+
+def _alerts(s: _Section) -> AlertsConfig:
+    email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
+    s.finish()
+    return AlertsConfig(email=email)
 
 
 def _function(s: _Section) -> FunctionConfig:

@@ -12,7 +12,7 @@ from moto.acm.responses import AWSCertificateManagerResponse
 from provision.steps import certificate, mail
 from provision.context import UNKNOWN
 from provision.errors import DeployError
-from tests.support import SECRETS, printed, quiet_context
+from tests.support import moto_evaluates_secure_transport, SECRETS, printed, quiet_context
 
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
@@ -57,6 +57,11 @@ def pending(monkeypatch):
     """Certificates stay PENDING_VALIDATION until approve() (moto issues them after ACM_VALIDATION_WAIT s)."""
     monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 10 ** 6)
     return lambda: monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", -1)
+
+
+@pytest.fixture(autouse=True)
+def tls_requests(monkeypatch):
+    moto_evaluates_secure_transport(monkeypatch)
 
 
 def acm():
