@@ -15,13 +15,13 @@ Pitfalls:
   ``RedactedFields`` every allowed request would write it into the log.
 - The destination is the group ARN without the ``:*`` that DescribeLogGroups
   appends.
-- A web ACL's logging configuration must go before the ACL can; teardown
-  runs this step's destroy first (reverse order), finding the configuration
-  by its destination, so it needs neither the state nor the ACL.
+- Teardown runs this step's destroy before the waf step's (reverse order),
+  so the ACL is still there to be found by name when the state is gone; its
+  logging configuration is removed only if it sends to this stack's group.
 """
 from __future__ import annotations
 
-from .waf import SCOPE
+from .waf import SCOPE, acl_name
 from .waf import STEP as WAF_STEP
 from ..context import UNKNOWN
 from ..errors import or_none
@@ -88,27 +88,35 @@ def ensure(ctx) -> None:
     ctx.outputs["WAF log group"] = f"{log_group_name(ctx.stack)} (us-east-1)"
 
 
-def _our_configurations(ctx, group_arn: str | None) -> list[dict]:
-    """Logging configurations that send to our group, or that belong to our ACL (by its name in the ARN)."""
-    waf, found, marker = ctx.edge("wafv2"), [], None
+def _acl_arn(ctx) -> str | None:
+    """The stack's web ACL: from the waf step's state, else by its name (unique per scope)."""
+    known = ctx.state.get(WAF_STEP).get("web_acl_arn")
+    if known:
+        return known
+    waf, name, marker = ctx.edge("wafv2"), acl_name(ctx.stack), None
     while True:
-        page = waf.list_logging_configurations(Scope=SCOPE, Limit=100, **({"NextMarker": marker} if marker else {}))
-        found += page.get("LoggingConfigurations", [])
+        page = waf.list_web_acls(Scope=SCOPE, Limit=100, **({"NextMarker": marker} if marker else {}))
+        found = next((a["ARN"] for a in page.get("WebACLs", []) if a["Name"] == name), None)
         marker = page.get("NextMarker")
-        if not marker or not page.get("LoggingConfigurations"):
-            break
-    acl_part = f":global/webacl/{ctx.stack}/"
-    return [c for c in found if (group_arn and group_arn in c.get("LogDestinationConfigs", []))
-            or acl_part in c["ResourceArn"]]
+        if found or not marker or not page.get("WebACLs"):
+            return found
+
+
+def _sends_to_our_group(ctx, config: dict) -> bool:
+    """Judged by the destination's name, so a group deleted by an interrupted teardown still counts."""
+    suffix = f":log-group:{log_group_name(ctx.stack)}"
+    return any(d.removesuffix(":*").endswith(suffix) for d in config.get("LogDestinationConfigs", []))
 
 
 def destroy(ctx) -> None:
     """The logging configuration first (it names the group), then the group, if it is ours."""
     waf, logs = ctx.edge("wafv2"), ctx.edge("logs")
+    acl_arn = _acl_arn(ctx)
+    found = acl_arn and or_none(waf.get_logging_configuration, "WAFNonexistentItemException", ResourceArn=acl_arn)
+    if found and _sends_to_our_group(ctx, found["LoggingConfiguration"]):
+        ctx.change("delete", f"logging of web ACL {acl_name(ctx.stack)}", waf.delete_logging_configuration,
+                   ResourceArn=acl_arn)
     group = _find_group(ctx)
-    for config in _our_configurations(ctx, _group_arn(group) if group else None):
-        ctx.change("delete", f"logging of web ACL {config['ResourceArn'].split('/')[-2]}",
-                   waf.delete_logging_configuration, ResourceArn=config["ResourceArn"])
     if group is None:
         return
     if not is_ours(logs.list_tags_for_resource(resourceArn=_group_arn(group))["tags"], ctx.stack):
