@@ -132,9 +132,7 @@ def _ensure_topic(ctx, rule_arn: str) -> str:
     if arn is None:
         created = ctx.change("create", f"SNS topic {topic_name}", sns.create_topic, Name=topic_name,
                              Tags=ctx.tag_list)
-        if created is None:
-            return UNKNOWN
-        arn = created["TopicArn"]
+        arn = created["TopicArn"] if created else UNKNOWN
     else:
         policy = sns.get_topic_attributes(TopicArn=arn)["Attributes"].get("Policy")
         current = json.loads(policy) if policy else None
