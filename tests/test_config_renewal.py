@@ -64,3 +64,17 @@ def test_a_bad_validation_domain_exits_2_before_any_aws_call(tmp_path, secrets, 
     assert cli.main(["deploy", "--config", str(path)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("config error: domain.validation_domain: 'le.com' must be 'api.example.com' or a parent")
+
+
+def test_the_examples_commented_renewal_keys_are_valid_when_uncommented(tmp_path, monkeypatch):
+    monkeypatch.setenv("RDS_EDGE_DB_PASSWORD", "x")
+    monkeypatch.setenv("RDS_EDGE_AUTHORIZATION", "Bearer x")
+    text = open("stack.example.toml", encoding="utf-8").read()
+    for line in ("# validation_domain = ", "# [alerts]", "# email = "):
+        assert line in text
+        text = text.replace(line, line[2:])
+    path = tmp_path / "stack.toml"
+    path.write_text(text, encoding="utf-8")
+    cfg = config.load(path)
+    assert cfg.domain.validation_domain == "example.com" and not cfg.domain.receives_mail
+    assert cfg.alerts.email == "ops@example.com"
