@@ -6,6 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from provision import config as config_module
+from provision.errors import DeployError
 from provision.steps import alerts
 from tests.support import printed, quiet_context
 
@@ -163,3 +164,16 @@ def test_a_same_named_topic_and_rule_of_someone_else_are_left_alone(load):
     alerts.destroy(ctx)
     assert ctx.clients.calls.changing == 0 and rule() is not None and topic_arn() is not None
     assert printed(ctx).count("not tagged as this stack's") == 2
+
+
+@pytest.mark.parametrize("foreign", ["topic", "rule"])
+def test_deploy_stops_at_a_same_named_topic_or_rule_of_someone_else(load, certificate_arn, foreign):
+    if foreign == "topic":
+        sns().create_topic(Name=NAME)
+    else:
+        events().put_rule(Name=NAME, EventPattern=json.dumps({"source": ["aws.acm"]}))
+    ctx = quiet_context(load())
+    ctx.state.put("certificate", {"arn": certificate_arn})
+    with pytest.raises(DeployError, match="not tagged as stack demo's"):
+        alerts.ensure(ctx)
+    assert ctx.clients.calls.changing == 0

@@ -297,3 +297,17 @@ def test_destroy_uses_the_region_recorded_in_state(load_config, hosted_zone):
     mail.destroy(later)
     assert not bucket_exists("eu-west-1")
     assert (f"{DOMAIN}.", "MX") not in records(cfg.domain.hosted_zone_id)
+
+
+@pytest.mark.parametrize("now", [{"validation": "dns"}, {"validation": "email", "validation_domain": "example.com"}])
+def test_a_deploy_that_no_longer_receives_mail_removes_it(load_config, hosted_zone, now):
+    mail.ensure(quiet_context(load_config(validation="email", hosted_zone_id=hosted_zone)))
+    cfg = load_config(hosted_zone_id=hosted_zone, **now)
+    ctx = quiet_context(cfg)
+    mail.ensure(ctx)
+    assert not bucket_exists()
+    assert boto3.client("ses", region_name="us-east-1").list_receipt_rule_sets().get("RuleSets", []) == []
+    assert (f"{DOMAIN}.", "MX") not in records(hosted_zone)
+    again = quiet_context(cfg)
+    mail.ensure(again)
+    assert again.clients.calls.changing == 0

@@ -10,7 +10,8 @@ runner saves the state file after every step, so an interrupted run resumes.
 Order, for dependencies and so that slow things overlap:
  1. mail            (email validation of the domain itself) SES receiving + S3
                     bucket + MX, so ACM's approval mail can arrive as soon as
-                    it is sent; kept, for every renewal's mail.
+                    it is sent; kept, for every renewal's mail; removed by the
+                    deploy that no longer needs it.
  2. certificate     requested early: its validation runs while the compute
                     half is built, and it is waited for only before CloudFront.
     alerts          ([alerts] email) EventBridge rule on ACM's events for the
@@ -60,8 +61,7 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy,
-         applies=lambda config: config.domain.receives_mail),
+    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy),
     Step("certificate", "Certificate request", certificate.request, certificate.destroy),
     Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy),
     Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy),

@@ -22,13 +22,15 @@ Pitfalls:
   publish): ours names EventBridge only.
 - The rule names the certificate: a replaced certificate updates the rule.
 - Without ``[alerts]`` this step removes what an earlier config made.
+- Rule and topic get their tags in the creating call: a same-named one
+  without them is someone else's, and deploy stops rather than take it over.
 """
 from __future__ import annotations
 
 import json
 
 from ..context import EDGE_REGION, UNKNOWN
-from ..errors import or_none
+from ..errors import DeployError, or_none
 from ..tags import as_dict, is_ours
 
 STEP = "alerts"
@@ -62,16 +64,28 @@ def topic_policy(topic_arn: str, rule_arn: str) -> dict:
 
 # --- finding ------------------------------------------------------------------
 
-def _find_topic(ctx) -> str | None:
-    """The ARN of the topic of that name, if it is this stack's (a same-named foreign one is left alone)."""
+def _find_topic(ctx, destroying: bool) -> str | None:
+    """The ARN of the topic of that name, if it is this stack's.
+
+    CreateTopic sets the tags in the same call, so a same-named topic without them is someone
+    else's: ensure stops, destroy leaves it alone.
+    """
     sns, suffix = ctx.edge("sns"), f":{name(ctx.stack)}"
     arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]
             if t["TopicArn"].endswith(suffix)]
     for arn in arns:
         if is_ours(sns.list_tags_for_resource(ResourceArn=arn)["Tags"], ctx.stack):
             return arn
-        ctx.out.note(f"Leaving SNS topic {arn}: it is not tagged as this stack's")
+        _not_ours(ctx, f"SNS topic {arn}", destroying)
     return None
+
+
+def _not_ours(ctx, what: str, destroying: bool) -> None:
+    if destroying:
+        ctx.out.note(f"Leaving {what}: it is not tagged as this stack's")
+        return
+    raise DeployError(f"{what} exists in us-east-1 but is not tagged as stack {ctx.stack}'s; delete or rename it, "
+                      "or choose another stack name")
 
 
 def _find_rule(ctx) -> dict | None:
@@ -94,8 +108,11 @@ def ensure(ctx) -> None:
     if ctx.config.alerts is None:
         destroy(ctx)
         return
-    rule_arn = _ensure_rule(ctx)
-    topic_arn = _ensure_topic(ctx, rule_arn)
+    rule, topic = _find_rule(ctx), _find_topic(ctx, destroying=False)  # both checked before any change
+    if rule is not None and not is_ours(rule["Tags"], ctx.stack):
+        _not_ours(ctx, f"EventBridge rule {name(ctx.stack)}", destroying=False)  # PutRule tags in the same call
+    rule_arn = _ensure_rule(ctx, rule)
+    topic_arn = _ensure_topic(ctx, topic, rule_arn)
     _ensure_target(ctx, topic_arn)
     _ensure_subscription(ctx, topic_arn)
     ctx.state.put(STEP, {"rule_arn": rule_arn, "topic_arn": topic_arn, "email": ctx.config.alerts.email})
@@ -105,12 +122,11 @@ def _rule_arn(ctx) -> str:
     return f"arn:aws:events:{EDGE_REGION}:{ctx.account_id}:rule/{name(ctx.stack)}"
 
 
-def _ensure_rule(ctx) -> str:
+def _ensure_rule(ctx, rule: dict | None) -> str:
     events, rule_name = ctx.edge("events"), name(ctx.stack)
     certificate_arn = ctx.state.get("certificate").get("arn", UNKNOWN)
     wanted = {"Name": rule_name, "EventPattern": json.dumps(event_pattern(certificate_arn)), "State": "ENABLED",
               "Description": f"rds-edge-api stack {ctx.stack}: ACM's warnings about the API's certificate"}
-    rule = _find_rule(ctx)
     if rule is None:
         created = ctx.change("create", f"EventBridge rule {rule_name} (ACM expiry and renewal events)",
                              events.put_rule, Tags=ctx.tag_list, **wanted)
@@ -119,15 +135,11 @@ def _ensure_rule(ctx) -> str:
             or rule.get("State") != "ENABLED"):
         ctx.change("update", f"EventBridge rule {rule_name} (for certificate {certificate_arn})", events.put_rule,
                    **wanted)
-    if not is_ours(rule["Tags"], ctx.stack):
-        ctx.change("update", f"tags of EventBridge rule {rule_name}", events.tag_resource, ResourceARN=rule["Arn"],
-                   Tags=ctx.tag_list)
     return rule["Arn"]
 
 
-def _ensure_topic(ctx, rule_arn: str) -> str:
+def _ensure_topic(ctx, arn: str | None, rule_arn: str) -> str:
     sns, topic_name = ctx.edge("sns"), name(ctx.stack)
-    arn = _find_topic(ctx)
     current = None
     if arn is None:
         created = ctx.change("create", f"SNS topic {topic_name}", sns.create_topic, Name=topic_name,
@@ -189,14 +201,14 @@ def destroy(ctx) -> None:
     events, sns, rule_name = ctx.edge("events"), ctx.edge("sns"), name(ctx.stack)
     rule = _find_rule(ctx)
     if rule is not None and not is_ours(rule["Tags"], ctx.stack):
-        ctx.out.note(f"Leaving EventBridge rule {rule_name}: it is not tagged as this stack's")
+        _not_ours(ctx, f"EventBridge rule {rule_name}", destroying=True)
     elif rule is not None:
         targets = [t["Id"] for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]]
         if targets:
             ctx.change("update", f"remove targets of EventBridge rule {rule_name}", events.remove_targets,
                        Rule=rule_name, Ids=targets)
         ctx.change("delete", f"EventBridge rule {rule_name}", events.delete_rule, Name=rule_name)
-    topic_arn = _find_topic(ctx)
+    topic_arn = _find_topic(ctx, destroying=True)
     if topic_arn is None:
         return
     for subscription in _subscriptions(ctx, topic_arn):

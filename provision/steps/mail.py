@@ -12,8 +12,9 @@ keeps for as long as validation is email:
   that sends the domain's mail to SES (written to the hosted zone, or printed);
 - the receipt rule set ``<stack>-acm``, made active, with one rule: mail to
   the domain -> S3, then stop.
-With ``validation_domain`` set to a parent domain, ACM mails that domain's
-mailboxes instead, and this step does not run.
+With DNS validation, or ``validation_domain`` set to a parent domain (ACM
+then mails that domain's mailboxes), none of this is needed: deploy removes
+what an earlier config made.
 
 Pitfalls:
 - An account has ONE active receipt rule set per region: someone else's is
@@ -61,6 +62,9 @@ def rule_name(ctx) -> str:
 
 
 def ensure(ctx) -> None:
+    if not ctx.config.domain.receives_mail:  # DNS validation, or ACM mails a parent domain: nothing to receive
+        destroy(ctx)
+        return
     region = ctx.config.domain.mail_region
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set = bucket_name(ctx), rule_set_name(ctx)

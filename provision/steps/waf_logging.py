@@ -74,7 +74,7 @@ def _comparable(config: dict | None) -> dict | None:
 def ensure(ctx) -> None:
     waf = ctx.edge("wafv2")
     group_arn = _ensure_group(ctx)
-    acl_arn = ctx.state.get(WAF_STEP).get("web_acl_arn", UNKNOWN)
+    acl_arn = _acl_arn(ctx) or UNKNOWN  # UNKNOWN: the ACL is only planned
     wanted = {"ResourceArn": acl_arn, "LogDestinationConfigs": [group_arn], "RedactedFields": REDACTED}
     current = None
     if acl_arn != UNKNOWN:
