@@ -334,7 +334,7 @@ def _validation_record(ctx, arn: str, cert: dict | None) -> None:
                        "while it stays: keep it.")
 
 
-def addresses(validation_domain: str) -> str:
+def _addresses(validation_domain: str) -> str:
     return ", ".join(f"{box}@{validation_domain}" for box in MAILBOXES)
 
 
@@ -344,7 +344,7 @@ def _renewal_note(ctx, method: str) -> None:
     if method == "DNS":
         text = "ACM renews a DNS-validated certificate by itself while the validation CNAME stays."
     elif not ctx.config.domain.receives_mail:
-        text = (f"ACM mails {addresses(validation_domain)} to approve this certificate, now and about 45 days "
+        text = (f"ACM mails {_addresses(validation_domain)} to approve this certificate, now and about 45 days "
                 "before every expiry; approve each mail, or the certificate lapses.")
     else:
         text = (f"ACM mails the approval again about 45 days before every expiry; the MX record, the SES rule and "
@@ -370,7 +370,7 @@ def _renewal_status(ctx, cert: dict) -> None:
         else:
             ctx.out.notice(f"Approve the renewal of the certificate for {domain}",
                            f"ACM waits for the renewal to be approved by mail before {expiry}. It mailed "
-                           f"{addresses(where)}"
+                           f"{_addresses(where)}"
                            + (f"; SES stores that mail in s3://{mail.bucket_name(ctx)}/{mail.PREFIX}, where it has "
                               "not arrived yet: run deploy again to see the link."
                               if ctx.config.domain.receives_mail else ": open the mail and choose Approve."))
@@ -410,11 +410,11 @@ def _wait_for_approval(ctx, arn: str) -> None:
     seen: set[str] = set()
     shown: list[str] = []
     if receives:
-        ctx.out.note(f"ACM mails {addresses(domain)}; SES stores the mail in s3://{bucket}/{mail.PREFIX} and the "
+        ctx.out.note(f"ACM mails {_addresses(domain)}; SES stores the mail in s3://{bucket}/{mail.PREFIX} and the "
                      "approval link will show here")
     else:
         ctx.out.notice(f"Approve the certificate for {domain} by mail",
-                       f"ACM mails {addresses(ctx.config.domain.validation_domain)}. Open the mail from "
+                       f"ACM mails {_addresses(ctx.config.domain.validation_domain)}. Open the mail from "
                        f"no-reply@certificates.amazon.com naming\n{arn}\nfollow its link and choose Approve; "
                        "this run waits until the certificate is issued.")
 
