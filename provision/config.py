@@ -26,6 +26,7 @@ DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 HOSTED_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
 API_PATH = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$")
 
 # Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
 SES_RECEIVING_REGIONS = frozenset({
@@ -102,6 +103,21 @@ class DomainConfig:
     validation: str
     hosted_zone_id: str | None = None
     mail_region: str = "us-east-1"
+    validation_domain: str = ""  # the domain ACM mails (email validation); "" means the domain itself
+
+    def __post_init__(self):
+        if not self.validation_domain:
+            object.__setattr__(self, "validation_domain", self.name)
+
+    @property
+    def receives_mail(self) -> bool:
+        """Whether the stack receives ACM's mail itself (SES, bucket, MX): email validation of the domain itself."""
+        return self.validation == "email" and self.validation_domain == self.name
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    email: str
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,7 @@ class Config:
     domain: DomainConfig
     api: ApiConfig = field(default_factory=ApiConfig)
     function: FunctionConfig = field(default_factory=FunctionConfig)
+    alerts: AlertsConfig | None = None
     state_dir: Path | None = None  # beside the config unless set (--local uses a temporary one)
 
     def __post_init__(self):
@@ -142,7 +159,7 @@ class Config:
     def regions(self) -> tuple[str, ...]:
         """Every region the stack has resources in, for lookups by tag."""
         regions = [self.stack.region, "us-east-1"]
-        if self.domain.validation == "email":
+        if self.domain.receives_mail:
             regions.append(self.domain.mail_region)
         return tuple(dict.fromkeys(regions))
 
@@ -220,7 +237,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(str(path), "file not found (copy stack.example.toml to start)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    known = {"stack", "database", "access", "domain", "api", "function"}
+    known = {"stack", "database", "access", "domain", "api", "function", "alerts"}
     for name in data:
         if name not in known:
             raise ConfigError(f"[{name}]", "unknown section")
@@ -232,6 +249,7 @@ def load(path: str | Path) -> Config:
         domain=_domain(_Section(data, "domain")),
         api=_api(_Section(data, "api", required=False)),
         function=_function(_Section(data, "function", required=False)),
+        alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
     )
 
 
@@ -335,12 +353,16 @@ def _access(s: _Section) -> AccessConfig:
     return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
 
 
-def _domain(s: _Section) -> DomainConfig:
-    name = s.text("name").rstrip(".")
-    labels = name.split(".")
-    if (len(name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels)
+def _domain_name(s: _Section, key: str, value: str) -> str:
+    labels = value.split(".")
+    if (len(value) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels)
             or labels[-1].isdigit()):
-        raise ConfigError(s.key("name"), f"{name!r} is not a valid lower-case domain name such as api.example.com")
+        raise ConfigError(s.key(key), f"{value!r} is not a valid lower-case domain name such as api.example.com")
+    return value
+
+
+def _domain(s: _Section) -> DomainConfig:
+    name = _domain_name(s, "name", s.text("name").rstrip("."))
     validation = s.text("validation")
     if validation not in ("email", "dns"):
         raise ConfigError(s.key("validation"), f"{validation!r} must be \"email\" or \"dns\"")
@@ -353,8 +375,17 @@ def _domain(s: _Section) -> DomainConfig:
     if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
         raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "
                           + ", ".join(sorted(SES_RECEIVING_REGIONS)))
+    validation_domain = s.text("validation_domain", default=None)
+    if validation_domain is not None:
+        validation_domain = _domain_name(s, "validation_domain", validation_domain.rstrip("."))
+        if validation != "email":
+            raise ConfigError(s.key("validation_domain"), "applies only to validation = \"email\"")
+        if name != validation_domain and not name.endswith("." + validation_domain):
+            raise ConfigError(s.key("validation_domain"), f"{validation_domain!r} must be {name!r} or a parent "
+                              f"domain of it, such as {name.split('.', 1)[1]!r}")
     s.finish()
-    return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region)
+    return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region,
+                        validation_domain=validation_domain or name)
 
 
 def _api(s: _Section) -> ApiConfig:
@@ -374,6 +405,12 @@ def _api(s: _Section) -> ApiConfig:
         raise ConfigError(s.key("max_rows"), f"must be between 1 and {MAX_ROWS_LIMIT:,} (rows per response)")
     s.finish()
     return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst, max_rows=max_rows)
+
+
+def _alerts(s: _Section) -> AlertsConfig:
+    email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
+    s.finish()
+    return AlertsConfig(email=email)
 
 
 def _function(s: _Section) -> FunctionConfig:

@@ -117,8 +117,9 @@ def _tagged(tags) -> bool:
 
 def inventory(config) -> list[str]:
     """Everything of the stack's that exists, read with plain boto3 in every region the stack uses:
-    resources tagged managed-by=rds-edge-api and stack=<name>, our rule on the database's group, and
-    the untaggable ones (SES rule sets and identities, DNS records) by name."""
+    resources tagged managed-by=rds-edge-api and stack=<name> (log groups include WAF's in us-east-1),
+    our rule on the database's group, and the untaggable ones (SES rule sets and identities, SNS
+    subscriptions, DNS records) by name."""
     import boto3
     from botocore.exceptions import ClientError
 
@@ -155,6 +156,16 @@ def inventory(config) -> list[str]:
             if ours(acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags")):
                 found.append(f"certificate {cert['DomainName']} in {region}")
         if region == "us-east-1":
+            events = boto3.client("events", region_name=region)
+            for rule in events.list_rules()["Rules"]:
+                if ours(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
+                    found.append(f"eventbridge rule {rule['Name']}")
+            sns = boto3.client("sns", region_name=region)
+            for topic in sns.list_topics()["Topics"]:
+                if ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"]):
+                    found.append(f"sns topic {topic['TopicArn'].rsplit(':', 1)[1]}")
+            found += [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
+                      if s["TopicArn"].endswith(f":{stack}-certificate-alerts")]  # untaggable: by topic name
             waf = boto3.client("wafv2", region_name=region)
             for kind, listing in (("web acl", waf.list_web_acls), ("ip set", waf.list_ip_sets)):
                 key = "WebACLs" if kind == "web acl" else "IPSets"
@@ -189,3 +200,26 @@ def inventory(config) -> list[str]:
             if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]:
                 found.append(f"dns {record['Type']} {record['Name']}")
     return sorted(found)
+
+
+TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def moto_evaluates_secure_transport(monkeypatch) -> None:
+    """moto 5.2.5 evaluates only StringEquals in a bucket policy's conditions and takes any other
+    operator as met, so the mail bucket's "Deny unless TLS" statement denies every object call.
+    boto3 calls over https, where AWS finds aws:SecureTransport true and that statement does not
+    apply: evaluate the policy without it, as AWS would for these requests."""
+    from moto.iam.access_control import IAMPolicy
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket.get_permission
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return original(self, action, resource)
+        policy = json.loads(self.policy)
+        policy["Statement"] = [s for s in policy["Statement"] if s.get("Condition") != TLS_ONLY]
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    monkeypatch.setattr(FakeBucket, "get_permission", get_permission)

@@ -1,4 +1,5 @@
 """Steps "certificate" and "certificate_issued": request, DNS record, approval mail, wait, destroy (moto)."""
+import datetime
 import re
 from email.message import EmailMessage
 
@@ -8,11 +9,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.acm.models import CertBundle, acm_backends
 from moto.acm.responses import AWSCertificateManagerResponse
+from moto.s3.models import s3_backends
 
 from provision.steps import certificate, mail
 from provision.context import UNKNOWN
 from provision.errors import DeployError
-from tests.support import SECRETS, printed, quiet_context
+from tests.support import moto_evaluates_secure_transport, SECRETS, printed, quiet_context
 
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
@@ -59,6 +61,11 @@ def pending(monkeypatch):
     return lambda: monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", -1)
 
 
+@pytest.fixture(autouse=True)
+def tls_requests(monkeypatch):
+    moto_evaluates_secure_transport(monkeypatch)
+
+
 def acm():
     return boto3.client("acm", region_name="us-east-1")
 
@@ -78,9 +85,9 @@ def cnames(zone_id):
     return {r["Name"]: [v["Value"] for v in r["ResourceRecords"]] for r in rrsets if r["Type"] == "CNAME"}
 
 
-def requested(ctx):
-    """Captures the parameters of RequestCertificate calls made through ctx."""
-    calls = []
+def requested(ctx, calls=None):
+    """Captures the parameters of RequestCertificate calls made through ctx (into ``calls``, if given)."""
+    calls = [] if calls is None else calls
     ctx.edge("acm").meta.events.register("provide-client-params.acm.RequestCertificate",
                                          lambda params, **_: calls.append(dict(params)))
     return calls
@@ -123,12 +130,120 @@ def test_email_request_names_the_validation_domain(email_cfg):
     assert call["ValidationMethod"] == "EMAIL"
     assert call["DomainValidationOptions"] == [{"DomainName": DOMAIN, "ValidationDomain": DOMAIN}]
     assert cnames(email_cfg.domain.hosted_zone_id) == {}
+    tags = {t["Key"]: t["Value"] for t in acm().list_tags_for_certificate(
+        CertificateArn=ctx.state.get("certificate")["arn"])["Tags"]}
+    assert tags["validation"] == "email" and tags["validation-domain"] == DOMAIN
 
 
-def test_idempotency_token_is_deterministic_and_differs_per_method(dns_cfg, email_cfg):
-    tokens = {certificate.idempotency_token(quiet_context(cfg), cfg.domain.validation.upper())
+def test_a_parent_validation_domain_is_requested_and_its_five_mailboxes_named(load_config, hosted_zone, pending):
+    cfg = load_config(validation="email", hosted_zone_id=hosted_zone, validation_domain="example.com")
+    ctx = quiet_context(cfg)
+    calls = requested(ctx)
+    certificate.request(ctx)
+    [call] = calls
+    assert call["DomainValidationOptions"] == [{"DomainName": DOMAIN, "ValidationDomain": "example.com"}]
+    ctx.sleep = Approver(pending, after=1)
+    certificate.wait_issued(ctx)
+    out = printed(ctx)
+    for box in ("admin", "administrator", "hostmaster", "postmaster", "webmaster"):
+        assert f"{box}@example.com" in out
+    assert "s3://" not in out  # no bucket: the operator reads that mail
+
+
+def test_a_changed_validation_domain_replaces_the_certificate(load_config, hosted_zone, pending):
+    own = load_config(validation="email", hosted_zone_id=hosted_zone)
+    _, old = requested_once(own)
+    parent = load_config(validation="email", hosted_zone_id=hosted_zone, validation_domain="example.com")
+    ctx = quiet_context(parent)
+    certificate.request(ctx)
+    new = ctx.state.get("certificate")["arn"]
+    assert new != old and certificates() == [new]
+    again = quiet_context(parent)
+    certificate.request(again)
+    assert again.clients.calls.changing == 0
+
+
+def test_idempotency_token_is_deterministic_per_nonce_and_differs_per_method(dns_cfg, email_cfg):
+    tokens = {certificate.idempotency_token(quiet_context(cfg), cfg.domain.validation.upper(), "n1")
               for cfg in (dns_cfg, dns_cfg, email_cfg)}
     assert len(tokens) == 2 and all(re.fullmatch(r"\w{1,32}", t) for t in tokens)
+    ctx = quiet_context(dns_cfg)
+    assert certificate.idempotency_token(ctx, "DNS", "n1") != certificate.idempotency_token(ctx, "DNS", "n2")
+
+
+def test_a_request_after_a_teardown_gets_a_new_certificate(dns_cfg):
+    ctx = quiet_context(dns_cfg)
+    calls = requested(ctx)
+    certificate.request(ctx)
+    ctx.state.save()
+    first = ctx.state.get("certificate")["arn"]
+    certificate.destroy(rerun(dns_cfg))
+    (dns_cfg.state_dir / "demo.json").unlink()  # teardown leaves no state
+    again = quiet_context(dns_cfg)
+    requested(again, calls)
+    certificate.request(again)  # moto answers a deleted certificate's token with HTTP 500, AWS with its ARN
+    second = again.state.get("certificate")["arn"]
+    assert second != first and certificates() == [second]
+    assert calls[0]["IdempotencyToken"] != calls[1]["IdempotencyToken"]
+    assert again.state.get("certificate") == {"arn": second}  # the nonce is spent with the request
+
+
+def crash_after(ctx, operation):
+    """Make ctx's ACM client die right after AWS answered ``operation``: the response is lost."""
+    class Crash(BaseException):
+        pass
+
+    def crash(model, **_):
+        raise Crash(operation)
+
+    ctx.edge("acm").meta.events.register(f"after-call.acm.{operation}", crash)
+    return Crash
+
+
+def test_a_request_retried_after_a_crash_finds_its_certificate_by_tag(dns_cfg, pending):
+    ctx = quiet_context(dns_cfg)
+    with pytest.raises(crash_after(ctx, "RequestCertificate")):
+        certificate.request(ctx)
+    [arn] = certificates()
+    again = quiet_context(dns_cfg)
+    certificate.request(again)
+    assert again.state.get("certificate")["arn"] == arn and certificates() == [arn]
+    assert again.clients.calls.changing_ops == ["ChangeResourceRecordSets"]  # only the CNAME the crash cut off
+
+
+def test_a_retry_that_does_not_see_its_certificate_listed_yet_repeats_its_token(dns_cfg, pending):
+    ctx = quiet_context(dns_cfg)
+    calls = requested(ctx)
+    with pytest.raises(crash_after(ctx, "RequestCertificate")):
+        certificate.request(ctx)
+    [arn] = certificates()
+    again = quiet_context(dns_cfg)
+    requested(again, calls)
+    hide = lambda parsed, **_: parsed.update(CertificateSummaryList=[])  # noqa: E731 (listing lags behind)
+    again.edge("acm").meta.events.register("after-call.acm.ListCertificates", hide)
+    certificate.request(again)
+    assert calls[0]["IdempotencyToken"] == calls[1]["IdempotencyToken"]
+    assert again.state.get("certificate")["arn"] == arn and certificates() == [arn]
+
+
+def test_an_arn_that_acm_does_not_know_is_never_used(dns_cfg):
+    ctx = quiet_context(dns_cfg)
+    calls = requested(ctx)
+    ghost = f"arn:aws:acm:us-east-1:{ACCOUNT}:certificate/00000000-0000-4000-8000-000000000000"
+    answered = []
+
+    def deleted_certificates_arn(parsed, **_):  # what AWS answers a token first used for a deleted certificate
+        if not answered:
+            answered.append(parsed["CertificateArn"])
+            parsed["CertificateArn"] = ghost
+
+    ctx.edge("acm").meta.events.register("after-call.acm.RequestCertificate", deleted_certificates_arn)
+    certificate.request(ctx)
+    arn = ctx.state.get("certificate")["arn"]
+    assert arn != ghost and arn in certificates()
+    assert len(calls) == 2 and calls[0]["IdempotencyToken"] != calls[1]["IdempotencyToken"]
+    assert "does not know" in printed(ctx) and ctx.sleep  # it waited, bounded, for ACM to know the ARN
+    assert sum(ctx.sleep) <= certificate.KNOWN_TIMEOUT
 
 
 @pytest.mark.parametrize("state", ["kept", "lost"])
@@ -231,7 +346,8 @@ def test_planning_requests_nothing(dns_cfg):
     assert "would wait" in printed(ctx) and ctx.sleep == []
 
 
-@pytest.mark.parametrize("method, text", [("email", "approved by mail again"), ("dns", "renews a DNS-validated")])
+@pytest.mark.parametrize("method, text", [("email", "approval again about 45 days before every expiry"),
+                                          ("dns", "renews a DNS-validated")])
 def test_the_renewal_caveat_is_said_once_per_run(load_config, hosted_zone, method, text):
     cfg = load_config(validation=method, hosted_zone_id=hosted_zone)
     ctx = quiet_context(cfg)
@@ -383,9 +499,9 @@ def test_destroy_deletes_the_certificate_and_its_cname(dns_cfg):
 
 
 def test_destroy_without_state_finds_the_certificate_by_tag(dns_cfg):
-    certificate.request(quiet_context(dns_cfg))  # never saved
+    certificate.request(quiet_context(dns_cfg))  # the run ends before the step's state is saved
     ctx = quiet_context(dns_cfg)
-    assert ctx.state.get("certificate") == {}
+    assert "arn" not in ctx.state.get("certificate")
     certificate.destroy(ctx)
     assert certificates() == []
 
@@ -431,3 +547,80 @@ def test_destroy_gives_up_on_a_certificate_in_use_after_a_bounded_wait(dns_cfg, 
         certificate.destroy(ctx)
     # the record goes first (only the certificate knows its name): a re-run finds the certificate again
     assert certificates() == [arn] and not cnames(dns_cfg.domain.hosted_zone_id)
+
+
+# --- renewal ------------------------------------------------------------------
+
+def renewing(ctx, status):
+    """moto has no RenewalSummary: add one to ctx's DescribeCertificate answers for issued certificates,
+    as ACM reports it once a renewal has started."""
+    def add(parsed, **_):
+        cert = parsed.get("Certificate") or {}
+        if cert.get("Status") == "ISSUED":
+            cert["RenewalSummary"] = {"RenewalStatus": status, "DomainValidationOptions": [
+                {"DomainName": DOMAIN, "ValidationDomain": DOMAIN, "ValidationStatus": status}]}
+
+    ctx.edge("acm").meta.events.register("after-call.acm.DescribeCertificate", add)
+
+
+def expiry(arn):
+    return acm().describe_certificate(CertificateArn=arn)["Certificate"]["NotAfter"].strftime("%Y-%m-%d")
+
+
+def renewal_link(arn):
+    return approval_link(arn).replace("0d7e1c53", "7a1b2c3d")
+
+
+def test_a_renewal_waiting_for_approval_shows_the_renewal_mails_link(email_cfg):
+    mail.ensure(quiet_context(email_cfg))
+    _, arn = requested_once(email_cfg)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=BUCKET, Key="acm/0-first-issue", Body=acm_mail(arn, approval_link(arn)))
+    s3.put_object(Bucket=BUCKET, Key="acm/z-renewal", Body=acm_mail(arn, renewal_link(arn)))
+    first = s3_backends[ACCOUNT]["aws"].buckets[BUCKET].keys["acm/0-first-issue"]
+    first.last_modified -= datetime.timedelta(days=153)  # the first mail is older; S3 lists by name
+    ctx = rerun(email_cfg)
+    renewing(ctx, "PENDING_VALIDATION")
+    certificate.wait_issued(ctx)
+    out = printed(ctx)
+    assert "Approve the renewal of the certificate" in out
+    assert renewal_link(arn) in out and approval_link(arn) not in out
+    assert f"before {expiry(arn)}" in out
+    assert ctx.sleep == [] and ctx.clients.calls.changing == 0  # the certificate still serves: no wait
+
+
+def test_a_renewal_whose_mail_has_not_arrived_names_the_mailboxes(email_cfg):
+    mail.ensure(quiet_context(email_cfg))
+    _, arn = requested_once(email_cfg)
+    ctx = rerun(email_cfg)
+    renewing(ctx, "PENDING_VALIDATION")
+    certificate.wait_issued(ctx)
+    out = printed(ctx)
+    assert f"admin@{DOMAIN}, administrator@{DOMAIN}, hostmaster@{DOMAIN}" in out
+    assert "not arrived yet" in out and "run deploy again" in out and ctx.sleep == []
+
+
+def test_a_renewal_by_a_parent_domains_mailboxes_says_where_to_look(load_config, hosted_zone):
+    cfg = load_config(validation="email", hosted_zone_id=hosted_zone, validation_domain="example.com")
+    requested_once(cfg)
+    ctx = rerun(cfg)
+    renewing(ctx, "PENDING_VALIDATION")
+    certificate.wait_issued(ctx)
+    out = printed(ctx)
+    assert "webmaster@example.com" in out and "s3://" not in out
+    assert not any(service == "s3" for service, _ in ctx.clients._cache)
+
+
+@pytest.mark.parametrize("method", ["email", "dns"])
+@pytest.mark.parametrize("status, said", [(None, "not started"), ("SUCCESS", "SUCCESS"),
+                                          ("PENDING_AUTO_RENEWAL", "PENDING_AUTO_RENEWAL")])
+def test_otherwise_one_line_says_expiry_and_renewal_status(load_config, hosted_zone, method, status, said):
+    cfg = load_config(validation=method, hosted_zone_id=hosted_zone)
+    _, arn = requested_once(cfg)
+    ctx = rerun(cfg)
+    if status:
+        renewing(ctx, status)
+    certificate.wait_issued(ctx)
+    [line] = [line for line in printed(ctx).splitlines() if "valid until" in line]
+    assert f"Certificate valid until {expiry(arn)}; renewal: {said}" in line
+    assert "Approve" not in printed(ctx)

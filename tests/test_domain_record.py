@@ -1,4 +1,4 @@
-"""Domain record step: the validation MX gives way to alias A/AAAA records (or a printed CNAME)."""
+"""Domain record step: alias A/AAAA records beside the validation MX (or a printed CNAME, and why it hurts)."""
 import boto3
 import pytest
 
@@ -14,9 +14,9 @@ MX = "10 inbound-smtp.us-east-1.amazonaws.com"
 
 @pytest.fixture
 def load(aws, write_config):
-    """load(validation, zone) -> Config; this step needs none of the operator's VPC or RDS."""
-    return lambda validation="email", zone=None: config_module.load(write_config(
-        {"domain": {"validation": validation, **({"hosted_zone_id": zone} if zone else {})}}))
+    """load(validation, zone, **domain) -> Config; this step needs none of the operator's VPC or RDS."""
+    return lambda validation="email", zone=None, **domain: config_module.load(write_config(
+        {"domain": {"validation": validation, **({"hosted_zone_id": zone} if zone else {}), **domain}}))
 
 
 def route53():
@@ -54,16 +54,17 @@ def alias_of(record):
     return record["AliasTarget"]["DNSName"].rstrip("."), record["AliasTarget"]["HostedZoneId"]
 
 
-def test_email_validation_swaps_the_mx_for_alias_records(load, hosted_zone):
+def test_email_validation_keeps_the_mx_beside_the_alias_records(load, hosted_zone):
     put_record(hosted_zone, "MX", MX)
     assert sorted(records(hosted_zone)) == ["MX"]
 
     ctx = run(load("email", hosted_zone), domain_record.ensure)
 
     after = records(hosted_zone)
-    assert sorted(after) == ["A", "AAAA"]
+    assert sorted(after) == ["A", "AAAA", "MX"]  # renewal mail still reaches SES
+    assert after["MX"]["ResourceRecords"] == [{"Value": MX}]
     assert alias_of(after["A"]) == alias_of(after["AAAA"]) == (TARGET, "Z2FDTNDATAQYW2")
-    assert [kind for kind, _ in ctx.report.changes] == ["delete", "create", "create"]
+    assert [kind for kind, _ in ctx.report.changes] == ["create", "create"]
     assert ctx.state.get("domain_record") == {"alias_target": TARGET}
 
 
@@ -80,7 +81,7 @@ def test_an_mx_that_is_not_ours_is_left_alone(load, hosted_zone):
     after = records(hosted_zone)
     assert after["MX"]["ResourceRecords"] == [{"Value": "10 mail.example.net"}]
     assert "A" in after and "AAAA" in after
-    assert "Leaving DNS record api.example.com MX" in printed(ctx)
+    assert [kind for kind, _ in ctx.report.changes] == ["create", "create"]
 
 
 def test_second_ensure_makes_no_changing_call(load, hosted_zone):
@@ -107,9 +108,23 @@ def test_without_a_zone_the_cname_is_printed_and_route53_untouched(load, hosted_
     assert records(hosted_zone) == before
     shown = printed(ctx)
     assert f"{DOMAIN}  CNAME  {TARGET}" in shown
-    assert ("First remove the MX record" in shown) == (validation == "email")
-    if validation == "email":
-        assert shown.index(MX) < shown.index("CNAME")
+    assert ("cannot share its name with the MX" in shown) == (validation == "email")
+
+
+def test_without_a_zone_email_validation_says_the_cname_stops_renewal_and_the_ways_out(load):
+    shown = printed(run(load("email"), domain_record.ensure))
+    assert f"{DOMAIN}  MX  {MX}" in shown and "then lapses" in shown
+    assert f"{DOMAIN}  ALIAS  {TARGET}" in shown  # a provider's ALIAS/ANAME sits beside the MX
+    assert "domain.hosted_zone_id" in shown
+    assert 'domain.validation_domain = "example.com"' in shown
+    assert 'domain.validation = "dns"' in shown
+    assert shown.index("ALIAS") < shown.index("remove the MX first") < shown.index(f"{DOMAIN}  CNAME")
+
+
+def test_without_a_zone_a_parent_validation_domain_needs_no_mx(load):
+    shown = printed(run(load("email", validation_domain="example.com"), domain_record.ensure))
+    assert f"{DOMAIN}  CNAME  {TARGET}" in shown
+    assert "MX" not in shown
 
 
 def test_without_cloudfront_state_deploy_stops_and_plan_uses_a_placeholder(load, hosted_zone):

@@ -9,6 +9,7 @@ from tests.support import changing_ops, printed, quiet_context
 pytestmark = pytest.mark.iam
 
 POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+ACCOUNT = "123456789012"  # moto's account
 
 
 def read_role():
@@ -25,7 +26,8 @@ def test_ensure_creates_role_trusted_by_lambda_only(cfg):
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                   "Action": "sts:AssumeRole"}]
+                                   "Action": "sts:AssumeRole",
+                                   "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]
     assert attached == [POLICY]
     assert {t["Key"]: t["Value"] for t in role["Tags"]} == {"stack": "demo", "managed-by": "rds-edge-api"}
     assert ctx.state.get("iam_role")["arn"] == role["Arn"]
@@ -48,6 +50,19 @@ def test_detached_policy_is_reattached_and_nothing_else(cfg):
     assert read_role()[1] == [POLICY]
 
 
+def test_a_trust_policy_without_the_account_condition_is_tightened(cfg):
+    iam_role.ensure(quiet_context(cfg))
+    loose = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    boto3.client("iam").update_assume_role_policy(RoleName="demo-fn", PolicyDocument=json.dumps(loose))
+    again = quiet_context(cfg)
+    iam_role.ensure(again)
+    assert changing_ops(again) == ["UpdateAssumeRolePolicy"]
+    trust = read_role()[0]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
 def test_plan_announces_without_creating(cfg):
     ctx = quiet_context(cfg, planning=True)
     iam_role.ensure(ctx)
@@ -68,7 +83,7 @@ def test_destroy_detaches_and_deletes_and_is_safe_twice(cfg):
 
 
 def test_destroy_leaves_a_role_that_is_not_ours(cfg):
-    boto3.client("iam").create_role(RoleName="demo-fn", AssumeRolePolicyDocument=json.dumps(iam_role.TRUST))
+    boto3.client("iam").create_role(RoleName="demo-fn", AssumeRolePolicyDocument=json.dumps(iam_role.trust_policy(ACCOUNT)))
     ctx = quiet_context(cfg)
     iam_role.destroy(ctx)
     assert changing_ops(ctx) == []

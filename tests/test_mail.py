@@ -7,11 +7,16 @@ import pytest
 
 from provision.steps import mail
 from provision.errors import DeployError
-from tests.support import SECRETS, printed, quiet_context
+from tests.support import moto_evaluates_secure_transport, SECRETS, printed, quiet_context
 
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
 BUCKET = f"demo-mail-{ACCOUNT}"
+
+
+@pytest.fixture(autouse=True)
+def tls_requests(monkeypatch):
+    moto_evaluates_secure_transport(monkeypatch)
 
 
 def records(zone_id):
@@ -49,7 +54,14 @@ def test_ensure_builds_bucket_identity_rule_set_and_records(load_config, hosted_
         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/acm/*",
         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT},
                       "ArnLike": {"aws:SourceArn": f"arn:aws:ses:{region}:{ACCOUNT}:receipt-rule-set/demo-acm"
-                                                   ":receipt-rule/demo-acm-approval"}}}]}
+                                                   ":receipt-rule/demo-acm-approval"}}},
+        {"Sid": "DenyWithoutTLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    assert s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"] == {
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    [sse] = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert sse["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
     [rule] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert rule["Expiration"] == {"Days": 30} and rule["Filter"] == {"Prefix": "acm/"}
 
@@ -143,17 +155,71 @@ def test_an_untagged_bucket_left_by_a_crashed_run_is_adopted(email_cfg):
     assert {"Key": "stack", "Value": "demo"} in tags
 
 
-def test_mx_is_not_written_once_the_certificate_is_issued(email_cfg):
+def issued_certificate(ctx):
     acm = boto3.client("acm", region_name="us-east-1")
     arn = acm.request_certificate(DomainName=DOMAIN, ValidationMethod="EMAIL",
                                   Tags=[{"Key": "stack", "Value": "demo"}])["CertificateArn"]
     assert acm.describe_certificate(CertificateArn=arn)["Certificate"]["Status"] == "ISSUED"
-    ctx = quiet_context(email_cfg)
     ctx.state.put("certificate", {"arn": arn})
+    return arn
+
+
+def test_mx_stays_once_the_certificate_is_issued_for_the_renewal_mail(email_cfg):
+    ctx = quiet_context(email_cfg)
     mail.ensure(ctx)
+    issued_certificate(ctx)
+    ctx.state.save()
+    later = quiet_context(email_cfg)
+    mail.ensure(later)
     found = records(email_cfg.domain.hosted_zone_id)
-    assert (f"{DOMAIN}.", "MX") not in found
+    assert found[(f"{DOMAIN}.", "MX")] == ["10 inbound-smtp.us-east-1.amazonaws.com"]
     assert (f"_amazonses.{DOMAIN}.", "TXT") in found
+    assert later.clients.calls.changing == 0, later.clients.calls.changing_ops
+    ses = boto3.client("ses", region_name="us-east-1")
+    assert ses.describe_active_receipt_rule_set()["Metadata"]["Name"] == "demo-acm"
+    assert bucket_exists()
+
+
+def test_an_mx_removed_by_hand_is_written_again(email_cfg):
+    ctx = quiet_context(email_cfg)
+    mail.ensure(ctx)
+    issued_certificate(ctx)
+    zone = email_cfg.domain.hosted_zone_id
+    route53 = boto3.client("route53", region_name="us-east-1")
+    [mx] = [r for r in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"] if r["Type"] == "MX"]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={
+        "Changes": [{"Action": "DELETE", "ResourceRecordSet": mx}]})
+    again = quiet_context(email_cfg)
+    again.state.put("certificate", ctx.state.get("certificate"))
+    mail.ensure(again)
+    assert again.clients.calls.changing_ops == ["ChangeResourceRecordSets"]
+    assert (f"{DOMAIN}.", "MX") in records(zone)
+
+
+def test_without_a_zone_an_issued_certificate_gets_a_reminder_not_a_box(load_config):
+    cfg = load_config(validation="email")
+    ctx = quiet_context(cfg)
+    issued_certificate(ctx)
+    mail.ensure(ctx)
+    out = printed(ctx)
+    assert "Create these DNS records" not in out
+    assert f"Keep the DNS records _amazonses.{DOMAIN}" in out and "10 inbound-smtp.us-east-1.amazonaws.com" in out
+
+
+def test_hardening_drift_is_put_back(email_cfg):
+    mail.ensure(quiet_context(email_cfg))
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_bucket_ownership_controls(Bucket=BUCKET, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    ctx = quiet_context(email_cfg)
+    mail.ensure(ctx)
+    assert sorted(ctx.clients.calls.changing_ops) == ["PutBucketEncryption", "PutBucketOwnershipControls"]
+    assert s3.get_bucket_ownership_controls(Bucket=BUCKET)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "BucketOwnerEnforced"}]
+    [sse] = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert sse["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
 
 
 def put_mail(s3, key, body=b"From: someone\r\n\r\nhello\r\n"):
@@ -231,3 +297,17 @@ def test_destroy_uses_the_region_recorded_in_state(load_config, hosted_zone):
     mail.destroy(later)
     assert not bucket_exists("eu-west-1")
     assert (f"{DOMAIN}.", "MX") not in records(cfg.domain.hosted_zone_id)
+
+
+@pytest.mark.parametrize("now", [{"validation": "dns"}, {"validation": "email", "validation_domain": "example.com"}])
+def test_a_deploy_that_no_longer_receives_mail_removes_it(load_config, hosted_zone, now):
+    mail.ensure(quiet_context(load_config(validation="email", hosted_zone_id=hosted_zone)))
+    cfg = load_config(hosted_zone_id=hosted_zone, **now)
+    ctx = quiet_context(cfg)
+    mail.ensure(ctx)
+    assert not bucket_exists()
+    assert boto3.client("ses", region_name="us-east-1").list_receipt_rule_sets().get("RuleSets", []) == []
+    assert (f"{DOMAIN}.", "MX") not in records(hosted_zone)
+    again = quiet_context(cfg)
+    mail.ensure(again)
+    assert again.clients.calls.changing == 0

@@ -21,13 +21,15 @@ class Crash(BaseException):
 
 
 def crash_after_call(operation: str) -> boto3.Session:
-    """A session whose first successful ``operation`` is followed by a crash."""
-    session, fired = boto3.Session(), []
+    """A session whose first successful ``operation`` (``Operation*N``: its N-th) is followed by a crash."""
+    session, seen = boto3.Session(), []
+    operation, _, nth = operation.partition("*")
 
     def after_call(model, **_):
-        if model.name == operation and not fired:
-            fired.append(operation)
-            raise Crash(operation)
+        if model.name == operation:
+            seen.append(operation)
+            if len(seen) == int(nth or 1):
+                raise Crash(operation)
 
     session.events.register("after-call", after_call)
     return session
@@ -43,20 +45,26 @@ DNS_CRASH_POINTS = [
     "AuthorizeSecurityGroupIngress", "CreateLogGroup", "CreateFunction", "CreateRestApi", "PutIntegration",
     "CreateStage", "CreateApiKey", "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission", "CreateIPSet",
     "CreateWebACL", "CreateDistributionWithTags",
+    # alerts, and WAF logging (its log group is the run's second CreateLogGroup, after the function's)
+    "PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe", "CreateLogGroup*2",
+    "PutLoggingConfiguration",
 ]
-EMAIL_CRASH_POINTS = ["CreateBucket", "PutBucketPolicy", "VerifyDomainIdentity", "CreateReceiptRuleSet",
-                      "CreateReceiptRule", "SetActiveReceiptRuleSet", "RequestCertificate"]
+EMAIL_CRASH_POINTS = ["CreateBucket", "PutBucketOwnershipControls", "PutBucketEncryption", "PutBucketPolicy",
+                      "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet",
+                      "RequestCertificate"]
+ALERTS = {"alerts": {"email": "ops@example.com"}}
 
 
 @pytest.fixture
 def dns_stack(load_seeded, hosted_zone, write_config):
-    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}, **ALERTS}
     return load_seeded(overrides), write_config(overrides)
 
 
 @pytest.fixture
 def email_stack(load_seeded, hosted_zone, write_config):
-    overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email", "mail_region": "us-west-2"}}
+    overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email", "mail_region": "us-west-2"},
+                 **ALERTS}
     return load_seeded(overrides), write_config(overrides)
 
 
@@ -92,6 +100,7 @@ def test_email_crash_after_a_create_then_rerun_converges(email_stack, operation)
     cfg, path = email_stack
     found = crash_then_converge(cfg, path, crash_after_call(operation))
     assert any(f.startswith("bucket demo-mail-") for f in found) and len(found) == len(set(found))
+    assert {"dns MX api.example.com.", "sns topic demo-certificate-alerts", "log group aws-waf-logs-demo"} <= set(found)
     teardown_without_state(cfg, path)
 
 
@@ -130,8 +139,10 @@ def crash_then_converge_from_here(cfg, path) -> list[str]:
     return kinds(inventory(cfg))
 
 
-@pytest.mark.parametrize("operation", ["DeleteDistribution", "DeleteWebACL", "DeleteRestApi", "DeleteFunction",
-                                       "DeleteSecurityGroup", "DeleteRole", "DeleteCertificate"])
+@pytest.mark.parametrize("operation", ["DeleteDistribution", "DeleteLoggingConfiguration", "DeleteWebACL",
+                                       "DeleteRestApi", "DeleteFunction", "DeleteSecurityGroup", "DeleteRole",
+                                       "RemoveTargets", "DeleteRule", "Unsubscribe", "DeleteTopic",
+                                       "DeleteCertificate"])
 def test_teardown_interrupted_half_way_finishes_on_rerun(dns_stack, operation):
     cfg, path = dns_stack
     assert Run("deploy", path).code == 0
@@ -173,13 +184,15 @@ def test_a_corrupt_state_file_falls_back_to_lookups(dns_stack):
 
 EXPECTED_DNS = sorted([
     "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
-    "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6",
-    "log group /aws/lambda/demo-api", "rest api demo", "role demo-fn", "rule on orders-db-db",
-    "security group demo-lambda", "usage plan demo", "web acl demo",
+    "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "eventbridge rule demo-certificate-alerts",
+    "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api",
+    "log group aws-waf-logs-demo", "rest api demo", "role demo-fn", "rule on orders-db-db",
+    "security group demo-lambda", "sns topic demo-certificate-alerts", "subscription email ops@example.com",
+    "usage plan demo", "web acl demo",
 ])
 
 
-@pytest.mark.parametrize("operation", ["DeleteReceiptRuleSet", "DeleteIdentity", "DeleteCertificate"])
+@pytest.mark.parametrize("operation", ["DeleteReceiptRuleSet", "DeleteIdentity", "DeleteTopic", "DeleteCertificate"])
 def test_email_teardown_interrupted_half_way_finishes_on_rerun(email_stack, operation):
     cfg, path = email_stack
     assert Run("deploy", path).code == 0

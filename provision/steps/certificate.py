@@ -7,14 +7,29 @@ CloudFront needs it (``wait_issued``), overlapping the steps in between.
 
 - DNS validation: ACM's CNAME goes into the hosted zone (or is printed); ACM
   renews such a certificate by itself while the CNAME stays.
-- Email validation: ACM mails the domain; the mail step's SES rule stores the
-  mail in S3, where ``wait_issued`` finds the approval link for THIS
-  certificate and shows it. Renewal needs the same approval by mail again.
+- Email validation: ACM mails the validation domain (the domain itself, or
+  the parent set as ``validation_domain``). For the domain itself the mail
+  step's SES rule stores the mail in S3, where ``wait_issued`` finds the
+  approval link for THIS certificate and shows it. Renewal needs the same
+  approval by mail about 45 days before every expiry: a deploy while
+  ``RenewalSummary.RenewalStatus`` is PENDING_VALIDATION shows the renewal
+  mail's link the same way; otherwise it says the expiry date and renewal
+  status in one line.
 
 Pitfalls:
 - A pending certificate is picked up again (state, else tags), never
   requested twice; a failed, expired or revoked one, or one for the other
-  validation method, is replaced (and deleted once nothing uses it).
+  validation method or validation domain, is replaced (and deleted once
+  nothing uses it).
+- ACM answers a repeated ``IdempotencyToken`` within the hour with the first
+  request's ARN, without looking at the request, even when that certificate
+  was deleted since (a teardown). So the token carries a nonce kept in the
+  state from just before the request until the certificate is known, and a
+  new nonce after that: a request retried after a crash repeats its token
+  (and a lookup by tag, which RequestCertificate sets atomically, finds the
+  certificate first anyway); a request after a teardown, whose state is gone,
+  gets a new certificate; and an ARN that DescribeCertificate does not know
+  is never used.
 - DescribeCertificate may not know a new certificate, or its validation
   record, for a few seconds: read them with a bounded wait.
 - A certificate cannot be deleted while a distribution uses it, and
@@ -23,6 +38,7 @@ Pitfalls:
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 from botocore.exceptions import ClientError
 
@@ -33,12 +49,15 @@ from ..tags import as_dict, is_ours
 from ..waits import retry_while, wait_until
 
 VALIDATION_TAG = "validation"  # "dns" or "email", beside the stack's tags
+VALIDATION_DOMAIN_TAG = "validation-domain"  # the domain ACM mails, for email validation
+MAILBOXES = ("admin", "administrator", "hostmaster", "postmaster", "webmaster")  # ACM mails these, nothing else
 ALL_STATUSES = ["PENDING_VALIDATION", "ISSUED", "INACTIVE", "EXPIRED", "VALIDATION_TIMED_OUT", "REVOKED", "FAILED"]
 USABLE = ("ISSUED", "PENDING_VALIDATION")
 DEAD = ("FAILED", "VALIDATION_TIMED_OUT", "EXPIRED", "REVOKED", "INACTIVE")
 ISSUE_TIMEOUT = 60 * 60          # ACM itself gives up after 72 h; re-running resumes the wait
 ISSUE_INTERVAL = 15
 RECORD_TIMEOUT = 120             # ACM publishes the DNS validation record within seconds
+KNOWN_TIMEOUT = 60               # a new certificate is described within seconds; a deleted one never
 RELEASE_TIMEOUT = 20 * 60        # CloudFront lets go of a certificate minutes after a distribution is deleted
 MAX_MAIL_BYTES = 1024 * 1024     # ACM's mail is a few kB; anything else mailed to the domain is skipped
 
@@ -47,9 +66,9 @@ def request(ctx) -> None:
     """Find this stack's certificate for the domain, or request one; never wait for ISSUED here."""
     method = _method(ctx)
     certs = _hinted(ctx) or _ours(ctx)
-    cert = next((c for c in certs if _usable(c, method)), None)
+    cert = next((c for c in certs if _usable(c, ctx)), None)
     if cert is None:
-        arn = _request(ctx, method, replaces=certs[0]["CertificateArn"] if certs else None)
+        arn = _request(ctx, method)
     else:
         arn = cert["CertificateArn"]
     for old in certs:
@@ -58,7 +77,7 @@ def request(ctx) -> None:
     if method == "DNS":
         _validation_record(ctx, arn, cert)
     _renewal_note(ctx, method)
-    ctx.state.put("certificate", {"arn": arn})
+    ctx.state.put("certificate", {"arn": arn})  # the request's nonce is spent: the next request gets a new one
     ctx.outputs["Certificate"] = arn
 
 
@@ -68,7 +87,7 @@ def wait_issued(ctx) -> None:
     arn = ctx.state.get("certificate").get("arn")
     cert = _describe(acm, arn) if arn and arn != UNKNOWN else None
     if cert is None and arn != UNKNOWN:
-        cert = next((c for c in _ours(ctx) if _usable(c, method)), None)
+        cert = next((c for c in _ours(ctx) if _usable(c, ctx)), None)
     if cert is None:
         if ctx.planning:
             ctx.out.note(f"would wait for the new certificate for {domain} to be issued ({method.lower()} validation)")
@@ -78,6 +97,7 @@ def wait_issued(ctx) -> None:
     arn = cert["CertificateArn"]
     _fail_if_dead(cert)
     if cert["Status"] == "ISSUED":
+        _renewal_status(ctx, cert)
         return
     if ctx.planning:
         ctx.out.note(f"would wait for certificate {arn} ({cert['Status']}) to be issued ({method.lower()} validation)")
@@ -123,7 +143,7 @@ def _hinted(ctx) -> list[dict]:
         return []
     cert = _with_tags(ctx.edge("acm"), _describe(ctx.edge("acm"), arn))
     if (cert is None or cert.get("DomainName") != ctx.config.domain.name or not is_ours(cert["Tags"], ctx.stack)
-            or not _usable(cert, _method(ctx))):
+            or not _usable(cert, ctx)):
         return []
     return [cert]
 
@@ -183,30 +203,76 @@ def _validation_method(cert: dict) -> str | None:
     return None
 
 
-def _usable(cert: dict, method: str) -> bool:
+def _validation_domain(cert: dict) -> str | None:
+    """The domain ACM mails for the certificate: the tag it was requested with, else what ACM says."""
+    if cert.get("Tags", {}).get(VALIDATION_DOMAIN_TAG):
+        return cert["Tags"][VALIDATION_DOMAIN_TAG]
+    for option in cert.get("DomainValidationOptions", []):
+        if option.get("DomainName") == cert.get("DomainName"):
+            return option.get("ValidationDomain")
+    return None
+
+
+def _usable(cert: dict, ctx) -> bool:
+    """Issued or pending, for the validation method (and, for email, the validation domain) configured."""
+    method = _method(ctx)
     return (cert.get("Type") == "AMAZON_ISSUED" and cert.get("Status") in USABLE
-            and _validation_method(cert) in (None, method))
+            and _validation_method(cert) in (None, method)
+            and (method != "EMAIL" or _validation_domain(cert) in (None, ctx.config.domain.validation_domain)))
 
 
 # --- requesting and retiring --------------------------------------------------
 
-def idempotency_token(ctx, method: str, replaces: str | None = None) -> str:
-    """Deterministic per stack, domain and method (and the certificate replaced): a retried request
-    within ACM's hour returns the same certificate, a replacement gets a new one."""
-    seed = "|".join([ctx.stack, ctx.config.domain.name, method, replaces or ""])
+def idempotency_token(ctx, method: str, nonce: str) -> str:
+    """Per stack, domain, method and request nonce: ACM's hour-long memory of a token returns the
+    same certificate to a retried request, and only to it."""
+    seed = "|".join([ctx.stack, ctx.config.domain.name, method, nonce])
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-def _request(ctx, method: str, replaces: str | None) -> str:
+def _request(ctx, method: str) -> str:
+    """Request the certificate; an ARN that ACM does not know (a deleted certificate's) is never used."""
+    nonce = ctx.state.get("certificate").get("nonce")
+    for _attempt in range(2):
+        nonce = nonce or secrets.token_hex(16)
+        if not ctx.planning:  # kept until the certificate is known, so that a retry after a crash repeats it
+            ctx.state.put("certificate", {"nonce": nonce})
+            ctx.state.save()
+        arn = _request_once(ctx, method, nonce)
+        if arn == UNKNOWN or _known(ctx, arn):
+            return arn
+        ctx.out.note(f"ACM answered with certificate {arn}, which it does not know (deleted since its request "
+                     "token was first used); requesting again with a new token")
+        nonce = None
+    ctx.state.drop("certificate")
+    raise DeployError(f"ACM twice answered with a certificate it does not know ({arn}); run deploy again")
+
+
+def _request_once(ctx, method: str, nonce: str) -> str:
     domain = ctx.config.domain.name
-    kwargs = {"DomainName": domain, "ValidationMethod": method,
-              "Tags": ctx.tag_list + [{"Key": VALIDATION_TAG, "Value": method.lower()}],
-              "IdempotencyToken": idempotency_token(ctx, method, replaces)}
+    tags = ctx.tag_list + [{"Key": VALIDATION_TAG, "Value": method.lower()}]
+    kwargs = {"DomainName": domain, "ValidationMethod": method, "Tags": tags,
+              "IdempotencyToken": idempotency_token(ctx, method, nonce)}
+    what = f"certificate for {domain} ({method.lower()} validation)"
     if method == "EMAIL":
-        kwargs["DomainValidationOptions"] = [{"DomainName": domain, "ValidationDomain": domain}]
-    result = ctx.change("create", f"certificate for {domain} ({method.lower()} validation)",
-                        ctx.edge("acm").request_certificate, **kwargs)
+        validation_domain = ctx.config.domain.validation_domain
+        tags.append({"Key": VALIDATION_DOMAIN_TAG, "Value": validation_domain})
+        kwargs["DomainValidationOptions"] = [{"DomainName": domain, "ValidationDomain": validation_domain}]
+        if validation_domain != domain:
+            what = f"certificate for {domain} (email validation via {validation_domain})"
+    result = ctx.change("create", what, ctx.edge("acm").request_certificate, **kwargs)
     return result["CertificateArn"] if result else UNKNOWN
+
+
+def _known(ctx, arn: str) -> bool:
+    """Whether DescribeCertificate knows the ARN (a new one within seconds; a deleted one never)."""
+    acm = ctx.edge("acm")
+    try:
+        wait_until(ctx, f"ACM to describe certificate {arn}", lambda: _describe(acm, arn) is not None,
+                   timeout=KNOWN_TIMEOUT, interval=5)
+    except DeployError:
+        return False
+    return True
 
 
 def _retire(ctx, cert: dict) -> None:
@@ -268,18 +334,54 @@ def _validation_record(ctx, arn: str, cert: dict | None) -> None:
                        "while it stays: keep it.")
 
 
+def _addresses(validation_domain: str) -> str:
+    return ", ".join(f"{box}@{validation_domain}" for box in MAILBOXES)
+
+
 def _renewal_note(ctx, method: str) -> None:
-    domain = ctx.config.domain.name
-    if method == "EMAIL":
-        mx = dns.validation_mx(ctx.config)
-        ctx.out.once("certificate-renewal",
-                     f"Renewal: ACM renews an email-validated certificate only once it is approved by mail again "
-                     f"(ACM mails the domain weeks before expiry). By then the MX record for {domain} has given way "
-                     f"to the domain's own record, so re-add it ({mx.text()}; not possible next to a CNAME) or "
-                     "receive mail for the domain otherwise, then approve. DNS validation renews by itself.")
+    """How this certificate renews, once per run, in the words of the validation mode."""
+    domain, validation_domain = ctx.config.domain.name, ctx.config.domain.validation_domain
+    if method == "DNS":
+        text = "ACM renews a DNS-validated certificate by itself while the validation CNAME stays."
+    elif not ctx.config.domain.receives_mail:
+        text = (f"ACM mails {_addresses(validation_domain)} to approve this certificate, now and about 45 days "
+                "before every expiry; approve each mail, or the certificate lapses.")
     else:
-        ctx.out.once("certificate-renewal",
-                     "Renewal: ACM renews a DNS-validated certificate by itself while the validation CNAME stays.")
+        text = (f"ACM mails the approval again about 45 days before every expiry; the MX record, the SES rule and "
+                f"the mail bucket stay so that it reaches s3://{mail.bucket_name(ctx)}/{mail.PREFIX}, and "
+                f"'deploy' then shows the approval link for {domain}.")
+    ctx.out.once("certificate-renewal", f"Renewal: {text}")
+
+
+def _renewal_status(ctx, cert: dict) -> None:
+    """An issued certificate: its renewal's approval link if one waits for it, else one line of status."""
+    arn, domain = cert["CertificateArn"], ctx.config.domain.name
+    summary = cert.get("RenewalSummary") or {}
+    renewal = summary.get("RenewalStatus")
+    expiry = _day(cert.get("NotAfter"))
+    if renewal == "PENDING_VALIDATION" and _method(ctx) == "EMAIL":
+        where = ctx.config.domain.validation_domain
+        link = (_find_link(ctx.mail("s3"), mail.bucket_name(ctx), arn, set())
+                if ctx.config.domain.receives_mail else None)
+        if link:
+            ctx.out.notice(f"Approve the renewal of the certificate for {domain}",
+                           f"ACM's renewal mail has arrived. Open this link and choose Approve before {expiry}, "
+                           f"or the certificate expires:\n\n{link}\n\nCertificate: {arn}")
+        else:
+            ctx.out.notice(f"Approve the renewal of the certificate for {domain}",
+                           f"ACM waits for the renewal to be approved by mail before {expiry}. It mailed "
+                           f"{_addresses(where)}"
+                           + (f"; SES stores that mail in s3://{mail.bucket_name(ctx)}/{mail.PREFIX}, where it has "
+                              "not arrived yet: run deploy again to see the link."
+                              if ctx.config.domain.receives_mail else ": open the mail and choose Approve."))
+        return
+    state = renewal or "not started (ACM starts 45 days before expiry)"
+    ctx.out.note(f"Certificate valid until {expiry}; renewal: {state}"
+                 + (f" ({summary['RenewalStatusReason']})" if summary.get("RenewalStatusReason") else ""))
+
+
+def _day(value) -> str:
+    return value.strftime("%Y-%m-%d") if hasattr(value, "strftime") else str(value or "unknown")
 
 
 def _fail_if_dead(cert: dict) -> None:
@@ -299,16 +401,25 @@ def _issued(acm, arn: str) -> bool:
 
 
 def _wait_for_approval(ctx, arn: str) -> None:
-    """Look for ACM's mail in the bucket, show its link once, wait until the certificate is ISSUED."""
+    """Look for ACM's mail in the bucket, show its link once, wait until the certificate is ISSUED.
+
+    With a parent validation domain there is no bucket: the operator reads the mail there.
+    """
     acm, s3, domain = ctx.edge("acm"), ctx.mail("s3"), ctx.config.domain.name
-    bucket = mail.bucket_name(ctx)
+    bucket, receives = mail.bucket_name(ctx), ctx.config.domain.receives_mail
     seen: set[str] = set()
     shown: list[str] = []
-    ctx.out.note(f"ACM mails admin@, administrator@, hostmaster@, postmaster@ and webmaster@{domain}; "
-                 f"SES stores the mail in s3://{bucket}/{mail.PREFIX} and the approval link will show here")
+    if receives:
+        ctx.out.note(f"ACM mails {_addresses(domain)}; SES stores the mail in s3://{bucket}/{mail.PREFIX} and the "
+                     "approval link will show here")
+    else:
+        ctx.out.notice(f"Approve the certificate for {domain} by mail",
+                       f"ACM mails {_addresses(ctx.config.domain.validation_domain)}. Open the mail from "
+                       f"no-reply@certificates.amazon.com naming\n{arn}\nfollow its link and choose Approve; "
+                       "this run waits until the certificate is issued.")
 
     def check() -> bool:
-        if not shown:
+        if receives and not shown:
             link = _find_link(s3, bucket, arn, seen)
             if link:
                 shown.append(link)
@@ -323,14 +434,16 @@ def _wait_for_approval(ctx, arn: str) -> None:
 
 
 def _find_link(s3, bucket: str, arn: str, seen: set[str]) -> str | None:
-    """The approval link in the first new mail about this certificate; each mail is read once per run."""
+    """The approval link in the newest mail about this certificate; each mail is read once per run."""
     try:
         pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=mail.PREFIX))
     except ClientError as exc:
         if is_code(exc, "NoSuchBucket"):
             return None
         raise
-    for obj in (o for page in pages for o in page.get("Contents", [])):
+    objects = sorted((o for page in pages for o in page.get("Contents", [])),
+                     key=lambda o: o["LastModified"], reverse=True)  # a renewal's mail before the first
+    for obj in objects:
         if obj["Key"] in seen:
             continue
         seen.add(obj["Key"])

@@ -1,12 +1,16 @@
 """The domain's record pointing at the distribution: the last step, so the domain goes live last.
 
 With a hosted zone: alias A and AAAA records at the domain, targeting the
-distribution. Without one: the CNAME the operator must create is printed.
+distribution; they share the name with the mail step's MX, which stays so
+that ACM's renewal mail arrives. Without one: the CNAME the operator must
+create is printed.
 
 Pitfalls:
-- a CNAME cannot share its name with other records, and email validation
-  put an MX at the domain: that MX (exactly the one the mail step wrote) is
-  removed first, and the operator is told to remove it when we cannot;
+- a CNAME cannot share its name with other records, and email validation of
+  the domain itself needs an MX there at every renewal: an operator without a
+  hosted zone is told so plainly, with the ways out (an ALIAS/ANAME record at
+  their DNS provider, a hosted zone, a parent validation domain, or DNS
+  validation);
 - records carry no tags, so ownership is judged by value: teardown removes
   the A/AAAA records only if they alias the stack's distribution (known from
   the state, or found by its comment and tags). If the distribution is
@@ -41,19 +45,35 @@ def ensure(ctx) -> None:
             raise DeployError("the domain record needs the CloudFront distribution, and the state has no record "
                               "of it; run deploy, which runs the cloudfront step first")
         target = UNKNOWN
-    email = ctx.config.domain.validation == "email"
     if zone is None:
-        mx = dns.validation_mx(ctx.config)
-        first = (f"First remove the MX record used for certificate approval:\n  {mx.text()}\n\n" if email else "")
-        ctx.out.notice("DNS record to create at your DNS provider",
-                       f"{first}{dns.Record(domain, 'CNAME', (target,)).text()}")
+        cname = dns.Record(domain, "CNAME", (target,)).text()
+        if ctx.config.domain.receives_mail:
+            ctx.out.notice("DNS record to create at your DNS provider: the MX problem", _mx_conflict(ctx, cname))
+        else:
+            ctx.out.notice("DNS record to create at your DNS provider", cname)
     else:
-        if email:
-            dns.remove(ctx, zone, domain, "MX", only_if=dns.validation_mx(ctx.config))
         for rtype in TYPES:
             dns.ensure(ctx, zone, dns.Record(domain, rtype, alias_target=target))
     if target != UNKNOWN:
         ctx.state.put(STEP, {"alias_target": target})
+
+
+def _mx_conflict(ctx, cname: str) -> str:
+    domain, mx = ctx.config.domain.name, dns.validation_mx(ctx.config)
+    parent = domain.split(".", 1)[1]
+    return (f"{domain} must point at CloudFront, and a CNAME cannot share its name with the MX record that brings "
+            f"ACM's mail to SES:\n  {mx.text()}\n"
+            "Replace the MX with a CNAME and the certificate works until its renewal (ACM mails the approval about "
+            "45 days before expiry, twice a year or more often), then lapses: the mail has nowhere to go.\n\n"
+            "Ways out, best first:\n"
+            f"  - an ALIAS, ANAME or flattened CNAME record at your DNS provider, beside the MX:\n      "
+            f"{domain}  ALIAS  {cname.split()[-1]}\n"
+            "  - a Route 53 hosted zone for the domain (domain.hosted_zone_id): this toolkit then writes alias A/AAAA "
+            "records beside the MX;\n"
+            f"  - domain.validation_domain = \"{parent}\": ACM mails admin@{parent} and the like instead, "
+            "mailboxes you read;\n"
+            "  - domain.validation = \"dns\": ACM renews by itself.\n\n"
+            f"If you create the CNAME anyway (remove the MX first):\n  {cname}")
 
 
 def destroy(ctx) -> None:

@@ -1,5 +1,9 @@
 """The Lambda function's IAM role: assumable by Lambda only, with the managed VPC-access policy.
 
+The trust policy names this account (``aws:SourceAccount``): only Lambda
+acting for a function of this account may assume the role (the confused-deputy
+guard AWS recommends for service roles).
+
 AWSLambdaVPCAccessExecutionRole is the narrowest AWS policy that lets a VPC
 function create its network interfaces and write its logs. Nothing else is
 attached; policies attached by hand are left alone. With auth = "iam" the role
@@ -18,11 +22,15 @@ from ..tags import as_dict, is_ours
 
 STEP = "iam_role"
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                   "Action": "sts:AssumeRole"}],
-}
+
+
+def trust_policy(account_id: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                       "Action": "sts:AssumeRole",
+                       "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}}],
+    }
 
 
 def role_name(stack: str) -> str:
@@ -46,19 +54,20 @@ def _trust(role: dict) -> dict:
 def ensure(ctx) -> None:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     policy = POLICY.format(partition=partition(ctx.region))
+    trust = trust_policy(ctx.account_id)
     role = _find(ctx)
     if role is None:
         created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
-                             AssumeRolePolicyDocument=json.dumps(TRUST), Tags=ctx.tag_list,
+                             AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
                              Description=f"rds-edge-api stack {ctx.stack}: Lambda execution role")
         ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                    RoleName=name, PolicyArn=policy)
         arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
-        if _trust(role) != TRUST:
+        if _trust(role) != trust:
             ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
-                       RoleName=name, PolicyDocument=json.dumps(TRUST))
+                       RoleName=name, PolicyDocument=json.dumps(trust))
         if not is_ours(role.get("Tags"), ctx.stack):
             ctx.change("update", f"tags of IAM role {name}", iam.tag_role, RoleName=name, Tags=ctx.tag_list)
         attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]

@@ -1,22 +1,29 @@
-"""Step "mail" (email validation only): SES receives the domain's mail into S3.
+"""Step "mail" (email validation of the domain itself): SES receives the domain's mail into S3.
 
-ACM mails its approval link to admin@, hostmaster@, ... of the domain. So that
-the operator needs no mailbox there, this step builds, in the mail region:
-- an S3 bucket ``<stack>-mail-<account>``: public access blocked, only SES may
-  write, only under ``acm/``, only for this account and this rule; mail
-  expires after 30 days;
+ACM mails its approval link to admin@, hostmaster@, ... of the domain, at first
+issue and again about 45 days before every expiry (renewal). So that the
+operator needs no mailbox there, this step builds, in the mail region, and
+keeps for as long as validation is email:
+- an S3 bucket ``<stack>-mail-<account>``: public access blocked, object
+  ownership BucketOwnerEnforced (no ACLs), SSE-S3 default encryption, only SES
+  may write, only under ``acm/``, only for this account and this rule, no
+  request without TLS; mail expires after 30 days;
 - the SES domain identity (TXT ``_amazonses.<domain>``) and the MX record
   that sends the domain's mail to SES (written to the hosted zone, or printed);
 - the receipt rule set ``<stack>-acm``, made active, with one rule: mail to
   the domain -> S3, then stop.
+With DNS validation, or ``validation_domain`` set to a parent domain (ACM
+then mails that domain's mailboxes), none of this is needed: deploy removes
+what an earlier config made.
 
 Pitfalls:
 - An account has ONE active receipt rule set per region: someone else's is
   never replaced, the run stops and says what to do.
 - SES checks that it may write to the bucket when the rule is made: the
   bucket policy comes first.
-- The MX gives way to the domain's own record later (a CNAME forbids it), so
-  it is written only while the certificate is not issued yet.
+- The MX stays beside the domain's alias A/AAAA records (renewal mail needs
+  it); a CNAME at the domain cannot coexist with it, which the domain-record
+  step tells an operator without a hosted zone.
 - The SES identity carries no tags (SES v1): it is deleted only when this
   stack's rule set, bucket or state shows the step ran.
 - A bucket holding objects (or versions) cannot be deleted: it is emptied first.
@@ -37,6 +44,8 @@ MAIL_EXPIRY_DAYS = 30
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
 def bucket_name(ctx) -> str:
@@ -53,6 +62,9 @@ def rule_name(ctx) -> str:
 
 
 def ensure(ctx) -> None:
+    if not ctx.config.domain.receives_mail:  # DNS validation, or ACM mails a parent domain: nothing to receive
+        destroy(ctx)
+        return
     region = ctx.config.domain.mail_region
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set = bucket_name(ctx), rule_set_name(ctx)
@@ -124,13 +136,15 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra)
-        current = {"tags": {}, "block": None, "policy": None, "lifecycle": None}
+        current = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
+                   "encryption": None}
     elif found_in != region:
         raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
                           f"run teardown with domain.mail_region = {found_in!r} first, then deploy again")
     else:
         current = {"tags": _bucket_tags(s3, bucket), "block": _public_access_block(s3, bucket),
-                   "policy": _bucket_policy(s3, bucket), "lifecycle": _lifecycle(s3, bucket)}
+                   "policy": _bucket_policy(s3, bucket), "lifecycle": _lifecycle(s3, bucket),
+                   "ownership": _ownership(s3, bucket), "encryption": _encryption(s3, bucket)}
     tags = current["tags"] or {}
     if tags.get("stack") not in (None, ctx.stack):
         raise DeployError(f"S3 bucket {bucket} is tagged for stack {tags['stack']!r}, not {ctx.stack!r}; "
@@ -141,6 +155,12 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
     if current["block"] != BLOCK_ALL:
         ctx.change("update", f"public access block of S3 bucket {bucket}", s3.put_public_access_block,
                    Bucket=bucket, PublicAccessBlockConfiguration=BLOCK_ALL)
+    if current["ownership"] != OWNERSHIP:
+        ctx.change("update", f"object ownership of S3 bucket {bucket} (BucketOwnerEnforced: no ACLs)",
+                   s3.put_bucket_ownership_controls, Bucket=bucket, OwnershipControls=OWNERSHIP)
+    if not _sse_s3(current["encryption"]):
+        ctx.change("update", f"default encryption of S3 bucket {bucket} (SSE-S3)", s3.put_bucket_encryption,
+                   Bucket=bucket, ServerSideEncryptionConfiguration=ENCRYPTION)
     policy = bucket_policy(ctx, bucket, region)
     if current["policy"] != policy:
         ctx.change("update", f"policy of S3 bucket {bucket} (only SES may write under {PREFIX})",
@@ -154,7 +174,8 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
 
 
 def bucket_policy(ctx, bucket: str, region: str) -> dict:
-    """SES of this account, for this rule only, may put objects under the prefix: nothing else."""
+    """SES of this account, for this rule only, may put objects under the prefix: nothing else;
+    and no one, SES included, without TLS."""
     rule_arn = (f"arn:aws:ses:{region}:{ctx.account_id}:receipt-rule-set/{rule_set_name(ctx)}"
                 f":receipt-rule/{rule_name(ctx)}")
     return {
@@ -167,6 +188,13 @@ def bucket_policy(ctx, bucket: str, region: str) -> dict:
             "Resource": f"arn:aws:s3:::{bucket}/{PREFIX}*",
             "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id},
                           "ArnLike": {"aws:SourceArn": rule_arn}},
+        }, {
+            "Sid": "DenyWithoutTLS",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }],
     }
 
@@ -189,6 +217,24 @@ def _public_access_block(s3, bucket: str) -> dict | None:
 def _bucket_policy(s3, bucket: str) -> dict | None:
     found = or_none(s3.get_bucket_policy, "NoSuchBucketPolicy", Bucket=bucket)
     return found and json.loads(found["Policy"])
+
+
+def _ownership(s3, bucket: str) -> dict | None:
+    found = or_none(s3.get_bucket_ownership_controls, "OwnershipControlsNotFoundError", Bucket=bucket)
+    return found and found["OwnershipControls"]
+
+
+def _encryption(s3, bucket: str) -> dict | None:
+    found = or_none(s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError", Bucket=bucket)
+    return found and found["ServerSideEncryptionConfiguration"]
+
+
+def _sse_s3(encryption: dict | None) -> bool:
+    """Whether the bucket's default encryption is SSE-S3 (S3 adds BucketKeyEnabled: false when read back)."""
+    rules = (encryption or {}).get("Rules", [])
+    return (len(rules) == 1
+            and rules[0].get("ApplyServerSideEncryptionByDefault") == ENCRYPTION["Rules"][0][
+                "ApplyServerSideEncryptionByDefault"])
 
 
 def _lifecycle(s3, bucket: str) -> list[dict] | None:
@@ -244,22 +290,21 @@ def _mx(ctx, region: str) -> dns.Record:
 
 
 def _ensure_records(ctx, token: str, region: str) -> None:
+    """TXT and MX, kept for as long as validation is email: ACM's renewal mail needs the MX too."""
     domain = ctx.config.domain.name
-    records = [_txt(domain, token)]
-    if _certificate_issued(ctx):
-        ctx.out.note(f"The certificate is issued: the MX record for {domain} is no longer written "
-                     "(the domain's own record takes its place)")
-    else:
-        records.append(_mx(ctx, region))
+    records = [_txt(domain, token), _mx(ctx, region)]
     zone = ctx.config.domain.hosted_zone_id
     if zone:
         for record in records:
             dns.ensure(ctx, zone, record)
-    elif len(records) > 1:
+    elif _certificate_issued(ctx):
+        ctx.out.note(f"Keep the DNS records {'; '.join(r.text() for r in records)}: ACM's renewal mail reaches "
+                     "SES through the MX")
+    else:
         ctx.out.notice(f"Create these DNS records for {domain}",
                        "\n".join(r.text() for r in records)
-                       + "\n\nSES receives ACM's approval mail once they resolve. Remove the MX record before "
-                         "pointing the domain at CloudFront (a CNAME cannot coexist with it).")
+                       + "\n\nSES receives ACM's approval mail once they resolve, at first issue and at every "
+                         "renewal: keep them.")
 
 
 def _remove_records(ctx, token: str | None, region: str) -> None:
@@ -277,7 +322,7 @@ def _remove_records(ctx, token: str | None, region: str) -> None:
 
 
 def _certificate_issued(ctx) -> bool:
-    """Whether the stack's certificate (per state) is issued: then the MX has done its job."""
+    """Whether the stack's certificate (per state) is issued: then the records were shown before."""
     arn = ctx.state.get("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return False

@@ -1,0 +1,218 @@
+"""Step "alerts" (``[alerts] email``): ACM's warnings about the certificate, mailed to the operator.
+
+An email-validated certificate lapses if nobody approves its renewal; any
+certificate can fail to renew. ACM says so through EventBridge, in the
+certificate's region (us-east-1), so this step builds there:
+- the SNS topic ``<stack>-certificate-alerts``, tagged, whose policy lets only
+  EventBridge publish, and only for the rule below (``aws:SourceArn``);
+- an email subscription of ``[alerts] email`` to it;
+- the EventBridge rule ``<stack>-certificate-alerts``, tagged, matching source
+  ``aws.acm``, the detail-types ``ACM Certificate Approaching Expiration``
+  (daily from 45 days before expiry), ``ACM Certificate Renewal Action
+  Required`` and ``ACM Certificate Expired``, resources = the certificate's
+  ARN; its one target is the topic.
+
+Pitfalls:
+- AWS mails a confirmation link to the address first: until it is opened the
+  subscription is "PendingConfirmation" and nothing is delivered.
+- A pending subscription cannot be unsubscribed (it has no ARN yet); AWS drops
+  it unconfirmed after a few days. A changed address therefore subscribes the
+  new one and unsubscribes the old one only once it is confirmed.
+- A topic policy replaces SNS's default one (which lets the owning account
+  publish): ours names EventBridge only.
+- The rule names the certificate: a replaced certificate updates the rule.
+- Without ``[alerts]`` this step removes what an earlier config made.
+- Rule and topic get their tags in the creating call: a same-named one
+  without them is someone else's, and deploy stops rather than take it over.
+"""
+from __future__ import annotations
+
+import json
+
+from ..context import EDGE_REGION, UNKNOWN
+from ..errors import DeployError, or_none
+from ..tags import as_dict, is_ours
+
+STEP = "alerts"
+TARGET_ID = "certificate-alerts-topic"
+PENDING = "PendingConfirmation"
+DETAIL_TYPES = ("ACM Certificate Approaching Expiration", "ACM Certificate Renewal Action Required",
+                "ACM Certificate Expired")
+
+
+def name(stack: str) -> str:
+    return f"{stack}-certificate-alerts"
+
+
+def event_pattern(certificate_arn: str) -> dict:
+    return {"source": ["aws.acm"], "detail-type": list(DETAIL_TYPES), "resources": [certificate_arn]}
+
+
+def topic_policy(topic_arn: str, rule_arn: str) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EventBridgeRulePublishes",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        }],
+    }
+
+
+# --- finding ------------------------------------------------------------------
+
+def _find_topic(ctx, destroying: bool) -> str | None:
+    """The ARN of the topic of that name, if it is this stack's.
+
+    CreateTopic sets the tags in the same call, so a same-named topic without them is someone
+    else's: ensure stops, destroy leaves it alone.
+    """
+    sns, suffix = ctx.edge("sns"), f":{name(ctx.stack)}"
+    arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]
+            if t["TopicArn"].endswith(suffix)]
+    for arn in arns:
+        if is_ours(sns.list_tags_for_resource(ResourceArn=arn)["Tags"], ctx.stack):
+            return arn
+        _not_ours(ctx, f"SNS topic {arn}", destroying)
+    return None
+
+
+def _not_ours(ctx, what: str, destroying: bool) -> None:
+    if destroying:
+        ctx.out.note(f"Leaving {what}: it is not tagged as this stack's")
+        return
+    raise DeployError(f"{what} exists in us-east-1 but is not tagged as stack {ctx.stack}'s; delete or rename it, "
+                      "or choose another stack name")
+
+
+def _find_rule(ctx) -> dict | None:
+    events = ctx.edge("events")
+    rule = or_none(events.describe_rule, "ResourceNotFoundException", Name=name(ctx.stack))
+    if rule is None:
+        return None
+    rule["Tags"] = as_dict(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"])
+    return rule
+
+
+def _subscriptions(ctx, topic_arn: str) -> list[dict]:
+    pages = ctx.edge("sns").get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    return [s for page in pages for s in page["Subscriptions"]]
+
+
+# --- ensure -------------------------------------------------------------------
+
+def ensure(ctx) -> None:
+    if ctx.config.alerts is None:
+        destroy(ctx)
+        return
+    rule, topic = _find_rule(ctx), _find_topic(ctx, destroying=False)  # both checked before any change
+    if rule is not None and not is_ours(rule["Tags"], ctx.stack):
+        _not_ours(ctx, f"EventBridge rule {name(ctx.stack)}", destroying=False)  # PutRule tags in the same call
+    rule_arn = _ensure_rule(ctx, rule)
+    topic_arn = _ensure_topic(ctx, topic, rule_arn)
+    _ensure_target(ctx, topic_arn)
+    _ensure_subscription(ctx, topic_arn)
+    ctx.state.put(STEP, {"rule_arn": rule_arn, "topic_arn": topic_arn, "email": ctx.config.alerts.email})
+
+
+def _rule_arn(ctx) -> str:
+    return f"arn:aws:events:{EDGE_REGION}:{ctx.account_id}:rule/{name(ctx.stack)}"
+
+
+def _ensure_rule(ctx, rule: dict | None) -> str:
+    events, rule_name = ctx.edge("events"), name(ctx.stack)
+    certificate_arn = ctx.state.get("certificate").get("arn", UNKNOWN)
+    wanted = {"Name": rule_name, "EventPattern": json.dumps(event_pattern(certificate_arn)), "State": "ENABLED",
+              "Description": f"rds-edge-api stack {ctx.stack}: ACM's warnings about the API's certificate"}
+    if rule is None:
+        created = ctx.change("create", f"EventBridge rule {rule_name} (ACM expiry and renewal events)",
+                             events.put_rule, Tags=ctx.tag_list, **wanted)
+        return created["RuleArn"] if created else _rule_arn(ctx)
+    if (json.loads(rule.get("EventPattern") or "{}") != event_pattern(certificate_arn)
+            or rule.get("State") != "ENABLED"):
+        ctx.change("update", f"EventBridge rule {rule_name} (for certificate {certificate_arn})", events.put_rule,
+                   **wanted)
+    return rule["Arn"]
+
+
+def _ensure_topic(ctx, arn: str | None, rule_arn: str) -> str:
+    sns, topic_name = ctx.edge("sns"), name(ctx.stack)
+    current = None
+    if arn is None:
+        created = ctx.change("create", f"SNS topic {topic_name}", sns.create_topic, Name=topic_name,
+                             Tags=ctx.tag_list)
+        arn = created["TopicArn"] if created else UNKNOWN
+    else:
+        policy = sns.get_topic_attributes(TopicArn=arn)["Attributes"].get("Policy")
+        current = json.loads(policy) if policy else None
+    wanted = topic_policy(arn, rule_arn)
+    if current != wanted:
+        ctx.change("update", f"policy of SNS topic {topic_name} (only EventBridge, for rule {name(ctx.stack)})",
+                   sns.set_topic_attributes, TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(wanted))
+    return arn
+
+
+def _ensure_target(ctx, topic_arn: str) -> None:
+    events, rule_name = ctx.edge("events"), name(ctx.stack)
+    listed = or_none(events.list_targets_by_rule, "ResourceNotFoundException", Rule=rule_name)  # none: planned
+    targets = listed["Targets"] if listed else []
+    if [(t["Id"], t["Arn"]) for t in targets] == [(TARGET_ID, topic_arn)]:
+        return
+    stale = [t["Id"] for t in targets if t["Id"] != TARGET_ID]
+    if stale:
+        ctx.change("update", f"remove other targets of EventBridge rule {rule_name}", events.remove_targets,
+                   Rule=rule_name, Ids=stale)
+    ctx.change("update", f"target of EventBridge rule {rule_name}: SNS topic {name(ctx.stack)}", events.put_targets,
+               Rule=rule_name, Targets=[{"Id": TARGET_ID, "Arn": topic_arn}])
+
+
+def _ensure_subscription(ctx, topic_arn: str) -> None:
+    sns, email = ctx.edge("sns"), ctx.config.alerts.email
+    subscriptions = [] if topic_arn == UNKNOWN else _subscriptions(ctx, topic_arn)
+    mine = [s for s in subscriptions if s["Protocol"] == "email" and s["Endpoint"].lower() == email.lower()]
+    if not mine:
+        ctx.change("create", f"email subscription of {email} to SNS topic {name(ctx.stack)}", sns.subscribe,
+                   TopicArn=topic_arn, Protocol="email", Endpoint=email)
+        ctx.out.notice(f"Confirm the certificate alerts for {email}",
+                       f"AWS mails a confirmation link to {email} (from no-reply@sns.amazonaws.com, subject "
+                       "\"AWS Notification - Subscription Confirmation\"). Open it: until then no alert is "
+                       "delivered. Alerts come 45 days before the certificate expires, when a renewal needs "
+                       "action, and if it expires.")
+    elif mine[0]["SubscriptionArn"] == PENDING:
+        ctx.out.note(f"The alert subscription of {email} waits for its confirmation: open the link AWS mailed there")
+    for other in subscriptions:
+        if other in mine:
+            continue
+        if other["SubscriptionArn"] == PENDING:
+            ctx.out.note(f"The unconfirmed subscription of {other['Endpoint']} cannot be removed; AWS drops it "
+                         "within days")
+            continue
+        ctx.change("delete", f"subscription of {other['Endpoint']} to SNS topic {name(ctx.stack)}",
+                   sns.unsubscribe, SubscriptionArn=other["SubscriptionArn"])
+
+
+# --- destroy ------------------------------------------------------------------
+
+def destroy(ctx) -> None:
+    """Rule (targets first), then the topic's confirmed subscriptions and the topic: each only if ours."""
+    events, sns, rule_name = ctx.edge("events"), ctx.edge("sns"), name(ctx.stack)
+    rule = _find_rule(ctx)
+    if rule is not None and not is_ours(rule["Tags"], ctx.stack):
+        _not_ours(ctx, f"EventBridge rule {rule_name}", destroying=True)
+    elif rule is not None:
+        targets = [t["Id"] for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]]
+        if targets:
+            ctx.change("update", f"remove targets of EventBridge rule {rule_name}", events.remove_targets,
+                       Rule=rule_name, Ids=targets)
+        ctx.change("delete", f"EventBridge rule {rule_name}", events.delete_rule, Name=rule_name)
+    topic_arn = _find_topic(ctx, destroying=True)
+    if topic_arn is None:
+        return
+    for subscription in _subscriptions(ctx, topic_arn):
+        if subscription["SubscriptionArn"] != PENDING:
+            ctx.change("delete", f"subscription of {subscription['Endpoint']} to SNS topic {name(ctx.stack)}",
+                       sns.unsubscribe, SubscriptionArn=subscription["SubscriptionArn"])
+    ctx.change("delete", f"SNS topic {name(ctx.stack)}", sns.delete_topic, TopicArn=topic_arn)
