@@ -195,7 +195,7 @@ def test_switching_to_iam_removes_the_password(cfg, load_seeded, write_config):
     run_steps(cfg, *PREREQUISITES, function)
     from provision import config as config_module
     ctx = run_steps(config_module.load(write_config(*IAM)), *PREREQUISITES, function)
-    assert changing_ops(ctx) == ["UpdateFunctionConfiguration"]
+    assert changing_ops(ctx) == ["PutRolePolicy", "UpdateFunctionConfiguration"]  # the role may connect first
     assert "DB_PASSWORD" not in read_function()["Configuration"]["Environment"]["Variables"]
 
 
