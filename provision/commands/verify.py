@@ -190,8 +190,13 @@ def show(rows: list[Row], out) -> bool:
 
 # ------------------------------------------------------------------------------------------- on AWS
 
-def caller_address(url: str = CHECKIP_URL, timeout: float = TIMEOUT) -> tuple[str | None, str]:
-    """This machine's public address, as a web service sees it; (None, why) when it cannot tell."""
+def caller_address(timeout: float = TIMEOUT, url: str | None = None) -> tuple[str | None, str]:
+    """This machine's public address, as a web service sees it; (None, why) when it cannot tell.
+
+    The edge sees the address this machine reaches it from; over IPv6 that may differ from what an
+    IPv4-only service reports, so the row says where the address came from.
+    """
+    url = url or CHECKIP_URL
     reply = get(url, {}, timeout)
     text = reply.body.strip()
     try:
@@ -227,20 +232,26 @@ def deployed_urls(ctx) -> tuple[str, str] | None:
     return distribution["DomainName"], invoke
 
 
+def aws_target(ctx, key: str, timeout: float = TIMEOUT) -> Target | None:
+    """The deployed stack's target, read back from AWS; None when it is not deployed."""
+    urls = deployed_urls(ctx)
+    if urls is None:
+        return None
+    host, how = edge_host(ctx.config.domain.name, urls[0])
+    ctx.out.note(how)
+    caller, note = caller_address(timeout)
+    return Target(edge_url=f"https://{host}/{ctx.config.api.path}", invoke_url=urls[1],
+                  authorization=ctx.config.access.authorization.value, allowed_cidrs=ctx.config.access.allowed_cidrs,
+                  caller=caller, caller_note=note, key=key, timeout=timeout)
+
+
 def run(args, config, session, out) -> int:
     if args.local:
         return run_local(args, config, session, out)
-    ctx = make_context(config, session=session, out=out)
-    urls = deployed_urls(ctx)
-    if urls is None:
+    target = aws_target(make_context(config, session=session, out=out), args.key, args.timeout)
+    if target is None:
         out.error(f"stack {config.stack.name} is not deployed (no distribution or REST API found); run deploy first")
         return 1
-    host, how = edge_host(config.domain.name, urls[0])
-    out.note(how)
-    caller, note = caller_address(timeout=args.timeout)
-    target = Target(edge_url=f"https://{host}/{config.api.path}", invoke_url=urls[1],
-                    authorization=config.access.authorization.value, allowed_cidrs=config.access.allowed_cidrs,
-                    caller=caller, caller_note=note, key=args.key, timeout=args.timeout)
     return 0 if show(check(target), out) else 1
 
 
@@ -266,7 +277,7 @@ def local_addresses(cidrs: tuple[str, ...]) -> tuple[str, str]:
     """An address inside the first allowed range (its 10th host: 203.0.113.10 for 203.0.113.0/24), and one outside."""
     network = ipaddress.ip_network(cidrs[0])
     allowed = network.network_address + min(10, network.num_addresses - 1)
-    candidates = ("198.51.100.77", "192.0.2.99", "2001:db8:ffff::1", "100.64.0.1")
+    candidates = ("198.51.100.77", "192.0.2.99", "100.64.0.1", "100::1", "fd00::77")
     blocked = next(c for c in candidates if not inside(c, cidrs) and ipaddress.ip_address(c).version == network.version)
     return str(allowed), blocked
 
