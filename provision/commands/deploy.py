@@ -65,13 +65,18 @@ def serve(args, config, session, out) -> int:
     with LocalPath(config, session, port=args.port, log=None if args.once else _printer(out)) as path:
         allowed, blocked = verify.local_addresses(config.access.allowed_cidrs)
         header = _authorization_header(config, args.throwaway_secrets, path)
-        out.note(
-            f"edge (CloudFront + WAF) on {path.edge_url}, API stand-in (API Gateway stage {config.api.stage}) on "
-            f"{path.invoke_url}, MariaDB on 127.0.0.1:{path.database.port} (table {config.database.table}: "
-            f"keys 42, 7). Every caller here is 127.0.0.1, so, locally only, the edge takes the caller's "
-            f"address from the first X-Forwarded-For entry.\n"
-            f"  allowed: curl -i {header} -H 'X-Forwarded-For: {allowed}' '{path.edge_url}?key=42'\n"
-            f"  blocked: curl -i {header} -H 'X-Forwarded-For: {blocked}' '{path.edge_url}?key=42'")
+        lines = [
+            f"edge (CloudFront + WAF):          {path.edge_url}",
+            f"API stand-in (stage {config.api.stage}):        {path.invoke_url}  (API key required)",
+            f"MariaDB, table {config.database.table}:           127.0.0.1:{path.database.port}  (keys 42 and 7 have rows)",
+            "Every caller here is 127.0.0.1, so, locally only, the edge takes the caller's address",
+            "from the first X-Forwarded-For entry. Try an allowed and a blocked caller:",
+            f"  curl -i {header} -H 'X-Forwarded-For: {allowed}' '{path.edge_url}?key=42'",
+            f"  curl -i {header} -H 'X-Forwarded-For: {blocked}' '{path.edge_url}?key=42'",
+        ]
+        if header.startswith("-H @"):
+            lines.append("(that file holds this run's throwaway Authorization value; it is removed when serving stops)")
+        out.notice("The deployed path, served locally", "\n".join(lines))
         if args.once:
             return 0 if verify.show(verify.check(verify.local_target(path, config, session)), out) else 1
         out.console.print("Serving until Ctrl-C; each request is logged below.")

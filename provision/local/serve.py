@@ -368,7 +368,8 @@ def _http_handler(answer: Callable[[Incoming], Answer], log: Callable[[str], Non
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(result.body)
-            log(f"{name:4} {source_address(request):>15} {self.command} {path} -> {result.status} {result.note}")
+            caller = source_address(request) if name == "edge" else request.peer
+            log(f"{name:4} {caller:>15} {self.command} {path} -> {result.status} {result.note}")
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
 
