@@ -7,6 +7,7 @@ With ``--local --serve``, the deployed path is then served on loopback
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from contextlib import ExitStack
 
@@ -66,9 +67,10 @@ def serve(args, config, session, out) -> int:
         allowed, blocked = verify.local_addresses(config.access.allowed_cidrs)
         header = _authorization_header(config, args.throwaway_secrets, path)
         lines = [
-            f"edge (CloudFront + WAF):          {path.edge_url}",
-            f"API stand-in (stage {config.api.stage}):        {path.invoke_url}  (API key required)",
-            f"MariaDB, table {config.database.table}:           127.0.0.1:{path.database.port}  (keys 42 and 7 have rows)",
+            *_aligned({"edge (CloudFront + WAF)": path.edge_url,
+                       f"API stand-in (stage {config.api.stage})": f"{path.invoke_url}  (API key required)",
+                       f"MariaDB (table {config.database.table})":
+                           f"127.0.0.1:{path.database.port}  (keys 42 and 7 have rows)"}),
             "Every caller here is 127.0.0.1, so, locally only, the edge takes the caller's address",
             "from the first X-Forwarded-For entry. Try an allowed and a blocked caller:",
             f"  curl -i {header} -H 'X-Forwarded-For: {allowed}' '{path.edge_url}?key=42'",
@@ -80,11 +82,21 @@ def serve(args, config, session, out) -> int:
         if args.once:
             return 0 if verify.show(verify.check(verify.local_target(path, config, session)), out) else 1
         out.console.print("Serving until Ctrl-C; each request is logged below.")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            out.console.print("Stopping: servers and MariaDB stopped, their files removed.")
+        _until_stopped()
+        out.console.print("Stopping the servers and MariaDB, removing their files.")
     return 0
+
+
+def _until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM, even where a shell started us with SIGINT ignored (`cmd &`)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _authorization_header(config, throwaway: list[str], path) -> str:
@@ -99,3 +111,8 @@ def _authorization_header(config, throwaway: list[str], path) -> str:
 
 def _printer(out):
     return lambda line: out.console.print(line, markup=False, highlight=False)
+
+
+def _aligned(rows: dict[str, str]) -> list[str]:
+    width = max(map(len, rows)) + 2
+    return [f"{(label + ':').ljust(width)}{value}" for label, value in rows.items()]
