@@ -204,3 +204,115 @@ def test_a_hostile_key_without_rows_is_a_4xx_never_a_500(served, key):
     status, body = through_edge(served[2], key=key)
     assert status in (400, 404), (status, body)
     assert json.loads(body)["message"].startswith(("[NotFound]", "[BadRequest]"))
+
+
+# ---- the evaluators on their own: WAF statements and API Gateway's template functions ----
+
+from provision.local import vtl, waf_eval  # noqa: E402
+
+SET_V4 = "arn:aws:wafv2:us-east-1:123456789012:global/ipset/demo-ipv4/1"
+SET_V6 = "arn:aws:wafv2:us-east-1:123456789012:global/ipset/demo-ipv6/2"
+SETS = {SET_V4: ["203.0.113.0/24"], SET_V6: ["2001:db8::/32"]}
+
+
+def header_match(value, constraint="EXACTLY", transformations=("NONE",), name="authorization"):
+    return {"ByteMatchStatement": {"SearchString": value.encode(), "FieldToMatch": {"SingleHeader": {"Name": name}},
+                                   "PositionalConstraint": constraint,
+                                   "TextTransformations": [{"Priority": i, "Type": t}
+                                                           for i, t in enumerate(transformations)]}}
+
+
+def request(source="203.0.113.10", **headers):
+    return waf_eval.Request(source, "GET", "/items", "key=42", {k.lower(): v for k, v in headers.items()})
+
+
+def the_toolkits_acl(secret="Bearer s3cret"):
+    sources = {"OrStatement": {"Statements": [{"IPSetReferenceStatement": {"ARN": SET_V4}},
+                                              {"IPSetReferenceStatement": {"ARN": SET_V6}}]}}
+    return {"DefaultAction": {"Block": {}}, "Rules": [
+        {"Name": "allow-listed-callers", "Priority": 0, "Action": {"Allow": {}},
+         "Statement": {"AndStatement": {"Statements": [sources, header_match(secret)]}}}]}
+
+
+@pytest.mark.parametrize("source, authorization, action", [
+    ("203.0.113.10", "Bearer s3cret", "Allow"),
+    ("2001:db8::1", "Bearer s3cret", "Allow"),
+    ("203.0.114.10", "Bearer s3cret", "Block"),
+    ("2001:db9::1", "Bearer s3cret", "Block"),
+    ("203.0.113.10", "bearer s3cret", "Block"),
+    ("203.0.113.10", "Bearer s3cret ", "Block"),
+    ("203.0.113.10", "Bearer s3cre", "Block"),
+    ("203.0.113.10", None, "Block"),
+])
+def test_the_toolkits_rule_allows_listed_sources_with_the_exact_header(source, authorization, action):
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    verdict = waf_eval.evaluate(the_toolkits_acl(), request(source, **headers), SETS.__getitem__)
+    assert verdict.action == action
+
+
+@pytest.mark.parametrize("constraint, transformations, value, matched", [
+    ("STARTS_WITH", ("NONE",), "Bearer abc", True),
+    ("ENDS_WITH", ("NONE",), "x-Bearer", True),
+    ("ENDS_WITH", ("NONE",), "Bearer-x", False),
+    ("CONTAINS", ("NONE",), "say Bearer now", True),
+    ("CONTAINS_WORD", ("NONE",), "say Bearer now", True),
+    ("CONTAINS_WORD", ("NONE",), "sayBearer now", False),
+    ("EXACTLY", ("LOWERCASE",), "BEARER", False),  # the search string is not transformed
+    ("EXACTLY", ("URL_DECODE",), "Bearer", True),
+    ("EXACTLY", ("URL_DECODE",), "Bear%65r", True),
+    ("EXACTLY", ("COMPRESS_WHITE_SPACE",), "Bearer", True),
+])
+def test_byte_match_constraints_and_transformations(constraint, transformations, value, matched):
+    statement = header_match("Bearer", constraint, transformations)
+    assert waf_eval.matches(statement, request(Authorization=value), SETS.__getitem__) is matched
+
+
+def test_lowercase_applies_to_the_field_before_comparing():
+    statement = header_match("bearer x", "EXACTLY", ("LOWERCASE", "COMPRESS_WHITE_SPACE"))
+    assert waf_eval.matches(statement, request(Authorization="BEARER   X"), SETS.__getitem__)
+
+
+def test_not_statement_count_rules_and_priorities():
+    acl = {"DefaultAction": {"Allow": {}}, "Rules": [
+        {"Name": "later", "Priority": 5, "Action": {"Block": {}}, "Statement": header_match("x", name="x-a")},
+        {"Name": "counted", "Priority": 1, "Action": {"Count": {}}, "Statement": header_match("x", name="x-a")},
+        {"Name": "first", "Priority": 2, "Action": {"Allow": {}},
+         "Statement": {"NotStatement": {"Statement": {"IPSetReferenceStatement": {"ARN": SET_V4}}}}}]}
+    assert waf_eval.evaluate(acl, request("198.51.100.1", **{"x-a": "x"}), SETS.__getitem__).rule == "first"
+    assert waf_eval.evaluate(acl, request(**{"x-a": "x"}), SETS.__getitem__).rule == "later"
+    assert waf_eval.evaluate(acl, request(), SETS.__getitem__) == waf_eval.Verdict("Allow", None)
+
+
+def test_an_unknown_statement_is_said_not_guessed():
+    with pytest.raises(waf_eval.Unsupported, match="RateBasedStatement"):
+        waf_eval.matches({"RateBasedStatement": {"Limit": 100}}, request(), SETS.__getitem__)
+
+
+@pytest.mark.parametrize("text, escaped", [
+    ("plain", "plain"),
+    ("it's", "it\\'s"),
+    ('say "hi"', 'say \\"hi\\"'),
+    ("back\\slash", "back\\\\slash"),
+    ("</script>", "<\\/script>"),
+    ("tab\tnew\nline\r\x01", "tab\\tnew\\nline\\r\\u0001"),
+    ("caf\u00e9 \u65e5", "caf\\u00E9 \\u65E5"),
+    ("\U0001F600", "\\uD83D\\uDE00"),  # UTF-16 code units, as Java sees the string
+    ("\x7f", "\x7f"),
+])
+def test_escape_javascript_is_commons_langs(text, escaped):
+    assert vtl.escape_javascript(text) == escaped
+
+
+def test_the_template_reads_params_in_api_gateways_order_and_the_source_ip():
+    template = ('{"a": "$input.params(\'a\')", "b": "$input.params(\'b\')", "missing": "$input.params(\'zz\')", '
+                '"ip": "$context.identity.sourceIp"}')
+    rendered = vtl.render(template, vtl.Input("", {"a": "from-path"}, {"a": "from-query", "b": "q"}, {"b": "h"}),
+                          {"identity": {"sourceIp": "127.0.0.1"}})
+    assert json.loads(rendered) == {"a": "from-path", "b": "q", "missing": "", "ip": "127.0.0.1"}
+
+
+def test_the_toolkits_error_template_quotes_the_message_as_json():
+    from provision.steps.api import ERROR_BODY
+
+    body = json.dumps({"errorMessage": '[NotFound] "quoted" \u00e9', "errorType": "NotFound"})
+    assert json.loads(vtl.render(ERROR_BODY, vtl.Input(body), {})) == {"message": '[NotFound] "quoted" \u00e9'}
