@@ -223,7 +223,7 @@ def deployed_urls(ctx) -> tuple[str, str] | None:
     """(distribution domain, execute-api invoke URL) read back from AWS; None if either is missing."""
     distribution = cloudfront_step.find(ctx)
     apigw, name = ctx.client("apigateway"), api_step.api_name(ctx.stack)
-    api = next((a for a in api_step._paged(apigw.get_rest_apis, "items")
+    api = next((a for page in apigw.get_paginator("get_rest_apis").paginate() for a in page["items"]
                 if a["name"] == name and is_ours(a.get("tags"), ctx.stack)), None)
     if distribution is None or api is None:
         return None
@@ -263,8 +263,8 @@ def local_target(path, config, session, timeout: float = TIMEOUT) -> Target:
 
     allowed, blocked = local_addresses(config.access.allowed_cidrs)
     apigw = session.client("apigateway", region_name=config.stack.region)
-    key = next((k for k in api_step._paged(apigw.get_api_keys, "items", nameQuery=config.stack.name, includeValues=True)
-                if k["name"] == config.stack.name), None)
+    pages = apigw.get_paginator("get_api_keys").paginate(nameQuery=config.stack.name, includeValues=True)
+    key = next((k for page in pages for k in page["items"] if k["name"] == config.stack.name), None)
     return Target(edge_url=path.edge_url, invoke_url=path.invoke_url,
                   authorization=config.access.authorization.value, allowed_cidrs=config.access.allowed_cidrs,
                   caller="127.0.0.1", caller_note="claimed with X-Forwarded-For (local only)",

@@ -64,6 +64,11 @@ EXECUTE_API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws
 LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/2015-03-31/functions/(.+)/invocations$")
 
 
+def _all(apigw, call: str, **kwargs) -> list[dict]:
+    """Every item of an API Gateway list call, through boto3's paginator."""
+    return [item for page in apigw.get_paginator(call).paginate(**kwargs) for item in page.get("items", [])]
+
+
 @dataclass
 class Answer:
     status: int
@@ -114,7 +119,7 @@ class Emulator:
         return self.wafv2.get_ip_set(Name=name, Scope=SCOPE, Id=set_id)["IPSet"]["Addresses"]
 
     def stack_api_id(self) -> str | None:
-        for api in api_step._paged(self.apigateway.get_rest_apis, "items"):
+        for api in _all(self.apigateway, "get_rest_apis"):
             if api["name"] == api_step.api_name(self.config.stack.name):
                 return api["id"]
         return None
@@ -127,10 +132,10 @@ class Emulator:
         """An enabled key with this value in a usage plan bound to this API's stage."""
         if not value:
             return False
-        for plan in api_step._paged(self.apigateway.get_usage_plans, "items"):
+        for plan in _all(self.apigateway, "get_usage_plans"):
             if not any(s.get("apiId") == api_id and s.get("stage") == stage for s in plan.get("apiStages") or []):
                 continue
-            for key in api_step._paged(self.apigateway.get_usage_plan_keys, "items", usagePlanId=plan["id"]):
+            for key in _all(self.apigateway, "get_usage_plan_keys", usagePlanId=plan["id"]):
                 if key.get("value") == value and self.apigateway.get_api_key(apiKey=key["id"]).get("enabled"):
                     return True
         return False
@@ -267,7 +272,7 @@ def api_gateway(emulator: Emulator, function: LocalFunction, request: Incoming) 
         if not is_code(exc, "NotFoundException"):
             raise
         return _message(403, "Forbidden", f"no API {api_id} or stage {stage!r}")
-    resource, path_params = _find_resource(api_step._paged(apigw.get_resources, "items", restApiId=api_id),
+    resource, path_params = _find_resource(_all(apigw, "get_resources", restApiId=api_id),
                                            "/" + rest)
     verb = next((v for v in (request.method, "ANY") if resource and v in (resource.get("resourceMethods") or {})),
                 None)
