@@ -80,7 +80,8 @@ def test_serve_once_checks_every_wall_and_removes_its_files(monkeypatch):
     code, text = run("deploy", "--serve", "--once", "--port", str(free_port()))
     assert code == 0, text
     assert "every wall holds" in text
-    allowed = re.search(r"\n +curl -i -H @(\S+) -H 'X-Forwarded-For: 203\.0\.113\.10' 'http://127\.0\.0\.1:\d+/items\?key=42'\n", text)
+    allowed = re.search(r"\n +curl -i -H @(\S+) -H 'X-Forwarded-For: 203\.0\.113\.10' "
+                        r"'http://127\.0\.0\.1:\d+/items\?key=42'\n", text)
     blocked = re.search(r"\n +curl -i -H @\S+ -H 'X-Forwarded-For: (?!203\.0\.113\.10)(\S+)'", text)
     assert allowed and blocked and blocked.group(1) == "198.51.100.77", text
     assert not os.path.exists(allowed.group(1))  # the throwaway Authorization's header file is gone
@@ -141,3 +142,18 @@ def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
     assert proc.returncode == 0, text + rest
     assert re.search(r"edge\s+203\.0\.113\.10 GET /items -> 200", rest), rest
     assert not list(tmp_path.iterdir())  # MariaDB's directory and the header file are removed
+
+
+def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, tmp_path, monkeypatch):
+    import socket
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, text = run("deploy", "--serve", "--once", "--port", str(port - 1))
+    assert code == 1, text
+    assert f"cannot listen on 127.0.0.1:{port}" in text and "--port" in text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("rds-edge-mariadb-", "rds-edge-serve-"))]

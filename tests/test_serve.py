@@ -12,7 +12,6 @@ import urllib.parse
 import urllib.request
 from contextlib import ExitStack, contextmanager
 
-import boto3
 import pytest
 from rich.console import Console
 
@@ -135,7 +134,8 @@ def test_every_row_of_verify_local_holds(served):
 @contextmanager
 def ip_set_changed(config, session, addresses):
     waf = session.client("wafv2", region_name="us-east-1")
-    summary = next(s for s in waf.list_ip_sets(Scope="CLOUDFRONT")["IPSets"] if s["Name"] == f"{config.stack.name}-ipv4")
+    summary = next(s for s in waf.list_ip_sets(Scope="CLOUDFRONT")["IPSets"]
+                   if s["Name"] == f"{config.stack.name}-ipv4")
     current = waf.get_ip_set(Name=summary["Name"], Scope="CLOUDFRONT", Id=summary["Id"])
     before = current["IPSet"]["Addresses"]
     waf.update_ip_set(Name=summary["Name"], Scope="CLOUDFRONT", Id=summary["Id"], Addresses=addresses,

@@ -148,3 +148,16 @@ def test_one_set_of_checks_for_both_targets(served):
     aws_like = dataclasses.replace(local, claim=None, blocked=None, expect_items=None, missing_key=None,
                                    api_key=None, caller="203.0.113.10")
     assert {r.wall for r in verify.check(aws_like)} <= {r.wall for r in verify.check(local)}
+
+
+def test_the_custom_domain_is_used_only_once_it_resolves_to_the_distribution(monkeypatch):
+    answers = {"api.example.com": ("api.example.com", {"192.0.2.1"}),
+               "d1.cloudfront.net": ("d1.cloudfront.net", {"192.0.2.9"})}
+    monkeypatch.setattr(verify, "_resolved", lambda host: answers[host])
+    assert verify.edge_host("api.example.com", "d1.cloudfront.net")[0] == "d1.cloudfront.net"  # points elsewhere
+    answers["api.example.com"] = ("d1.cloudfront.net", {"192.0.2.9"})  # a CNAME to the distribution
+    assert verify.edge_host("api.example.com", "d1.cloudfront.net")[0] == "api.example.com"
+    answers["api.example.com"] = ("api.example.com", {"192.0.2.9", "192.0.2.10"})  # an alias record
+    assert verify.edge_host("api.example.com", "d1.cloudfront.net")[0] == "api.example.com"
+    answers["api.example.com"] = ("api.example.com", set())  # not resolving at all
+    assert verify.edge_host("api.example.com", "d1.cloudfront.net")[0] == "d1.cloudfront.net"

@@ -41,7 +41,7 @@ WRONG_AUTHORIZATION = "Bearer wrong-value-from-verify"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", metavar="K", default="42",
-                        help="the key to look up through the edge (default 42; with --local: the sample rows')")
+                        help="the key to look up through the edge (default 42); --local uses the sample rows' keys")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="S",
                         help=f"seconds per request (default {TIMEOUT})")
 
@@ -205,16 +205,24 @@ def caller_address(timeout: float = TIMEOUT, url: str | None = None) -> tuple[st
         return None, f"{url} answered {reply.describe()}"
 
 
-def _addresses(host: str) -> set[str]:
+def _resolved(host: str) -> tuple[str, set[str]]:
+    """The canonical name at the end of the host's CNAME chain, and its addresses (none if it does not resolve)."""
     try:
-        return {info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)}
+        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP, flags=socket.AI_CANONNAME)
     except OSError:
-        return set()
+        return host, set()
+    return (infos[0][3] or host).rstrip(".").lower(), {info[4][0] for info in infos}
 
 
 def edge_host(domain: str, distribution_domain: str) -> tuple[str, str]:
-    """The custom domain once DNS points it at the distribution, else the distribution's own domain; and why."""
-    if _addresses(domain) & _addresses(distribution_domain):
+    """The custom domain once DNS points it at the distribution, else the distribution's own domain; and why.
+
+    Checked first because the requests carry the Authorization secret: it must not go to whatever
+    the domain pointed at before (a CNAME to the distribution, or an alias sharing its addresses).
+    """
+    name, addresses = _resolved(domain)
+    target, target_addresses = _resolved(distribution_domain)
+    if addresses and (name == target or name == distribution_domain.lower() or addresses & target_addresses):
         return domain, f"{domain} resolves to the distribution"
     return distribution_domain, f"{domain} does not resolve to the distribution yet: through {distribution_domain}"
 
