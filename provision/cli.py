@@ -20,12 +20,12 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import runner
-from .commands import deploy, teardown
+from .commands import deploy, teardown, verify
 from .config import load
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
-COMMANDS = {"deploy": deploy, "teardown": teardown}
+COMMANDS = {"deploy": deploy, "teardown": teardown, "verify": verify}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,12 +51,20 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
     args = build_parser().parse_args(argv)
     module = COMMANDS[args.command]
     out = out or Output()
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
     with ExitStack() as stack:
+        args.throwaway_secrets = []
+        if getattr(args, "local", False):
+            from .local.emulator import throwaway_secrets
+
+            args.throwaway_secrets = stack.enter_context(throwaway_secrets(args.config))
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            print(f"config error: {exc}", file=sys.stderr)
+            return 2
+        if args.throwaway_secrets:
+            out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "
+                     f"(--local needs none of your secrets)")
         try:
             if getattr(args, "local", False):
                 from .local.emulator import start

@@ -1,12 +1,19 @@
 """The README's first command: the example stack deployed into the embedded emulator, no AWS account."""
 import io
+import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
 
 import pytest
 from rich.console import Console
 
 from provision import cli
 from provision.output import Output
+from tests.mariadb import free_port
 
 EXAMPLE = "stack.example.toml"
 
@@ -50,3 +57,103 @@ def test_teardown_local_removes_what_it_deployed(example_secrets):
     for title in ("CloudFront distribution", "WAF web ACL", "API Gateway", "Lambda function", "Security groups",
                   "IAM role", "Certificate request", "Mail for certificate approval"):
         assert f"deleted  {title}" in text
+
+
+def test_local_makes_throwaway_secrets_when_none_are_set(monkeypatch):
+    for name in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION"):
+        monkeypatch.delenv(name, raising=False)
+    code, text = run("deploy")
+    assert code == 0, text
+    assert "RDS_EDGE_DB_PASSWORD, RDS_EDGE_AUTHORIZATION not set: throwaway values made for this run only" in text
+    assert "Bearer local-" not in text
+    assert "RDS_EDGE_DB_PASSWORD" not in os.environ and "RDS_EDGE_AUTHORIZATION" not in os.environ
+
+
+def test_local_keeps_the_operators_secrets_when_set(example_secrets):
+    code, text = run("deploy", "--plan")
+    assert code == 0 and "throwaway" not in text
+
+
+def test_serve_once_checks_every_wall_and_removes_its_files(monkeypatch):
+    for name in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION"):
+        monkeypatch.delenv(name, raising=False)
+    code, text = run("deploy", "--serve", "--once", "--port", str(free_port()))
+    assert code == 0, text
+    assert "every wall holds" in text
+    allowed = re.search(r"\n +curl -i -H @(\S+) -H 'X-Forwarded-For: 203\.0\.113\.10' "
+                        r"'http://127\.0\.0\.1:\d+/items\?key=42'\n", text)
+    blocked = re.search(r"\n +curl -i -H @\S+ -H 'X-Forwarded-For: (?!203\.0\.113\.10)(\S+)'", text)
+    assert allowed and blocked and blocked.group(1) == "198.51.100.77", text
+    assert not os.path.exists(allowed.group(1))  # the throwaway Authorization's header file is gone
+    assert "Bearer local-" not in text
+
+
+def test_verify_local_deploys_serves_and_checks(example_secrets):
+    code, text = run("verify")
+    assert code == 0, text
+    assert "into the empty emulator first" in text and "every wall holds" in text
+    assert "NEVER-SHOWN" not in text
+
+
+@pytest.mark.parametrize("args", [["--plan", "--serve"], ["--once"], ["--port", "9000"]])
+def test_serve_options_need_local_serving(example_secrets, args):
+    code, _ = run("deploy", *args)
+    assert code == 2
+
+
+def test_serve_without_local_is_a_usage_error(example_secrets):
+    assert cli.main(["deploy", "--config", EXAMPLE, "--serve"]) == 2
+
+
+def test_teardown_local_says_what_each_phase_does(example_secrets):
+    code, text = run("teardown")
+    assert code == 0, text
+    deploying = text.index("Deploying stack orders-api into the empty emulator first")
+    tearing = text.index("Tearing down stack orders-api")
+    assert deploying < text.index("created  CloudFront distribution") < tearing < text.index("deleted  CloudFront")
+
+
+def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
+    """The command as typed: curl-able until SIGINT, then exit 0 with the database's files gone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_EDGE_", "AWS_ENDPOINT"))}
+    env["TMPDIR"] = str(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "deploy.py", "--config", EXAMPLE, "--local", "--serve", "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Serving until Ctrl-C" in line:
+                break
+        text = "".join(lines)
+        header = re.search(r"curl -i -H @(\S+)", text).group(1)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/items?key=7",
+                                         headers={"X-Forwarded-For": "203.0.113.10",
+                                                  "Authorization": open(header).read().split(": ", 1)[1].strip()})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200 and len(json.loads(response.read())["items"]) == 1
+        assert any(p.name.startswith("rds-edge-mariadb-") for p in tmp_path.iterdir())
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, text + rest
+    assert re.search(r"edge\s+203\.0\.113\.10 GET /items -> 200", rest), rest
+    assert not list(tmp_path.iterdir())  # MariaDB's directory and the header file are removed
+
+
+def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, tmp_path, monkeypatch):
+    import socket
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, text = run("deploy", "--serve", "--once", "--port", str(port - 1))
+    assert code == 1, text
+    assert f"cannot listen on 127.0.0.1:{port}" in text and "--port" in text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("rds-edge-mariadb-", "rds-edge-serve-"))]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import secrets
 import tempfile
+import tomllib
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,6 +27,38 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
                     "AWS_SESSION_TOKEN": "testing"}
 CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
 ACM_WAIT_SECONDS = "0"  # moto "approves" certificates at once: the demo shows the flow, not a wait
+
+
+# Where the config names its secrets, and how a throwaway value for each looks (API Gateway wants 20-128
+# characters for a key; an Authorization value is conventionally a bearer token).
+SECRET_KEYS = {("database", "password_env"): lambda: secrets.token_urlsafe(18),
+               ("access", "authorization_env"): lambda: "Bearer local-" + secrets.token_urlsafe(18),
+               ("api", "key_env"): lambda: secrets.token_urlsafe(30)}
+
+
+@contextmanager
+def throwaway_secrets(config_path) -> Iterator[list[str]]:
+    """Make a value for each secret variable the config names and the environment lacks; yield their names.
+
+    --local never needs the operator's secrets. The values live in this
+    process's environment for this run only, and are removed afterwards. A
+    config that cannot be read is left to the config check to report.
+    """
+    try:
+        raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        raw = {}
+    made = []
+    for (section, key), make in SECRET_KEYS.items():
+        name = (raw.get(section) or {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(name, str) and name.isidentifier() and not os.environ.get(name):
+            os.environ[name] = make()
+            made.append(name)
+    try:
+        yield made
+    finally:
+        for name in made:
+            os.environ.pop(name, None)
 
 
 @contextmanager

@@ -1,0 +1,139 @@
+"""A small evaluator of a WAFv2 web ACL, for the locally served edge.
+
+It understands the statement types the toolkit deploys, and a little more so
+that a hand-made change in the emulator still gets a faithful answer:
+AndStatement, OrStatement, NotStatement, IPSetReferenceStatement and
+ByteMatchStatement (every positional constraint, the common text
+transformations, the usual fields to match). Rules run in priority order; the
+first Allow or Block ends the evaluation, Count goes on; then the default
+action. Anything else raises Unsupported: the edge says so rather than guess.
+
+As in WAF, a header that is absent matches no byte match, header names are
+case-insensitive, and transformations apply, in priority order, to the field
+before it is compared.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import ipaddress
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Callable
+
+
+class Unsupported(Exception):
+    """A statement, field or transformation this evaluator does not know."""
+
+
+@dataclass(frozen=True)
+class Request:
+    source_ip: str
+    method: str
+    path: str
+    query: str  # the raw query string, without '?'
+    headers: dict[str, str]  # names in lower case
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # "Allow" or "Block"
+    rule: str | None  # the terminating rule's name; None for the default action
+
+
+def evaluate(acl: dict, request: Request, ip_set: Callable[[str], list[str]]) -> Verdict:
+    """The web ACL's verdict; ``ip_set(arn)`` returns that IP set's addresses (CIDRs)."""
+    for rule in sorted(acl.get("Rules") or [], key=lambda r: r["Priority"]):
+        if not matches(rule["Statement"], request, ip_set):
+            continue
+        action = next(iter(rule.get("Action") or {}), None)
+        if action in ("Allow", "Block"):
+            return Verdict(action, rule["Name"])
+        if action not in ("Count", "Captcha", "Challenge"):
+            raise Unsupported(f"rule {rule['Name']}: action {action or rule.get('OverrideAction')}")
+    return Verdict(next(iter(acl["DefaultAction"])), None)
+
+
+def matches(statement: dict, request: Request, ip_set: Callable[[str], list[str]]) -> bool:
+    (kind, body), = statement.items()
+    if kind == "AndStatement":
+        return all(matches(s, request, ip_set) for s in body["Statements"])
+    if kind == "OrStatement":
+        return any(matches(s, request, ip_set) for s in body["Statements"])
+    if kind == "NotStatement":
+        return not matches(body["Statement"], request, ip_set)
+    if kind == "IPSetReferenceStatement":
+        if body.get("IPSetForwardedIPConfig"):
+            raise Unsupported("IPSetForwardedIPConfig")
+        address = ipaddress.ip_address(request.source_ip)
+        return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in ip_set(body["ARN"]))
+    if kind == "ByteMatchStatement":
+        return _byte_match(body, request)
+    raise Unsupported(kind)
+
+
+def _byte_match(body: dict, request: Request) -> bool:
+    field = _field(body["FieldToMatch"], request)
+    if field is None:
+        return False
+    search = body["SearchString"]
+    search = search.encode() if isinstance(search, str) else bytes(search)
+    value = field.encode("utf-8", "surrogateescape")
+    for step in sorted(body.get("TextTransformations") or [], key=lambda t: t["Priority"]):
+        value = _transform(step["Type"], value)
+    return _positional(body["PositionalConstraint"], value, search)
+
+
+def _field(field: dict, request: Request) -> str | None:
+    (kind, body), = field.items()
+    if kind == "SingleHeader":
+        return request.headers.get(body["Name"].lower())
+    if kind == "UriPath":
+        return request.path
+    if kind == "QueryString":
+        return request.query
+    if kind == "Method":
+        return request.method
+    if kind == "SingleQueryArgument":
+        wanted = body["Name"].lower()
+        pairs = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
+        return next((v for k, v in pairs if k.lower() == wanted), None)
+    raise Unsupported(f"FieldToMatch {kind}")
+
+
+def _positional(constraint: str, value: bytes, search: bytes) -> bool:
+    if constraint == "EXACTLY":
+        return value == search
+    if constraint == "STARTS_WITH":
+        return value.startswith(search)
+    if constraint == "ENDS_WITH":
+        return value.endswith(search)
+    if constraint == "CONTAINS":
+        return search in value
+    if constraint == "CONTAINS_WORD":  # bounded by non-word characters or the ends
+        return re.search(rb"(?<![A-Za-z0-9_])" + re.escape(search) + rb"(?![A-Za-z0-9_])", value) is not None
+    raise Unsupported(f"PositionalConstraint {constraint}")
+
+
+def _transform(kind: str, value: bytes) -> bytes:
+    if kind == "NONE":
+        return value
+    if kind == "LOWERCASE":
+        return value.lower()
+    if kind == "UPPERCASE":
+        return value.upper()
+    if kind == "COMPRESS_WHITE_SPACE":
+        return re.sub(rb"[ \t\n\r\f\v]+", b" ", value)
+    if kind == "URL_DECODE":
+        return urllib.parse.unquote_to_bytes(value)
+    if kind == "HTML_ENTITY_DECODE":
+        return html.unescape(value.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    if kind == "BASE64_DECODE":
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            return value  # WAF leaves what it cannot decode
+    if kind == "REMOVE_NULLS":
+        return value.replace(b"\0", b"")
+    raise Unsupported(f"TextTransformation {kind}")
