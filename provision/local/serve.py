@@ -83,7 +83,7 @@ class LocalPath:
         self.config, self.session, self.port = config, session, port
         self.log = log or (lambda line: None)
         self.servers: list[ThreadingHTTPServer] = []
-        self.files = Path(tempfile.mkdtemp(prefix="rds-edge-serve-"))
+        self.files: Path | None = None
         self.database: MariaDB | None = None
         self.function: api_stand_in.LocalFunction | None = None
 
@@ -96,6 +96,7 @@ class LocalPath:
         return self
 
     def _start(self) -> None:
+        self.files = Path(tempfile.mkdtemp(prefix="rds-edge-serve-"))
         deployed = Deployed(self.session, self.config)
         env = deployed.function_environment(function_step.function_name(self.config.stack.name))
         self.database = MariaDB().__enter__()
@@ -134,7 +135,8 @@ class LocalPath:
         return path
 
     def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.files, ignore_errors=True)
+        if self.files is not None:
+            shutil.rmtree(self.files, ignore_errors=True)
         for server in self.servers:
             server.shutdown()
             server.server_close()
