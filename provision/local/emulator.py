@@ -26,6 +26,7 @@ from .certs import stand_in_bundle
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_SESSION_TOKEN": "testing"}
 CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+RESET_TIMEOUT = 60
 ACM_WAIT_SECONDS = "0"  # moto "approves" certificates at once: the demo shows the flow, not a wait
 
 
@@ -77,7 +78,8 @@ def emulator() -> Iterator[str]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     # moto's backends live as long as the process: start from an empty account every time.
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+    # A reset reloads AWS's managed IAM policies: seconds, more on a busy machine.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=RESET_TIMEOUT)
     os.environ.update(FAKE_CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
     for key in CLEARED:
         os.environ.pop(key, None)

@@ -1,0 +1,177 @@
+"""The local API stand-in, standing for the API Gateway stage: method, API key, request validator,
+mapping template, Lambda (the real lambda/handler.py), integration responses.
+
+What differs from AWS, knowingly: it serves the API's current definition
+(moto keeps no snapshot per deployment); no throttling; Python's regular
+expressions stand in for Java's in selection patterns (the same for the
+patterns the toolkit deploys).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import re
+import threading
+import traceback
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import airspeed
+
+from . import vtl
+from .readback import Deployed, all_items
+from .wire import Answer, Incoming, message
+from ..errors import is_code
+
+HANDLER_FILE = Path(__file__).resolve().parents[2] / "lambda" / "handler.py"
+EXECUTE_API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com$")
+LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/2015-03-31/functions/(.+)/invocations$")
+
+
+class LocalFunction:
+    """lambda/handler.py in this process, one invocation at a time (as one Lambda container runs them)."""
+
+    def __init__(self, db_host: str, db_port: int):
+        spec = importlib.util.spec_from_file_location("rds_edge_api_local_handler", HANDLER_FILE)
+        self.module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.module)
+        self.db = {"DB_HOST": db_host, "DB_PORT": str(db_port)}
+        self.lock = threading.Lock()
+        self.last_env: dict[str, str] | None = None
+
+    def invoke(self, environment: dict[str, str], event) -> tuple[object, dict | None]:
+        """(result, None) or (None, Lambda's error object); the handler's log line is kept out of the console."""
+        environment = {**environment, **self.db}
+        with self.lock:
+            if environment != self.last_env:  # a changed deployment: a fresh container
+                self.module._reset()
+                self.last_env = environment
+            saved = {k: os.environ.get(k) for k in environment}
+            os.environ.update(environment)
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    return self.module.handler(event, None), None
+            except Exception as exc:  # as Lambda reports an unhandled error
+                return None, {"errorMessage": str(exc), "errorType": type(exc).__name__,
+                              "stackTrace": traceback.format_tb(exc.__traceback__)}
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+
+def _find_resource(resources: list[dict], path: str) -> tuple[dict | None, dict[str, str]]:
+    """The resource for a path (literal parts, or {name} matching one segment), and its path parameters."""
+    parts = [p for p in path.split("/") if p]
+    for resource in resources:
+        pattern = [p for p in resource["path"].split("/") if p]
+        if len(pattern) != len(parts):
+            continue
+        params = {}
+        for want, got in zip(pattern, parts):
+            if want.startswith("{") and want.endswith("}"):
+                params[want[1:-1]] = urllib.parse.unquote(got)
+            elif want != got:
+                break
+        else:
+            return resource, params
+    return None, {}
+
+
+def answer(deployed: Deployed, function: LocalFunction, request: Incoming) -> Answer:
+    """The stage: method, API key, request validator, mapping template, Lambda, integration response."""
+    apigw = deployed.apigateway
+    host = request.headers.get("host", "").split(":")[0]
+    matched = EXECUTE_API_HOST.match(host)
+    api_id = matched.group(1) if matched else deployed.stack_api_id()
+    stage, _, rest = request.path.lstrip("/").partition("/")
+    try:
+        api = apigw.get_rest_api(restApiId=api_id or "none")
+        apigw.get_stage(restApiId=api_id, stageName=stage)
+    except Exception as exc:
+        if not is_code(exc, "NotFoundException"):
+            raise
+        return message(403, "Forbidden", f"no API {api_id} or stage {stage!r}")
+    resource, path_params = _find_resource(all_items(apigw, "get_resources", restApiId=api_id),
+                                           "/" + rest)
+    verb = next((v for v in (request.method, "ANY") if resource and v in (resource.get("resourceMethods") or {})),
+                None)
+    if verb is None:
+        return message(403, "Missing Authentication Token", "no such resource or method")
+    method = apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=verb)
+    if method.get("apiKeyRequired"):
+        source = api.get("apiKeySource") or "HEADER"
+        value = request.headers.get("x-api-key", "") if source == "HEADER" else ""
+        if not deployed.valid_key(api_id, stage, value):
+            return message(403, "Forbidden", "no valid API key")
+    query = dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True))
+    missing = _missing_parameters(apigw, api_id, method, query, request.headers, path_params)
+    if missing:
+        return message(400, f"Missing required request parameters: [{', '.join(missing)}]", "validator")
+    integration = method.get("methodIntegration") or {}
+    function_arn = LAMBDA_URI.match(integration.get("uri", "")) if integration.get("type") == "AWS" else None
+    if function_arn is None:
+        return message(500, "Internal server error", "integration other than AWS -> Lambda (not served locally)")
+    content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
+    templates = integration.get("requestTemplates") or {}
+    template = templates.get(content_type)
+    if template is None and (integration.get("passthroughBehavior") == "NEVER"
+                             or (integration.get("passthroughBehavior") == "WHEN_NO_TEMPLATES" and templates)):
+        return message(415, "Unsupported Media Type", "no mapping template for this content type")
+    context = {"identity": {"sourceIp": request.peer}, "stage": stage, "httpMethod": request.method,
+               "resourcePath": resource["path"], "requestId": str(uuid.uuid4()), "apiId": api_id}
+    try:
+        payload = vtl.render(template, vtl.Input("", path_params, query, request.headers), context) \
+            if template is not None else ""
+        event = json.loads(payload) if payload.strip() else {}
+    except (airspeed.TemplateError, ValueError) as exc:
+        return message(500, "Internal server error", f"mapping template: {type(exc).__name__}")
+    result, error = function.invoke(deployed.function_environment(function_arn.group(1)), event)
+    return _integration_response(integration, result, error, context)
+
+
+def _missing_parameters(apigw, api_id: str, method: dict, query: dict, headers: dict, path: dict) -> list[str]:
+    """The required request parameters absent, when the method's validator checks parameters."""
+    if not method.get("requestValidatorId"):
+        return []
+    validator = apigw.get_request_validator(restApiId=api_id, requestValidatorId=method["requestValidatorId"])
+    if not validator.get("validateRequestParameters"):
+        return []
+    found = {"querystring": query, "header": headers, "path": path}
+    missing = []
+    for name, required in (method.get("requestParameters") or {}).items():
+        where, _, param = name.removeprefix("method.request.").partition(".")
+        key = param.lower() if where == "header" else param
+        if required and key not in found.get(where, {}):
+            missing.append(param)
+    return missing
+
+
+def _integration_response(integration: dict, result, error: dict | None, context: dict) -> Answer:
+    """Lambda errors are matched by selection pattern (whole message); success takes the default response."""
+    responses = integration.get("integrationResponses") or {}
+    default = next((r for r in responses.values() if not r.get("selectionPattern")), None)
+    chosen = default
+    if error is not None:
+        for response in responses.values():
+            pattern = response.get("selectionPattern")
+            if pattern and re.fullmatch(pattern, error["errorMessage"] or ""):
+                chosen = response
+                break
+    body = json.dumps(error if error is not None else result, ensure_ascii=False)
+    if chosen is None:
+        return message(500, "Internal server error", "no integration response matches")
+    template = (chosen.get("responseTemplates") or {}).get("application/json")
+    if template:
+        try:
+            body = vtl.render(template, vtl.Input(body), context)
+        except (airspeed.TemplateError, ValueError) as exc:
+            return message(500, "Internal server error", f"response template: {type(exc).__name__}")
+    outcome = f"Lambda {'error ' + repr(error['errorMessage'][:40]) if error else 'ok'}"
+    return Answer(int(chosen["statusCode"]), body.encode(), "application/json", outcome)

@@ -1,0 +1,27 @@
+"""What the two local servers hand their logic, and get back: a request, an answer."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    note: str = ""  # why, for the request log (never a secret)
+
+
+def message(status: int, text: str, note: str = "") -> Answer:
+    """API Gateway's way of saying no: {"message": text}."""
+    return Answer(status, json.dumps({"message": text}).encode(), note=note or text)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    method: str
+    path: str  # without the query string
+    query: str
+    headers: dict[str, str]  # names in lower case
+    peer: str
