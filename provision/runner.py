@@ -8,12 +8,11 @@ from .errors import DeployError, describe
 
 
 def deploy(ctx: Context, steps) -> None:
-    """ensure() each step that applies; state is saved after every step, never at the end only."""
+    """ensure() each step (a step the config does not use removes what it left); state is saved after every step."""
     if ctx.state.problem:
         ctx.out.note(ctx.state.problem)
     for step in steps:
-        if step.applies(ctx.config):
-            _run(ctx, step, step.ensure, destroying=False)
+        _run(ctx, step, step.ensure, destroying=False)
 
 
 def teardown(ctx: Context, steps) -> None:

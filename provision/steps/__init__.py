@@ -40,11 +40,6 @@ from typing import Callable
 
 from . import (alerts, api, certificate, cloudfront, domain_record, function, iam_role, mail,
                security_groups, waf, waf_logging)
-from ..config import Config
-
-
-def _always(config: Config) -> bool:
-    return True
 
 
 def _nothing(ctx) -> None:
@@ -57,7 +52,6 @@ class Step:
     title: str
     ensure: Callable
     destroy: Callable
-    applies: Callable[[Config], bool] = _always
 
 
 STEPS: tuple[Step, ...] = (
