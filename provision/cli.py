@@ -20,12 +20,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import runner
-from .commands import deploy, teardown
+from .commands import deploy, logs, outputs, policy, rotate, teardown
 from .config import load
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
-COMMANDS = {"deploy": deploy, "teardown": teardown}
+COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "logs": logs, "rotate": rotate,
+            "policy": policy}
 
 
 def build_parser() -> argparse.ArgumentParser:
