@@ -17,7 +17,7 @@ import re
 from rich.console import Console
 
 from .. import runner
-from ..context import make_context
+from ..context import UNKNOWN, make_context
 from ..output import Output
 from ..steps import STEPS
 
@@ -71,7 +71,8 @@ def run(args, config, session, out) -> int:
     outputs, planned, account = read(config, session)
     creates = [what for kind, what in planned if kind == "create"]
     if creates:
-        whole = "not fully deployed" if outputs else "not deployed"
+        known = [value for value in outputs.values() if UNKNOWN not in str(value)]
+        whole = "not fully deployed" if known else "not deployed"
         out.error(f"stack {config.stack.name} is {whole} in account {account}: deploy would create "
                   f"{len(creates)} resource(s), first {creates[0]}; run deploy")
         return 1
