@@ -23,8 +23,9 @@ def put(region, group, events):
     client = boto3.client("logs", region_name=region)
     if not client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
         client.create_log_group(logGroupName=group)
-        client.create_log_stream(logGroupName=group, logStreamName="s")
-    client.put_log_events(logGroupName=group, logStreamName="s",
+    stream = f"s{len(client.describe_log_streams(logGroupName=group)['logStreams'])}"
+    client.create_log_stream(logGroupName=group, logStreamName=stream)
+    client.put_log_events(logGroupName=group, logStreamName=stream,
                           logEvents=[{"timestamp": t, "message": m} for t, m in sorted(events)])
 
 

@@ -209,6 +209,7 @@ def test_api_key_rotation_never_refuses_the_key_cloudfront_sends(stack):
 
     finish = Run(path, "rotate", "api-key", "--finish")
     assert finish.code == 0, finish.text
+    assert "API key rotation" not in finish.text
     assert sent_key() == new and accepted_keys() == {new}
     assert stack_key_values() == [new]  # the old key is deleted, not only detached
     no_secret_in(finish, cfg, old, new)
