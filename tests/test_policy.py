@@ -187,17 +187,22 @@ def test_resource_patterns_match_what_a_deploy_created(load_seeded, hosted_zone,
 
 
 # moto names some IAM actions after the API operation where AWS uses other names (API Gateway authorizes
-# by HTTP method, CloudFront's CreateDistributionWithTags by CreateDistribution + TagResource). In this test
-# only, such calls are also granted under moto's name, derived from the same catalog: still no "*" action.
+# by HTTP method, CloudFront's CreateDistributionWithTags by CreateDistribution + TagResource, S3's
+# HeadBucket by s3:ListBucket). In this test only, such calls are also granted under moto's name, derived
+# from the same catalog: still no "*" action.
 def _moto_action_names(cfg) -> set[str]:
     wanted = policy.variant(cfg.domain.validation, cfg.domain.hosted_zone_id)
     return {f"{c.service}:{c.operation}" for c in policy.load_catalog()
             if wanted in c.variants and policy.actions(c.service, c.operation) != (f"{c.service}:{c.operation}",)
-            and c.service in ("apigateway", "cloudfront")}
+            and (c.service in ("apigateway", "cloudfront") or (c.service, c.operation) == ("s3", "HeadBucket"))}
 
 
 @pytest.mark.iam
 def test_a_user_holding_only_the_policy_deploys_and_tears_down(load_seeded, hosted_zone, write_config, monkeypatch):
+    # Under IAM enforcement moto 5.2.5 answers GET requests (Lambda, Route 53, ...) with SignatureDoesNotMatch
+    # whatever the credentials: its signature check is switched off; its action check, the point here, stays.
+    from moto.iam.access_control import IAMRequestBase
+    monkeypatch.setattr(IAMRequestBase, "check_signature", lambda self: None)
     domain = {"validation": "dns", "hosted_zone_id": hosted_zone}
     cfg = load_seeded({"domain": domain})
     path = write_config({"domain": domain})
@@ -209,19 +214,21 @@ def test_a_user_holding_only_the_policy_deploys_and_tears_down(load_seeded, host
     iam.put_user_policy(UserName="operator", PolicyName="rds-edge-api", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
     key = iam.create_access_key(UserName="operator")["AccessKey"]
-    operator = boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+
+    def operator():  # a session per command, as each run of the console script has
+        return boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # from here on, every call is checked
     monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
 
-    denied_probe = operator.client("iam").list_users
+    denied_probe = operator().client("iam").list_users
     with pytest.raises(Exception, match="AccessDenied|not authorized"):
         denied_probe()  # enforcement is on: an action outside the policy is refused
 
-    code, text = run(path, "deploy", session=operator)
+    code, text = run(path, "deploy", session=operator())
     assert code == 0, text
-    code, text = run(path, "outputs", session=operator)
+    code, text = run(path, "outputs", session=operator())
     assert code == 0, text
-    code, text = run(path, "teardown", "--yes", session=operator)
+    code, text = run(path, "teardown", "--yes", session=operator())
     assert code == 0, text
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
