@@ -16,7 +16,7 @@ from rich.console import Console
 
 from provision import cli
 from provision.output import Output
-from tests.support import SECRETS, inject
+from tests.support import SECRETS, inject, inventory
 
 pytestmark = pytest.mark.iam
 
@@ -259,3 +259,13 @@ def test_finish_refuses_while_cloudfront_sends_the_old_key(stack):
     finish = Run(path, "rotate", "api-key", "--finish", session=finish_session)
     assert finish.code == 1
     assert old in accepted_keys() and sent_key() == old
+
+
+def test_teardown_in_the_middle_of_rotations_leaves_nothing(stack, monkeypatch):
+    cfg, path = stack
+    assert Run(path, "rotate", "api-key").code == 0
+    monkeypatch.setenv("TEST_AUTHORIZATION", NEW)
+    assert Run(path, "rotate", "authorization").code == 0
+    assert len(stack_key_values()) == 2
+    assert Run(path, "teardown", "--yes").code == 0
+    assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
