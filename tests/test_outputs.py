@@ -97,3 +97,15 @@ def test_partly_deployed_is_exit_1(stack):
     boto3.client("lambda", region_name="eu-west-1").delete_function(FunctionName="demo-api")
     run = Run(path, "outputs")
     assert run.code == 1 and "not fully deployed" in run.text and "function" in run.text.lower()
+
+
+def test_outputs_local_deploys_the_example_into_the_emulator_first(monkeypatch):
+    monkeypatch.setenv("RDS_EDGE_DB_PASSWORD", "local-password-NEVER-SHOWN")
+    monkeypatch.setenv("RDS_EDGE_AUTHORIZATION", "Bearer local-NEVER-SHOWN")
+    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
+    code = cli.main(["outputs", "--config", "stack.example.toml", "--local", "--json"], out=out)
+    text = out.console.file.getvalue()
+    assert code == 0, text
+    body = json.loads(text[text.index("{"):])
+    assert body["url"] == "https://api.example.com/items" and body["drift"] == []
+    assert "NEVER-SHOWN" not in text

@@ -25,6 +25,7 @@ from ..errors import DeployError, or_none
 from ..steps.function import log_group_name
 
 HELP = "Show the requests the stack served or blocked: the function's log lines and WAF's, merged by time."
+LOCAL = False  # the emulator starts empty: no log line to show
 POLL_SECONDS = 5.0
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 OUTCOMES = {"ok": "200", "bad_request": "400", "not_found": "404", "internal": "500"}

@@ -68,6 +68,9 @@ def read(config, session) -> tuple[dict[str, str], list[tuple[str, str]], str]:
 
 
 def run(args, config, session, out) -> int:
+    if getattr(args, "local", False):  # the emulator starts empty: deploy first, so there is a stack to read
+        out.note("deploying into the empty emulator first, so there is a stack to read back")
+        runner.deploy(make_context(config, session=session, out=_Collecting()), STEPS)
     outputs, planned, account = read(config, session)
     creates = [what for kind, what in planned if kind == "create"]
     if creates:

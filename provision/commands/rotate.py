@@ -32,6 +32,7 @@ from ..lock import stack_lock
 from ..steps import STEPS, Step, api, cloudfront, waf
 
 HELP = "Rotate the Authorization value or the API key in two runs, with no outage."
+LOCAL = False  # the emulator starts empty and deploy would set the current values: nothing to rotate
 WHAT = ("api-key", "authorization")
 
 
