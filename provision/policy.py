@@ -33,6 +33,8 @@ from .steps.waf import acl_name, ip_set_name
 CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
 NO_PERMISSION_NEEDED = {("sts", "GetCallerIdentity")}  # AWS answers it for any caller
+# The function's role may be passed to Lambda only.
+CONDITIONS = {"iam:PassRole": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}
 
 # (boto3 service, operation) -> IAM actions, where they differ from "<prefix>:<operation>".
 ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -182,24 +184,24 @@ class Names:
 
 
 def document(config: Config, account: str, calls: list[Call] | None = None) -> dict:
-    """The policy document for this config: every recorded call of its variant, grouped by resources."""
+    """The policy document for this config: every recorded call of its variant, one statement per service,
+    resource set and condition."""
     name = variant(config.domain.validation, config.domain.hosted_zone_id)
     names = Names(config, account)
-    by_resources: dict[tuple[str, ...], set[str]] = {}
+    grouped: dict[tuple[str, tuple[str, ...], str], set[str]] = {}
     for call in calls if calls is not None else load_catalog():
         if name not in call.variants or (call.service, call.operation) in NO_PERMISSION_NEEDED:
             continue
         for action in actions(call.service, call.operation):
             resources = tuple(sorted(names.resources(action, call.service, call.operation)))
-            by_resources.setdefault(resources, set()).add(action)
-    merged: dict[tuple[str, ...], set[str]] = {}
-    for resources, acts in by_resources.items():  # one statement per service and resource set
-        for service in {a.split(":")[0] for a in acts}:
-            merged.setdefault((service, *resources), set()).update(a for a in acts if a.startswith(service + ":"))
+            condition = json.dumps(CONDITIONS.get(action), sort_keys=True)
+            grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
     statements = []
-    for key in sorted(merged):
-        service, resources = key[0], list(key[1:])
-        sid = re.sub(r"[^A-Za-z0-9]", "", service.title()) + ("Any" if resources == ["*"] else "Stack")
-        statements.append({"Sid": f"{sid}{len(statements) + 1}", "Effect": "Allow",
-                           "Action": sorted(merged[key]), "Resource": resources if len(resources) > 1 else resources[0]})
+    for (service, resources, condition), acts in sorted(grouped.items()):
+        sid = re.sub(r"[^A-Za-z0-9]", "", service.title()) + ("Any" if resources == ("*",) else "Stack")
+        statement = {"Sid": f"{sid}{len(statements) + 1}", "Effect": "Allow", "Action": sorted(acts),
+                     "Resource": list(resources) if len(resources) > 1 else resources[0]}
+        if json.loads(condition):
+            statement["Condition"] = json.loads(condition)
+        statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}

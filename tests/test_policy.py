@@ -232,3 +232,11 @@ def test_a_user_holding_only_the_policy_deploys_and_tears_down(load_seeded, host
     assert code == 0, text
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
+
+
+def test_the_role_may_be_passed_to_lambda_only(config_for):
+    doc = policy.document(config_for("dns"), ACCOUNT)
+    [passing] = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing["Action"] == ["iam:PassRole"]
+    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/demo-fn"
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}

@@ -7,9 +7,10 @@ adding or changing an AWS call (``tests/test_policy.py`` fails until then):
     scripts/record-aws-calls
 
 Each config variant (validation dns / email, with / without a hosted zone)
-runs every command's paths in a fresh moto account: deploy, a re-deploy, a
-deploy after a config change, outputs, logs, both rotations with their
-finish, and teardown. A botocore ``before-call`` hook on the session the
+runs every command's paths in a fresh moto account (``_scenario``): deploy,
+a re-deploy, outputs, logs, both rotations with their finish, deploys after
+a config change and a code upgrade, a deploy repairing changes made behind
+its back (drift), and teardown. A botocore ``before-call`` hook on the session the
 commands use records (service, operation); the seeding of the operator's
 side (VPC, RDS, zone) goes through another session and is not recorded.
 """
@@ -109,13 +110,12 @@ def _email_arrives(recorder_session: boto3.Session) -> None:
 
 def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[tuple[str, str]]]:
     """Every command's calls for one config variant, in a fresh moto account."""
-    from .. import cli
-    from ..config import load
-    from .emulator import seed_database
-
     import moto.settings
 
+    from .. import cli
+    from ..config import load
     from ..steps import package
+    from .emulator import seed_database
 
     with _moto():
         acm_wait, build = moto.settings.ACM_VALIDATION_WAIT, package.build
@@ -133,46 +133,49 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
             moved = workdir / f"{variant(validation, zone_id)}-moved.toml"
             moved.write_text(_toml(validation, zone_id, changed=True, stage="v2"))
             seed_database(seeder, load(path))
-            _seed_logs(seeder)
             recorder = Recorder()
             if validation == "email":
                 moto.settings.ACM_VALIDATION_WAIT = 10 ** 6  # pending until the toolkit looks for the mail
-            runs = [
-                ("deploy", ["deploy"]), ("deploy", ["deploy"]), ("outputs", ["outputs", "--json"]),
-                ("logs", ["logs", "--since", "1h"]),
-                ("rotate", ["rotate", "api-key"]), ("rotate", ["rotate", "api-key", "--finish"]),
-                ("rotate", ["rotate", "authorization"], "Bearer recording-new"),
-                ("rotate", ["rotate", "authorization", "--finish"]),
-                ("deploy", ["deploy"], None, changed), ("deploy", ["deploy"], None, moved),
-                ("drift", None), ("deploy", ["deploy"], None, moved), ("inline-policy", None),
-                ("teardown", ["teardown", "--yes"]),
-            ]
-            for command, argv, *more in runs:
-                if command == "drift":
-                    _drift(seeder, validation)
+            for item in _scenario(validation, (path, changed, moved), seeder, workdir):
+                if callable(item):
+                    item()
                     continue
-                if command == "inline-policy":  # someone added one: teardown must remove it to delete the role
-                    seeder.client("iam").put_role_policy(RoleName="rec-fn", PolicyName="added", PolicyDocument=json.dumps(
-                        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
-                    continue
-                authorization, config = (more + [None, None])[:2]
-                if authorization:
-                    os.environ["RECORD_AUTHORIZATION"] = authorization
-                if config == changed:
-                    _new_function_code(workdir)
-                recorder.command = command
+                recorder.command, argv, config = item
                 session = boto3.Session()  # one per run, as in real use: each run hooks its own clients
                 session.events.register("before-call", recorder)
                 if validation == "email":
                     _email_arrives(session)
                 out = Output(Console(file=io.StringIO(), width=200))
-                code = cli.main([*argv, "--config", str(config or path)], session=session, out=out)
+                code = cli.main([*argv, "--config", str(config)], session=session, out=out)
                 if code != 0:
                     raise RuntimeError(f"{' '.join(argv)} failed while recording ({validation}, zone={zone}):\n"
                                        f"{out.console.file.getvalue()}")
             return recorder.calls
         finally:
             moto.settings.ACM_VALIDATION_WAIT, package.build = acm_wait, build
+
+
+def _scenario(validation: str, configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: Path) -> list:
+    """In order: (command recorded as, argv, config) to run, or something done behind the toolkit's back."""
+    base, changed, moved = configs
+    return [
+        ("deploy", ["deploy"], base), ("deploy", ["deploy"], base), ("outputs", ["outputs", "--json"], base),
+        lambda: _waf_log_group(seeder), ("logs", ["logs", "--since", "1h"], base),
+        ("rotate", ["rotate", "api-key"], base), ("rotate", ["rotate", "api-key", "--finish"], base),
+        lambda: os.environ.update(RECORD_AUTHORIZATION="Bearer recording-new"),
+        ("rotate", ["rotate", "authorization"], base), ("rotate", ["rotate", "authorization", "--finish"], base),
+        lambda: _new_function_code(workdir),  # as after an upgrade of the toolkit, with a changed config too
+        ("deploy", ["deploy"], changed), ("deploy", ["deploy"], moved),
+        lambda: _drift(seeder, validation), ("deploy", ["deploy"], moved),
+        lambda: _inline_policy(seeder),
+        ("teardown", ["teardown", "--yes"], base),
+    ]
+
+
+def _inline_policy(seeder: boto3.Session) -> None:
+    """Someone added an inline policy to the function's role: teardown must remove it to delete the role."""
+    seeder.client("iam").put_role_policy(RoleName="rec-fn", PolicyName="added", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
 def _drift(seeder: boto3.Session, validation: str) -> None:
@@ -219,10 +222,11 @@ def _new_function_code(workdir: Path) -> None:
     package.build = lambda source_=source: build(source_)
 
 
-def _seed_logs(session: boto3.Session) -> None:
-    """Log lines and a WAF log group, so that logs reads both (their creation is not the toolkit's)."""
+def _waf_log_group(session: boto3.Session) -> None:
+    """WAF's log group, unless deploy made it (WAF logging is optional), so that logs reads both groups."""
     logs = session.client("logs", region_name="us-east-1")
-    logs.create_log_group(logGroupName="aws-waf-logs-rec")
+    if not logs.describe_log_groups(logGroupNamePrefix="aws-waf-logs-rec")["logGroups"]:
+        logs.create_log_group(logGroupName="aws-waf-logs-rec")
 
 
 def record_all() -> dict:
