@@ -20,12 +20,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import runner
-from .commands import deploy, teardown, verify
+from .commands import deploy, logs, outputs, policy, rotate, teardown, verify
 from .config import load
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
-COMMANDS = {"deploy": deploy, "teardown": teardown, "verify": verify}
+COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "verify": verify, "logs": logs,
+            "rotate": rotate, "policy": policy}
 
 
 def build_parser() -> argparse.ArgumentParser:

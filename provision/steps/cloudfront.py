@@ -22,7 +22,10 @@ Pitfalls:
   only the fields this step owns are compared;
 - the legacy ForwardedValues and TTLs must not be sent beside a cache policy
   (moto returns them anyway): they are dropped from every config sent back;
-- deletion needs a disabled distribution that has finished deploying.
+- deletion needs a disabled distribution that has finished deploying;
+- rotating the API key: the api step records the newest key as the one to
+  send; until the switch has Deployed, some edges still send the old key, so
+  the old key may be retired only after that (``sends_key``).
 """
 from __future__ import annotations
 
@@ -265,6 +268,17 @@ def ensure(ctx) -> None:
     # The variable's name, never its value: the operator's shell fills it in.
     ctx.outputs["Try it"] = (f'curl -H "Authorization: ${ctx.config.access.authorization.env}" '
                              f'"{base}?key=<{ctx.config.database.key_column}>"')
+
+
+def sends_key(ctx, key_id: str) -> bool:
+    """Whether the deployed distribution sends that API key's value as x-api-key (compared, never shown)."""
+    found = find(ctx)
+    if found is None:
+        return False
+    got = ctx.edge("cloudfront").get_distribution(Id=found["Id"])["Distribution"]
+    value = ctx.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
+    headers = _owned(got["DistributionConfig"])["origin headers"]
+    return got["Status"] == "Deployed" and headers.get("x-api-key") == value
 
 
 def destroy(ctx) -> None:

@@ -21,6 +21,12 @@ Pitfalls:
 
 Both are found by name (unique per scope) and confirmed by tag: one list
 call each, so the ids in the state file are only a record, not a hint.
+
+Rotating the Authorization value (``rotate authorization``): for a while the
+rule accepts the old value OR the new one. The rule itself is the record of
+that window (the old value is read back from it, never stored): a plain
+deploy keeps a window whose new value is the configured one, whether or not
+the state file remembers it; only ``--finish`` drops the old value.
 """
 from __future__ import annotations
 
@@ -114,19 +120,58 @@ def _visibility(metric: str) -> dict:
     return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": metric}
 
 
-def _rule(ctx, set_arns: list[str]) -> dict:
-    """The one Allow rule: source IP in the set(s) AND the exact Authorization header."""
-    references = [{"IPSetReferenceStatement": {"ARN": arn}} for arn in set_arns]
-    source = references[0] if len(references) == 1 else {"OrStatement": {"Statements": references}}
-    header = {"ByteMatchStatement": {
-        "SearchString": ctx.config.access.authorization.value.encode(),
+def _header_match(value: bytes) -> dict:
+    return {"ByteMatchStatement": {
+        "SearchString": value,
         "FieldToMatch": {"SingleHeader": {"Name": "authorization"}},
         "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
         "PositionalConstraint": "EXACTLY",
     }}
+
+
+def _rule(ctx, set_arns: list[str], values: list[bytes]) -> dict:
+    """The one Allow rule: source IP in the set(s) AND the exact Authorization header (one of two
+    values while a rotation is under way)."""
+    references = [{"IPSetReferenceStatement": {"ARN": arn}} for arn in set_arns]
+    source = references[0] if len(references) == 1 else {"OrStatement": {"Statements": references}}
+    matches = [_header_match(value) for value in values]
+    header = matches[0] if len(matches) == 1 else {"OrStatement": {"Statements": matches}}
     return {"Name": RULE, "Priority": 0, "Action": {"Allow": {}},
             "Statement": {"AndStatement": {"Statements": [source, header]}},
             "VisibilityConfig": _visibility(f"{ctx.stack}-{RULE}")}
+
+
+def accepted_values(acl: dict | None) -> list[bytes]:
+    """The Authorization values the Allow rule accepts, oldest first (two only during a rotation).
+
+    Secrets: compare them, never show them.
+    """
+    rule = next((r for r in (acl or {}).get("Rules", []) if r.get("Name") == RULE), None)
+    statements = ((rule or {}).get("Statement") or {}).get("AndStatement", {}).get("Statements") or [{}]
+    header = statements[-1]
+    matches = (header.get("OrStatement") or {}).get("Statements") or [header]
+    return [_plain(m)["ByteMatchStatement"]["SearchString"] for m in matches if "ByteMatchStatement" in m]
+
+
+def current_acl(ctx) -> dict | None:
+    """The stack's web ACL as AWS has it now, or None."""
+    found = _find_acl(ctx)
+    if found is None:
+        return None
+    return ctx.edge("wafv2").get_web_acl(Name=acl_name(ctx.stack), Scope=SCOPE, Id=found["Id"])["WebACL"]
+
+
+def wanted_values(ctx, accepted: list[bytes], rotation: str | None = None) -> list[bytes]:
+    """The values the rule should accept: the configured one, and the old one while a window is open.
+
+    rotation "start" opens the window (old from the rule, new from the config), "finish" closes it;
+    None (a plain deploy) keeps an open window whose new value is the configured one.
+    """
+    new = ctx.config.access.authorization.value.encode()
+    old = [value for value in accepted if value != new]
+    if rotation == "finish" or not old or (rotation is None and new not in accepted):
+        return [new]
+    return old[-1:] + [new]
 
 
 def _plain(value):
@@ -156,15 +201,19 @@ def _until_sets_visible(ctx, call):
                              lambda exc: is_code(exc, "WAFUnavailableEntityException"), timeout=SET_VISIBLE_TIMEOUT)
 
 
-def ensure(ctx) -> None:
+def ensure(ctx, rotation: str | None = None) -> None:
+    """rotation: "start" or "finish" from ``rotate authorization``; None for deploy (keeps a window open)."""
     waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
     wanted = {v: cidrs for v, cidrs in ((4, ctx.config.access.ipv4_cidrs), (6, ctx.config.access.ipv6_cidrs))
               if cidrs}
     set_arns = {version: _ensure_ip_set(ctx, version, cidrs) for version, cidrs in wanted.items()}
-    desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()))],
+    found = _find_acl(ctx)
+    current = waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"]) if found else None
+    values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
+    desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()), values)],
                "VisibilityConfig": _visibility(ctx.stack)}
     description = f"rds-edge-api stack {ctx.stack}: listed IPs with the Authorization header"
-    found = _find_acl(ctx)
+    window = " (old and new Authorization value accepted)" if len(values) > 1 else ""
     if found is None:
         created = ctx.change("create", f"web ACL {name} (default Block, rule {RULE})", _until_sets_visible, ctx,
                              lambda: waf.create_web_acl(Name=name, Scope=SCOPE, Description=description,
@@ -172,17 +221,19 @@ def ensure(ctx) -> None:
         if created is None:
             return
         found = created["Summary"]
-    else:
-        current = waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])
-        if _owned(current["WebACL"]) != _owned(desired):
-            ctx.change("update", f"web ACL {name} (rule {RULE})", _until_sets_visible, ctx,
-                       lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
-                                                  LockToken=current["LockToken"], **desired))
+    elif _owned(current["WebACL"]) != _owned(desired):
+        ctx.change("update", f"web ACL {name} (rule {RULE}){window}", _until_sets_visible, ctx,
+                   lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
+                                              LockToken=current["LockToken"], **desired))
     for version in sorted(VERSIONS.keys() - wanted.keys()):
         _delete_ip_set(ctx, version, destroying=False)
     ctx.state.put(STEP, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
-                         "ipv4_set_arn": set_arns.get(4), "ipv6_set_arn": set_arns.get(6)})
+                         "ipv4_set_arn": set_arns.get(4), "ipv6_set_arn": set_arns.get(6),
+                         "authorization_rotation": "overlap" if window else None})
     ctx.outputs["Web ACL"] = found["ARN"]
+    if window:
+        ctx.outputs["Authorization rotation"] = ("old and new value accepted; when every caller sends the new one: "
+                                                 "rds-edge-api rotate authorization --finish")
 
 
 def _delete_ip_set(ctx, version: int, destroying: bool) -> None:

@@ -1,0 +1,261 @@
+"""Record every AWS call the commands make, in moto, into ``provision/aws_calls.json``.
+
+``rds-edge-api policy`` builds the operator's IAM policy from that catalog, so
+the policy follows the code instead of a hand-kept list. Re-record after
+adding or changing an AWS call (``tests/test_policy.py`` fails until then):
+
+    scripts/record-aws-calls
+
+Each config variant (validation dns / email, with / without a hosted zone)
+runs every command's paths in a fresh moto account (``_scenario``): deploy,
+a re-deploy, outputs, logs, both rotations with their finish, deploys after
+a config change and a code upgrade, a deploy repairing changes made behind
+its back (drift), and teardown. A botocore ``before-call`` hook on the session the
+commands use records (service, operation); the seeding of the operator's
+side (VPC, RDS, zone) goes through another session and is not recorded.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+from rich.console import Console
+
+from ..output import Output
+from ..policy import CATALOG, variant
+
+REGION = "eu-west-1"
+MAIL_REGION = "us-west-2"
+SECRETS = {"RECORD_DB_PASSWORD": "recording-only-password", "RECORD_AUTHORIZATION": "Bearer recording-old",
+           "RECORD_API_KEY": "recording-api-key-value-0001"}
+VARIANTS = (("dns", True), ("dns", False), ("email", True), ("email", False))
+# Calls the code makes on a path no run here reaches, each with why; test_policy's source scan keeps this honest.
+UNREACHED = (
+    {"service": "iam", "operation": "ListRoleTags", "commands": ["teardown"],
+     "why": "only when GetRole answers without tags (older IAM responses); moto always includes them"},
+)
+
+
+def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1") -> str:
+    """The variant's config; ``changed`` alters every setting a re-deploy updates in place."""
+    domain = {"name": "api.example.com", "validation": validation, "mail_region": MAIL_REGION,
+              **({"hosted_zone_id": zone_id} if zone_id else {})}
+    sections = {
+        "stack": {"name": "rec", "region": REGION},
+        "database": {"instance_id": "orders-db", "name": "shop", "user": "api_reader",
+                     "password_env": "RECORD_DB_PASSWORD", "table": "orders", "key_column": "customer_id",
+                     **({"columns": ["customer_id"]} if changed else {})},
+        "access": {"allowed_cidrs": ["198.51.100.0/24"] if changed else ["203.0.113.0/24", "2001:db8::/32"],
+                   "authorization_env": "RECORD_AUTHORIZATION"},
+        "domain": domain,
+        "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3} if changed else {},
+        "function": {"memory_mb": 512} if changed else {},
+    }
+    return "\n".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                     for name, values in sections.items())
+
+
+class Recorder:
+    """A botocore before-call hook: the (service, operation) of every call, per command."""
+
+    def __init__(self):
+        self.calls: dict[str, set[tuple[str, str]]] = {}
+        self.command = ""
+
+    def __call__(self, model, **_) -> None:
+        self.calls.setdefault(self.command, set()).add((model.service_model.service_name, model.name))
+
+
+@contextmanager
+def _moto() -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(AWS_ACCESS_KEY_ID="recording", AWS_SECRET_ACCESS_KEY="recording", AWS_DEFAULT_REGION=REGION,
+                      **SECRETS)
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(key, None)
+    from moto import mock_aws
+
+    try:
+        with mock_aws(config={"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _email_arrives(recorder_session: boto3.Session) -> None:
+    """Email validation: the certificate stays pending until the toolkit first looks for ACM's mail in the
+    bucket; a mail is there by then (put through another session), so the mail-reading calls are recorded."""
+    import moto.settings
+
+    seeder = boto3.Session(region_name=MAIL_REGION)
+
+    def deliver(params, **_):
+        if moto.settings.ACM_VALIDATION_WAIT < 0:
+            return
+        seeder.client("s3", region_name=MAIL_REGION).put_object(
+            Bucket=params["Bucket"], Key=f"{params.get('Prefix', '')}recorded-mail", Body=b"Subject: hello\r\n\r\nhi")
+        moto.settings.ACM_VALIDATION_WAIT = -1
+
+    recorder_session.events.register("provide-client-params.s3.ListObjectsV2", deliver)
+
+
+def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[tuple[str, str]]]:
+    """Every command's calls for one config variant, in a fresh moto account."""
+    import moto.settings
+
+    from .. import cli
+    from ..config import load
+    from ..steps import package
+    from .emulator import seed_database
+
+    with _moto():
+        acm_wait, build = moto.settings.ACM_VALIDATION_WAIT, package.build
+        moto.settings.ACM_VALIDATION_WAIT = 0
+        try:
+            seeder = boto3.Session(region_name=REGION)
+            zone_id = None
+            if zone:
+                zone_id = seeder.client("route53").create_hosted_zone(
+                    Name="example.com", CallerReference="recording")["HostedZone"]["Id"].removeprefix("/hostedzone/")
+            path = workdir / f"{variant(validation, zone_id)}.toml"
+            path.write_text(_toml(validation, zone_id, changed=False))
+            changed = workdir / f"{variant(validation, zone_id)}-changed.toml"
+            changed.write_text(_toml(validation, zone_id, changed=True))
+            moved = workdir / f"{variant(validation, zone_id)}-moved.toml"
+            moved.write_text(_toml(validation, zone_id, changed=True, stage="v2"))
+            seed_database(seeder, load(path))
+            recorder = Recorder()
+            if validation == "email":
+                moto.settings.ACM_VALIDATION_WAIT = 10 ** 6  # pending until the toolkit looks for the mail
+            for item in _scenario(validation, (path, changed, moved), seeder, workdir):
+                if callable(item):
+                    item()
+                    continue
+                recorder.command, argv, config = item
+                session = boto3.Session()  # one per run, as in real use: each run hooks its own clients
+                session.events.register("before-call", recorder)
+                if validation == "email":
+                    _email_arrives(session)
+                out = Output(Console(file=io.StringIO(), width=200))
+                code = cli.main([*argv, "--config", str(config)], session=session, out=out)
+                if code != 0:
+                    raise RuntimeError(f"{' '.join(argv)} failed while recording ({validation}, zone={zone}):\n"
+                                       f"{out.console.file.getvalue()}")
+            return recorder.calls
+        finally:
+            moto.settings.ACM_VALIDATION_WAIT, package.build = acm_wait, build
+
+
+def _scenario(validation: str, configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: Path) -> list:
+    """In order: (command recorded as, argv, config) to run, or something done behind the toolkit's back."""
+    base, changed, moved = configs
+    return [
+        ("deploy", ["deploy"], base), ("deploy", ["deploy"], base), ("outputs", ["outputs", "--json"], base),
+        lambda: _waf_log_group(seeder), ("logs", ["logs", "--since", "1h"], base),
+        ("rotate", ["rotate", "api-key"], base), ("rotate", ["rotate", "api-key", "--finish"], base),
+        lambda: os.environ.update(RECORD_AUTHORIZATION="Bearer recording-new"),
+        ("rotate", ["rotate", "authorization"], base), ("rotate", ["rotate", "authorization", "--finish"], base),
+        lambda: _new_function_code(workdir),  # as after an upgrade of the toolkit, with a changed config too
+        ("deploy", ["deploy"], changed), ("deploy", ["deploy"], moved),
+        lambda: _drift(seeder, validation), ("deploy", ["deploy"], moved),
+        lambda: _inline_policy(seeder),
+        ("teardown", ["teardown", "--yes"], base),
+    ]
+
+
+def _inline_policy(seeder: boto3.Session) -> None:
+    """Someone added an inline policy to the function's role: teardown must remove it to delete the role."""
+    seeder.client("iam").put_role_policy(RoleName="rec-fn", PolicyName="added", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
+
+
+def _drift(seeder: boto3.Session, validation: str) -> None:
+    """Changes made behind the toolkit's back (through the unrecorded session), so that the next deploy
+    records the calls that repair them: tags, trust policy, a disabled key, an edited method, endpoint type,
+    the mail rule."""
+    iam, lambda_, logs = seeder.client("iam"), seeder.client("lambda", REGION), seeder.client("logs", REGION)
+    apigw = seeder.client("apigateway", REGION)
+    iam.untag_role(RoleName="rec-fn", TagKeys=["stack"])
+    iam.update_assume_role_policy(RoleName="rec-fn", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+    function = lambda_.get_function(FunctionName="rec-api")["Configuration"]["FunctionArn"]
+    lambda_.untag_resource(Resource=function, TagKeys=["stack"])
+    group = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/rec-api")["logGroups"][0]["arn"]
+    logs.untag_resource(resourceArn=group.removesuffix(":*"), tagKeys=["stack"])
+    [api] = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "rec"]
+    for key in apigw.get_api_keys()["items"]:
+        apigw.update_api_key(apiKey=key["id"], patchOperations=[{"op": "replace", "path": "/enabled",
+                                                                 "value": "false"}])
+    resource = next(r for r in apigw.get_resources(restApiId=api["id"])["items"] if r["path"] == "/orders")
+    apigw.put_integration(restApiId=api["id"], resourceId=resource["id"], httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    arn = f"arn:aws:apigateway:{REGION}::/restapis/{api['id']}/stages/v2"
+    apigw.untag_resource(resourceArn=arn, tagKeys=["stack"])
+    apigw.update_rest_api(restApiId=api["id"], patchOperations=[
+        {"op": "replace", "path": "/endpointConfiguration/types/REGIONAL", "value": "EDGE"}])
+    if validation == "email":
+        ses = seeder.client("ses", MAIL_REGION)
+        rule_set = ses.describe_active_receipt_rule_set()["Metadata"]["Name"]
+        rule = ses.describe_active_receipt_rule_set()["Rules"][0]
+        ses.update_receipt_rule(RuleSetName=rule_set, Rule={**rule, "ScanEnabled": not rule.get("ScanEnabled")})
+
+
+def _new_function_code(workdir: Path) -> None:
+    """From now on the function's zip differs, as after an upgrade of the toolkit: deploy uploads the code."""
+    from ..steps import package
+
+    source = workdir / "lambda-upgraded"
+    if not source.exists():
+        shutil.copytree(package.SOURCE, source)
+        (source / "UPGRADED").write_text("recording\n")
+    build = package.build
+    package.build = lambda source_=source: build(source_)
+
+
+def _waf_log_group(session: boto3.Session) -> None:
+    """WAF's log group, unless deploy made it (WAF logging is optional), so that logs reads both groups."""
+    logs = session.client("logs", region_name="us-east-1")
+    if not logs.describe_log_groups(logGroupNamePrefix="aws-waf-logs-rec")["logGroups"]:
+        logs.create_log_group(logGroupName="aws-waf-logs-rec")
+
+
+def record_all() -> dict:
+    """The catalog: each (service, operation) with the commands and config variants that call it."""
+    found: dict[tuple[str, str], dict[str, set[str]]] = {}
+    with tempfile.TemporaryDirectory(prefix="rds-edge-record-") as tmp:
+        for validation, zone in VARIANTS:
+            name = variant(validation, "zone" if zone else None)
+            for command, calls in record_variant(validation, zone, Path(tmp)).items():
+                for call in calls:
+                    entry = found.setdefault(call, {"commands": set(), "variants": set()})
+                    entry["commands"].add(command)
+                    entry["variants"].add(name)
+    everywhere = sorted(variant(v, "zone" if z else None) for v, z in VARIANTS)
+    for call in UNREACHED:
+        found.setdefault((call["service"], call["operation"]), {"commands": set(call["commands"]),
+                                                                "variants": set(everywhere)})
+    return {"generated_by": "scripts/record-aws-calls (provision/local/recording.py); do not edit by hand",
+            "calls": [{"service": service, "operation": operation, "commands": sorted(entry["commands"]),
+                       "variants": sorted(entry["variants"])}
+                      for (service, operation), entry in sorted(found.items())]}
+
+
+def main() -> int:
+    catalog = record_all()
+    CATALOG.write_text(json.dumps(catalog, indent=1) + "\n", encoding="utf-8")
+    print(f"recorded {len(catalog['calls'])} distinct AWS calls into {CATALOG}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
