@@ -15,7 +15,7 @@ from botocore.config import Config as BotoConfig
 from . import waits
 
 USER_AGENT = "rds-edge-api/0.1"
-READ_PREFIXES = ("Describe", "Get", "List", "Head", "Check", "Search", "Lookup", "Test")
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Check", "Search", "Lookup", "Test", "Filter")
 CLIENT_CONFIG = BotoConfig(
     retries={"total_max_attempts": 1, "mode": "standard"},
     connect_timeout=10,
@@ -49,16 +49,25 @@ class CallCounter:
 
 @dataclass
 class Clients:
-    """boto3 clients per (service, region), all sharing one session and its hooks."""
+    """boto3 clients per (service, region) from one session, each with this run's hooks.
+
+    The hooks go on each client, not on the session: a session shared by two runs
+    (a test, the call recorder) would otherwise carry the first run's plan guard
+    and counter into the second."""
     session: boto3.Session
     calls: CallCounter
+    retry_hook: Callable
     planning: bool = False
     _cache: dict = field(default_factory=dict)
 
     def __call__(self, service: str, region: str):
         key = (service, region)
         if key not in self._cache:
-            self._cache[key] = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
+            client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
+            client.meta.events.register("before-call", self.plan_guard)
+            client.meta.events.register("before-call", self.calls)
+            client.meta.events.register("needs-retry", self.retry_hook)
+            self._cache[key] = client
         return self._cache[key]
 
     def plan_guard(self, model, **_) -> None:
@@ -69,10 +78,5 @@ class Clients:
 def make_clients(session: boto3.Session | None, *, sleep: Callable[[float], None],
                  on_retry: Callable[[str], None]) -> Clients:
     """Clients that count calls, refuse changes while planning and retry transient errors."""
-    session = session or boto3.Session()
-    clients = Clients(session=session, calls=CallCounter())
-    events = session._session.get_component("event_emitter")
-    events.register("before-call", clients.plan_guard)
-    events.register("before-call", clients.calls)
-    events.register("needs-retry", waits.transient_retry_hook(sleep, on_retry))
-    return clients
+    return Clients(session=session or boto3.Session(), calls=CallCounter(),
+                   retry_hook=waits.transient_retry_hook(sleep, on_retry))
