@@ -11,7 +11,7 @@ lambda:GetFunctionConfiguration can read it.
 """
 from __future__ import annotations
 
-from . import database, package
+from . import database, log_groups, package
 from .. import ca_bundle, waits
 from ..context import UNKNOWN
 from ..errors import DeployError, error_code, or_none
@@ -87,7 +87,7 @@ def _role_not_assumable_yet(exc: BaseException) -> bool:
 
 
 def ensure(ctx) -> None:
-    _ensure_log_group(ctx)
+    log_groups.ensure(ctx, ctx.client("logs"), log_group_name(ctx.stack))
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     db = database.lookup(ctx)
     role_arn = ctx.state.get("iam_role").get("arn", UNKNOWN)
@@ -138,29 +138,6 @@ def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
                    ReservedConcurrentExecutions=wanted)
 
 
-def _find_log_group(ctx) -> dict | None:
-    name = log_group_name(ctx.stack)
-    groups = ctx.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-    return next((g for g in groups if g["logGroupName"] == name), None)
-
-
-def _ensure_log_group(ctx) -> None:
-    logs, name = ctx.client("logs"), log_group_name(ctx.stack)
-    days = ctx.config.function.log_retention_days
-    group = _find_log_group(ctx)
-    if group is None:
-        ctx.change("create", f"log group {name} ({days} days)", logs.create_log_group,
-                   logGroupName=name, tags=ctx.tags)
-    else:
-        tags = logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
-        if not is_ours(tags, ctx.stack):
-            ctx.change("update", f"tags of log group {name}", logs.tag_resource,
-                       resourceArn=group["arn"].removesuffix(":*"), tags=ctx.tags)
-    if group is None or group.get("retentionInDays") != days:
-        ctx.change("update", f"retention of {name}: {days} days", logs.put_retention_policy,
-                   logGroupName=name, retentionInDays=days)
-
-
 def destroy(ctx) -> None:
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     found = _find(ctx)
@@ -169,9 +146,4 @@ def destroy(ctx) -> None:
             ctx.change("delete", f"Lambda function {name}", lambda_.delete_function, FunctionName=name)
         else:
             ctx.out.note(f"Leaving Lambda function {name}: not tagged as this stack's")
-    group = _find_log_group(ctx)
-    if group is not None:
-        tags = ctx.client("logs").list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]
-        if is_ours(tags, ctx.stack):
-            ctx.change("delete", f"log group {group['logGroupName']}", ctx.client("logs").delete_log_group,
-                       logGroupName=group["logGroupName"])
+    log_groups.destroy(ctx, ctx.client("logs"), log_group_name(ctx.stack))

@@ -21,11 +21,11 @@ Pitfalls:
 """
 from __future__ import annotations
 
+from . import log_groups
 from .waf import SCOPE, acl_name
 from .waf import STEP as WAF_STEP
 from ..context import UNKNOWN
 from ..errors import or_none
-from ..tags import is_ours
 
 STEP = "waf_logging"
 REDACTED = [{"SingleHeader": {"Name": "authorization"}}]
@@ -33,34 +33,6 @@ REDACTED = [{"SingleHeader": {"Name": "authorization"}}]
 
 def log_group_name(stack: str) -> str:
     return f"aws-waf-logs-{stack}"
-
-
-def _group_arn(group: dict) -> str:
-    return group["arn"].removesuffix(":*")
-
-
-def _find_group(ctx) -> dict | None:
-    name = log_group_name(ctx.stack)
-    groups = ctx.edge("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-    return next((g for g in groups if g["logGroupName"] == name), None)
-
-
-def _ensure_group(ctx) -> str:
-    """The log group, created or brought to our tags and retention; its ARN (UNKNOWN if planned)."""
-    logs, name = ctx.edge("logs"), log_group_name(ctx.stack)
-    days = ctx.config.function.log_retention_days
-    group = _find_group(ctx)
-    if group is None:
-        ctx.change("create", f"log group {name} in us-east-1 ({days} days)", logs.create_log_group,
-                   logGroupName=name, tags=ctx.tags)
-        group = _find_group(ctx) if not ctx.planning else None
-    elif not is_ours(logs.list_tags_for_resource(resourceArn=_group_arn(group))["tags"], ctx.stack):
-        ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=_group_arn(group),
-                   tags=ctx.tags)
-    if group is None or group.get("retentionInDays") != days:
-        ctx.change("update", f"retention of {name}: {days} days", logs.put_retention_policy,
-                   logGroupName=name, retentionInDays=days)
-    return _group_arn(group) if group else UNKNOWN
 
 
 def _comparable(config: dict | None) -> dict | None:
@@ -73,7 +45,8 @@ def _comparable(config: dict | None) -> dict | None:
 
 def ensure(ctx) -> None:
     waf = ctx.edge("wafv2")
-    group_arn = _ensure_group(ctx)
+    group = log_groups.ensure(ctx, ctx.edge("logs"), log_group_name(ctx.stack), where=" in us-east-1")
+    group_arn = log_groups.group_arn(group) if group else UNKNOWN
     acl_arn = _acl_arn(ctx) or UNKNOWN  # UNKNOWN: the ACL is only planned
     wanted = {"ResourceArn": acl_arn, "LogDestinationConfigs": [group_arn], "RedactedFields": REDACTED}
     current = None
@@ -85,7 +58,7 @@ def ensure(ctx) -> None:
                    f"logging of web ACL {ctx.stack} to {log_group_name(ctx.stack)} (authorization header redacted)",
                    waf.put_logging_configuration, LoggingConfiguration=wanted)
     ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "log_group_arn": group_arn})
-    ctx.outputs["WAF log group"] = f"{log_group_name(ctx.stack)} (us-east-1)"
+    ctx.outputs["WAF log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 
 
 def _acl_arn(ctx) -> str | None:
@@ -116,11 +89,4 @@ def destroy(ctx) -> None:
     if found and _sends_to_our_group(ctx, found["LoggingConfiguration"]):
         ctx.change("delete", f"logging of web ACL {acl_name(ctx.stack)}", waf.delete_logging_configuration,
                    ResourceArn=acl_arn)
-    group = _find_group(ctx)
-    if group is None:
-        return
-    if not is_ours(logs.list_tags_for_resource(resourceArn=_group_arn(group))["tags"], ctx.stack):
-        ctx.out.note(f"Leaving log group {group['logGroupName']}: it is not tagged as this stack's")
-        return
-    ctx.change("delete", f"log group {group['logGroupName']}", logs.delete_log_group,
-               logGroupName=group["logGroupName"])
+    log_groups.destroy(ctx, logs, log_group_name(ctx.stack))

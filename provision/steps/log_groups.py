@@ -1,0 +1,46 @@
+"""A CloudWatch Logs group of the stack's: the function's (stack region) and WAF's (us-east-1).
+
+Found by its exact name (a prefix search also returns longer names), created
+with the stack's tags, held to [function] log_retention_days (a group Lambda or
+WAF made itself would never expire), and removed only when tagged as ours.
+"""
+from __future__ import annotations
+
+from ..tags import is_ours
+
+
+def group_arn(group: dict) -> str:
+    """The group's ARN as the tagging calls take it (DescribeLogGroups adds ':*')."""
+    return group["arn"].removesuffix(":*")
+
+
+def find(logs, name: str) -> dict | None:
+    groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    return next((g for g in groups if g["logGroupName"] == name), None)
+
+
+def ensure(ctx, logs, name: str, where: str = "") -> dict | None:
+    """The group, created or brought to our tags and retention; None when it is only planned."""
+    days = ctx.config.function.log_retention_days
+    group = find(logs, name)
+    if group is None:
+        ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
+                   logGroupName=name, tags=ctx.tags)
+        group = None if ctx.planning else find(logs, name)
+    elif not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
+        ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(group),
+                   tags=ctx.tags)
+    if group is None or group.get("retentionInDays") != days:
+        ctx.change("update", f"retention of {name}: {days} days", logs.put_retention_policy,
+                   logGroupName=name, retentionInDays=days)
+    return group
+
+
+def destroy(ctx, logs, name: str) -> None:
+    group = find(logs, name)
+    if group is None:
+        return
+    if not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
+        ctx.out.note(f"Leaving log group {name}: it is not tagged as this stack's")
+        return
+    ctx.change("delete", f"log group {name}", logs.delete_log_group, logGroupName=name)
