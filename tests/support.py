@@ -202,24 +202,11 @@ def inventory(config) -> list[str]:
     return sorted(found)
 
 
-TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
-
-
 def moto_evaluates_secure_transport(monkeypatch) -> None:
-    """moto 5.2.5 evaluates only StringEquals in a bucket policy's conditions and takes any other
-    operator as met, so the mail bucket's "Deny unless TLS" statement denies every object call.
-    boto3 calls over https, where AWS finds aws:SecureTransport true and that statement does not
-    apply: evaluate the policy without it, as AWS would for these requests."""
-    from moto.iam.access_control import IAMPolicy
+    """The mail bucket's TLS-only statement evaluated as AWS does for boto3's https calls
+    (provision/local/moto_workarounds.py says why), for the rest of the test."""
     from moto.s3.models import FakeBucket
 
-    original = FakeBucket.get_permission
+    from provision.local.moto_workarounds import get_permission_without_tls_deny
 
-    def get_permission(self, action, resource):
-        if self.policy is None:
-            return original(self, action, resource)
-        policy = json.loads(self.policy)
-        policy["Statement"] = [s for s in policy["Statement"] if s.get("Condition") != TLS_ONLY]
-        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
-
-    monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
+    monkeypatch.setattr(FakeBucket, "get_permission", get_permission_without_tls_deny(FakeBucket.get_permission))

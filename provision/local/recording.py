@@ -51,13 +51,17 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
     sections = {
         "stack": {"name": "rec", "region": REGION},
         "database": {"instance_id": "orders-db", "name": "shop", "user": "api_reader",
-                     "password_env": "RECORD_DB_PASSWORD", "table": "orders", "key_column": "customer_id",
-                     **({"columns": ["customer_id"]} if changed else {})},
+                     "table": "orders", "key_column": "customer_id",
+                     # auth = "iam" adds the role's inline rds-db:connect policy
+                     **({"columns": ["customer_id"], "auth": "iam"} if changed
+                        else {"password_env": "RECORD_DB_PASSWORD"})},
         "access": {"allowed_cidrs": ["198.51.100.0/24"] if changed else ["203.0.113.0/24", "2001:db8::/32"],
                    "authorization_env": "RECORD_AUTHORIZATION"},
         "domain": domain,
-        "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3} if changed else {},
-        "function": {"memory_mb": 512} if changed else {},
+        "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3,
+                "max_rows": 50} if changed else {},
+        "function": {"memory_mb": 512, "max_concurrency": 4} if changed else {},
+        "alerts": {"email": "ops-new@example.com" if changed else "ops@example.com"},
     }
     return "\n".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
                      for name, values in sections.items())
@@ -83,8 +87,11 @@ def _moto() -> Iterator[None]:
         os.environ.pop(key, None)
     from moto import mock_aws
 
+    from .moto_workarounds import bucket_policy_without_tls_deny
+
     try:
-        with mock_aws(config={"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}):
+        with mock_aws(config={"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}), \
+                bucket_policy_without_tls_deny():
             yield
     finally:
         os.environ.clear()
@@ -115,6 +122,7 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
     from .. import cli
     from ..config import load
     from ..steps import package
+    from .certs import stand_in_bundle
     from .emulator import seed_database
 
     with _moto():
@@ -133,6 +141,8 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
             moved = workdir / f"{variant(validation, zone_id)}-moved.toml"
             moved.write_text(_toml(validation, zone_id, changed=True, stage="v2"))
             seed_database(seeder, load(path))
+            (workdir / ".state").mkdir(exist_ok=True)
+            stand_in_bundle(workdir / ".state")  # deploy downloads nothing: a throwaway CA as the cached bundle
             recorder = Recorder()
             if validation == "email":
                 moto.settings.ACM_VALIDATION_WAIT = 10 ** 6  # pending until the toolkit looks for the mail
@@ -219,7 +229,7 @@ def _new_function_code(workdir: Path) -> None:
         shutil.copytree(package.SOURCE, source)
         (source / "UPGRADED").write_text("recording\n")
     build = package.build
-    package.build = lambda source_=source: build(source_)
+    package.build = lambda source_=source, ca_bundle=None: build(source_, ca_bundle)
 
 
 def _waf_log_group(session: boto3.Session) -> None:
