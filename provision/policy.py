@@ -83,7 +83,7 @@ PREFIXES = {"ses": "ses", "sesv2": "ses", "logs": "logs"}  # boto3 name -> IAM p
 STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
                   r"|lambda:ListFunctions|route53:ListHostedZones.*|route53:GetHostedZoneCount"
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
-                  r"|ses:.*|sns:ListTopics|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
+                  r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
                   r"|DescribeResourcePolicies|DeleteResourcePolicy)"
                   r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
