@@ -69,13 +69,19 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def from_function(event: dict) -> Record | None:
-    """The handler's JSON line, or None for anything else Lambda logs."""
+def _json_with(message: str, key: str) -> dict | None:
+    """A log message that is a JSON object carrying ``key``; None for any other line."""
     try:
-        line = json.loads(event["message"])
+        value = json.loads(message)
     except ValueError:
         return None
-    if not isinstance(line, dict) or "outcome" not in line:
+    return value if isinstance(value, dict) and key in value else None
+
+
+def from_function(event: dict) -> Record | None:
+    """The handler's JSON line, or None for anything else Lambda logs."""
+    line = _json_with(event["message"], "outcome")
+    if line is None:
         return None
     return Record(_when(event["timestamp"]), "function", line.get("sourceIp"),
                   OUTCOMES.get(line["outcome"], str(line["outcome"])), line.get("keyLength"), line.get("ms"),
@@ -84,11 +90,8 @@ def from_function(event: dict) -> Record | None:
 
 def from_waf(event: dict) -> Record | None:
     """One WAF log record: who, allowed or blocked, and the length of ?key= (never its value, never headers)."""
-    try:
-        record = json.loads(event["message"])
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or "action" not in record:
+    record = _json_with(event["message"], "action")
+    if record is None:
         return None
     request = record.get("httpRequest") or {}
     keys = parse_qs(request.get("args") or "", keep_blank_values=True).get("key")
