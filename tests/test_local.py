@@ -64,7 +64,8 @@ def test_local_makes_throwaway_secrets_when_none_are_set(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     code, text = run("deploy")
     assert code == 0, text
-    assert "RDS_EDGE_DB_PASSWORD, RDS_EDGE_AUTHORIZATION not set: throwaway values made for this run only" in text
+    # the example config signs in with IAM, so the Authorization value is its only secret
+    assert "RDS_EDGE_AUTHORIZATION not set: throwaway values made for this run only" in text
     assert "Bearer local-" not in text
     assert "RDS_EDGE_DB_PASSWORD" not in os.environ and "RDS_EDGE_AUTHORIZATION" not in os.environ
 
@@ -79,7 +80,10 @@ def test_serve_once_checks_every_wall_and_removes_its_files(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     code, text = run("deploy", "--serve", "--once", "--port", str(free_port()))
     assert code == 0, text
+    # the example deploys DB_AUTH=iam, DB_TLS=verify: the local function verified the local MariaDB's
+    # certificate and signed in with the stand-in password, or key 42 would not have answered 200
     assert "every wall holds" in text
+    assert "throwaway password: IAM database authentication is RDS's own" in text
     allowed = re.search(r"\n +curl -i -H @(\S+) -H 'X-Forwarded-For: 203\.0\.113\.10' "
                         r"'http://127\.0\.0\.1:\d+/items\?key=42'\n", text)
     blocked = re.search(r"\n +curl -i -H @\S+ -H 'X-Forwarded-For: (?!203\.0\.113\.10)(\S+)'", text)

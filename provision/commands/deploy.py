@@ -71,7 +71,9 @@ def serve(args, config, session, out) -> int:
             *_aligned({"edge (CloudFront + WAF)": path.edge_url,
                        f"API stand-in (stage {config.api.stage})": f"{path.invoke_url}  (API key required)",
                        f"MariaDB (table {config.database.table})":
-                           f"127.0.0.1:{path.database.port}  (keys 42 and 7 have rows)"}),
+                           f"127.0.0.1:{path.database.port}  (keys 42 and 7 have rows; TLS from a throwaway CA)"}),
+            *(["The function signs in to MariaDB with a throwaway password: IAM database authentication "
+                "is RDS's own."] if path.iam_stood_in else []),
             "Every caller here is 127.0.0.1, so, locally only, the edge takes the caller's address",
             "from the first X-Forwarded-For entry. Try an allowed and a blocked caller:",
             f"  curl -i {header} -H 'X-Forwarded-For: {allowed}' '{path.edge_url}?key=42'",

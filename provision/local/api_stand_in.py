@@ -35,11 +35,12 @@ LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/2015-03-31/fun
 class LocalFunction:
     """lambda/handler.py in this process, one invocation at a time (as one Lambda container runs them)."""
 
-    def __init__(self, db_host: str, db_port: int):
+    def __init__(self, local_database: dict[str, str]):
+        """``local_database``: the DB_* settings that point the deployed environment at the local MariaDB."""
         spec = importlib.util.spec_from_file_location("rds_edge_api_local_handler", HANDLER_FILE)
         self.module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.module)
-        self.db = {"DB_HOST": db_host, "DB_PORT": str(db_port)}
+        self.db = local_database
         self.lock = threading.Lock()
         self.last_env: dict[str, str] | None = None
 

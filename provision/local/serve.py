@@ -3,7 +3,8 @@
     curl ──> edge (port N)          CloudFront + WAF, as the distribution and the web ACL say
                ──> API stand-in (N+1)  API Gateway's stage: method, API key, validator, mapping
                      ──> lambda/handler.py  with the function's deployed environment
-                           ──> throwaway MariaDB  the config's table with sample rows
+                           ──> throwaway MariaDB  the config's table with sample rows, over TLS
+                                                  (the deployed DB_TLS mode, a throwaway CA)
 
 Every request reads the configuration back from the emulator with boto3 (it
 is local and cheap): a change made in the emulator shows in the next answer,
@@ -17,14 +18,17 @@ HTTP servers on loopback (plain HTTP) and starts and stops what they need.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
 from . import api_stand_in, edge, sample_data
+from .certs import ServerFiles, make_ca, server_files
 from .mariadb import MariaDB
 from .readback import Deployed
 from .wire import Answer, Incoming
@@ -73,6 +77,27 @@ def _start(handler, port: int) -> ThreadingHTTPServer:
     return server
 
 
+@dataclass(frozen=True)
+class DatabaseLink:
+    """How the local function reaches the local MariaDB: what stands in for RDS's TLS and IAM sign-in."""
+    tls: ServerFiles
+    password: str
+    environment: dict[str, str]
+
+
+def database_link(env: dict[str, str], directory: Path) -> DatabaseLink:
+    """The deployed DB_TLS mode kept as it is, against a server certificate for 127.0.0.1 from a throwaway CA
+    (DB_CA_FILE names that CA: the deployed one is a path inside the function's zip). IAM database
+    authentication is RDS's own, so with DB_AUTH=iam the function signs in with a throwaway password instead."""
+    tls = server_files(directory / "mariadb-tls", make_ca("rds-edge-api --serve stand-in RDS CA"), "127.0.0.1")
+    environment = {"DB_CA_FILE": str(tls.ca)}
+    password = env.get("DB_PASSWORD", "")
+    if env.get("DB_AUTH") == "iam":
+        password = secrets.token_urlsafe(18)
+        environment.update(DB_AUTH="password", DB_PASSWORD=password)
+    return DatabaseLink(tls, password, environment)
+
+
 class LocalPath:
     """MariaDB with the sample rows, the API stand-in on port+1 and the edge on port (0: any free ports).
 
@@ -86,6 +111,7 @@ class LocalPath:
         self.files: Path | None = None
         self.database: MariaDB | None = None
         self.function: api_stand_in.LocalFunction | None = None
+        self.iam_stood_in = False  # DB_AUTH=iam deployed; locally a throwaway password stands in
 
     def __enter__(self) -> "LocalPath":
         try:
@@ -99,10 +125,13 @@ class LocalPath:
         self.files = Path(tempfile.mkdtemp(prefix="rds-edge-serve-"))
         deployed = Deployed(self.session, self.config)
         env = deployed.function_environment(function_step.function_name(self.config.stack.name))
-        self.database = MariaDB().__enter__()
-        sample_data.load(self.database, env["DB_NAME"], env["DB_USER"], env.get("DB_PASSWORD", ""),
+        link = database_link(env, self.files)
+        self.database = MariaDB(tls=link.tls).__enter__()
+        sample_data.load(self.database, env["DB_NAME"], env["DB_USER"], link.password,
                          env["DB_TABLE"], env["DB_KEY_COLUMN"])
-        function = api_stand_in.LocalFunction(self.database.host, self.database.port)
+        self.iam_stood_in = env.get("DB_AUTH") == "iam"
+        function = api_stand_in.LocalFunction(
+            {"DB_HOST": self.database.host, "DB_PORT": str(self.database.port), **link.environment})
         api = _start(_http_handler(lambda r: api_stand_in.answer(deployed, function, r), self.log, "api"),
                      self.port + 1 if self.port else 0)
         self.servers.append(api)
