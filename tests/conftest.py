@@ -107,3 +107,17 @@ def dns_cfg(load_config, hosted_zone):
 @pytest.fixture
 def email_cfg(load_config, hosted_zone):
     return load_config(validation="email", hosted_zone_id=hosted_zone)
+
+
+@pytest.fixture
+def aws_rules(aws, monkeypatch):
+    """aws_rules(rule, ...) switches on rules from tests/aws_rules.py (AWS as it behaves) for the test."""
+    from tests import aws_rules as rules_module
+
+    active: list = []
+    rules_module.install(monkeypatch, active)
+
+    def enable(*rules):
+        active.extend(rules)
+        return rules[0] if len(rules) == 1 else rules
+    return enable
