@@ -26,6 +26,8 @@ DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 HOSTED_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
 API_PATH = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+# SES receipt rule set names: letters, digits, '.', '_', '-'; start and end with a letter or digit; < 64.
+RULE_SET_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$")
 
 # Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
@@ -103,16 +105,25 @@ class DomainConfig:
     validation: str
     hosted_zone_id: str | None = None
     mail_region: str = "us-east-1"
-    validation_domain: str = ""  # the domain ACM mails (email validation); "" means the domain itself
+    validation_domain: str = ""  # the domain ACM mails (email validation); "" means acm_mail_domain(name)
+    mail_rule_set: str = ""      # the operator's own active SES receipt rule set; "" means the shared one
 
     def __post_init__(self):
         if not self.validation_domain:
-            object.__setattr__(self, "validation_domain", self.name)
+            object.__setattr__(self, "validation_domain", acm_mail_domain(self.name))
 
     @property
     def receives_mail(self) -> bool:
         """Whether the stack receives ACM's mail itself (SES, bucket, MX): email validation of the domain itself."""
         return self.validation == "email" and self.validation_domain == self.name
+
+
+def acm_mail_domain(name: str) -> str:
+    """The domain whose mailboxes ACM mails for ``name``: ACM drops a leading ``www.`` (ACM user guide,
+    "AWS Certificate Manager email validation": a certificate for www.example.com is approved by mail to
+    admin@example.com, not admin@www.example.com)."""
+    parent = name.removeprefix("www.")
+    return parent if parent != name and "." in parent else name
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,11 @@ class FunctionConfig:
 
 
 @dataclass(frozen=True)
+class LeaseConfig:
+    expiry_s: int = 60  # a crashed run's lease in the account lapses this long after its last renewal
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     stack: StackConfig
@@ -149,6 +165,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     function: FunctionConfig = field(default_factory=FunctionConfig)
     alerts: AlertsConfig | None = None
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
     state_dir: Path | None = None  # beside the config unless set (--local uses a temporary one)
 
     def __post_init__(self):
@@ -237,7 +254,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(str(path), "file not found (copy stack.example.toml to start)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    known = {"stack", "database", "access", "domain", "api", "function", "alerts"}
+    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "lease"}
     for name in data:
         if name not in known:
             raise ConfigError(f"[{name}]", "unknown section")
@@ -250,7 +267,20 @@ def load(path: str | Path) -> Config:
         api=_api(_Section(data, "api", required=False)),
         function=_function(_Section(data, "function", required=False)),
         alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
+        lease=_lease(_Section(data, "lease", required=False)),
     )
+
+
+LEASE_EXPIRY_RANGE = (5, 3600)
+
+
+def _lease(s: _Section) -> LeaseConfig:
+    expiry = s.get("expiry_s", int, LeaseConfig.expiry_s)
+    low, high = LEASE_EXPIRY_RANGE
+    if not low <= expiry <= high:
+        raise ConfigError(s.key("expiry_s"), f"{expiry} must be between {low} and {high} seconds")
+    s.finish()
+    return LeaseConfig(expiry_s=expiry)
 
 
 def _stack(s: _Section) -> StackConfig:
@@ -383,9 +413,16 @@ def _domain(s: _Section) -> DomainConfig:
         if name != validation_domain and not name.endswith("." + validation_domain):
             raise ConfigError(s.key("validation_domain"), f"{validation_domain!r} must be {name!r} or a parent "
                               f"domain of it, such as {name.split('.', 1)[1]!r}")
+        if validation_domain != acm_mail_domain(validation_domain):
+            raise ConfigError(s.key("validation_domain"), f"ACM drops a leading 'www.' and mails "
+                              f"{acm_mail_domain(validation_domain)!r} instead: set that, or leave the key out")
+    mail_rule_set = s.text("mail_rule_set", RULE_SET_NAME, "an SES receipt rule set name (letters, digits, "
+                           "'.', '_', '-'; at most 64)", default="")
+    if mail_rule_set and validation != "email":
+        raise ConfigError(s.key("mail_rule_set"), "applies only to validation = \"email\"")
     s.finish()
     return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region,
-                        validation_domain=validation_domain or name)
+                        validation_domain=validation_domain or acm_mail_domain(name), mail_rule_set=mail_rule_set)
 
 
 def _api(s: _Section) -> ApiConfig:

@@ -46,14 +46,14 @@ def test_ensure_builds_bucket_identity_rule_set_and_records(load_config, hosted_
     location = s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"]
     assert (location or "us-east-1") == region
     tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"]}
-    assert tags == {"stack": "demo", "managed-by": "rds-edge-api"}
+    assert tags == {"stack": "demo", "managed-by": "rds-edge-api", "ses-identity": "created"}
     assert all(s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"].values())
     policy = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])
     assert policy == {"Version": "2012-10-17", "Statement": [{
         "Sid": "AllowSESPutMail", "Effect": "Allow", "Principal": {"Service": "ses.amazonaws.com"},
         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/acm/*",
         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT},
-                      "ArnLike": {"aws:SourceArn": f"arn:aws:ses:{region}:{ACCOUNT}:receipt-rule-set/demo-acm"
+                      "ArnLike": {"aws:SourceArn": f"arn:aws:ses:{region}:{ACCOUNT}:receipt-rule-set/rds-edge-api-shared-acm"
                                                    ":receipt-rule/demo-acm-approval"}}},
         {"Sid": "DenyWithoutTLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
          "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
@@ -67,8 +67,8 @@ def test_ensure_builds_bucket_identity_rule_set_and_records(load_config, hosted_
 
     ses = boto3.client("ses", region_name=region)
     assert DOMAIN in ses.list_identities(IdentityType="Domain")["Identities"]
-    assert ses.describe_active_receipt_rule_set()["Metadata"]["Name"] == "demo-acm"
-    rule = ses.describe_receipt_rule(RuleSetName="demo-acm", RuleName="demo-acm-approval")["Rule"]
+    assert ses.describe_active_receipt_rule_set()["Metadata"]["Name"] == "rds-edge-api-shared-acm"
+    rule = ses.describe_receipt_rule(RuleSetName="rds-edge-api-shared-acm", RuleName="demo-acm-approval")["Rule"]
     assert rule["Recipients"] == [DOMAIN] and rule["Enabled"] and rule["ScanEnabled"]
     assert rule["Actions"] == [{"S3Action": {"BucketName": BUCKET, "ObjectKeyPrefix": "acm/"}},
                                {"StopAction": {"Scope": "RuleSet"}}]
@@ -76,8 +76,9 @@ def test_ensure_builds_bucket_identity_rule_set_and_records(load_config, hosted_
     found = records(cfg.domain.hosted_zone_id)
     assert found[(f"_amazonses.{DOMAIN}.", "TXT")] == [f'"{token(region)}"']
     assert found[(f"{DOMAIN}.", "MX")] == [f"10 inbound-smtp.{region}.amazonaws.com"]
-    assert ctx.state.get("mail") == {"bucket": BUCKET, "rule_set": "demo-acm", "rule": "demo-acm-approval",
-                                     "prefix": "acm/", "region": region}
+    assert ctx.state.get("mail") == {"bucket": BUCKET, "rule_set": "rds-edge-api-shared-acm",
+                                     "rule": "demo-acm-approval", "prefix": "acm/", "region": region,
+                                     "identity_created": True}
 
 
 def test_without_a_zone_records_are_printed_not_written(load_config):
@@ -111,13 +112,13 @@ def test_planning_announces_everything_and_calls_nothing(email_cfg):
 def test_drift_in_the_rule_is_updated(email_cfg):
     mail.ensure(quiet_context(email_cfg))
     ses = boto3.client("ses", region_name="us-east-1")
-    ses.update_receipt_rule(RuleSetName="demo-acm", Rule={
+    ses.update_receipt_rule(RuleSetName="rds-edge-api-shared-acm", Rule={
         "Name": "demo-acm-approval", "Enabled": False, "Recipients": ["other.example.com"], "ScanEnabled": False,
         "Actions": [{"S3Action": {"BucketName": BUCKET, "ObjectKeyPrefix": "elsewhere/"}}]})
     ctx = quiet_context(email_cfg)
     mail.ensure(ctx)
     assert ctx.clients.calls.changing_ops == ["UpdateReceiptRule"]
-    rule = ses.describe_receipt_rule(RuleSetName="demo-acm", RuleName="demo-acm-approval")["Rule"]
+    rule = ses.describe_receipt_rule(RuleSetName="rds-edge-api-shared-acm", RuleName="demo-acm-approval")["Rule"]
     assert rule["Enabled"] and rule["ScanEnabled"] and rule["Recipients"] == [DOMAIN]
     assert rule["Actions"][0]["S3Action"]["ObjectKeyPrefix"] == "acm/"
 
@@ -176,7 +177,7 @@ def test_mx_stays_once_the_certificate_is_issued_for_the_renewal_mail(email_cfg)
     assert (f"_amazonses.{DOMAIN}.", "TXT") in found
     assert later.clients.calls.changing == 0, later.clients.calls.changing_ops
     ses = boto3.client("ses", region_name="us-east-1")
-    assert ses.describe_active_receipt_rule_set()["Metadata"]["Name"] == "demo-acm"
+    assert ses.describe_active_receipt_rule_set()["Metadata"]["Name"] == "rds-edge-api-shared-acm"
     assert bucket_exists()
 
 

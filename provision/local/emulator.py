@@ -71,6 +71,10 @@ def emulator() -> Iterator[str]:
     os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", ACM_WAIT_SECONDS)
     from moto.server import ThreadedMotoServer
 
+    from .moto_workarounds import add_delete_receipt_rule
+
+    add_delete_receipt_rule()  # a stack's teardown takes its rule out of the shared SES rule set
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -7,6 +7,12 @@ where AWS finds aws:SecureTransport true and that statement does not apply:
 ``bucket_policy_without_tls_deny`` evaluates the policy without it, as AWS would
 for these requests. Used by the tests and the AWS-call recorder, never by the
 toolkit's own code.
+
+moto 5.2.5 has no SES ``DeleteReceiptRule`` (NotImplementedError), which a
+stack's teardown calls to take its rule out of the shared receipt rule set:
+``add_delete_receipt_rule`` adds it, as the SES API reference describes it
+(RuleSetDoesNotExist for a missing set; a missing rule is no error), for the
+emulator (--local) and the tests.
 """
 from __future__ import annotations
 
@@ -39,3 +45,27 @@ def bucket_policy_without_tls_deny() -> Iterator[None]:
         yield
     finally:
         FakeBucket.get_permission = original
+
+
+def add_delete_receipt_rule() -> None:
+    """Give moto's SES the DeleteReceiptRule operation it lacks (idempotent)."""
+    from moto.core.responses import EmptyResult
+    from moto.ses.exceptions import RuleSetDoesNotExist
+    from moto.ses.models import SESBackend
+    from moto.ses.responses import EmailResponse
+
+    if hasattr(EmailResponse, "delete_receipt_rule"):
+        return
+
+    def backend_delete(self, rule_set_name: str, rule_name: str) -> None:
+        rule_set = self.receipt_rule_set.get(rule_set_name)
+        if rule_set is None:
+            raise RuleSetDoesNotExist(f"Rule set does not exist: {rule_set_name}")
+        rule_set.rules = [rule for rule in rule_set.rules if rule["Name"] != rule_name]
+
+    def respond(self):
+        self.backend.delete_receipt_rule(self._get_param("RuleSetName"), self._get_param("RuleName"))
+        return EmptyResult()
+
+    SESBackend.delete_receipt_rule = backend_delete
+    EmailResponse.delete_receipt_rule = respond

@@ -10,22 +10,33 @@ keeps for as long as validation is email:
   request without TLS; mail expires after 30 days;
 - the SES domain identity (TXT ``_amazonses.<domain>``) and the MX record
   that sends the domain's mail to SES (written to the hosted zone, or printed);
-- the receipt rule set ``<stack>-acm``, made active, with one rule: mail to
-  the domain -> S3, then stop.
+- one receipt rule ``<stack>-acm-approval`` (mail to the domain -> S3, then
+  stop) in the account's shared receipt rule set ``rds-edge-api-shared-acm``.
 With DNS validation, or ``validation_domain`` set to a parent domain (ACM
-then mails that domain's mailboxes), none of this is needed: deploy removes
-what an earlier config made.
+then mails that domain's mailboxes; it does so by itself for ``www.<domain>``),
+none of this is needed: deploy removes what an earlier config made.
+
+Many stacks, one account: an account has ONE active receipt rule set per SES
+region, so every email-validated stack of the account and region adds its
+rule to one shared set: the first that needs it creates and activates it, a
+teardown removes only its own rule, and the one that removes the last rule
+deletes the set. SES rule sets take no tags, so the name says it is shared.
+An operator whose account already has an active set of its own names it in
+``[domain] mail_rule_set``: the stack adds its rule there and never
+activates, deactivates or deletes that set. Someone else's active set is
+never replaced: the run stops and says so. Stacks made before the set was
+shared had their own ``<stack>-acm``: it is replaced by the shared one.
 
 Pitfalls:
-- An account has ONE active receipt rule set per region: someone else's is
-  never replaced, the run stops and says what to do.
 - SES checks that it may write to the bucket when the rule is made: the
   bucket policy comes first.
 - The MX stays beside the domain's alias A/AAAA records (renewal mail needs
   it); a CNAME at the domain cannot coexist with it, which the domain-record
   step tells an operator without a hosted zone.
-- The SES identity carries no tags (SES v1): it is deleted only when this
-  stack's rule set, bucket or state shows the step ran.
+- The SES identity carries no tags (SES v1), and an operator may have verified
+  it for sending before: the stack deletes it only if it created it, which the
+  bucket's tag ``ses-identity = created`` (and the state) records, set before
+  the identity is made so that a crash in between cannot lose it.
 - A bucket holding objects (or versions) cannot be deleted: it is emptied first.
 """
 from __future__ import annotations
@@ -40,6 +51,8 @@ from ..errors import DeployError, is_code, or_none
 from ..tags import as_dict, is_ours, tag_list
 
 PREFIX = "acm/"
+SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule
+IDENTITY_TAG, CREATED = "ses-identity", "created"  # on the bucket: this stack created the SES identity
 MAIL_EXPIRY_DAYS = 30
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
@@ -54,6 +67,12 @@ def bucket_name(ctx) -> str:
 
 
 def rule_set_name(ctx) -> str:
+    """The set the stack's rule goes in: the operator's own (``[domain] mail_rule_set``) or the shared one."""
+    return ctx.config.domain.mail_rule_set or SHARED_RULE_SET
+
+
+def _legacy_rule_set(ctx) -> str:
+    """The stack's own set, from before the set was shared."""
     return f"{ctx.stack}-acm"
 
 
@@ -67,38 +86,59 @@ def ensure(ctx) -> None:
         return
     region = ctx.config.domain.mail_region
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
-    bucket, rule_set = bucket_name(ctx), rule_set_name(ctx)
+    bucket, rule_set, own = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.mail_rule_set
     active = _active_rule_set(ses)
-    if active not in (None, rule_set):
-        raise DeployError(
-            f"SES in {region} already has an active receipt rule set, {active!r}, and an account has only "
-            f"one per region; add to it a rule for {ctx.config.domain.name} (S3 action to s3://{bucket}/{PREFIX}, "
-            "then stop) and deactivate it, or set domain.mail_region to another SES receiving region, then run again")
-    _ensure_bucket(ctx, s3, bucket, region)
-    token = _ensure_identity(ctx, ses)
+    _check_active(ctx, active, bucket)
+    token = _verification_token(ses, ctx.config.domain.name)
+    identity_created = _ensure_bucket(ctx, s3, bucket, region, creates_identity=token is None)
+    token = token or _create_identity(ctx, ses)
     _ensure_records(ctx, token, region)
-    rule_set_existed = _rule_set_exists(ses, rule_set)
-    if not rule_set_existed:
-        ctx.change("create", f"SES receipt rule set {rule_set}", ses.create_receipt_rule_set, RuleSetName=rule_set)
-    _ensure_rule(ctx, ses, rule_set, bucket, rule_set_existed)
-    if active != rule_set:
+    rules = _rules(ses, rule_set)
+    if rules is None:
+        ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
+                   ses.create_receipt_rule_set, RuleSetName=rule_set)
+    _ensure_rule(ctx, ses, rule_set, bucket, rules or [])
+    if not own and active != rule_set:
         ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
                    RuleSetName=rule_set)
+    legacy = _legacy_rule_set(ctx)
+    if legacy != rule_set and _rules(ses, legacy) is not None:
+        ctx.change("delete", f"SES receipt rule set {legacy} (replaced by {rule_set})",
+                   ses.delete_receipt_rule_set, RuleSetName=legacy)
     ctx.state.put("mail", {"bucket": bucket, "rule_set": rule_set, "rule": rule_name(ctx), "prefix": PREFIX,
-                           "region": region})
+                           "region": region, "identity_created": identity_created})
+
+
+def _check_active(ctx, active: str | None, bucket: str) -> None:
+    """Stop, before any change, when the region's active set is one the stack may not use or replace."""
+    region, own, domain = ctx.config.domain.mail_region, ctx.config.domain.mail_rule_set, ctx.config.domain.name
+    if own and active != own:
+        raise DeployError(
+            f"domain.mail_rule_set = {own!r} is not the active SES receipt rule set in {region} (active: "
+            f"{active or 'none'}); the stack adds its rule to that set but never activates it: activate it, "
+            "or remove the key to use the shared set, then run again")
+    if not own and active not in (None, SHARED_RULE_SET, _legacy_rule_set(ctx)):
+        raise DeployError(
+            f"SES in {region} already has an active receipt rule set, {active!r}, and an account has only one per "
+            f"region; set domain.mail_rule_set = {active!r} so that the stack adds its rule for {domain} there "
+            f"(S3 action to s3://{bucket}/{PREFIX}, then stop), or set domain.mail_region to another SES "
+            "receiving region, then run again")
 
 
 def destroy(ctx) -> None:
-    """Rule set, DNS records, identity, bucket: each only if this stack's, each absent -> nothing."""
-    region = ctx.state.get("mail").get("region") or ctx.config.domain.mail_region
+    """The stack's rule (and the shared set once no rule is left), DNS records, identity, bucket: each only if
+    this stack's, each absent -> nothing."""
+    recorded = ctx.state.get("mail")
+    region = recorded.get("region") or ctx.config.domain.mail_region
     ses, s3 = ctx.client("ses", region), ctx.client("s3", region)
-    bucket, rule_set, domain = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.name
-    ran_here = bool(ctx.state.get("mail"))
-    if _active_rule_set(ses) == rule_set:
-        ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
-    if _rule_set_exists(ses, rule_set):
+    bucket, domain = bucket_name(ctx), ctx.config.domain.name
+    ran_here = bool(recorded)
+    for rule_set in dict.fromkeys(filter(None, (recorded.get("rule_set"), rule_set_name(ctx), SHARED_RULE_SET))):
+        ran_here = _remove_rule(ctx, ses, rule_set) or ran_here
+    legacy = _legacy_rule_set(ctx)
+    if _rules(ses, legacy) is not None:
         ran_here = True
-        ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
+        _delete_rule_set(ctx, ses, legacy)
     bucket_tags = _bucket_tags(s3, bucket) if _bucket_region(ctx, s3, bucket) else None
     if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
         ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
@@ -108,8 +148,11 @@ def destroy(ctx) -> None:
         return
     token = _verification_token(ses, domain)
     _remove_records(ctx, token, region)
-    if token is not None:
+    created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
+    if token is not None and created:
         ctx.change("delete", f"SES domain identity {domain}", ses.delete_identity, Identity=domain)
+    elif token is not None:
+        ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it")
     if bucket_tags is not None:
         _empty(ctx, s3, bucket)
         ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
@@ -131,7 +174,9 @@ def _bucket_region(ctx, s3, bucket: str) -> str | None:
     return head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")
 
 
-def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
+def _ensure_bucket(ctx, s3, bucket: str, region: str, creates_identity: bool) -> bool:
+    """Make the bucket as the docstring says; return whether its tags say the stack created the SES identity
+    (tagged here, before ``creates_identity`` makes it)."""
     found_in = _bucket_region(ctx, s3, bucket)
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -149,9 +194,11 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
     if tags.get("stack") not in (None, ctx.stack):
         raise DeployError(f"S3 bucket {bucket} is tagged for stack {tags['stack']!r}, not {ctx.stack!r}; "
                           "remove it or change the stack name")
-    if any(tags.get(k) != v for k, v in ctx.tags.items()):
+    identity_created = creates_identity or tags.get(IDENTITY_TAG) == CREATED
+    wanted = {**ctx.tags, **({IDENTITY_TAG: CREATED} if identity_created else {})}
+    if any(tags.get(k) != v for k, v in wanted.items()):
         ctx.change("update", f"tags of S3 bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket,
-                   Tagging={"TagSet": tag_list({**tags, **ctx.tags})})
+                   Tagging={"TagSet": tag_list({**tags, **wanted})})
     if current["block"] != BLOCK_ALL:
         ctx.change("update", f"public access block of S3 bucket {bucket}", s3.put_public_access_block,
                    Bucket=bucket, PublicAccessBlockConfiguration=BLOCK_ALL)
@@ -171,6 +218,7 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
         ctx.change("update", f"lifecycle of S3 bucket {bucket} (mail expires after {MAIL_EXPIRY_DAYS} days)",
                    s3.put_bucket_lifecycle_configuration, Bucket=bucket,
                    LifecycleConfiguration={"Rules": others + [rule]})
+    return identity_created
 
 
 def bucket_policy(ctx, bucket: str, region: str) -> dict:
@@ -267,16 +315,13 @@ def _verification_token(ses, domain: str) -> str | None:
     return attributes.get(domain, {}).get("VerificationToken")
 
 
-def _ensure_identity(ctx, ses) -> str:
+def _create_identity(ctx, ses) -> str:
     domain = ctx.config.domain.name
-    token = _verification_token(ses, domain)
-    if token is None:
-        created = ctx.change("create", f"SES domain identity {domain}", ses.verify_domain_identity, Domain=domain)
-        if created is None:
-            return UNKNOWN
-        # Read back: the identity's attributes are what SES checks the TXT against.
-        token = _verification_token(ses, domain) or created["VerificationToken"]
-    return token
+    created = ctx.change("create", f"SES domain identity {domain}", ses.verify_domain_identity, Domain=domain)
+    if created is None:
+        return UNKNOWN
+    # Read back: the identity's attributes are what SES checks the TXT against.
+    return _verification_token(ses, domain) or created["VerificationToken"]
 
 
 def _txt(domain: str, token: str) -> dns.Record:
@@ -337,8 +382,33 @@ def _active_rule_set(ses) -> str | None:
     return ses.describe_active_receipt_rule_set().get("Metadata", {}).get("Name")
 
 
-def _rule_set_exists(ses, name: str) -> bool:
-    return or_none(ses.describe_receipt_rule_set, "RuleSetDoesNotExist", RuleSetName=name) is not None
+def _rules(ses, name: str) -> list[dict] | None:
+    """The rules of a receipt rule set, or None when there is no such set."""
+    found = or_none(ses.describe_receipt_rule_set, "RuleSetDoesNotExist", RuleSetName=name)
+    return None if found is None else found.get("Rules", [])
+
+
+def _remove_rule(ctx, ses, rule_set: str) -> bool:
+    """Remove the stack's rule from the set; then the set itself if it is the shared one, now empty.
+    Whether the rule was there. The operator's own set is never deactivated or deleted."""
+    rules = _rules(ses, rule_set)
+    if rules is None or not any(r["Name"] == rule_name(ctx) for r in rules):
+        return False
+    ctx.change("delete", f"SES receipt rule {rule_name(ctx)} in {rule_set}", ses.delete_receipt_rule,
+               RuleSetName=rule_set, RuleName=rule_name(ctx))
+    if rule_set == SHARED_RULE_SET and rule_set != ctx.config.domain.mail_rule_set:
+        left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
+        if left == []:  # read again: another stack may have added its rule meanwhile
+            _delete_rule_set(ctx, ses, rule_set)
+        elif left:
+            ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
+    return True
+
+
+def _delete_rule_set(ctx, ses, rule_set: str) -> None:
+    if _active_rule_set(ses) == rule_set:
+        ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
+    ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
 
 
 def _wanted_rule(ctx, bucket: str) -> dict:
@@ -366,15 +436,9 @@ def _comparable(rule: dict) -> dict:
     }
 
 
-def _ensure_rule(ctx, ses, rule_set: str, bucket: str, rule_set_existed: bool) -> None:
+def _ensure_rule(ctx, ses, rule_set: str, bucket: str, rules: list[dict]) -> None:
     wanted = _wanted_rule(ctx, bucket)
-    current = None
-    if rule_set_existed:
-        try:
-            current = ses.describe_receipt_rule(RuleSetName=rule_set, RuleName=wanted["Name"])["Rule"]
-        except ClientError as exc:
-            if not is_code(exc, "RuleDoesNotExist"):
-                raise
+    current = next((r for r in rules if r["Name"] == wanted["Name"]), None)
     if current is None:
         ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
                    f"s3://{bucket}/{PREFIX})", ses.create_receipt_rule, RuleSetName=rule_set, Rule=wanted)
