@@ -11,7 +11,7 @@ import signal
 import threading
 from contextlib import ExitStack
 
-from .. import runner
+from .. import lease, runner
 from ..context import make_context
 from ..lock import stack_lock
 from ..steps import STEPS, database
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="with --serve: run verify --local's checks against the served path, print the "
                              "table and exit with their result (for CI, or a run with no terminal)")
+    lease.add_wait_argument(parser)
 
 
 def run(args, config, session, out) -> int:
@@ -49,6 +50,7 @@ def run(args, config, session, out) -> int:
     with ExitStack() as stack:
         if not args.plan:
             stack.enter_context(stack_lock(config.state_dir / f"{config.stack.name}.lock", "deploy", out.note))
+            stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
         database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
         runner.deploy(ctx, STEPS)
     if not args.plan:

@@ -25,7 +25,7 @@ import argparse
 import functools
 from dataclasses import replace
 
-from .. import runner
+from .. import lease, runner
 from ..context import make_context
 from ..errors import DeployError
 from ..lock import stack_lock
@@ -43,12 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finish", action="store_true",
                         help="close the window: drop the old Authorization value, or retire the old API key; "
                              "without it, open the window (or resume one that was interrupted)")
+    lease.add_wait_argument(parser)
 
 
 def run(args, config, session, out) -> int:
     ctx = make_context(config, session=session, out=out)
     phase = "finish" if args.finish else "start"
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", f"rotate {args.what}", out.note):
+    with stack_lock(config.state_dir / f"{config.stack.name}.lock", f"rotate {args.what}", out.note), \
+            lease.held(ctx, f"rotate {args.what}", wait=args.wait):
         check = _check_authorization if args.what == "authorization" else _check_api_key
         done = check(ctx, phase)
         if done:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import runner
+from .. import lease, runner
 from ..context import make_context
 from ..lock import stack_lock
 from ..steps import STEPS
@@ -14,6 +14,7 @@ HELP = "Remove every resource of the stack."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    lease.add_wait_argument(parser)
 
 
 def run(args, config, session, out) -> int:
@@ -26,7 +27,8 @@ def run(args, config, session, out) -> int:
         if not _confirmed(config.stack.name, ctx.account_id, regions):
             out.error("teardown cancelled; nothing was changed")
             return 2
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", "teardown", out.note):
+    with stack_lock(config.state_dir / f"{config.stack.name}.lock", "teardown", out.note), \
+            lease.held(ctx, "teardown", wait=args.wait):
         if args.local:
             # The emulator starts empty: deploy first, so teardown has something to remove.
             out.console.print(f"[bold]Deploying stack {config.stack.name}[/] into the empty emulator first, "
