@@ -7,7 +7,8 @@ traceback only with --debug), 2 a bad config or usage, 130 Ctrl-C.
 
 A new command is one module in ``provision/commands/`` with ``HELP``,
 ``add_arguments(parser)`` and ``run(args, config, session, out) -> int``, and
-one entry in ``COMMANDS`` below.
+one entry in ``COMMANDS`` below. A module with ``CONFIG = False`` (``list``)
+works from what the account holds: it gets no ``--config`` and ``config`` None.
 """
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import runner
-from .commands import deploy, logs, outputs, policy, rotate, teardown, verify
+from .commands import deploy, list as list_command, logs, outputs, policy, rotate, teardown, verify
 from .config import load
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
 COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "verify": verify, "logs": logs,
-            "rotate": rotate, "policy": policy}
+            "rotate": rotate, "policy": policy, "list": list_command}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
-        sub.add_argument("--config", default="stack.toml", metavar="PATH",
-                         help="the stack's config (default: stack.toml)")
+        if getattr(module, "CONFIG", True):
+            sub.add_argument("--config", default="stack.toml", metavar="PATH",
+                             help="the stack's config (default: stack.toml)")
         if getattr(module, "LOCAL", True):
             sub.add_argument("--local", action="store_true",
                              help="run against an embedded AWS emulator (moto), seeded with a stand-in database")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
 
             args.throwaway_secrets = stack.enter_context(throwaway_secrets(args.config))
         try:
-            config = load(args.config)
+            config = load(args.config) if getattr(module, "CONFIG", True) else None
         except ConfigError as exc:
             print(f"config error: {exc}", file=sys.stderr)
             return 2

@@ -84,3 +84,54 @@ def install(monkeypatch, rules: list[Rule]) -> None:
 # --- the rules -----------------------------------------------------------------------------
 # Each rule is built by a function taking what the test controls (a clock, a count), with the
 # source of the AWS behaviour in its docstring and in Rule.source.
+
+
+def tagging_api_covers_more_services() -> Rule:
+    """The Resource Groups Tagging API's GetResources returns tagged API Gateway REST APIs, API keys and usage
+    plans, WAFv2 web ACLs and IP sets, EC2 security groups and DynamoDB tables, as AWS lists them among its
+    supported services; moto 5.2.5 returns none of these (only services with its tagging mixin: ACM, Lambda,
+    CloudFront, Logs, S3, SNS, EventBridge, ...). The answer adds them, read from those services, to the last
+    page, matching the call's TagFilters (key and values)."""
+    source = "https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html"
+
+    def matches(tags: dict, filters: list[dict]) -> bool:
+        return all(f["Key"] in tags and (not f.get("Values") or tags[f["Key"]] in f["Values"]) for f in filters)
+
+    def extra(call: Call) -> list[tuple[str, dict]]:
+        import boto3
+
+        from provision.tags import as_dict
+
+        region = call.client.meta.region_name
+        account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+        apigw = boto3.client("apigateway", region_name=region)
+        found = [(f"arn:aws:apigateway:{region}::/{kind}/{item['id']}", item.get("tags") or {})
+                 for kind, listing in (("restapis", apigw.get_rest_apis), ("apikeys", apigw.get_api_keys),
+                                       ("usageplans", apigw.get_usage_plans))
+                 for item in listing()["items"]]
+        ec2 = boto3.client("ec2", region_name=region)
+        found += [(f"arn:aws:ec2:{region}:{account}:security-group/{g['GroupId']}", as_dict(g.get("Tags")))
+                  for g in ec2.describe_security_groups()["SecurityGroups"]]
+        dynamodb = boto3.client("dynamodb", region_name=region)
+        for name in dynamodb.list_tables()["TableNames"]:
+            arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+            found.append((arn, as_dict(dynamodb.list_tags_of_resource(ResourceArn=arn).get("Tags"))))
+        waf = boto3.client("wafv2", region_name=region)
+        for scope in ("CLOUDFRONT", "REGIONAL") if region == "us-east-1" else ("REGIONAL",):
+            for key, listing in (("WebACLs", waf.list_web_acls), ("IPSets", waf.list_ip_sets)):
+                for item in listing(Scope=scope)[key]:
+                    tags = waf.list_tags_for_resource(ResourceARN=item["ARN"])["TagInfoForResource"].get("TagList")
+                    found.append((item["ARN"], as_dict(tags)))
+        return found
+
+    def answer(call: Call) -> dict:
+        result = call.send()
+        if not result.get("PaginationToken"):
+            filters = call.params.get("TagFilters", [])
+            result["ResourceTagMappingList"] += [
+                {"ResourceARN": arn, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+                for arn, tags in extra(call) if tags and matches(tags, filters)]
+        return result
+
+    return Rule("tagging_api_covers_more_services", source, operation("resourcegroupstaggingapi", "GetResources"),
+                answer)
