@@ -8,7 +8,8 @@ traceback only with --debug), 2 a bad config or usage, 130 Ctrl-C.
 A new command is one module in ``provision/commands/`` with ``HELP``,
 ``add_arguments(parser)`` and ``run(args, config, session, out) -> int``, and
 one entry in ``COMMANDS`` below. A module with ``CONFIG = False`` (``list``)
-works from what the account holds: it gets no ``--config`` and ``config`` None.
+works from what the account holds: it gets no ``--config`` and ``config`` None; so does a command
+run with ``--stack NAME`` (outputs, teardown), which reads the stack from the account itself.
 """
 from __future__ import annotations
 
@@ -61,9 +62,14 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
 
             args.throwaway_secrets = stack.enter_context(throwaway_secrets(args.config))
         try:
-            config = load(args.config) if getattr(module, "CONFIG", True) else None
+            config = load(args.config) if getattr(module, "CONFIG", True) and not getattr(args, "stack", None) \
+                else None
         except ConfigError as exc:
             print(f"config error: {exc}", file=sys.stderr)
+            return 2
+        if config is None and getattr(args, "local", False):
+            print("usage error: --local deploys from a config into an empty emulator: give --config, not --stack",
+                  file=sys.stderr)
             return 2
         if args.throwaway_secrets:
             out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "

@@ -57,7 +57,8 @@ def tls_requests(monkeypatch):
     moto_evaluates_secure_transport(monkeypatch)
 
 
-def test_three_stacks_in_one_account_torn_down_in_a_mixed_order(load_seeded, hosted_zone, tmp_path, aws_rules):
+def test_three_stacks_in_one_account_torn_down_in_a_mixed_order(load_seeded, hosted_zone, tmp_path, aws_rules,
+                                                                monkeypatch):
     aws_rules(rules.tagging_api_covers_more_services())
     load_seeded()  # the operator's VPC and database, shared by the three stacks
     configs, paths = {}, {}
@@ -74,9 +75,24 @@ def test_three_stacks_in_one_account_torn_down_in_a_mixed_order(load_seeded, hos
     assert all(f":function:{name}-api" in stacks[name]["resources"]["lambda:function"][0] for name in stacks)
     assert any(":table/rds-edge-api-leases" in arn for arn in listed()["shared"])
 
+    elsewhere = tmp_path / "no-config-here"  # an operator who lost the config and the state
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, text = run("outputs", "--config", str(paths["orders-eu"]), "--json")
+    assert code == 0, text
+    with_config = json.loads(text)
+    code, text = run("outputs", "--stack", "orders-eu", "--json")
+    assert code == 0, text
+    from_account = json.loads(text)
+    for key in ("url", "distribution_domain", "invoke_url", "api_key_id", "web_acl_arn", "certificate_arn",
+                "function_arn", "role_arn", "lambda_security_group"):
+        assert from_account[key] == with_config[key], key
+    assert run("outputs", "--stack", "orders-e")[0] == 1  # a prefix is no stack
+
     left = dict(configs)
     for name in ("orders", "reports", "orders-eu"):  # the prefix first, then the dns one, then the last mail one
-        code, text = run("teardown", "--config", str(paths[name]), "--yes")
+        by_config = ("--config", str(paths[name])) if name == "orders" else ("--stack", name, "--region", "eu-west-1")
+        code, text = run("teardown", *by_config, "--yes")
         assert code == 0, text
         del left[name]
         assert inventory(configs[name]) == [], name

@@ -6,6 +6,11 @@ step finds its resources exactly as deploy does (state hint, tag, name) and
 fills ``ctx.outputs``; no second copy of those lookups exists to drift from
 them. A stack with nothing that deploy would create is deployed; anything
 deploy would still create means it is not (exit 1, one line).
+
+With ``--stack NAME`` and no config file, the outputs come from what the
+account holds instead: the stack's resources as ``list`` finds them (by tag),
+with the distribution's domain and alias, the stage and the path read from
+CloudFront and API Gateway. Drift cannot be told without the config.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from .. import runner
 from ..context import UNKNOWN, make_context
 from ..output import Output
 from ..steps import STEPS
+from . import list as list_command
 
 HELP = "Show the deployed stack's URLs, ids and ARNs, read back from AWS (never a secret)."
 
@@ -42,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (url, distribution_domain, invoke_url, api_key_id, web_acl_arn, "
                              "certificate_arn, function_arn, role_arn, lambda_security_group, ...) instead of a table")
+    parser.add_argument("--stack", metavar="NAME",
+                        help="without a config file: read the stack's outputs from the account by its name")
+    parser.add_argument("--region", metavar="R", action="append",
+                        help="with --stack: look only in this region and us-east-1 (default: every enabled region)")
 
 
 class _Collecting(Output):
@@ -67,7 +77,74 @@ def read(config, session) -> tuple[dict[str, str], list[tuple[str, str]], str]:
     return ctx.outputs, quiet.planned, ctx.account_id
 
 
+def from_account(session, stack: list_command.Stack) -> dict[str, str]:
+    """The outputs (by label, as the steps set them) of a stack found by its tags."""
+    first = {kind: sorted(arns)[0] for kind, arns in stack.resources.items()}
+    outputs: dict[str, str] = {}
+    if "cloudfront:distribution" in first:
+        dist_id = first["cloudfront:distribution"].rsplit("/", 1)[1]
+        dist = session.client("cloudfront").get_distribution(Id=dist_id)["Distribution"]
+        aliases = dist["DistributionConfig"].get("Aliases", {}).get("Items") or []
+        outputs["URL"] = f"https://{aliases[0]}/" if aliases else ""
+        outputs["Distribution domain"] = dist["DomainName"]
+    if "apigateway:restapis" in first:
+        arn = first["apigateway:restapis"]
+        region, api_id = arn.split(":")[3], arn.rsplit("/", 1)[1]
+        apigw = session.client("apigateway", region_name=region)
+        stages = [s["stageName"] for s in apigw.get_stages(restApiId=api_id)["item"]]
+        paths = [r["path"] for page in apigw.get_paginator("get_resources").paginate(restApiId=api_id)
+                 for r in page["items"] if r["path"] != "/"]
+        path = paths[0].lstrip("/") if paths else ""
+        if outputs.get("URL"):
+            outputs["URL"] += path
+        if stages:
+            outputs["Invoke URL (API key required)"] = (f"https://{api_id}.execute-api.{region}.amazonaws.com/"
+                                                        f"{stages[0]}/{path}")
+    if "apigateway:apikeys" in stack.resources:
+        outputs["API key id"] = ", ".join(sorted(a.rsplit("/", 1)[1] for a in stack.resources["apigateway:apikeys"]))
+    for label, kind in (("Web ACL", "wafv2:webacl"), ("Certificate", "acm:certificate"),
+                        ("Function", "lambda:function"), ("IAM role", "iam:role")):
+        if kind in first:
+            outputs[label] = first[kind]
+    if "ec2:security-group" in first:
+        outputs["Lambda security group"] = first["ec2:security-group"].rsplit("/", 1)[1]
+    return {label: value for label, value in outputs.items() if value}
+
+
+def run_from_account(args, session, out) -> int:
+    import boto3
+
+    from ..config import STACK_NAME
+
+    if not STACK_NAME.match(args.stack):
+        out.error(f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)")
+        return 2
+    session = session or boto3.Session()
+    regions = sorted({*args.region, list_command.DEFAULT_REGION}) if args.region else None
+    stacks, _ = list_command.find(session, regions)
+    found = stacks.get(args.stack)
+    if found is None:
+        out.error(f"no stack {args.stack} in this account" + (f" ({', '.join(regions)})" if regions else "")
+                  + "; see: rds-edge-api list")
+        return 1
+    outputs = from_account(session, found)
+    if found.missing:
+        out.note(f"stack {args.stack} is not complete: it has no {', '.join(found.missing)}")
+    if args.json:
+        body = {json_key(label): value for label, value in outputs.items()}
+        body["stack"], body["complete"] = args.stack, not found.missing
+        out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.outputs(outputs)
+    return 0
+
+
 def run(args, config, session, out) -> int:
+    if args.stack or args.region:
+        if not args.stack or getattr(args, "local", False):
+            out.error("--region goes with --stack, and --stack reads the account: not with --local")
+            return 2
+        return run_from_account(args, session, out)
     if getattr(args, "local", False):  # the emulator starts empty: deploy first, so there is a stack to read
         out.note("deploying into the empty emulator first, so there is a stack to read back")
         runner.deploy(make_context(config, session=session, out=_Collecting()), STEPS)

@@ -1,10 +1,16 @@
-"""teardown: remove every resource of the stack, from the config alone, with or without a state file."""
+"""teardown: remove every resource of the stack, from the config alone, with or without a state file.
+
+With ``--stack NAME --region R`` and no config file, the config is read back
+from what the account holds (``provision/discovered.py``).
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .. import lease, runner
+from .. import discovered, lease, runner
+from ..config import REGION, STACK_NAME
 from ..context import make_context
 from ..lock import stack_lock
 from ..steps import STEPS
@@ -15,9 +21,23 @@ HELP = "Remove every resource of the stack."
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     lease.add_wait_argument(parser)
+    parser.add_argument("--stack", metavar="NAME",
+                        help="without a config file: the stack's name, as 'rds-edge-api list' shows it (with --region)")
+    parser.add_argument("--region", metavar="R", help="with --stack: the stack's region (its function's)")
 
 
 def run(args, config, session, out) -> int:
+    if args.stack or args.region:
+        problem = stack_arguments(args)
+        if problem:
+            out.error(problem)
+            return 2
+        import boto3
+
+        session = session or boto3.Session()
+        config = discovered.config_for(session, args.stack, args.region, Path.cwd() / ".state")
+        out.note(f"stack {args.stack} read from the account: domain {config.domain.name} "
+                 f"({config.domain.validation} validation), database {config.database.instance_id}")
     ctx = make_context(config, session=session, out=out)
     regions = ", ".join(config.regions)
     if not args.yes and not args.local:
@@ -38,6 +58,19 @@ def run(args, config, session, out) -> int:
         runner.teardown(ctx, STEPS)
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)
     return 0
+
+
+def stack_arguments(args) -> str | None:
+    """What is wrong with --stack/--region, or None."""
+    if getattr(args, "local", False):
+        return "--stack reads a stack from the account: not with --local"
+    if not args.stack or not args.region:
+        return "--stack NAME and --region R go together"
+    if not STACK_NAME.match(args.stack):
+        return f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)"
+    if not REGION.match(args.region):
+        return f"--region {args.region!r} is not an AWS region such as eu-west-1"
+    return None
 
 
 def _confirmed(stack: str, account: str, regions: str) -> bool:
