@@ -1,9 +1,9 @@
 """One run at a time per stack, across machines: a lease held in the account.
 
 The file lock (``lock.py``) keeps two runs on one machine apart; an operator
-on another laptop, or CI, never sees that file. So before any change deploy,
-teardown and rotate also take the stack's lease in the account, and give it
-back when they end.
+on another laptop, or CI, never sees that file. So deploy, teardown and
+rotate also take the stack's lease in the account right after the lock
+(``context.locked``), before any change, and give it back when they end.
 
 Why a DynamoDB item with a conditional write (and not an S3 object written
 with ``If-None-Match``, or an SSM parameter created only if absent):
@@ -54,13 +54,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import waits
 from .clients import make_clients
+from .context import LOCK_WAIT_TIMEOUT
 from .errors import LockedError, describe, is_code, or_none
 from .tags import MANAGED_BY, tag_list
 
 TABLE = "rds-edge-api-leases"
 SHARED_TAGS = {"managed-by": MANAGED_BY, "shared": "all stacks"}
 TABLE_ACTIVE_TIMEOUT = 120
-WAIT_TIMEOUT = 3600  # --wait: longer than any deploy (CloudFront takes up to 30 minutes)
 TAKEN = "ConditionalCheckFailedException"
 
 
@@ -95,12 +95,6 @@ def holder(dynamodb, stack: str, now: float | None = None) -> Holder | None:
         return None
     held = Holder.from_item(found["Item"])
     return held if held.expires > (time.time() if now is None else now) else None
-
-
-def add_wait_argument(parser) -> None:
-    parser.add_argument("--wait", action="store_true",
-                        help="if another run holds the stack's lease in the account, wait for it (at most "
-                             f"{WAIT_TIMEOUT // 60} minutes) instead of exiting 1")
 
 
 @contextmanager
@@ -138,7 +132,7 @@ class _Lease:
                 raise LockedError(f"stack {self.stack}'s lease in the account is held by {who}; wait for that "
                                   "run to finish, or run again with --wait")
             waits.wait_until(self.ctx, f"stack {self.stack}'s lease (held by another run)", self._try_take,
-                             timeout=WAIT_TIMEOUT, interval=max(1.0, self.expiry_s / 3))
+                             timeout=LOCK_WAIT_TIMEOUT, interval=max(1.0, self.expiry_s / 3))
         self.ctx.out.note(f"Holding stack {self.stack}'s lease in table {TABLE} ({self.ctx.config.stack.region}); "
                           f"it lapses {self.expiry_s}s after this run stops renewing it")
         self.renewer = threading.Thread(target=self._renew, name=f"lease-{self.stack}", daemon=True)

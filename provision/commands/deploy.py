@@ -11,12 +11,12 @@ import signal
 import threading
 from contextlib import ExitStack
 
-from .. import lease, runner
-from ..context import make_context
-from ..lock import stack_lock
+from .. import runner
+from ..context import locked, make_context
 from ..steps import STEPS, database
 
 HELP = "Create or update the stack so that it matches the config."
+LOCKS = True  # --wait: wait for another run of the stack instead of stopping
 DEFAULT_PORT = 8080
 
 
@@ -30,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true",
                         help="with --serve: run verify --local's checks against the served path, print the "
                              "table and exit with their result (for CI, or a run with no terminal)")
-    lease.add_wait_argument(parser)
 
 
 def run(args, config, session, out) -> int:
@@ -43,14 +42,13 @@ def run(args, config, session, out) -> int:
     if not 0 < args.port < 65535:
         out.error(f"--port {args.port}: choose a port between 1 and 65534 (the API stand-in takes the next one)")
         return 2
-    ctx = make_context(config, session=session, planning=args.plan, out=out)
-    verb = "Planning" if args.plan else "Deploying"
-    out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
-                      f"({', '.join(config.regions)})")
     with ExitStack() as stack:
-        if not args.plan:
-            stack.enter_context(stack_lock(config.state_dir / f"{config.stack.name}.lock", "deploy", out.note))
-            stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
+        # A plan changes nothing: it reads the state without the lock; a deploy reads it once the lock is held.
+        ctx = (make_context(config, session=session, planning=True, out=out) if args.plan
+               else stack.enter_context(locked(config, "deploy", session=session, out=out, wait=args.wait)))
+        verb = "Planning" if args.plan else "Deploying"
+        out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
+                          f"({', '.join(config.regions)})")
         database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
         runner.deploy(ctx, STEPS)
     if not args.plan:

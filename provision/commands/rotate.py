@@ -25,14 +25,14 @@ import argparse
 import functools
 from dataclasses import replace
 
-from .. import lease, runner
-from ..context import make_context
+from .. import runner
+from ..context import locked
 from ..errors import DeployError
-from ..lock import stack_lock
 from ..steps import STEPS, Step, api, cloudfront, waf
 
 HELP = "Rotate the Authorization value or the API key in two runs, with no outage."
 LOCAL = False  # the emulator starts empty and deploy would set the current values: nothing to rotate
+LOCKS = True  # --wait: wait for another run of the stack instead of stopping
 WHAT = ("api-key", "authorization")
 
 
@@ -43,14 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finish", action="store_true",
                         help="close the window: drop the old Authorization value, or retire the old API key; "
                              "without it, open the window (or resume one that was interrupted)")
-    lease.add_wait_argument(parser)
 
 
 def run(args, config, session, out) -> int:
-    ctx = make_context(config, session=session, out=out)
     phase = "finish" if args.finish else "start"
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", f"rotate {args.what}", out.note), \
-            lease.held(ctx, f"rotate {args.what}", wait=args.wait):
+    with locked(config, f"rotate {args.what}", session=session, out=out, wait=args.wait) as ctx:
         check = _check_authorization if args.what == "authorization" else _check_api_key
         done = check(ctx, phase)
         if done:

@@ -9,18 +9,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import discovered, lease, runner
+from .. import discovered, runner
 from ..config import REGION, STACK_NAME
-from ..context import make_context
-from ..lock import stack_lock
+from ..context import locked
 from ..steps import STEPS
 
 HELP = "Remove every resource of the stack."
+LOCKS = True  # --wait: wait for another run of the stack instead of stopping
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    lease.add_wait_argument(parser)
     parser.add_argument("--stack", metavar="NAME",
                         help="without a config file: the stack's name, as 'rds-edge-api list' shows it (with --region)")
     parser.add_argument("--region", metavar="R", help="with --stack: the stack's region (its function's)")
@@ -38,17 +37,14 @@ def run(args, config, session, out) -> int:
         config = discovered.config_for(session, args.stack, args.region, Path.cwd() / ".state")
         out.note(f"stack {args.stack} read from the account: domain {config.domain.name} "
                  f"({config.domain.validation} validation), database {config.database.instance_id}")
-    ctx = make_context(config, session=session, out=out)
     regions = ", ".join(config.regions)
-    if not args.yes and not args.local:
-        if not sys.stdin.isatty():
-            out.error("teardown asks for confirmation: run it with --yes when there is no terminal")
-            return 2
-        if not _confirmed(config.stack.name, ctx.account_id, regions):
+    if not args.yes and not args.local and not sys.stdin.isatty():
+        out.error("teardown asks for confirmation: run it with --yes when there is no terminal")
+        return 2
+    with locked(config, "teardown", session=session, out=out, wait=args.wait) as ctx:
+        if not args.yes and not args.local and not _confirmed(config.stack.name, ctx.account_id, regions):
             out.error("teardown cancelled; nothing was changed")
             return 2
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", "teardown", out.note), \
-            lease.held(ctx, "teardown", wait=args.wait):
         if args.local:
             # The emulator starts empty: deploy first, so teardown has something to remove.
             out.console.print(f"[bold]Deploying stack {config.stack.name}[/] into the empty emulator first, "
