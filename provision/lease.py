@@ -147,8 +147,15 @@ class _Lease:
                                       ConditionExpression="#t = :mine", ExpressionAttributeNames={"#t": "token"},
                                       ExpressionAttributeValues={":mine": {"S": self.token}})
         except ClientError as exc:
-            if not is_code(exc, TAKEN):  # already taken over: nothing of ours to give back
-                raise
+            if not is_code(exc, TAKEN):  # TAKEN: already taken over, nothing of ours to give back
+                self._lapses(exc)
+        except BotoCoreError as exc:
+            self._lapses(exc)
+
+    def _lapses(self, exc: BaseException) -> None:
+        """The run is over either way: a lease that could not be given back is said, never raised."""
+        self.ctx.out.note(f"could not give back stack {self.stack}'s lease ({describe(exc)}); it lapses by itself "
+                          f"within {self.expiry_s}s")
 
     def _try_take(self) -> bool:
         now = time.time()

@@ -135,3 +135,55 @@ def tagging_api_covers_more_services() -> Rule:
 
     return Rule("tagging_api_covers_more_services", source, operation("resourcegroupstaggingapi", "GetResources"),
                 answer)
+
+
+def small_pages(size: int = 2) -> Rule:
+    """AWS pages its listings: CloudFront ListDistributions by Marker/NextMarker (MaxItems, default 100),
+    API Gateway GetRestApis/GetApiKeys/GetUsagePlans by position (limit, default 25, at most 500), WAFv2
+    ListWebACLs/ListIPSets by NextMarker (Limit, at most 100). moto 5.2.5 returns every distribution, REST
+    API, key and plan in one page. The answer cuts moto's full listing into pages of ``size``, so that an
+    account with more than one page is what the lookups meet."""
+    source = ("https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ListDistributions.html; "
+              "https://docs.aws.amazon.com/apigateway/latest/api/API_GetRestApis.html; "
+              "https://docs.aws.amazon.com/waf/latest/APIReference/API_ListWebACLs.html")
+    # operation -> (token parameter, limit parameter, where the items are, next-token key)
+    shapes = {"ListDistributions": ("Marker", "MaxItems", ("DistributionList", "Items"), "NextMarker"),
+              "GetRestApis": ("position", "limit", ("items",), "position"),
+              "GetApiKeys": ("position", "limit", ("items",), "position"),
+              "GetUsagePlans": ("position", "limit", ("items",), "position"),
+              "ListWebACLs": ("NextMarker", "Limit", ("WebACLs",), "NextMarker"),
+              "ListIPSets": ("NextMarker", "Limit", ("IPSets",), "NextMarker")}
+
+    def answer(call: Call) -> dict:
+        token_key, limit_key, where, next_key = shapes[call.operation]
+        start = int(call.params.get(token_key) or 0)
+        params = {k: v for k, v in call.params.items() if k not in (token_key, limit_key)}
+        if call.operation in ("ListWebACLs", "ListIPSets"):
+            params["Limit"] = 100  # moto's own page: all of them in these tests
+        result = _send_with(call, params)
+        holder = result
+        for key in where[:-1]:
+            holder = holder[key]
+        items = holder.get(where[-1]) or []
+        holder[where[-1]] = items[start:start + size]
+        holder.pop(next_key, None)
+        if start + size < len(items):
+            holder[next_key] = str(start + size)
+            if call.operation == "ListDistributions":
+                holder["IsTruncated"] = True
+        elif call.operation == "ListDistributions":
+            holder["IsTruncated"] = False
+        return result
+
+    def applies(call: Call) -> bool:
+        return call.operation in shapes and call.service in ("cloudfront", "apigateway", "wafv2")
+
+    return Rule("small_pages", source, applies, answer)
+
+
+def _send_with(call: Call, params: dict) -> dict:
+    """moto's answer to the call with other parameters (the rules' hook is bypassed)."""
+    return _ORIGINAL_MAKE_API_CALL(call.client, call.operation, params)
+
+
+_ORIGINAL_MAKE_API_CALL = BaseClient._make_api_call
