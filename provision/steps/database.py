@@ -57,7 +57,8 @@ def lookup(ctx) -> Database:
     cluster_id = found.get("DBClusterIdentifier") or ""
     if cluster_id:
         cluster = _cluster(ctx, instance_id, cluster_id)
-        resource_id, iam_auth = cluster.get("DbClusterResourceId", ""), bool(cluster.get("IAMDatabaseAuthenticationEnabled"))
+        resource_id = cluster.get("DbClusterResourceId", "")
+        iam_auth = bool(cluster.get("IAMDatabaseAuthenticationEnabled"))
     database = Database(
         endpoint=endpoint["Address"], port=int(endpoint.get("Port", 3306)), vpc_id=subnet_group["VpcId"],
         subnet_ids=tuple(sorted(s["SubnetIdentifier"] for s in subnet_group["Subnets"])),
