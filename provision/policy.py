@@ -167,6 +167,8 @@ class Names:
         if prefix == "rds":
             if "Subnet" in action:
                 return [self.arn("rds", region, "subgrp:*")]
+            if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
+                return [self.arn("rds", region, "cluster:*")]
             return [self.arn("rds", region, f"db:{cfg.database.instance_id}")]
         if prefix == "route53":
             if action == "route53:GetChange":
