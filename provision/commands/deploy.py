@@ -42,6 +42,11 @@ def run(args, config, session, out) -> int:
     if not 0 < args.port < 65535:
         out.error(f"--port {args.port}: choose a port between 1 and 65534 (the API stand-in takes the next one)")
         return 2
+    if config.stack.check_permissions and not args.local:
+        from .policy import check_caller
+
+        if not check_caller(config, session, out):  # before the first change: a denied call would stop halfway
+            return 1
     ctx = make_context(config, session=session, planning=args.plan, out=out)
     verb = "Planning" if args.plan else "Deploying"
     out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
