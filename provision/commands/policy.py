@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from rich.table import Table
 
+from ..context import make_context
 from ..errors import error_code, is_code
 from ..policy import Network, document
 
@@ -48,12 +49,11 @@ def run(args, config, session, out) -> int:
         out.error(f"--account {args.account!r} is not a 12-digit AWS account id")
         return 2
     if args.check:
-        return 0 if check_caller(config, session, out) else 1
+        return 0 if check_caller(make_context(config, session=session, out=out)) else 1
     account, network = args.account, None
     if args.vpc_id and args.database_group:
         network = Network(args.vpc_id, args.database_group)
     if not account or network is None:
-        from ..context import make_context
         ctx = make_context(config, session=session, out=out)
         account, network = account or ctx.account_id, network or stack_network(ctx)
     out.console.print(json.dumps(document(config, account, network), indent=2), markup=False, highlight=False,
@@ -87,11 +87,9 @@ def principal_of(caller_arn: str) -> str | None:
     return caller_arn if re.match(r"^arn:[^:]+:iam::\d{12}:user/", caller_arn) else None
 
 
-def check_caller(config, session, out) -> bool:
+def check_caller(ctx) -> bool:
     """Whether the caller holds every permission of this config's policy; prints the denials and why."""
-    from ..context import make_context
-
-    ctx = make_context(config, session=session, out=out)
+    config, out = ctx.config, ctx.out
     identity = ctx.client("sts").get_caller_identity()
     principal = principal_of(identity["Arn"])
     if principal is None:
