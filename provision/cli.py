@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import runner
 from .commands import deploy, logs, outputs, policy, rotate, teardown, verify
 from .config import load
+from .context import LOCK_WAIT_TIMEOUT
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--local", action="store_true",
                              help="run against an embedded AWS emulator (moto), seeded with a stand-in database")
         sub.add_argument("--debug", action="store_true", help="show tracebacks")
+        if getattr(module, "LOCKS", False):
+            sub.add_argument("--wait", action="store_true",
+                             help="if another run of this stack holds its lock, wait for it to finish "
+                                  f"(at most {LOCK_WAIT_TIMEOUT // 3600} h) instead of stopping with exit 1")
         module.add_arguments(sub)
     return parser
 

@@ -31,6 +31,9 @@ DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 HOSTED_ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
 API_PATH = re.compile(r"[A-Za-z0-9._-]{1,64}")
 STAGE = re.compile(r"[A-Za-z0-9_]{1,128}")
+# A database user that MySQL and IAM's rds-db:connect ARN (where * and ? are wildcards, ${...} a variable and /
+# a separator) both read literally: no quotes, wildcards, spaces or newlines; at most MySQL's 32 characters.
+DB_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+")
 
 # Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
@@ -90,6 +93,7 @@ class Secret:
 class StackConfig:
     name: str
     region: str
+    check_permissions: bool = False  # deploy simulates the caller's permissions first (policy --check)
 
 
 @dataclass(frozen=True)
@@ -342,8 +346,9 @@ def load(path: str | Path) -> Config:
 def _stack(s: _Section) -> StackConfig:
     name = s.text("name", STACK_NAME, "letters, digits and '-', at most 32, starting with a letter")
     region = s.text("region", REGION, "an AWS region such as eu-west-1")
+    check_permissions = s.get("check_permissions", bool, False)
     s.finish()
-    return StackConfig(name=name, region=region)
+    return StackConfig(name=name, region=region, check_permissions=check_permissions)
 
 
 def _identifier(s: _Section, key: str, value: Any) -> str:
@@ -359,6 +364,9 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
     user = s.text("user")
     if len(user) > 32:
         raise ConfigError(s.key("user"), "is longer than MySQL's 32 characters")
+    if not DB_USER.fullmatch(user):
+        raise ConfigError(s.key("user"), f"{shown(user)} is not valid: letters, digits, '_', '-' and '.', not starting "
+                          "with '-' or '.' (IAM's rds-db:connect reads * ? / $ as patterns, MySQL quotes others)")
     auth, tls = _choice(s, "auth", DB_AUTH_MODES, "password"), _choice(s, "tls", DB_TLS_MODES, "verify")
     password = _password(s, auth)
     if auth == "iam" and tls == "off":
