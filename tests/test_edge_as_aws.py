@@ -63,7 +63,8 @@ def test_sampled_requests_never_show_the_authorization_value(aws_rules, aws, wri
     run(cfg, waf.ensure)
     acl, token, acl_id = the_acl()
     on = {**acl["VisibilityConfig"], "SampledRequestsEnabled": True}
-    acl_rules = [{**r, "VisibilityConfig": {**r["VisibilityConfig"], "SampledRequestsEnabled": True}} for r in acl["Rules"]]
+    acl_rules = [{**r, "VisibilityConfig": {**r["VisibilityConfig"], "SampledRequestsEnabled": True}}
+                 for r in acl["Rules"]]
     wafv2().update_web_acl(Name=acl["Name"], Scope="CLOUDFRONT", Id=acl_id, LockToken=token,
                            DefaultAction=acl["DefaultAction"], Rules=acl_rules, VisibilityConfig=on)
     assert SECRET in sampled_values(the_acl()[0])  # what sampling on shows on AWS
@@ -102,11 +103,10 @@ def test_slash_zero_exits_2_before_any_aws_call(aws_rules, tmp_path, secrets, ca
 def test_the_halves_of_everything_deploy_with_a_warning(aws_rules, aws, write_config):
     refuse = aws_rules(rules.waf_ip_sets_refuse_slash_zero())
     cfg = config_module.load(write_config(cidrs("0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1")))
-    ctx = run(cfg, waf.ensure)
-    text = printed(ctx)
     for version in (4, 6):
-        assert (f"warning: access.allowed_cidrs: the IPv{version} ranges together cover every IPv{version} "
-                "address") in text
+        assert any(w.startswith(f"access.allowed_cidrs: the IPv{version} ranges together cover every "
+                                f"IPv{version} address") for w in cfg.warnings), cfg.warnings
+    run(cfg, waf.ensure)
     assert refuse.seen == []  # AWS would have taken these IP sets
     assert len(wafv2().list_ip_sets(Scope="CLOUDFRONT")["IPSets"]) == 2
 
@@ -132,7 +132,8 @@ def test_the_rule_refuses_slash_zero_as_aws_does(aws_rules, aws):
     ([V4, V6, "198.51.100.7/32"], []),
 ])
 def test_warnings_for_ranges_no_caller_can_match(aws, write_config, ranges, said):
-    warnings = config_module.load(write_config(cidrs(*ranges))).access.warnings
+    warnings = [w for w in config_module.load(write_config(cidrs(*ranges))).warnings
+                if w.startswith("access.allowed_cidrs")]
     assert len(warnings) == len(said), warnings
     for warning, words in zip(warnings, said):
         assert warning.startswith("access.allowed_cidrs") and words in warning

@@ -214,8 +214,6 @@ def _until_sets_visible(ctx, call):
 def ensure(ctx, rotation: str | None = None) -> None:
     """rotation: "start" or "finish" from ``rotate authorization``; None for deploy (keeps a window open)."""
     waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
-    for warning in ctx.config.access.warnings:
-        ctx.out.once(warning, f"warning: {warning}")
     wanted = {v: cidrs for v, cidrs in ((4, ctx.config.access.ipv4_cidrs), (6, ctx.config.access.ipv6_cidrs))
               if cidrs}
     set_arns = {version: _ensure_ip_set(ctx, version, cidrs) for version, cidrs in wanted.items()}
