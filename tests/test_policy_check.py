@@ -36,6 +36,11 @@ class Simulator:
     def keep(params, context, **_):
         context["simulation"] = dict(params)  # before-call sees the wire form only
 
+    def exists(self, principal: str) -> bool:
+        kind, name = principal.split(":")[-1].split("/")[0], principal.rsplit("/", 1)[1]
+        found = self.iam.list_users()["Users"] if kind == "user" else self.iam.list_roles()["Roles"]
+        return principal in {p["Arn"] for p in found}
+
     def policies(self, principal: str) -> list[str]:
         kind, name = principal.split(":")[-1].split("/")[0], principal.rsplit("/", 1)[1]
         key = {"user": "UserName", "role": "RoleName"}[kind]
@@ -67,6 +72,8 @@ class Simulator:
         params = context["simulation"]
         self.asked.append(params)
         principal = params["PolicySourceArn"]
+        if not self.exists(principal):
+            return _response(404, {"Error": {"Code": "NoSuchEntity", "Message": f"{principal} does not exist"}})
         if self.decide(principal, "iam:SimulatePrincipalPolicy", principal, {}) != "allowed":
             return _response(403, {"Error": {"Code": "AccessDenied", "Message": f"User: {principal} is not "
                                              "authorized to perform: iam:SimulatePrincipalPolicy"}})
@@ -154,23 +161,25 @@ def test_a_caller_that_may_not_simulate_is_told_in_one_line(operator):
     assert "may not simulate" in line and "iam:SimulatePrincipalPolicy" in line and "AccessDenied" in line
 
 
-def test_an_assumed_role_caller_is_simulated_as_its_role(operator):
+@pytest.mark.parametrize("role_path", ["/", "/ci/"])
+def test_an_assumed_role_caller_is_simulated_as_its_role(operator, role_path):
+    """The session's ARN does not carry the role's path: a role under /ci/ is then found by name (GetRole)."""
     path, _, _ = operator(overrides=CHECK)
     iam = boto3.client("iam")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
-    iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=json.dumps(trust))
+    role = iam.create_role(RoleName="deployer", Path=role_path, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
     held = iam.get_user_policy(UserName="operator", PolicyName="rds-edge-api")["PolicyDocument"]
     iam.put_role_policy(RoleName="deployer", PolicyName="rds-edge-api",
                         PolicyDocument=held if isinstance(held, str) else json.dumps(held))
-    creds = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/deployer",
+    creds = boto3.client("sts").assume_role(RoleArn=role["Arn"],
                                             RoleSessionName="ci-run-42")["Credentials"]
     session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                             aws_session_token=creds["SessionToken"])
     simulator = Simulator(session)
     code, text = run(path, "policy", "--check", session=session)
     assert code == 0, text
-    assert {p["PolicySourceArn"] for p in simulator.asked} == {f"arn:aws:iam::{ACCOUNT}:role/deployer"}
+    assert simulator.asked[-1]["PolicySourceArn"] == f"arn:aws:iam::{ACCOUNT}:role{role_path}deployer"
 
 
 def test_principal_of_callers():
@@ -191,6 +200,13 @@ def test_deploy_checks_first_and_changes_nothing_when_denied(operator):
     assert code == 1 and "lambda:ListTags" in text
     assert simulator.asked and changes == []
     assert boto3.client("iam").list_roles()["Roles"] == []  # nothing was created
+
+
+def test_deploy_checks_first_and_goes_on_when_all_is_allowed(operator):
+    path, session, simulator = operator(overrides=CHECK)
+    code, text = run(path, "deploy", "--plan", session=session)
+    assert code == 0, text
+    assert simulator.asked and "are allowed for" in text and "create" in text.lower()
 
 
 def test_deploy_without_check_permissions_does_not_simulate(operator):

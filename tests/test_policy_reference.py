@@ -14,7 +14,8 @@ ACCOUNT = "123456789012"
 NETWORK = policy.Network("vpc-0123456789abcdef0", "sg-0123456789abcdef0")
 # validation x hosted zone x database auth x alerts
 VARIANTS = list(itertools.product(("dns", "email"), (None, "Z0123456789ABC"), ("password", "iam"), (False, True)))
-GLOBAL_KEYS = ("aws:",)  # global condition keys apply to every action
+# Global condition keys apply to every action, except the tag keys: the reference lists those per resource type.
+TAG_KEYS = ("aws:resourcetag/", "aws:requesttag/", "aws:tagkeys")
 
 
 def _reference() -> dict[str, dict[str, dict]]:
@@ -81,7 +82,8 @@ def test_every_condition_key_is_one_the_action_supports(document):
                 for action in statement["Action"]:
                     supported = {k.lower() for t in _entry(action)["resource_types"] for k in t["condition_keys"]}
                     generic = key.split("/")[0].lower() + "/${tagkey}" if "/" in key else key.lower()
-                    assert key.lower() in supported or generic in supported or key.startswith(GLOBAL_KEYS), (
+                    is_global = key.lower().startswith("aws:") and not key.lower().startswith(TAG_KEYS)
+                    assert key.lower() in supported or generic in supported or is_global, (
                         f"{action} does not support condition key {key} (it supports {sorted(supported)})")
 
 
@@ -93,8 +95,9 @@ def test_every_dependent_action_the_reference_names_is_granted(document):
     assert not missing, f"dependent actions AWS checks but the policy lacks: {sorted(missing)}"
 
 
-def test_the_reference_check_fails_on_a_bad_action_or_resource(write_config):
-    """The checks above can fail: an action AWS does not have, a resource the action does not take."""
+def test_the_reference_checks_can_fail(write_config):
+    """The checks above can fail: an action AWS does not have, a resource the action does not take, a condition
+    key it does not support, a dependent action left out."""
     bad_action = {"Statement": [{"Action": ["lambda:GetFunctionTags"], "Resource": "*"}]}
     with pytest.raises(AssertionError, match="no such action"):
         test_every_action_exists_and_takes_the_resources_it_is_granted_on(bad_action)
@@ -102,6 +105,10 @@ def test_the_reference_check_fails_on_a_bad_action_or_resource(write_config):
                                    "Resource": f"arn:aws:sns:us-east-1:{ACCOUNT}:demo-certificate-alerts"}]}
     with pytest.raises(AssertionError, match="does not take"):
         test_every_action_exists_and_takes_the_resources_it_is_granted_on(bad_resource)
+    no_tags = {"Statement": [{"Action": ["ec2:DescribeVpcs"], "Resource": "*",
+                              "Condition": {"StringEquals": {"aws:ResourceTag/stack": "demo"}}}]}
+    with pytest.raises(AssertionError, match="does not support condition key"):
+        test_every_condition_key_is_one_the_action_supports(no_tags)
     no_dependent = {"Statement": [{"Action": ["lambda:CreateFunction"], "Resource": "*"}]}
     with pytest.raises(AssertionError, match="iam:PassRole"):
         test_every_dependent_action_the_reference_names_is_granted(no_dependent)

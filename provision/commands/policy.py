@@ -99,17 +99,13 @@ def check_caller(ctx) -> bool:
     doc = document(config, identity["Account"], stack_network(ctx))
     iam = ctx.client("iam")
     try:
-        denials = _simulate(iam, principal, doc)
+        principal, denials = _simulate_caller(iam, principal, doc)
     except ClientError as exc:
-        if is_code(exc, "NoSuchEntity") and ":role/" in principal:
-            principal = iam.get_role(RoleName=principal.rsplit("/", 1)[1])["Role"]["Arn"]  # a role with a path
-            denials = _simulate(iam, principal, doc)
-        elif is_code(exc, "AccessDenied", "AccessDeniedException"):
-            out.error(f"{principal} may not simulate its own permissions (iam:SimulatePrincipalPolicy: "
-                      f"{error_code(exc)}), so they cannot be checked")
-            return False
-        else:
+        if not is_code(exc, "AccessDenied", "AccessDeniedException"):
             raise
+        out.error(f"{principal} may not simulate its own permissions (iam:SimulatePrincipalPolicy: "
+                  f"{error_code(exc)}), so they cannot be checked")
+        return False
     count = sum(len(s["Action"]) for s in doc["Statement"])
     if not denials:
         out.console.print(f"Permissions checked: all {count} actions of the policy are allowed for {principal}.")
@@ -122,6 +118,17 @@ def check_caller(ctx) -> bool:
     out.console.print(table)
     out.error("the caller lacks permissions the stack needs: grant them (rds-edge-api policy prints the policy)")
     return False
+
+
+def _simulate_caller(iam, principal: str, doc: dict) -> tuple[str, list[Denial]]:
+    """(the principal simulated, its denials); a role with a path is found by name first (iam:GetRole)."""
+    try:
+        return principal, _simulate(iam, principal, doc)
+    except ClientError as exc:
+        if not (is_code(exc, "NoSuchEntity") and ":role/" in principal):
+            raise
+    principal = iam.get_role(RoleName=principal.rsplit("/", 1)[1])["Role"]["Arn"]
+    return principal, _simulate(iam, principal, doc)
 
 
 def _simulate(iam, principal: str, doc: dict) -> list[Denial]:
