@@ -82,8 +82,12 @@ class _Walk:
                     self._finished(future)
                 self.failure = (None, Interrupted(", ".join(titles) or "between steps"))
             self._print_ready(everything=True)
-        for step in self.steps:
-            ctx.outputs.update(self.outputs.get(step.name, {}))
+        for step in self.steps:  # in STEPS order; a label set to None by a later step is removed
+            for label, value in self.outputs.get(step.name, {}).items():
+                if value is None:
+                    ctx.outputs.pop(label, None)
+                else:
+                    ctx.outputs[label] = value
         _save(ctx)
         self._raise(interrupted)
 
