@@ -250,3 +250,41 @@ def _rewrite(cfg, overrides):
     data = tomllib.loads(cfg.path.read_text(encoding="utf-8"))
     data["access"]["allowed_cidrs"] = overrides["access"]["allowed_cidrs"]
     return write_toml(cfg.path.parent / "narrowed.toml", data)
+
+
+def test_the_quantities_rule_refuses_what_aws_refuses(aws_rules, edge_inputs):
+    """The rule bites: a CustomErrorResponses whose Quantity is not its number of Items."""
+    aws_rules(rules.cloudfront_quantities_match())
+    cfg = edge_inputs({})
+    run(cfg, cloudfront.ensure)
+    cf = boto3.client("cloudfront")
+    [summary] = cf.list_distributions()["DistributionList"]["Items"]
+    got = cf.get_distribution_config(Id=summary["Id"])
+    config = {**got["DistributionConfig"], "CustomErrorResponses": {"Quantity": 2, "Items": [{"ErrorCode": 404}]}}
+    with pytest.raises(Exception) as err:
+        cf.update_distribution(Id=summary["Id"], IfMatch=got["ETag"], DistributionConfig=config)
+    assert err.value.response["Error"]["Code"] == "InconsistentQuantities"
+
+
+@pytest.mark.iam
+def test_an_ipv4_only_stack_deploys_and_redeploys_with_no_change(aws_rules, load_seeded, hosted_zone, write_config):
+    """The whole deploy with AWS's checks on (every Quantity, no /0): IPv6 off, no AAAA, errors not cached,
+    sampling off; a second deploy makes 0 changing calls."""
+    from tests.test_deploy import Run
+
+    aws_rules(rules.cloudfront_quantities_match(), rules.waf_ip_sets_refuse_slash_zero(),
+              rules.route53_answers_cloudfront_aliases())
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}, **cidrs(V4)}
+    load_seeded(overrides)
+    path = write_config(overrides)
+    first = Run("deploy", path)
+    assert first.code == 0, first.text
+    config = distribution_config()
+    assert config["IsIPV6Enabled"] is False
+    assert {i["ErrorCachingMinTTL"] for i in config["CustomErrorResponses"]["Items"]} == {0}
+    assert records(hosted_zone) == ["A"] and aaaa_answer(hosted_zone) == []
+    acl = the_acl()[0]
+    assert [acl["VisibilityConfig"]["SampledRequestsEnabled"]] + \
+        [r["VisibilityConfig"]["SampledRequestsEnabled"] for r in acl["Rules"]] == [False, False]
+    again = Run("deploy", path)
+    assert again.code == 0 and again.text.rstrip().endswith("(0 changing)"), again.text
