@@ -27,7 +27,9 @@ class Board:
 
     def __init__(self, out: Output):
         self.out = out
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # held while printing: blocks and notices whole
+        self._rows = threading.Lock()  # held only to read or change the rows, never while printing: the live
+        # display's refresh thread takes it while it holds the console's own lock
         self._running: dict[str, tuple[float, str]] = {}
         self._live = (Live(console=out.console, refresh_per_second=4, transient=True, get_renderable=self._render)
                       if out.console.is_terminal else None)
@@ -42,23 +44,25 @@ class Board:
             self._live.stop()
 
     def started(self, title: str) -> None:
-        with self.lock:
+        with self._rows:
             self._running[title] = (time.monotonic(), "")
 
     def finished(self, title: str) -> None:
-        with self.lock:
+        with self._rows:
             self._running.pop(title, None)
 
     def waiting(self, title: str, message: str) -> None:
-        with self.lock:
-            if self._live is None:
+        if self._live is None:
+            with self.lock:
                 self.out.waiting(message)
-            elif title in self._running:
+            return
+        with self._rows:
+            if title in self._running:
                 self._running[title] = (self._running[title][0], message)
 
     def _render(self) -> Table:
         table = Table.grid(padding=(0, 1))
-        with self.lock:
+        with self._rows:
             rows = list(self._running.items())
         for title, (since, message) in rows:
             elapsed = int(time.monotonic() - since)

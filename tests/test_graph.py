@@ -150,3 +150,28 @@ def test_readme_shows_the_graph_of_steps():
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     assert f"```mermaid\n{graph.mermaid(STEPS)}\n```" in readme
+
+
+def test_the_live_display_never_waits_for_the_print_lock():
+    """rich's refresh thread renders the live lines while holding its own lock, and every print from a
+    step takes that lock too: a renderer that also took the print lock hung a terminal run (a lock taken in
+    two orders). The renderer must get its rows while another thread holds the print lock."""
+    import io
+
+    from rich.console import Console
+
+    from provision.output import Output
+    from provision.progress import Board
+
+    board = Board(Output(Console(file=io.StringIO(), width=120, force_terminal=True)))
+    board.started("Lambda function")
+    board.waiting("Lambda function", "waiting for Lambda function demo-api to be Active")
+    rendered = []
+    with board.lock:
+        renderer = threading.Thread(target=lambda: rendered.append(board._render()), daemon=True)
+        renderer.start()
+        renderer.join(5)
+    assert rendered, "the live display waited for the print lock"
+    console = Console(file=io.StringIO(), width=120)
+    console.print(rendered[0])
+    assert "Lambda function" in console.file.getvalue() and "to be Active" in console.file.getvalue()
