@@ -6,10 +6,12 @@ config check before any AWS call, the embedded emulator, and the exit codes:
 traceback only with --debug), 2 a bad config or usage, 130 Ctrl-C.
 
 A new command is one module in ``provision/commands/`` with ``HELP``,
-``add_arguments(parser)`` and ``run(args, config, session, out) -> int``, and
-one entry in ``COMMANDS`` below. A module with ``CONFIG = False`` (``list``)
-works from what the account holds: it gets no ``--config`` and ``config`` None; so does a command
-run with ``--stack NAME`` (outputs, teardown), which reads the stack from the account itself.
+``add_arguments(parser)`` and ``run(args, config, session, out) -> int`` (and,
+if its flags can clash, ``usage_error(args) -> str | None``), and one entry in
+``COMMANDS`` below. A module with ``CONFIG = False`` (``list``) works from what
+the account holds: it gets no ``--config`` and ``config`` None; so does a
+command run with ``--stack NAME`` (outputs, teardown), which reads the stack
+from the account itself.
 """
 from __future__ import annotations
 
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
     args = build_parser().parse_args(argv)
     module = COMMANDS[args.command]
     out = out or Output()
+    problem = getattr(module, "usage_error", lambda _: None)(args)
+    if problem:  # before the config is read and the emulator starts: a usage error answers at once
+        out.error(problem)
+        return 2
     with ExitStack() as stack:
         args.throwaway_secrets = []
         if getattr(args, "local", False):
@@ -71,12 +77,10 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
             config = load(args.config) if getattr(module, "CONFIG", True) and not getattr(args, "stack", None) \
                 else None
         except ConfigError as exc:
-            print(f"config error: {exc}", file=sys.stderr)
+            print(f"config error: {one_line(str(exc))}", file=sys.stderr)
             return 2
-        if config is None and getattr(args, "local", False):
-            print("usage error: --local deploys from a config into an empty emulator: give --config, not --stack",
-                  file=sys.stderr)
-            return 2
+        for warning in config.warnings if config is not None else ():
+            out.note(f"config warning: {warning}")
         if args.throwaway_secrets:
             out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "
                      f"(--local needs none of your secrets)")
@@ -98,6 +102,11 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
                 traceback.print_exc()
             out.error(describe(exc))
             return 1
+
+
+def one_line(text: str) -> str:
+    """The text with anything that would break the line or reach the terminal raw shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run_script(command: str) -> None:

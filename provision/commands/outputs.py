@@ -22,6 +22,7 @@ import re
 from rich.console import Console
 
 from .. import runner
+from ..config import STACK_NAME
 from ..context import UNKNOWN, make_context
 from ..output import Output
 from ..steps import STEPS
@@ -114,11 +115,6 @@ def from_account(session, stack: list_command.Stack) -> dict[str, str]:
 def run_from_account(args, session, out) -> int:
     import boto3
 
-    from ..config import STACK_NAME
-
-    if not STACK_NAME.match(args.stack):
-        out.error(f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)")
-        return 2
     session = session or boto3.Session()
     regions = sorted({*args.region, list_command.DEFAULT_REGION}) if args.region else None
     stacks, _ = list_command.find(session, regions)
@@ -139,11 +135,17 @@ def run_from_account(args, session, out) -> int:
     return 0
 
 
+def usage_error(args) -> str | None:
+    """--region goes with --stack, which reads the account: found before any config is read."""
+    if (args.stack or args.region) and (not args.stack or getattr(args, "local", False)):
+        return "--region goes with --stack, and --stack reads the account: not with --local"
+    if args.stack and not STACK_NAME.fullmatch(args.stack):
+        return f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)"
+    return None
+
+
 def run(args, config, session, out) -> int:
-    if args.stack or args.region:
-        if not args.stack or getattr(args, "local", False):
-            out.error("--region goes with --stack, and --stack reads the account: not with --local")
-            return 2
+    if args.stack:
         return run_from_account(args, session, out)
     if getattr(args, "local", False):  # the emulator starts empty: deploy first, so there is a stack to read
         out.note("deploying into the empty emulator first, so there is a stack to read back")

@@ -26,11 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args, config, session, out) -> int:
-    if args.stack or args.region:
-        problem = stack_arguments(args)
-        if problem:
-            out.error(problem)
-            return 2
+    if args.stack:
         import boto3
 
         session = session or boto3.Session()
@@ -56,15 +52,17 @@ def run(args, config, session, out) -> int:
     return 0
 
 
-def stack_arguments(args) -> str | None:
-    """What is wrong with --stack/--region, or None."""
+def usage_error(args) -> str | None:
+    """What is wrong with --stack/--region, or None; found before any config is read."""
+    if not (args.stack or args.region):
+        return None
     if getattr(args, "local", False):
         return "--stack reads a stack from the account: not with --local"
     if not args.stack or not args.region:
         return "--stack NAME and --region R go together"
-    if not STACK_NAME.match(args.stack):
+    if not STACK_NAME.fullmatch(args.stack):
         return f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)"
-    if not REGION.match(args.region):
+    if not REGION.fullmatch(args.region):
         return f"--region {args.region!r} is not an AWS region such as eu-west-1"
     return None
 
