@@ -136,7 +136,7 @@ class FunctionConfig:
     timeout_s: int = 10
     architecture: str = "arm64"
     log_retention_days: int = 30
-    max_concurrency: int = 10  # reserved concurrency: the most database connections the function holds
+    max_concurrency: int = 10  # reserved concurrency: the most database connections the function holds; 0: none
 
 
 @dataclass(frozen=True)
@@ -419,8 +419,8 @@ def _function(s: _Section) -> FunctionConfig:
     arch = s.get("architecture", str, "arm64")
     retention = s.get("log_retention_days", int, 30)
     concurrency = s.get("max_concurrency", int, 10)
-    if concurrency < 1:
-        raise ConfigError(s.key("max_concurrency"), "must be at least 1 (0 would stop the function entirely)")
+    if concurrency < 0:
+        raise ConfigError(s.key("max_concurrency"), "must be 0 (no reservation) or more (the most connections)")
     if not 128 <= memory <= 10240:
         raise ConfigError(s.key("memory_mb"), "must be between 128 and 10240")
     if not 1 <= timeout <= 29:

@@ -70,6 +70,10 @@ ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("acm", "RequestCertificate"): ("acm:RequestCertificate", "acm:AddTagsToCertificate"),
     ("lambda", "CreateFunction"): ("lambda:CreateFunction", "lambda:TagResource", "iam:PassRole"),
     ("lambda", "UpdateFunctionConfiguration"): ("lambda:UpdateFunctionConfiguration", "iam:PassRole"),
+    # Paths the recorder (moto: functions always Active, no reservation to remove) never takes: an Inactive
+    # function is reactivated by one invocation; max_concurrency = 0 removes the reservation.
+    ("lambda", "GetFunction"): ("lambda:GetFunction", "lambda:InvokeFunction"),
+    ("lambda", "PutFunctionConcurrency"): ("lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"),
     ("wafv2", "PutLoggingConfiguration"): ("wafv2:PutLoggingConfiguration", "logs:CreateLogDelivery",
                                            "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
                                            "logs:DescribeLogGroups"),
@@ -81,7 +85,7 @@ PREFIXES = {"ses": "ses", "sesv2": "ses", "logs": "logs"}  # boto3 name -> IAM p
 
 # IAM actions that only take "*" (no resource-level permissions, per AWS's Service Authorization Reference).
 STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
-                  r"|lambda:ListFunctions|route53:ListHostedZones.*|route53:GetHostedZoneCount"
+                  r"|lambda:(ListFunctions|GetAccountSettings)|route53:ListHostedZones.*|route53:GetHostedZoneCount"
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
