@@ -11,10 +11,10 @@ import signal
 import threading
 from contextlib import ExitStack
 
-from .. import runner
+from .. import preflight, runner
 from ..context import make_context
 from ..lock import stack_lock
-from ..steps import STEPS, database
+from ..steps import STEPS
 
 HELP = "Create or update the stack so that it matches the config."
 DEFAULT_PORT = 8080
@@ -49,7 +49,7 @@ def run(args, config, session, out) -> int:
     with ExitStack() as stack:
         if not args.plan:
             stack.enter_context(stack_lock(config.state_dir / f"{config.stack.name}.lock", "deploy", out.note))
-        database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
+        preflight.run(ctx)  # read-only, before any changing call: the account's facts a deploy needs
         runner.deploy(ctx, STEPS)
     if not args.plan:
         out.outputs(ctx.outputs)
