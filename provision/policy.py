@@ -173,6 +173,8 @@ class Names:
     def _rds(self, action: str) -> list[str]:
         if "Subnet" in action:
             return [self.arn("rds", self.config.stack.region, "subgrp:*")]
+        if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
+            return [self.arn("rds", self.config.stack.region, "cluster:*")]
         return [self.arn("rds", self.config.stack.region, f"db:{self.config.database.instance_id}")]
 
     def _route53(self, action: str) -> list[str]:
