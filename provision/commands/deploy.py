@@ -52,8 +52,11 @@ def run(args, config, session, out) -> int:
         verb = "Planning" if args.plan else "Deploying"
         out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
                           f"({', '.join(config.regions)})")
-        if config.stack.check_permissions and not args.local and not check_caller(ctx):
-            return 1  # before the first change: a denied call would stop the deploy halfway
+        if config.stack.check_permissions:  # before the first change: a denied call would stop the deploy halfway
+            if args.local:
+                out.note("check_permissions: skipped with --local (the emulator cannot simulate IAM permissions)")
+            elif not check_caller(ctx):
+                return 1
         preflight.run(ctx)  # read-only, before any changing call: the account's facts a deploy needs
         runner.deploy(ctx, STEPS)
     if not args.plan:
