@@ -87,8 +87,7 @@ def ensure(ctx) -> None:
     region = ctx.config.domain.mail_region
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set, own = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.mail_rule_set
-    active = _active_rule_set(ses)
-    _check_active(ctx, active, bucket)
+    active = check_active_rule_set(ctx)
     token = _verification_token(ses, ctx.config.domain.name)
     identity_created = _ensure_bucket(ctx, s3, bucket, region, creates_identity=token is None)
     token = token or _create_identity(ctx, ses)
@@ -109,9 +108,12 @@ def ensure(ctx) -> None:
                            "region": region, "identity_created": identity_created})
 
 
-def _check_active(ctx, active: str | None, bucket: str) -> None:
-    """Stop, before any change, when the region's active set is one the stack may not use or replace."""
+def check_active_rule_set(ctx) -> str | None:
+    """The active receipt rule set in the mail region, if the stack may add its rule there or replace it
+    (none, the shared one, the stack's own from before it was shared, or the one ``[domain] mail_rule_set``
+    names); any other stops the run before any change (the preflight's check, and this step's)."""
     region, own, domain = ctx.config.domain.mail_region, ctx.config.domain.mail_rule_set, ctx.config.domain.name
+    bucket, active = bucket_name(ctx), _active_rule_set(ctx.mail("ses"))
     if own and active != own:
         raise DeployError(
             f"domain.mail_rule_set = {own!r} is not the active SES receipt rule set in {region} (active: "
@@ -123,6 +125,7 @@ def _check_active(ctx, active: str | None, bucket: str) -> None:
             f"region; set domain.mail_rule_set = {active!r} so that the stack adds its rule for {domain} there "
             f"(S3 action to s3://{bucket}/{PREFIX}, then stop), or set domain.mail_region to another SES "
             "receiving region, then run again")
+    return active
 
 
 def destroy(ctx) -> None:
