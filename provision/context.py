@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -102,20 +102,25 @@ def make_context(config: Config, *, session=None, planning: bool = False,
 
 @contextmanager
 def locked(config: Config, command: str, *, session=None, out: Output | None = None, wait: bool = False,
-           sleep: Callable[[float], None] = time.sleep) -> Iterator[Context]:
+           sleep: Callable[[float], None] = time.sleep, lease: bool = True) -> Iterator[Context]:
     """The context of a run that changes the stack: the stack's lock held first (one machine), then its
     lease in the account (every machine: ``lease.py``), then the state read, so a run that starts right
     after another (or waited for it) starts from what that one left.
 
     wait: wait (bounded, visible) for the run that holds the lock instead of stopping at once.
+    lease=False: the command takes the lease itself (``lease.held``) once its read-only checks pass, so
+    that a run they stop writes nothing to the account (deploy's preflight).
     """
     ctx = make_context(config, session=session, out=out, sleep=sleep, read_state=False)
 
     def waiting(what: str, try_take: Callable[[], bool]) -> None:
         waits.wait_until(ctx, what, try_take, timeout=LOCK_WAIT_TIMEOUT, interval=LOCK_POLL_INTERVAL)
 
-    from . import lease
+    from . import lease as account_lease
 
-    with stack_lock(lock_path(config), command, waiting if wait else None), lease.held(ctx, command, wait=wait):
+    with ExitStack() as held:
+        held.enter_context(stack_lock(lock_path(config), command, waiting if wait else None))
+        if lease:
+            held.enter_context(account_lease.held(ctx, command, wait=wait))
         ctx.state = State.load(ctx.state.path, ctx.stack)
         yield ctx

@@ -3,7 +3,8 @@
 The file lock (``lock.py``) keeps two runs on one machine apart; an operator
 on another laptop, or CI, never sees that file. So deploy, teardown and
 rotate also take the stack's lease in the account right after the lock
-(``context.locked``), before any change, and give it back when they end.
+(``context.locked``; deploy once its read-only preflight has passed), before
+any change, and give it back when they end.
 
 Why a DynamoDB item with a conditional write (and not an S3 object written
 with ``If-None-Match``, or an SSM parameter created only if absent):

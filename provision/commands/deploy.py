@@ -11,7 +11,7 @@ import signal
 import threading
 from contextlib import ExitStack
 
-from .. import preflight, runner
+from .. import lease, preflight, runner
 from ..context import locked, make_context
 from ..steps import STEPS
 from .policy import check_caller
@@ -48,7 +48,8 @@ def run(args, config, session, out) -> int:
     with ExitStack() as stack:
         # A plan changes nothing: it reads the state without the lock; a deploy reads it once the lock is held.
         ctx = (make_context(config, session=session, planning=True, out=out) if args.plan
-               else stack.enter_context(locked(config, "deploy", session=session, out=out, wait=args.wait)))
+               else stack.enter_context(locked(config, "deploy", session=session, out=out, wait=args.wait,
+                                               lease=False)))
         verb = "Planning" if args.plan else "Deploying"
         out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
                           f"({', '.join(config.regions)})")
@@ -58,6 +59,8 @@ def run(args, config, session, out) -> int:
             elif not check_caller(ctx):
                 return 1
         preflight.run(ctx)  # read-only, before any changing call: the account's facts a deploy needs
+        if not args.plan:  # the lease in the account once the checks pass: a run they stop writes nothing
+            stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
         runner.deploy(ctx, STEPS)
     if not args.plan:
         out.outputs(ctx.outputs)
