@@ -83,7 +83,10 @@ def from_function(event: dict) -> Record | None:
     line = _json_with(event["message"], "outcome")
     if line is None:
         return None
-    return Record(_when(event["timestamp"]), "function", line.get("sourceIp"),
+    # callerIp: the address CloudFront appended to X-Forwarded-For, edgeIp: its edge server's (lines from
+    # before both were logged have sourceIp, the edge's); a request that bypassed CloudFront has no caller.
+    address = line.get("callerIp") or line.get("edgeIp") or line.get("sourceIp")
+    return Record(_when(event["timestamp"]), "function", address,
                   OUTCOMES.get(line["outcome"], str(line["outcome"])), line.get("keyLength"), line.get("ms"),
                   event.get("eventId", ""), event["timestamp"])
 
