@@ -22,11 +22,15 @@ Order, for dependencies and so that slow things overlap:
  5. function        log group first (else Lambda makes one that never expires),
                     then the function in the database's subnets.
  6. api             REST API, method, integration, deployment, key, usage plan.
+    api_access_log  ([logs] api_access) the stage's JSON access log, and the
+                    region's API Gateway CloudWatch role if none is set.
  7. waf             IP sets and the web ACL (us-east-1, scope CLOUDFRONT).
     waf_logging     the ACL's request log (aws-waf-logs-<stack>, authorization
                     redacted): needs the ACL.
  8. certificate_issued  the wait for ISSUED (approval link shown for email).
  9. cloudfront      the distribution: needs the API, the ACL and the certificate.
+    cloudfront_logging  ([logs] cloudfront) standard logging v2 to CloudWatch
+                    Logs in us-east-1: needs the distribution's ARN.
 10. domain_record   last: alias A/AAAA beside the validation MX, or the CNAME
                     printed (which cannot share its name with an MX: said so).
 
@@ -40,6 +44,7 @@ from typing import Callable
 
 from . import (alerts, api, certificate, cloudfront, domain_record, function, iam_role, mail,
                security_groups, waf, waf_logging)
+from . import api_access_log, cloudfront_logging
 
 
 def _nothing(ctx) -> None:
@@ -62,9 +67,11 @@ STEPS: tuple[Step, ...] = (
     Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy),
     Step("function", "Lambda function", function.ensure, function.destroy),
     Step("api", "API Gateway", api.ensure, api.destroy),
+    Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy),
     Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy),
     Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing),
     Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy),
+    Step("cloudfront_logging", "CloudFront logging", cloudfront_logging.ensure, cloudfront_logging.destroy),
     Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy),
 )
