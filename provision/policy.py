@@ -26,6 +26,7 @@ import botocore.session
 
 from .config import Config
 from .context import EDGE_REGION
+from .steps import api_access_log, apigateway_account, cloudfront_logging
 from .steps.function import function_name, log_group_name
 from .steps.iam_role import partition, role_name
 from .steps.waf import acl_name, ip_set_name
@@ -33,8 +34,10 @@ from .steps.waf import acl_name, ip_set_name
 CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
 NO_PERMISSION_NEEDED = {("sts", "GetCallerIdentity")}  # AWS answers it for any caller
-# The function's role may be passed to Lambda only.
+# The function's role may be passed to Lambda only; the account's API Gateway logging role (UpdateAccount) to
+# API Gateway only.
 CONDITIONS = {"iam:PassRole": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}
+PASSED_BY = {"apigateway": {"StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}}}
 
 # (boto3 service, operation) -> IAM actions, where they differ from "<prefix>:<operation>".
 ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -75,6 +78,16 @@ ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
                                            "logs:DescribeLogGroups"),
     ("wafv2", "DeleteLoggingConfiguration"): ("wafv2:DeleteLoggingConfiguration", "logs:DeleteLogDelivery"),
     ("logs", "TagLogGroup"): ("logs:TagLogGroup", "logs:TagResource"),
+    # Setting the account's CloudWatch role passes it to API Gateway.
+    ("apigateway", "UpdateAccount"): ("apigateway:PATCH", "iam:PassRole"),
+    # CloudFront's log delivery (CloudWatch Logs user guide, "Logs sent to CloudWatch Logs", V2 permissions;
+    # CloudFront developer guide, standard logging v2): the source needs the distribution's consent, the
+    # delivery the log group's resource policy.
+    ("logs", "PutDeliverySource"): ("logs:PutDeliverySource", "logs:TagResource",
+                                    "cloudfront:AllowVendedLogDeliveryForResource"),
+    ("logs", "PutDeliveryDestination"): ("logs:PutDeliveryDestination", "logs:TagResource"),
+    ("logs", "CreateDelivery"): ("logs:CreateDelivery", "logs:TagResource", "logs:PutResourcePolicy",
+                                 "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"),
     ("logs", "ListTagsLogGroup"): ("logs:ListTagsLogGroup", "logs:ListTagsForResource"),
 }
 PREFIXES = {"ses": "ses", "sesv2": "ses", "logs": "logs"}  # boto3 name -> IAM prefix where they differ
@@ -85,7 +98,8 @@ STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
-                  r"|DescribeResourcePolicies|DeleteResourcePolicy)"
+                  r"|DescribeResourcePolicies|DeleteResourcePolicy|DescribeDeliveries|DescribeDeliverySources"
+                  r"|DescribeDeliveryDestinations)"
                   r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
 
 
@@ -111,20 +125,21 @@ def actions(service: str, operation: str) -> tuple[str, ...]:
     """The IAM action(s) AWS checks for one API call."""
     if (service, operation) in ACTIONS:
         return ACTIONS[(service, operation)]
-    if service == "apigateway":
-        return (f"apigateway:{_apigateway_http(operation)[0]}",)
+    if service in ("apigateway", "apigatewayv2"):  # both authorize as apigateway:<HTTP method>
+        return (f"apigateway:{_apigateway_http(operation, service)[0]}",)
     return (f"{PREFIXES.get(service, service)}:{operation}",)
 
 
 _MODELS: dict[str, object] = {}
 
 
-def _apigateway_http(operation: str) -> tuple[str, str]:
+def _apigateway_http(operation: str, service: str = "apigateway") -> tuple[str, str]:
     """(HTTP method, resource path up to the first id) of an API Gateway operation, from botocore's model:
-    /restapis/{restapi_id}/resources/{resource_id} -> /restapis/*."""
-    if "apigateway" not in _MODELS:
-        _MODELS["apigateway"] = botocore.session.get_session().get_service_model("apigateway")
-    http = _MODELS["apigateway"].operation_model(operation).http
+    /restapis/{restapi_id}/resources/{resource_id} -> /restapis/*; apigatewayv2's: /v2/apis/{apiId} -> /apis/*."""
+    if service not in _MODELS:
+        _MODELS[service] = botocore.session.get_session().get_service_model(service)
+    http = dict(_MODELS[service].operation_model(operation).http)
+    http["requestUri"] = http["requestUri"].removeprefix("/v2")
     path = re.sub(r"\{[^}]+\}", "*", http["requestUri"].split("?")[0])
     return http["method"], path[:path.index("*") + 1] if "*" in path else path
 
@@ -144,16 +159,29 @@ class Names:
             return ["*"]
         cfg, stack, region = self.config, self.config.stack.name, self.config.stack.region
         prefix = action.split(":")[0]
-        if service == "apigateway":  # ids are API Gateway's: narrowed to the region and the kind of resource
-            top = "/" + _apigateway_http(operation)[1].split("/")[1]
+        if prefix == "apigateway":  # ids are API Gateway's: narrowed to the region and the kind of resource
+            top = "/" + _apigateway_http(operation, service)[1].split("/")[1]
             return [f"arn:{partition(region)}:apigateway:{region}::{top}", f"arn:{partition(region)}:apigateway:{region}::{top}/*"]
-        if action == "iam:PassRole" or prefix == "iam":
-            return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}"]
+        logging_role = f"arn:{partition(region)}:iam::{self.account}:role/{apigateway_account.role_name(region)}"
+        if action == "iam:PassRole":
+            return [logging_role] if service == "apigateway" else [
+                f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}"]
+        if prefix == "iam":
+            return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}", logging_role]
         if prefix == "lambda":
             return [self.arn("lambda", region, f"function:{function_name(stack)}")]
+        if prefix == "logs" and "Deliver" in action:  # CloudFront's log delivery, in us-east-1
+            return [self.arn("logs", EDGE_REGION, f"delivery-source:{cloudfront_logging.source_name(stack)}"),
+                    self.arn("logs", EDGE_REGION, f"delivery-destination:{cloudfront_logging.destination_name(stack)}"),
+                    self.arn("logs", EDGE_REGION, "delivery:*")]
         if prefix == "logs":
-            groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}")]
-            return [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+            groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"),
+                      (region, api_access_log.log_group_name(stack)),
+                      (EDGE_REGION, cloudfront_logging.log_group_name(stack))]
+            resources = [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+            if action in ("logs:TagResource", "logs:ListTagsForResource"):  # the delivery parts are tagged too
+                resources += self.resources("logs:PutDeliverySource", service, operation)
+            return resources
         if prefix == "acm":
             return [self.arn("acm", EDGE_REGION, "certificate/*")]
         if prefix == "cloudfront":
@@ -194,7 +222,8 @@ def document(config: Config, account: str, calls: list[Call] | None = None) -> d
             continue
         for action in actions(call.service, call.operation):
             resources = tuple(sorted(names.resources(action, call.service, call.operation)))
-            condition = json.dumps(CONDITIONS.get(action), sort_keys=True)
+            condition = json.dumps(PASSED_BY.get(call.service) if action == "iam:PassRole" and call.service in
+                                   PASSED_BY else CONDITIONS.get(action), sort_keys=True)
             grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
     statements = []
     for (service, resources, condition), acts in sorted(grouped.items()):
