@@ -343,3 +343,96 @@ def test_the_template_passes_x_forwarded_for_whatever_its_case(header):
     hostile = json.loads(vtl.render(api.TEMPLATE, vtl.Input("", {}, {"key": "42"}, {header: "a'\"b\\, 1.2.3.4"}),
                                     {"identity": {"sourceIp": "130.176.1.2"}}))
     assert hostile["forwardedFor"] == "a'\"b\\, 1.2.3.4" and set(hostile) == set(event)  # no smuggled fields
+
+
+# --- logs: the access log and CloudFront's records merged with the function's and WAF's ---------------------
+
+def put_events(region, name, events):
+    client = logs(region)
+    if group(name, region) is None:
+        client.create_log_group(logGroupName=name)
+    client.create_log_stream(logGroupName=name, logStreamName="s")
+    client.put_log_events(logGroupName=name, logStreamName="s",
+                          logEvents=[{"timestamp": t, "message": m} for t, m in sorted(events)])
+
+
+def seed_one_request(t):
+    """One allowed request as each log records it, CloudFront first, the function last; and a direct call."""
+    from datetime import datetime, timezone
+    when = datetime.fromtimestamp(t / 1000, timezone.utc)
+    put_events("us-east-1", CF_GROUP, [(t + 900, json.dumps({
+        "date": when.strftime("%Y-%m-%d"), "time": when.strftime("%H:%M:%S"), "c-ip": "203.0.113.9",
+        "sc-status": "200", "time-taken": "0.042", "x-edge-location": "NRT57-P1", "cs-uri-stem": "/items"}))])
+    put_events("us-east-1", "aws-waf-logs-demo", [(t + 1010, json.dumps({
+        "timestamp": t + 1010, "action": "ALLOW", "httpRequest": {"clientIp": "203.0.113.9", "args": "key=sku-1"}}))])
+    put_events(REGION, ACCESS_GROUP, [
+        (t + 1040, json.dumps({"requestId": "r-1", "requestTimeEpoch": str(t + 1020), "ip": "130.176.1.2",
+                               "status": "200", "responseLatency": "31", "apiKeyId": "k1a2b3"})),
+        (t + 2040, json.dumps({"requestId": "r-2", "requestTimeEpoch": str(t + 2000), "ip": "198.51.100.50",
+                               "status": "403", "responseLatency": "2", "apiKeyId": "-"}))])
+    put_events(REGION, "/aws/lambda/demo-api", [(t + 1030, json.dumps({
+        "callerIp": "203.0.113.9", "edgeIp": "130.176.1.2", "keyLength": 5, "rows": 1, "ms": 12.5,
+        "outcome": "ok"}))])
+
+
+def logs_json(cfg):
+    from provision.commands import logs as logs_command
+    ctx = quiet_context(cfg)
+    logs_command.show(ctx, since=600, follow=False, as_json=True)
+    return [json.loads(line) for line in printed(ctx).splitlines() if line.startswith("{")], printed(ctx)
+
+
+def test_logs_merges_cloudfront_waf_the_access_log_and_the_function(load):
+    import time
+    t = int(time.time() * 1000) - 60_000
+    seed_one_request(t)
+    rows, text = logs_json(load())
+    assert [(r["source"], r["address"], r["outcome"], r["ms"]) for r in rows] == [
+        ("cloudfront", "203.0.113.9", "200 at CloudFront", 42.0),
+        ("waf", "203.0.113.9", "allowed by WAF", None),
+        ("api", "130.176.1.2", "200 at API Gateway", 31.0),       # who connected: CloudFront's edge
+        ("function", "203.0.113.9", "200", 12.5),
+        ("api", "198.51.100.50", "403 at API Gateway", 2.0),      # a direct call: only the access log saw it
+    ]
+    assert rows[3]["edge"] == "130.176.1.2"
+    assert "sku-1" not in text and "k1a2b3" not in text and "no log group" not in text
+
+
+def test_logs_leaves_out_what_the_config_turned_off(load):
+    import time
+    t = int(time.time() * 1000) - 60_000
+    seed_one_request(t)
+    rows, text = logs_json(load({"logs": {"api_access": False, "cloudfront": False}}))
+    assert [r["source"] for r in rows] == ["waf", "function"]
+    assert "no log group" not in text
+
+
+def test_logs_says_which_log_is_missing(load):
+    import time
+    put_events(REGION, "/aws/lambda/demo-api", [(int(time.time() * 1000) - 1000, json.dumps({
+        "callerIp": "203.0.113.9", "edgeIp": "130.176.1.2", "keyLength": 1, "rows": 1, "ms": 1, "outcome": "ok"}))])
+    rows, text = logs_json(load())
+    assert [r["source"] for r in rows] == ["function"]
+    assert f"no log group {ACCESS_GROUP} in {REGION}" in text and f"no log group {CF_GROUP} in us-east-1" in text
+
+
+# --- the operator's policy covers the new calls, narrowly ------------------------------------------------
+
+def test_policy_passes_the_logging_role_to_api_gateway_only_and_names_the_delivery_parts(load):
+    from provision import policy
+    calls = [policy.Call(service, operation, ("deploy",), ("dns",)) for service, operation in (
+        ("lambda", "CreateFunction"), ("apigateway", "UpdateAccount"), ("apigateway", "GetAccount"),
+        ("apigatewayv2", "GetApis"), ("iam", "CreateRole"), ("logs", "PutDeliverySource"),
+        ("logs", "CreateDelivery"), ("logs", "DescribeDeliveries"), ("logs", "ListTagsForResource"))]
+    doc = policy.document(load(), "123456789012", calls)
+    passing = {s["Condition"]["StringEquals"]["iam:PassedToService"]: s["Resource"]
+               for s in doc["Statement"] if "iam:PassRole" in s["Action"]}
+    assert passing == {"lambda.amazonaws.com": "arn:aws:iam::123456789012:role/demo-fn",
+                       "apigateway.amazonaws.com": f"arn:aws:iam::123456789012:role/{ROLE}"}
+    by_action = {a: s["Resource"] for s in doc["Statement"] for a in s["Action"]}
+    assert "arn:aws:cloudfront::123456789012:distribution/*" in by_action["cloudfront:AllowVendedLogDeliveryForResource"]
+    assert "arn:aws:logs:us-east-1:123456789012:delivery-source:demo-cloudfront" in by_action["logs:CreateDelivery"]
+    assert by_action["logs:DescribeDeliveries"] == "*"
+    assert f"arn:aws:logs:{REGION}:123456789012:log-group:{ACCESS_GROUP}" in by_action["logs:ListTagsForResource"]
+    assert f"arn:aws:apigateway:{REGION}::/apis" in by_action["apigateway:GET"]
+    assert f"arn:aws:iam::123456789012:role/{ROLE}" in by_action["iam:CreateRole"]
