@@ -436,3 +436,30 @@ def test_policy_passes_the_logging_role_to_api_gateway_only_and_names_the_delive
     assert f"arn:aws:logs:{REGION}:123456789012:log-group:{ACCESS_GROUP}" in by_action["logs:ListTagsForResource"]
     assert f"arn:aws:apigateway:{REGION}::/apis" in by_action["apigateway:GET"]
     assert f"arn:aws:iam::123456789012:role/{ROLE}" in by_action["iam:CreateRole"]
+
+
+# --- the whole stack, with AWS's rules on ------------------------------------------------------------------
+
+@pytest.mark.iam
+def test_deploy_again_changes_nothing_and_teardown_leaves_nothing(load_seeded, hosted_zone, write_config, aws_rules):
+    from tests.support import inventory
+    from tests.test_deploy import Run
+    aws_rules(*rules.request_logging_rules())
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    cfg = load_seeded(overrides)
+    path = write_config(overrides)
+    up = Run("deploy", path)
+    assert up.code == 0, up.text
+    found = inventory(cfg)
+    for part in (f"log group {ACCESS_GROUP}", f"log group {CF_GROUP}", "delivery source demo-cloudfront",
+                 "delivery destination demo-cloudfront-logs", f"role {ROLE}",
+                 f"api gateway account logging role in {REGION}"):
+        assert part in found, (part, found)
+    [distribution] = boto3.client("cloudfront").list_distributions()["DistributionList"]["Items"]
+    source = edge_logs().get_delivery_source(name="demo-cloudfront")["deliverySource"]
+    assert source["resourceArns"] == [distribution["ARN"]]
+    again = Run("deploy", path)
+    assert again.code == 0 and again.text.rstrip().endswith("(0 changing)"), again.text
+    down = Run("teardown", path, "--yes")
+    assert down.code == 0, down.text
+    assert inventory(cfg) == [] and account_role() == ""
