@@ -78,6 +78,7 @@ def role_exists(name=ROLE):
 
 # --- the stage's access log ----------------------------------------------------------------------------
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_access_log_is_json_to_a_tagged_group_with_the_key_id_never_its_value(load, aws_rules):
     active = aws_rules(*rules.request_logging_rules())
     cfg = load({"function": {"log_retention_days": 14}})
@@ -100,14 +101,15 @@ def test_access_log_is_json_to_a_tagged_group_with_the_key_id_never_its_value(lo
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
-    policy = boto3.client("iam").get_role_policy(RoleName=ROLE, PolicyName=apigateway_account.POLICY_NAME)
-    statement = policy["PolicyDocument"]["Statement"][0]
-    assert "logs:PutLogEvents" in statement["Action"] and statement["Resource"] == f"arn:aws:logs:{REGION}:123456789012:*"
+    attached = boto3.client("iam").list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]
+    assert [a["PolicyArn"] for a in attached] == [
+        "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"]
     refused = [r for r in active if r.name.startswith("a new role")][0]
     assert len(refused.seen) == 3  # two refusals, then accepted
     assert "waiting for IAM role" in printed(ctx)
 
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_a_second_run_changes_nothing(load, aws_rules):
     aws_rules(*rules.request_logging_rules())
     cfg = load()
@@ -117,6 +119,7 @@ def test_a_second_run_changes_nothing(load, aws_rules):
     assert changing_ops(again) == []
 
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_drifted_settings_are_put_back(load, aws_rules):
     aws_rules(*rules.request_logging_rules())
     cfg = load()
@@ -130,6 +133,7 @@ def test_drifted_settings_are_put_back(load, aws_rules):
         api_access_log.FORMAT
 
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_an_account_role_someone_else_set_is_used_and_never_removed(load, aws_rules):
     theirs = "arn:aws:iam::123456789012:role/their-apigateway-logs"
     apigateway().update_account(patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": theirs}])
@@ -144,6 +148,7 @@ def test_an_account_role_someone_else_set_is_used_and_never_removed(load, aws_ru
     assert account_role() == theirs and group(ACCESS_GROUP) is None
 
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_teardown_keeps_the_account_role_while_another_api_logs_through_it(load, aws_rules):
     aws_rules(*rules.request_logging_rules())
     cfg = load()
@@ -160,6 +165,7 @@ def test_teardown_keeps_the_account_role_while_another_api_logs_through_it(load,
     assert account_role() == "" and not role_exists()
 
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_another_stack_of_the_toolkit_counts_as_another_user(load, aws_rules, write_config):
     aws_rules(*rules.request_logging_rules())
     cfg = load()
@@ -175,6 +181,7 @@ def test_another_stack_of_the_toolkit_counts_as_another_user(load, aws_rules, wr
     assert account_role() == "" and not role_exists()
 
 
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_api_access_false_removes_the_log_and_releases_the_role(load, aws_rules):
     aws_rules(*rules.request_logging_rules())
     api_id = make_api()
@@ -424,7 +431,7 @@ def test_policy_passes_the_logging_role_to_api_gateway_only_and_names_the_delive
         ("lambda", "CreateFunction"), ("apigateway", "UpdateAccount"), ("apigateway", "GetAccount"),
         ("apigatewayv2", "GetApis"), ("iam", "CreateRole"), ("logs", "PutDeliverySource"),
         ("logs", "CreateDelivery"), ("logs", "DescribeDeliveries"), ("logs", "ListTagsForResource"))]
-    doc = policy.document(load(), "123456789012", calls)
+    doc = policy.document(load(), "123456789012", policy.Network("vpc-1", "sg-1"), calls)
     passing = {s["Condition"]["StringEquals"]["iam:PassedToService"]: s["Resource"]
                for s in doc["Statement"] if "iam:PassRole" in s["Action"]}
     assert passing == {"lambda.amazonaws.com": "arn:aws:iam::123456789012:role/demo-fn",

@@ -32,11 +32,9 @@ from ..errors import is_code, or_none
 from ..tags import MANAGED_BY, as_dict, is_ours
 
 ROLE_PREFIX = "rds-edge-api-apigateway-logs-"
-POLICY_NAME = "push-to-cloudwatch-logs"
-# The actions of AWS's AmazonAPIGatewayPushToCloudWatchLogs, on this account's log groups in the region: the
-# role serves every API of the region (execution logs too), so no narrower group can be named.
-ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams",
-           "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents"]
+# AWS's managed policy for exactly this role (API Gateway developer guide): the role serves every API of the
+# region, execution logs too, so no narrower set of log groups could be named.
+POLICY = "arn:{partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 TRUST = {"Version": "2012-10-17",
          "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
                         "Action": "sts:AssumeRole"}]}
@@ -47,12 +45,6 @@ NOT_YET = ("The role ARN does not have required permissions",
 
 def role_name(region: str) -> str:
     return f"{ROLE_PREFIX}{region}"
-
-
-def policy(ctx) -> dict:
-    return {"Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ACTIONS,
-                           "Resource": f"arn:{partition(ctx.region)}:logs:{ctx.region}:{ctx.account_id}:*"}]}
 
 
 def _setting(ctx) -> str:
@@ -97,24 +89,23 @@ def _not_yet(exc: BaseException) -> bool:
 
 
 def _ensure_role(ctx) -> str:
-    iam, name, wanted = ctx.client("iam"), role_name(ctx.region), policy(ctx)
+    iam, name = ctx.client("iam"), role_name(ctx.region)
+    policy = POLICY.format(partition=partition(ctx.region))
     role = _role(ctx)
     if role is None:
         created = ctx.change("create", f"IAM role {name} (API Gateway's CloudWatch Logs role in {ctx.region})",
                              iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),
                              Tags=ctx.tag_list, Description="rds-edge-api: API Gateway writes logs "
                                                             f"in {ctx.region} through this role (account-wide)")
-        ctx.change("create", f"inline policy {POLICY_NAME} of {name}", iam.put_role_policy, RoleName=name,
-                   PolicyName=POLICY_NAME, PolicyDocument=json.dumps(wanted))
-        return created["Role"]["Arn"] if created else UNKNOWN
-    found = or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=POLICY_NAME)
-    document = found and found["PolicyDocument"]
-    if isinstance(document, str):
-        document = json.loads(document)
-    if document != wanted:
-        ctx.change("update", f"inline policy {POLICY_NAME} of {name}", iam.put_role_policy, RoleName=name,
-                   PolicyName=POLICY_NAME, PolicyDocument=json.dumps(wanted))
-    return role["Arn"]
+        arn = created["Role"]["Arn"] if created else UNKNOWN
+    else:
+        arn = role["Arn"]
+        attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
+        if policy in attached:
+            return arn
+    ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy, RoleName=name,
+               PolicyArn=policy)
+    return arn
 
 
 def release(ctx) -> None:
@@ -132,9 +123,9 @@ def release(ctx) -> None:
                    ctx.client("apigateway").update_account,
                    patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": ""}])
     iam, name = ctx.client("iam"), role["RoleName"]
-    for inline in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-        ctx.change("update", f"delete inline policy {inline} of {name}", iam.delete_role_policy,
-                   RoleName=name, PolicyName=inline)
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        ctx.change("update", f"detach {attached['PolicyName']} from {name}", iam.detach_role_policy,
+                   RoleName=name, PolicyArn=attached["PolicyArn"])
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 
