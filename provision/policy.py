@@ -146,12 +146,19 @@ class Names:
             return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}", logging_role]
         if prefix == "lambda":
             return [self.arn("lambda", region, f"function:{function_name(stack)}")]
-        deliveries = [self.arn("logs", EDGE_REGION, f"delivery-source:{cloudfront_logging.source_name(stack)}"),
-                      self.arn("logs", EDGE_REGION,
-                               f"delivery-destination:{cloudfront_logging.destination_name(stack)}"),
-                      self.arn("logs", EDGE_REGION, "delivery:*")]
-        if prefix == "logs" and "Deliver" in action:  # CloudFront's log delivery, in us-east-1
+        source = self.arn("logs", EDGE_REGION, f"delivery-source:{cloudfront_logging.source_name(stack)}")
+        destination = self.arn("logs", EDGE_REGION, f"delivery-destination:{cloudfront_logging.destination_name(stack)}")
+        deliveries = [source, destination, self.arn("logs", EDGE_REGION, "delivery:*")]
+        if action == "logs:DeleteDeliverySource":  # the reference lists it on delivery-destination (sic); it
+            return [source, destination]           # deletes the source, which AWS's example policy grants
+        if prefix == "logs" and "DeliverySource" in action:  # CloudFront's log delivery, in us-east-1
+            return [source]
+        if prefix == "logs" and "DeliveryDestination" in action:
+            return [destination]
+        if action == "logs:CreateDelivery":
             return deliveries
+        if prefix == "logs" and "Delivery" in action:  # the delivery itself: its id is AWS's
+            return [deliveries[2]]
         if prefix == "logs":
             groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"),
                       (region, api_access_log.log_group_name(stack)),

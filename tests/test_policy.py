@@ -275,7 +275,11 @@ def test_a_user_holding_only_the_policy_deploys_rotates_and_tears_down(load_seed
 
 def test_the_role_may_be_passed_to_lambda_only(config_for):
     doc = policy.document(config_for("dns"), ACCOUNT, NETWORK)
-    [passing] = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"]]
+    [passing] = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"]
+                 and s["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/demo-fn"]
     assert passing["Action"] == ["iam:PassRole"]
-    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/demo-fn"
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    # the other role passed: the region's API Gateway logging role, to API Gateway only (UpdateAccount)
+    others = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"] and s is not passing]
+    assert all(s["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/rds-edge-api-apigateway-logs-eu-west-1" and
+               s["Condition"] == {"StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}} for s in others)
