@@ -455,6 +455,12 @@ def _access(s: _Section, warnings: list[str]) -> AccessConfig:
     if not given:
         raise ConfigError(s.key("allowed_cidrs"), "must list at least one CIDR")
     cidrs = [_cidr(s.key(f"allowed_cidrs[{i}]"), cidr) for i, cidr in enumerate(given)]
+    for i, cidr in enumerate(cidrs):
+        network = ipaddress.ip_network(cidr)
+        if network.prefixlen == 0:
+            raise ConfigError(s.key(f"allowed_cidrs[{i}]"), f"{cidr!r}: WAF accepts every CIDR range except "
+                              f"/0; to let every address through, list {' and '.join(_HALVES[network.version])} "
+                              "(the Authorization header is then the only guard)")
     if len(set(cidrs)) != len(cidrs):
         twice = next(c for c in cidrs if cidrs.count(c) > 1)
         raise ConfigError(s.key("allowed_cidrs"), f"lists {twice} twice (perhaps written two ways)")
@@ -467,8 +473,45 @@ def _access(s: _Section, warnings: list[str]) -> AccessConfig:
     if len(value) < MIN_AUTHORIZATION_CHARS:
         warnings.append(f"{s.key('authorization_env')}: the value of {authorization.env} is only {len(value)} "
                         f"characters: a short value can be guessed; use {MIN_AUTHORIZATION_CHARS} or more random ones")
+    warnings.extend(_cidr_warnings(s.key("allowed_cidrs"), cidrs))
     s.finish()
     return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
+
+
+# Two halves that together are the whole address space (WAF refuses /0 itself: IPSet API reference).
+_HALVES = {4: ("0.0.0.0/1", "128.0.0.0/1"), 6: ("::/1", "8000::/1")}
+# Ranges no CloudFront edge connects from: a caller reaches CloudFront from a public address, which is
+# the one WAF sees. Documentation ranges (203.0.113.0/24, 2001:db8::/32) are left out: examples use them.
+_NEVER_SEEN = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in (
+    ("0.0.0.0/8", "'this network'"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "carrier-grade NAT"),
+    ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"), ("172.16.0.0/12", "private"),
+    ("192.168.0.0/16", "private"), ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
+    ("::/128", "unspecified"), ("::1/128", "loopback"), ("::ffff:0:0/96", "IPv4-mapped"),
+    ("fc00::/7", "private (unique local)"), ("fe80::/10", "link-local"), ("ff00::/8", "multicast"),
+))
+
+
+def _cidr_warnings(key: str, cidrs: list[str]) -> tuple[str, ...]:
+    """What a deploy should say about ranges that are valid but cannot be what the operator meant:
+    together every address, or a range no caller on the internet reaches CloudFront from."""
+    networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
+    said = []
+    for version in (4, 6):
+        ranges = [n for n in networks if n.version == version]
+        if ranges and [n.prefixlen for n in ipaddress.collapse_addresses(ranges)] == [0]:
+            said.append(f"{key}: the IPv{version} ranges together cover every IPv{version} address: any caller "
+                        "with the Authorization header gets through")
+    unreachable = 0
+    for i, network in enumerate(networks):
+        kind = next((kind for block, kind in _NEVER_SEEN
+                     if block.version == network.version and network.subnet_of(block)), None)
+        if kind:
+            unreachable += 1
+            said.append(f"{key}[{i}]: {network} is {kind}: CloudFront sees each caller's public address, "
+                        "so this range never matches")
+    if unreachable == len(networks):
+        said.append(f"{key}: no range holds a public address: every request will be blocked")
+    return tuple(said)
 
 
 def _domain_name(s: _Section, key: str, value: str) -> str:

@@ -130,69 +130,95 @@ class Names:
         return [self.arn("ec2", region, "security-group/*")]
 
     def _usual(self, action: str, service: str, operation: str) -> list[str]:
-        cfg, stack, region = self.config, self.config.stack.name, self.config.stack.region
-        prefix = action.split(":")[0]
-        if prefix == "apigateway":  # ids are API Gateway's: the region, the kind of resource, an id or none
+        """The action's resources for this stack, by service; "*" for a service named nowhere here (the
+        reference test then fails if the action takes a resource type)."""
+        if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
+            return [self._logging_role]
+        if action.split(":")[0] == "apigateway":  # ids are API Gateway's: the region, the kind, one id or none
+            region = self.config.stack.region
             return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation, service)[1]}"]
+        if action.split(":")[0] == "ec2":
+            return self._security_groups(action, operation)
+        by_service = {"iam": self._iam, "lambda": self._lambda, "logs": self._logs, "acm": self._acm,
+                      "cloudfront": self._cloudfront, "wafv2": self._wafv2, "rds": self._rds,
+                      "route53": self._route53, "s3": self._s3, "sns": self._sns, "events": self._events}
+        resources = by_service.get(action.split(":")[0])
+        return resources(action) if resources else ["*"]
+
+    @property
+    def _aws(self) -> str:
+        return f"arn:{partition(self.config.stack.region)}"
+
+    @property
+    def _logging_role(self) -> str:
+        """The region's API Gateway CloudWatch Logs role (steps/apigateway_account.py)."""
+        return f"{self._aws}:iam::{self.account}:role/{apigateway_account.role_name(self.config.stack.region)}"
+
+    def _iam(self, action: str) -> list[str]:
         if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
             # no policy variable names the role behind a session (${aws:username} is for users only)
-            return [f"arn:{partition(region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
-        logging_role = f"arn:{partition(region)}:iam::{self.account}:role/{apigateway_account.role_name(region)}"
-        if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
-            return [logging_role]
-        if action == "iam:PassRole":
-            return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}"]
-        if prefix == "iam":  # the function's role, and the region's API Gateway logging role (apigateway_account)
-            return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}", logging_role]
-        if prefix == "lambda":
-            return [self.arn("lambda", region, f"function:{function_name(stack)}")]
+            return [f"{self._aws}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
+        function_role = f"{self._aws}:iam::{self.account}:role/{role_name(self.config.stack.name)}"
+        return [function_role] if action == "iam:PassRole" else [function_role, self._logging_role]
+
+    def _lambda(self, action: str) -> list[str]:
+        return [self.arn("lambda", self.config.stack.region, f"function:{function_name(self.config.stack.name)}")]
+
+    def _logs(self, action: str) -> list[str]:
+        stack, region = self.config.stack.name, self.config.stack.region
         source = self.arn("logs", EDGE_REGION, f"delivery-source:{cloudfront_logging.source_name(stack)}")
         destination = self.arn("logs", EDGE_REGION, f"delivery-destination:{cloudfront_logging.destination_name(stack)}")
         deliveries = [source, destination, self.arn("logs", EDGE_REGION, "delivery:*")]
         if action == "logs:DeleteDeliverySource":  # the reference lists it on delivery-destination (sic); it
             return [source, destination]           # deletes the source, which AWS's example policy grants
-        if prefix == "logs" and "DeliverySource" in action:  # CloudFront's log delivery, in us-east-1
+        if "DeliverySource" in action:  # CloudFront's log delivery, in us-east-1
             return [source]
-        if prefix == "logs" and "DeliveryDestination" in action:
+        if "DeliveryDestination" in action:
             return [destination]
         if action == "logs:CreateDelivery":
             return deliveries
-        if prefix == "logs" and "Delivery" in action:  # the delivery itself: its id is AWS's
+        if "Delivery" in action:  # the delivery itself: its id is AWS's
             return [deliveries[2]]
-        if prefix == "logs":
-            groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"),
-                      (region, api_access_log.log_group_name(stack)),
-                      (EDGE_REGION, cloudfront_logging.log_group_name(stack))]
-            found = [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
-            tagging = action in ("logs:TagResource", "logs:ListTagsForResource")  # the delivery parts are tagged
-            return found + deliveries if tagging else found
-        if prefix == "acm":
-            return [self.arn("acm", EDGE_REGION, "certificate/*")]
-        if prefix == "cloudfront":
-            return [f"arn:{partition(region)}:cloudfront::{self.account}:distribution/*"]
-        if prefix == "wafv2":
-            return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
-                    *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
-        if prefix == "ec2":
-            return self._security_groups(action, operation)
-        if prefix == "rds":
-            if "Subnet" in action:
-                return [self.arn("rds", region, "subgrp:*")]
-            return [self.arn("rds", region, f"db:{cfg.database.instance_id}")]
-        if prefix == "route53":
-            if action == "route53:GetChange":
-                return [f"arn:{partition(region)}:route53:::change/*"]
-            zone = cfg.domain.hosted_zone_id
-            return [f"arn:{partition(region)}:route53:::hostedzone/{zone}"] if zone else ["*"]
-        if prefix == "s3":
-            bucket = f"{stack.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
-            objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
-            return [f"arn:{partition(region)}:s3:::{bucket}{'/*' if objects else ''}"]
-        if prefix == "sns":  # the alerts step's one topic, exactly
-            return [self.arn("sns", EDGE_REGION, alerts_name(stack))]
-        if prefix == "events":
-            return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(stack)}")]
-        return ["*"]
+        groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"),
+                  (region, api_access_log.log_group_name(stack)), (EDGE_REGION, cloudfront_logging.log_group_name(stack))]
+        found = [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+        tagging = action in ("logs:TagResource", "logs:ListTagsForResource")  # the delivery parts are tagged too
+        return found + deliveries if tagging else found
+
+    def _acm(self, action: str) -> list[str]:
+        return [self.arn("acm", EDGE_REGION, "certificate/*")]
+
+    def _cloudfront(self, action: str) -> list[str]:
+        return [f"{self._aws}:cloudfront::{self.account}:distribution/*"]
+
+    def _wafv2(self, action: str) -> list[str]:
+        stack = self.config.stack.name
+        return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
+                *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
+
+    def _rds(self, action: str) -> list[str]:
+        if "Subnet" in action:
+            return [self.arn("rds", self.config.stack.region, "subgrp:*")]
+        if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
+            return [self.arn("rds", self.config.stack.region, "cluster:*")]
+        return [self.arn("rds", self.config.stack.region, f"db:{self.config.database.instance_id}")]
+
+    def _route53(self, action: str) -> list[str]:
+        if action == "route53:GetChange":
+            return [f"{self._aws}:route53:::change/*"]
+        zone = self.config.domain.hosted_zone_id
+        return [f"{self._aws}:route53:::hostedzone/{zone}"] if zone else ["*"]
+
+    def _s3(self, action: str) -> list[str]:
+        bucket = f"{self.config.stack.name.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
+        objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
+        return [f"{self._aws}:s3:::{bucket}{'/*' if objects else ''}"]
+
+    def _sns(self, action: str) -> list[str]:  # the alerts step's one topic, exactly
+        return [self.arn("sns", EDGE_REGION, alerts_name(self.config.stack.name))]
+
+    def _events(self, action: str) -> list[str]:
+        return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(self.config.stack.name)}")]
 
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""
