@@ -84,3 +84,32 @@ def install(monkeypatch, rules: list[Rule]) -> None:
 # --- the rules -----------------------------------------------------------------------------
 # Each rule is built by a function taking what the test controls (a clock, a count), with the
 # source of the AWS behaviour in its docstring and in Rule.source.
+
+
+def lost_answers(how: str = "reset", operations: set[str] | None = None) -> Rule:
+    """The answer to a changing call lost after AWS acted on it, once per operation.
+
+    ``how``: "reset", the connection drops on the way back (botocore's ConnectionClosedError), or
+    "503", AWS did the work and still answered ServiceUnavailable. Either way the resource exists and
+    the caller does not know it: "the SDK cannot determine the state of the API call on which the
+    connection was reset" (aws/aws-sdk-go#3027). moto always answers. Each changing operation (only
+    those named in ``operations``, if given) loses its first answer; later calls go through.
+    """
+    from botocore.exceptions import ConnectionClosedError
+
+    from provision.clients import is_changing
+
+    lost: set[tuple[str, str]] = set()
+
+    def applies(call: Call) -> bool:
+        return (is_changing(call.operation) and (call.service, call.operation) not in lost
+                and (operations is None or call.operation in operations))
+
+    def answer(call: Call) -> dict:
+        call.send()  # AWS acts (an error from it is AWS refusing: nothing lost, the rule stays armed)
+        lost.add((call.service, call.operation))
+        if how == "reset":
+            raise ConnectionClosedError(endpoint_url=call.client.meta.endpoint_url)
+        raise aws_error(call.operation, "ServiceUnavailable", "Service Unavailable", 503)
+
+    return Rule(f"lost answers ({how})", "https://github.com/aws/aws-sdk-go/issues/3027", applies, answer)

@@ -215,7 +215,9 @@ def _update_if_drifted(ctx, distribution_id: str, desired: dict) -> None:
     if drifted:
         ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
                    Id=distribution_id, IfMatch=got["ETag"],
-                   DistributionConfig=_merged(got["DistributionConfig"], desired))
+                   DistributionConfig=_merged(got["DistributionConfig"], desired),
+                   find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
+                   == want else None)  # after a lost answer: the ETag has changed if it was applied
 
 
 def _create(ctx, desired: dict) -> dict | None:
@@ -290,7 +292,9 @@ def destroy(ctx) -> None:
     got = cf.get_distribution_config(Id=distribution_id)
     if got["DistributionConfig"]["Enabled"]:
         ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution, Id=distribution_id,
-                   IfMatch=got["ETag"], DistributionConfig={**_sendable(got["DistributionConfig"]), "Enabled": False})
+                   IfMatch=got["ETag"], DistributionConfig={**_sendable(got["DistributionConfig"]), "Enabled": False},
+                   find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]["Enabled"]
+                   else {})
     etag = None if ctx.planning else _deployed(ctx, distribution_id)
     ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
                f"distribution {distribution_id} to be seen as disabled",

@@ -55,7 +55,8 @@ def ensure(ctx) -> None:
         created = ctx.change(
             "create", f"security group {name} in {db.vpc_id}", ec2.create_security_group, GroupName=name,
             VpcId=db.vpc_id, Description=f"rds-edge-api {ctx.stack}: Lambda function, no inbound",
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}])
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}],
+            find=lambda: _find_group(ctx, db.vpc_id))
         if created is None:
             ctx.change("update", f"outbound of {name}: MySQL to {db.security_group_id} only", lambda: None)
             ctx.change("update", f"inbound on the database's group {db.security_group_id}: "
