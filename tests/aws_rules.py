@@ -93,21 +93,25 @@ def lost_answers(how: str = "reset", operations: set[str] | None = None) -> Rule
     "503", AWS did the work and still answered ServiceUnavailable. Either way the resource exists and
     the caller does not know it: "the SDK cannot determine the state of the API call on which the
     connection was reset" (aws/aws-sdk-go#3027). moto always answers. Each changing operation (only
-    those named in ``operations``, if given) loses its first answer; later calls go through.
+    those named in ``operations``, if given) loses its first answer in each region; later calls go
+    through.
     """
     from botocore.exceptions import ConnectionClosedError
 
     from provision.clients import is_changing
 
-    lost: set[tuple[str, str]] = set()
+    lost: set[tuple[str, str, str]] = set()
+
+    def key(call: Call) -> tuple[str, str, str]:
+        return call.service, call.operation, call.client.meta.region_name  # the function's and WAF's log groups
 
     def applies(call: Call) -> bool:
-        return (is_changing(call.operation) and (call.service, call.operation) not in lost
+        return (is_changing(call.operation) and key(call) not in lost
                 and (operations is None or call.operation in operations))
 
     def answer(call: Call) -> dict:
         call.send()  # AWS acts (an error from it is AWS refusing: nothing lost, the rule stays armed)
-        lost.add((call.service, call.operation))
+        lost.add(key(call))
         if how == "reset":
             raise ConnectionClosedError(endpoint_url=call.client.meta.endpoint_url)
         raise aws_error(call.operation, "ServiceUnavailable", "Service Unavailable", 503)

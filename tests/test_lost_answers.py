@@ -52,6 +52,22 @@ def test_each_changing_call_losing_its_answer_once_leaves_one_of_each_then_nothi
     assert inventory(cfg) == []
 
 
+def test_email_validation_losing_each_answer_once_leaves_one_of_each_then_nothing(load_seeded, hosted_zone,
+                                                                                   write_config, aws_rules, no_backoff):
+    overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email", "mail_region": "us-west-2"}}
+    cfg, path = load_seeded(overrides), write_config(overrides)
+    rule = aws_rules(lost_answers("reset"))
+    run = Run("deploy", path)
+    assert run.code == 0, run.text
+    found = kinds(inventory(cfg))
+    assert len(found) == len(set(found)) and any(f.startswith("bucket demo-mail-") for f in found), found
+    assert {"CreateBucket", "CreateReceiptRuleSet", "CreateReceiptRule", "VerifyDomainIdentity"} <= {
+        call.operation for call in rule.seen}
+    down = Run("teardown", path, "--yes")
+    assert down.code == 0, down.text
+    assert inventory(cfg) == []
+
+
 def test_extras_tagged_as_the_stacks_are_reported_and_removed_by_deploy(dns_stack, no_backoff):
     cfg, path = dns_stack
     assert Run("deploy", path).code == 0
@@ -75,6 +91,11 @@ def test_teardown_removes_every_duplicate_not_the_first_it_finds(dns_stack, no_b
     apigw.create_rest_api(name="demo", tags=tags)
     apigw.create_api_key(name="demo", enabled=True, tags=tags)
     apigw.create_usage_plan(name="demo", tags=tags)
+    ec2 = boto3.client("ec2", region_name=cfg.stack.region)
+    other_vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]  # where the database used to be
+    ec2.create_security_group(GroupName="demo-lambda", Description="x", VpcId=other_vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+    assert len([f for f in inventory(cfg) if f.startswith(("rest api", "api key", "usage plan", "security group"))]) == 8
     (cfg.state_dir / "demo.json").unlink()
     down = Run("teardown", path, "--yes")
     assert down.code == 0, down.text
@@ -153,3 +174,15 @@ def test_a_delete_whose_answer_was_lost_is_done_when_the_resend_finds_nothing(cf
     aws_rules(lost_answers("reset", {"DeleteRole"}))
     assert ctx.change("delete", "role r", iam.delete_role, RoleName="r") == {}
     assert boto3.client("iam").list_roles()["Roles"] == []
+
+
+def test_every_create_the_toolkit_makes_has_a_resend_decision():
+    """A create added later must be judged: refused a second time by AWS (RESENT_CREATES), or looked for first."""
+    import json
+    from pathlib import Path
+
+    from provision.clients import RESENT_CREATES, resendable
+    calls = json.loads((Path(__file__).parent.parent / "provision" / "aws_calls.json").read_text())["calls"]
+    creates = {call["operation"] for call in calls if call["operation"].startswith("Create")}
+    assert creates - RESENT_CREATES == UNGUARDED_CREATES
+    assert not any(resendable(operation) for operation in UNGUARDED_CREATES)

@@ -80,11 +80,14 @@ def find(ctx) -> dict | None:
         else:
             if _ours(ctx, distribution["ARN"]):
                 return _summary(distribution)
-    for page in cf.get_paginator("list_distributions").paginate():
-        for item in page["DistributionList"].get("Items") or []:
-            if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"]):
-                return _summary(item)
-    return None
+    return next(iter(_stack_distributions(ctx)), None)
+
+
+def _stack_distributions(ctx) -> list[dict]:
+    """Every distribution with the stack's comment and tags: all are the stack's (teardown removes each)."""
+    return [_summary(item) for page in ctx.edge("cloudfront").get_paginator("list_distributions").paginate()
+            for item in page["DistributionList"].get("Items") or []
+            if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"])]
 
 
 def _inputs(ctx) -> dict:
@@ -284,10 +287,15 @@ def sends_key(ctx, key_id: str) -> bool:
 
 
 def destroy(ctx) -> None:
-    """Disable, wait until that has deployed, delete with the latest ETag."""
-    found = find(ctx)
-    if found is None:
-        return
+    """Every distribution of the stack's (the state's, and any with its comment and tags): disable, wait until
+    that has deployed, delete with the latest ETag."""
+    hinted = find(ctx)
+    others = [d for d in _stack_distributions(ctx) if hinted is None or d["Id"] != hinted["Id"]]
+    for found in ([hinted] if hinted else []) + others:
+        _destroy_one(ctx, found)
+
+
+def _destroy_one(ctx, found: dict) -> None:
     cf, distribution_id = ctx.edge("cloudfront"), found["Id"]
     got = cf.get_distribution_config(Id=distribution_id)
     if got["DistributionConfig"]["Enabled"]:
