@@ -6,8 +6,9 @@ config check before any AWS call, the embedded emulator, and the exit codes:
 traceback only with --debug), 2 a bad config or usage, 130 Ctrl-C.
 
 A new command is one module in ``provision/commands/`` with ``HELP``,
-``add_arguments(parser)`` and ``run(args, config, session, out) -> int``, and
-one entry in ``COMMANDS`` below.
+``add_arguments(parser)`` and ``run(args, config, session, out) -> int`` (and,
+if its flags can clash, ``usage_error(args) -> str | None``), and one entry in
+``COMMANDS`` below.
 """
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
     args = build_parser().parse_args(argv)
     module = COMMANDS[args.command]
     out = out or Output()
+    problem = getattr(module, "usage_error", lambda _: None)(args)
+    if problem:  # before the config is read and the emulator starts: a usage error answers at once
+        out.error(problem)
+        return 2
     with ExitStack() as stack:
         args.throwaway_secrets = []
         if getattr(args, "local", False):
@@ -66,8 +71,10 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
         try:
             config = load(args.config)
         except ConfigError as exc:
-            print(f"config error: {exc}", file=sys.stderr)
+            print(f"config error: {one_line(str(exc))}", file=sys.stderr)
             return 2
+        for warning in config.warnings:
+            out.note(f"config warning: {warning}")
         if args.throwaway_secrets:
             out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "
                      f"(--local needs none of your secrets)")
@@ -89,6 +96,11 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
                 traceback.print_exc()
             out.error(describe(exc))
             return 1
+
+
+def one_line(text: str) -> str:
+    """The text with anything that would break the line or reach the terminal raw shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run_script(command: str) -> None:

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from .. import runner
 from ..context import locked, make_context
 from ..steps import STEPS, database
+from .policy import check_caller
 
 HELP = "Create or update the stack so that it matches the config."
 LOCKS = True  # --wait: wait for another run of the stack instead of stopping
@@ -32,16 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "table and exit with their result (for CI, or a run with no terminal)")
 
 
-def run(args, config, session, out) -> int:
+def usage_error(args) -> str | None:
+    """A bad combination of flags, found before the config is read or the emulator starts."""
     if args.serve and (args.plan or not args.local):
-        out.error("--serve needs --local and no --plan: it serves what was deployed into the emulator")
-        return 2
+        return "--serve needs --local and no --plan: it serves what was deployed into the emulator"
     if (args.once or args.port != DEFAULT_PORT) and not args.serve:
-        out.error("--once and --port go with --serve")
-        return 2
+        return "--once and --port go with --serve"
     if not 0 < args.port < 65535:
-        out.error(f"--port {args.port}: choose a port between 1 and 65534 (the API stand-in takes the next one)")
-        return 2
+        return f"--port {args.port}: choose a port between 1 and 65534 (the API stand-in takes the next one)"
+    return None
+
+
+def run(args, config, session, out) -> int:
     with ExitStack() as stack:
         # A plan changes nothing: it reads the state without the lock; a deploy reads it once the lock is held.
         ctx = (make_context(config, session=session, planning=True, out=out) if args.plan
@@ -49,6 +52,8 @@ def run(args, config, session, out) -> int:
         verb = "Planning" if args.plan else "Deploying"
         out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
                           f"({', '.join(config.regions)})")
+        if config.stack.check_permissions and not args.local and not check_caller(ctx):
+            return 1  # before the first change: a denied call would stop the deploy halfway
         database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
         runner.deploy(ctx, STEPS)
     if not args.plan:
