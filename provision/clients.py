@@ -17,6 +17,7 @@ a second send gets when the first had done it. The step's ``find`` (given to
 from __future__ import annotations
 
 import functools
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -98,18 +99,24 @@ class PlanWouldChange(RuntimeError):
     """A changing call was attempted during --plan: a bug, never sent to AWS."""
 
 
+class Stopped(BaseException):
+    """The run is stopping (Ctrl-C, or another step failed): no further call goes out."""
+
+
 @dataclass
 class CallCounter:
     """Counts API calls (not retries), and those that change something."""
     total: int = 0
     changing: int = 0
     changing_ops: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, model, **_) -> None:
-        self.total += 1
-        if is_changing(model.name):
-            self.changing += 1
-            self.changing_ops.append(model.name)
+        with self._lock:  # steps call side by side
+            self.total += 1
+            if is_changing(model.name):
+                self.changing += 1
+                self.changing_ops.append(model.name)
 
 
 @dataclass
@@ -125,36 +132,44 @@ class Clients:
     sleep: Callable[[float], None]
     on_retry: Callable[[str], None]
     planning: bool = False
-    find: Callable[[], Any] | None = None  # what the change under way looks for after a lost answer
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # per thread (steps run side by side): how the change under way finds what its call made
+    _finding: threading.local = field(default_factory=threading.local, repr=False)
     _cache: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, service: str, region: str):
         key = (service, region)
-        if key not in self._cache:
-            client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
-            client.meta.events.register("before-call", self.plan_guard)
-            client.meta.events.register("before-call", self.calls)
-            client.meta.events.register("needs-retry", self.retry_hook)
-            self._cache[key] = LostAnswerGuard(client, self)
-        return self._cache[key]
+        with self._lock:  # a boto3 session is not thread-safe; the clients it makes are
+            if key not in self._cache:
+                client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
+                client.meta.events.register("before-call", self.plan_guard)
+                client.meta.events.register("before-call", self.calls)
+                client.meta.events.register("needs-retry", self.retry_hook)
+                self._cache[key] = LostAnswerGuard(client, self)
+            return self._cache[key]
 
     def plan_guard(self, model, **_) -> None:
+        if self.stopping.is_set():
+            raise Stopped(model.name)
         if self.planning and is_changing(model.name):
             raise PlanWouldChange(f"{model.name} attempted while planning")
 
     @contextmanager
     def finding(self, find: Callable[[], Any] | None) -> Iterator[None]:
         """For one change: how to find what its call made, should the answer be lost."""
-        previous, self.find = self.find, find
+        previous = getattr(self._finding, "find", None)
+        self._finding.find = find
         try:
             yield
         finally:
-            self.find = previous
+            self._finding.find = previous
 
     def changing_call(self, method: Callable, operation: str, /, *args, **kwargs) -> Any:
         return waits.after_lost_answer(lambda: method(*args, **kwargs), operation=operation,
                                        resend=resendable(operation), done_codes=DONE_ON_RESEND.get(operation, ()),
-                                       find=self.find, sleep=self.sleep, on_retry=self.on_retry)
+                                       find=getattr(self._finding, "find", None), sleep=self.sleep,
+                                       on_retry=self.on_retry)
 
 
 class LostAnswerGuard:

@@ -324,8 +324,8 @@ def _remove_records(ctx, token: str | None, region: str) -> None:
 
 
 def _certificate_issued(ctx) -> bool:
-    """Whether the stack's certificate (per state) is issued: then the records were shown before."""
-    arn = ctx.state.get("certificate").get("arn")
+    """Whether the stack's certificate (per an earlier run's state) is issued: then the records were shown before."""
+    arn = ctx.state.earlier("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return False
     found = or_none(ctx.edge("acm").describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
