@@ -128,49 +128,71 @@ class Names:
         return [self.arn("ec2", region, "security-group/*")]
 
     def _usual(self, action: str, service: str, operation: str) -> list[str]:
-        cfg, stack, region = self.config, self.config.stack.name, self.config.stack.region
-        prefix = action.split(":")[0]
+        """The action's resources for this stack, by service; "*" for a service named nowhere here (the
+        reference test then fails if the action takes a resource type)."""
         if service == "apigateway":  # ids are API Gateway's: the region, the kind of resource, one id or none
+            region = self.config.stack.region
             return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
+        if action.split(":")[0] == "ec2":
+            return self._security_groups(action, operation)
+        by_service = {"iam": self._iam, "lambda": self._lambda, "logs": self._logs, "acm": self._acm,
+                      "cloudfront": self._cloudfront, "wafv2": self._wafv2, "rds": self._rds,
+                      "route53": self._route53, "s3": self._s3, "sns": self._sns, "events": self._events}
+        resources = by_service.get(action.split(":")[0])
+        return resources(action) if resources else ["*"]
+
+    @property
+    def _aws(self) -> str:
+        return f"arn:{partition(self.config.stack.region)}"
+
+    def _iam(self, action: str) -> list[str]:
         if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
             # no policy variable names the role behind a session (${aws:username} is for users only)
-            return [f"arn:{partition(region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
-        if prefix == "iam":
-            return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}"]
-        if prefix == "lambda":
-            return [self.arn("lambda", region, f"function:{function_name(stack)}")]
-        if prefix == "logs":
-            groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}")]
-            return [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
-        if prefix == "acm":
-            return [self.arn("acm", EDGE_REGION, "certificate/*")]
-        if prefix == "cloudfront":
-            return [f"arn:{partition(region)}:cloudfront::{self.account}:distribution/*"]
-        if prefix == "wafv2":
-            return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
-                    *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
-        if prefix == "ec2":
-            return self._security_groups(action, operation)
-        if prefix == "rds":
-            if "Subnet" in action:
-                return [self.arn("rds", region, "subgrp:*")]
-            if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
-                return [self.arn("rds", region, "cluster:*")]
-            return [self.arn("rds", region, f"db:{cfg.database.instance_id}")]
-        if prefix == "route53":
-            if action == "route53:GetChange":
-                return [f"arn:{partition(region)}:route53:::change/*"]
-            zone = cfg.domain.hosted_zone_id
-            return [f"arn:{partition(region)}:route53:::hostedzone/{zone}"] if zone else ["*"]
-        if prefix == "s3":
-            bucket = f"{stack.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
-            objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
-            return [f"arn:{partition(region)}:s3:::{bucket}{'/*' if objects else ''}"]
-        if prefix == "sns":  # the alerts step's one topic, exactly
-            return [self.arn("sns", EDGE_REGION, alerts_name(stack))]
-        if prefix == "events":
-            return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(stack)}")]
-        return ["*"]
+            return [f"{self._aws}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
+        return [f"{self._aws}:iam::{self.account}:role/{role_name(self.config.stack.name)}"]
+
+    def _lambda(self, action: str) -> list[str]:
+        return [self.arn("lambda", self.config.stack.region, f"function:{function_name(self.config.stack.name)}")]
+
+    def _logs(self, action: str) -> list[str]:
+        stack = self.config.stack.name
+        groups = [(self.config.stack.region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}")]
+        return [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+
+    def _acm(self, action: str) -> list[str]:
+        return [self.arn("acm", EDGE_REGION, "certificate/*")]
+
+    def _cloudfront(self, action: str) -> list[str]:
+        return [f"{self._aws}:cloudfront::{self.account}:distribution/*"]
+
+    def _wafv2(self, action: str) -> list[str]:
+        stack = self.config.stack.name
+        return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
+                *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
+
+    def _rds(self, action: str) -> list[str]:
+        if "Subnet" in action:
+            return [self.arn("rds", self.config.stack.region, "subgrp:*")]
+        if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
+            return [self.arn("rds", self.config.stack.region, "cluster:*")]
+        return [self.arn("rds", self.config.stack.region, f"db:{self.config.database.instance_id}")]
+
+    def _route53(self, action: str) -> list[str]:
+        if action == "route53:GetChange":
+            return [f"{self._aws}:route53:::change/*"]
+        zone = self.config.domain.hosted_zone_id
+        return [f"{self._aws}:route53:::hostedzone/{zone}"] if zone else ["*"]
+
+    def _s3(self, action: str) -> list[str]:
+        bucket = f"{self.config.stack.name.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
+        objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
+        return [f"{self._aws}:s3:::{bucket}{'/*' if objects else ''}"]
+
+    def _sns(self, action: str) -> list[str]:  # the alerts step's one topic, exactly
+        return [self.arn("sns", EDGE_REGION, alerts_name(self.config.stack.name))]
+
+    def _events(self, action: str) -> list[str]:
+        return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(self.config.stack.name)}")]
 
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""

@@ -193,6 +193,35 @@ def route53_answers_cloudfront_aliases(ipv4: str = "192.0.2.10", ipv6: str = "20
                 answer)
 
 
+def function_tags_need_list_tags() -> Rule:
+    """GetFunction returns the function's tags only to a caller allowed lambda:ListTags on it: "returns tag data
+    only if you have explicit allow permissions for lambda:ListTags" (Lambda API reference, GetFunction). moto
+    returns them to anyone. The caller's permissions are read from moto's IAM, evaluated by moto's own matcher;
+    credentials moto's IAM does not know (the suite's default ones) may do anything, as in moto."""
+    def answer(call: Call) -> dict:
+        found = call.send()
+        if "Tags" in found and not _caller_may(call, "lambda:ListTags", found["Configuration"]["FunctionArn"]):
+            found = {key: value for key, value in found.items() if key != "Tags"}
+        return found
+    return Rule("GetFunction returns the tags only with lambda:ListTags", "Lambda API reference, GetFunction (Tags)",
+                operation("lambda", "GetFunction"), answer)
+
+
+def _caller_may(call: Call, action: str, resource: str) -> bool:
+    """Whether the IAM user or role behind the call's credentials is allowed the action on the resource."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.access_control import CreateAccessKeyFailure, IAMPolicy, PermissionResult, create_access_key
+
+    credentials = call.client._request_signer._credentials.get_frozen_credentials()
+    headers = {"X-Amz-Security-Token": credentials.token} if credentials.token else {}
+    try:
+        key = create_access_key(DEFAULT_ACCOUNT_ID, "aws", credentials.access_key, headers)
+    except CreateAccessKeyFailure:
+        return True
+    results = [IAMPolicy(policy).is_action_permitted(action, resource) for policy in key.collect_policies()]
+    return PermissionResult.PERMITTED in results and PermissionResult.DENIED not in results
+
+
 def lost_answers(how: str = "reset", operations: set[str] | None = None) -> Rule:
     """The answer to a changing call lost after AWS acted on it, once per operation.
 
