@@ -37,7 +37,7 @@ RECORD_COMMAND = "scripts/record-aws-calls"
 
 # IAM actions that only take "*" (no resource-level permissions, per AWS's Service Authorization Reference).
 STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
-                  r"|lambda:ListFunctions|route53:ListHostedZones.*|route53:GetHostedZoneCount"
+                  r"|lambda:(ListFunctions|GetAccountSettings)|route53:ListHostedZones.*|route53:GetHostedZoneCount"
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"

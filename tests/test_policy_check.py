@@ -270,3 +270,12 @@ def test_deploy_without_check_permissions_does_not_simulate(operator):
     code, text = run(path, "deploy", "--plan", session=session)
     assert code == 0, text
     assert simulator.asked == []
+
+
+def test_deploy_local_says_the_check_is_skipped(write_config):
+    """The emulator has no SimulatePrincipalPolicy: with --local the check is skipped, and said so."""
+    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
+    code = cli.main(["deploy", "--plan", "--local", "--config", str(write_config(CHECK))], out=out)
+    text = out.console.file.getvalue()
+    assert code == 0, text
+    assert "check_permissions: skipped with --local" in text

@@ -18,12 +18,18 @@ again after a lost answer before the step has looked (provision/clients.py).
 Every REST API and usage plan with the stack's tags is the stack's, and every
 key of a generation: deploy keeps one of each (the state's, else the oldest),
 says which others it found and removes them; teardown removes them all.
+
+Quotas: CreateRestApi, CreateDeployment, UpdateUsagePlan and DeleteRestApi
+have fixed per-account quotas (one call per 3, 5, 20 and 30 s) that cannot be
+raised, so two stacks torn down together are throttled for longer than the
+usual backoff: those calls go through ``waits.within_quota``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 
+from .. import waits
 from ..context import UNKNOWN
 from ..errors import is_code, or_none
 from .iam_role import partition
@@ -113,9 +119,11 @@ def ensure(ctx, rotation: str | None = None) -> None:
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
     function_arn = ctx.state.get("function").get("arn", UNKNOWN)
     api, extras = _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))
-    _remove_extras(ctx, "REST API", extras, lambda extra: apigw.delete_rest_api(restApiId=extra["id"]))
+    _remove_extras(ctx, "REST API", extras,
+                   lambda extra: waits.within_quota(ctx, apigw.delete_rest_api, restApiId=extra["id"]))
     if api is None:
-        api = ctx.change("create", f"REST API {name} (REGIONAL)", apigw.create_rest_api, name=name,
+        api = ctx.change("create", f"REST API {name} (REGIONAL)", waits.within_quota, ctx, apigw.create_rest_api,
+                         name=name,
                          description=f"rds-edge-api stack {ctx.stack}", apiKeySource="HEADER",
                          endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags, find=lambda: _find_api(ctx))
         if api is None:
@@ -281,22 +289,23 @@ def _ensure_stage(ctx, api_id: str, print_: str) -> None:
         return
     deployed = apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
     if deployed.get("description") != description:
-        ctx.change("update", f"new deployment to stage {stage}", _redeploy, apigw, api_id, stage, description)
+        ctx.change("update", f"new deployment to stage {stage}", _redeploy, ctx, api_id, stage, description)
     if not is_ours(current.get("tags"), ctx.stack):
         arn = f"arn:{partition(ctx.region)}:apigateway:{ctx.region}::/restapis/{api_id}/stages/{stage}"
         ctx.change("update", f"tags of stage {stage}", apigw.tag_resource, resourceArn=arn, tags=ctx.tags)
 
 
-def _redeploy(apigw, api_id: str, stage: str, description: str) -> None:
+def _redeploy(ctx, api_id: str, stage: str, description: str) -> None:
     """Deploy, then point the stage at it: the stage keeps its tags and settings."""
-    deployment = apigw.create_deployment(restApiId=api_id, description=description)
+    apigw = ctx.client("apigateway")
+    deployment = waits.within_quota(ctx, apigw.create_deployment, restApiId=api_id, description=description)
     apigw.update_stage(restApiId=api_id, stageName=stage,
                        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment["id"]}])
 
 
 def _create_stage(ctx, api_id: str, stage: str, description: str) -> None:
     apigw = ctx.client("apigateway")
-    deployment = apigw.create_deployment(restApiId=api_id, description=description)
+    deployment = waits.within_quota(ctx, apigw.create_deployment, restApiId=api_id, description=description)
     apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment["id"],
                        description=f"rds-edge-api stack {ctx.stack}", tags=ctx.tags)
 
@@ -400,8 +409,8 @@ def _delete_plan(ctx, plan: dict) -> None:
     """Its stages first: a usage plan bound to a stage cannot be deleted."""
     apigw = ctx.client("apigateway")
     if plan.get("apiStages"):
-        ctx.change("update", f"usage plan {plan['name']} ({plan['id']}): detach stages", apigw.update_usage_plan,
-                   usagePlanId=plan["id"], patchOperations=[
+        ctx.change("update", f"usage plan {plan['name']} ({plan['id']}): detach stages", waits.within_quota, ctx,
+                   apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=[
                        {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
                        for s in plan["apiStages"]],
                    find=lambda: None if apigw.get_usage_plan(usagePlanId=plan["id"]).get("apiStages") else {})
@@ -443,7 +452,7 @@ def _ensure_usage_plan(ctx, api_id: str, key_ids: list[str]) -> str:
             ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{api.stage}"})
         if ops:
             ctx.change("update", f"usage plan {ctx.stack}: " + ", ".join(sorted({o["path"] for o in ops})),
-                       apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
+                       waits.within_quota, ctx, apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
     known = [key_id for key_id in key_ids if key_id != UNKNOWN]
     in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])} if known else set()
     for key_id in key_ids:
@@ -465,8 +474,8 @@ def destroy(ctx) -> None:
         ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"],
                    find=_gone(apigw.get_api_key, apiKey=key["id"]))
     for api in _stack_apis(ctx):
-        ctx.change("delete", f"REST API {api['name']} ({api['id']})", apigw.delete_rest_api, restApiId=api["id"],
-                   find=_gone(apigw.get_rest_api, restApiId=api["id"]))
+        ctx.change("delete", f"REST API {api['name']} ({api['id']})", waits.within_quota, ctx, apigw.delete_rest_api,
+                   restApiId=api["id"], find=_gone(apigw.get_rest_api, restApiId=api["id"]))
 
 
 def _gone(get, **ids):
