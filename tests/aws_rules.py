@@ -472,6 +472,7 @@ def lost_answers(how: str = "reset", operations: set[str] | None = None) -> Rule
 
     return Rule(f"lost answers ({how})", "https://github.com/aws/aws-sdk-go/issues/3027", applies, answer)
 
+
 # --- Logs an operator and an auditor expect (issue 16) --------------------------------------------------
 
 def access_logging_needs_the_account_role() -> Rule:
