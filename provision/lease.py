@@ -114,7 +114,7 @@ class _Lease:
     def __init__(self, ctx, command: str):
         self.ctx, self.stack = ctx, ctx.config.stack.name
         self.expiry_s = ctx.config.lease.expiry_s
-        clients = make_clients(ctx.clients.session, sleep=ctx.sleep, on_retry=ctx.out.waiting)
+        self.clients = clients = make_clients(ctx.clients.session, sleep=ctx.sleep, on_retry=ctx.out.waiting)
         self.dynamodb = clients("dynamodb", ctx.config.stack.region)
         self.token = secrets.token_hex(16)
         self.owner = {"who": _who(clients("sts", ctx.config.stack.region)),
@@ -169,9 +169,12 @@ class _Lease:
                                    ExpressionAttributeNames={"#s": "stack", "#e": "expires"},
                                    ExpressionAttributeValues={":now": {"N": str(int(now))}})
         except ClientError as exc:
-            if is_code(exc, TAKEN):
-                return False
-            raise
+            if not is_code(exc, TAKEN):
+                raise
+            # Ours after all when a lost answer was resent (provision/clients.py) and the first had written it.
+            found = or_none(self.dynamodb.get_item, "ResourceNotFoundException", TableName=TABLE,
+                            Key={"stack": {"S": self.stack}}, ConsistentRead=True)
+            return ((found or {}).get("Item", {}).get("token", {}).get("S")) == self.token
         return True
 
     def _renew(self) -> None:
@@ -199,10 +202,7 @@ class _Lease:
         if found is None:
             try:
                 self.ctx.change("create", f"DynamoDB table {TABLE} (stack leases, shared by the account's stacks "
-                                          "in this region)", self.dynamodb.create_table,
-                    TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-                    AttributeDefinitions=[{"AttributeName": "stack", "AttributeType": "S"}],
-                    KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}], Tags=tag_list(SHARED_TAGS))
+                                          "in this region)", self._create_table)
             except ClientError as exc:
                 if not is_code(exc, "ResourceInUseException"):  # another stack's run made it meanwhile
                     raise
@@ -210,6 +210,15 @@ class _Lease:
             return
         waits.wait_until(self.ctx, f"DynamoDB table {TABLE} to become ACTIVE", self._active,
                          timeout=TABLE_ACTIVE_TIMEOUT, interval=2)
+
+    def _create_table(self) -> None:
+        """CreateTable, looked for (DescribeTable) before it is sent again after a lost answer."""
+        with self.clients.finding(lambda: or_none(self.dynamodb.describe_table, "ResourceNotFoundException",
+                                                  TableName=TABLE)):
+            self.dynamodb.create_table(
+                TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "stack", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}], Tags=tag_list(SHARED_TAGS))
 
     def _active(self) -> bool:
         return self.dynamodb.describe_table(TableName=TABLE)["Table"].get("TableStatus") == "ACTIVE"
