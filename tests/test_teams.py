@@ -16,6 +16,7 @@ from tests.support import inventory, merged, moto_evaluates_secure_transport, wr
 pytestmark = pytest.mark.iam
 
 SHARED = "rds-edge-api-shared-acm"
+SHARED_WHILE_USED = ("api gateway account logging role in eu-west-1", "role rds-edge-api-apigateway-logs-eu-west-1")
 STACKS = {  # name -> [domain]
     "orders": {"name": "orders.example.com", "validation": "email"},
     "orders-eu": {"name": "eu.example.com", "validation": "email"},
@@ -50,6 +51,8 @@ def is_whole(cfg):
         logGroupNamePrefix=f"/aws/lambda/{stack}-api")["logGroups"]}
     assert groups == {f"/aws/lambda/{stack}-api"}
     boto3.client("lambda", region_name="eu-west-1").get_function(FunctionName=f"{stack}-api")
+    role = boto3.client("apigateway", region_name="eu-west-1").get_account().get("cloudwatchRoleArn", "")
+    assert role.endswith(":role/rds-edge-api-apigateway-logs-eu-west-1"), role  # its access log still writes
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +98,9 @@ def test_three_stacks_in_one_account_torn_down_in_a_mixed_order(load_seeded, hos
         code, text = run("teardown", *by_config, "--yes")
         assert code == 0, text
         del left[name]
-        assert inventory(configs[name]) == [], name
+        # The region's API Gateway logging role serves the stacks still there (issue 16): kept until the last.
+        behind = [f for f in inventory(configs[name]) if not (left and f.startswith(SHARED_WHILE_USED))]
+        assert behind == [], name
         for other in left.values():
             is_whole(other)
         assert sorted(s["stack"] for s in listed()["stacks"]) == sorted(left)
