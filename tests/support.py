@@ -149,6 +149,8 @@ def inventory(config) -> list[str]:
                 found.append(f"log group {group['logGroupName']}")
         apigw = boto3.client("apigateway", region_name=region)
         found += [f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
+        if "role/rds-edge-api-" in (apigw.get_account().get("cloudwatchRoleArn") or ""):
+            found.append(f"api gateway account logging role in {region}")  # account-wide: not tagged
         found += [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
         found += [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))]
         acm = boto3.client("acm", region_name=region)
@@ -166,6 +168,13 @@ def inventory(config) -> list[str]:
                     found.append(f"sns topic {topic['TopicArn'].rsplit(':', 1)[1]}")
             found += [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
                       if s["TopicArn"].endswith(f":{stack}-certificate-alerts")]  # untaggable: by topic name
+            for kind, listing, key in (("delivery", "describe_deliveries", "deliveries"),
+                                       ("delivery source", "describe_delivery_sources", "deliverySources"),
+                                       ("delivery destination", "describe_delivery_destinations",
+                                        "deliveryDestinations")):
+                for item in getattr(logs, listing)()[key]:
+                    if ours(logs.list_tags_for_resource(resourceArn=item["arn"])["tags"]):
+                        found.append(f"{kind} {item.get('name') or item['id']}")
             waf = boto3.client("wafv2", region_name=region)
             for kind, listing in (("web acl", waf.list_web_acls), ("ip set", waf.list_ip_sets)):
                 key = "WebACLs" if kind == "web acl" else "IPSets"
