@@ -7,7 +7,10 @@ traceback only with --debug), 2 a bad config or usage, 130 Ctrl-C.
 
 A new command is one module in ``provision/commands/`` with ``HELP``,
 ``add_arguments(parser)`` and ``run(args, config, session, out) -> int``, and
-one entry in ``COMMANDS`` below.
+one entry in ``COMMANDS`` below. Flags that argparse alone cannot judge (which
+go together, a value's range) are judged by the module's optional
+``usage_error(args) -> str | None``, before the config is read or the emulator
+starts.
 """
 from __future__ import annotations
 
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
     args = build_parser().parse_args(argv)
     module = COMMANDS[args.command]
     out = out or Output()
+    problem = module.usage_error(args) if hasattr(module, "usage_error") else None
+    if problem:
+        out.error(problem)
+        return 2
     with ExitStack() as stack:
         args.throwaway_secrets = []
         if getattr(args, "local", False):

@@ -32,16 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "table and exit with their result (for CI, or a run with no terminal)")
 
 
-def run(args, config, session, out) -> int:
+def usage_error(args) -> str | None:
+    """Which flags go together, judged before the config is read or the emulator starts."""
     if args.serve and (args.plan or not args.local):
-        out.error("--serve needs --local and no --plan: it serves what was deployed into the emulator")
-        return 2
+        return "--serve needs --local and no --plan: it serves what was deployed into the emulator"
     if (args.once or args.port != DEFAULT_PORT) and not args.serve:
-        out.error("--once and --port go with --serve")
-        return 2
+        return "--once and --port go with --serve"
     if not 0 < args.port < 65535:
-        out.error(f"--port {args.port}: choose a port between 1 and 65534 (the API stand-in takes the next one)")
-        return 2
+        return f"--port {args.port}: choose a port between 1 and 65534 (the API stand-in takes the next one)"
+    return None
+
+
+def run(args, config, session, out) -> int:
     ctx = make_context(config, session=session, planning=args.plan, out=out)
     verb = "Planning" if args.plan else "Deploying"
     out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "

@@ -23,14 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "which needs no permission)")
 
 
+def usage_error(args) -> str | None:
+    if args.account and not (args.account.isdigit() and len(args.account) == 12):
+        return f"--account {args.account!r} is not a 12-digit AWS account id"
+    return None
+
+
 def run(args, config, session, out) -> int:
     account = args.account
     if not account:
         from ..context import make_context
         account = make_context(config, session=session, out=out).account_id
-    elif not (account.isdigit() and len(account) == 12):
-        out.error(f"--account {account!r} is not a 12-digit AWS account id")
-        return 2
     out.console.print(json.dumps(document(config, account), indent=2), markup=False, highlight=False,
                       soft_wrap=True)
     return 0
