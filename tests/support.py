@@ -1,15 +1,20 @@
-"""Helpers shared by the tests: config files, contexts, resource counting."""
+"""Helpers shared by the tests: config files, contexts, command and step runs, AWS errors, resource counting."""
 from __future__ import annotations
 
 import io
 import json
 from pathlib import Path
+from typing import Callable, Iterator
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 
+from provision.clients import is_changing
 from provision.context import Context, make_context
 from provision.output import Output
 
+EXAMPLE = "stack.example.toml"  # the README's example config, deployed by --local and the served path
+SERVE_AUTHORIZATION = "Bearer serve-test-NEVER-SHOWN"  # the served path's Authorization value
 SECRETS = {
     "TEST_DB_PASSWORD": "db-pass-NEVER-SHOWN-7f3a",
     "TEST_AUTHORIZATION": "Bearer auth-NEVER-SHOWN-91c2",
@@ -68,10 +73,14 @@ class Sleeps(list):
         self.append(seconds)
 
 
+def quiet_output(width: int = 250) -> Output:
+    """Output into a buffer (``out.console.file.getvalue()``), never the terminal."""
+    return Output(Console(file=io.StringIO(), width=width, force_terminal=False))
+
+
 def quiet_context(config, planning: bool = False, session=None) -> Context:
     """A Context whose output goes to a buffer (ctx.out.console.file) and whose sleep never waits."""
-    out = Output(Console(file=io.StringIO(), width=200, force_terminal=False))
-    return make_context(config, session=session, planning=planning, sleep=Sleeps(), out=out)
+    return make_context(config, session=session, planning=planning, sleep=Sleeps(), out=quiet_output(200))
 
 
 def printed(ctx: Context) -> str:
@@ -82,24 +91,71 @@ def changing_ops(ctx: Context) -> list[str]:
     return list(ctx.clients.calls.changing_ops)
 
 
+def aws_error(operation: str, code: str, message: str = "injected", status: int = 400,
+              headers: dict | None = None) -> ClientError:
+    """The ClientError botocore raises for an AWS error answer."""
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}}},
+                       operation)
+
+
 def inject(session, event: str, fail_times: int, code: str, message: str = "injected", status: int = 400):
     """Make the first ``fail_times`` calls matching a botocore event fail with ``code``; count attempts.
 
     ``event`` is like "before-call.lambda.CreateFunction". Returns the list of attempt numbers,
     so a test can check how many times the call was tried.
     """
-    from botocore.exceptions import ClientError
-
     attempts = []
 
     def handler(**kwargs):
         attempts.append(len(attempts) + 1)
         if len(attempts) <= fail_times:
-            raise ClientError({"Error": {"Code": code, "Message": message},
-                               "ResponseMetadata": {"HTTPStatusCode": status}}, event.rsplit(".", 1)[-1])
+            raise aws_error(event.rsplit(".", 1)[-1], code, message, status)
 
     session.events.register(event, handler)
     return attempts
+
+
+class Run:
+    """One ``rds-edge-api <command> --config <path> <args>`` in-process: its exit code, what it printed,
+    the AWS calls made through ``session`` and those that change something (``clients.is_changing``).
+    Unpacks as (code, text)."""
+
+    def __init__(self, command: str, path, *args: str, session=None):
+        import boto3
+
+        from provision import cli
+
+        self.out = quiet_output()
+        self.session = session or boto3.Session()
+        self.calls: list[str] = []
+        self.session.events.register("before-call", lambda model, **_: self.calls.append(model.name))
+        self.code = cli.main([command, "--config", str(path), *map(str, args)], session=self.session, out=self.out)
+        self.text = self.out.console.file.getvalue()
+
+    @property
+    def changing(self) -> list[str]:
+        return [name for name in self.calls if is_changing(name)]
+
+    def __iter__(self) -> Iterator:
+        return iter((self.code, self.text))
+
+
+def run_once(config, *actions: Callable[[Context], object], planning: bool = False, state: dict | None = None,
+             drop: tuple[str, ...] = ()) -> Context:
+    """One command run of step actions: a fresh context (the state file as the last run saved it, minus
+    ``drop``, plus ``state`` as earlier steps would leave it), the actions in order, the state saved as
+    the runner would (not while planning)."""
+    ctx = quiet_context(config, planning=planning)
+    for step in drop:
+        ctx.state.drop(step)
+    for step, values in (state or {}).items():
+        ctx.state.put(step, values)
+    for action in actions:
+        action(ctx)
+    if not planning:
+        ctx.state.save()
+    return ctx
 
 
 def run_steps(config, *modules, planning: bool = False, destroy: bool = False) -> Context:
@@ -108,6 +164,22 @@ def run_steps(config, *modules, planning: bool = False, destroy: bool = False) -
     for module in (reversed(modules) if destroy else modules):
         (module.destroy if destroy else module.ensure)(ctx)
     return ctx
+
+
+def gather(tmp_path_factory, topic: str, name: str, value, expected: set[str]) -> dict | None:
+    """Share JSON values across this run's test processes (pytest-xdist workers or one process): store
+    ``value`` as ``name`` of ``topic``; to whichever test stores the last of ``expected``, return them all
+    (name -> value), else None. So a check over every parametrized case runs once all of them ran."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"gathered-{topic}"
+    folder.mkdir(exist_ok=True)
+    partial = folder / f".{name}.{os.getpid()}"
+    partial.write_text(json.dumps(value), encoding="utf-8")
+    partial.rename(folder / f"{name}.json")  # atomic: a reader never sees half a value
+    found = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*.json")}
+    return found if expected <= set(found) else None
 
 
 def _tagged(tags) -> bool:

@@ -1,18 +1,12 @@
 """lambda/handler.py against a real, throwaway MariaDB (see tests/mariadb.py)."""
 import json
 import secrets
-import sys
 import time
-from pathlib import Path
 
+import handler  # lambda/handler.py, imported the way Lambda does (pytest's pythonpath has lambda/)
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lambda"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import handler  # noqa: E402  (lambda/handler.py, imported the way Lambda does)
-from mariadb import free_port, mariadb_server, test_ca, tls_files  # noqa: E402,F401  (fixtures)
+from tests.mariadb import free_port
 
 DATABASE, USER = "app", "app"
 PASSWORD = secrets.token_urlsafe(18)

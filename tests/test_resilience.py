@@ -10,8 +10,7 @@ import boto3
 import pytest
 
 from provision.state import State
-from tests.support import inventory
-from tests.test_deploy import Run
+from tests.support import Run, inventory
 
 pytestmark = pytest.mark.iam
 

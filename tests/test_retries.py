@@ -5,7 +5,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from provision import waits
-from tests.support import quiet_context
+from tests.support import aws_error, quiet_context
 
 
 class Body:
@@ -107,7 +107,7 @@ def test_retry_while_retries_only_the_named_error_and_says_what_it_awaits(plain_
     def flaky():
         calls.append(1)
         if len(calls) < 3:
-            raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}}, "DeleteCertificate")
+            raise aws_error("DeleteCertificate", "ResourceInUseException", "in use")
         return "done"
 
     result = waits.retry_while(ctx, "the distribution to release the certificate", flaky,

@@ -95,7 +95,9 @@ def test_an_unreadable_lock_is_taken_over(tmp_path):
     lock.write_text("garbage")
     notes = []
     with stack_lock(lock, "teardown", notes.append):
-        pass
+        held = json.loads(lock.read_text())
+        assert held["pid"] == os.getpid() and held["command"] == "teardown"  # taken: this run holds it
+    assert not lock.exists()
     assert "unreadable" in notes[0]
 
 

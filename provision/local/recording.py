@@ -241,15 +241,20 @@ def _waf_log_group(session: boto3.Session) -> None:
 
 def record_all() -> dict:
     """The catalog: each (service, operation) with the commands and config variants that call it."""
-    found: dict[tuple[str, str], dict[str, set[str]]] = {}
     with tempfile.TemporaryDirectory(prefix="rds-edge-record-") as tmp:
-        for validation, zone in VARIANTS:
-            name = variant(validation, "zone" if zone else None)
-            for command, calls in record_variant(validation, zone, Path(tmp)).items():
-                for call in calls:
-                    entry = found.setdefault(call, {"commands": set(), "variants": set()})
-                    entry["commands"].add(command)
-                    entry["variants"].add(name)
+        return catalog({variant(validation, "zone" if zone else None): record_variant(validation, zone, Path(tmp))
+                        for validation, zone in VARIANTS})
+
+
+def catalog(recordings: dict[str, dict[str, set[tuple[str, str]]]]) -> dict:
+    """The catalog from each variant's recording (variant name -> record_variant's answer), plus UNREACHED."""
+    found: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for name, recorded in recordings.items():
+        for command, calls in recorded.items():
+            for call in calls:
+                entry = found.setdefault(call, {"commands": set(), "variants": set()})
+                entry["commands"].add(command)
+                entry["variants"].add(name)
     everywhere = sorted(variant(v, "zone" if z else None) for v, z in VARIANTS)
     for call in UNREACHED:
         found.setdefault((call["service"], call["operation"]), {"commands": set(call["commands"]),
