@@ -14,8 +14,19 @@ imported then and only then, so the password mode starts lean).
 A response holds at most DB_MAX_ROWS rows in primary-key order; when there
 are more it says "truncated": true and gives "next", which the caller sends
 back as ?after= for the following page.
+
+The key is bound as the key column's own type, in that type's one written form
+(digits for an integer, 42.50 for a DECIMAL, 2024-02-29 for a DATE, ...): left
+to MySQL, '42abc' and '4.2e1' would find 42. A key in another form has no rows.
+Strings compare as the column's collation says (see the README).
+
+Every wait on the database ends before Lambda's deadline
+(context.get_remaining_time_in_millis()), with RESERVE_S left to answer and
+write the log line.
 """
 import base64
+import datetime
+import decimal
 import json
 import os
 import re
@@ -29,13 +40,25 @@ from pymysql.converters import conversions
 MAX_KEY_LENGTH = 255
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,63}")
 INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+DECIMAL = re.compile(r"[+-]?[0-9]{1,65}(\.[0-9]{1,38})?")  # MySQL: at most 65 digits, 30 after the point
+FLOAT = re.compile(r"[+-]?[0-9]{1,40}(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,3})?")
+DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+DATETIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?)")
+TIME = re.compile(r"-?[0-9]{2,3}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?")
+YEAR = re.compile(r"[0-9]{4}")
 INTEGER_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
+FLOAT_TYPES = {"float", "double", "real"}
 # One JSON line per request, never the key itself. Formatted and written in one
 # call rather than json.dumps + print: measurably faster (bench/handler.py).
 LOG_LINE = '{"sourceIp": %s, "keyLength": %s, "rows": %d, "ms": %.2f, "outcome": "%s"%s}\n'
 _json = json.JSONEncoder().encode
 MAX_CURSOR_LENGTH = 2048
 CURSOR = re.compile(r"[A-Za-z0-9_-]+")
+CURSOR_DEPTH = 2  # a list of values, a binary one as {"b": ...}: nothing deeper is a cursor this API gave
+# Lambda's deadline, less RESERVE_S to answer and log; no single wait longer than the caps even with time to spare.
+RESERVE_S = 0.5
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 4.0, 5.0
+MIN_WAIT_S = 0.05  # less than this left: give up rather than start a wait that cannot end in time
 # Lambda refuses a response over 6 MB (6,291,456 bytes); leave room for the key and the cursor.
 RESPONSE_BUDGET = 6_291_456 - 16_384
 DEFAULT_MAX_ROWS = 1000
@@ -124,7 +147,8 @@ class _SignerHost:
 
 class Query:
     """The SELECTs for one table, planned once per connection from information_schema."""
-    __slots__ = ("first", "after", "names", "converters", "integer_key", "order_at", "max_rows", "measure")
+    __slots__ = ("first", "after", "names", "converters", "key_form", "order_at", "order_kinds", "max_rows",
+                 "measure")
 
     def __init__(self, **fields):
         for name, value in fields.items():
@@ -134,6 +158,24 @@ class Query:
 _conn = None    # one connection per container, reused across invocations
 _cursor = None  # and its one cursor
 _query = None   # the Query, planned on connect
+_deadline = None  # time.monotonic() by which the database must have answered; None: no deadline known
+
+
+def _start_clock(context):
+    """Set _deadline from Lambda's context (scripts and tests may pass none)."""
+    global _deadline
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    _deadline = time.monotonic() + remaining() / 1000 - RESERVE_S if callable(remaining) else None
+
+
+def _wait_at_most(cap):
+    """Seconds the next wait on the database may take: the cap, or less as the deadline nears."""
+    if _deadline is None:
+        return cap
+    left = _deadline - time.monotonic()
+    if left < MIN_WAIT_S:
+        raise Internal("database unavailable", "no time left before the function's timeout")
+    return min(cap, left)
 
 
 def handler(event, context):
@@ -143,6 +185,7 @@ def handler(event, context):
     key = event.get("key")
     outcome, rows, error = "ok", 0, None
     try:
+        _start_clock(context)
         _check_key(key)
         after = event.get("after") or None
         if after is not None:
@@ -205,10 +248,12 @@ def _lookup(key, after):
 
 def _fetch(key, after):
     query = _connect()
-    if query.integer_key:  # bind an int: MySQL would turn '12abc' into 12, and compare via DOUBLE
-        if not INTEGER.fullmatch(key):
+    if query.key_form is not None:  # bind the column's type: MySQL would turn '12abc' into 12
+        key = query.key_form(key)
+        if key is None:
             return [], None
-        key = int(key)
+    # pymysql reads these before each socket read and write (pinned version: lambda/requirements.txt)
+    _conn._read_timeout = _conn._write_timeout = _wait_at_most(READ_TIMEOUT_S)
     if after is None:
         _cursor.execute(query.first, (key,))
     else:
@@ -256,18 +301,40 @@ def _encode_cursor(rows, query, after):
 
 
 def _decode_cursor(after, query):
-    """The values a cursor holds, checked against this table's ordering key; anything else is a 400."""
+    """The values a cursor holds, checked against this table's ordering key; anything else is a 400.
+
+    Only the cursor's own shape is parsed: a list of values, each of its column's kind, nested no
+    deeper than CURSOR_DEPTH (a thousand nested '[' would otherwise exhaust the decoder's recursion).
+    """
     try:
-        values = json.loads(base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)))
+        text = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)).decode("utf-8")
+        values = json.loads(text) if _nesting(text) <= CURSOR_DEPTH else None
     except ValueError:
         values = None
-    width = 1 if query.order_at is None else len(query.order_at)
-    if isinstance(values, list) and len(values) == width:
+    kinds = (int,) if query.order_at is None else query.order_kinds
+    if isinstance(values, list) and len(values) == len(kinds):
         decoded = [_cursor_value(v) for v in values]
-        if all(v is not None for v in decoded) and (
-                query.order_at is not None or (type(decoded[0]) is int and 0 <= decoded[0] < 2 ** 63)):
+        if all(type(v) is kind for v, kind in zip(decoded, kinds)) and (
+                query.order_at is not None or 0 <= decoded[0] < 2 ** 63):
             return decoded
     raise BadRequest("query parameter 'after' is not a cursor this API gave")
+
+
+def _nesting(text):
+    """How deeply JSON text nests its arrays and objects (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
 
 
 def _cursor_value(value):
@@ -294,9 +361,9 @@ def _connect():
             host=settings["host"], port=settings["port"], user=settings["user"],
             password=password, database=settings["database"],
             charset="utf8mb4", autocommit=True,  # autocommit: each query sees fresh data
-            # A dead database fails in seconds, and a stale read plus one reconnect
-            # (5 s + 4 s) still ends inside the function's default 10 s timeout.
-            connect_timeout=4, read_timeout=5, write_timeout=5,
+            # A dead database fails in seconds; near Lambda's deadline, sooner (_wait_at_most).
+            connect_timeout=_wait_at_most(CONNECT_TIMEOUT_S), read_timeout=_wait_at_most(READ_TIMEOUT_S),
+            write_timeout=_wait_at_most(READ_TIMEOUT_S),
             conv=DECODERS, init_command="SET time_zone = '+00:00'",  # TIMESTAMPs in UTC
             **settings["tls"])
         try:
@@ -445,8 +512,64 @@ def _plan(conn, settings):
     bound = sum(_json_bound(name, types[name], octets) for name, _, _, octets in described if name in names)
     return Query(first=first, after=after, names=names,
                  converters=[(n, CONVERTERS[types[n]]) for n in names if types[n] in CONVERTERS],
-                 integer_key=types[key] in INTEGER_TYPES, order_at=order_at, max_rows=max_rows,
-                 measure=bound * max_rows > RESPONSE_BUDGET)
+                 key_form=KEY_FORMS.get(types[key]), order_at=order_at,
+                 order_kinds=None if order is None else [_value_kind(types[c]) for c in order],
+                 max_rows=max_rows, measure=bound * max_rows > RESPONSE_BUDGET)
+
+
+def _value_kind(data_type):
+    """The Python type the driver gives for a column (DECODERS): what its cursor value must be."""
+    if data_type in INTEGER_TYPES or data_type == "year":
+        return int
+    if data_type in FLOAT_TYPES:
+        return float
+    if CONVERTERS.get(data_type) is _base64 or data_type == "bit":
+        return bytes
+    return str
+
+
+def _integer_key(key):
+    return int(key) if INTEGER.fullmatch(key) else None
+
+
+def _year_key(key):
+    return int(key) if YEAR.fullmatch(key) else None
+
+
+def _decimal_key(key):
+    """A Decimal, bound as an exact number (a string would be compared as a DOUBLE)."""
+    return decimal.Decimal(key) if DECIMAL.fullmatch(key) else None
+
+
+def _float_key(key):
+    value = float(key) if FLOAT.fullmatch(key) else None
+    return value if value is not None and abs(value) < float("inf") else None
+
+
+def _date_key(key):
+    found = DATE.fullmatch(key)
+    try:
+        return key if found and datetime.date(*map(int, found.groups())) else None
+    except ValueError:  # 2024-02-30
+        return None
+
+
+def _datetime_key(key):
+    """The form the API returns (2024-02-29T13:14:15) or MySQL's own (a space for the T)."""
+    found = DATETIME.fullmatch(key)
+    return f"{found.group(1)} {found.group(2)}" if found and _date_key(found.group(1)) else None
+
+
+def _time_key(key):
+    return key if TIME.fullmatch(key) else None
+
+
+# Per DATA_TYPE, the one form a key may take and the value bound for it (None: no row has that key).
+KEY_FORMS = {
+    **dict.fromkeys(INTEGER_TYPES, _integer_key), "year": _year_key, "decimal": _decimal_key,
+    **dict.fromkeys(FLOAT_TYPES, _float_key), "date": _date_key, "datetime": _datetime_key,
+    "timestamp": _datetime_key, "time": _time_key,
+}
 
 
 def _json_bound(name, data_type, octets):

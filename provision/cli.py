@@ -6,11 +6,9 @@ config check before any AWS call, the embedded emulator, and the exit codes:
 traceback only with --debug), 2 a bad config or usage, 130 Ctrl-C.
 
 A new command is one module in ``provision/commands/`` with ``HELP``,
-``add_arguments(parser)`` and ``run(args, config, session, out) -> int``, and
-one entry in ``COMMANDS`` below. Flags that argparse alone cannot judge (which
-go together, a value's range) are judged by the module's optional
-``usage_error(args) -> str | None``, before the config is read or the emulator
-starts.
+``add_arguments(parser)`` and ``run(args, config, session, out) -> int`` (and,
+if its flags can clash, ``usage_error(args) -> str | None``), and one entry in
+``COMMANDS`` below.
 """
 from __future__ import annotations
 
@@ -25,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import runner
 from .commands import deploy, logs, outputs, policy, rotate, teardown, verify
 from .config import load
+from .context import LOCK_WAIT_TIMEOUT
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
@@ -45,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--local", action="store_true",
                              help="run against an embedded AWS emulator (moto), seeded with a stand-in database")
         sub.add_argument("--debug", action="store_true", help="show tracebacks")
+        if getattr(module, "LOCKS", False):
+            sub.add_argument("--wait", action="store_true",
+                             help="if another run of this stack holds its lock, wait for it to finish "
+                                  f"(at most {LOCK_WAIT_TIMEOUT // 3600} h) instead of stopping with exit 1")
         module.add_arguments(sub)
     return parser
 
@@ -55,8 +58,8 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
     args = build_parser().parse_args(argv)
     module = COMMANDS[args.command]
     out = out or Output()
-    problem = module.usage_error(args) if hasattr(module, "usage_error") else None
-    if problem:
+    problem = getattr(module, "usage_error", lambda _: None)(args)
+    if problem:  # before the config is read and the emulator starts: a usage error answers at once
         out.error(problem)
         return 2
     with ExitStack() as stack:
@@ -68,8 +71,10 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
         try:
             config = load(args.config)
         except ConfigError as exc:
-            print(f"config error: {exc}", file=sys.stderr)
+            print(f"config error: {one_line(str(exc))}", file=sys.stderr)
             return 2
+        for warning in config.warnings:
+            out.note(f"config warning: {warning}")
         if args.throwaway_secrets:
             out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "
                      f"(--local needs none of your secrets)")
@@ -91,6 +96,11 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
                 traceback.print_exc()
             out.error(describe(exc))
             return 1
+
+
+def one_line(text: str) -> str:
+    """The text with anything that would break the line or reach the terminal raw shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run_script(command: str) -> None:

@@ -7,26 +7,34 @@ file: the file names environment variables, and a Secret reads them on use.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import os
 import re
+import reprlib
 import ssl
+import stat
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 
-STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
-REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RDS_INSTANCE_ID = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
-DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-HOSTED_ZONE_ID = re.compile(r"^[A-Z0-9]{1,32}$")
-API_PATH = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-STAGE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$")
+STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
+REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RDS_INSTANCE_ID = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)")
+DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+HOSTED_ZONE_ID = re.compile(r"[A-Z0-9]{1,32}")
+API_PATH = re.compile(r"[A-Za-z0-9._-]{1,64}")
+STAGE = re.compile(r"[A-Za-z0-9_]{1,128}")
+# A database user that MySQL and IAM's rds-db:connect ARN (where * and ? are wildcards, ${...} a variable and /
+# a separator) both read literally: no quotes, wildcards, spaces or newlines; at most MySQL's 32 characters.
+DB_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+")
 
 # Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
 SES_RECEIVING_REGIONS = frozenset({
@@ -39,6 +47,24 @@ DB_AUTH_MODES = ("iam", "password")
 DB_TLS_MODES = ("verify", "required", "off")
 MAX_ROWS_LIMIT = 10_000  # one page is held in the function's memory
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+MAX_CONFIG_BYTES = 1 << 20     # a stack config is a few KB
+MAX_CA_BUNDLE_BYTES = 1 << 20  # AWS's global RDS bundle is about 160 KB
+MAX_KEY_DEPTH = 16             # a stack config nests two deep; tomllib is quadratic in a dotted key's depth
+# API Gateway's account-level throttle per Region (api-gateway-request-throttling.html, "Account-level
+# throttling per Region"): a usage plan above it is throttled there anyway. Lambda's default concurrency
+# quota per Region bounds reserved concurrency (lambda/latest/dg/gettingstarted-limits.html).
+MAX_THROTTLE_RATE = 10_000.0
+MAX_THROTTLE_BURST = 5_000
+MAX_CONCURRENCY = 1_000
+# RFC 9110 section 5.5: a field value is visible characters, with spaces or tabs only between them.
+# obs-text (bytes >= 0x80) is refused: senders must not generate it, and WAF compares bytes.
+HTTP_FIELD_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
+MIN_AUTHORIZATION_CHARS = 20   # below this, a warning: a short value can be guessed
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}(\[[0-9]+\])?")  # or a list item: columns[2]
+
+_shown = reprlib.Repr()
+_shown.maxstring = _shown.maxother = 60
+shown = _shown.repr  # a value in an error line: escaped (repr), and short however large the value
 
 
 class Secret:
@@ -67,6 +93,7 @@ class Secret:
 class StackConfig:
     name: str
     region: str
+    check_permissions: bool = False  # deploy simulates the caller's permissions first (policy --check)
 
 
 @dataclass(frozen=True)
@@ -150,6 +177,7 @@ class Config:
     function: FunctionConfig = field(default_factory=FunctionConfig)
     alerts: AlertsConfig | None = None
     state_dir: Path | None = None  # beside the config unless set (--local uses a temporary one)
+    warnings: tuple[str, ...] = ()  # values that work but should not: the commands print them
 
     def __post_init__(self):
         if self.state_dir is None:
@@ -183,7 +211,7 @@ class _Section:
         self.raw, self.name, self.used = raw, name, set()
 
     def key(self, key: str) -> str:
-        return f"{self.name}.{key}"
+        return f"{self.name}.{key_name(key)}"
 
     def get(self, key: str, kind: type, default: Any = ...) -> Any:
         self.used.add(key)
@@ -194,7 +222,7 @@ class _Section:
         value = self.raw[key]
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+            value, ok = (float(value), True) if abs(value) <= 2 ** 53 else (math.inf, True)
         if not ok:
             raise ConfigError(self.key(key), f"must be {_kind_name(kind)}, not {_kind_name(type(value))}")
         return value
@@ -205,8 +233,10 @@ class _Section:
             return value
         if not value.strip():
             raise ConfigError(self.key(key), "must not be empty")
-        if pattern and not pattern.match(value):
-            raise ConfigError(self.key(key), f"{value!r} is not valid: {rule}")
+        if not printable(value):
+            raise ConfigError(self.key(key), f"{shown(value)} holds a control or invisible character")
+        if pattern and not pattern.fullmatch(value):
+            raise ConfigError(self.key(key), f"{shown(value)} is not valid: {rule}")
         return value
 
     def secret(self, key: str, default: Any = ...) -> Any:
@@ -217,10 +247,27 @@ class _Section:
             raise ConfigError(self.key(key), f"environment variable {env} is not set")
         return Secret(env)
 
+    def number(self, key: str, kind: type, low: float, high: float, default: float, why: str) -> Any:
+        """An int or float between low and high (finite: inf and nan are refused too)."""
+        value = self.get(key, kind, default)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(self.key(key), f"must be between {low:,} and {high:,} ({why})")
+        return value
+
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - self.used)
         if unknown:
             raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def key_name(key: str) -> str:
+    """A key as the error line shows it: bare, or quoted and escaped as TOML writes it (one line, short)."""
+    return key if BARE_KEY.fullmatch(key) else json.dumps(key if len(key) <= 60 else key[:57] + "...")
+
+
+def printable(text: str) -> bool:
+    """No control, format (zero-width, bidi) or separator characters other than the space."""
+    return all(c == " " or not unicodedata.category(c).startswith(("C", "Z")) for c in text)
 
 
 def _kind_name(kind: type) -> str:
@@ -228,41 +275,85 @@ def _kind_name(kind: type) -> str:
             list: "a list", dict: "a table"}.get(kind, kind.__name__)
 
 
+def read_small_file(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them; OSError or ValueError (a NUL in the name)
+    otherwise. Never blocks on a FIFO, never reads /dev/zero until memory runs out."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            raise OSError(f"is {'a directory' if stat.S_ISDIR(kind) else 'not a regular file'}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(f"is larger than {limit:,} bytes")
+    return data
+
+
+def why_unreadable(exc: Exception) -> str:
+    """One line for an OSError or ValueError from reading a file."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+
+
+def read_toml(path: str | Path) -> dict:
+    """The config file's tables, or a ConfigError naming the file: missing, not a regular file, too
+    large, not UTF-8, not TOML, or nested deeper than any stack config."""
+    where = shown(str(path))[1:-1]
+    try:
+        text = read_small_file(Path(path), MAX_CONFIG_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(where, "file not found (copy stack.example.toml to start)") from None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        problem = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else why_unreadable(exc)
+        raise ConfigError(where, f"cannot be read: {problem}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        head = line.split("=", 1)[0] if not line.lstrip().startswith("[") else line
+        if head.split("#", 1)[0].count(".") > MAX_KEY_DEPTH:
+            raise ConfigError(where, f"line {number}: a key nested more than {MAX_KEY_DEPTH} deep "
+                              "(a stack config nests two deep)")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(where, "not valid TOML here: values nested too deeply") from None
+
+
 def load(path: str | Path) -> Config:
     """Read and check the whole config; raise ConfigError on the first problem."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), "file not found (copy stack.example.toml to start)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    data = read_toml(path)
+    path = Path(path).resolve()
     known = {"stack", "database", "access", "domain", "api", "function", "alerts"}
     for name in data:
         if name not in known:
-            raise ConfigError(f"[{name}]", "unknown section")
+            raise ConfigError(f"[{key_name(name)}]", "unknown section")
+    warnings: list[str] = []
     return Config(
-        path=path.resolve(),
+        path=path,
         stack=_stack(_Section(data, "stack")),
-        database=_database(_Section(data, "database"), path.resolve().parent),
-        access=_access(_Section(data, "access")),
+        database=_database(_Section(data, "database"), path.parent),
+        access=_access(_Section(data, "access"), warnings),
         domain=_domain(_Section(data, "domain")),
         api=_api(_Section(data, "api", required=False)),
         function=_function(_Section(data, "function", required=False)),
         alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
+        warnings=tuple(warnings),
     )
 
 
 def _stack(s: _Section) -> StackConfig:
     name = s.text("name", STACK_NAME, "letters, digits and '-', at most 32, starting with a letter")
     region = s.text("region", REGION, "an AWS region such as eu-west-1")
+    check_permissions = s.get("check_permissions", bool, False)
     s.finish()
-    return StackConfig(name=name, region=region)
+    return StackConfig(name=name, region=region, check_permissions=check_permissions)
 
 
 def _identifier(s: _Section, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not IDENTIFIER.match(value):
-        raise ConfigError(s.key(key), f"{value!r} is not a plain identifier "
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        raise ConfigError(s.key(key), f"{shown(value)} is not a plain identifier "
                           "(letters, digits and '_', not starting with a digit, at most 64)")
     return value
 
@@ -273,6 +364,9 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
     user = s.text("user")
     if len(user) > 32:
         raise ConfigError(s.key("user"), "is longer than MySQL's 32 characters")
+    if not DB_USER.fullmatch(user):
+        raise ConfigError(s.key("user"), f"{shown(user)} is not valid: letters, digits, '_', '-' and '.', not starting "
+                          "with '-' or '.' (IAM's rds-db:connect reads * ? / $ as patterns, MySQL quotes others)")
     auth, tls = _choice(s, "auth", DB_AUTH_MODES, "password"), _choice(s, "tls", DB_TLS_MODES, "verify")
     password = _password(s, auth)
     if auth == "iam" and tls == "off":
@@ -293,7 +387,7 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
 def _choice(s: _Section, key: str, allowed: tuple[str, ...], default: str) -> str:
     value = s.get(key, str, default)
     if value not in allowed:
-        raise ConfigError(s.key(key), f"{value!r} must be one of " + ", ".join(f'"{a}"' for a in allowed))
+        raise ConfigError(s.key(key), f"{shown(value)} must be one of " + ", ".join(f'"{a}"' for a in allowed))
     return value
 
 
@@ -316,11 +410,13 @@ def _ca_bundle(s: _Section, base: Path, tls: str) -> Path | None:
         return None
     if tls != "verify":
         raise ConfigError(s.key("ca_bundle"), f'is only used with tls = "verify" (tls is "{tls}")')
-    path = (base / raw).resolve()
+    path = base / raw
     try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(s.key("ca_bundle"), f"cannot read {path} as a PEM file ({exc.__class__.__name__})") from None
+        text = read_small_file(path, MAX_CA_BUNDLE_BYTES).decode("ascii")
+        path = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: resolve() on a link loop (3.11)
+        raise ConfigError(s.key("ca_bundle"), f"cannot read {shown(str(path))} as a PEM file "
+                          f"({'not ASCII' if isinstance(exc, UnicodeDecodeError) else why_unreadable(exc)})") from None
     if PEM_CERTIFICATE not in text:
         raise ConfigError(s.key("ca_bundle"), f"{path} holds no PEM certificate ({PEM_CERTIFICATE})")
     try:
@@ -330,34 +426,90 @@ def _ca_bundle(s: _Section, base: Path, tls: str) -> Path | None:
     return path
 
 
-def _access(s: _Section) -> AccessConfig:
-    cidrs = s.get("allowed_cidrs", list)
-    if not cidrs:
+def _cidr(key: str, cidr: Any) -> str:
+    """One range in its canonical form (as WAF stores it): "2001:0DB8::/032" is "2001:db8::/32"."""
+    if not isinstance(cidr, str) or "/" not in cidr:
+        raise ConfigError(key, f"{shown(cidr)} is not a CIDR such as 203.0.113.0/24")
+    address, _, length = cidr.partition("/")
+    if "%" in address:
+        raise ConfigError(key, f"{shown(cidr)} is zone-scoped (%): a zone means nothing to WAF; drop it")
+    if not (length.isascii() and length.isdigit()):
+        raise ConfigError(key, f"{shown(cidr)} is not a CIDR: the prefix length must be a number such as /24")
+    try:
+        return str(ipaddress.ip_network(f"{address}/{int(length)}", strict=True))
+    except ValueError as exc:
+        raise ConfigError(key, f"{shown(cidr)} is not a valid CIDR ({shown(str(exc))[1:-1]})") from None
+
+
+def _access(s: _Section, warnings: list[str]) -> AccessConfig:
+    given = s.get("allowed_cidrs", list)
+    if not given:
         raise ConfigError(s.key("allowed_cidrs"), "must list at least one CIDR")
+    cidrs = [_cidr(s.key(f"allowed_cidrs[{i}]"), cidr) for i, cidr in enumerate(given)]
     for i, cidr in enumerate(cidrs):
-        key = s.key(f"allowed_cidrs[{i}]")
-        if not isinstance(cidr, str) or "/" not in cidr:
-            raise ConfigError(key, f"{cidr!r} is not a CIDR such as 203.0.113.0/24")
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError as exc:
-            raise ConfigError(key, f"{cidr!r} is not a valid CIDR ({exc})") from None
+        network = ipaddress.ip_network(cidr)
+        if network.prefixlen == 0:
+            raise ConfigError(s.key(f"allowed_cidrs[{i}]"), f"{cidr!r}: WAF accepts every CIDR range except "
+                              f"/0; to let every address through, list {' and '.join(_HALVES[network.version])} "
+                              "(the Authorization header is then the only guard)")
     if len(set(cidrs)) != len(cidrs):
-        raise ConfigError(s.key("allowed_cidrs"), "lists a CIDR twice")
+        twice = next(c for c in cidrs if cidrs.count(c) > 1)
+        raise ConfigError(s.key("allowed_cidrs"), f"lists {twice} twice (perhaps written two ways)")
     authorization = s.secret("authorization_env")
     value = authorization.value
-    if value != value.strip() or len(value.encode()) > 200:
-        raise ConfigError(s.key("authorization_env"), f"the value of {authorization.env} must have no "
-                          "surrounding spaces and be at most 200 bytes (WAF's limit)")
+    if not HTTP_FIELD_VALUE.fullmatch(value) or len(value.encode()) > 200:
+        raise ConfigError(s.key("authorization_env"), f"the value of {authorization.env} must be an HTTP header "
+                          "value of at most 200 bytes (WAF's limit): visible ASCII characters, spaces or tabs "
+                          "only between them, no line breaks or control characters")
+    if len(value) < MIN_AUTHORIZATION_CHARS:
+        warnings.append(f"{s.key('authorization_env')}: the value of {authorization.env} is only {len(value)} "
+                        f"characters: a short value can be guessed; use {MIN_AUTHORIZATION_CHARS} or more random ones")
+    warnings.extend(_cidr_warnings(s.key("allowed_cidrs"), cidrs))
     s.finish()
     return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
 
 
+# Two halves that together are the whole address space (WAF refuses /0 itself: IPSet API reference).
+_HALVES = {4: ("0.0.0.0/1", "128.0.0.0/1"), 6: ("::/1", "8000::/1")}
+# Ranges no CloudFront edge connects from: a caller reaches CloudFront from a public address, which is
+# the one WAF sees. Documentation ranges (203.0.113.0/24, 2001:db8::/32) are left out: examples use them.
+_NEVER_SEEN = tuple((ipaddress.ip_network(cidr), kind) for cidr, kind in (
+    ("0.0.0.0/8", "'this network'"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "carrier-grade NAT"),
+    ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"), ("172.16.0.0/12", "private"),
+    ("192.168.0.0/16", "private"), ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
+    ("::/128", "unspecified"), ("::1/128", "loopback"), ("::ffff:0:0/96", "IPv4-mapped"),
+    ("fc00::/7", "private (unique local)"), ("fe80::/10", "link-local"), ("ff00::/8", "multicast"),
+))
+
+
+def _cidr_warnings(key: str, cidrs: list[str]) -> tuple[str, ...]:
+    """What a deploy should say about ranges that are valid but cannot be what the operator meant:
+    together every address, or a range no caller on the internet reaches CloudFront from."""
+    networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
+    said = []
+    for version in (4, 6):
+        ranges = [n for n in networks if n.version == version]
+        if ranges and [n.prefixlen for n in ipaddress.collapse_addresses(ranges)] == [0]:
+            said.append(f"{key}: the IPv{version} ranges together cover every IPv{version} address: any caller "
+                        "with the Authorization header gets through")
+    unreachable = 0
+    for i, network in enumerate(networks):
+        kind = next((kind for block, kind in _NEVER_SEEN
+                     if block.version == network.version and network.subnet_of(block)), None)
+        if kind:
+            unreachable += 1
+            said.append(f"{key}[{i}]: {network} is {kind}: CloudFront sees each caller's public address, "
+                        "so this range never matches")
+    if unreachable == len(networks):
+        said.append(f"{key}: no range holds a public address: every request will be blocked")
+    return tuple(said)
+
+
 def _domain_name(s: _Section, key: str, value: str) -> str:
     labels = value.split(".")
-    if (len(value) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(label) for label in labels)
+    if (len(value) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.fullmatch(label) for label in labels)
             or labels[-1].isdigit()):
-        raise ConfigError(s.key(key), f"{value!r} is not a valid lower-case domain name such as api.example.com")
+        raise ConfigError(s.key(key), f"{shown(value)} is not a valid lower-case domain name such as api.example.com")
     return value
 
 
@@ -365,12 +517,12 @@ def _domain(s: _Section) -> DomainConfig:
     name = _domain_name(s, "name", s.text("name").rstrip("."))
     validation = s.text("validation")
     if validation not in ("email", "dns"):
-        raise ConfigError(s.key("validation"), f"{validation!r} must be \"email\" or \"dns\"")
+        raise ConfigError(s.key("validation"), f"{shown(validation)} must be \"email\" or \"dns\"")
     zone = s.text("hosted_zone_id", default=None)
     if zone is not None:
         zone = zone.removeprefix("/hostedzone/")
-        if not HOSTED_ZONE_ID.match(zone):
-            raise ConfigError(s.key("hosted_zone_id"), f"{zone!r} is not a Route 53 hosted zone id such as Z0123456789ABC")
+        if not HOSTED_ZONE_ID.fullmatch(zone):
+            raise ConfigError(s.key("hosted_zone_id"), f"{shown(zone)} is not a Route 53 hosted zone id such as Z0123456789ABC")
     mail_region = s.text("mail_region", REGION, "an AWS region such as us-east-1", default="us-east-1")
     if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
         raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "
@@ -381,7 +533,7 @@ def _domain(s: _Section) -> DomainConfig:
         if validation != "email":
             raise ConfigError(s.key("validation_domain"), "applies only to validation = \"email\"")
         if name != validation_domain and not name.endswith("." + validation_domain):
-            raise ConfigError(s.key("validation_domain"), f"{validation_domain!r} must be {name!r} or a parent "
+            raise ConfigError(s.key("validation_domain"), f"{shown(validation_domain)} must be {name!r} or a parent "
                               f"domain of it, such as {name.split('.', 1)[1]!r}")
     s.finish()
     return DomainConfig(name=name, validation=validation, hosted_zone_id=zone, mail_region=mail_region,
@@ -390,16 +542,18 @@ def _domain(s: _Section) -> DomainConfig:
 
 def _api(s: _Section) -> ApiConfig:
     path = s.text("path", API_PATH, "one path segment of letters, digits, '.', '_' or '-'", default="items")
+    if path in (".", ".."):
+        raise ConfigError(s.key("path"), f"{path!r} is not a path segment: URLs resolve it away (RFC 3986 5.2.4)")
     stage = s.text("stage", STAGE, "letters, digits and '_'", default="v1")
     key = s.secret("key_env", default=None)
-    if key is not None and not 20 <= len(key.value) <= 128:
-        raise ConfigError(s.key("key_env"), f"the value of {key.env} must be 20 to 128 characters (API Gateway's rule)")
+    if key is not None and not (20 <= len(key.value) <= 128 and HTTP_FIELD_VALUE.fullmatch(key.value)):
+        raise ConfigError(s.key("key_env"), f"the value of {key.env} must be 20 to 128 characters (API Gateway's "
+                          "rule) that an HTTP header can carry (visible ASCII, no line breaks or control characters)")
     rate = s.get("throttle_rate", float, 10.0)
-    burst = s.get("throttle_burst", int, 20)
-    if rate <= 0:
-        raise ConfigError(s.key("throttle_rate"), "must be greater than 0 (requests per second)")
-    if burst < 1:
-        raise ConfigError(s.key("throttle_burst"), "must be at least 1")
+    if not 0 < rate <= MAX_THROTTLE_RATE:  # nan fails this too
+        raise ConfigError(s.key("throttle_rate"), f"must be greater than 0 and at most {MAX_THROTTLE_RATE:,.0f} "
+                          "(requests per second; API Gateway's account-level limit per Region)")
+    burst = s.number("throttle_burst", int, 1, MAX_THROTTLE_BURST, 20, "API Gateway's account-level burst per Region")
     max_rows = s.get("max_rows", int, 1000)
     if not 1 <= max_rows <= MAX_ROWS_LIMIT:
         raise ConfigError(s.key("max_rows"), f"must be between 1 and {MAX_ROWS_LIMIT:,} (rows per response)")
@@ -421,12 +575,15 @@ def _function(s: _Section) -> FunctionConfig:
     concurrency = s.get("max_concurrency", int, 10)
     if concurrency < 1:
         raise ConfigError(s.key("max_concurrency"), "must be at least 1 (0 would stop the function entirely)")
+    if concurrency > MAX_CONCURRENCY:
+        raise ConfigError(s.key("max_concurrency"), f"must be at most {MAX_CONCURRENCY:,} (Lambda's default "
+                          "concurrency per Region; each is a database connection)")
     if not 128 <= memory <= 10240:
         raise ConfigError(s.key("memory_mb"), "must be between 128 and 10240")
     if not 1 <= timeout <= 29:
         raise ConfigError(s.key("timeout_s"), "must be between 1 and 29 (API Gateway gives up after 29 s)")
     if arch not in ARCHITECTURES:
-        raise ConfigError(s.key("architecture"), f"{arch!r} must be one of {', '.join(ARCHITECTURES)}")
+        raise ConfigError(s.key("architecture"), f"{shown(arch)} must be one of {', '.join(ARCHITECTURES)}")
     if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(s.key("log_retention_days"), f"{retention} is not one CloudWatch Logs accepts "
                           f"({', '.join(map(str, LOG_RETENTION_DAYS[:8]))}, …)")

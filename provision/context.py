@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
+from . import waits
 from .clients import Clients
 from .config import Config
+from .lock import stack_lock
 from .output import Output, StepReport
 from .state import State
 from .tags import stack_tags, tag_list
 
 EDGE_REGION = "us-east-1"  # CloudFront, its certificates and CLOUDFRONT-scoped WAF live here
 UNKNOWN = "(known after apply)"
+LOCK_WAIT_TIMEOUT = 2 * 60 * 60  # --wait: a deploy that waits for a certificate and CloudFront takes up to ~1.5 h
+LOCK_POLL_INTERVAL = 2.0
 
 
 @dataclass
@@ -69,14 +75,44 @@ class Context:
         return call(*args, **kwargs)
 
 
+def state_path(config: Config) -> Path:
+    return config.state_dir / f"{config.stack.name}.json"
+
+
+def lock_path(config: Config) -> Path:
+    return config.state_dir / f"{config.stack.name}.lock"
+
+
 def make_context(config: Config, *, session=None, planning: bool = False,
-                 sleep: Callable[[float], None] = time.sleep, out: Output | None = None) -> Context:
-    """The one way a Context is built, by the commands and by the tests alike."""
+                 sleep: Callable[[float], None] = time.sleep, out: Output | None = None,
+                 read_state: bool = True) -> Context:
+    """The one way a Context is built, by the commands and by the tests alike.
+
+    read_state=False leaves the state empty, for ``locked`` to read once the lock is held.
+    """
     from .clients import make_clients
-    from .state import State
 
     out = out or Output()
     clients = make_clients(session, sleep=sleep, on_retry=out.waiting)
     clients.planning = planning
-    state = State.load(config.state_dir / f"{config.stack.name}.json", config.stack.name)
+    path = state_path(config)
+    state = State.load(path, config.stack.name) if read_state else State(path, config.stack.name)
     return Context(config=config, clients=clients, out=out, state=state, planning=planning, sleep=sleep)
+
+
+@contextmanager
+def locked(config: Config, command: str, *, session=None, out: Output | None = None, wait: bool = False,
+           sleep: Callable[[float], None] = time.sleep) -> Iterator[Context]:
+    """The context of a run that changes the stack: the stack's lock held first, then the state read,
+    so a run that starts right after another (or waited for it) starts from what that one left.
+
+    wait: wait (bounded, visible) for the run that holds the lock instead of stopping at once.
+    """
+    ctx = make_context(config, session=session, out=out, sleep=sleep, read_state=False)
+
+    def waiting(what: str, try_take: Callable[[], bool]) -> None:
+        waits.wait_until(ctx, what, try_take, timeout=LOCK_WAIT_TIMEOUT, interval=LOCK_POLL_INTERVAL)
+
+    with stack_lock(lock_path(config), command, waiting if wait else None):
+        ctx.state = State.load(ctx.state.path, ctx.stack)
+        yield ctx

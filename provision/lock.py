@@ -1,10 +1,19 @@
-"""One run at a time per stack: a lock file beside the state file.
+"""One run at a time per stack: the operating system's lock on a file beside the state file.
 
-The file holds the owner's pid and host. A lock whose process is gone (same
-host, pid not running) is stale: it is taken over, and the operator told.
+``fcntl.flock`` on ``<state_dir>/<stack>.lock``: the kernel holds it for the
+open file, so a run that crashes or is killed releases it by dying, and two
+runs can never both hold it. The file itself stays (deleting it would let a
+run that opened the old file and one that made a new file hold "the" lock at
+once); what it holds is only the owner's pid, host, command and start time,
+written once the lock is held, for the message another run shows. Its content
+is never trusted: empty, stale or malformed, it only makes that message vaguer.
+
+The lock is local to this machine's filesystem; a lease held in the AWS
+account (issue 20) can sit beside it as a second context manager.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -15,55 +24,77 @@ from typing import Callable, Iterator
 
 from .errors import LockedError
 
+# wait(what, try_take): retry try_take (True once the lock is held) until it holds or the wait gives up.
+Wait = Callable[[str, Callable[[], bool]], object]
 
-def _alive(pid: int) -> bool:
+
+def owner_text(raw: str) -> str:
+    """Who holds the lock, from the file's content, whatever it holds; never raises."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        owner = json.loads(raw)
+    except ValueError:
+        owner = None
+    if not isinstance(owner, dict):
+        return "another run (it has not written its name yet)" if not raw.strip() else "another run"
+    fields = {key: str(owner[key])[:80] for key in ("command", "pid", "host", "started") if owner.get(key) is not None}
+    if not fields:
+        return "another run"
+    said = [fields.get("command", "a run")]
+    if "pid" in fields:
+        said.append(f"pid {fields['pid']}" + (f" on {fields['host']}" if "host" in fields else ""))
+    if "started" in fields:
+        said.append(f"started {fields['started']}")
+    return f"another run ({', '.join(said)})"
+
+
+def _open(path: Path) -> int:
+    """The lock file, made if missing (mode 0600), never through a symlink, never truncated here."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return False
-    except PermissionError:
-        return True
     return True
 
 
-def _owner(path: Path) -> dict | None:
+def _holder(fd: int) -> str:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
+        raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+    except OSError:
+        raw = ""
+    return owner_text(raw)
+
+
+def _record(fd: int, command: str) -> None:
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(mine) + "\n").encode(), 0)
 
 
 @contextmanager
-def stack_lock(path: Path, command: str, note: Callable[[str], None]) -> Iterator[None]:
-    """Hold the lock for the block; raise LockedError if a live run holds it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    mine = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            owner = _owner(path)
-            if owner and owner.get("host") == mine["host"] and _alive(int(owner.get("pid", 0))):
-                raise LockedError(
-                    f"another run ({owner.get('command')}, pid {owner['pid']}, started {owner.get('started')}) "
-                    f"holds the lock {path}; wait for it to finish") from None
-            if owner and owner.get("host") != mine["host"]:
-                raise LockedError(
-                    f"a run on host {owner.get('host')} (pid {owner.get('pid')}, started {owner.get('started')}) "
-                    f"holds the lock {path}; if that run is gone, delete the file and re-run") from None
-            what = f"pid {owner['pid']} is gone" if owner else "it is unreadable"
-            note(f"Taking over a stale lock ({what}): {path}")
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(mine, f)
-        break
-    else:
-        raise LockedError(f"could not take the lock {path}")
+def stack_lock(path: Path, command: str, wait: Wait | None = None) -> Iterator[None]:
+    """Hold the stack's lock for the block.
+
+    Held by another run: raise LockedError naming it, or, given ``wait``
+    (a bounded, visible wait from provision/waits.py), wait for it first.
+    """
+    fd = _open(path)
     try:
-        yield
+        if not _try_lock(fd):
+            holder = _holder(fd)
+            if wait is None:
+                raise LockedError(f"{holder} holds the lock {path}; wait for it to finish, or run again "
+                                  "with --wait")
+            wait(f"{holder} to release the lock {path}", lambda: _try_lock(fd))
+        _record(fd, command)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # the owner's name goes with the lock; the file stays
     finally:
-        if (_owner(path) or {}).get("pid") == mine["pid"]:
-            path.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock

@@ -3,17 +3,16 @@
 ``aws_calls.json`` (beside this file) lists every (service, operation) the
 commands made in moto, per config variant; ``scripts/record-aws-calls``
 writes it (``provision/local/recording.py``), and ``tests/test_policy.py``
-fails when the code makes a call the catalog lacks. This module maps each
-call to its IAM action(s) and narrows the resources to the stack's own names,
-regions and account where the service supports resource-level permissions.
-
-Mapping rules, for calls the table below does not name: the IAM action is
-``<service>:<Operation>``; API Gateway authorizes by HTTP method on the
-resource path instead (``apigateway:POST`` on ``/restapis/*``), taken from
-botocore's model of the operation. Calls whose IAM action needs more than
-the call's name (CreateFunction passes the role, WAF logging writes a log
-delivery) get the extra actions AWS documents. Actions without resource-level
-support get ``*``, never the other way round: no action is ever ``*``.
+fails when the code makes a call the catalog lacks. Each call maps to the IAM
+actions AWS checks for it: its own, and those it checks beyond it because of
+what the toolkit passes (tags on create, a role, a VPC configuration), from
+the one table in ``provision/permissions.py``. This module narrows each
+action's resources to the stack's own names, regions and account where the
+service supports resource-level permissions, and adds the conditions that
+narrow further (the role passed to Lambda only; only AWS's VPC-access policy
+attached; the function's security group by the stack's tags; the database's by
+its id). Actions without resource-level support get ``*``, never the other way
+round: no action is ever ``*``.
 """
 from __future__ import annotations
 
@@ -24,60 +23,17 @@ from pathlib import Path
 
 import botocore.session
 
+from . import permissions
 from .config import Config
 from .context import EDGE_REGION
+from .steps.alerts import name as alerts_name
 from .steps.function import function_name, log_group_name
-from .steps.iam_role import partition, role_name
+from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition, role_name
 from .steps.waf import acl_name, ip_set_name
+from .tags import stack_tags
 
 CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
-NO_PERMISSION_NEEDED = {("sts", "GetCallerIdentity")}  # AWS answers it for any caller
-# The function's role may be passed to Lambda only.
-CONDITIONS = {"iam:PassRole": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}
-
-# (boto3 service, operation) -> IAM actions, where they differ from "<prefix>:<operation>".
-ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("s3", "HeadBucket"): ("s3:ListBucket",),
-    ("s3", "ListObjectsV2"): ("s3:ListBucket",),
-    ("s3", "ListObjects"): ("s3:ListBucket",),
-    ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
-    ("s3", "ListBuckets"): ("s3:ListAllMyBuckets",),
-    ("s3", "HeadObject"): ("s3:GetObject",),
-    ("s3", "DeleteObjects"): ("s3:DeleteObject", "s3:DeleteObjectVersion"),
-    ("s3", "DeleteObject"): ("s3:DeleteObject", "s3:DeleteObjectVersion"),
-    ("s3", "PutBucketLifecycleConfiguration"): ("s3:PutLifecycleConfiguration",),
-    ("s3", "GetBucketLifecycleConfiguration"): ("s3:GetLifecycleConfiguration",),
-    ("s3", "DeleteBucketLifecycle"): ("s3:PutLifecycleConfiguration",),
-    ("s3", "PutPublicAccessBlock"): ("s3:PutBucketPublicAccessBlock",),
-    ("s3", "GetPublicAccessBlock"): ("s3:GetBucketPublicAccessBlock",),
-    ("s3", "DeletePublicAccessBlock"): ("s3:PutBucketPublicAccessBlock",),
-    ("s3", "PutBucketEncryption"): ("s3:PutEncryptionConfiguration",),
-    ("s3", "GetBucketEncryption"): ("s3:GetEncryptionConfiguration",),
-    ("s3", "DeleteBucketTagging"): ("s3:PutBucketTagging",),
-    # Tags given at creation need the tagging action too ("tag on create").
-    # Whoever may set the mail bucket's policy can grant itself any object action there; saying so openly
-    # (parliament: RESOURCE_POLICY_PRIVILEGE_ESCALATION) adds no power that PutBucketPolicy does not give.
-    ("s3", "PutBucketPolicy"): ("s3:PutBucketPolicy", "s3:PutObject"),
-    ("cloudfront", "CreateDistributionWithTags"): ("cloudfront:CreateDistribution", "cloudfront:TagResource"),
-    ("ec2", "CreateSecurityGroup"): ("ec2:CreateSecurityGroup", "ec2:CreateTags"),
-    ("ec2", "AuthorizeSecurityGroupIngress"): ("ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags"),
-    ("ec2", "AuthorizeSecurityGroupEgress"): ("ec2:AuthorizeSecurityGroupEgress", "ec2:CreateTags"),
-    ("iam", "CreateRole"): ("iam:CreateRole", "iam:TagRole"),
-    ("logs", "CreateLogGroup"): ("logs:CreateLogGroup", "logs:TagResource", "logs:TagLogGroup"),
-    ("wafv2", "CreateWebACL"): ("wafv2:CreateWebACL", "wafv2:TagResource"),
-    ("wafv2", "CreateIPSet"): ("wafv2:CreateIPSet", "wafv2:TagResource"),
-    ("acm", "RequestCertificate"): ("acm:RequestCertificate", "acm:AddTagsToCertificate"),
-    ("lambda", "CreateFunction"): ("lambda:CreateFunction", "lambda:TagResource", "iam:PassRole"),
-    ("lambda", "UpdateFunctionConfiguration"): ("lambda:UpdateFunctionConfiguration", "iam:PassRole"),
-    ("wafv2", "PutLoggingConfiguration"): ("wafv2:PutLoggingConfiguration", "logs:CreateLogDelivery",
-                                           "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-                                           "logs:DescribeLogGroups"),
-    ("wafv2", "DeleteLoggingConfiguration"): ("wafv2:DeleteLoggingConfiguration", "logs:DeleteLogDelivery"),
-    ("logs", "TagLogGroup"): ("logs:TagLogGroup", "logs:TagResource"),
-    ("logs", "ListTagsLogGroup"): ("logs:ListTagsLogGroup", "logs:ListTagsForResource"),
-}
-PREFIXES = {"ses": "ses", "sesv2": "ses", "logs": "logs"}  # boto3 name -> IAM prefix where they differ
 
 # IAM actions that only take "*" (no resource-level permissions, per AWS's Service Authorization Reference).
 STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
@@ -108,12 +64,10 @@ def load_catalog(path: Path = CATALOG) -> list[Call]:
 
 
 def actions(service: str, operation: str) -> tuple[str, ...]:
-    """The IAM action(s) AWS checks for one API call."""
-    if (service, operation) in ACTIONS:
-        return ACTIONS[(service, operation)]
-    if service == "apigateway":
-        return (f"apigateway:{_apigateway_http(operation)[0]}",)
-    return (f"{PREFIXES.get(service, service)}:{operation}",)
+    """The IAM action(s) AWS checks for one API call: its own, then those of ``permissions.BEYOND``."""
+    own = permissions.own_actions(service, operation, lambda op: _apigateway_http(op)[0])
+    extra = tuple(a for b in permissions.beyond(service, operation) for a in b.actions)
+    return tuple(dict.fromkeys(own + extra))
 
 
 _MODELS: dict[str, object] = {}
@@ -130,24 +84,58 @@ def _apigateway_http(operation: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Network:
+    """The database's VPC and security group (the operator's), which the EC2 grants name by id."""
+    vpc_id: str
+    database_group_id: str
+
+
+@dataclass(frozen=True)
 class Names:
-    """What the stack's resources are called: the ARNs the policy narrows to."""
+    """What the stack's resources are called: the ARNs and conditions the policy narrows to."""
     config: Config
     account: str
+    network: Network
 
     def arn(self, service: str, region: str, resource: str) -> str:
         return f"arn:{partition(self.config.stack.region)}:{service}:{region}:{self.account}:{resource}"
 
     def resources(self, action: str, service: str, operation: str) -> list[str]:
-        """The narrowest resources AWS supports for this action and this stack."""
+        """The narrowest resources AWS supports for this action in this call and this stack."""
         if STAR.match(action):
             return ["*"]
+        types = permissions.resource_types(action, service, operation)
+        if types:
+            return [arn for kind in types for arn in self._of_type(kind, action, operation)]
+        return self._usual(action, service, operation)
+
+    def _of_type(self, kind: str, action: str, operation: str) -> list[str]:
+        """The stack's ARNs of one Service Authorization Reference resource type that ``permissions`` names."""
+        region = self.config.stack.region
+        apigateway = f"arn:{partition(region)}:apigateway:{region}::"
+        return {"security-group": lambda: self._security_groups(action, operation),
+                "security-group-rule": lambda: [self.arn("ec2", region, "security-group-rule/*")],
+                "Tags": lambda: [f"{apigateway}/tags/*"],
+                "Stage": lambda: [f"{apigateway}/restapis/*"]}[kind]()
+
+    def _security_groups(self, action: str, operation: str) -> list[str]:
+        """The database's group by id (the inbound rule), the function's by tag (see ``condition``)."""
+        region = self.config.stack.region
+        if action in ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"):
+            return [self.arn("ec2", region, f"security-group/{self.network.database_group_id}")]
+        if action == "ec2:CreateSecurityGroup":
+            return [self.arn("ec2", region, "security-group/*"), self.arn("ec2", region, f"vpc/{self.network.vpc_id}")]
+        return [self.arn("ec2", region, "security-group/*")]
+
+    def _usual(self, action: str, service: str, operation: str) -> list[str]:
         cfg, stack, region = self.config, self.config.stack.name, self.config.stack.region
         prefix = action.split(":")[0]
-        if service == "apigateway":  # ids are API Gateway's: narrowed to the region and the kind of resource
-            top = "/" + _apigateway_http(operation)[1].split("/")[1]
-            return [f"arn:{partition(region)}:apigateway:{region}::{top}", f"arn:{partition(region)}:apigateway:{region}::{top}/*"]
-        if action == "iam:PassRole" or prefix == "iam":
+        if service == "apigateway":  # ids are API Gateway's: the region, the kind of resource, one id or none
+            return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
+        if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
+            # no policy variable names the role behind a session (${aws:username} is for users only)
+            return [f"arn:{partition(region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
+        if prefix == "iam":
             return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}"]
         if prefix == "lambda":
             return [self.arn("lambda", region, f"function:{function_name(stack)}")]
@@ -162,11 +150,12 @@ class Names:
             return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
                     *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
         if prefix == "ec2":
-            groups = [self.arn("ec2", region, "security-group/*")]
-            return groups + [self.arn("ec2", region, "vpc/*")] if action == "ec2:CreateSecurityGroup" else groups
+            return self._security_groups(action, operation)
         if prefix == "rds":
             if "Subnet" in action:
                 return [self.arn("rds", region, "subgrp:*")]
+            if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
+                return [self.arn("rds", region, "cluster:*")]
             return [self.arn("rds", region, f"db:{cfg.database.instance_id}")]
         if prefix == "route53":
             if action == "route53:GetChange":
@@ -175,26 +164,41 @@ class Names:
             return [f"arn:{partition(region)}:route53:::hostedzone/{zone}"] if zone else ["*"]
         if prefix == "s3":
             bucket = f"{stack.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
-            return [f"arn:{partition(region)}:s3:::{bucket}", f"arn:{partition(region)}:s3:::{bucket}/*"]
-        if prefix == "sns":
-            return [self.arn("sns", r, f"{stack}*") for r in cfg.regions]
+            objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
+            return [f"arn:{partition(region)}:s3:::{bucket}{'/*' if objects else ''}"]
+        if prefix == "sns":  # the alerts step's one topic, exactly
+            return [self.arn("sns", EDGE_REGION, alerts_name(stack))]
         if prefix == "events":
-            return [self.arn("events", r, f"rule/{stack}*") for r in cfg.regions]
+            return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(stack)}")]
         return ["*"]
 
+    def condition(self, action: str, service: str, operation: str) -> dict | None:
+        """What narrows the grant beyond its resources, where AWS supports a condition for it."""
+        if action == "iam:PassRole":  # the function's role may be passed to Lambda only
+            return {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+        if action == "iam:AttachRolePolicy":  # no AdministratorAccess on a role the operator can run code as
+            attached = LAMBDA_VPC_POLICY.format(partition=partition(self.config.stack.region))
+            return {"ArnEquals": {"iam:PolicyARN": attached}}
+        if action == "ec2:CreateTags":  # tags only in the creating call (EC2's tag-on-create condition key)
+            return {"StringEquals": {"ec2:CreateAction": operation}}
+        if action in ("ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup"):
+            tags = stack_tags(self.config.stack.name)
+            return {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(tags.items())}}
+        return None
 
-def document(config: Config, account: str, calls: list[Call] | None = None) -> dict:
-    """The policy document for this config: every recorded call of its variant, one statement per service,
-    resource set and condition."""
+
+def document(config: Config, account: str, network: Network, calls: list[Call] | None = None) -> dict:
+    """The policy document for this config: every recorded call of its variant that the config needs, one
+    statement per service, resource set and condition."""
     name = variant(config.domain.validation, config.domain.hosted_zone_id)
-    names = Names(config, account)
+    names = Names(config, account, network)
     grouped: dict[tuple[str, tuple[str, ...], str], set[str]] = {}
     for call in calls if calls is not None else load_catalog():
-        if name not in call.variants or (call.service, call.operation) in NO_PERMISSION_NEEDED:
+        if name not in call.variants or not permissions.needed(call.service, call.operation, config):
             continue
         for action in actions(call.service, call.operation):
             resources = tuple(sorted(names.resources(action, call.service, call.operation)))
-            condition = json.dumps(CONDITIONS.get(action), sort_keys=True)
+            condition = json.dumps(names.condition(action, call.service, call.operation), sort_keys=True)
             grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
     statements = []
     for (service, resources, condition), acts in sorted(grouped.items()):

@@ -16,10 +16,17 @@ import random
 import time
 from typing import Any, Callable, TypeVar
 
-from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError,
-                                 EndpointConnectionError, ReadTimeoutError)
-from tenacity import (RetryCallState, Retrying, retry_if_exception, retry_if_result,
-                      stop_after_attempt, stop_after_delay, wait_exponential, wait_fixed)
+from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 from .errors import DeployError, describe
 

@@ -17,6 +17,7 @@ from moto import mock_aws  # noqa: E402
 
 from provision import ca_bundle, config as config_module  # noqa: E402
 from provision.local.emulator import seed_database  # noqa: E402
+from tests.handler_support import configure, db, paged  # noqa: E402,F401
 from tests.mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401
 from tests.setup_costs import shared_setup  # noqa: E402
 from tests.support import EXAMPLE, SECRETS, SERVE_AUTHORIZATION, merged, quiet_context, quiet_output, write_toml  # noqa: E402

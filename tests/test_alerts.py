@@ -146,7 +146,7 @@ def test_destroy_removes_rule_topic_and_subscription_and_is_safe_twice(load, cer
 
 def test_without_alerts_in_the_config_ensure_removes_what_an_earlier_config_made(load, certificate_arn):
     run(load(), alerts.ensure, certificate_arn)
-    ctx = run(load(None), alerts.ensure, certificate_arn)
+    run(load(None), alerts.ensure, certificate_arn)
     assert rule() is None and topic_arn() is None and subscriptions() == []
     again = run(load(None), alerts.ensure, certificate_arn)
     assert again.clients.calls.changing == 0

@@ -1,60 +1,19 @@
 """CloudFront step: the distribution read back from moto, its drift fixed in place, its teardown."""
 import json
 
-import boto3
 import pytest
 
 from provision import config as config_module
 from provision.errors import DeployError
 from provision.steps import cloudfront, waf
+from tests.edge_support import DOMAIN, REGION, apigateway, edge, make_api, make_certificate, make_key, put_state
 from tests.support import SECRETS, aws_error, printed, quiet_context, run_once
-
-REGION = "eu-west-1"
-DOMAIN = "api.example.com"
 
 
 @pytest.fixture
 def cfg(aws, write_config):
     """The stack's config; CloudFront needs none of the operator's VPC or RDS."""
     return config_module.load(write_config())
-
-
-def apigateway():
-    return boto3.client("apigateway", region_name=REGION)
-
-
-def edge(service):
-    return boto3.client(service, region_name="us-east-1")
-
-
-def make_api(stage="v1"):
-    """A REST API with GET /items deployed to the stage, as the api step leaves it."""
-    api_id = apigateway().create_rest_api(name="demo", endpointConfiguration={"types": ["REGIONAL"]})["id"]
-    root = apigateway().get_resources(restApiId=api_id)["items"][0]["id"]
-    resource = apigateway().create_resource(restApiId=api_id, parentId=root, pathPart="items")["id"]
-    apigateway().put_method(restApiId=api_id, resourceId=resource, httpMethod="GET", authorizationType="NONE",
-                            apiKeyRequired=True)
-    apigateway().put_integration(restApiId=api_id, resourceId=resource, httpMethod="GET", type="MOCK")
-    apigateway().create_deployment(restApiId=api_id, stageName=stage)
-    return api_id
-
-
-def make_key(name="demo"):
-    key = apigateway().create_api_key(name=name, enabled=True)
-    return key["id"], key["value"]
-
-
-def make_certificate(token="first"):
-    return edge("acm").request_certificate(DomainName=DOMAIN, ValidationMethod="DNS",
-                                           IdempotencyToken=token)["CertificateArn"]
-
-
-def put_state(cfg, **steps):
-    """Record steps' state on disk, as the earlier steps of a deploy would."""
-    ctx = quiet_context(cfg)
-    for step, values in steps.items():
-        ctx.state.put(step, {**ctx.state.get(step), **values})
-    ctx.state.save()
 
 
 @pytest.fixture

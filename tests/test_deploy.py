@@ -156,11 +156,12 @@ def test_a_held_lock_stops_a_second_run(stack):
     import subprocess
     import sys
     cfg, path = stack
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holds = ("import sys, time; from pathlib import Path; from provision.lock import stack_lock\n"
+             "with stack_lock(Path(sys.argv[1]), 'deploy'):\n    print('held', flush=True); time.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", holds, str(cfg.state_dir / "demo.lock")], stdout=subprocess.PIPE,
+                             text=True)
     try:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        (cfg.state_dir / "demo.lock").write_text(json.dumps({"pid": other.pid, "host": __import__("socket").gethostname(),
-                                                             "command": "deploy", "started": "now"}))
+        assert other.stdout.readline().strip() == "held"
         run = Run("deploy", path)
         assert run.code == 1
         assert f"pid {other.pid}" in run.text and "holds the lock" in run.text

@@ -1,14 +1,9 @@
 import json
 import os
-import socket
 import stat
-import subprocess
-import sys
 
 import pytest
 
-from provision.errors import LockedError
-from provision.lock import stack_lock
 from provision.state import State
 
 
@@ -56,54 +51,3 @@ def test_an_empty_state_removes_the_file(tmp_path):
     state.drop("api")
     state.save()
     assert not state.path.exists()
-
-
-def write_lock(path, pid, host=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "command": "deploy",
-                                "started": "2026-01-01T00:00:00Z"}))
-
-
-def test_a_live_run_holds_the_lock(tmp_path):
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        lock = tmp_path / "demo.lock"
-        write_lock(lock, other.pid)
-        with pytest.raises(LockedError, match=f"pid {other.pid}"):
-            with stack_lock(lock, "deploy", print):
-                pass
-        assert json.loads(lock.read_text())["pid"] == other.pid
-    finally:
-        other.kill()
-        other.wait()
-
-
-def test_a_stale_lock_is_taken_over_and_released(tmp_path):
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    lock = tmp_path / "demo.lock"
-    write_lock(lock, gone.pid)
-    notes = []
-    with stack_lock(lock, "deploy", notes.append):
-        assert json.loads(lock.read_text())["pid"] == os.getpid()
-    assert not lock.exists()
-    assert "stale lock" in notes[0] and f"pid {gone.pid} is gone" in notes[0]
-
-
-def test_an_unreadable_lock_is_taken_over(tmp_path):
-    lock = tmp_path / "demo.lock"
-    lock.write_text("garbage")
-    notes = []
-    with stack_lock(lock, "teardown", notes.append):
-        held = json.loads(lock.read_text())
-        assert held["pid"] == os.getpid() and held["command"] == "teardown"  # taken: this run holds it
-    assert not lock.exists()
-    assert "unreadable" in notes[0]
-
-
-def test_a_lock_from_another_host_is_not_taken(tmp_path):
-    lock = tmp_path / "demo.lock"
-    write_lock(lock, 1, host="some-other-host")
-    with pytest.raises(LockedError, match="some-other-host"):
-        with stack_lock(lock, "deploy", print):
-            pass

@@ -69,12 +69,12 @@ def test_ensure_creates_the_acl_and_only_the_needed_ip_sets(load, allowed, expec
         assert tags(sets[name]["ARN"]) == {"stack": "demo", "managed-by": "rds-edge-api"}
     acl = web_acl()
     assert acl["DefaultAction"] == {"Block": {}}
-    assert acl["VisibilityConfig"] == {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+    assert acl["VisibilityConfig"] == {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True,
                                        "MetricName": "demo"}
     assert tags(acl["ARN"]) == {"stack": "demo", "managed-by": "rds-edge-api"}
     [rule] = acl["Rules"]
     assert (rule["Name"], rule["Priority"], rule["Action"]) == ("allow-listed-callers", 0, {"Allow": {}})
-    assert rule["VisibilityConfig"] == {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+    assert rule["VisibilityConfig"] == {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True,
                                         "MetricName": "demo-allow-listed-callers"}
     source, header = rule["Statement"]["AndStatement"]["Statements"]
     references = [{"IPSetReferenceStatement": {"ARN": sets[name]["ARN"]}} for name in sorted(expected_sets)]

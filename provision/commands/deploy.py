@@ -12,11 +12,12 @@ import threading
 from contextlib import ExitStack
 
 from .. import runner
-from ..context import make_context
-from ..lock import stack_lock
+from ..context import locked, make_context
 from ..steps import STEPS, database
+from .policy import check_caller
 
 HELP = "Create or update the stack so that it matches the config."
+LOCKS = True  # --wait: wait for another run of the stack instead of stopping
 DEFAULT_PORT = 8080
 
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def usage_error(args) -> str | None:
-    """Which flags go together, judged before the config is read or the emulator starts."""
+    """A bad combination of flags, found before the config is read or the emulator starts."""
     if args.serve and (args.plan or not args.local):
         return "--serve needs --local and no --plan: it serves what was deployed into the emulator"
     if (args.once or args.port != DEFAULT_PORT) and not args.serve:
@@ -44,13 +45,15 @@ def usage_error(args) -> str | None:
 
 
 def run(args, config, session, out) -> int:
-    ctx = make_context(config, session=session, planning=args.plan, out=out)
-    verb = "Planning" if args.plan else "Deploying"
-    out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
-                      f"({', '.join(config.regions)})")
     with ExitStack() as stack:
-        if not args.plan:
-            stack.enter_context(stack_lock(config.state_dir / f"{config.stack.name}.lock", "deploy", out.note))
+        # A plan changes nothing: it reads the state without the lock; a deploy reads it once the lock is held.
+        ctx = (make_context(config, session=session, planning=True, out=out) if args.plan
+               else stack.enter_context(locked(config, "deploy", session=session, out=out, wait=args.wait)))
+        verb = "Planning" if args.plan else "Deploying"
+        out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
+                          f"({', '.join(config.regions)})")
+        if config.stack.check_permissions and not args.local and not check_caller(ctx):
+            return 1  # before the first change: a denied call would stop the deploy halfway
         database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
         runner.deploy(ctx, STEPS)
     if not args.plan:

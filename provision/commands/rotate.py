@@ -26,13 +26,13 @@ import functools
 from dataclasses import replace
 
 from .. import runner
-from ..context import make_context
+from ..context import locked
 from ..errors import DeployError
-from ..lock import stack_lock
 from ..steps import STEPS, Step, api, cloudfront, waf
 
 HELP = "Rotate the Authorization value or the API key in two runs, with no outage."
 LOCAL = False  # the emulator starts empty and deploy would set the current values: nothing to rotate
+LOCKS = True  # --wait: wait for another run of the stack instead of stopping
 WHAT = ("api-key", "authorization")
 
 
@@ -46,9 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args, config, session, out) -> int:
-    ctx = make_context(config, session=session, out=out)
     phase = "finish" if args.finish else "start"
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", f"rotate {args.what}", out.note):
+    with locked(config, f"rotate {args.what}", session=session, out=out, wait=args.wait) as ctx:
         check = _check_authorization if args.what == "authorization" else _check_api_key
         done = check(ctx, phase)
         if done:

@@ -5,11 +5,11 @@ import argparse
 import sys
 
 from .. import runner
-from ..context import make_context
-from ..lock import stack_lock
+from ..context import locked
 from ..steps import STEPS
 
 HELP = "Remove every resource of the stack."
+LOCKS = True  # --wait: wait for another run of the stack instead of stopping
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,16 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args, config, session, out) -> int:
-    ctx = make_context(config, session=session, out=out)
     regions = ", ".join(config.regions)
-    if not args.yes and not args.local:
-        if not sys.stdin.isatty():
-            out.error("teardown asks for confirmation: run it with --yes when there is no terminal")
-            return 2
-        if not _confirmed(config.stack.name, ctx.account_id, regions):
+    if not args.yes and not args.local and not sys.stdin.isatty():
+        out.error("teardown asks for confirmation: run it with --yes when there is no terminal")
+        return 2
+    with locked(config, "teardown", session=session, out=out, wait=args.wait) as ctx:
+        if not args.yes and not args.local and not _confirmed(config.stack.name, ctx.account_id, regions):
             out.error("teardown cancelled; nothing was changed")
             return 2
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", "teardown", out.note):
         if args.local:
             # The emulator starts empty: deploy first, so teardown has something to remove.
             out.console.print(f"[bold]Deploying stack {config.stack.name}[/] into the empty emulator first, "

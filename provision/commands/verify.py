@@ -26,11 +26,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import runner
-from ..context import make_context
-from ..lock import stack_lock
-from ..steps import STEPS
-from ..steps import api as api_step
-from ..steps import cloudfront as cloudfront_step
+from ..context import locked, make_context
+from ..steps import STEPS, api as api_step, cloudfront as cloudfront_step
 from ..tags import is_ours
 
 HELP = "Send real requests at each wall of the deployed API and say which hold (exit 0 only if all do)."
@@ -294,10 +291,9 @@ def run_local(args, config, session, out) -> int:
     """verify --local: deploy into the empty emulator, serve the path on free ports, check it, stop."""
     from ..local.serve import LocalPath
 
-    ctx = make_context(config, session=session, out=out)
     out.console.print(f"[bold]Deploying stack {config.stack.name}[/] into the empty emulator first, "
                       f"so there is something to verify")
-    with stack_lock(config.state_dir / f"{config.stack.name}.lock", "deploy", out.note):
+    with locked(config, "verify --local", session=session, out=out) as ctx:
         runner.deploy(ctx, STEPS)
     out.console.print("[bold]Serving the path locally[/] and checking every wall")
     with LocalPath(config, session, port=0) as path:

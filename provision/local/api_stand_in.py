@@ -22,10 +22,10 @@ from pathlib import Path
 
 import airspeed
 
+from ..errors import is_code
 from . import vtl
 from .readback import Deployed, all_items
 from .wire import Answer, Incoming, message
-from ..errors import is_code
 
 HANDLER_FILE = Path(__file__).resolve().parents[2] / "lambda" / "handler.py"
 EXECUTE_API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com$")

@@ -11,7 +11,6 @@ import logging
 import os
 import secrets
 import tempfile
-import tomllib
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Iterator
 
 import boto3
 
-from ..config import Config
+from ..config import Config, read_toml
+from ..errors import ConfigError
 from ..output import Output
 from .certs import stand_in_bundle
 
@@ -46,8 +46,8 @@ def throwaway_secrets(config_path) -> Iterator[list[str]]:
     config that cannot be read is left to the config check to report.
     """
     try:
-        raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        raw = read_toml(config_path)
+    except ConfigError:
         raw = {}
     made = []
     for (section, key), make in SECRET_KEYS.items():

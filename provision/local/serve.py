@@ -27,13 +27,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
+from ..errors import DeployError
+from ..steps import function as function_step
 from . import api_stand_in, edge, sample_data
 from .certs import ServerFiles, make_ca, server_files
 from .mariadb import MariaDB
 from .readback import Deployed
 from .wire import Answer, Incoming
-from ..errors import DeployError
-from ..steps import function as function_step
 
 
 def _http_handler(answer: Callable[[Incoming], Answer], log: Callable[[str], None], name: str):

@@ -38,8 +38,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import (alerts, api, certificate, cloudfront, domain_record, function, iam_role, mail,
-               security_groups, waf, waf_logging)
+from . import (
+    alerts,
+    api,
+    certificate,
+    cloudfront,
+    domain_record,
+    function,
+    iam_role,
+    mail,
+    security_groups,
+    waf,
+    waf_logging,
+)
 
 
 def _nothing(ctx) -> None:

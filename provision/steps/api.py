@@ -19,8 +19,8 @@ import json
 
 from ..context import UNKNOWN
 from ..errors import is_code
-from .iam_role import partition
 from ..tags import is_ours
+from .iam_role import partition
 
 STEP = "api"
 # The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key

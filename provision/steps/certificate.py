@@ -42,11 +42,11 @@ import secrets
 
 from botocore.exceptions import ClientError
 
-from . import approval, dns, mail
 from ..context import UNKNOWN
 from ..errors import DeployError, is_code, or_none
 from ..tags import as_dict, is_ours
 from ..waits import retry_while, wait_until
+from . import approval, dns, mail
 
 VALIDATION_TAG = "validation"  # "dns" or "email", beside the stack's tags
 VALIDATION_DOMAIN_TAG = "validation-domain"  # the domain ACM mails, for email validation

@@ -8,6 +8,15 @@ string and Authorization reach the origin; the Host header must not, or API
 Gateway cannot route the request). Viewers: HTTPS only, the domain as alias,
 the ACM certificate (sni-only, TLSv1.2_2021), the web ACL.
 
+IPv6 is on only when [access] allowed_cidrs holds an IPv6 range: a
+dual-stack caller prefers IPv6, so behind an IPv4-only allow-list it would
+be blocked (the domain_record step writes the AAAA alias on the same rule).
+Error responses are not cached (ErrorCachingMinTTL 0 for every 4xx and 5xx
+the API answers with): CloudFront otherwise caches them for 10 s, also
+under CachingDisabled, so one key's 404 or a passing 500 would be served to
+the next caller ("Controlling how long CloudFront caches errors", CloudFront
+developer guide; aprin-labs/archimedes #1520).
+
 Pitfalls:
 - the API key value is a shared secret between CloudFront and API Gateway: it
   is read when needed and compared, never stored, printed or described;
@@ -47,6 +56,10 @@ LEGACY_CACHE_KEYS = ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL")
 DEPLOY_TIMEOUT = 30 * 60  # a distribution change usually deploys in 3 to 15 minutes
 DEPLOY_INTERVAL = 20
 DISABLED_TIMEOUT = 10 * 60  # after Deployed, the delete may still see it as enabled for a moment
+# The error statuses callers can get through the distribution: the function's 400/404/500, API Gateway's
+# 403 (no key), 502 (function failed), 503 and 504 (integration timeout). 429 (throttled) is left out: it is
+# not among the codes CloudFront caches (developer guide, "How CloudFront processes HTTP 4xx and 5xx status codes").
+UNCACHED_ERRORS = (400, 403, 404, 500, 502, 503, 504)
 
 
 def comment(stack: str) -> str:
@@ -141,8 +154,21 @@ def _desired(ctx, inputs: dict) -> dict:
         "WebACLId": inputs["acl"],
         "PriceClass": "PriceClass_100",  # North America and Europe: the cheapest
         "HttpVersion": "http2and3",
-        "IsIPV6Enabled": True,  # the domain gets an AAAA alias too
+        "IsIPV6Enabled": ipv6(ctx),
+        "CustomErrorResponses": {"Quantity": len(UNCACHED_ERRORS), "Items": [
+            {"ErrorCode": code, "ErrorCachingMinTTL": 0} for code in UNCACHED_ERRORS]},
     }
+
+
+def ipv6(ctx) -> bool:
+    """Whether viewers may connect over IPv6 (and the domain gets an AAAA alias): only if an IPv6 range is allowed."""
+    return bool(ctx.config.access.ipv6_cidrs)
+
+
+def _error_caching(config: dict) -> dict:
+    """Seconds each error status is cached for, by status."""
+    return {int(item["ErrorCode"]): item.get("ErrorCachingMinTTL")
+            for item in _items(config.get("CustomErrorResponses"))}
 
 
 def _items(container: dict | None) -> list:
@@ -182,7 +208,8 @@ def _owned(config: dict) -> dict:
         "web ACL": config.get("WebACLId"),
         "price class": config.get("PriceClass"),
         "HTTP versions": config.get("HttpVersion"),
-        "IPv6": config.get("IsIPV6Enabled"),
+        "IPv6": bool(config.get("IsIPV6Enabled")),
+        "error caching": _error_caching(config),
         "enabled": config.get("Enabled"),
         "comment": config.get("Comment"),
     }
@@ -201,7 +228,7 @@ def _merged(current: dict, desired: dict) -> dict:
     """The current config with every field this step owns set as desired; the rest (and CallerReference) kept."""
     config = dict(current)
     for key in ("Comment", "Enabled", "Aliases", "Origins", "ViewerCertificate", "WebACLId", "PriceClass",
-                "HttpVersion", "IsIPV6Enabled"):
+                "HttpVersion", "IsIPV6Enabled", "CustomErrorResponses"):
         config[key] = desired[key]
     config["DefaultCacheBehavior"] = {**current["DefaultCacheBehavior"], **desired["DefaultCacheBehavior"]}
     return _sendable(config)

@@ -3,6 +3,16 @@
 auth = "iam" needs IAM database authentication enabled on the instance; that
 is the operator's change to make (it touches their instance), so deploy
 checks it before any changing call and says how, rather than doing it.
+
+Aurora MySQL is supported: an Aurora instance belongs to a DB cluster, and
+for Aurora "mapping AWS IAM accounts to database accounts is managed by the
+DB cluster" (RDS API reference, CreateDBInstance). So with auth = "iam" the
+switch is read from the cluster, and rds-db:connect names the cluster's
+DbClusterResourceId ("arn:aws:rds-db:region:account-id:dbuser:
+DbClusterResourceId/db-user-name", Aurora user guide, "Creating and using an
+IAM policy for IAM database access"), never the instance's DbiResourceId:
+a policy naming the instance lets no token in. The function still connects
+to the named instance's endpoint.
 """
 from __future__ import annotations
 
@@ -18,8 +28,9 @@ class Database:
     vpc_id: str
     subnet_ids: tuple[str, ...]
     security_group_id: str
-    resource_id: str = ""          # DbiResourceId: names the instance in rds-db:connect ARNs
-    iam_auth: bool = False         # IAMDatabaseAuthenticationEnabled
+    resource_id: str = ""          # what rds-db:connect ARNs name: DbiResourceId, or Aurora's DbClusterResourceId
+    iam_auth: bool = False         # IAMDatabaseAuthenticationEnabled (the cluster's, for Aurora)
+    cluster_id: str = ""           # the Aurora DB cluster the instance belongs to; "" for RDS MySQL/MariaDB
 
 
 def lookup(ctx) -> Database:
@@ -42,13 +53,37 @@ def lookup(ctx) -> Database:
         raise DeployError(f"database.instance_id: {instance_id!r} has no endpoint or security group yet "
                           f"(status {found.get('DBInstanceStatus')}); re-run once it is available")
     subnet_group = found["DBSubnetGroup"]
+    resource_id, iam_auth = found.get("DbiResourceId", ""), bool(found.get("IAMDatabaseAuthenticationEnabled"))
+    cluster_id = found.get("DBClusterIdentifier") or ""
+    if cluster_id:
+        cluster = _cluster(ctx, instance_id, cluster_id)
+        resource_id = cluster.get("DbClusterResourceId", "")
+        iam_auth = bool(cluster.get("IAMDatabaseAuthenticationEnabled"))
     database = Database(
         endpoint=endpoint["Address"], port=int(endpoint.get("Port", 3306)), vpc_id=subnet_group["VpcId"],
         subnet_ids=tuple(sorted(s["SubnetIdentifier"] for s in subnet_group["Subnets"])),
-        security_group_id=groups[0], resource_id=found.get("DbiResourceId", ""),
-        iam_auth=bool(found.get("IAMDatabaseAuthenticationEnabled")))
+        security_group_id=groups[0], resource_id=resource_id, iam_auth=iam_auth, cluster_id=cluster_id)
     ctx.lookups["database"] = database
     return database
+
+
+def _cluster(ctx, instance_id: str, cluster_id: str) -> dict:
+    """The Aurora cluster of the instance: it holds the IAM switch and the resource id rds-db:connect names."""
+    try:
+        return ctx.client("rds").describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
+    except Exception as exc:
+        if is_code(exc, "DBClusterNotFoundFault", "DBClusterNotFound"):
+            raise DeployError(f"database.instance_id: {instance_id!r} names DB cluster {cluster_id!r}, which "
+                              f"{ctx.region} does not have; check the instance") from None
+        raise
+
+
+def _enable_iam_command(cfg, db: Database) -> str:
+    if db.cluster_id:
+        return (f"aws rds modify-db-cluster --db-cluster-identifier {db.cluster_id} "
+                "--enable-iam-database-authentication --apply-immediately")
+    return (f"aws rds modify-db-instance --db-instance-identifier {cfg.instance_id} "
+            "--enable-iam-database-authentication --apply-immediately")
 
 
 def preflight(ctx) -> None:
@@ -60,13 +95,14 @@ def preflight(ctx) -> None:
                      "lambda:GetFunctionConfiguration; auth = \"iam\" keeps it out of the function")
         return
     db = lookup(ctx)
+    holder = f"Aurora DB cluster {db.cluster_id!r} (of instance {cfg.instance_id!r})" if db.cluster_id \
+        else f"RDS instance {cfg.instance_id!r}"
     if not db.iam_auth:
-        raise DeployError(
-            f"database.auth: RDS instance {cfg.instance_id!r} does not have IAM database authentication "
-            f"enabled; enable it with: aws rds modify-db-instance --db-instance-identifier {cfg.instance_id} "
-            "--enable-iam-database-authentication --apply-immediately")
+        raise DeployError(f"database.auth: {holder} does not have IAM database authentication enabled; "
+                          f"enable it with: {_enable_iam_command(cfg, db)}")
     if not db.resource_id:
-        raise DeployError(f"database.auth: RDS instance {cfg.instance_id!r} reports no DbiResourceId")
+        raise DeployError(f"database.auth: {holder} reports no "
+                          f"{'DbClusterResourceId' if db.cluster_id else 'DbiResourceId'}")
 
 
 def connect_arn(ctx, db: Database, partition: str) -> str:

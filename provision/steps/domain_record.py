@@ -2,7 +2,10 @@
 
 With a hosted zone: alias A and AAAA records at the domain, targeting the
 distribution; they share the name with the mail step's MX, which stays so
-that ACM's renewal mail arrives. Without one: the CNAME the operator must
+that ACM's renewal mail arrives. The AAAA alias only when an IPv6 range is
+allowed (as IPv6 on the distribution: cloudfront.ipv6): a dual-stack caller
+would otherwise connect over IPv6 and fall outside an IPv4-only allow-list.
+A deploy that drops the IPv6 ranges removes the stack's AAAA alias. Without one: the CNAME the operator must
 create is printed.
 
 Pitfalls:
@@ -20,9 +23,9 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from . import cloudfront, dns
 from ..context import UNKNOWN
 from ..errors import DeployError
+from . import cloudfront, dns
 
 STEP = "domain_record"
 TYPES = ("A", "AAAA")
@@ -52,8 +55,11 @@ def ensure(ctx) -> None:
         else:
             ctx.out.notice("DNS record to create at your DNS provider", cname)
     else:
-        for rtype in TYPES:
-            dns.ensure(ctx, zone, dns.Record(domain, rtype, alias_target=target))
+        dns.ensure(ctx, zone, dns.Record(domain, "A", alias_target=target))
+        if cloudfront.ipv6(ctx):
+            dns.ensure(ctx, zone, dns.Record(domain, "AAAA", alias_target=target))
+        elif target != UNKNOWN:
+            dns.remove(ctx, zone, domain, "AAAA", only_if=dns.Record(domain, "AAAA", alias_target=target))
     if target != UNKNOWN:
         ctx.state.put(STEP, {"alias_target": target})
 

@@ -11,11 +11,11 @@ lambda:GetFunctionConfiguration can read it.
 """
 from __future__ import annotations
 
-from . import database, log_groups, package
 from .. import ca_bundle, waits
 from ..context import UNKNOWN
 from ..errors import DeployError, error_code, or_none
 from ..tags import is_ours
+from . import database, log_groups, package
 
 STEP = "function"
 RUNTIME = "python3.13"

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 
-from . import database
 from ..context import UNKNOWN
 from ..errors import or_none
 from ..tags import as_dict, is_ours
+from . import database
 
 STEP = "iam_role"
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"

@@ -34,10 +34,10 @@ import json
 
 from botocore.exceptions import ClientError
 
-from . import dns
 from ..context import UNKNOWN
 from ..errors import DeployError, is_code, or_none
 from ..tags import as_dict, is_ours, tag_list
+from . import dns
 
 PREFIX = "acm/"
 MAIL_EXPIRY_DAYS = 30

@@ -7,11 +7,11 @@ at teardown, revoke exactly that rule; the group itself is never deleted.
 """
 from __future__ import annotations
 
-from . import database
 from .. import waits
 from ..context import UNKNOWN
 from ..errors import DeployError, is_code
 from ..tags import is_ours
+from . import database
 
 STEP = "security_groups"
 # A VPC function's network interfaces outlive it by minutes, up to tens of minutes.

@@ -6,6 +6,14 @@ config needs exist. The web ACL `<stack>` blocks by default and has one
 Allow rule: source IP in the set(s) AND header `authorization` EXACTLY the
 secret.
 
+Request sampling is off, for the rule and for the default action: a sampled
+request keeps every header as sent, the Authorization value too, readable
+through GetSampledRequests and the console for three hours. The log's
+RedactedFields "has no impact on request sampling" (LoggingConfiguration);
+the web ACL's data protection would cover sampling, but the request log
+(waf_logging, Authorization redacted) already shows every request, so
+sampling adds nothing worth a second place the secret could leak from.
+
 Pitfalls:
 - every update needs the LockToken from a fresh read; changes are made in
   place (update_ip_set / update_web_acl), never by a new ACL, so CloudFront
@@ -117,7 +125,9 @@ def _ensure_ip_set(ctx, version: int, cidrs: tuple[str, ...]) -> str:
 
 
 def _visibility(metric: str) -> dict:
-    return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": metric}
+    """Metrics on, sampling off: "Request sampling doesn't provide a field redaction option" (WAFv2 API
+    reference, VisibilityConfig), so a sample would show the Authorization value."""
+    return {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True, "MetricName": metric}
 
 
 def _header_match(value: bytes) -> dict:

@@ -21,11 +21,10 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from . import log_groups
-from .waf import SCOPE, acl_name
-from .waf import STEP as WAF_STEP
 from ..context import UNKNOWN
 from ..errors import or_none
+from . import log_groups
+from .waf import SCOPE, STEP as WAF_STEP, acl_name
 
 STEP = "waf_logging"
 REDACTED = [{"SingleHeader": {"Name": "authorization"}}]
