@@ -20,8 +20,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import botocore.session
+from botocore.model import ServiceModel
 
 from . import permissions
 from .config import Config
@@ -70,7 +72,7 @@ def actions(service: str, operation: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(own + extra))
 
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[str, ServiceModel] = {}
 
 
 def _apigateway_http(operation: str) -> tuple[str, str]:
@@ -128,49 +130,58 @@ class Names:
         return [self.arn("ec2", region, "security-group/*")]
 
     def _usual(self, action: str, service: str, operation: str) -> list[str]:
-        cfg, stack, region = self.config, self.config.stack.name, self.config.stack.region
-        prefix = action.split(":")[0]
+        """By the action's service: the stack's own resources, named as the toolkit names them; "*" for a
+        service whose calls name none."""
+        stack, region, part = self.config.stack.name, self.config.stack.region, partition(self.config.stack.region)
         if service == "apigateway":  # ids are API Gateway's: the region, the kind of resource, one id or none
-            return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
+            return [f"arn:{part}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
+        named: dict[str, Callable[[], list[str]]] = {
+            "iam": lambda: self._iam(action),
+            "lambda": lambda: [self.arn("lambda", region, f"function:{function_name(stack)}")],
+            "logs": lambda: [self.arn("logs", r, f"log-group:{g}{suffix}")
+                             for r, g in ((region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"))
+                             for suffix in ("", ":*")],
+            "acm": lambda: [self.arn("acm", EDGE_REGION, "certificate/*")],
+            "cloudfront": lambda: [f"arn:{part}:cloudfront::{self.account}:distribution/*"],
+            "wafv2": lambda: [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
+                              *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*")
+                                for v in (4, 6))],
+            "ec2": lambda: self._security_groups(action, operation),
+            "rds": lambda: self._rds(action),
+            "route53": lambda: self._route53(action),
+            "s3": lambda: self._s3(action),
+            "sns": lambda: [self.arn("sns", EDGE_REGION, alerts_name(stack))],  # the alerts step's one topic
+            "events": lambda: [self.arn("events", EDGE_REGION, f"rule/{alerts_name(stack)}")],
+        }
+        found = named.get(action.split(":")[0])
+        return found() if found else ["*"]
+
+    def _iam(self, action: str) -> list[str]:
+        part = partition(self.config.stack.region)
         if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
             # no policy variable names the role behind a session (${aws:username} is for users only)
-            return [f"arn:{partition(region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
-        if prefix == "iam":
-            return [f"arn:{partition(region)}:iam::{self.account}:role/{role_name(stack)}"]
-        if prefix == "lambda":
-            return [self.arn("lambda", region, f"function:{function_name(stack)}")]
-        if prefix == "logs":
-            groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}")]
-            return [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
-        if prefix == "acm":
-            return [self.arn("acm", EDGE_REGION, "certificate/*")]
-        if prefix == "cloudfront":
-            return [f"arn:{partition(region)}:cloudfront::{self.account}:distribution/*"]
-        if prefix == "wafv2":
-            return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
-                    *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
-        if prefix == "ec2":
-            return self._security_groups(action, operation)
-        if prefix == "rds":
-            if "Subnet" in action:
-                return [self.arn("rds", region, "subgrp:*")]
-            if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
-                return [self.arn("rds", region, "cluster:*")]
-            return [self.arn("rds", region, f"db:{cfg.database.instance_id}")]
-        if prefix == "route53":
-            if action == "route53:GetChange":
-                return [f"arn:{partition(region)}:route53:::change/*"]
-            zone = cfg.domain.hosted_zone_id
-            return [f"arn:{partition(region)}:route53:::hostedzone/{zone}"] if zone else ["*"]
-        if prefix == "s3":
-            bucket = f"{stack.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
-            objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
-            return [f"arn:{partition(region)}:s3:::{bucket}{'/*' if objects else ''}"]
-        if prefix == "sns":  # the alerts step's one topic, exactly
-            return [self.arn("sns", EDGE_REGION, alerts_name(stack))]
-        if prefix == "events":
-            return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(stack)}")]
-        return ["*"]
+            return [f"arn:{part}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
+        return [f"arn:{part}:iam::{self.account}:role/{role_name(self.config.stack.name)}"]
+
+    def _rds(self, action: str) -> list[str]:
+        region = self.config.stack.region
+        if "Subnet" in action:
+            return [self.arn("rds", region, "subgrp:*")]
+        if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
+            return [self.arn("rds", region, "cluster:*")]
+        return [self.arn("rds", region, f"db:{self.config.database.instance_id}")]
+
+    def _route53(self, action: str) -> list[str]:
+        part = partition(self.config.stack.region)
+        if action == "route53:GetChange":
+            return [f"arn:{part}:route53:::change/*"]
+        zone = self.config.domain.hosted_zone_id
+        return [f"arn:{part}:route53:::hostedzone/{zone}"] if zone else ["*"]
+
+    def _s3(self, action: str) -> list[str]:
+        bucket = f"{self.config.stack.name.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
+        objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
+        return [f"arn:{partition(self.config.stack.region)}:s3:::{bucket}{'/*' if objects else ''}"]
 
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""
@@ -200,7 +211,7 @@ def document(config: Config, account: str, network: Network, calls: list[Call] |
             resources = tuple(sorted(names.resources(action, call.service, call.operation)))
             condition = json.dumps(names.condition(action, call.service, call.operation), sort_keys=True)
             grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
-    statements = []
+    statements: list[dict] = []
     for (service, resources, condition), acts in sorted(grouped.items()):
         sid = re.sub(r"[^A-Za-z0-9]", "", service.title()) + ("Any" if resources == ("*",) else "Stack")
         statement = {"Sid": f"{sid}{len(statements) + 1}", "Effect": "Allow", "Action": sorted(acts),

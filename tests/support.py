@@ -192,86 +192,146 @@ def inventory(config) -> list[str]:
     resources tagged managed-by=rds-edge-api and stack=<name> (log groups include WAF's in us-east-1),
     our rule on the database's group, and the untaggable ones (SES rule sets and identities, SNS
     subscriptions, DNS records) by name."""
-    import boto3
-    from botocore.exceptions import ClientError
-
     from provision.tags import as_dict
 
-    stack, found = config.stack.name, []
+    stack = config.stack.name
 
     def ours(tags) -> bool:
         return as_dict(tags).get("stack") == stack and _tagged(tags)
 
+    found = []
     for region in config.regions:
-        ec2 = boto3.client("ec2", region_name=region)
-        for group in ec2.describe_security_groups()["SecurityGroups"]:
-            if ours(group.get("Tags")):
-                found.append(f"security group {group['GroupName']}")
-            for permission in group.get("IpPermissions", []):
-                for pair in permission.get("UserIdGroupPairs", []):
-                    if pair.get("Description", "").startswith(f"rds-edge-api {stack}:"):
-                        found.append(f"rule on {group['GroupName']}")
-        lambda_ = boto3.client("lambda", region_name=region)
-        for fn in lambda_.list_functions()["Functions"]:
-            if ours(lambda_.list_tags(Resource=fn["FunctionArn"])["Tags"]):
-                found.append(f"function {fn['FunctionName']}")
-        logs = boto3.client("logs", region_name=region)
-        for group in logs.describe_log_groups()["logGroups"]:
-            if ours(logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"]):
-                found.append(f"log group {group['logGroupName']}")
-        apigw = boto3.client("apigateway", region_name=region)
-        found += [f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
-        found += [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
-        found += [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))]
-        acm = boto3.client("acm", region_name=region)
-        for cert in acm.list_certificates()["CertificateSummaryList"]:
-            if ours(acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags")):
-                found.append(f"certificate {cert['DomainName']} in {region}")
+        for finder in (_security_groups, _functions, _log_groups, _apis, _certificates, _mail_identities):
+            found += finder(region, config, ours)
         if region == "us-east-1":
-            events = boto3.client("events", region_name=region)
-            for rule in events.list_rules()["Rules"]:
-                if ours(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]):
-                    found.append(f"eventbridge rule {rule['Name']}")
-            sns = boto3.client("sns", region_name=region)
-            for topic in sns.list_topics()["Topics"]:
-                if ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"]):
-                    found.append(f"sns topic {topic['TopicArn'].rsplit(':', 1)[1]}")
-            found += [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
-                      if s["TopicArn"].endswith(f":{stack}-certificate-alerts")]  # untaggable: by topic name
-            waf = boto3.client("wafv2", region_name=region)
-            for kind, listing in (("web acl", waf.list_web_acls), ("ip set", waf.list_ip_sets)):
-                key = "WebACLs" if kind == "web acl" else "IPSets"
-                for item in listing(Scope="CLOUDFRONT")[key]:
-                    tags = waf.list_tags_for_resource(ResourceARN=item["ARN"])["TagInfoForResource"].get("TagList")
-                    if ours(tags):
-                        found.append(f"{kind} {item['Name']}")
-        ses = boto3.client("ses", region_name=region)
-        found += [f"receipt rule set {r['Name']}" for r in ses.list_receipt_rule_sets().get("RuleSets", [])
-                  if r["Name"].startswith(stack)]
-        found += [f"ses identity {i} in {region}" for i in ses.list_identities()["Identities"]
-                  if i == config.domain.name]
-    iam = boto3.client("iam")
-    for role in iam.list_roles()["Roles"]:
-        if ours(iam.list_role_tags(RoleName=role["RoleName"])["Tags"]):
-            found.append(f"role {role['RoleName']}")
-    cloudfront = boto3.client("cloudfront")
-    for dist in (cloudfront.list_distributions()["DistributionList"].get("Items") or []):
-        if ours(cloudfront.list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items")):
-            found.append(f"distribution {dist['Id']}")
-    s3 = boto3.client("s3")
-    for bucket in s3.list_buckets()["Buckets"]:
-        try:
-            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
-        except ClientError:
-            tags = []
-        if ours(tags):
-            found.append(f"bucket {bucket['Name']}")
-    route53 = boto3.client("route53")
-    for zone in route53.list_hosted_zones()["HostedZones"]:
-        for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]:
-            if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]:
-                found.append(f"dns {record['Type']} {record['Name']}")
+            for finder in (_alerts, _web_acls):
+                found += finder(region, config, ours)
+    for finder in (_roles, _distributions, _buckets, _dns_records):
+        found += finder("us-east-1", config, ours)
     return sorted(found)
+
+
+# inventory's finders: (region, config, ours) -> what of the stack's they find
+
+
+def _security_groups(region, config, ours) -> list[str]:
+    import boto3
+
+    found = []
+    for group in boto3.client("ec2", region_name=region).describe_security_groups()["SecurityGroups"]:
+        if ours(group.get("Tags")):
+            found.append(f"security group {group['GroupName']}")
+        found += [f"rule on {group['GroupName']}" for permission in group.get("IpPermissions", [])
+                  for pair in permission.get("UserIdGroupPairs", [])
+                  if pair.get("Description", "").startswith(f"rds-edge-api {config.stack.name}:")]
+    return found
+
+
+def _functions(region, config, ours) -> list[str]:
+    import boto3
+
+    lambda_ = boto3.client("lambda", region_name=region)
+    return [f"function {fn['FunctionName']}" for fn in lambda_.list_functions()["Functions"]
+            if ours(lambda_.list_tags(Resource=fn["FunctionArn"])["Tags"])]
+
+
+def _log_groups(region, config, ours) -> list[str]:
+    import boto3
+
+    logs = boto3.client("logs", region_name=region)
+    return [f"log group {group['logGroupName']}" for group in logs.describe_log_groups()["logGroups"]
+            if ours(logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"])]
+
+
+def _apis(region, config, ours) -> list[str]:
+    import boto3
+
+    apigw = boto3.client("apigateway", region_name=region)
+    return ([f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
+            + [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
+            + [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))])
+
+
+def _certificates(region, config, ours) -> list[str]:
+    import boto3
+
+    acm = boto3.client("acm", region_name=region)
+    certificates = acm.list_certificates()["CertificateSummaryList"]
+    return [f"certificate {cert['DomainName']} in {region}" for cert in certificates
+            if ours(acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags"))]
+
+
+def _alerts(region, config, ours) -> list[str]:
+    import boto3
+
+    stack = config.stack.name
+    events, sns = boto3.client("events", region_name=region), boto3.client("sns", region_name=region)
+    return ([f"eventbridge rule {rule['Name']}" for rule in events.list_rules()["Rules"]
+             if ours(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"])]
+            + [f"sns topic {topic['TopicArn'].rsplit(':', 1)[1]}" for topic in sns.list_topics()["Topics"]
+               if ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"])]
+            + [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
+               if s["TopicArn"].endswith(f":{stack}-certificate-alerts")])  # untaggable: by topic name
+
+
+def _web_acls(region, config, ours) -> list[str]:
+    import boto3
+
+    waf, found = boto3.client("wafv2", region_name=region), []
+    for kind, listing, key in (("web acl", waf.list_web_acls, "WebACLs"), ("ip set", waf.list_ip_sets, "IPSets")):
+        for item in listing(Scope="CLOUDFRONT")[key]:
+            if ours(waf.list_tags_for_resource(ResourceARN=item["ARN"])["TagInfoForResource"].get("TagList")):
+                found.append(f"{kind} {item['Name']}")
+    return found
+
+
+def _mail_identities(region, config, ours) -> list[str]:
+    import boto3
+
+    ses = boto3.client("ses", region_name=region)
+    return ([f"receipt rule set {r['Name']}" for r in ses.list_receipt_rule_sets().get("RuleSets", [])
+             if r["Name"].startswith(config.stack.name)]
+            + [f"ses identity {i} in {region}" for i in ses.list_identities()["Identities"]
+               if i == config.domain.name])
+
+
+def _roles(region, config, ours) -> list[str]:
+    import boto3
+
+    iam = boto3.client("iam")
+    return [f"role {role['RoleName']}" for role in iam.list_roles()["Roles"]
+            if ours(iam.list_role_tags(RoleName=role["RoleName"])["Tags"])]
+
+
+def _distributions(region, config, ours) -> list[str]:
+    import boto3
+
+    cloudfront = boto3.client("cloudfront")
+    return [f"distribution {dist['Id']}" for dist in (cloudfront.list_distributions()["DistributionList"].get("Items")
+                                                      or [])
+            if ours(cloudfront.list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items"))]
+
+
+def _buckets(region, config, ours) -> list[str]:
+    import boto3
+
+    s3 = boto3.client("s3")
+
+    def tags(name):
+        try:
+            return s3.get_bucket_tagging(Bucket=name)["TagSet"]
+        except ClientError:
+            return []
+    return [f"bucket {bucket['Name']}" for bucket in s3.list_buckets()["Buckets"] if ours(tags(bucket["Name"]))]
+
+
+def _dns_records(region, config, ours) -> list[str]:
+    import boto3
+
+    route53 = boto3.client("route53")
+    return [f"dns {record['Type']} {record['Name']}" for zone in route53.list_hosted_zones()["HostedZones"]
+            for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+            if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]]
 
 
 def moto_evaluates_secure_transport(monkeypatch) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import is_code
 from ..tags import is_ours
 from .iam_role import partition
@@ -57,7 +57,7 @@ def _lambda_uri(region: str, function_arn: str) -> str:
     return f"arn:{partition(region)}:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 
 
-def fingerprint(ctx, function_arn: str) -> str:
+def fingerprint(ctx: Context, function_arn: str) -> str:
     """What the deployed API must match; a different one calls for a new deployment."""
     definition = {"path": ctx.config.api.path, "template": TEMPLATE, "responses": RESPONSES,
                   "function": function_arn, "validator": VALIDATOR}
@@ -75,7 +75,7 @@ def _paged(call, key: str, **kwargs) -> list[dict]:
             return items
 
 
-def _find_api(ctx) -> dict | None:
+def _find_api(ctx: Context) -> dict | None:
     apigw = ctx.client("apigateway")
     hint = ctx.state.get(STEP).get("rest_api_id")
     if hint:
@@ -90,7 +90,7 @@ def _find_api(ctx) -> dict | None:
                  if api["name"] == api_name(ctx.stack) and is_ours(api.get("tags"), ctx.stack)), None)
 
 
-def ensure(ctx, rotation: str | None = None) -> None:
+def ensure(ctx: Context, rotation: str | None = None) -> None:
     """rotation "start" (from ``rotate api-key``) adds the next key when the stack has one."""
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
     function_arn = ctx.state.get("function").get("arn", UNKNOWN)
@@ -126,7 +126,7 @@ def ensure(ctx, rotation: str | None = None) -> None:
                                            "one everywhere: rds-edge-api rotate api-key --finish")
 
 
-def _plan_new_api(ctx) -> None:
+def _plan_new_api(ctx: Context) -> None:
     api = ctx.config.api
     for description in (f"GET /{api.path} (API key and query string 'key' required) -> Lambda",
                         f"deployment to stage {api.stage}", f"API key {ctx.stack}",
@@ -134,7 +134,7 @@ def _plan_new_api(ctx) -> None:
         ctx.change("create", description, lambda: None)
 
 
-def _ensure_validator(ctx, api_id: str) -> str | None:
+def _ensure_validator(ctx: Context, api_id: str) -> str | None:
     apigw = ctx.client("apigateway")
     for validator in apigw.get_request_validators(restApiId=api_id).get("items", []):
         if validator["name"] == VALIDATOR:
@@ -145,7 +145,7 @@ def _ensure_validator(ctx, api_id: str) -> str | None:
     return created["id"] if created else None
 
 
-def _ensure_resource(ctx, api_id: str) -> str | None:
+def _ensure_resource(ctx: Context, api_id: str) -> str | None:
     """/<path> under the root; any other resource in our API is a leftover of an older path."""
     apigw, path = ctx.client("apigateway"), ctx.config.api.path
     resources = _paged(apigw.get_resources, "items", restApiId=api_id)
@@ -162,24 +162,30 @@ def _ensure_resource(ctx, api_id: str) -> str | None:
 
 
 def _method_matches(method: dict, validator_id: str | None, uri: str) -> bool:
+    """Whether the method is as ``_put_method`` makes it, in every field that sets."""
+    return _method_shape(method) == _wanted_shape(validator_id, uri)
+
+
+def _method_shape(method: dict) -> dict:
     integration = method.get("methodIntegration") or {}
-    responses = integration.get("integrationResponses") or {}
-    wanted_responses = {status: (pattern, {"application/json": body} if body else None)
-                        for status, pattern, body in RESPONSES}
-    found_responses = {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
-                       for status, r in responses.items()}
-    return (method.get("apiKeyRequired") is True and method.get("authorizationType") == "NONE"
-            and method.get("requestParameters") == REQUEST_PARAMETERS
-            and method.get("requestValidatorId") == validator_id
-            and set(method.get("methodResponses") or {}) == {s for s, _, _ in RESPONSES}
-            and integration.get("type") == "AWS" and integration.get("httpMethod") == "POST"
-            and integration.get("uri") == uri
-            and integration.get("requestTemplates") == {"application/json": TEMPLATE}
-            and integration.get("passthroughBehavior") == "NEVER"
-            and found_responses == wanted_responses)
+    return {"request": (method.get("apiKeyRequired") is True, method.get("authorizationType"),
+                        method.get("requestParameters"), method.get("requestValidatorId")),
+            "method responses": set(method.get("methodResponses") or {}),
+            "integration": (integration.get("type"), integration.get("httpMethod"), integration.get("uri"),
+                            integration.get("requestTemplates"), integration.get("passthroughBehavior")),
+            "integration responses": {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
+                                      for status, r in (integration.get("integrationResponses") or {}).items()}}
 
 
-def _ensure_method(ctx, api_id: str, resource_id: str | None, validator_id: str | None,
+def _wanted_shape(validator_id: str | None, uri: str) -> dict:
+    return {"request": (True, "NONE", REQUEST_PARAMETERS, validator_id),
+            "method responses": {status for status, _, _ in RESPONSES},
+            "integration": ("AWS", "POST", uri, {"application/json": TEMPLATE}, "NEVER"),
+            "integration responses": {status: (pattern, {"application/json": body} if body else None)
+                                      for status, pattern, body in RESPONSES}}
+
+
+def _ensure_method(ctx: Context, api_id: str, resource_id: str | None, validator_id: str | None,
                    function_arn: str) -> None:
     """GET with its integration; any drift replaces the whole method (it is ours alone)."""
     apigw, path = ctx.client("apigateway"), ctx.config.api.path
@@ -209,13 +215,13 @@ def _put_method(apigw, api_id: str, resource_id: str, validator_id: str, uri: st
     apigw.put_integration(**ids, type="AWS", integrationHttpMethod="POST", uri=uri,
                           requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
     for status, pattern, body in RESPONSES:
-        extra = {"selectionPattern": pattern} if pattern else {}
+        extra: dict[str, object] = {"selectionPattern": pattern} if pattern else {}
         if body:
             extra["responseTemplates"] = {"application/json": body}
         apigw.put_integration_response(**ids, statusCode=status, **extra)
 
 
-def _ensure_permission(ctx, api_id: str) -> None:
+def _ensure_permission(ctx: Context, api_id: str) -> None:
     """Lambda may be invoked by this API's GET /<path> only."""
     lambda_ = ctx.client("lambda")
     function = ctx.state.get("function").get("name")
@@ -241,7 +247,7 @@ def _ensure_permission(ctx, api_id: str) -> None:
                Principal="apigateway.amazonaws.com", SourceArn=source)
 
 
-def _ensure_stage(ctx, api_id: str, print_: str) -> None:
+def _ensure_stage(ctx: Context, api_id: str, print_: str) -> None:
     apigw, stage = ctx.client("apigateway"), ctx.config.api.stage
     description = f"rds-edge-api {print_}"
     stages = apigw.get_stages(restApiId=api_id).get("item", [])
@@ -267,7 +273,7 @@ def _redeploy(apigw, api_id: str, stage: str, description: str) -> None:
                        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment["id"]}])
 
 
-def _create_stage(ctx, api_id: str, stage: str, description: str) -> None:
+def _create_stage(ctx: Context, api_id: str, stage: str, description: str) -> None:
     apigw = ctx.client("apigateway")
     deployment = apigw.create_deployment(restApiId=api_id, description=description)
     apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment["id"],
@@ -278,6 +284,13 @@ def key_name(stack: str, generation: int) -> str:
     return stack if generation == 1 else f"{stack}-{generation}"
 
 
+def _generation_of(key: dict, stack: str) -> int:
+    """The generation of one of ``stack_keys``' keys (which keeps only those named as a generation)."""
+    generation = _generation(key["name"], stack)
+    assert generation is not None, key["name"]
+    return generation
+
+
 def _generation(name: str, stack: str) -> int | None:
     if name == stack:
         return 1
@@ -285,7 +298,7 @@ def _generation(name: str, stack: str) -> int | None:
     return int(suffix) if suffix != name and suffix.isdigit() and int(suffix) > 1 else None
 
 
-def stack_keys(ctx) -> list[dict]:
+def stack_keys(ctx: Context) -> list[dict]:
     """The stack's API keys, oldest generation first: more than one only during a rotation."""
     keys = _paged(ctx.client("apigateway").get_api_keys, "items", nameQuery=ctx.stack)
     ours = [(generation, key) for key in keys
@@ -293,7 +306,7 @@ def stack_keys(ctx) -> list[dict]:
     return [key for _, key in sorted(ours, key=lambda pair: pair[0])]
 
 
-def _create_key(ctx, generation: int) -> str:
+def _create_key(ctx: Context, generation: int) -> str:
     apigw, wanted, name = ctx.client("apigateway"), ctx.config.api.key, key_name(ctx.stack, generation)
     value = {"value": wanted.value} if wanted is not None else {}
     created = ctx.change("create", f"API key {name}", apigw.create_api_key, name=name, enabled=True,
@@ -301,7 +314,7 @@ def _create_key(ctx, generation: int) -> str:
     return created["id"] if created else UNKNOWN
 
 
-def _ensure_keys(ctx, rotation: str | None) -> list[str]:
+def _ensure_keys(ctx: Context, rotation: str | None) -> list[str]:
     """The ids of the stack's keys, oldest first; the last is the one CloudFront sends.
 
     Its value is generated by API Gateway unless [api] key_env gives it; a key whose value no longer
@@ -310,10 +323,10 @@ def _ensure_keys(ctx, rotation: str | None) -> list[str]:
     apigw, wanted = ctx.client("apigateway"), ctx.config.api.key
     keys = stack_keys(ctx)
     if rotation == "start" and len(keys) == 1:
-        return [keys[0]["id"], _create_key(ctx, _generation(keys[0]["name"], ctx.stack) + 1)]
+        return [keys[0]["id"], _create_key(ctx, _generation_of(keys[0], ctx.stack) + 1)]
     if not keys:
         return [_create_key(ctx, 1)]
-    newest, generation = keys[-1], _generation(keys[-1]["name"], ctx.stack)
+    newest, generation = keys[-1], _generation_of(keys[-1], ctx.stack)
     old = [key["id"] for key in keys[:-1]]
     if wanted is not None and apigw.get_api_key(apiKey=newest["id"], includeValue=True)["value"] != wanted.value:
         ctx.change("delete", f"API key {newest['name']} (its value changed)", apigw.delete_api_key,
@@ -325,13 +338,13 @@ def _ensure_keys(ctx, rotation: str | None) -> list[str]:
     return old + [newest["id"]]
 
 
-def retire_old_keys(ctx) -> None:
+def retire_old_keys(ctx: Context) -> None:
     """``rotate api-key --finish``: every key but the newest leaves the usage plan, then is deleted."""
     apigw, keys = ctx.client("apigateway"), stack_keys(ctx)
     plan = _find_plan(ctx)
     in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])} if plan else set()
     for key in keys[:-1]:
-        if key["id"] in in_plan:
+        if plan and key["id"] in in_plan:
             ctx.change("delete", f"API key {key['name']} from usage plan {ctx.stack}", apigw.delete_usage_plan_key,
                        usagePlanId=plan["id"], keyId=key["id"])
         ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"])
@@ -340,12 +353,12 @@ def retire_old_keys(ctx) -> None:
     ctx.outputs.pop("API key rotation", None)
 
 
-def _find_plan(ctx) -> dict | None:
+def _find_plan(ctx: Context) -> dict | None:
     plans = _paged(ctx.client("apigateway").get_usage_plans, "items")
     return next((p for p in plans if p["name"] == ctx.stack and is_ours(p.get("tags"), ctx.stack)), None)
 
 
-def _ensure_usage_plan(ctx, api_id: str, key_ids: list[str]) -> str:
+def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
     """Bound to the stage, with a throttle: a leaked key must not run up the bill or exhaust the database."""
     apigw, api = ctx.client("apigateway"), ctx.config.api
     stage = {"apiId": api_id, "stage": api.stage}
@@ -360,32 +373,43 @@ def _ensure_usage_plan(ctx, api_id: str, key_ids: list[str]) -> str:
             ctx.change("create", f"API key {ctx.stack} in usage plan", lambda: None)
             return UNKNOWN
     else:
-        ops = []
-        found = plan.get("throttle") or {}
-        if float(found.get("rateLimit", -1)) != throttle["rateLimit"]:
-            # "5", not "5.0", for a whole rate: AWS takes either, moto only the first.
-            ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
-        if int(found.get("burstLimit", -1)) != throttle["burstLimit"]:
-            ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
-        stages = plan.get("apiStages") or []
-        ops += [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
-                for s in stages if s != stage]
-        if stage not in [{"apiId": s["apiId"], "stage": s["stage"]} for s in stages]:
-            ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{api.stage}"})
+        ops = _usage_plan_drift(plan, stage, throttle)
         if ops:
             ctx.change("update", f"usage plan {ctx.stack}: " + ", ".join(sorted({o["path"] for o in ops})),
                        apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
-    known = [key_id for key_id in key_ids if key_id != UNKNOWN]
-    in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])} if known else set()
-    for key_id in key_ids:
-        if key_id not in in_plan:
-            ctx.change("create", f"API key {key_id if key_id != UNKNOWN else ctx.stack} in usage plan",
-                       apigw.create_usage_plan_key,
-                       usagePlanId=plan["id"], keyId=key_id, keyType="API_KEY")
+    _ensure_plan_keys(ctx, plan["id"], key_ids)
     return plan["id"]
 
 
-def destroy(ctx) -> None:
+def _usage_plan_drift(plan: dict, stage: dict, throttle: dict) -> list[dict]:
+    """The patch operations that bring the plan's throttle and stages back to ours."""
+    ops = []
+    found = plan.get("throttle") or {}
+    if float(found.get("rateLimit", -1)) != throttle["rateLimit"]:
+        # "5", not "5.0", for a whole rate: AWS takes either, moto only the first.
+        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
+    if int(found.get("burstLimit", -1)) != throttle["burstLimit"]:
+        ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
+    stages = plan.get("apiStages") or []
+    ops += [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+            for s in stages if s != stage]
+    if stage not in [{"apiId": s["apiId"], "stage": s["stage"]} for s in stages]:
+        ops.append({"op": "add", "path": "/apiStages", "value": f"{stage['apiId']}:{stage['stage']}"})
+    return ops
+
+
+def _ensure_plan_keys(ctx: Context, plan_id: str, key_ids: list[str]) -> None:
+    """Every key of the stack in the plan (a key made while planning is UNKNOWN: announced, not read)."""
+    apigw = ctx.client("apigateway")
+    known = [key_id for key_id in key_ids if key_id != UNKNOWN]
+    in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan_id)} if known else set()
+    for key_id in key_ids:
+        if key_id not in in_plan:
+            ctx.change("create", f"API key {key_id if key_id != UNKNOWN else ctx.stack} in usage plan",
+                       apigw.create_usage_plan_key, usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")
+
+
+def destroy(ctx: Context) -> None:
     apigw = ctx.client("apigateway")
     plan = _find_plan(ctx)
     if plan is not None:
