@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from tenacity import (
@@ -97,7 +97,7 @@ def _progress(ctx, what: str, timeout: float) -> Callable[[RetryCallState], None
     return before_sleep
 
 
-def wait_until(ctx, what: str, check: Callable[[], T], *, timeout: float, interval: float = 5.0) -> T:
+def wait_until(ctx, what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 5.0) -> T:
     """Poll ``check`` until it returns something truthy; give up after ``timeout`` seconds.
 
     The spinner says what is awaited and for how long. On giving up, the run
@@ -111,7 +111,7 @@ def wait_until(ctx, what: str, check: Callable[[], T], *, timeout: float, interv
         before_sleep=_progress(ctx, what, timeout),
         retry_error_callback=lambda state: _gave_up(what, timeout, None),
     )
-    return retrying(check)
+    return cast(T, retrying(check))  # only a truthy result ends the retries
 
 
 def retry_while(ctx, what: str, call: Callable[[], T], retryable: Callable[[BaseException], bool],
@@ -127,7 +127,8 @@ def retry_while(ctx, what: str, call: Callable[[], T], retryable: Callable[[Base
         wait=wait_exponential(multiplier=interval, max=max_interval),
         sleep=ctx.sleep,
         before_sleep=_progress(ctx, what, timeout),
-        retry_error_callback=lambda state: _gave_up(what, timeout, state.outcome.exception()),
+        retry_error_callback=lambda state: _gave_up(what, timeout,
+                                                    state.outcome.exception() if state.outcome else None),
     )
     return retrying(call)
 

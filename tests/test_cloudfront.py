@@ -249,7 +249,8 @@ def test_plan_reports_drift_without_changing_anything(cfg, prerequisites):
 def test_the_api_key_and_secrets_are_never_printed_or_recorded(cfg, prerequisites):
     runs = [run_once(cfg, cloudfront.ensure)]
     new_key(cfg)
-    runs += [run_once(cfg, cloudfront.ensure, planning=True), run_once(cfg, cloudfront.ensure), run_once(cfg, cloudfront.destroy)]
+    runs += [run_once(cfg, cloudfront.ensure, planning=True), run_once(cfg, cloudfront.ensure),
+             run_once(cfg, cloudfront.destroy)]
     values = [prerequisites["key_value"], *SECRETS.values(),
               apigateway().get_api_key(apiKey=state_of(cfg, "api")["api_key_id"], includeValue=True)["value"]]
     for ctx in runs:

@@ -20,7 +20,8 @@ def response(status: int, body: str, headers: dict | None = None):
     return AWSResponse("https://example.invalid", status, headers or {}, Body(body.encode()))
 
 
-XML_ERROR = "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error></ErrorResponse>"
+XML_ERROR = ("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error>"
+             "</ErrorResponse>")
 EC2_ERROR = "<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors></Response>"
 
 # (error class, service, operation, call, how the failure looks on the wire)

@@ -71,7 +71,8 @@ def test_no_key_parameter_is_400_from_the_validator(served):
     assert (status, json.loads(body)) == (400, {"message": "Missing required request parameters: [key]"})
 
 
-@pytest.mark.parametrize("authorization", ["Bearer wrong", SERVE_AUTHORIZATION.lower(), SERVE_AUTHORIZATION + " ", None])
+@pytest.mark.parametrize("authorization",
+                         ["Bearer wrong", SERVE_AUTHORIZATION.lower(), SERVE_AUTHORIZATION + " ", None])
 def test_anything_but_the_exact_authorization_is_blocked(served, authorization):
     status, body = through_edge(served[2], authorization=authorization, key="42")
     assert status == 403 and "Request blocked" in body

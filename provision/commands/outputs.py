@@ -81,7 +81,7 @@ def run(args, config, session, out) -> int:
         return 1
     drift = [what for _, what in planned]
     if args.json:
-        body = {json_key(label): value for label, value in outputs.items()}
+        body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["account"], body["drift"] = config.stack.name, account, drift
         out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
         return 0

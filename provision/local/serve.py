@@ -158,6 +158,8 @@ class LocalPath:
 
     def private_file(self, name: str, text: str) -> Path:
         """A file only this user can read, removed when serving stops."""
+        if self.files is None:
+            raise RuntimeError("the served path has not started: no private directory yet")
         path = self.files / name
         path.touch(mode=0o600)
         path.write_text(text, encoding="utf-8")

@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..context import Context
 from . import (
     alerts,
     api,
@@ -53,7 +54,7 @@ from . import (
 )
 
 
-def _nothing(ctx) -> None:
+def _nothing(ctx: Context) -> None:
     """Waiting leaves nothing to remove."""
 
 

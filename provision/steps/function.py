@@ -12,7 +12,7 @@ lambda:GetFunctionConfiguration can read it.
 from __future__ import annotations
 
 from .. import ca_bundle, waits
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, or_none
 from ..tags import is_ours
 from . import database, log_groups, package
@@ -32,7 +32,7 @@ def log_group_name(stack: str) -> str:
     return f"/aws/lambda/{function_name(stack)}"
 
 
-def environment(ctx, db) -> dict[str, str]:
+def environment(ctx: Context, db) -> dict[str, str]:
     """What the handler reads; a password (auth = "password" only) is the only secret, and is never shown."""
     cfg = ctx.config.database
     env = {"DB_HOST": db.endpoint, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
@@ -40,12 +40,12 @@ def environment(ctx, db) -> dict[str, str]:
            "DB_AUTH": cfg.auth, "DB_TLS": cfg.tls, "DB_MAX_ROWS": str(ctx.config.api.max_rows)}
     if cfg.tls == "verify":
         env["DB_CA_FILE"] = package.CA_BUNDLE
-    if cfg.auth == "password":
+    if cfg.auth == "password" and cfg.password is not None:  # the config check requires one with password
         env["DB_PASSWORD"] = cfg.password.value
     return env
 
 
-def _settings(ctx, db, role_arn: str, group_id: str) -> dict:
+def _settings(ctx: Context, db, role_arn: str, group_id: str) -> dict:
     fn = ctx.config.function
     return {"Runtime": RUNTIME, "Handler": HANDLER, "Role": role_arn, "Timeout": fn.timeout_s,
             "MemorySize": fn.memory_mb, "Environment": {"Variables": environment(ctx, db)},
@@ -55,19 +55,20 @@ def _settings(ctx, db, role_arn: str, group_id: str) -> dict:
 
 def _drift(current: dict, wanted: dict) -> list[str]:
     """Names of the settings that differ (never their values: the environment holds a secret)."""
-    found = {**current, "VpcConfig": {"SubnetIds": sorted(current.get("VpcConfig", {}).get("SubnetIds", [])),
-                                      "SecurityGroupIds": sorted(current.get("VpcConfig", {}).get("SecurityGroupIds", []))},
+    vpc = current.get("VpcConfig", {})
+    found = {**current, "VpcConfig": {"SubnetIds": sorted(vpc.get("SubnetIds", [])),
+                                      "SecurityGroupIds": sorted(vpc.get("SecurityGroupIds", []))},
              "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})}}
     want = {**wanted, "VpcConfig": {k: sorted(v) for k, v in wanted["VpcConfig"].items()}}
     return [key for key in want if found.get(key) != want[key]]
 
 
-def _find(ctx) -> dict | None:
+def _find(ctx: Context) -> dict | None:
     return or_none(ctx.client("lambda").get_function, "ResourceNotFoundException",
                    FunctionName=function_name(ctx.stack))
 
 
-def _wait_ready(ctx, name: str) -> None:
+def _wait_ready(ctx: Context, name: str) -> None:
     lambda_ = ctx.client("lambda")
 
     def ready() -> bool:
@@ -86,7 +87,7 @@ def _role_not_assumable_yet(exc: BaseException) -> bool:
             and "assume" in str(exc).lower())
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     log_groups.ensure(ctx, ctx.client("logs"), log_group_name(ctx.stack))
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     db = database.lookup(ctx)
@@ -129,7 +130,7 @@ def ensure(ctx) -> None:
     ctx.outputs["Function"] = arn
 
 
-def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
+def _ensure_concurrency(ctx: Context, name: str, current: int | None) -> None:
     """Reserved concurrency = [function] max_concurrency: at most that many containers, so connections."""
     wanted = ctx.config.function.max_concurrency
     if current != wanted:
@@ -138,7 +139,7 @@ def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
                    ReservedConcurrentExecutions=wanted)
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     found = _find(ctx)
     if found is not None:
