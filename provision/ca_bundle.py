@@ -6,10 +6,19 @@ HTTPS (certificate checked by Python's default context) once and keeps it
 beside the state file, so re-deploys read the same bytes and the function's
 code changes only when the bundle does. Delete the cached file to fetch a
 newer one. Nothing here runs with tls = "required" or "off".
+
+A redirect is followed only to another https:// URL (urllib would follow one
+to plain http). The cached copy is written to a new file and renamed into
+place, and read back, without following a symbolic link.
 """
 from __future__ import annotations
 
+import os
 import ssl
+import stat
+import tempfile
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -21,9 +30,20 @@ TIMEOUT = 30
 MAX_BYTES = 2_000_000  # the bundle is about 150 kB
 
 
-def _download(url: str) -> bytes:
-    """GET url over verified HTTPS; tests replace this function (there is no network there)."""
-    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+class _HttpsRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme != "https":
+            raise urllib.error.URLError(f"refused a redirect away from HTTPS, to {newurl[:100]}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _download(url: str, context: ssl.SSLContext | None = None) -> bytes:
+    """GET url over verified HTTPS (redirects only to HTTPS); tests replace this function (no network there)."""
+    if urllib.parse.urlsplit(url).scheme != "https":
+        raise urllib.error.URLError(f"refused {url[:100]}: not HTTPS")
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context or ssl.create_default_context()),
+                                         _HttpsRedirectsOnly())
+    with opener.open(url, timeout=TIMEOUT) as response:
         return response.read(MAX_BYTES + 1)
 
 
@@ -50,16 +70,39 @@ def load(config) -> bytes | None:
     if database.ca_bundle is not None:
         return check(database.ca_bundle.read_bytes(), f"database.ca_bundle {database.ca_bundle}")
     cached = Path(config.state_dir) / CACHE_NAME
-    if cached.exists():
-        return check(cached.read_bytes(), f"the cached bundle {cached} (delete it to fetch it again)")
+    if os.path.lexists(cached):
+        return check(_read_cached(cached), f"the cached bundle {cached} (delete it to fetch it again)")
     try:
         data = fetch(RDS_GLOBAL_BUNDLE_URL)
     except OSError as exc:
         raise DeployError(f"could not download AWS's RDS CA bundle from {RDS_GLOBAL_BUNDLE_URL} ({exc}); "
                           "download it yourself and set database.ca_bundle to its path") from None
     check(data, RDS_GLOBAL_BUNDLE_URL)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(cached)
+    _write_cached(cached, data)
     return data
+
+
+def _read_cached(cached: Path) -> bytes:
+    try:
+        fd = os.open(cached, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DeployError(f"the cached bundle {cached} cannot be read ({exc.strerror}; a symbolic link is never "
+                          "followed): delete it to fetch it again") from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise DeployError(f"the cached bundle {cached} is not a regular file: delete it to fetch it again")
+        return file.read(MAX_BYTES + 1)
+
+
+def _write_cached(cached: Path, data: bytes) -> None:
+    """A new file (mkstemp: O_EXCL, so no link is followed), renamed over the name (a link there is replaced)."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=CACHE_NAME, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(partial, 0o644)
+        os.replace(partial, cached)
+    except BaseException:
+        os.unlink(partial)
+        raise

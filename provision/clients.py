@@ -6,6 +6,7 @@ that ``waits.transient_retry_hook`` is the only retry policy.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,18 +34,24 @@ class PlanWouldChange(RuntimeError):
     """A changing call was attempted during --plan: a bug, never sent to AWS."""
 
 
+class Stopped(BaseException):
+    """The run is stopping (Ctrl-C, or another step failed): no further call goes out."""
+
+
 @dataclass
 class CallCounter:
     """Counts API calls (not retries), and those that change something."""
     total: int = 0
     changing: int = 0
     changing_ops: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, model, **_) -> None:
-        self.total += 1
-        if is_changing(model.name):
-            self.changing += 1
-            self.changing_ops.append(model.name)
+        with self._lock:  # steps call side by side
+            self.total += 1
+            if is_changing(model.name):
+                self.changing += 1
+                self.changing_ops.append(model.name)
 
 
 @dataclass
@@ -58,19 +65,24 @@ class Clients:
     calls: CallCounter
     retry_hook: Callable
     planning: bool = False
+    stopping: threading.Event = field(default_factory=threading.Event)
     _cache: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, service: str, region: str):
         key = (service, region)
-        if key not in self._cache:
-            client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
-            client.meta.events.register("before-call", self.plan_guard)
-            client.meta.events.register("before-call", self.calls)
-            client.meta.events.register("needs-retry", self.retry_hook)
-            self._cache[key] = client
-        return self._cache[key]
+        with self._lock:  # a boto3 session is not thread-safe; the clients it makes are
+            if key not in self._cache:
+                client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
+                client.meta.events.register("before-call", self.plan_guard)
+                client.meta.events.register("before-call", self.calls)
+                client.meta.events.register("needs-retry", self.retry_hook)
+                self._cache[key] = client
+            return self._cache[key]
 
     def plan_guard(self, model, **_) -> None:
+        if self.stopping.is_set():
+            raise Stopped(model.name)
         if self.planning and is_changing(model.name):
             raise PlanWouldChange(f"{model.name} attempted while planning")
 

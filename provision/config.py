@@ -164,7 +164,7 @@ class FunctionConfig:
     timeout_s: int = 10
     architecture: str = "arm64"
     log_retention_days: int = 30
-    max_concurrency: int = 10  # reserved concurrency: the most database connections the function holds
+    max_concurrency: int = 10  # reserved concurrency: the most database connections the function holds; 0: none
 
 
 @dataclass(frozen=True)
@@ -577,8 +577,8 @@ def _function(s: _Section) -> FunctionConfig:
     arch = s.get("architecture", str, "arm64")
     retention = s.get("log_retention_days", int, 30)
     concurrency = s.get("max_concurrency", int, 10)
-    if concurrency < 1:
-        raise ConfigError(s.key("max_concurrency"), "must be at least 1 (0 would stop the function entirely)")
+    if concurrency < 0:
+        raise ConfigError(s.key("max_concurrency"), "must be 0 (no reservation) or more (the most connections)")
     if concurrency > MAX_CONCURRENCY:
         raise ConfigError(s.key("max_concurrency"), f"must be at most {MAX_CONCURRENCY:,} (Lambda's default "
                           "concurrency per Region; each is a database connection)")

@@ -29,7 +29,7 @@ class Context:
     state: State
     planning: bool = False
     sleep: Callable[[float], None] = time.sleep
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str | None] = field(default_factory=dict)  # label -> value; None: a later step removes it
     report: StepReport = field(default_factory=lambda: StepReport(""))
     lookups: dict[str, Any] = field(default_factory=dict)  # read-only facts fetched once per run
     _account_id: str | None = None

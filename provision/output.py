@@ -51,10 +51,13 @@ class Output:
         finally:
             spinner.stop()
             self._status = None
+        self._status_line(report, planning, destroying)
+
+    def _status_line(self, report: StepReport, planning: bool, destroying: bool) -> None:
         status = report.status(planning, destroying)
         if planning and not report.changes:
             status = "no changes"
-        self.console.print(f"[{MARKS.get(status, 'dim')}]{status:>10}[/]  {escape(title)}")
+        self.console.print(f"[{MARKS.get(status, 'dim')}]{status:>10}[/]  {escape(report.title)}")
 
     def failed(self, title: str, why: str) -> None:
         self.console.print(f"[bold red]{why:>10}[/]  {escape(title)}")

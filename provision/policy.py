@@ -20,7 +20,6 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import botocore.session
 from botocore.model import ServiceModel
@@ -39,7 +38,7 @@ RECORD_COMMAND = "scripts/record-aws-calls"
 
 # IAM actions that only take "*" (no resource-level permissions, per AWS's Service Authorization Reference).
 STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
-                  r"|lambda:ListFunctions|route53:ListHostedZones.*|route53:GetHostedZoneCount"
+                  r"|lambda:(ListFunctions|GetAccountSettings)|route53:ListHostedZones.*|route53:GetHostedZoneCount"
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
@@ -130,58 +129,71 @@ class Names:
         return [self.arn("ec2", region, "security-group/*")]
 
     def _usual(self, action: str, service: str, operation: str) -> list[str]:
-        """By the action's service: the stack's own resources, named as the toolkit names them; "*" for a
-        service whose calls name none."""
-        stack, region, part = self.config.stack.name, self.config.stack.region, partition(self.config.stack.region)
+        """The action's resources for this stack, by service; "*" for a service named nowhere here (the
+        reference test then fails if the action takes a resource type)."""
         if service == "apigateway":  # ids are API Gateway's: the region, the kind of resource, one id or none
-            return [f"arn:{part}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
-        named: dict[str, Callable[[], list[str]]] = {
-            "iam": lambda: self._iam(action),
-            "lambda": lambda: [self.arn("lambda", region, f"function:{function_name(stack)}")],
-            "logs": lambda: [self.arn("logs", r, f"log-group:{g}{suffix}")
-                             for r, g in ((region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"))
-                             for suffix in ("", ":*")],
-            "acm": lambda: [self.arn("acm", EDGE_REGION, "certificate/*")],
-            "cloudfront": lambda: [f"arn:{part}:cloudfront::{self.account}:distribution/*"],
-            "wafv2": lambda: [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
-                              *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*")
-                                for v in (4, 6))],
-            "ec2": lambda: self._security_groups(action, operation),
-            "rds": lambda: self._rds(action),
-            "route53": lambda: self._route53(action),
-            "s3": lambda: self._s3(action),
-            "sns": lambda: [self.arn("sns", EDGE_REGION, alerts_name(stack))],  # the alerts step's one topic
-            "events": lambda: [self.arn("events", EDGE_REGION, f"rule/{alerts_name(stack)}")],
-        }
-        found = named.get(action.split(":")[0])
-        return found() if found else ["*"]
+            region = self.config.stack.region
+            return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
+        if action.split(":")[0] == "ec2":
+            return self._security_groups(action, operation)
+        by_service = {"iam": self._iam, "lambda": self._lambda, "logs": self._logs, "acm": self._acm,
+                      "cloudfront": self._cloudfront, "wafv2": self._wafv2, "rds": self._rds,
+                      "route53": self._route53, "s3": self._s3, "sns": self._sns, "events": self._events}
+        resources = by_service.get(action.split(":")[0])
+        return resources(action) if resources else ["*"]
+
+    @property
+    def _aws(self) -> str:
+        return f"arn:{partition(self.config.stack.region)}"
 
     def _iam(self, action: str) -> list[str]:
-        part = partition(self.config.stack.region)
         if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
             # no policy variable names the role behind a session (${aws:username} is for users only)
-            return [f"arn:{part}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
-        return [f"arn:{part}:iam::{self.account}:role/{role_name(self.config.stack.name)}"]
+            return [f"{self._aws}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
+        return [f"{self._aws}:iam::{self.account}:role/{role_name(self.config.stack.name)}"]
+
+    def _lambda(self, action: str) -> list[str]:
+        return [self.arn("lambda", self.config.stack.region, f"function:{function_name(self.config.stack.name)}")]
+
+    def _logs(self, action: str) -> list[str]:
+        stack = self.config.stack.name
+        groups = [(self.config.stack.region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}")]
+        return [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+
+    def _acm(self, action: str) -> list[str]:
+        return [self.arn("acm", EDGE_REGION, "certificate/*")]
+
+    def _cloudfront(self, action: str) -> list[str]:
+        return [f"{self._aws}:cloudfront::{self.account}:distribution/*"]
+
+    def _wafv2(self, action: str) -> list[str]:
+        stack = self.config.stack.name
+        return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
+                *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
 
     def _rds(self, action: str) -> list[str]:
-        region = self.config.stack.region
         if "Subnet" in action:
-            return [self.arn("rds", region, "subgrp:*")]
+            return [self.arn("rds", self.config.stack.region, "subgrp:*")]
         if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
-            return [self.arn("rds", region, "cluster:*")]
-        return [self.arn("rds", region, f"db:{self.config.database.instance_id}")]
+            return [self.arn("rds", self.config.stack.region, "cluster:*")]
+        return [self.arn("rds", self.config.stack.region, f"db:{self.config.database.instance_id}")]
 
     def _route53(self, action: str) -> list[str]:
-        part = partition(self.config.stack.region)
         if action == "route53:GetChange":
-            return [f"arn:{part}:route53:::change/*"]
+            return [f"{self._aws}:route53:::change/*"]
         zone = self.config.domain.hosted_zone_id
-        return [f"arn:{part}:route53:::hostedzone/{zone}"] if zone else ["*"]
+        return [f"{self._aws}:route53:::hostedzone/{zone}"] if zone else ["*"]
 
     def _s3(self, action: str) -> list[str]:
         bucket = f"{self.config.stack.name.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
         objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
-        return [f"arn:{partition(self.config.stack.region)}:s3:::{bucket}{'/*' if objects else ''}"]
+        return [f"{self._aws}:s3:::{bucket}{'/*' if objects else ''}"]
+
+    def _sns(self, action: str) -> list[str]:  # the alerts step's one topic, exactly
+        return [self.arn("sns", EDGE_REGION, alerts_name(self.config.stack.name))]
+
+    def _events(self, action: str) -> list[str]:
+        return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(self.config.stack.name)}")]
 
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""

@@ -1,44 +1,172 @@
-"""Runs the steps in order (deploy, plan) or in reverse (teardown), saving state after each."""
+"""Runs the steps as their graph allows: deploy and plan forward, teardown backwards, state saved after each.
+
+A step starts, in a thread of its own, as soon as the steps it waits for are
+done (provision/graph.py), so independent chains (the certificate's, the
+function's, WAF's) run side by side and their waits overlap. boto3 clients are
+thread-safe; they are made under one lock (``Clients``), and the state file is
+saved whole, under its own lock, after every step.
+
+When one step fails, is interrupted (Ctrl-C) or crashes, no further step starts
+and the running ones stop at their next AWS call or sleep; what finished is
+saved, and the first failure is what the run reports. The output keeps each
+step's lines together, in the order of STEPS (progress.py).
+"""
 from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import graph
+from .clients import Stopped
 from .context import Context
 from .errors import DeployError, describe
+from .progress import Board, StepOutput
+
+HANDLED = (ClientError, BotoCoreError, DeployError)
 
 
 def deploy(ctx: Context, steps) -> None:
-    """ensure() each step (a step the config does not use removes what it left); state is saved after every step."""
+    """ensure() each step (a step the config does not use removes what it left), each once its needs are done."""
     if ctx.state.problem:
         ctx.out.note(ctx.state.problem)
-    for step in steps:
-        _run(ctx, step, step.ensure, destroying=False)
+    steps = tuple(steps)
+    _Walk(ctx, steps, graph.deploy_waits(steps), destroying=False).run()
 
 
 def teardown(ctx: Context, steps) -> None:
-    """destroy() every step in reverse order, whether or not the config still uses it."""
+    """destroy() every step once the steps holding on to it are gone, whether or not the config still uses it."""
     if ctx.state.problem:
         ctx.out.note(ctx.state.problem)
-    for step in reversed(steps):
-        _run(ctx, step, step.destroy, destroying=True)
-        ctx.state.drop(step.name)
-        ctx.state.save()
+    steps = tuple(steps)
+    _Walk(ctx, steps, graph.teardown_waits(steps), destroying=True).run()
 
 
-def _run(ctx: Context, step, action, destroying: bool) -> None:
+@dataclass
+class _Walk:
+    ctx: Context
+    steps: tuple
+    waits: dict[str, frozenset[str]]
+    destroying: bool
+    done: set[str] = field(default_factory=set)
+    running: dict[Future, tuple] = field(default_factory=dict)
+    kept: dict[str, StepOutput] = field(default_factory=dict)
+    outputs: dict[str, dict] = field(default_factory=dict)
+    failure: tuple | None = None  # (step, exception): the first one
+
+    def run(self) -> None:
+        ctx, stop = self.ctx, self.ctx.clients.stopping
+        stop.clear()
+        readable = graph.ancestors(self.steps)
+        ctx.account_id  # noqa: B018 -- resolved once, before the steps share it
+        interrupted = False
+        with Board(ctx.out) as board, ThreadPoolExecutor(len(self.steps), thread_name_prefix="step") as pool:
+            try:
+                self._start_ready(pool, board, readable)
+                while self.running:
+                    finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        self._finished(future)
+                    self._print_ready()
+                    if self.failure is None:
+                        self._start_ready(pool, board, readable)
+            except KeyboardInterrupt:  # Ctrl-C reaches the main thread only
+                interrupted = True
+                titles = [step.title for step, _ in self.running.values()]
+                stop.set()
+                wait(self.running)
+                for future in list(self.running):
+                    self._finished(future)
+                self.failure = (None, Interrupted(", ".join(titles) or "between steps"))
+            self._print_ready(everything=True)
+        for step in self.steps:  # in STEPS order; a label set to None by a later step is removed
+            for label, value in self.outputs.get(step.name, {}).items():
+                if value is None:
+                    ctx.outputs.pop(label, None)
+                else:
+                    ctx.outputs[label] = value
+        _save(ctx)
+        self._raise(interrupted)
+
+    def _start_ready(self, pool, board: Board, readable) -> None:
+        for step in self.steps:
+            started = step.name in self.kept
+            if not started and self.waits[step.name] <= self.done:
+                out = self.kept[step.name] = StepOutput(board, step.title)
+                own = self.outputs[step.name] = {}
+                step_ctx = replace(self.ctx, out=out, outputs=own, sleep=_stoppable(self.ctx),
+                                   state=self.ctx.state.view(step.name, readable[step.name]))  # type: ignore[arg-type]
+                self.running[pool.submit(_run, step_ctx, step, self.destroying)] = (step, out)
+
+    def _finished(self, future: Future) -> None:
+        step, _ = self.running.pop(future)
+        exc = future.exception()
+        if exc is None:
+            self.done.add(step.name)
+        elif not isinstance(exc, Stopped) and self.failure is None:
+            self.failure = (step, exc)
+            self.ctx.clients.stopping.set()
+
+    def _print_ready(self, everything: bool = False) -> None:
+        """Blocks in STEPS order (reversed for teardown), each once it and those before it are over."""
+        order = reversed(self.steps) if self.destroying else self.steps
+        for step in order:
+            out = self.kept.get(step.name)
+            over = out is not None and not any(s is step for s, _ in self.running.values())
+            if out is not None and over:
+                out.flush()
+            elif not everything:
+                return
+
+    def _raise(self, interrupted: bool) -> None:
+        if self.failure is None:
+            return
+        step, exc = self.failure
+        if interrupted:
+            raise exc
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(step.title) from None
+        if isinstance(exc, HANDLED):
+            raise StepFailed(step.title, describe(exc)) from exc
+        raise exc
+
+
+def _run(ctx: Context, step, destroying: bool) -> None:
+    """One step in its thread: its lines kept together, the state saved whatever happens but a crash."""
     try:
         with ctx.out.step(step.title, planning=ctx.planning, destroying=destroying) as report:
             ctx.report = report
-            action(ctx)
-    except KeyboardInterrupt:
+            (step.destroy if destroying else step.ensure)(ctx)
+    except (KeyboardInterrupt, Stopped):
         _save(ctx)
         ctx.out.failed(step.title, "interrupted")
-        raise Interrupted(step.title) from None
-    except (ClientError, BotoCoreError, DeployError) as exc:
+        raise
+    except HANDLED:
         _save(ctx)
         ctx.out.failed(step.title, "failed")
-        raise StepFailed(step.title, describe(exc)) from exc
+        raise
+    if destroying:
+        ctx.state.drop(step.name)
     _save(ctx)
+
+
+def _stoppable(ctx: Context) -> Callable[[float], None]:
+    """The step's sleep, cut short when the run stops."""
+    stopping, sleep = ctx.clients.stopping, ctx.sleep
+
+    def pause(seconds: float) -> None:
+        if sleep is time.sleep:
+            stopped = stopping.wait(seconds)
+        else:
+            stopped = stopping.is_set()
+            if not stopped:
+                sleep(seconds)
+        if stopped:
+            raise Stopped("sleep")
+    return pause
 
 
 def _save(ctx: Context) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ class State:
     stack: str
     resources: dict[str, dict] = field(default_factory=dict)
     problem: str | None = None  # why an existing file was ignored, for the operator
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: Path, stack: str) -> "State":
@@ -41,13 +43,25 @@ class State:
         return self.resources.get(step, {})
 
     def put(self, step: str, values: dict) -> None:
-        self.resources[step] = {k: v for k, v in values.items() if v is not None}
+        with self._lock:
+            self.resources[step] = {k: v for k, v in values.items() if v is not None}
 
     def drop(self, step: str) -> None:
-        self.resources.pop(step, None)
+        with self._lock:
+            self.resources.pop(step, None)
+
+    def earlier(self, step: str) -> dict:
+        return self.get(step)
+
+    def view(self, step: str, readable: frozenset[str]) -> "StepState":
+        return StepState(self, step, readable)
 
     def save(self) -> None:
         """Write atomically (temp file, fsync, rename), mode 0600, or remove when empty."""
+        with self._lock:  # steps running side by side save one at a time, each a whole state
+            self._write()
+
+    def _write(self) -> None:
         if not self.resources:
             self.path.unlink(missing_ok=True)
             return
@@ -65,3 +79,39 @@ class State:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class UndeclaredRead(RuntimeError):
+    """A step read the state of a step it does not need: a missing ``needs`` in STEPS, never sent to AWS."""
+
+
+@dataclass
+class StepState:
+    """One step's window on the state while steps run side by side: its own entry and those of the steps it
+    needs (directly or through others), which are done before it starts. Any other read could see a
+    half-run step, so it is refused."""
+    state: State
+    step: str
+    readable: frozenset[str]
+
+    @property
+    def problem(self) -> str | None:
+        return self.state.problem
+
+    def get(self, step: str) -> dict:
+        if step != self.step and step not in self.readable:
+            raise UndeclaredRead(f"step {self.step} read the state of {step} without needing it")
+        return self.state.get(step)
+
+    def earlier(self, step: str) -> dict:
+        """What an earlier run recorded for a step this one does not wait for: a hint, never an input."""
+        return self.state.get(step)
+
+    def put(self, step: str, values: dict) -> None:
+        self.state.put(step, values)
+
+    def drop(self, step: str) -> None:
+        self.state.drop(step)
+
+    def save(self) -> None:
+        self.state.save()

@@ -8,7 +8,11 @@ Three kinds of waiting, each bounded in attempts and in time:
   still being released, ...) is retried by ``retry_while`` for the calls that
   name it, saying what is awaited;
 - slow resources (a function becoming Active, a distribution Deployed, a
-  certificate ISSUED) are polled by ``wait_until``.
+  certificate ISSUED) are polled by ``wait_until``;
+- API Gateway's fixed control-plane quotas (``DeleteRestApi`` 1 per 30 s, ...)
+  are waited out by ``within_quota``, as long as the quota requires and
+  ``Retry-After`` asks: the transient hook leaves those throttles to it, since
+  its backoff (about 15 s in all) is shorter than the quota.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from tenacity import (
     wait_fixed,
 )
 
-from .errors import DeployError, describe
+from .errors import DeployError, describe, error_code
 
 T = TypeVar("T")
 
@@ -45,6 +49,16 @@ TRANSIENT_MAX_ATTEMPTS = 6
 TRANSIENT_MAX_SECONDS = 90.0
 TRANSIENT_BASE_DELAY = 0.5
 TRANSIENT_MAX_DELAY = 20.0
+# 5xx answers that a repeat of the call does not mend: Lambda's own recovery of an Inactive
+# function's network interfaces ends it (the function step waits for that instead).
+NOT_TRANSIENT_CODES = frozenset({"ResourceNotReadyException"})
+
+# API Gateway's control-plane quotas that are fixed per account and cannot be raised, in seconds
+# between calls ("Amazon API Gateway quotas": DeleteRestApi 1 request every 30 seconds per account, ...).
+API_GATEWAY_QUOTAS = {"DeleteRestApi": 30.0, "UpdateUsagePlan": 20.0, "CreateDeployment": 5.0,
+                      "CreateRestApi": 3.0}
+QUOTA_TIMEOUT = 5 * 60.0  # ten DeleteRestApi slots: other stacks' teardowns may be queued for the same quota
+QUOTA_THROTTLE = "TooManyRequestsException"
 
 
 def is_transient(response: Any, exception: BaseException | None) -> bool:
@@ -54,9 +68,16 @@ def is_transient(response: Any, exception: BaseException | None) -> bool:
     if response is None:
         return False
     http, parsed = response
-    if http.status_code >= 500:
-        return True
-    return parsed.get("Error", {}).get("Code") in TRANSIENT_CODES
+    code = parsed.get("Error", {}).get("Code")
+    if code in NOT_TRANSIENT_CODES:
+        return False
+    return http.status_code >= 500 or code in TRANSIENT_CODES
+
+
+def _paced_by_quota(operation: Any, response: Any) -> bool:
+    """A throttle of an operation under a fixed quota: ``within_quota`` waits for it, not the hook."""
+    return (getattr(operation, "name", None) in API_GATEWAY_QUOTAS and response is not None
+            and response[1].get("Error", {}).get("Code") == QUOTA_THROTTLE)
 
 
 def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str], None]):
@@ -68,7 +89,7 @@ def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str
 
     def needs_retry(response=None, attempts=1, caught_exception=None, request_dict=None,
                     operation=None, **_) -> float | None:
-        if not is_transient(response, caught_exception):
+        if not is_transient(response, caught_exception) or _paced_by_quota(operation, response):
             return None
         context = request_dict.setdefault("context", {}) if request_dict is not None else {}
         started = context.setdefault("rds_edge_first_attempt", time.monotonic())
@@ -127,10 +148,69 @@ def retry_while(ctx, what: str, call: Callable[[], T], retryable: Callable[[Base
         wait=wait_exponential(multiplier=interval, max=max_interval),
         sleep=ctx.sleep,
         before_sleep=_progress(ctx, what, timeout),
-        retry_error_callback=lambda state: _gave_up(what, timeout,
-                                                    state.outcome.exception() if state.outcome else None),
+        retry_error_callback=lambda state: _gave_up(what, timeout, _failure(state)),
     )
     return retrying(call)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds AWS asked for in ``Retry-After`` (API Gateway: ``retryAfterSeconds``), if it did."""
+    response = getattr(exc, "response", None) or {}
+    value = response.get("retryAfterSeconds") or (
+        response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after"))
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date: not sent by API Gateway; the quota's own interval serves
+        return None
+
+
+def within_quota(ctx, call: Callable[..., T], /, **kwargs) -> T:
+    """``call(**kwargs)`` for an operation under a fixed API Gateway quota, waiting out its throttles.
+
+    Each wait is what ``Retry-After`` asks, else the quota's interval, and is said on the spinner;
+    in all at most ``QUOTA_TIMEOUT`` (slept or elapsed), then the run stops saying how to go on.
+    """
+    def throttled(exc: BaseException) -> bool:
+        return error_code(exc) == QUOTA_THROTTLE and getattr(exc, "operation_name", None) in API_GATEWAY_QUOTAS
+
+    def pause(state: RetryCallState) -> float:
+        exc = _failure(state)
+        asked = retry_after(exc)
+        wanted = asked if asked is not None else API_GATEWAY_QUOTAS[exc.operation_name]
+        return min(wanted, QUOTA_TIMEOUT - state.idle_for)
+
+    def say(state: RetryCallState) -> None:
+        operation = _failure(state).operation_name
+        every = API_GATEWAY_QUOTAS[operation]
+        ctx.out.waiting(f"waiting for API Gateway's {operation} quota (1 call per {every:g} s per account, "
+                        f"fixed): again in {_clock(_next_sleep(state))} ({_clock(state.idle_for)} waited, "
+                        f"at most {_clock(QUOTA_TIMEOUT)})")
+
+    elapsed = stop_after_delay(QUOTA_TIMEOUT)
+
+    def over(state: RetryCallState) -> bool:  # QUOTA_TIMEOUT elapsed, or slept (a test's sleep takes no time)
+        return elapsed(state) or state.idle_for >= QUOTA_TIMEOUT
+
+    retrying = Retrying(
+        retry=retry_if_exception(throttled),
+        stop=over,
+        wait=pause,
+        sleep=ctx.sleep,
+        before_sleep=say,
+        retry_error_callback=lambda state: _gave_up(
+            f"API Gateway's {_failure(state).operation_name} quota", QUOTA_TIMEOUT, _failure(state)),
+    )
+    return retrying(call, **kwargs)
+
+
+def _next_sleep(state: RetryCallState) -> float:
+    return state.next_action.sleep if state.next_action else 0.0
+
+
+def _failure(state: RetryCallState) -> Any:
+    """The error of the attempt just made: tenacity calls these hooks only after a failed attempt."""
+    assert state.outcome is not None
+    return state.outcome.exception()
 
 
 def _gave_up(what: str, timeout: float, last: BaseException | None):

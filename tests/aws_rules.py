@@ -16,9 +16,12 @@ in AWS's place (``aws_error``). Switch rules on with the ``aws_rules`` fixture:
 """
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import boto3
 from botocore.client import BaseClient
 
 from tests.support import aws_error
@@ -77,6 +80,221 @@ def install(monkeypatch, rules: list[Rule]) -> None:
 # --- the rules -----------------------------------------------------------------------------
 # Each rule is built by a function taking what the test controls (a clock, a count), with the
 # source of the AWS behaviour in its docstring and in Rule.source.
+
+
+class Clock:
+    """A test's time for rules that count it: given to the toolkit as ``ctx.sleep``, a sleep moves it on
+    at once (and is recorded in ``slept``); ``advance`` moves it for whatever else happens between calls."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+API_GATEWAY_QUOTAS_SOURCE = ("Amazon API Gateway quotas, 'API Gateway quotas for creating, deploying and managing an "
+                             "API' (fixed, cannot be increased): https://docs.aws.amazon.com/apigateway/latest/"
+                             "developerguide/limits.html")
+
+
+def api_gateway_quota(clock: Clock, op: str, every: float, retry_after: bool = True) -> Rule:
+    """API Gateway's fixed control-plane quota for ``op``: one call per ``every`` seconds per account
+    (DeleteRestApi 30, UpdateUsagePlan 20, CreateDeployment 5, CreateRestApi 3; Amazon API Gateway quotas);
+    a call sooner is refused with 429 TooManyRequestsException, with ``Retry-After`` (the API's
+    ``retryAfterSeconds``) when ``retry_after``. moto has no such quota."""
+    accepted: list[float] = []
+
+    def answer(call: Call) -> dict:
+        if accepted and clock.now - accepted[-1] < every:
+            wait = math.ceil(every - (clock.now - accepted[-1]))
+            raise aws_error(call.operation, "TooManyRequestsException", "Too Many Requests", 429,
+                            {"retry-after": str(wait)} if retry_after else None)
+        accepted.append(clock.now)
+        return call.send()
+
+    return Rule(f"{op}: one call per {every:g} s", API_GATEWAY_QUOTAS_SOURCE, operation("apigateway", op), answer)
+
+
+def always_throttled(op: str) -> Rule:
+    """An account whose quota for ``op`` other callers keep using up: every call is throttled (the bound)."""
+    return Rule(f"{op}: always throttled", API_GATEWAY_QUOTAS_SOURCE, operation("apigateway", op),
+                fail_with("TooManyRequestsException", "Too Many Requests", 429, {"retry-after": "30"}))
+
+
+ENI_MESSAGE = ("The provided execution role does not have permissions to call CreateNetworkInterface on EC2")
+
+
+def role_without_eni_permissions_yet(times: int = 1) -> Rule:
+    """Right after CreateRole and AttachRolePolicy, a VPC CreateFunction fails for seconds with
+    InvalidParameterValueException "The provided execution role does not have permissions to call
+    CreateNetworkInterface on EC2", the role's policy not having propagated yet (aws-cdk#7998,
+    serverless#2780). moto creates the function at once."""
+    def answer(call: Call) -> dict:
+        if len(rule.seen) <= times:
+            raise aws_error(call.operation, "InvalidParameterValueException", ENI_MESSAGE)
+        return call.send()
+
+    rule = Rule("CreateFunction: the new role's EC2 permissions not propagated yet",
+                "aws-cdk#7998; serverless#2780 (InvalidParameterValueException on a VPC function right after the "
+                "role is made)", operation("lambda", "CreateFunction"), answer)
+    return rule
+
+
+INACTIVE_SOURCE = ("Lambda developer guide, 'Lambda function states' (Inactive: 'When you try to invoke a function "
+                   "that is inactive, the invocation fails and Lambda sets the function to pending state') and "
+                   "'Giving Lambda functions access to resources in a VPC' ('To reactivate an idle function, invoke "
+                   "it'); Lambda API reference, ResourceNotReadyException")
+
+
+def function_goes_inactive(name: str) -> Rule:
+    """A function idle for weeks is Inactive (its network interfaces reclaimed) and stays so however long one
+    waits; an invocation fails with ResourceNotReadyException (502) and sets it Pending; it is Active at the
+    read after that. Updates are accepted while Inactive. moto's functions are Active for ever."""
+    state = {"now": "Inactive"}
+
+    def shown(config: dict) -> dict:
+        if state["now"] == "Inactive":
+            return {**config, "State": "Inactive", "StateReasonCode": "Idle",
+                    "StateReason": "The function is idle and its VPC connection has been reclaimed."}
+        if state["now"] == "Pending":
+            state["now"] = "Active"
+            return {**config, "State": "Pending", "StateReasonCode": "Restoring", "StateReason": "Restoring"}
+        return config
+
+    def answer(call: Call) -> dict:
+        if call.operation == "Invoke":
+            if state["now"] != "Inactive":
+                return call.send()
+            state["now"] = "Pending"
+            raise aws_error("Invoke", "ResourceNotReadyException", "The function is inactive and its VPC "
+                            "connection is no longer available. Wait for the VPC connection to reestablish and "
+                            "try again.", 502)
+        found = call.send()
+        if call.operation == "GetFunction":
+            return {**found, "Configuration": shown(found["Configuration"])}
+        return shown(found)
+
+    def applies(call: Call) -> bool:
+        return (call.service == "lambda" and call.params.get("FunctionName") == name
+                and call.operation in ("GetFunction", "GetFunctionConfiguration", "Invoke"))
+
+    return Rule("a function idle for weeks is Inactive", INACTIVE_SOURCE, applies, answer)
+
+
+CONCURRENCY_SOURCE = ("Lambda developer guide, 'Configuring reserved concurrency' (the unreserved minimum must "
+                      "stay unreserved) and 'Lambda quotas'; 'decreases account's UnreservedConcurrentExecution "
+                      "below its minimum value of [10]' on new accounts with a limit of 10 "
+                      "(awslabs/fhir-works-on-aws-deployment#691, DataDog/datadog-serverless-functions#621)")
+
+
+def account_concurrency(limit: int = 10, minimum: int = 10, reserved_elsewhere: int = 0) -> Rule:
+    """GetAccountSettings as AWS answers it (moto: 404 "Not yet implemented") for an account with ``limit``
+    concurrent executions, ``reserved_elsewhere`` of them reserved by other functions; PutFunctionConcurrency
+    refused with InvalidParameterValueException when it would leave fewer than ``minimum`` unreserved (moto
+    enforces nothing unless MOTO_LAMBDA_CONCURRENCY_QUOTA is set, and then a fixed minimum of 100)."""
+    reserved: dict[str, int] = {}
+
+    def unreserved() -> int:
+        return limit - reserved_elsewhere - sum(reserved.values())
+
+    def answer(call: Call) -> dict:
+        name = call.params.get("FunctionName", "")
+        if call.operation == "GetAccountSettings":
+            return {"AccountLimit": {"TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000,
+                                     "CodeSizeZipped": 52428800, "ConcurrentExecutions": limit,
+                                     "UnreservedConcurrentExecutions": unreserved()},
+                    "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(reserved)}}
+        if call.operation == "PutFunctionConcurrency":
+            wanted = call.params["ReservedConcurrentExecutions"]
+            if unreserved() + reserved.get(name, 0) - wanted < minimum:
+                raise aws_error(call.operation, "InvalidParameterValueException",
+                                "Specified ReservedConcurrentExecutions for function decreases account's "
+                                f"UnreservedConcurrentExecution below its minimum value of [{minimum}].")
+            found = call.send()
+            reserved[name] = wanted
+            return found
+        found = call.send()  # DeleteFunctionConcurrency, DeleteFunction
+        reserved.pop(name, None)
+        return found
+
+    return Rule(f"an account with {limit} concurrent executions", CONCURRENCY_SOURCE,
+                operation("lambda", "GetAccountSettings", "PutFunctionConcurrency", "DeleteFunctionConcurrency",
+                          "DeleteFunction"), answer)
+
+
+SUBNETS_SOURCE = ("Lambda API reference, VpcConfig ('SubnetIds ... Maximum number of 16 items'); 'The provided "
+                  "subnets contain availability zone Lambda doesn't support' (keboola/developer-portal#81, "
+                  "us-east-1)")
+
+
+def lambda_subnet_limits(unsupported_zones: frozenset[str] = frozenset({"use1-az3"})) -> Rule:
+    """CreateFunction and UpdateFunctionConfiguration refuse more than 16 subnets (ValidationException) and
+    subnets in zones Lambda does not run in (InvalidParameterValueException); moto takes any list."""
+    def answer(call: Call) -> dict:
+        subnet_ids = (call.params.get("VpcConfig") or {}).get("SubnetIds") or []
+        if len(subnet_ids) > 16:
+            raise aws_error(call.operation, "ValidationException",
+                            f"1 validation error detected: Value '{subnet_ids}' at 'vpcConfig.subnetIds' failed to "
+                            "satisfy constraint: Member must have length less than or equal to 16")
+        if subnet_ids:
+            ec2 = boto3.client("ec2", region_name=call.client.meta.region_name)
+            zones = {s["AvailabilityZoneId"] for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
+            if zones & unsupported_zones:
+                raise aws_error(call.operation, "InvalidParameterValueException",
+                                "The provided subnets contain availability zone Lambda doesn't support. Please use "
+                                "a different set of subnets.")
+        return call.send()
+
+    return Rule("Lambda's subnets: at most 16, in zones Lambda runs in", SUBNETS_SOURCE,
+                operation("lambda", "CreateFunction", "UpdateFunctionConfiguration"), answer)
+
+
+WAF_LOG_POLICY = "AWSWAF-LOGS"
+WAF_LOG_POLICY_SOURCE = ("CloudWatch Logs user guide, 'Enabling logging from AWS services' (a resource policy is at "
+                         "most 5,120 characters); CloudWatch Logs API reference, PutResourcePolicy ('up to 10 "
+                         "resource policies per AWS Region'); hashicorp/terraform-provider-aws#25296 (WAF adds each "
+                         "log group to AWSWAF-LOGS in us-east-1 and fails with WAFLogDestinationPermissionIssueException "
+                         "once it cannot)")
+
+
+def waf_log_resource_policy() -> Rule:
+    """PutLoggingConfiguration to a CloudWatch Logs group: WAF first adds the group to the account's
+    ``AWSWAF-LOGS`` resource policy in the group's region, and fails with
+    WAFLogDestinationPermissionIssueException when the policy cannot be made (10 policies already) or would
+    pass 5,120 characters. moto's WAF writes no resource policy."""
+    def answer(call: Call) -> dict:
+        config = call.params["LoggingConfiguration"]
+        groups = [d for d in config["LogDestinationConfigs"] if ":logs:" in d]
+        if groups:
+            logs = boto3.client("logs", region_name=groups[0].split(":")[3])
+            policies = logs.describe_resource_policies()["resourcePolicies"]
+            current = next((p for p in policies if p["policyName"] == WAF_LOG_POLICY), None)
+            document = json.loads(current["policyDocument"]) if current else {
+                "Version": "2012-10-17", "Statement": [{
+                    "Sid": "AWSLogDeliveryWrite", "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": []}]}
+            resources = document["Statement"][0]["Resource"]
+            for group in groups:
+                entry = f"{group.removesuffix(':*')}:log-stream:*"
+                if entry not in resources:
+                    resources.append(entry)
+            text = json.dumps(document)
+            if (current is None and len(policies) >= 10) or len(text) > 5120:
+                raise aws_error(call.operation, "WAFLogDestinationPermissionIssueException",
+                                "Unable to deliver logs to the configured destination. You might need to grant log "
+                                "delivery permissions for the destination.")
+            logs.put_resource_policy(policyName=WAF_LOG_POLICY, policyDocument=text)
+        return call.send()
+
+    return Rule("WAF logging to CloudWatch Logs needs room in AWSWAF-LOGS", WAF_LOG_POLICY_SOURCE,
+                operation("wafv2", "PutLoggingConfiguration"), answer)
 
 
 def waf_ip_sets_refuse_slash_zero() -> Rule:
@@ -184,3 +402,32 @@ def route53_answers_cloudfront_aliases(ipv4: str = "192.0.2.10", ipv6: str = "20
     return Rule("Route 53 answers an AAAA alias to CloudFront only with IPv6 on",
                 "CloudFront API reference, DistributionConfig: IsIPV6Enabled", operation("route53", "TestDNSAnswer"),
                 answer)
+
+
+def function_tags_need_list_tags() -> Rule:
+    """GetFunction returns the function's tags only to a caller allowed lambda:ListTags on it: "returns tag data
+    only if you have explicit allow permissions for lambda:ListTags" (Lambda API reference, GetFunction). moto
+    returns them to anyone. The caller's permissions are read from moto's IAM, evaluated by moto's own matcher;
+    credentials moto's IAM does not know (the suite's default ones) may do anything, as in moto."""
+    def answer(call: Call) -> dict:
+        found = call.send()
+        if "Tags" in found and not _caller_may(call, "lambda:ListTags", found["Configuration"]["FunctionArn"]):
+            found = {key: value for key, value in found.items() if key != "Tags"}
+        return found
+    return Rule("GetFunction returns the tags only with lambda:ListTags", "Lambda API reference, GetFunction (Tags)",
+                operation("lambda", "GetFunction"), answer)
+
+
+def _caller_may(call: Call, action: str, resource: str) -> bool:
+    """Whether the IAM user or role behind the call's credentials is allowed the action on the resource."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.access_control import CreateAccessKeyFailure, IAMPolicy, PermissionResult, create_access_key
+
+    credentials = call.client._request_signer._credentials.get_frozen_credentials()
+    headers = {"X-Amz-Security-Token": credentials.token} if credentials.token else {}
+    try:
+        key = create_access_key(DEFAULT_ACCOUNT_ID, "aws", credentials.access_key, headers)
+    except CreateAccessKeyFailure:
+        return True
+    results = [IAMPolicy(policy).is_action_permitted(action, resource) for policy in key.collect_policies()]
+    return PermissionResult.PERMITTED in results and PermissionResult.DENIED not in results

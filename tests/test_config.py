@@ -117,7 +117,7 @@ BAD = [
     ({"database": {"tls": "required", "ca_bundle": "x.pem"}}, (), "database.ca_bundle", "only used with tls"),
     ({"database": {"ca_bundle": "missing.pem"}}, (), "database.ca_bundle", "cannot read"),
     ({"database": {"ca_bundle": "stack.toml"}}, (), "database.ca_bundle", "no PEM certificate"),
-    ({"function": {"max_concurrency": 0}}, (), "function.max_concurrency", "at least 1"),
+    ({"function": {"max_concurrency": -1}}, (), "function.max_concurrency", "0 (no reservation) or more"),
     ({"function": {"max_concurrency": "10"}}, (), "function.max_concurrency", "must be an integer"),
     ({"api": {"max_rows": 0}}, (), "api.max_rows", "between 1 and 10,000"),
     ({"api": {"max_rows": 10_001}}, (), "api.max_rows", "between 1 and 10,000"),

@@ -45,6 +45,7 @@ ACCEPTED = {
     ("function.timeout_s", "type-int"),
     ("api.max_rows", "type-int"), ("function.log_retention_days", "type-int"),  # 7 rows, 7 days
     ("api.path", "negative"),  # "-1" is a path segment like any other
+    ("function.max_concurrency", "zero"),  # 0: no reservation
     # columns is optional: an empty list means all columns
     ("database.columns", "empty"),
 }

@@ -113,7 +113,7 @@ def test_new_role_not_yet_assumable_is_waited_out(cfg):
                       "The role defined for the function cannot be assumed by Lambda.")
     function.ensure(ctx)
     assert len(attempts) == 3
-    assert "to become assumable by Lambda" in printed(ctx)
+    assert "to become usable by Lambda" in printed(ctx)
     assert read_function()["Configuration"]["State"] == "Active"
 
 

@@ -11,6 +11,7 @@ from parliament import analyze_policy_string, enhance_finding
 from provision import config as config_module, policy
 from provision.commands.policy import stack_network
 from provision.local import recording
+from tests.aws_rules import function_tags_need_list_tags
 from tests.support import Run, gather, inventory, quiet_context
 
 ACCOUNT = "123456789012"  # moto's
@@ -240,30 +241,34 @@ def as_moto_evaluates(doc: dict, cfg) -> dict:
                                                                   "Resource": "*"}]}
 
 
+def operator_holding(doc: dict, monkeypatch):
+    """A factory of sessions (one per command, as each run of the console script has) of an IAM user holding
+    only ``doc``; from then on moto checks every call."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName="operator")
+    iam.put_user_policy(UserName="operator", PolicyName="rds-edge-api", PolicyDocument=json.dumps(doc))
+    key = iam.create_access_key(UserName="operator")["AccessKey"]
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    return lambda: boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+
+
 @pytest.mark.iam
 @pytest.mark.parametrize("name", ["dns+zone", "email"])
 def test_a_user_holding_only_the_policy_deploys_rotates_and_tears_down(load_seeded, hosted_zone, write_config,
-                                                                       monkeypatch, name):
+                                                                       monkeypatch, aws_rules, name):
     # Under IAM enforcement moto 5.2.5 answers GET requests (Lambda, Route 53, ...) with SignatureDoesNotMatch
     # whatever the credentials: its signature check is switched off; its action check, the point here, stays.
     from moto.iam.access_control import IAMRequestBase
     monkeypatch.setattr(IAMRequestBase, "check_signature", lambda self: None)
+    aws_rules(function_tags_need_list_tags())  # as AWS: the function's tags only with lambda:ListTags
     domain = dict(VARIANTS[name], **({"hosted_zone_id": hosted_zone} if "zone" in name else {}))
     cfg = load_seeded({"domain": domain})
     path = write_config({"domain": domain})
     doc = as_moto_evaluates(policy.document(cfg, ACCOUNT, stack_network(quiet_context(cfg))), cfg)
     assert [s["Resource"] for s in doc["Statement"] if s["Action"][0].startswith("s3:")] == [  # S3 kept exact
         f"arn:aws:s3:::demo-mail-{ACCOUNT}", *([f"arn:aws:s3:::demo-mail-{ACCOUNT}/*"] if "email" in name else [])]
-    iam = boto3.client("iam")
-    iam.create_user(UserName="operator")
-    iam.put_user_policy(UserName="operator", PolicyName="rds-edge-api", PolicyDocument=json.dumps(doc))
-    key = iam.create_access_key(UserName="operator")["AccessKey"]
-
-    def operator():  # a session per command, as each run of the console script has
-        return boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # from here on, every call is checked
-    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
-
+    operator = operator_holding(doc, monkeypatch)
     denied_probe = operator().client("iam").list_users
     with pytest.raises(Exception, match="AccessDenied|not authorized"):
         denied_probe()  # enforcement is on: an action outside the policy is refused
@@ -278,6 +283,26 @@ def test_a_user_holding_only_the_policy_deploys_rotates_and_tears_down(load_seed
         assert code == 0, (argv, text)
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
+
+
+@pytest.mark.iam
+def test_without_lambda_list_tags_teardown_takes_the_function_for_someone_else_s(load_seeded, write_config,
+                                                                                monkeypatch, aws_rules):
+    """Why lambda:ListTags is in the policy: GetFunction then returns no tags (AWS's rule), and teardown leaves
+    the function alone as not this stack's."""
+    from moto.iam.access_control import IAMRequestBase
+    monkeypatch.setattr(IAMRequestBase, "check_signature", lambda self: None)
+    rule = function_tags_need_list_tags()
+    aws_rules(rule)
+    cfg, path = load_seeded({"domain": VARIANTS["dns"]}), write_config({"domain": VARIANTS["dns"]})
+    assert Run("deploy", path).code == 0  # as the suite's default caller
+    doc = as_moto_evaluates(policy.document(cfg, ACCOUNT, stack_network(quiet_context(cfg))), cfg)
+    for statement in doc["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != "lambda:ListTags"]
+    code, text = Run("teardown", path, "--yes", session=operator_holding(doc, monkeypatch)())
+    assert rule.seen and "Leaving Lambda function" in text, text
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
+    assert boto3.client("lambda", region_name="eu-west-1").get_function(FunctionName="demo-api")
 
 
 def test_the_role_may_be_passed_to_lambda_only(config_for):

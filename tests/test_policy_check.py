@@ -15,7 +15,7 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from rich.console import Console
 
 from provision import cli, policy
-from provision.commands.policy import principal_of, stack_network
+from provision.commands.policy import _why, principal_of, stack_network
 from provision.output import Output
 from tests.support import quiet_context
 
@@ -55,11 +55,24 @@ class Simulator:
                           ["PolicyVersion"]["Document"])
         return [d if isinstance(d, str) else json.dumps(d) for d in inline]
 
-    def decide(self, principal: str, action: str, resource: str, context: dict) -> str:
+    def boundary(self, principal: str) -> str | None:
+        """The role's permissions boundary policy, as a document (roles only: moto keeps none for users)."""
+        if ":role/" not in principal:
+            return None
+        arn = (self.iam.get_role(RoleName=principal.rsplit("/", 1)[1])["Role"].get("PermissionsBoundary") or {}).get(
+            "PermissionsBoundaryArn")
+        if not arn:
+            return None
+        version = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        return document if isinstance(document, str) else json.dumps(document)
+
+    @staticmethod
+    def evaluate(documents: list[str], action: str, resource: str, context: dict) -> str:
         """IAM's evaluation: an explicit deny wins, then any allow. Statement by statement, since moto's matcher
         answers DENIED for an Allow whose condition does not match (its trust-policy reading)."""
         allowed = False
-        for doc in self.policies(principal):
+        for doc in documents:
             statements = json.loads(doc)["Statement"]
             for statement in statements if isinstance(statements, list) else [statements]:
                 result = IAMPolicyStatement(statement).is_action_permitted(action, resource, None, context)
@@ -68,20 +81,30 @@ class Simulator:
                 allowed = allowed or (statement["Effect"] == "Allow" and result == PermissionResult.PERMITTED)
         return "allowed" if allowed else "implicitDeny"
 
+    def decide(self, principal: str, action: str, resource: str, context: dict) -> dict:
+        """One resource's result: the identity policies, then the permissions boundary if there is one."""
+        decision = self.evaluate(self.policies(principal), action, resource, context)
+        result = {"EvalResourceName": resource, "EvalResourceDecision": decision, "MatchedStatements": []}
+        boundary = self.boundary(principal)
+        if boundary is not None and decision == "allowed":
+            within = self.evaluate([boundary], action, resource, context) == "allowed"
+            result["PermissionsBoundaryDecisionDetail"] = {"AllowedByPermissionsBoundary": within}
+            result["EvalResourceDecision"] = "allowed" if within else "implicitDeny"
+        return result
+
     def __call__(self, context, **_):
         params = context["simulation"]
         self.asked.append(params)
         principal = params["PolicySourceArn"]
         if not self.exists(principal):
             return _response(404, {"Error": {"Code": "NoSuchEntity", "Message": f"{principal} does not exist"}})
-        if self.decide(principal, "iam:SimulatePrincipalPolicy", principal, {}) != "allowed":
+        if self.decide(principal, "iam:SimulatePrincipalPolicy", principal, {})["EvalResourceDecision"] != "allowed":
             return _response(403, {"Error": {"Code": "AccessDenied", "Message": f"User: {principal} is not "
                                              "authorized to perform: iam:SimulatePrincipalPolicy"}})
         context = {e["ContextKeyName"]: e["ContextKeyValues"][0] for e in params.get("ContextEntries", [])}
         results = []
         for action in params["ActionNames"]:
-            specific = [{"EvalResourceName": r, "EvalResourceDecision": self.decide(principal, action, r, context),
-                         "MatchedStatements": []} for r in params["ResourceArns"]]
+            specific = [self.decide(principal, action, r, context) for r in params["ResourceArns"]]
             worst = next((s["EvalResourceDecision"] for s in specific if s["EvalResourceDecision"] != "allowed"),
                          "allowed")
             results.append({"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": worst,
@@ -182,6 +205,39 @@ def test_an_assumed_role_caller_is_simulated_as_its_role(operator, role_path):
     assert simulator.asked[-1]["PolicySourceArn"] == f"arn:aws:iam::{ACCOUNT}:role{role_path}deployer"
 
 
+def test_a_permissions_boundary_that_stops_an_action_is_named(operator):
+    path, _, _ = operator(overrides=CHECK)
+    iam = boto3.client("iam")
+    held = iam.get_user_policy(UserName="operator", PolicyName="rds-edge-api")["PolicyDocument"]
+    no_lambda = iam.create_policy(PolicyName="no-lambda", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "NotAction": "lambda:*", "Resource": "*"}]}))
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
+    role = iam.create_role(RoleName="bounded", AssumeRolePolicyDocument=json.dumps(trust),
+                           PermissionsBoundary=no_lambda["Policy"]["Arn"])["Role"]
+    iam.put_role_policy(RoleName="bounded", PolicyName="rds-edge-api",
+                        PolicyDocument=held if isinstance(held, str) else json.dumps(held))
+    creds = boto3.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="bounded-run")["Credentials"]
+    session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                            aws_session_token=creds["SessionToken"])
+    Simulator(session)
+    code, text = run(path, "policy", "--check", session=session)
+    assert code == 1
+    denied = [line for line in text.splitlines() if "│ lambda:" in line]
+    assert denied and all("permissions boundary" in line for line in denied), text
+    assert "│ iam:PassRole" not in text  # within the boundary: allowed
+
+
+def test_a_service_control_policy_is_named():
+    """SCPs live in AWS Organizations, which moto does not apply: IAM's answer is read as documented
+    (SimulatePrincipalPolicy, EvaluationResult.OrganizationsDecisionDetail)."""
+    result = {"EvalActionName": "lambda:CreateFunction", "EvalDecision": "implicitDeny",
+              "OrganizationsDecisionDetail": {"AllowedByOrganizations": False}}
+    assert _why("implicitDeny", result, {}) == "denied by a service control policy (AWS Organizations)"
+    assert _why("implicitDeny", {"MissingContextValues": ["aws:SourceIp"]}, {}) == (
+        "no policy allows it (the simulation lacked aws:SourceIp)")
+
+
 def test_principal_of_callers():
     assert principal_of("arn:aws:iam::123456789012:user/ops/alice") == "arn:aws:iam::123456789012:user/ops/alice"
     assert principal_of("arn:aws:sts::123456789012:assumed-role/deployer/ci") == \
@@ -214,3 +270,12 @@ def test_deploy_without_check_permissions_does_not_simulate(operator):
     code, text = run(path, "deploy", "--plan", session=session)
     assert code == 0, text
     assert simulator.asked == []
+
+
+def test_deploy_local_says_the_check_is_skipped(write_config):
+    """The emulator has no SimulatePrincipalPolicy: with --local the check is skipped, and said so."""
+    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
+    code = cli.main(["deploy", "--plan", "--local", "--config", str(write_config(CHECK))], out=out)
+    text = out.console.file.getvalue()
+    assert code == 0, text
+    assert "check_permissions: skipped with --local" in text

@@ -113,6 +113,7 @@ def test_verify_as_typed_reads_the_stack_and_reports_unreachable_rows(served, lo
     assert "does not resolve to the distribution yet" in text and "cloudfront.net" in text
     assert "203.0.113.10, inside allowed_cidrs" in text
     assert text.count("cannot connect") == 4 and "4 of 5 rows do not hold" in text
+    assert "the first call can fail once while Lambda restores the function" in text
     assert SERVE_AUTHORIZATION not in text
 
 

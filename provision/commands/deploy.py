@@ -11,9 +11,9 @@ import signal
 import threading
 from contextlib import ExitStack
 
-from .. import runner
+from .. import preflight, runner
 from ..context import locked, make_context
-from ..steps import STEPS, database
+from ..steps import STEPS
 from .policy import check_caller
 
 HELP = "Create or update the stack so that it matches the config."
@@ -52,9 +52,12 @@ def run(args, config, session, out) -> int:
         verb = "Planning" if args.plan else "Deploying"
         out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
                           f"({', '.join(config.regions)})")
-        if config.stack.check_permissions and not args.local and not check_caller(ctx):
-            return 1  # before the first change: a denied call would stop the deploy halfway
-        database.preflight(ctx)  # before any changing call: what auth = "iam" needs, where a password goes
+        if config.stack.check_permissions:  # before the first change: a denied call would stop the deploy halfway
+            if args.local:
+                out.note("check_permissions: skipped with --local (the emulator cannot simulate IAM permissions)")
+            elif not check_caller(ctx):
+                return 1
+        preflight.run(ctx)  # read-only, before any changing call: the account's facts a deploy needs
         runner.deploy(ctx, STEPS)
     if not args.plan:
         out.outputs(ctx.outputs)

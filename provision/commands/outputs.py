@@ -59,7 +59,7 @@ def json_key(label: str) -> str:
     return JSON_KEYS.get(label) or re.sub(r"\W+", "_", label.split(" (")[0].strip().lower()).strip("_")
 
 
-def read(config, session) -> tuple[dict[str, str], list[tuple[str, str]], str]:
+def read(config, session) -> tuple[dict[str, str | None], list[tuple[str, str]], str]:
     """(outputs by label, what deploy would still change, account id), changing nothing."""
     quiet = _Collecting()
     ctx = make_context(config, session=session, planning=True, out=quiet)

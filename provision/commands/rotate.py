@@ -60,7 +60,8 @@ def run(args, config, session, out) -> int:
         elif phase == "start":
             steps = _told(STEPS, "api", phase)
         else:  # the pass keeps the window and waits for CloudFront; then the old key goes
-            steps = (*STEPS, Step("api_key_retire", "Old API key retired", _retire_old_keys, _nothing))
+            steps = (*STEPS, Step("api_key_retire", "Old API key retired", _retire_old_keys, _nothing,
+                                  needs=("cloudfront",)))
         runner.deploy(ctx, steps)
     out.outputs(ctx.outputs)
     out.console.print(_next_step(args.what, phase, config))

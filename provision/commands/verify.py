@@ -27,7 +27,8 @@ from rich.table import Table
 
 from .. import runner
 from ..context import locked, make_context
-from ..steps import STEPS, api as api_step, cloudfront as cloudfront_step
+from ..errors import or_none
+from ..steps import STEPS, api as api_step, cloudfront as cloudfront_step, function as function_step
 from ..tags import is_ours
 
 HELP = "Send real requests at each wall of the deployed API and say which hold (exit 0 only if all do)."
@@ -268,11 +269,26 @@ def aws_target(ctx, key: str, timeout: float = TIMEOUT) -> Target | None:
 def run(args, config, session, out) -> int:
     if args.local:
         return run_local(args, config, session, out)
-    target = aws_target(make_context(config, session=session, out=out), args.key, args.timeout)
+    ctx = make_context(config, session=session, out=out)
+    target = aws_target(ctx, args.key, args.timeout)
     if target is None:
         out.error(f"stack {config.stack.name} is not deployed (no distribution or REST API found); run deploy first")
         return 1
-    return 0 if show(check(target), out) else 1
+    good = show(check(target), out)
+    out.note(idle_note(ctx))
+    return 0 if good else 1
+
+
+def idle_note(ctx) -> str:
+    """What an idle function means for the first call, said more plainly when the function is Inactive now."""
+    name = function_step.function_name(ctx.stack)
+    config = or_none(ctx.client("lambda").get_function_configuration, "ResourceNotFoundException", FunctionName=name)
+    if config and config.get("State") == "Inactive":
+        return (f"Lambda function {name} is Inactive (idle for long: {config.get('StateReasonCode') or 'Idle'}): the "
+                "first request fails once while Lambda restores it; run verify again in a minute (or deploy, which "
+                "reactivates it and waits)")
+    return ("After a long idle time (weeks without a request) the first call can fail once while Lambda restores "
+            "the function; the next succeeds")
 
 
 # ------------------------------------------------------------------------------------------- locally

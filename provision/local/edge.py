@@ -1,7 +1,9 @@
 """The local edge, standing for CloudFront + WAF: the distribution's rules, the web ACL's verdict, the origin.
 
 Local only: every caller is 127.0.0.1, so the caller's source address is the
-first entry of an X-Forwarded-For header when there is one.
+first entry of the first X-Forwarded-For header when there is one. A header
+sent twice reaches WAF's evaluation with both values, as CloudFront passes
+every header line on (waf_eval says how a byte match reads them).
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
 
 
 def source_address(request: Incoming) -> str:
-    """Local only: the first X-Forwarded-For entry when it is an address, else the TCP peer."""
-    first = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+    """Local only: the first entry of the first X-Forwarded-For header when it is an address, else the TCP peer."""
+    forwarded = request.values("x-forwarded-for")
+    first = forwarded[0].split(",")[0].strip() if forwarded else ""
     try:
         return str(ipaddress.ip_address(first))
     except ValueError:
@@ -45,8 +48,9 @@ def answer(deployed: Deployed, request: Incoming, api_port: int) -> Answer:
     if config.get("WebACLId"):
         acl = deployed.web_acl(config["WebACLId"])
         try:
+            headers: dict[str, str | tuple[str, ...]] = {name: request.values(name) for name in request.headers}
             verdict = waf_eval.evaluate(acl, waf_eval.Request(source, request.method, request.path, request.query,
-                                                              request.headers), deployed.ip_set)
+                                                              headers), deployed.ip_set)
         except waf_eval.Unsupported as exc:
             return Answer(502, f"The local edge cannot evaluate this web ACL: {exc}\n".encode(), "text/plain",
                           f"unsupported WAF feature {exc}")

@@ -35,6 +35,15 @@ from .mariadb import MariaDB
 from .readback import Deployed
 from .wire import Answer, Incoming
 
+BAD_REQUEST = Answer(400, b"Bad Request: the request line holds a character no URL may (a control or "
+                          b"non-ASCII one).\n", "text/plain", "control or non-ASCII character in the request line")
+
+
+def escaped(text: str) -> str:
+    """Text for the request log: control and other unprintable characters as escapes, so none reaches the
+    operator's terminal raw (an ESC sequence could rewrite it)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
 
 def _http_handler(answer: Callable[[Incoming], Answer], log: Callable[[str], None], name: str):
     class Handler(BaseHTTPRequestHandler):
@@ -43,13 +52,17 @@ def _http_handler(answer: Callable[[Incoming], Answer], log: Callable[[str], Non
 
         def _serve(self):
             path, _, query = self.path.partition("?")
-            request = Incoming(self.command, path, query, {k.lower(): v for k, v in self.headers.items()},
-                               self.client_address[0])
-            try:
-                result = answer(request)
-            except Exception as exc:  # a bug or the emulator gone: say so, never hang the caller
-                result = Answer(502, f"The local {name} failed: {type(exc).__name__}: {exc}\n".encode(),
-                                "text/plain", "local failure")
+            lines = tuple((k.lower(), v) for k, v in self.headers.items())
+            request = Incoming(self.command, path, query, dict(lines), self.client_address[0], lines)
+            line = self.command + self.path
+            if not (line.isprintable() and line.isascii()):  # as CloudFront: a 400, never a 5xx
+                result = BAD_REQUEST
+            else:
+                try:
+                    result = answer(request)
+                except Exception as exc:  # a bug or the emulator gone: say so here, not to the caller
+                    result = Answer(502, f"The local {name} failed; its terminal says why.\n".encode(), "text/plain",
+                                    f"local failure: {type(exc).__name__}: {exc}")
             self.send_response(result.status)
             self.send_header("Content-Type", result.content_type)
             self.send_header("Content-Length", str(len(result.body)))
@@ -57,9 +70,12 @@ def _http_handler(answer: Callable[[Incoming], Answer], log: Callable[[str], Non
             if self.command != "HEAD":
                 self.wfile.write(result.body)
             caller = edge.source_address(request) if name == "edge" else request.peer
-            log(f"{name:4} {caller:>15} {self.command} {path} -> {result.status} {result.note}")
+            log(escaped(f"{name:4} {caller:>15} {self.command} {path} -> {result.status} {result.note}"))
 
-        do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
+        def __getattr__(self, attribute):  # any method, even one http.server does not know: the edge decides
+            if attribute.startswith("do_"):
+                return self._serve
+            raise AttributeError(attribute)
 
         def log_message(self, *args):  # one line per request comes from _serve
             pass

@@ -11,6 +11,13 @@ action. Anything else raises Unsupported: the edge says so rather than guess.
 As in WAF, a header that is absent matches no byte match, header names are
 case-insensitive, and transformations apply, in priority order, to the field
 before it is compared.
+
+A component sent more than once (a header twice, ?a=1&a=2) is inspected value
+by value, and matches when any value does. WAF documents this for a single
+query parameter ("AWS WAF inspects all the values for a match, using OR
+logic": developer guide, Request components, Single query parameter) and
+says nothing of a single header sent twice; the edge reads a repeated header
+the same way, so "wrong, then right" and "right, then wrong" answer alike.
 """
 from __future__ import annotations
 
@@ -33,7 +40,7 @@ class Request:
     method: str
     path: str
     query: str  # the raw query string, without '?'
-    headers: dict[str, str]  # names in lower case
+    headers: dict[str, str | tuple[str, ...]]  # names in lower case; a header sent twice: its values, in order
 
 
 @dataclass(frozen=True)
@@ -74,31 +81,34 @@ def matches(statement: dict, request: Request, ip_set: Callable[[str], list[str]
 
 
 def _byte_match(body: dict, request: Request) -> bool:
-    field = _field(body["FieldToMatch"], request)
-    if field is None:
-        return False
     search = body["SearchString"]
     search = search.encode() if isinstance(search, str) else bytes(search)
-    value = field.encode("utf-8", "surrogateescape")
-    for step in sorted(body.get("TextTransformations") or [], key=lambda t: t["Priority"]):
-        value = _transform(step["Type"], value)
-    return _positional(body["PositionalConstraint"], value, search)
+    steps = sorted(body.get("TextTransformations") or [], key=lambda t: t["Priority"])
+    for field in _field(body["FieldToMatch"], request):  # none: an absent component matches nothing
+        value = field.encode("utf-8", "surrogateescape")
+        for step in steps:
+            value = _transform(step["Type"], value)
+        if _positional(body["PositionalConstraint"], value, search):
+            return True
+    return False
 
 
-def _field(field: dict, request: Request) -> str | None:
+def _field(field: dict, request: Request) -> tuple[str, ...]:
+    """The component's values: one, none when absent, several for a header or argument sent more than once."""
     (kind, body), = field.items()
     if kind == "SingleHeader":
-        return request.headers.get(body["Name"].lower())
+        values = request.headers.get(body["Name"].lower(), ())
+        return (values,) if isinstance(values, str) else tuple(values)
     if kind == "UriPath":
-        return request.path
+        return (request.path,)
     if kind == "QueryString":
-        return request.query
+        return (request.query,)
     if kind == "Method":
-        return request.method
+        return (request.method,)
     if kind == "SingleQueryArgument":
         wanted = body["Name"].lower()
         pairs = urllib.parse.parse_qsl(request.query, keep_blank_values=True)
-        return next((v for k, v in pairs if k.lower() == wanted), None)
+        return tuple(v for k, v in pairs if k.lower() == wanted)
     raise Unsupported(f"FieldToMatch {kind}")
 
 

@@ -25,3 +25,10 @@ class Incoming:
     query: str
     headers: dict[str, str]  # names in lower case
     peer: str
+    lines: tuple[tuple[str, str], ...] = ()  # every header line as sent, in order (a name may repeat)
+
+    def values(self, name: str) -> tuple[str, ...]:
+        """Every value sent for a header (lower-case name), in order: a header may be sent twice."""
+        if self.lines:
+            return tuple(v for k, v in self.lines if k == name)
+        return (self.headers[name],) if name in self.headers else ()

@@ -1,43 +1,43 @@
-"""The steps that build the stack, in the order they run, and why that order.
+"""The steps that build the stack, what each needs, and why.
 
     client -> CloudFront -> WAF -> API Gateway -> Lambda (in the RDS VPC) -> RDS MySQL
 
 Each step is a module with ``ensure(ctx)`` (find by state hint, tag or name;
 create what is missing; update what drifted; leave the rest) and
-``destroy(ctx)`` (remove what the stack made; nothing there is fine). The
-runner saves the state file after every step, so an interrupted run resumes.
+``destroy(ctx)`` (remove what the stack made; nothing there is fine). A step
+``needs`` the steps whose resources or state it uses: the runner starts it as
+soon as those are done, so independent chains run side by side, and saves the
+state file after every step, so an interrupted run resumes. A step reads only
+its own state and that of the steps it needs (directly or through others): the
+runner refuses any other read. The graph (README, "Layout") is drawn from here.
 
-Order, for dependencies and so that slow things overlap:
- 1. mail            (email validation of the domain itself) SES receiving + S3
-                    bucket + MX, so ACM's approval mail can arrive as soon as
-                    it is sent; kept, for every renewal's mail; removed by the
-                    deploy that no longer needs it.
- 2. certificate     requested early: its validation runs while the compute
-                    half is built, and it is waited for only before CloudFront.
-    alerts          ([alerts] email) EventBridge rule on ACM's events for the
-                    certificate -> SNS topic -> email: needs the certificate's ARN.
- 3. iam_role        the function's role, early: new roles take seconds to
-                    become assumable by Lambda.
- 4. security_groups the function's group, and MySQL from it on the database's.
- 5. function        log group first (else Lambda makes one that never expires),
-                    then the function in the database's subnets.
- 6. api             REST API, method, integration, deployment, key, usage plan.
- 7. waf             IP sets and the web ACL (us-east-1, scope CLOUDFRONT).
-    waf_logging     the ACL's request log (aws-waf-logs-<stack>, authorization
-                    redacted): needs the ACL.
- 8. certificate_issued  the wait for ISSUED (approval link shown for email).
- 9. cloudfront      the distribution: needs the API, the ACL and the certificate.
-10. domain_record   last: alias A/AAAA beside the validation MX, or the CNAME
-                    printed (which cannot share its name with an MX: said so).
+Three chains run at once on deploy:
+- mail (email validation of the domain itself: SES receiving, S3 bucket, MX,
+  so ACM's approval mail can arrive) -> certificate (requested early: its
+  validation runs while the rest is built) -> alerts (EventBridge -> SNS on
+  ACM's events for it) and certificate_issued (the wait for ISSUED, approval
+  link shown for email);
+- iam_role (new roles take seconds to become assumable) and security_groups
+  (the function's group, MySQL from it on the database's) -> function (log
+  group first, then the function in the database's subnets) -> api (REST API,
+  method, integration, deployment, key, usage plan);
+- waf (IP sets and the web ACL, us-east-1, scope CLOUDFRONT) -> waf_logging.
+They meet at cloudfront (needs the API, the ACL and the issued certificate),
+then domain_record (alias A/AAAA beside the validation MX, or the CNAME
+printed).
 
-Teardown runs every step's destroy in reverse order, whatever the config uses
-now, so a stack that switched validation modes leaves nothing behind.
+Teardown walks the graph backwards, whatever the config uses now, so a stack
+that switched validation modes leaves nothing behind. References AWS does not
+hold on to are ``loose`` (the distribution only names the API's domain, the
+integration the function's ARN): teardown does not wait on them, so the
+function's network interfaces are released while CloudFront disables.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import graph
 from ..context import Context
 from . import (
     alerts,
@@ -64,19 +64,23 @@ class Step:
     title: str
     ensure: Callable
     destroy: Callable
+    needs: tuple[str, ...] = ()
+    loose: tuple[str, ...] = ()  # of the needs, those AWS does not hold on to: teardown does not wait for them
 
 
 STEPS: tuple[Step, ...] = (
     Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy),
-    Step("certificate", "Certificate request", certificate.request, certificate.destroy),
-    Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy),
+    Step("certificate", "Certificate request", certificate.request, certificate.destroy, needs=("mail",)),
+    Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy, needs=("certificate",)),
     Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy),
     Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy),
-    Step("function", "Lambda function", function.ensure, function.destroy),
-    Step("api", "API Gateway", api.ensure, api.destroy),
+    Step("function", "Lambda function", function.ensure, function.destroy, needs=("iam_role", "security_groups")),
+    Step("api", "API Gateway", api.ensure, api.destroy, needs=("function",), loose=("function",)),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy),
-    Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy),
-    Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing),
-    Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy),
-    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy),
+    Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy, needs=("waf",)),
+    Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing, needs=("certificate",)),
+    Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy,
+         needs=("api", "waf", "certificate_issued"), loose=("api",)),
+    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront",)),
 )
+graph.check(STEPS)

@@ -11,12 +11,18 @@ generation `<stack>-2`, `<stack>-3`, ... The newest is the one CloudFront
 sends; older ones stay in the usage plan until ``rotate api-key --finish``
 retires them, so a plain deploy during a rotation keeps both accepted. The
 keys themselves (names, tags) are the record of the window, not the state.
+
+Quotas: CreateRestApi, CreateDeployment, UpdateUsagePlan and DeleteRestApi
+have fixed per-account quotas (one call per 3, 5, 20 and 30 s) that cannot be
+raised, so two stacks torn down together are throttled for longer than the
+usual backoff: those calls go through ``waits.within_quota``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 
+from .. import waits
 from ..context import UNKNOWN, Context
 from ..errors import is_code
 from ..tags import is_ours
@@ -96,7 +102,8 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
     function_arn = ctx.state.get("function").get("arn", UNKNOWN)
     api = _find_api(ctx)
     if api is None:
-        api = ctx.change("create", f"REST API {name} (REGIONAL)", apigw.create_rest_api, name=name,
+        api = ctx.change("create", f"REST API {name} (REGIONAL)", waits.within_quota, ctx, apigw.create_rest_api,
+                         name=name,
                          description=f"rds-edge-api stack {ctx.stack}", apiKeySource="HEADER",
                          endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags)
         if api is None:
@@ -260,22 +267,23 @@ def _ensure_stage(ctx: Context, api_id: str, print_: str) -> None:
         return
     deployed = apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
     if deployed.get("description") != description:
-        ctx.change("update", f"new deployment to stage {stage}", _redeploy, apigw, api_id, stage, description)
+        ctx.change("update", f"new deployment to stage {stage}", _redeploy, ctx, api_id, stage, description)
     if not is_ours(current.get("tags"), ctx.stack):
         arn = f"arn:{partition(ctx.region)}:apigateway:{ctx.region}::/restapis/{api_id}/stages/{stage}"
         ctx.change("update", f"tags of stage {stage}", apigw.tag_resource, resourceArn=arn, tags=ctx.tags)
 
 
-def _redeploy(apigw, api_id: str, stage: str, description: str) -> None:
+def _redeploy(ctx: Context, api_id: str, stage: str, description: str) -> None:
     """Deploy, then point the stage at it: the stage keeps its tags and settings."""
-    deployment = apigw.create_deployment(restApiId=api_id, description=description)
+    apigw = ctx.client("apigateway")
+    deployment = waits.within_quota(ctx, apigw.create_deployment, restApiId=api_id, description=description)
     apigw.update_stage(restApiId=api_id, stageName=stage,
                        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment["id"]}])
 
 
 def _create_stage(ctx: Context, api_id: str, stage: str, description: str) -> None:
     apigw = ctx.client("apigateway")
-    deployment = apigw.create_deployment(restApiId=api_id, description=description)
+    deployment = waits.within_quota(ctx, apigw.create_deployment, restApiId=api_id, description=description)
     apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment["id"],
                        description=f"rds-edge-api stack {ctx.stack}", tags=ctx.tags)
 
@@ -350,7 +358,7 @@ def retire_old_keys(ctx: Context) -> None:
         ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"])
     if keys:
         ctx.state.put(STEP, {**ctx.state.get(STEP), "api_key_id": keys[-1]["id"], "retiring_api_key_ids": None})
-    ctx.outputs.pop("API key rotation", None)
+    ctx.outputs["API key rotation"] = None  # the window closed: the api step's label goes (runner merges)
 
 
 def _find_plan(ctx: Context) -> dict | None:
@@ -376,7 +384,7 @@ def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
         ops = _usage_plan_drift(plan, stage, throttle)
         if ops:
             ctx.change("update", f"usage plan {ctx.stack}: " + ", ".join(sorted({o["path"] for o in ops})),
-                       apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
+                       waits.within_quota, ctx, apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
     _ensure_plan_keys(ctx, plan["id"], key_ids)
     return plan["id"]
 
@@ -414,8 +422,8 @@ def destroy(ctx: Context) -> None:
     plan = _find_plan(ctx)
     if plan is not None:
         if plan.get("apiStages"):
-            ctx.change("update", f"usage plan {ctx.stack}: detach stages", apigw.update_usage_plan,
-                       usagePlanId=plan["id"], patchOperations=[
+            ctx.change("update", f"usage plan {ctx.stack}: detach stages", waits.within_quota, ctx,
+                       apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=[
                            {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
                            for s in plan["apiStages"]])
         ctx.change("delete", f"usage plan {ctx.stack}", apigw.delete_usage_plan, usagePlanId=plan["id"])
@@ -423,4 +431,5 @@ def destroy(ctx: Context) -> None:
         ctx.change("delete", f"API key {key['name']}", apigw.delete_api_key, apiKey=key["id"])
     api = _find_api(ctx)
     if api is not None:
-        ctx.change("delete", f"REST API {api['name']} ({api['id']})", apigw.delete_rest_api, restApiId=api["id"])
+        ctx.change("delete", f"REST API {api['name']} ({api['id']})", waits.within_quota, ctx,
+                   apigw.delete_rest_api, restApiId=api["id"])

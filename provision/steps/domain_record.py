@@ -31,7 +31,7 @@ STEP = "domain_record"
 TYPES = ("A", "AAAA")
 
 
-def _target(ctx: Context) -> str | None:
+def stack_target(ctx: Context) -> str | None:
     """The stack's distribution domain: from this step's or CloudFront's state, else looked up."""
     known = ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
     if known:
@@ -84,7 +84,7 @@ def _mx_conflict(ctx: Context, cname: str) -> str:
 
 def destroy(ctx: Context) -> None:
     domain, zone = ctx.config.domain.name, ctx.config.domain.hosted_zone_id
-    target = _target(ctx)
+    target = stack_target(ctx)
     if zone is None:
         if target:
             ctx.out.notice("DNS record to remove at your DNS provider",

@@ -8,12 +8,28 @@ is new code). Reserved concurrency caps the connections the function can open
 on the database; it is set apart from the configuration (PutFunctionConcurrency).
 The environment holds no secret with auth = "iam": anyone allowed
 lambda:GetFunctionConfiguration can read it.
+
+Pitfalls (AWS enforces what the emulator does not; tests/aws_rules.py models each):
+- a new role is not usable at once: CreateFunction fails with "cannot be
+  assumed" or, for a VPC function, "does not have permissions to call
+  CreateNetworkInterface on EC2" (aws-cdk#7998) for seconds; both are waited out;
+- a function idle for weeks turns Inactive (Lambda reclaims its network
+  interfaces); waiting does not bring it back, an invocation does ("To
+  reactivate an idle function, invoke it", Lambda guide, VPC), so the step
+  invokes it once and then waits for Active;
+- SubnetIds takes at most 16 subnets, and Lambda refuses subnets in zones it
+  does not run in: the database's subnets are chosen from (``subnets``);
+- reserved concurrency must leave the account its unreserved minimum: the
+  preflight checks it before any change; max_concurrency = 0 reserves none.
 """
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 from .. import ca_bundle, waits
 from ..context import UNKNOWN, Context
-from ..errors import DeployError, error_code, or_none
+from ..errors import DeployError, error_code, is_code, or_none
 from ..tags import is_ours
 from . import database, log_groups, package
 
@@ -22,6 +38,12 @@ RUNTIME = "python3.13"
 HANDLER = "handler.handler"
 READY_TIMEOUT = 15 * 60  # VPC functions take minutes to become Active
 ROLE_PROPAGATION_TIMEOUT = 120
+MAX_SUBNETS = 16  # VpcConfig.SubnetIds: "Maximum number of 16 items" (Lambda API reference, VpcConfig)
+# Zones (by zone id, the same in every account) where Lambda refuses a VPC function's subnets with
+# "The provided subnets contain availability zone Lambda doesn't support" (keboola/developer-portal#81,
+# us-east-1). AWS has no API that lists them: one more zone found is one more entry.
+LAMBDA_UNSUPPORTED_ZONES = frozenset({"use1-az3"})
+IDLE_EVENT = b'{"key": ""}'  # answered "[BadRequest]" without a query, should the function run at once
 
 
 def function_name(stack: str) -> str:
@@ -45,19 +67,59 @@ def environment(ctx: Context, db) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Subnets:
+    """The database's subnets the function uses, and those left out with the reason."""
+    used: tuple[str, ...]
+    left_out: tuple[tuple[str, str], ...]
+
+    def text(self) -> str:
+        out = "; left out: " + ", ".join(f"{s} ({why})" for s, why in self.left_out) if self.left_out else ""
+        return f"{len(self.used)} of {len(self.used) + len(self.left_out)}: {', '.join(self.used) or 'none'}{out}"
+
+
+def subnets(ctx: Context) -> Subnets:
+    """The database's subnets in zones Lambda runs in, at most 16, spread over as many zones as they cover."""
+    if "function_subnets" in ctx.lookups:
+        return ctx.lookups["function_subnets"]
+    db = database.lookup(ctx)
+    found = ctx.client("ec2").describe_subnets(SubnetIds=list(db.subnet_ids))["Subnets"]
+    zone = {s["SubnetId"]: s.get("AvailabilityZoneId") or s.get("AvailabilityZone", "") for s in found}
+    left_out = [(s, f"{zone[s]}: a zone Lambda does not run in") for s in sorted(zone)
+                if zone[s] in LAMBDA_UNSUPPORTED_ZONES]
+    spread = _spread({s: z for s, z in zone.items() if z not in LAMBDA_UNSUPPORTED_ZONES})
+    used, extra = sorted(spread[:MAX_SUBNETS]), spread[MAX_SUBNETS:]
+    left_out += [(s, f"Lambda takes at most {MAX_SUBNETS} subnets") for s in sorted(extra)]
+    chosen = Subnets(tuple(used), tuple(left_out))
+    ctx.lookups["function_subnets"] = chosen
+    return chosen
+
+
+def _spread(zone_of: dict[str, str]) -> list[str]:
+    """Subnets in the order that makes any first N cover the most zones: each zone's first, then second, ..."""
+    per_zone: dict[str, list[str]] = {}
+    for subnet in sorted(zone_of):
+        per_zone.setdefault(zone_of[subnet], []).append(subnet)
+    rounds = itertools.zip_longest(*(per_zone[z] for z in sorted(per_zone)))
+    return [subnet for round_ in rounds for subnet in round_ if subnet is not None]
+
+
 def _settings(ctx: Context, db, role_arn: str, group_id: str) -> dict:
     fn = ctx.config.function
+    chosen = subnets(ctx)
+    if not chosen.used:
+        raise DeployError(f"database.instance_id: none of the database's subnets can hold the function "
+                          f"({chosen.text()}); add a subnet in another zone to its DB subnet group")
     return {"Runtime": RUNTIME, "Handler": HANDLER, "Role": role_arn, "Timeout": fn.timeout_s,
             "MemorySize": fn.memory_mb, "Environment": {"Variables": environment(ctx, db)},
-            "VpcConfig": {"SubnetIds": list(db.subnet_ids), "SecurityGroupIds": [group_id]},
+            "VpcConfig": {"SubnetIds": list(chosen.used), "SecurityGroupIds": [group_id]},
             "Description": f"rds-edge-api stack {ctx.stack}: read-only lookup in {ctx.config.database.table}"}
 
 
 def _drift(current: dict, wanted: dict) -> list[str]:
     """Names of the settings that differ (never their values: the environment holds a secret)."""
-    vpc = current.get("VpcConfig", {})
-    found = {**current, "VpcConfig": {"SubnetIds": sorted(vpc.get("SubnetIds", [])),
-                                      "SecurityGroupIds": sorted(vpc.get("SecurityGroupIds", []))},
+    found = {**current, "VpcConfig": {"SubnetIds": sorted(current.get("VpcConfig", {}).get("SubnetIds", [])),
+                                      "SecurityGroupIds": sorted(current.get("VpcConfig", {}).get("SecurityGroupIds", []))},
              "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})}}
     want = {**wanted, "VpcConfig": {k: sorted(v) for k, v in wanted["VpcConfig"].items()}}
     return [key for key in want if found.get(key) != want[key]]
@@ -69,6 +131,9 @@ def _find(ctx: Context) -> dict | None:
 
 
 def _wait_ready(ctx: Context, name: str) -> None:
+    """Until Active with its last update done; a plan changed nothing, so has nothing to wait for."""
+    if ctx.planning:
+        return
     lambda_ = ctx.client("lambda")
 
     def ready() -> bool:
@@ -76,15 +141,36 @@ def _wait_ready(ctx: Context, name: str) -> None:
         if config.get("State") == "Failed" or config.get("LastUpdateStatus") == "Failed":
             reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
             raise DeployError(f"Lambda function {name} failed: {reason}")
+        if config.get("State") == "Inactive":  # reactivated already: Lambda could not restore it
+            raise DeployError(f"Lambda function {name} is Inactive again: "
+                              f"{config.get('StateReason') or 'no reason given'}; fix that, then run again")
         return config.get("State") == "Active" and config.get("LastUpdateStatus", "Successful") == "Successful"
 
     waits.wait_until(ctx, f"Lambda function {name} to be Active", ready, timeout=READY_TIMEOUT, interval=5)
 
 
-def _role_not_assumable_yet(exc: BaseException) -> bool:
-    """A brand-new role takes seconds to be assumable by Lambda: the one error worth waiting out."""
+def _reactivate(ctx: Context, name: str, config: dict) -> None:
+    """An Inactive function comes back only when invoked (that invocation fails); then it is waited for."""
+    reason = config.get("StateReasonCode") or config.get("StateReason") or "Idle"
+    ctx.change("update", f"reactivate {name} (Inactive: {reason}; one invocation, then a wait for Active)",
+               _invoke_once, ctx.client("lambda"), name)
+
+
+def _invoke_once(lambda_, name: str) -> None:
+    try:
+        lambda_.invoke(FunctionName=name, Payload=IDLE_EVENT)
+    except Exception as exc:
+        if not is_code(exc, "ResourceNotReadyException"):  # "The function is inactive ...": expected
+            raise
+
+
+def _role_not_ready_yet(exc: BaseException) -> bool:
+    """A brand-new role takes seconds to be usable by Lambda: "cannot be assumed", or for a VPC
+    function "does not have permissions to call CreateNetworkInterface on EC2" (aws-cdk#7998,
+    serverless#2780), though the role has them: the errors worth waiting out."""
+    message = str(exc).lower()
     return (error_code(exc) == "InvalidParameterValueException"
-            and "assume" in str(exc).lower())
+            and ("assume" in message or "createnetworkinterface" in message))
 
 
 def ensure(ctx: Context) -> None:
@@ -100,10 +186,10 @@ def ensure(ctx: Context) -> None:
     if found is None:
         created = ctx.change(
             "create", f"Lambda function {name} ({RUNTIME}, {arch[0]})", waits.retry_while, ctx,
-            f"IAM role {role_arn.rsplit('/', 1)[-1]} to become assumable by Lambda",
+            f"IAM role {role_arn.rsplit('/', 1)[-1]} to become usable by Lambda",
             lambda: lambda_.create_function(FunctionName=name, Code={"ZipFile": code.data}, Architectures=arch,
                                             Tags=ctx.tags, Publish=False, **wanted),
-            _role_not_assumable_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+            _role_not_ready_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
         if created is not None:
             _wait_ready(ctx, name)
         _ensure_concurrency(ctx, name, None)  # a plan announces it too
@@ -112,6 +198,8 @@ def ensure(ctx: Context) -> None:
         arn = created["FunctionArn"]
     else:
         current, arn = found["Configuration"], found["Configuration"]["FunctionArn"]
+        if current.get("State") == "Inactive":
+            _reactivate(ctx, name, current)
         _wait_ready(ctx, name)
         if current.get("CodeSha256") != code.sha256 or current.get("Architectures", ["x86_64"]) != arch:
             ctx.change("update", f"code of {name}", lambda_.update_function_code, FunctionName=name,
@@ -131,12 +219,25 @@ def ensure(ctx: Context) -> None:
 
 
 def _ensure_concurrency(ctx: Context, name: str, current: int | None) -> None:
-    """Reserved concurrency = [function] max_concurrency: at most that many containers, so connections."""
-    wanted = ctx.config.function.max_concurrency
-    if current != wanted:
-        ctx.change("update", f"reserved concurrency of {name}: {wanted}",
-                   ctx.client("lambda").put_function_concurrency, FunctionName=name,
-                   ReservedConcurrentExecutions=wanted)
+    """Reserved concurrency = [function] max_concurrency: at most that many containers, so connections;
+    0 reserves none (the function then shares the account's unreserved pool)."""
+    wanted = ctx.config.function.max_concurrency or None
+    if current == wanted:
+        return
+    if wanted is None:
+        ctx.change("update", f"reserved concurrency of {name}: none (max_concurrency = 0)",
+                   ctx.client("lambda").delete_function_concurrency, FunctionName=name)
+        return
+    ctx.change("update", f"reserved concurrency of {name}: {wanted}",
+               ctx.client("lambda").put_function_concurrency, FunctionName=name,
+               ReservedConcurrentExecutions=wanted)
+
+
+def reserved_concurrency(ctx: Context) -> int | None:
+    """The function's reserved concurrency now; None when it has none or does not exist."""
+    found = or_none(ctx.client("lambda").get_function_concurrency, "ResourceNotFoundException",
+                    FunctionName=function_name(ctx.stack))
+    return (found or {}).get("ReservedConcurrentExecutions")
 
 
 def destroy(ctx: Context) -> None:

@@ -69,12 +69,7 @@ def ensure(ctx: Context) -> None:
     region = ctx.config.domain.mail_region
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set = bucket_name(ctx), rule_set_name(ctx)
-    active = _active_rule_set(ses)
-    if active not in (None, rule_set):
-        raise DeployError(
-            f"SES in {region} already has an active receipt rule set, {active!r}, and an account has only "
-            f"one per region; add to it a rule for {ctx.config.domain.name} (S3 action to s3://{bucket}/{PREFIX}, "
-            "then stop) and deactivate it, or set domain.mail_region to another SES receiving region, then run again")
+    active = check_active_rule_set(ctx)
     _ensure_bucket(ctx, s3, bucket, region)
     token = _ensure_identity(ctx, ses)
     _ensure_records(ctx, token, region)
@@ -87,6 +82,19 @@ def ensure(ctx: Context) -> None:
                    RuleSetName=rule_set)
     ctx.state.put("mail", {"bucket": bucket, "rule_set": rule_set, "rule": rule_name(ctx), "prefix": PREFIX,
                            "region": region})
+
+
+def check_active_rule_set(ctx: Context) -> str | None:
+    """The active receipt rule set in the mail region (None, or the stack's); someone else's stops the run
+    (the preflight's check, and this step's)."""
+    region, bucket = ctx.config.domain.mail_region, bucket_name(ctx)
+    active = _active_rule_set(ctx.mail("ses"))
+    if active not in (None, rule_set_name(ctx)):
+        raise DeployError(
+            f"SES in {region} already has an active receipt rule set, {active!r}, and an account has only "
+            f"one per region; add to it a rule for {ctx.config.domain.name} (S3 action to s3://{bucket}/{PREFIX}, "
+            "then stop) and deactivate it, or set domain.mail_region to another SES receiving region, then run again")
+    return active
 
 
 def destroy(ctx: Context) -> None:
@@ -323,8 +331,8 @@ def _remove_records(ctx: Context, token: str | None, region: str) -> None:
 
 
 def _certificate_issued(ctx: Context) -> bool:
-    """Whether the stack's certificate (per state) is issued: then the records were shown before."""
-    arn = ctx.state.get("certificate").get("arn")
+    """Whether the stack's certificate (per an earlier run's state) is issued: then the records were shown before."""
+    arn = ctx.state.earlier("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return False
     found = or_none(ctx.edge("acm").describe_certificate, "ResourceNotFoundException", CertificateArn=arn)

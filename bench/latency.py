@@ -1,0 +1,230 @@
+"""The toolkit at the speed of its dependency graph: deploy, no-op re-deploy and teardown behind a slow link.
+
+The emulator (moto's server) sits behind a loopback proxy that holds every AWS
+call for a fixed delay (0 and 120 ms: about a real API round trip), counting
+the calls, the changing ones, and the most in flight at once. For each stack
+(email and dns validation) and phase it prints the median wall time of the
+rounds, the calls, and the sequential round trips on the critical path
+((wall at 120 ms - wall at 0 ms) / 120 ms).
+
+Then a model of a real teardown: the emulator made to take its time as AWS
+does (a disabled distribution deploys in 10 minutes; a deleted VPC function's
+network interfaces hold its security group for 25 minutes), at 1 s a minute.
+Run one after the other, the two chains take their sum; side by side, about
+the longer one.
+
+    .venv/bin/python bench/latency.py [--rounds 3] [--delays 0,120]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import http.client
+import io
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+from botocore.client import BaseClient  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from provision import config as config_module, runner
+from provision.context import make_context  # noqa: E402
+from provision.local.certs import stand_in_bundle  # noqa: E402
+from provision.local.emulator import emulator, seed  # noqa: E402
+from provision.output import Output  # noqa: E402
+from provision.steps import STEPS  # noqa: E402
+
+PHASES = ("deploy", "re-deploy", "teardown")
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+SCALE = 60.0  # simulated seconds per wall second in the teardown model: 1 s a minute
+CLOUDFRONT_DISABLE_MIN, ENI_RELEASE_MIN = 10, 25
+
+
+@dataclasses.dataclass
+class Link:
+    """The delay, and what went through: requests, and the most in flight at once."""
+    delay: float
+    requests: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests = self.most_in_flight = 0
+
+
+@contextmanager
+def slow_link(target: str, link: Link):
+    """A loopback proxy to ``target`` that holds each request ``link.delay`` seconds; yields its URL."""
+    upstream = urlsplit(target)
+
+    class Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            link.enter()
+            try:
+                time.sleep(link.delay)
+                conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                conn.close()
+            finally:
+                link.leave()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in HOP_BY_HOP:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
+
+        def log_message(self, *_):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _config(state_dir: str, validation: str):
+    config = config_module.load(ROOT / "stack.example.toml")
+    return dataclasses.replace(config, state_dir=Path(state_dir),
+                               domain=dataclasses.replace(config.domain, validation=validation))
+
+
+def _ctx(config, session, sleep=lambda s: None):
+    return make_context(config, session=session, sleep=sleep, out=Output(Console(file=io.StringIO(), width=200)))
+
+
+def one_round(validation: str, delay: float) -> dict[str, tuple[float, int, int, int]]:
+    """{phase: (seconds, calls, changing calls, most in flight)} in a fresh emulator behind the slow link."""
+    figures = {}
+    with emulator() as endpoint, tempfile.TemporaryDirectory() as state_dir:
+        link = Link(delay)
+        with slow_link(endpoint, link) as proxy:
+            os.environ["AWS_ENDPOINT_URL"] = proxy
+            config = _config(state_dir, validation)
+            session = boto3.Session(region_name=config.stack.region)
+            config = seed(session, config)
+            stand_in_bundle(Path(state_dir))  # as --local: no download of AWS's RDS CA bundle
+            for phase in PHASES:
+                ctx = _ctx(config, session)
+                link.reset()
+                started = time.perf_counter()
+                (runner.teardown if phase == "teardown" else runner.deploy)(ctx, STEPS)
+                figures[phase] = (time.perf_counter() - started, ctx.clients.calls.total,
+                                  ctx.clients.calls.changing, link.most_in_flight)
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+    return figures
+
+
+@contextmanager
+def aws_takes_its_time():
+    """The emulator's slow state changes as AWS has them, on the simulated clock (wall time x SCALE)."""
+    original, marks = BaseClient._make_api_call, {}
+
+    def now() -> float:
+        return time.monotonic() * SCALE
+
+    def call(client, operation, params):
+        if operation == "DeleteSecurityGroup" and now() < marks.get("function deleted", now()) + ENI_RELEASE_MIN * 60:
+            raise ClientError({"Error": {"Code": "DependencyViolation", "Message": "resource has a dependent object"}},
+                              operation)
+        answer = original(client, operation, params)
+        if operation == "UpdateDistribution" and not params["DistributionConfig"]["Enabled"]:
+            marks["distribution disabled"] = now()
+        elif operation == "DeleteFunction":
+            marks["function deleted"] = now()
+        elif operation == "GetDistribution" and "distribution disabled" in marks:
+            if now() < marks["distribution disabled"] + CLOUDFRONT_DISABLE_MIN * 60:
+                answer["Distribution"]["Status"] = "InProgress"
+        return answer
+
+    BaseClient._make_api_call = call
+    try:
+        yield
+    finally:
+        BaseClient._make_api_call = original
+
+
+def teardown_model() -> float:
+    """Simulated minutes a dns stack's teardown takes when AWS takes its time."""
+    with emulator(), tempfile.TemporaryDirectory() as state_dir:
+        config = _config(state_dir, "dns")
+        session = boto3.Session(region_name=config.stack.region)
+        config = seed(session, config)
+        stand_in_bundle(Path(state_dir))
+        runner.deploy(_ctx(config, session), STEPS)
+        with aws_takes_its_time():
+            started = time.monotonic()
+            runner.teardown(_ctx(config, session, sleep=lambda s: time.sleep(s / SCALE)), STEPS)
+            return (time.monotonic() - started) * SCALE / 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--delays", default="0,120", help="milliseconds added to each call, comma-separated")
+    args = parser.parse_args()
+    os.environ.setdefault("RDS_EDGE_DB_PASSWORD", "bench-only")
+    os.environ.setdefault("RDS_EDGE_AUTHORIZATION", "Bearer bench-only")
+    delays = [int(d) for d in args.delays.split(",")]
+    table = Table(title=f"Behind a slow link, median of {args.rounds} rounds")
+    for column in ("stack", "phase", *(f"wall at {d} ms (s)" for d in delays), "calls", "changing",
+                   "most in flight", "round trips on the critical path"):
+        table.add_column(column, justify="left" if column in ("stack", "phase") else "right")
+    for validation in ("email", "dns"):
+        results = {d: [one_round(validation, d / 1000) for _ in range(args.rounds)] for d in delays}
+        for phase in PHASES:
+            walls = {d: statistics.median(r[phase][0] for r in results[d]) for d in delays}
+            _, calls, changing, most = results[delays[-1]][0][phase]
+            path = (f"{(walls[delays[-1]] - walls[delays[0]]) / ((delays[-1] - delays[0]) / 1000):.0f}"
+                    if len(delays) > 1 and delays[-1] > delays[0] else "-")
+            table.add_row(validation, phase, *(f"{walls[d]:.2f}" for d in delays), str(calls), str(changing),
+                          str(most), path)
+    Console().print(table)
+    minutes = teardown_model()
+    print(f"Teardown model (CloudFront disable {CLOUDFRONT_DISABLE_MIN} min, network interfaces "
+          f"{ENI_RELEASE_MIN} min): {minutes:.1f} simulated minutes; one chain after the other would take "
+          f"{CLOUDFRONT_DISABLE_MIN + ENI_RELEASE_MIN} min or more, the longer chain alone {ENI_RELEASE_MIN} min.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Preflight: read-only checks of the account's facts, before deploy changes anything.
+
+Each check finds what would otherwise fail halfway, after some resources exist:
+- the database: engine, and IAM database authentication for auth = "iam"
+  (``database.lookup`` and ``database.preflight``);
+- Lambda's concurrency: the reservation ([function] max_concurrency) must leave
+  the account its unreserved minimum, or PutFunctionConcurrency fails after the
+  function exists, on every run;
+- the function's subnets: those of the database in zones Lambda runs in, at
+  most 16 (``function.subnets`` chooses; the table says which);
+- CloudWatch Logs resource policies in us-east-1: WAF adds the stack's log
+  group to ``AWSWAF-LOGS``, which needs a free place (at most 10 policies per
+  region) or room in that policy (at most 5,120 characters);
+- SES receiving: someone else's active receipt rule set (``mail``);
+- the domain's name in the hosted zone: an A, AAAA or CNAME record there that
+  is not the stack's would be overwritten (or refuse the alias).
+``deploy --plan`` prints them as a table; a failed check stops deploy with
+exit 1 before the first change, the table naming the fix.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from botocore.exceptions import ClientError
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import DeployError, describe, error_code
+from .steps import database, dns, domain_record, function, mail, waf_logging
+from .steps.iam_role import partition
+
+UNRESERVED_MINIMUM = 100  # "You can reserve up to the Unreserved account concurrency ... minus 100" (Lambda guide)
+CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: AWS Lambda, Concurrent executions
+WAF_LOG_POLICY = "AWSWAF-LOGS"
+MAX_RESOURCE_POLICIES = 10  # per account and region (CloudWatch Logs API reference, PutResourcePolicy)
+MAX_POLICY_CHARACTERS = 5120  # per resource policy (CloudWatch Logs user guide, logging from AWS services)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: could not be checked here, and why is said
+    detail: str
+
+
+def run(ctx) -> list[Check]:
+    """Every check; the table under --plan or when one fails; DeployError (exit 1) naming what failed."""
+    checks = [check(ctx) for check in CHECKS]
+    failed = [c for c in checks if c.ok is False]
+    if ctx.planning or failed:
+        show(checks, ctx.out)
+    for c in failed:  # unwrapped, so that a command in it copies in one piece
+        ctx.out.notice(f"preflight: {c.name}", c.detail)
+    else:
+        ctx.out.note(f"preflight: {sum(c.ok is True for c in checks)} of {len(checks)} checks passed"
+                     + (f", {sum(c.ok is None for c in checks)} not checked" if any(c.ok is None for c in checks)
+                        else "") + " (deploy --plan shows them)")
+    if failed:
+        raise DeployError(f"preflight: {', '.join(c.name for c in failed)} would fail; nothing was changed "
+                          "(what to fix is said above)")
+    return checks
+
+
+def show(checks: list[Check], out) -> None:
+    table = Table(title="preflight (read-only)", title_justify="left")
+    for column in ("", "check", "finding"):
+        table.add_column(column, overflow="fold")
+    marks = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skip[/]"}
+    for c in checks:
+        table.add_row(marks[c.ok], escape(c.name), "what to fix: below" if c.ok is False else escape(c.detail))
+    out.console.print(table)
+
+
+def _reading(name: str, check: Callable) -> Callable:
+    """A check whose read is refused (AccessDenied, say) fails with the error rather than stopping the table."""
+    def guarded(ctx) -> Check:
+        try:
+            return check(ctx)
+        except DeployError as exc:
+            return Check(name, False, str(exc))
+        except ClientError as exc:
+            return Check(name, False, f"{describe(exc)}; allow that read (rds-edge-api policy) and run again")
+    return guarded
+
+
+def _database(ctx) -> Check:
+    db = database.lookup(ctx)
+    database.preflight(ctx)
+    auth = ctx.config.database.auth
+    return Check("database", True, f"RDS instance {ctx.config.database.instance_id}, MySQL at {db.endpoint}; "
+                 f"auth = {auth}" + (" with IAM database authentication enabled" if auth == "iam" else ""))
+
+
+def _concurrency(ctx) -> Check:
+    name, wanted = "Lambda concurrency", ctx.config.function.max_concurrency
+    if wanted == 0:
+        return Check(name, True, "max_concurrency = 0: no reservation (connections are bounded only by the "
+                                 "account's unreserved concurrency)")
+    try:
+        limits = ctx.client("lambda").get_account_settings()["AccountLimit"]
+    except ClientError as exc:
+        if error_code(exc) != "404":  # moto answers 404 "Not yet implemented"; AWS always implements it
+            raise
+        return Check(name, None, "this endpoint does not implement GetAccountSettings (an emulator)")
+    limit, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
+    ours = function.reserved_concurrency(ctx) or 0  # counted in the limit, not in the unreserved
+    minimum = min(UNRESERVED_MINIMUM, limit)  # a limit of 10 (new accounts) keeps all 10 unreserved
+    room = unreserved + ours - minimum
+    if wanted <= room:
+        return Check(name, True, f"max_concurrency = {wanted} reserved of {unreserved + ours} unreserved "
+                                 f"(account limit {limit}; {minimum} stay unreserved)")
+    choices = [f"function.max_concurrency = {room} (the most that fits now)"] if room >= 1 else []
+    choices += ["function.max_concurrency = 0 (no reservation; the function may then hold up to the account's "
+                "unreserved concurrency in database connections)",
+                f"a higher Lambda 'Concurrent executions' quota (Service Quotas, {CONCURRENCY_QUOTA}), then run again"]
+    return Check(name, False, f"max_concurrency = {wanted} would leave fewer than {minimum} of the account's "
+                              f"{limit} concurrent executions unreserved ({unreserved + ours} unreserved now), and "
+                              f"Lambda refuses that. Choose one: " + "; or ".join(choices))
+
+
+def _subnets(ctx) -> Check:
+    chosen = function.subnets(ctx)
+    if not chosen.used:
+        return Check("function subnets", False, f"{chosen.text()}; add to the database's DB subnet group a subnet "
+                                                "in a zone Lambda runs in, or use a database with one")
+    return Check("function subnets", True, chosen.text())
+
+
+def _waf_log_policies(ctx) -> Check:
+    name, logs = "CloudWatch Logs resource policies (us-east-1)", ctx.edge("logs")
+    policies, token = [], None
+    while True:
+        page = logs.describe_resource_policies(**({"nextToken": token} if token else {}))
+        policies += page.get("resourcePolicies", [])
+        token = page.get("nextToken")
+        if not token:
+            break
+    group = waf_logging.log_group_name(ctx.stack)
+    entry = f"arn:{partition('us-east-1')}:logs:us-east-1:{ctx.account_id}:log-group:{group}:log-stream:*"
+    current = next((p for p in policies if p["policyName"] == WAF_LOG_POLICY), None)
+    if current is None:
+        if len(policies) >= MAX_RESOURCE_POLICIES:
+            others = ", ".join(p["policyName"] for p in policies)
+            return Check(name, False, f"{len(policies)} of {MAX_RESOURCE_POLICIES} already ({others}) and WAF must "
+                                      f"add {WAF_LOG_POLICY} for the log of web ACL {ctx.stack}: delete one no "
+                                      "longer used (aws logs delete-resource-policy --region us-east-1 "
+                                      "--policy-name NAME), then run again")
+        return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; WAF adds {WAF_LOG_POLICY} for {group}")
+    document = current["policyDocument"]
+    if _covers(document, entry):
+        return Check(name, True, f"{WAF_LOG_POLICY} already lets WAF write to {group}")
+    after = len(document) + len(json.dumps(entry)) + 1
+    if after > MAX_POLICY_CHARACTERS:
+        return Check(name, False, f"{WAF_LOG_POLICY} holds {len(document):,} characters and would pass "
+                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): replace its "
+                                  "log-group entries with one for arn:...:log-group:aws-waf-logs-*:* (aws logs "
+                                  "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
+    return Check(name, True, f"{WAF_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
+                             f"{MAX_POLICY_CHARACTERS:,} once WAF adds {group}")
+
+
+def _covers(document: str, entry: str) -> bool:
+    try:
+        statements = json.loads(document).get("Statement", [])
+    except ValueError:
+        return False
+    patterns = [r for s in (statements if isinstance(statements, list) else [statements])
+                for r in ([s.get("Resource")] if isinstance(s.get("Resource"), str) else s.get("Resource") or [])]
+    return any(fnmatch.fnmatchcase(entry, p) for p in patterns)
+
+
+def _mail(ctx) -> Check:
+    name = "SES receipt rule set"
+    if not ctx.config.domain.receives_mail:
+        return Check(name, True, "not needed (no mail to receive for this validation)")
+    active = mail.check_active_rule_set(ctx)
+    return Check(name, True, f"{ctx.config.domain.mail_region}: " + (
+        f"the active rule set is the stack's ({active})" if active else "no active rule set; the stack's becomes it"))
+
+
+def _domain_record(ctx) -> Check:
+    name, domain, zone = "domain record", ctx.config.domain.name, ctx.config.domain.hosted_zone_id
+    if zone is None:
+        return Check(name, None, f"no hosted zone: the record for {domain} is yours to create (printed at the end)")
+    found = {rtype: record for rtype in ("A", "AAAA", "CNAME")
+             if (record := dns.current(ctx, zone, domain, rtype)) is not None}
+    if not found:
+        return Check(name, True, f"no A, AAAA or CNAME record at {domain} yet")
+    target = domain_record.stack_target(ctx)
+    foreign = [f"{rtype} {_value(record)}" for rtype, record in found.items()
+               if rtype == "CNAME" or not _aliases(record, target)]
+    if foreign:
+        return Check(name, False, f"{domain} already has {', '.join(foreign)}, not this stack's distribution: deploy "
+                                  "would replace it. Remove it if it is unused, or choose another domain.name")
+    return Check(name, True, f"{', '.join(found)} at {domain} alias the stack's distribution")
+
+
+def _aliases(record: dict, target: str | None) -> bool:
+    alias = (record.get("AliasTarget") or {}).get("DNSName", "").rstrip(".").lower()
+    return target is not None and alias == target.rstrip(".").lower()
+
+
+def _value(record: dict) -> str:
+    if record.get("AliasTarget"):
+        return f"alias {record['AliasTarget']['DNSName'].rstrip('.')}"
+    return " ".join(r["Value"] for r in record.get("ResourceRecords", []))
+
+
+CHECKS: tuple[Callable, ...] = (
+    _reading("database", _database),
+    _reading("Lambda concurrency", _concurrency),
+    _reading("function subnets", _subnets),
+    _reading("CloudWatch Logs resource policies (us-east-1)", _waf_log_policies),
+    _reading("SES receipt rule set", _mail),
+    _reading("domain record", _domain_record),
+)

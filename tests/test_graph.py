@@ -1,0 +1,177 @@
+"""The steps as a graph: declared needs, side-by-side runs, stable output, stopping cleanly."""
+import signal
+import threading
+from dataclasses import replace
+
+import pytest
+
+from provision import graph, runner
+from provision.state import State, UndeclaredRead
+from provision.steps import STEPS, Step
+from tests.aws_rules import Rule, operation
+from tests.support import inventory, quiet_context
+from tests.test_deploy import Run
+
+pytestmark = pytest.mark.iam
+
+
+def _named(name: str) -> Step:
+    return next(step for step in STEPS if step.name == name)
+
+
+def test_a_cycle_or_an_unknown_need_is_refused():
+    a = Step("a", "A", print, print, needs=("b",))
+    b = Step("b", "B", print, print, needs=("a",))
+    with pytest.raises(ValueError, match="cycle"):
+        graph.check((a, b))
+    with pytest.raises(ValueError, match="unknown"):
+        graph.check((Step("a", "A", print, print, needs=("nope",)),))
+    with pytest.raises(ValueError, match="loose"):
+        graph.check((b, Step("a", "A", print, print, loose=("b",))))
+
+
+def test_teardown_waits_only_for_what_holds_on():
+    """The CloudFront chain (distribution -> WAF -> certificate) and the function's chain (function ->
+    network interfaces -> security group -> role) wait side by side: AWS lets a function go while an
+    integration names it, and a REST API while a distribution names its domain."""
+    waits = graph.teardown_waits(STEPS)
+    assert waits["function"] == frozenset() and waits["api"] == frozenset()
+    assert waits["security_groups"] == {"function"} and waits["iam_role"] == {"function"}
+    assert waits["waf"] == {"waf_logging", "cloudfront"}
+    assert waits["certificate"] == {"alerts", "certificate_issued"} and waits["mail"] == {"certificate"}
+
+
+def test_a_step_reading_state_it_does_not_need_fails(cfg):
+    """Every cross-step read must be declared: the function without its needs reads the role's state."""
+    state = State(cfg.state_dir / "demo.json", "demo")
+    view = state.view("function", graph.ancestors((*STEPS,))["function"])
+    assert view.get("iam_role") == {}
+    undeclared = state.view("function", frozenset({"security_groups"}))
+    with pytest.raises(UndeclaredRead, match="function read the state of iam_role"):
+        undeclared.get("iam_role")
+    steps = tuple(replace(step, needs=(), loose=()) if step.name in ("function", "api") else step
+                  for step in STEPS)
+    with pytest.raises(UndeclaredRead):
+        runner.deploy(quiet_context(cfg), steps)
+
+
+def _rendezvous(first: str, then: str) -> tuple[Rule, Rule]:
+    """``then`` (a waf call) lets ``first`` (a Lambda call) through only once it was sent itself: this
+    deadlocks, and the rule says so after 30 s, unless the two steps run side by side."""
+    sent = threading.Event()
+
+    def wait_for_waf(call):
+        assert sent.wait(30), f"{first} waited 30 s for {then}: the steps did not run side by side"
+        return call.send()
+
+    def mark(call):
+        sent.set()
+        return call.send()
+
+    return (Rule("rendezvous", "test", operation("lambda", first), wait_for_waf),
+            Rule("rendezvous", "test", operation("wafv2", then), mark))
+
+
+def test_independent_chains_run_side_by_side(aws_rules, load_seeded, hosted_zone, write_config):
+    """In STEPS order the function comes before WAF: CreateFunction returns only after CreateIPSet was sent."""
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    cfg = load_seeded(overrides)
+    lambda_rule, _ = aws_rules(*_rendezvous("CreateFunction", "CreateIPSet"))
+    run = Run("deploy", write_config(overrides))
+    assert run.code == 0, run.text
+    assert len(lambda_rule.seen) == 1
+    lines = [line.split(None, 1) for line in run.text.splitlines()
+             if line[:10].strip() in ("created", "updated", "unchanged", "absent")]
+    assert [title for _, title in lines] == [step.title for step in STEPS]
+    assert "function demo-api" in inventory(cfg) and "web acl demo" in inventory(cfg)
+
+
+def test_teardown_removes_the_function_while_cloudfront_disables(aws_rules, load_seeded, hosted_zone, write_config):
+    """Backwards in STEPS order the distribution goes first: DeleteDistribution returns only after
+    DeleteFunction was sent, which deadlocks unless the two chains are torn down side by side."""
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    cfg = load_seeded(overrides)
+    path = write_config(overrides)
+    assert Run("deploy", path).code == 0
+    sent = threading.Event()
+
+    def mark(call):
+        sent.set()
+        return call.send()
+
+    def wait_for_function(call):
+        assert sent.wait(30), "DeleteDistribution waited 30 s for DeleteFunction: the chains ran one after the other"
+        return call.send()
+
+    aws_rules(Rule("rendezvous", "test", operation("cloudfront", "DeleteDistribution"), wait_for_function),
+              Rule("rendezvous", "test", operation("lambda", "DeleteFunction"), mark))
+    down = Run("teardown", path, "--yes")
+    assert down.code == 0, down.text
+    assert inventory(cfg) == []
+
+
+def test_ctrl_c_in_the_main_thread_stops_every_step_and_saves(aws_rules, load_seeded, hosted_zone, write_config):
+    """SIGINT lands in the main thread, which waits for the steps: they stop at their next call or sleep."""
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    cfg = load_seeded(overrides)
+    path = write_config(overrides)
+
+    def interrupt(call):
+        answer = call.send()
+        signal.raise_signal(signal.SIGINT)
+        return answer
+
+    aws_rules(Rule("ctrl-c", "test", operation("lambda", "CreateFunction"), interrupt))
+    run = Run("deploy", path)
+    assert run.code == 130, run.text
+    assert "interrupted during '" in run.text and "Lambda function" in run.text
+    recorded = State.load(cfg.state_dir / "demo.json", "demo").resources
+    assert {"iam_role", "security_groups"} <= set(recorded)
+    assert threading.active_count() == 1 or all(not t.name.startswith("step") for t in threading.enumerate())
+
+
+def test_a_failed_step_stops_the_others_and_names_itself(aws_rules, load_seeded, hosted_zone, write_config):
+    from tests.aws_rules import fail_with
+
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    cfg = load_seeded(overrides)
+    aws_rules(Rule("refused", "test", operation("wafv2", "CreateIPSet"),
+                   fail_with("WAFLimitsExceededException", "too many IP sets")))
+    run = Run("deploy", write_config(overrides))
+    assert run.code == 1
+    assert "error: WAF web ACL: " in run.text and "too many IP sets" in run.text
+    assert "distribution" not in " ".join(inventory(cfg))
+    recorded = State.load(cfg.state_dir / "demo.json", "demo").resources
+    assert "cloudfront" not in recorded and "waf" not in recorded
+
+
+def test_readme_shows_the_graph_of_steps():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"```mermaid\n{graph.mermaid(STEPS)}\n```" in readme
+
+
+def test_the_live_display_never_waits_for_the_print_lock():
+    """rich's refresh thread renders the live lines while holding its own lock, and every print from a
+    step takes that lock too: a renderer that also took the print lock hung a terminal run (a lock taken in
+    two orders). The renderer must get its rows while another thread holds the print lock."""
+    import io
+
+    from rich.console import Console
+
+    from provision.output import Output
+    from provision.progress import Board
+
+    board = Board(Output(Console(file=io.StringIO(), width=120, force_terminal=True)))
+    board.started("Lambda function")
+    board.waiting("Lambda function", "waiting for Lambda function demo-api to be Active")
+    rendered = []
+    with board.lock:
+        renderer = threading.Thread(target=lambda: rendered.append(board._render()), daemon=True)
+        renderer.start()
+        renderer.join(5)
+    assert rendered, "the live display waited for the print lock"
+    console = Console(file=io.StringIO(), width=120)
+    console.print(rendered[0])
+    assert "Lambda function" in console.file.getvalue() and "to be Active" in console.file.getvalue()
