@@ -15,6 +15,7 @@ from provision.output import Output
 
 EXAMPLE = "stack.example.toml"  # the README's example config, deployed by --local and the served path
 SERVE_AUTHORIZATION = "Bearer serve-test-NEVER-SHOWN"  # the served path's Authorization value
+ALLOWED, BLOCKED = "203.0.113.10", "198.51.100.77"  # a caller inside the example's allowed_cidrs, one outside
 SECRETS = {
     "TEST_DB_PASSWORD": "db-pass-NEVER-SHOWN-7f3a",
     "TEST_AUTHORIZATION": "Bearer auth-NEVER-SHOWN-91c2",
@@ -113,6 +114,38 @@ def inject(session, event: str, fail_times: int, code: str, message: str = "inje
             raise aws_error(event.rsplit(".", 1)[-1], code, message, status)
 
     session.events.register(event, handler)
+    return attempts
+
+
+class _Body:
+    """The raw body botocore reads an answer from."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, **_):
+        yield self.data
+
+
+def response(status: int, body: str, headers: dict | None = None):
+    """A raw HTTP answer from AWS, as botocore's before-send hook may return one."""
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("https://example.invalid", status, headers or {}, _Body(body.encode()))
+
+
+def failing(client, operation: str, times: int, failure):
+    """Fail the first ``times`` sends of the operation; return the list of attempts."""
+    attempts = []
+
+    def before_send(request, **_):
+        attempts.append(request)
+        if len(attempts) <= times:
+            return failure()
+        return None
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register_first(f"before-send.{service}.{operation}", before_send)
     return attempts
 
 

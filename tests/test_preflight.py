@@ -11,8 +11,7 @@ from provision.clients import is_changing
 from provision.errors import DeployError
 from provision.steps import function, iam_role, security_groups, waf, waf_logging
 from tests.aws_rules import WAF_LOG_POLICY, account_concurrency, waf_log_resource_policy
-from tests.support import changing_ops, inventory, printed, quiet_context, run_steps
-from tests.test_deploy import Run
+from tests.support import Run, changing_ops, inventory, printed, quiet_context, run_steps
 
 
 def deploy(path, *args):

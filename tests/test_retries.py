@@ -1,24 +1,10 @@
 """One retry policy for transient AWS errors; nothing else is retried. Errors are injected below botocore's
 parser (before-send), so the real parsing and retry path runs; the injected sleep never waits."""
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from provision import waits
-from tests.support import aws_error, quiet_context
-
-
-class Body:
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def stream(self, **_):
-        yield self.data
-
-
-def response(status: int, body: str, headers: dict | None = None):
-    return AWSResponse("https://example.invalid", status, headers or {}, Body(body.encode()))
-
+from tests.support import aws_error, failing, quiet_context, response
 
 XML_ERROR = ("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error>"
              "</ErrorResponse>")
@@ -43,21 +29,6 @@ TRANSIENT = [
 def plain_cfg(load_config):
     """These tests only need clients: nothing seeded."""
     return load_config()
-
-
-def failing(client, operation: str, times: int, failure):
-    """Fail the first ``times`` sends of the operation; return the list of attempts."""
-    attempts = []
-
-    def before_send(request, **_):
-        attempts.append(request)
-        if len(attempts) <= times:
-            return failure()
-        return None
-
-    service = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register_first(f"before-send.{service}.{operation}", before_send)
-    return attempts
 
 
 @pytest.mark.parametrize("name, service, operation, call, failure", TRANSIENT, ids=[t[0] for t in TRANSIENT])

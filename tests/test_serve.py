@@ -13,9 +13,8 @@ from contextlib import contextmanager
 import pytest
 
 from provision.commands import verify
-from tests.support import SERVE_AUTHORIZATION
+from tests.support import ALLOWED, BLOCKED, SERVE_AUTHORIZATION
 
-ALLOWED, BLOCKED = "203.0.113.10", "198.51.100.77"
 HOSTILE_KEYS = [
     'quote"inside', "single'quote", "back\\slash", "trailing\\", '\\"', "</script><script>alert(1)</script>",
     "caf\u00e9 \u65e5\u672c \U0001F600", "$context.identity.sourceIp", "#set($x = 1)", "a+b&c=d%20e",

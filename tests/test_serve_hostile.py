@@ -10,9 +10,9 @@ import socket
 from contextlib import ExitStack
 
 import pytest
-from test_serve import ALLOWED, AUTHORIZATION, BLOCKED, served  # noqa: F401  (fixture)
 
 from provision.local.serve import LocalPath
+from tests.support import ALLOWED, BLOCKED, SERVE_AUTHORIZATION as AUTHORIZATION
 
 WRONG = "Bearer wrong-value"
 
