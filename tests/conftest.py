@@ -53,6 +53,19 @@ def bundle_downloads(monkeypatch, rds_ca_pem):
 
 
 @pytest.fixture
+def short_tmp_path():
+    """A private directory with a short path, for a test whose TMPDIR holds MariaDB's socket: its path must
+    stay under 108 bytes, and pytest-xdist's tmp_path is deeper (.../popen-gw0/<test name>0/)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def secrets(monkeypatch):
     for key, value in SECRETS.items():
         monkeypatch.setenv(key, value)

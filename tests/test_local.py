@@ -121,10 +121,10 @@ def test_teardown_local_says_what_each_phase_does(example_secrets):
     assert deploying < text.index("created  CloudFront distribution") < tearing < text.index("deleted  CloudFront")
 
 
-def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
+def test_serving_runs_until_ctrl_c_then_removes_mariadb(short_tmp_path):
     """The command as typed: curl-able until SIGINT, then exit 0 with the database's files gone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_EDGE_", "AWS_ENDPOINT"))}
-    env["TMPDIR"] = str(tmp_path)
+    env["TMPDIR"] = str(short_tmp_path)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "deploy.py", "--config", EXAMPLE, "--local", "--serve", "--port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -141,7 +141,7 @@ def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
                                                   "Authorization": open(header).read().split(": ", 1)[1].strip()})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200 and len(json.loads(response.read())["items"]) == 1
-        assert any(p.name.startswith("rds-edge-mariadb-") for p in tmp_path.iterdir())
+        assert any(p.name.startswith("rds-edge-mariadb-") for p in short_tmp_path.iterdir())
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=60)[0]
     finally:
@@ -149,14 +149,14 @@ def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
             proc.kill()
     assert proc.returncode == 0, text + rest
     assert re.search(r"edge\s+203\.0\.113\.10 GET /items -> 200", rest), rest
-    assert not list(tmp_path.iterdir())  # MariaDB's directory and the header file are removed
+    assert not list(short_tmp_path.iterdir())  # MariaDB's directory and the header file are removed
 
 
-def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, tmp_path, monkeypatch):
+def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, short_tmp_path, monkeypatch):
     import socket
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(short_tmp_path))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -164,4 +164,4 @@ def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, t
         code, text = Run("deploy", EXAMPLE, "--local", "--serve", "--once", "--port", str(port - 1))
     assert code == 1, text
     assert f"cannot listen on 127.0.0.1:{port}" in text and "--port" in text
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("rds-edge-mariadb-", "rds-edge-serve-"))]
+    assert not [p for p in short_tmp_path.iterdir() if p.name.startswith(("rds-edge-mariadb-", "rds-edge-serve-"))]
