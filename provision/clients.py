@@ -1,14 +1,26 @@
-"""The one place AWS clients are made: shared config, call counting, plan guard.
+"""The one place AWS clients are made: shared config, call counting, plan guard, lost answers.
 
 boto3's own credential chain and AWS_ENDPOINT_URL are honoured as they are;
 no endpoint is ever set here. botocore's built-in retries are switched off so
 that ``waits.transient_retry_hook`` is the only retry policy.
+
+A changing call whose answer is lost (the connection dropped after AWS got it,
+or a 5xx) may have been done: it is never sent again blindly. Each client's
+changing calls go through ``waits.after_lost_answer``, with what this module
+knows about the operation: whether a second send can make a second resource
+(a create AWS does not refuse by name, token or caller reference:
+``CreateRestApi``, ``CreateApiKey``, ``CreateUsagePlan``,
+``CreateRequestValidator``, and any create not listed below), and which error
+a second send gets when the first had done it. The step's ``find`` (given to
+``ctx.change``) looks for what the lost call made.
 """
 from __future__ import annotations
 
+import functools
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -28,6 +40,59 @@ CLIENT_CONFIG = BotoConfig(
 def is_changing(operation_name: str) -> bool:
     """Whether an API operation changes anything (by AWS's naming convention)."""
     return not operation_name.startswith(READ_PREFIXES)
+
+
+# Creates that a second send cannot double: AWS refuses a second resource of that name (or caller
+# reference) with the error in DONE_ON_RESEND, or answers with the same one (CreateTopic by name:
+# https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html; RequestCertificate, not a create
+# by name, carries an IdempotencyToken). CreateDeployment may make a second deployment: a snapshot
+# inside the stack's own API, never referenced, removed with the API, not a resource of its own.
+RESENT_CREATES = frozenset({
+    "CreateRole", "CreateFunction", "CreateLogGroup", "CreateSecurityGroup", "CreateIPSet", "CreateWebACL",
+    "CreateBucket", "CreateReceiptRuleSet", "CreateReceiptRule", "CreateStage", "CreateResource",
+    "CreateUsagePlanKey", "CreateTopic", "CreateDistributionWithTags", "CreateDeployment",
+})
+# What a second send answers when the lost first one had done the work.
+DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
+    "CreateRole": ("EntityAlreadyExists",),
+    "CreateFunction": ("ResourceConflictException",),
+    "AddPermission": ("ResourceConflictException",),
+    "CreateLogGroup": ("ResourceAlreadyExistsException",),
+    "CreateSecurityGroup": ("InvalidGroup.Duplicate",),
+    "AuthorizeSecurityGroupIngress": ("InvalidPermission.Duplicate",),
+    "AuthorizeSecurityGroupEgress": ("InvalidPermission.Duplicate",),
+    "RevokeSecurityGroupIngress": ("InvalidPermission.NotFound",),
+    "RevokeSecurityGroupEgress": ("InvalidPermission.NotFound",),
+    "CreateIPSet": ("WAFDuplicateItemException",),
+    "CreateWebACL": ("WAFDuplicateItemException",),
+    "CreateBucket": ("BucketAlreadyOwnedByYou",),
+    "CreateReceiptRuleSet": ("AlreadyExists",),
+    "CreateReceiptRule": ("AlreadyExists",),
+    "CreateStage": ("ConflictException",),
+    "CreateResource": ("ConflictException",),
+    "CreateUsagePlanKey": ("ConflictException",),
+    "PutMethod": ("ConflictException",),
+    "DeleteRestApi": ("NotFoundException",), "DeleteApiKey": ("NotFoundException",),
+    "DeleteUsagePlan": ("NotFoundException",), "DeleteUsagePlanKey": ("NotFoundException",),
+    "DeleteStage": ("NotFoundException",), "DeleteResource": ("NotFoundException",),
+    "DeleteMethod": ("NotFoundException",),
+    "DeleteFunction": ("ResourceNotFoundException",), "RemovePermission": ("ResourceNotFoundException",),
+    "DeleteRole": ("NoSuchEntity",), "DeleteRolePolicy": ("NoSuchEntity",), "DetachRolePolicy": ("NoSuchEntity",),
+    "DeleteLogGroup": ("ResourceNotFoundException",),
+    "DeleteSecurityGroup": ("InvalidGroup.NotFound",),
+    "DeleteIPSet": ("WAFNonexistentItemException",), "DeleteWebACL": ("WAFNonexistentItemException",),
+    "DeleteLoggingConfiguration": ("WAFNonexistentItemException",),
+    "DeleteDistribution": ("NoSuchDistribution",),
+    "DeleteCertificate": ("ResourceNotFoundException",),
+    "DeleteRule": ("ResourceNotFoundException",),
+    "DeleteBucket": ("NoSuchBucket",),
+    "Unsubscribe": ("NotFound",),
+}
+
+
+def resendable(operation_name: str) -> bool:
+    """Whether sending the call again after a lost answer cannot make a second resource."""
+    return not operation_name.startswith("Create") or operation_name in RESENT_CREATES
 
 
 class PlanWouldChange(RuntimeError):
@@ -64,8 +129,12 @@ class Clients:
     session: boto3.Session
     calls: CallCounter
     retry_hook: Callable
+    sleep: Callable[[float], None]
+    on_retry: Callable[[str], None]
     planning: bool = False
     stopping: threading.Event = field(default_factory=threading.Event)
+    # per thread (steps run side by side): how the change under way finds what its call made
+    _finding: threading.local = field(default_factory=threading.local, repr=False)
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,7 +146,7 @@ class Clients:
                 client.meta.events.register("before-call", self.plan_guard)
                 client.meta.events.register("before-call", self.calls)
                 client.meta.events.register("needs-retry", self.retry_hook)
-                self._cache[key] = client
+                self._cache[key] = LostAnswerGuard(client, self)
             return self._cache[key]
 
     def plan_guard(self, model, **_) -> None:
@@ -86,9 +155,41 @@ class Clients:
         if self.planning and is_changing(model.name):
             raise PlanWouldChange(f"{model.name} attempted while planning")
 
+    @contextmanager
+    def finding(self, find: Callable[[], Any] | None) -> Iterator[None]:
+        """For one change: how to find what its call made, should the answer be lost."""
+        previous = getattr(self._finding, "find", None)
+        self._finding.find = find
+        try:
+            yield
+        finally:
+            self._finding.find = previous
+
+    def changing_call(self, method: Callable, operation: str, /, *args, **kwargs) -> Any:
+        return waits.after_lost_answer(lambda: method(*args, **kwargs), operation=operation,
+                                       resend=resendable(operation), done_codes=DONE_ON_RESEND.get(operation, ()),
+                                       find=getattr(self._finding, "find", None), sleep=self.sleep,
+                                       on_retry=self.on_retry)
+
+
+class LostAnswerGuard:
+    """A boto3 client whose changing calls go through ``Clients.changing_call``; the rest is the client's."""
+
+    def __init__(self, client, clients: Clients):
+        self._client, self._clients = client, clients
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._client, name)
+        operation = self._client.meta.method_to_api_mapping.get(name)
+        if operation is None or not is_changing(operation):
+            return attr
+        return functools.partial(self._clients.changing_call, attr, operation)
+
 
 def make_clients(session: boto3.Session | None, *, sleep: Callable[[float], None],
                  on_retry: Callable[[str], None]) -> Clients:
-    """Clients that count calls, refuse changes while planning and retry transient errors."""
+    """Clients that count calls, refuse changes while planning, retry transient errors and never
+    send a changing call again blindly after a lost answer."""
     return Clients(session=session or boto3.Session(), calls=CallCounter(),
-                   retry_hook=waits.transient_retry_hook(sleep, on_retry))
+                   retry_hook=waits.transient_retry_hook(sleep, on_retry, changing=is_changing),
+                   sleep=sleep, on_retry=on_retry)

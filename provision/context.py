@@ -66,13 +66,21 @@ class Context:
             self._account_id = self.client("sts").get_caller_identity()["Account"]
         return self._account_id
 
-    def change(self, kind: str, what: str, call: Callable[..., Any], /, *args, **kwargs) -> Any:
-        """Make (or, when planning, only announce) one change: kind is create, update or delete."""
+    def change(self, kind: str, what: str, call: Callable[..., Any], /, *args,
+               find: Callable[[], Any] | None = None, **kwargs) -> Any:
+        """Make (or, when planning, only announce) one change: kind is create, update or delete.
+
+        find: how to see that the call took effect, so that after a lost answer AWS is looked at
+        before the call is sent again (provision/clients.py): for a create, what it made, shaped like
+        the create's answer; for an update that cannot simply be repeated (a spent ETag or lock
+        token, a removal), ``{}`` once it shows; None when it has not.
+        """
         self.report.changes.append((kind, what))
         self.out.change(kind, what, self.planning)
         if self.planning:
             return None
-        return call(*args, **kwargs)
+        with self.clients.finding(find):
+            return call(*args, **kwargs)
 
 
 def state_path(config: Config) -> Path:

@@ -20,7 +20,7 @@ import random
 import time
 from typing import Any, Callable, TypeVar, cast
 
-from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -32,7 +32,7 @@ from tenacity import (
     wait_fixed,
 )
 
-from .errors import DeployError, describe, error_code
+from .errors import DeployError, describe, error_code, is_code
 
 T = TypeVar("T")
 
@@ -44,6 +44,15 @@ TRANSIENT_CODES = frozenset({
 })
 CONNECTION_ERRORS = (ConnectionClosedError, EndpointConnectionError, ConnectTimeoutError,
                      ReadTimeoutError, ConnectionResetError)
+
+# Throttling means AWS refused the call before doing anything: safe to send any call again.
+THROTTLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "PriorRequestNotComplete",
+})
+# The request reached AWS and the answer did not come back: AWS may have acted on it.
+ANSWER_LOST_ERRORS = (ConnectionClosedError, ReadTimeoutError, ConnectionResetError)
 
 TRANSIENT_MAX_ATTEMPTS = 6
 TRANSIENT_MAX_SECONDS = 90.0
@@ -80,16 +89,34 @@ def _paced_by_quota(operation: Any, response: Any) -> bool:
             and response[1].get("Error", {}).get("Code") == QUOTA_THROTTLE)
 
 
-def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str], None]):
+def may_have_acted(response: Any, exception: BaseException | None) -> bool:
+    """A transient failure after which AWS may have done what was asked: the connection dropped once
+    the request was sent, or a 5xx that is not a throttle. The SDK "cannot determine the state of the
+    API call on which the connection was reset" (aws/aws-sdk-go#3027), so such a call is not sent again
+    blindly; a throttle, or a connection never made, is refused before AWS acts."""
+    if exception is not None:
+        return isinstance(exception, ANSWER_LOST_ERRORS)
+    if response is None:
+        return False
+    http, parsed = response
+    return http.status_code >= 500 and parsed.get("Error", {}).get("Code") not in THROTTLE_CODES
+
+
+def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str], None],
+                         changing: Callable[[str], bool] = lambda operation: False):
     """A botocore needs-retry handler: full-jitter backoff for transient errors only.
 
     The hook sleeps itself (so tests can inject ``sleep``) and returns 0, which
-    tells botocore to send the request again at once.
+    tells botocore to send the request again at once. A changing call whose
+    failure may have followed AWS acting on it is not sent again here: the
+    error goes up to ``after_lost_answer``, which looks before sending again.
     """
 
     def needs_retry(response=None, attempts=1, caught_exception=None, request_dict=None,
                     operation=None, **_) -> float | None:
         if not is_transient(response, caught_exception) or _paced_by_quota(operation, response):
+            return None
+        if changing(getattr(operation, "name", "")) and may_have_acted(response, caught_exception):
             return None
         context = request_dict.setdefault("context", {}) if request_dict is not None else {}
         started = context.setdefault("rds_edge_first_attempt", time.monotonic())
@@ -104,6 +131,60 @@ def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str
         return 0
 
     return needs_retry
+
+
+def _lost(exc: BaseException) -> bool:
+    """``may_have_acted`` for an error raised to the caller."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 and error_code(exc) not in THROTTLE_CODES
+    return isinstance(exc, ANSWER_LOST_ERRORS)
+
+
+def after_lost_answer(send: Callable[[], T], *, operation: str, resend: bool, done_codes: tuple[str, ...],
+                      find: Callable[[], Any] | None, sleep: Callable[[float], None],
+                      on_retry: Callable[[str], None]) -> T:
+    """One changing call, made so that a lost answer never makes a second resource.
+
+    When the answer may be lost (``_lost``): wait (backoff), then look with ``find``, which returns
+    what the lost call made, or None. Found, that is the answer. Not found, the call is sent again;
+    a call that could make a second resource (``resend`` False) is never sent again without that
+    look. A resend answered with one of ``done_codes`` (EntityAlreadyExists, a delete's NotFound,
+    ...) means the lost attempt had done it. Bounded like every transient retry.
+    """
+    attempt = 1
+    while True:
+        try:
+            return send()
+        except (ClientError, *ANSWER_LOST_ERRORS) as exc:
+            if attempt > 1 and done_codes and is_code(exc, *done_codes):
+                return _already_done(operation, exc, find)
+            if not _lost(exc) or attempt >= TRANSIENT_MAX_ATTEMPTS:
+                raise
+            reason = error_code(exc) or type(exc).__name__
+            if find is None and not resend:
+                raise DeployError(f"the answer to {operation} was lost ({reason}) and what it may have made "
+                                  "cannot be looked up here; run the same command again, which finds it") from exc
+        sleep(random.uniform(0, min(TRANSIENT_MAX_DELAY, TRANSIENT_BASE_DELAY * 2 ** (attempt - 1))))
+        found = find() if find is not None else None
+        if found is not None:
+            on_retry(f"{operation}: answer lost ({reason}); found what it made, not sending it again")
+            return found
+        attempt += 1
+        on_retry(f"{operation}: answer lost ({reason}); " + ("nothing found, " if find else "")
+                 + f"sending it again (attempt {attempt} of {TRANSIENT_MAX_ATTEMPTS})")
+
+
+def _already_done(operation: str, exc: ClientError, find: Callable[[], Any] | None) -> Any:
+    """The lost attempt did it: a create's answer is what ``find`` finds; a delete or an update has none."""
+    if find is None:
+        if operation.startswith("Create"):
+            raise exc  # what it made cannot be looked up here: the error says it exists
+        return {}
+    found = find()
+    if found is None:
+        raise exc
+    return found
 
 
 def _clock(seconds: float) -> str:

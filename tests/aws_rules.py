@@ -431,3 +431,36 @@ def _caller_may(call: Call, action: str, resource: str) -> bool:
         return True
     results = [IAMPolicy(policy).is_action_permitted(action, resource) for policy in key.collect_policies()]
     return PermissionResult.PERMITTED in results and PermissionResult.DENIED not in results
+
+
+def lost_answers(how: str = "reset", operations: set[str] | None = None) -> Rule:
+    """The answer to a changing call lost after AWS acted on it, once per operation.
+
+    ``how``: "reset", the connection drops on the way back (botocore's ConnectionClosedError), or
+    "503", AWS did the work and still answered ServiceUnavailable. Either way the resource exists and
+    the caller does not know it: "the SDK cannot determine the state of the API call on which the
+    connection was reset" (aws/aws-sdk-go#3027). moto always answers. Each changing operation (only
+    those named in ``operations``, if given) loses its first answer in each region; later calls go
+    through.
+    """
+    from botocore.exceptions import ConnectionClosedError
+
+    from provision.clients import is_changing
+
+    lost: set[tuple[str, str, str]] = set()
+
+    def key(call: Call) -> tuple[str, str, str]:
+        return call.service, call.operation, call.client.meta.region_name  # the function's and WAF's log groups
+
+    def applies(call: Call) -> bool:
+        return (is_changing(call.operation) and key(call) not in lost
+                and (operations is None or call.operation in operations))
+
+    def answer(call: Call) -> dict:
+        call.send()  # AWS acts (an error from it is AWS refusing: nothing lost, the rule stays armed)
+        lost.add(key(call))
+        if how == "reset":
+            raise ConnectionClosedError(endpoint_url=call.client.meta.endpoint_url)
+        raise aws_error(call.operation, "ServiceUnavailable", "Service Unavailable", 503)
+
+    return Rule(f"lost answers ({how})", "https://github.com/aws/aws-sdk-go/issues/3027", applies, answer)

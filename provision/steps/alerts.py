@@ -28,6 +28,7 @@ Pitfalls:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
@@ -125,7 +126,7 @@ def _rule_arn(ctx: Context) -> str:
 def _ensure_rule(ctx: Context, rule: dict | None) -> str:
     events, rule_name = ctx.edge("events"), name(ctx.stack)
     certificate_arn = ctx.state.get("certificate").get("arn", UNKNOWN)
-    wanted = {"Name": rule_name, "EventPattern": json.dumps(event_pattern(certificate_arn)), "State": "ENABLED",
+    wanted: dict[str, Any] = {"Name": rule_name, "EventPattern": json.dumps(event_pattern(certificate_arn)), "State": "ENABLED",
               "Description": f"rds-edge-api stack {ctx.stack}: ACM's warnings about the API's certificate"}
     if rule is None:
         created = ctx.change("create", f"EventBridge rule {rule_name} (ACM expiry and renewal events)",

@@ -12,6 +12,13 @@ sends; older ones stay in the usage plan until ``rotate api-key --finish``
 retires them, so a plain deploy during a rotation keeps both accepted. The
 keys themselves (names, tags) are the record of the window, not the state.
 
+Duplicates: names are not unique in API Gateway, and CreateRestApi, CreateApiKey
+and CreateUsagePlan take no idempotency token, so these creates are never sent
+again after a lost answer before the step has looked (provision/clients.py).
+Every REST API and usage plan with the stack's tags is the stack's, and every
+key of a generation: deploy keeps one of each (the state's, else the oldest),
+says which others it found and removes them; teardown removes them all.
+
 Quotas: CreateRestApi, CreateDeployment, UpdateUsagePlan and DeleteRestApi
 have fixed per-account quotas (one call per 3, 5, 20 and 30 s) that cannot be
 raised, so two stacks torn down together are throttled for longer than the
@@ -21,10 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from .. import waits
 from ..context import UNKNOWN, Context
-from ..errors import is_code
+from ..errors import is_code, or_none
 from ..tags import is_ours
 from .iam_role import partition
 
@@ -81,31 +89,44 @@ def _paged(call, key: str, **kwargs) -> list[dict]:
             return items
 
 
+def _one_and_extras(found: list[dict], hint: str | None) -> tuple[dict | None, list[dict]]:
+    """The one to keep (the state's, else the oldest) and the extras a lost answer may have made."""
+    if not found:
+        return None, []
+    ordered = sorted(found, key=lambda item: (item["id"] != hint, str(item.get("createdDate", "")), item["id"]))
+    return ordered[0], ordered[1:]
+
+
+def _stack_apis(ctx: Context) -> list[dict]:
+    """Every REST API with the stack's tags: all of them are the stack's."""
+    return [api for api in _paged(ctx.client("apigateway").get_rest_apis, "items") if is_ours(api.get("tags"), ctx.stack)]
+
+
 def _find_api(ctx: Context) -> dict | None:
-    apigw = ctx.client("apigateway")
-    hint = ctx.state.get(STEP).get("rest_api_id")
-    if hint:
-        try:
-            api = apigw.get_rest_api(restApiId=hint)
-            if is_ours(api.get("tags"), ctx.stack):
-                return api
-        except Exception as exc:
-            if not is_code(exc, "NotFoundException"):
-                raise
-    return next((api for api in _paged(apigw.get_rest_apis, "items")
-                 if api["name"] == api_name(ctx.stack) and is_ours(api.get("tags"), ctx.stack)), None)
+    return _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))[0]
+
+
+def _remove_extras(ctx: Context, what: str, extras: list[dict], delete) -> None:
+    """Say which duplicates were found, and remove them."""
+    if extras:
+        ctx.out.note(f"Found {len(extras)} more {what} tagged as stack {ctx.stack}'s "
+                     f"({', '.join(e['id'] for e in extras)}), made by a run whose answer was lost: removing them")
+    for extra in extras:
+        ctx.change("delete", f"extra {what} {extra['name']} ({extra['id']})", delete, extra)
 
 
 def ensure(ctx: Context, rotation: str | None = None) -> None:
     """rotation "start" (from ``rotate api-key``) adds the next key when the stack has one."""
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
     function_arn = ctx.state.get("function").get("arn", UNKNOWN)
-    api = _find_api(ctx)
+    api, extras = _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))
+    _remove_extras(ctx, "REST API", extras,
+                   lambda extra: waits.within_quota(ctx, apigw.delete_rest_api, restApiId=extra["id"]))
     if api is None:
         api = ctx.change("create", f"REST API {name} (REGIONAL)", waits.within_quota, ctx, apigw.create_rest_api,
                          name=name,
                          description=f"rds-edge-api stack {ctx.stack}", apiKeySource="HEADER",
-                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags)
+                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags, find=lambda: _find_api(ctx))
         if api is None:
             _plan_new_api(ctx)
             return
@@ -143,13 +164,18 @@ def _plan_new_api(ctx: Context) -> None:
 
 def _ensure_validator(ctx: Context, api_id: str) -> str | None:
     apigw = ctx.client("apigateway")
-    for validator in apigw.get_request_validators(restApiId=api_id).get("items", []):
-        if validator["name"] == VALIDATOR:
-            return validator["id"]
+    found = _validator(apigw, api_id)
+    if found is not None:
+        return found["id"]
     created = ctx.change("create", "request validator for query parameters", apigw.create_request_validator,
                          restApiId=api_id, name=VALIDATOR, validateRequestBody=False,
-                         validateRequestParameters=True)
+                         validateRequestParameters=True, find=lambda: _validator(apigw, api_id))
     return created["id"] if created else None
+
+
+def _validator(apigw, api_id: str) -> dict | None:
+    return next((v for v in apigw.get_request_validators(restApiId=api_id).get("items", [])
+                 if v["name"] == VALIDATOR), None)
 
 
 def _ensure_resource(ctx: Context, api_id: str) -> str | None:
@@ -164,7 +190,9 @@ def _ensure_resource(ctx: Context, api_id: str) -> str | None:
     if ours:
         return ours["id"]
     created = ctx.change("create", f"resource /{path}", apigw.create_resource, restApiId=api_id,
-                         parentId=root["id"], pathPart=path)
+                         parentId=root["id"], pathPart=path,
+                         find=lambda: next((r for r in _paged(apigw.get_resources, "items", restApiId=api_id)
+                                            if r["path"] == f"/{path}"), None))
     return created["id"] if created else None
 
 
@@ -222,7 +250,7 @@ def _put_method(apigw, api_id: str, resource_id: str, validator_id: str, uri: st
     apigw.put_integration(**ids, type="AWS", integrationHttpMethod="POST", uri=uri,
                           requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
     for status, pattern, body in RESPONSES:
-        extra: dict[str, object] = {"selectionPattern": pattern} if pattern else {}
+        extra: dict[str, Any] = {"selectionPattern": pattern} if pattern else {}
         if body:
             extra["responseTemplates"] = {"application/json": body}
         apigw.put_integration_response(**ids, statusCode=status, **extra)
@@ -263,7 +291,8 @@ def _ensure_stage(ctx: Context, api_id: str, print_: str) -> None:
                    stageName=stale["stageName"])
     current = next((s for s in stages if s["stageName"] == stage), None)
     if current is None:
-        ctx.change("create", f"deployment to stage {stage}", _create_stage, ctx, api_id, stage, description)
+        ctx.change("create", f"deployment to stage {stage}", _create_stage, ctx, api_id, stage, description,
+                   find=lambda: or_none(apigw.get_stage, "NotFoundException", restApiId=api_id, stageName=stage))
         return
     deployed = apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
     if deployed.get("description") != description:
@@ -306,19 +335,38 @@ def _generation(name: str, stack: str) -> int | None:
     return int(suffix) if suffix != name and suffix.isdigit() and int(suffix) > 1 else None
 
 
+def _all_keys(ctx: Context) -> list[tuple[int, dict]]:
+    """(generation, key) for every API key of the stack's, duplicates of a generation included."""
+    keys = _paged(ctx.client("apigateway").get_api_keys, "items", nameQuery=ctx.stack)
+    return [(generation, key) for key in keys
+            if (generation := _generation(key["name"], ctx.stack)) and is_ours(key.get("tags"), ctx.stack)]
+
+
+def _keys_and_extras(ctx: Context) -> tuple[list[dict], list[dict]]:
+    """One key per generation, oldest generation first (the state's key kept, else the oldest), and the rest."""
+    hint = ctx.state.get(STEP).get("api_key_id")
+    by_generation: dict[int, list[dict]] = {}
+    for generation, key in _all_keys(ctx):
+        by_generation.setdefault(generation, []).append(key)
+    kept, extras = [], []
+    for generation in sorted(by_generation):
+        one, more = _one_and_extras(by_generation[generation], hint)
+        kept += [one] if one is not None else []  # a generation's group is never empty
+        extras += more
+    return kept, extras
+
+
 def stack_keys(ctx: Context) -> list[dict]:
     """The stack's API keys, oldest generation first: more than one only during a rotation."""
-    keys = _paged(ctx.client("apigateway").get_api_keys, "items", nameQuery=ctx.stack)
-    ours = [(generation, key) for key in keys
-            if (generation := _generation(key["name"], ctx.stack)) and is_ours(key.get("tags"), ctx.stack)]
-    return [key for _, key in sorted(ours, key=lambda pair: pair[0])]
+    return _keys_and_extras(ctx)[0]
 
 
 def _create_key(ctx: Context, generation: int) -> str:
     apigw, wanted, name = ctx.client("apigateway"), ctx.config.api.key, key_name(ctx.stack, generation)
     value = {"value": wanted.value} if wanted is not None else {}
     created = ctx.change("create", f"API key {name}", apigw.create_api_key, name=name, enabled=True,
-                         description=f"rds-edge-api stack {ctx.stack}: sent by CloudFront", tags=ctx.tags, **value)
+                         description=f"rds-edge-api stack {ctx.stack}: sent by CloudFront", tags=ctx.tags, **value,
+                         find=lambda: next((k for k in stack_keys(ctx) if k["name"] == name), None))
     return created["id"] if created else UNKNOWN
 
 
@@ -329,7 +377,8 @@ def _ensure_keys(ctx: Context, rotation: str | None) -> list[str]:
     matches key_env is replaced (outside a rotation, that is a brief outage: rotate instead).
     """
     apigw, wanted = ctx.client("apigateway"), ctx.config.api.key
-    keys = stack_keys(ctx)
+    keys, extras = _keys_and_extras(ctx)
+    _remove_extras(ctx, "API key", extras, lambda extra: apigw.delete_api_key(apiKey=extra["id"]))
     if rotation == "start" and len(keys) == 1:
         return [keys[0]["id"], _create_key(ctx, _generation_of(keys[0], ctx.stack) + 1)]
     if not keys:
@@ -361,9 +410,26 @@ def retire_old_keys(ctx: Context) -> None:
     ctx.outputs["API key rotation"] = None  # the window closed: the api step's label goes (runner merges)
 
 
+def _stack_plans(ctx: Context) -> list[dict]:
+    """Every usage plan with the stack's tags: all of them are the stack's."""
+    return [p for p in _paged(ctx.client("apigateway").get_usage_plans, "items") if is_ours(p.get("tags"), ctx.stack)]
+
+
 def _find_plan(ctx: Context) -> dict | None:
-    plans = _paged(ctx.client("apigateway").get_usage_plans, "items")
-    return next((p for p in plans if p["name"] == ctx.stack and is_ours(p.get("tags"), ctx.stack)), None)
+    return _one_and_extras(_stack_plans(ctx), ctx.state.get(STEP).get("usage_plan_id"))[0]
+
+
+def _delete_plan(ctx: Context, plan: dict) -> None:
+    """Its stages first: a usage plan bound to a stage cannot be deleted."""
+    apigw = ctx.client("apigateway")
+    if plan.get("apiStages"):
+        ctx.change("update", f"usage plan {plan['name']} ({plan['id']}): detach stages", waits.within_quota, ctx,
+                   apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=[
+                       {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+                       for s in plan["apiStages"]],
+                   find=lambda: None if apigw.get_usage_plan(usagePlanId=plan["id"]).get("apiStages") else {})
+    ctx.change("delete", f"usage plan {plan['name']} ({plan['id']})", apigw.delete_usage_plan, usagePlanId=plan["id"],
+               find=_gone(apigw.get_usage_plan, usagePlanId=plan["id"]))
 
 
 def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
@@ -371,12 +437,17 @@ def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
     apigw, api = ctx.client("apigateway"), ctx.config.api
     stage = {"apiId": api_id, "stage": api.stage}
     throttle = {"rateLimit": api.throttle_rate, "burstLimit": api.throttle_burst}
-    plan = _find_plan(ctx)
+    plan, extras = _one_and_extras(_stack_plans(ctx), ctx.state.get(STEP).get("usage_plan_id"))
+    if extras:
+        ctx.out.note(f"Found {len(extras)} more usage plan(s) tagged as stack {ctx.stack}'s "
+                     f"({', '.join(e['id'] for e in extras)}), made by a run whose answer was lost: removing them")
+    for extra in extras:
+        _delete_plan(ctx, extra)
     if plan is None:
         plan = ctx.change("create", f"usage plan {ctx.stack} ({api.throttle_rate:g} req/s, burst "
                                     f"{api.throttle_burst})", apigw.create_usage_plan, name=ctx.stack,
                           description=f"rds-edge-api stack {ctx.stack}", apiStages=[stage], throttle=throttle,
-                          tags=ctx.tags)
+                          tags=ctx.tags, find=lambda: _find_plan(ctx))
         if plan is None:
             ctx.change("create", f"API key {ctx.stack} in usage plan", lambda: None)
             return UNKNOWN
@@ -414,22 +485,26 @@ def _ensure_plan_keys(ctx: Context, plan_id: str, key_ids: list[str]) -> None:
     for key_id in key_ids:
         if key_id not in in_plan:
             ctx.change("create", f"API key {key_id if key_id != UNKNOWN else ctx.stack} in usage plan",
-                       apigw.create_usage_plan_key, usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")
+                       apigw.create_usage_plan_key,
+                       usagePlanId=plan_id, keyId=key_id, keyType="API_KEY",
+                       find=lambda: or_none(apigw.get_usage_plan_key, "NotFoundException",
+                                            usagePlanId=plan_id, keyId=key_id))
 
 
 def destroy(ctx: Context) -> None:
+    """Every usage plan, key and REST API with the stack's tags, duplicates included."""
     apigw = ctx.client("apigateway")
-    plan = _find_plan(ctx)
-    if plan is not None:
-        if plan.get("apiStages"):
-            ctx.change("update", f"usage plan {ctx.stack}: detach stages", waits.within_quota, ctx,
-                       apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=[
-                           {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
-                           for s in plan["apiStages"]])
-        ctx.change("delete", f"usage plan {ctx.stack}", apigw.delete_usage_plan, usagePlanId=plan["id"])
-    for key in stack_keys(ctx):
-        ctx.change("delete", f"API key {key['name']}", apigw.delete_api_key, apiKey=key["id"])
-    api = _find_api(ctx)
-    if api is not None:
-        ctx.change("delete", f"REST API {api['name']} ({api['id']})", waits.within_quota, ctx,
-                   apigw.delete_rest_api, restApiId=api["id"])
+    for plan in _stack_plans(ctx):
+        _delete_plan(ctx, plan)
+    for _, key in _all_keys(ctx):
+        ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"],
+                   find=_gone(apigw.get_api_key, apiKey=key["id"]))
+    for api in _stack_apis(ctx):
+        ctx.change("delete", f"REST API {api['name']} ({api['id']})", waits.within_quota, ctx, apigw.delete_rest_api,
+                   restApiId=api["id"], find=_gone(apigw.get_rest_api, restApiId=api["id"]))
+
+
+def _gone(get, **ids):
+    """A delete's ``find``: {} once the thing is gone (moto answers a repeated delete with a 500, not
+    AWS's NotFoundException: look rather than send it again)."""
+    return lambda: {} if or_none(get, "NotFoundException", **ids) is None else None

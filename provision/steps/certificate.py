@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import secrets
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -252,7 +253,7 @@ def _request(ctx: Context, method: str) -> str:
 def _request_once(ctx: Context, method: str, nonce: str) -> str:
     domain = ctx.config.domain.name
     tags = ctx.tag_list + [{"Key": VALIDATION_TAG, "Value": method.lower()}]
-    kwargs = {"DomainName": domain, "ValidationMethod": method, "Tags": tags,
+    kwargs: dict[str, Any] = {"DomainName": domain, "ValidationMethod": method, "Tags": tags,
               "IdempotencyToken": idempotency_token(ctx, method, nonce)}
     what = f"certificate for {domain} ({method.lower()} validation)"
     if method == "EMAIL":

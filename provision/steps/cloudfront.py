@@ -93,11 +93,14 @@ def find(ctx: Context) -> dict | None:
         else:
             if _ours(ctx, distribution["ARN"]):
                 return _summary(distribution)
-    for page in cf.get_paginator("list_distributions").paginate():
-        for item in page["DistributionList"].get("Items") or []:
-            if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"]):
-                return _summary(item)
-    return None
+    return next(iter(_stack_distributions(ctx)), None)
+
+
+def _stack_distributions(ctx: Context) -> list[dict]:
+    """Every distribution with the stack's comment and tags: all are the stack's (teardown removes each)."""
+    return [_summary(item) for page in ctx.edge("cloudfront").get_paginator("list_distributions").paginate()
+            for item in page["DistributionList"].get("Items") or []
+            if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"])]
 
 
 def _inputs(ctx: Context) -> dict:
@@ -242,7 +245,9 @@ def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict) -> Non
     if drifted:
         ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
                    Id=distribution_id, IfMatch=got["ETag"],
-                   DistributionConfig=_merged(got["DistributionConfig"], desired))
+                   DistributionConfig=_merged(got["DistributionConfig"], desired),
+                   find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
+                   == want else None)  # after a lost answer: the ETag has changed if it was applied
 
 
 def _create(ctx: Context, desired: dict) -> dict | None:
@@ -309,15 +314,22 @@ def sends_key(ctx: Context, key_id: str) -> bool:
 
 
 def destroy(ctx: Context) -> None:
-    """Disable, wait until that has deployed, delete with the latest ETag."""
-    found = find(ctx)
-    if found is None:
-        return
+    """Every distribution of the stack's (the state's, and any with its comment and tags): disable, wait until
+    that has deployed, delete with the latest ETag."""
+    hinted = find(ctx)
+    others = [d for d in _stack_distributions(ctx) if hinted is None or d["Id"] != hinted["Id"]]
+    for found in ([hinted] if hinted else []) + others:
+        _destroy_one(ctx, found)
+
+
+def _destroy_one(ctx: Context, found: dict) -> None:
     cf, distribution_id = ctx.edge("cloudfront"), found["Id"]
     got = cf.get_distribution_config(Id=distribution_id)
     if got["DistributionConfig"]["Enabled"]:
         ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution, Id=distribution_id,
-                   IfMatch=got["ETag"], DistributionConfig={**_sendable(got["DistributionConfig"]), "Enabled": False})
+                   IfMatch=got["ETag"], DistributionConfig={**_sendable(got["DistributionConfig"]), "Enabled": False},
+                   find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]["Enabled"]
+                   else {})
     etag = None if ctx.planning else _deployed(ctx, distribution_id)
     ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
                f"distribution {distribution_id} to be seen as disabled",

@@ -189,7 +189,8 @@ def ensure(ctx: Context) -> None:
             f"IAM role {role_arn.rsplit('/', 1)[-1]} to become usable by Lambda",
             lambda: lambda_.create_function(FunctionName=name, Code={"ZipFile": code.data}, Architectures=arch,
                                             Tags=ctx.tags, Publish=False, **wanted),
-            _role_not_ready_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+            _role_not_ready_yet, timeout=ROLE_PROPAGATION_TIMEOUT, interval=2, max_interval=10,
+            find=lambda: (found := _find(ctx)) and found["Configuration"])
         if created is not None:
             _wait_ready(ctx, name)
         _ensure_concurrency(ctx, name, None)  # a plan announces it too

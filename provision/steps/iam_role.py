@@ -59,7 +59,8 @@ def ensure(ctx: Context) -> None:
     if role is None:
         created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
-                             Description=f"rds-edge-api stack {ctx.stack}: Lambda execution role")
+                             Description=f"rds-edge-api stack {ctx.stack}: Lambda execution role",
+                             find=lambda: (found := _find(ctx)) and {"Role": found})
         ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                    RoleName=name, PolicyArn=policy)
         arn = created["Role"]["Arn"] if created else UNKNOWN

@@ -26,7 +26,7 @@ def ensure(ctx: Context, logs, name: str, where: str = "") -> dict | None:
     group = find(logs, name)
     if group is None:
         ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
-                   logGroupName=name, tags=ctx.tags)
+                   logGroupName=name, tags=ctx.tags, find=lambda: find(logs, name))
         group = None if ctx.planning else find(logs, name)
     elif not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
         ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(group),

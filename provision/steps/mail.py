@@ -75,7 +75,8 @@ def ensure(ctx: Context) -> None:
     _ensure_records(ctx, token, region)
     rule_set_existed = _rule_set_exists(ses, rule_set)
     if not rule_set_existed:
-        ctx.change("create", f"SES receipt rule set {rule_set}", ses.create_receipt_rule_set, RuleSetName=rule_set)
+        ctx.change("create", f"SES receipt rule set {rule_set}", ses.create_receipt_rule_set, RuleSetName=rule_set,
+                   find=lambda: {} if _rule_set_exists(ses, rule_set) else None)
     _ensure_rule(ctx, ses, rule_set, bucket, rule_set_existed)
     if active != rule_set:
         ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
@@ -144,7 +145,8 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str) -> None:
     found_in = _bucket_region(ctx, s3, bucket)
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-        ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra)
+        ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra,
+                   find=lambda: {} if _bucket_region(ctx, s3, bucket) else None)
         current: dict[str, Any] = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
                    "encryption": None}
     elif found_in != region:
@@ -386,7 +388,9 @@ def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rule_set_existed
                 raise
     if current is None:
         ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
-                   f"s3://{bucket}/{PREFIX})", ses.create_receipt_rule, RuleSetName=rule_set, Rule=wanted)
+                   f"s3://{bucket}/{PREFIX})", ses.create_receipt_rule, RuleSetName=rule_set, Rule=wanted,
+                   find=lambda: or_none(ses.describe_receipt_rule, "RuleDoesNotExist", RuleSetName=rule_set,
+                                        RuleName=wanted["Name"]))
     elif _comparable(current) != _comparable(wanted):
         ctx.change("update", f"SES receipt rule {wanted['Name']}", ses.update_receipt_rule,
                    RuleSetName=rule_set, Rule=wanted)

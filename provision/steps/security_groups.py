@@ -27,13 +27,17 @@ def rule_description(stack: str) -> str:
     return f"rds-edge-api {stack}: Lambda to MySQL"
 
 
-def _find_group(ctx: Context, vpc_id: str | None) -> dict | None:
+def _groups(ctx: Context, vpc_id: str | None) -> list[dict]:
+    """Our groups (by name and stack tag), in that VPC or, without one, in any."""
     filters = [{"Name": "group-name", "Values": [group_name(ctx.stack)]},
                {"Name": "tag:stack", "Values": [ctx.stack]}]
     if vpc_id:
         filters.append({"Name": "vpc-id", "Values": [vpc_id]})
-    groups = ctx.client("ec2").describe_security_groups(Filters=filters)["SecurityGroups"]
-    return groups[0] if groups else None
+    return ctx.client("ec2").describe_security_groups(Filters=filters)["SecurityGroups"]
+
+
+def _find_group(ctx: Context, vpc_id: str | None) -> dict | None:
+    return next(iter(_groups(ctx, vpc_id)), None)
 
 
 def _mysql_permission(port: int, group_id: str, description: str) -> dict:
@@ -55,7 +59,8 @@ def ensure(ctx: Context) -> None:
         created = ctx.change(
             "create", f"security group {name} in {db.vpc_id}", ec2.create_security_group, GroupName=name,
             VpcId=db.vpc_id, Description=f"rds-edge-api {ctx.stack}: Lambda function, no inbound",
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}])
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": ctx.tag_list}],
+            find=lambda: _find_group(ctx, db.vpc_id))
         if created is None:
             ctx.change("update", f"outbound of {name}: MySQL to {db.security_group_id} only", lambda: None)
             ctx.change("update", f"inbound on the database's group {db.security_group_id}: "
@@ -92,14 +97,18 @@ def _ensure_egress(ctx: Context, group: dict, db, description: str) -> None:
 
 
 def destroy(ctx: Context) -> None:
+    """Our rule on the database's group, then every group of ours, in whichever VPC (the database may have moved)."""
+    groups = _groups(ctx, None)
+    _revoke_rule(ctx, groups[0]["GroupId"] if groups else None)
+    for group in groups:
+        if is_ours(group.get("Tags"), ctx.stack):
+            _delete_group(ctx, group)
+        else:
+            ctx.out.note(f"Leaving security group {group['GroupId']}: not tagged as this stack's")
+
+
+def _delete_group(ctx: Context, group: dict) -> None:
     ec2 = ctx.client("ec2")
-    group = _find_group(ctx, None)
-    _revoke_rule(ctx, group["GroupId"] if group else None)
-    if group is None:
-        return
-    if not is_ours(group.get("Tags"), ctx.stack):
-        ctx.out.note(f"Leaving security group {group['GroupId']}: not tagged as this stack's")
-        return
     ctx.change("delete", f"security group {group_name(ctx.stack)} ({group['GroupId']})", waits.retry_while,
                ctx, f"the deleted function's network interfaces to leave security group {group['GroupId']}",
                lambda: ec2.delete_security_group(GroupId=group["GroupId"]),

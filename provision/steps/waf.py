@@ -114,13 +114,16 @@ def _ensure_ip_set(ctx: Context, version: int, cidrs: tuple[str, ...]) -> str:
     if found is None:
         created = ctx.change("create", f"IP set {name}", waf.create_ip_set, Name=name, Scope=SCOPE,
                              IPAddressVersion=VERSIONS[version], Addresses=list(cidrs),
-                             Description=description, Tags=ctx.tag_list)
+                             Description=description, Tags=ctx.tag_list,
+                             find=lambda: (found := _find_ip_set(ctx, version)) and {"Summary": found})
         return created["Summary"]["ARN"] if created else UNKNOWN
     current = waf.get_ip_set(Name=name, Scope=SCOPE, Id=found["Id"])
     if _addresses(current["IPSet"]["Addresses"]) != _addresses(cidrs):
         ctx.change("update", f"IP set {name} ({len(cidrs)} ranges)", waf.update_ip_set, Name=name, Scope=SCOPE,
                    Id=found["Id"], Addresses=list(cidrs), Description=description,
-                   LockToken=current["LockToken"])
+                   LockToken=current["LockToken"],  # spent once applied: after a lost answer, look instead
+                   find=lambda: {} if _addresses(waf.get_ip_set(Name=name, Scope=SCOPE, Id=found["Id"])["IPSet"]
+                                                 ["Addresses"]) == _addresses(cidrs) else None)
     return found["ARN"]
 
 
@@ -227,14 +230,17 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
     if found is None:
         created = ctx.change("create", f"web ACL {name} (default Block, rule {RULE})", _until_sets_visible, ctx,
                              lambda: waf.create_web_acl(Name=name, Scope=SCOPE, Description=description,
-                                                        Tags=ctx.tag_list, **desired))
+                                                        Tags=ctx.tag_list, **desired),
+                             find=lambda: (found := _find_acl(ctx)) and {"Summary": found})
         if created is None:
             return
         found = created["Summary"]
     elif current and _owned(current["WebACL"]) != _owned(desired):  # found, so current was read
         ctx.change("update", f"web ACL {name} (rule {RULE}){window}", _until_sets_visible, ctx,
                    lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
-                                              LockToken=current["LockToken"], **desired))
+                                              LockToken=current["LockToken"], **desired),
+                   find=lambda: {} if _owned(waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])["WebACL"])
+                   == _owned(desired) else None)
     for version in sorted(VERSIONS.keys() - wanted.keys()):
         _delete_ip_set(ctx, version, destroying=False)
     ctx.state.put(STEP, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
