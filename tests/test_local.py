@@ -40,12 +40,16 @@ def test_plan_local_changes_nothing(example_secrets):
     assert text.rstrip().endswith("(0 changing)")
 
 
-def test_teardown_local_removes_what_it_deployed(example_secrets):
+def test_teardown_local_removes_what_it_deployed_and_says_what_each_phase_does(example_secrets):
+    """One `teardown --local` for both checks (two tests ran the identical command)."""
     code, text = Run("teardown", EXAMPLE, "--local")
     assert code == 0, text
     for title in ("CloudFront distribution", "WAF web ACL", "API Gateway", "Lambda function", "Security groups",
                   "IAM role", "Certificate request", "Mail for certificate approval"):
         assert f"deleted  {title}" in text
+    deploying = text.index("Deploying stack orders-api into the empty emulator first")
+    tearing = text.index("Tearing down stack orders-api")
+    assert deploying < text.index("created  CloudFront distribution") < tearing < text.index("deleted  CloudFront")
 
 
 def test_local_makes_throwaway_secrets_when_none_are_set(monkeypatch):
@@ -111,14 +115,6 @@ def test_serve_options_are_one_line_usage_errors_before_the_emulator_starts(exam
     code, text = Run("deploy", EXAMPLE, *args)
     assert code == 2
     assert problem in text and text.strip().count("\n") == 0, text
-
-
-def test_teardown_local_says_what_each_phase_does(example_secrets):
-    code, text = Run("teardown", EXAMPLE, "--local")
-    assert code == 0, text
-    deploying = text.index("Deploying stack orders-api into the empty emulator first")
-    tearing = text.index("Tearing down stack orders-api")
-    assert deploying < text.index("created  CloudFront distribution") < tearing < text.index("deleted  CloudFront")
 
 
 def test_serving_runs_until_ctrl_c_then_removes_mariadb(short_tmp_path):
