@@ -237,7 +237,7 @@ def inventory(config) -> list[str]:
         for finder in (_security_groups, _functions, _log_groups, _apis, _certificates, _mail_identities):
             found += finder(region, config, ours)
         if region == "us-east-1":
-            for finder in (_alerts, _web_acls):
+            for finder in (_alerts, _log_deliveries, _web_acls):
                 found += finder(region, config, ours)
     for finder in (_roles, _distributions, _buckets, _dns_records):
         found += finder("us-east-1", config, ours)
@@ -280,7 +280,10 @@ def _apis(region, config, ours) -> list[str]:
     import boto3
 
     apigw = boto3.client("apigateway", region_name=region)
+    logging_role = apigw.get_account().get("cloudwatchRoleArn") or ""
     return ([f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
+            + ([f"api gateway account logging role in {region}"]  # account-wide: not tagged
+               if "role/rds-edge-api-" in logging_role else [])
             + [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
             + [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))])
 
@@ -305,6 +308,19 @@ def _alerts(region, config, ours) -> list[str]:
                if ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"])]
             + [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
                if s["TopicArn"].endswith(f":{stack}-certificate-alerts")])  # untaggable: by topic name
+
+
+def _log_deliveries(region, config, ours) -> list[str]:
+    import boto3
+
+    logs, found = boto3.client("logs", region_name=region), []
+    for kind, listing, key in (("delivery", "describe_deliveries", "deliveries"),
+                               ("delivery source", "describe_delivery_sources", "deliverySources"),
+                               ("delivery destination", "describe_delivery_destinations", "deliveryDestinations")):
+        for item in getattr(logs, listing)()[key]:
+            if ours(logs.list_tags_for_resource(resourceArn=item["arn"])["tags"]):
+                found.append(f"{kind} {item.get('name') or item['id']}")
+    return found
 
 
 def _web_acls(region, config, ours) -> list[str]:

@@ -12,7 +12,9 @@ through GetSampledRequests and the console for three hours. The log's
 RedactedFields "has no impact on request sampling" (LoggingConfiguration);
 the web ACL's data protection would cover sampling, but the request log
 (waf_logging, Authorization redacted) already shows every request, so
-sampling adds nothing worth a second place the secret could leak from.
+sampling adds nothing worth a second place the secret could leak from (and
+moto 5.2.5 accepts DataProtectionConfig but drops it, so no test could read
+it back).
 
 Pitfalls:
 - every update needs the LockToken from a fresh read; changes are made in
