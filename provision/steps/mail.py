@@ -42,13 +42,14 @@ Pitfalls:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import dns
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..tags import as_dict, is_ours, tag_list
+from . import dns
 
 PREFIX = "acm/"
 SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule
@@ -61,26 +62,26 @@ OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
 ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
-def bucket_name(ctx) -> str:
+def bucket_name(ctx: Context) -> str:
     """Deterministic and globally unique enough: the account id is in it."""
     return f"{ctx.stack.lower()}-mail-{ctx.account_id}"
 
 
-def rule_set_name(ctx) -> str:
+def rule_set_name(ctx: Context) -> str:
     """The set the stack's rule goes in: the operator's own (``[domain] mail_rule_set``) or the shared one."""
     return ctx.config.domain.mail_rule_set or SHARED_RULE_SET
 
 
-def _legacy_rule_set(ctx) -> str:
+def _legacy_rule_set(ctx: Context) -> str:
     """The stack's own set, from before the set was shared."""
     return f"{ctx.stack}-acm"
 
 
-def rule_name(ctx) -> str:
+def rule_name(ctx: Context) -> str:
     return f"{ctx.stack}-acm-approval"
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     if not ctx.config.domain.receives_mail:  # DNS validation, or ACM mails a parent domain: nothing to receive
         destroy(ctx)
         return
@@ -109,7 +110,7 @@ def ensure(ctx) -> None:
                            "region": region, "identity_created": identity_created})
 
 
-def check_active_rule_set(ctx) -> str | None:
+def check_active_rule_set(ctx: Context) -> str | None:
     """The active receipt rule set in the mail region, if the stack may add its rule there or replace it
     (none, the shared one, the stack's own from before it was shared, or the one ``[domain] mail_rule_set``
     names); any other stops the run before any change (the preflight's check, and this step's)."""
@@ -129,7 +130,7 @@ def check_active_rule_set(ctx) -> str | None:
     return active
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """The stack's rule (and the shared set once no rule is left), DNS records, identity, bucket: each only if
     this stack's, each absent -> nothing."""
     recorded = ctx.state.get("mail")
@@ -164,7 +165,7 @@ def destroy(ctx) -> None:
 
 # --- bucket -------------------------------------------------------------------
 
-def _bucket_region(ctx, s3, bucket: str) -> str | None:
+def _bucket_region(ctx: Context, s3, bucket: str) -> str | None:
     """The region of our account's bucket of that name, or None when there is none."""
     try:
         head = s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account_id)
@@ -178,7 +179,7 @@ def _bucket_region(ctx, s3, bucket: str) -> str | None:
     return head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")
 
 
-def _ensure_bucket(ctx, s3, bucket: str, region: str, creates_identity: bool) -> bool:
+def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, creates_identity: bool) -> bool:
     """Make the bucket as the docstring says; return whether its tags say the stack created the SES identity
     (tagged here, before ``creates_identity`` makes it)."""
     found_in = _bucket_region(ctx, s3, bucket)
@@ -186,7 +187,7 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str, creates_identity: bool) ->
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra,
                    find=lambda: {} if _bucket_region(ctx, s3, bucket) else None)
-        current = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
+        current: dict[str, Any] = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
                    "encryption": None}
     elif found_in != region:
         raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
@@ -226,7 +227,7 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str, creates_identity: bool) ->
     return identity_created
 
 
-def bucket_policy(ctx, bucket: str, region: str) -> dict:
+def bucket_policy(ctx: Context, bucket: str, region: str) -> dict:
     """SES of this account, for this rule only, may put objects under the prefix: nothing else;
     and no one, SES included, without TLS."""
     rule_arn = (f"arn:aws:ses:{region}:{ctx.account_id}:receipt-rule-set/{rule_set_name(ctx)}"
@@ -295,7 +296,7 @@ def _lifecycle(s3, bucket: str) -> list[dict] | None:
     return found and found["Rules"]
 
 
-def _empty(ctx, s3, bucket: str) -> None:
+def _empty(ctx: Context, s3, bucket: str) -> None:
     """Delete every object version and delete marker, a batch per call.
 
     All are listed first: deleting between pages would pull the listing's markers away.
@@ -320,7 +321,7 @@ def _verification_token(ses, domain: str) -> str | None:
     return attributes.get(domain, {}).get("VerificationToken")
 
 
-def _create_identity(ctx, ses) -> str:
+def _create_identity(ctx: Context, ses) -> str:
     domain = ctx.config.domain.name
     created = ctx.change("create", f"SES domain identity {domain}", ses.verify_domain_identity, Domain=domain)
     if created is None:
@@ -333,13 +334,13 @@ def _txt(domain: str, token: str) -> dns.Record:
     return dns.Record(f"_amazonses.{domain}", "TXT", (f'"{token}"',))
 
 
-def _mx(ctx, region: str) -> dns.Record:
+def _mx(ctx: Context, region: str) -> dns.Record:
     mx = dns.validation_mx(ctx.config)
     return mx if region == ctx.config.domain.mail_region else dns.Record(
         mx.name, "MX", (f"10 inbound-smtp.{region}.amazonaws.com",))
 
 
-def _ensure_records(ctx, token: str, region: str) -> None:
+def _ensure_records(ctx: Context, token: str, region: str) -> None:
     """TXT and MX, kept for as long as validation is email: ACM's renewal mail needs the MX too."""
     domain = ctx.config.domain.name
     records = [_txt(domain, token), _mx(ctx, region)]
@@ -357,7 +358,7 @@ def _ensure_records(ctx, token: str, region: str) -> None:
                          "renewal: keep them.")
 
 
-def _remove_records(ctx, token: str | None, region: str) -> None:
+def _remove_records(ctx: Context, token: str | None, region: str) -> None:
     domain = ctx.config.domain.name
     mx = _mx(ctx, region)
     txt = _txt(domain, token) if token else None
@@ -371,7 +372,7 @@ def _remove_records(ctx, token: str | None, region: str) -> None:
     dns.remove(ctx, zone, mx.name, "MX", only_if=mx)
 
 
-def _certificate_issued(ctx) -> bool:
+def _certificate_issued(ctx: Context) -> bool:
     """Whether the stack's certificate (per an earlier run's state) is issued: then the records were shown before."""
     arn = ctx.state.earlier("certificate").get("arn")
     if not arn or arn == UNKNOWN:
@@ -393,7 +394,7 @@ def _rules(ses, name: str) -> list[dict] | None:
     return None if found is None else found.get("Rules", [])
 
 
-def _remove_rule(ctx, ses, rule_set: str) -> bool:
+def _remove_rule(ctx: Context, ses, rule_set: str) -> bool:
     """Remove the stack's rule from the set; then the set itself if it is the shared one, now empty.
     Whether the rule was there. The operator's own set is never deactivated or deleted."""
     rules = _rules(ses, rule_set)
@@ -410,13 +411,13 @@ def _remove_rule(ctx, ses, rule_set: str) -> bool:
     return True
 
 
-def _delete_rule_set(ctx, ses, rule_set: str) -> None:
+def _delete_rule_set(ctx: Context, ses, rule_set: str) -> None:
     if _active_rule_set(ses) == rule_set:
         ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
     ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
 
 
-def _wanted_rule(ctx, bucket: str) -> dict:
+def _wanted_rule(ctx: Context, bucket: str) -> dict:
     return {
         "Name": rule_name(ctx),
         "Enabled": True,
@@ -441,7 +442,7 @@ def _comparable(rule: dict) -> dict:
     }
 
 
-def _ensure_rule(ctx, ses, rule_set: str, bucket: str, rules: list[dict]) -> None:
+def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rules: list[dict]) -> None:
     wanted = _wanted_rule(ctx, bucket)
     current = next((r for r in rules if r["Name"] == wanted["Name"]), None)
     if current is None:
