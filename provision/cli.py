@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
             out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "
                      f"(--local needs none of your secrets)")
         try:
-            if getattr(args, "local", False):
+            if getattr(args, "local", False) and config is not None:  # usage_error keeps --local from --stack
                 from .local.emulator import start
 
                 config, session = start(stack, config, out)

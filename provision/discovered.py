@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import (AccessConfig, Config, DatabaseConfig, DomainConfig, Secret,
-                     StackConfig, acm_mail_domain)
+from .config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
 from .context import EDGE_REGION
 from .errors import DeployError, or_none
 from .steps import mail, security_groups

@@ -127,7 +127,7 @@ def run_from_account(args, session, out) -> int:
     if found.missing:
         out.note(f"stack {args.stack} is not complete: it has no {', '.join(found.missing)}")
     if args.json:
-        body = {json_key(label): value for label, value in outputs.items()}
+        body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["complete"] = args.stack, not found.missing
         out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
     else:

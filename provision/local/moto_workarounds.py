@@ -67,5 +67,5 @@ def add_delete_receipt_rule() -> None:
         self.backend.delete_receipt_rule(self._get_param("RuleSetName"), self._get_param("RuleName"))
         return EmptyResult()
 
-    SESBackend.delete_receipt_rule = backend_delete
-    EmailResponse.delete_receipt_rule = respond
+    setattr(SESBackend, "delete_receipt_rule", backend_delete)
+    setattr(EmailResponse, "delete_receipt_rule", respond)
