@@ -26,6 +26,12 @@ usual backoff: those calls go through ``waits.within_quota``.
 """
 from __future__ import annotations
 
+import boto3
+from ..config import Config
+from ..registry import Names, Owns
+from ..tags import is_ours
+
+
 import hashlib
 import json
 from typing import Any
@@ -508,3 +514,24 @@ def _gone(get, **ids):
     """A delete's ``find``: {} once the thing is gone (moto answers a repeated delete with a 500, not
     AWS's NotFoundException: look rather than send it again)."""
     return lambda: {} if or_none(get, "NotFoundException", **ids) is None else None
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's REST APIs, API keys and usage plans (by tag), read back with plain boto3 in every
+    region the stack uses."""
+    found = []
+    for region in config.regions:
+        apigw, stack = boto3.client("apigateway", region_name=region), config.stack.name
+        found += ([f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if is_ours(a.get("tags"), stack)]
+                  + [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if is_ours(k.get("tags"), stack)]
+                  + [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"]
+                     if is_ours(p.get("tags"), stack)])
+    return found
+
+
+OWNS = Owns(inventory=(inventory,), creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey",
+                                             "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission"))
