@@ -138,6 +138,19 @@ BEYOND: tuple[Beyond, ...] = (
            "AWS WAF developer guide, logging permissions: disabling CloudWatch Logs delivery"),
     *(Beyond("apigateway", op, ("apigateway:PUT",), APIGW_TAGS, resources={"apigateway:PUT": ("Tags",)})
       for op in ("CreateRestApi", "CreateApiKey", "CreateUsagePlan", "CreateStage")),
+    Beyond("apigateway", "UpdateAccount", ("iam:PassRole",),
+           "API Gateway developer guide, 'Set up CloudWatch logging for REST APIs': setting the account's "
+           "cloudwatchRoleArn passes that role to API Gateway (iam:PassRole)"),
+    Beyond("logs", "PutDeliverySource", ("logs:TagResource", "cloudfront:AllowVendedLogDeliveryForResource"),
+           "CloudFront developer guide, 'Configure standard logging (v2)', permissions: a CloudFront delivery "
+           "source needs cloudfront:AllowVendedLogDeliveryForResource on the distribution; tags on create need "
+           "logs:TagResource"),
+    Beyond("logs", "PutDeliveryDestination", ("logs:TagResource",),
+           "CloudWatch Logs API reference, PutDeliveryDestination: tags given at creation need logs:TagResource"),
+    Beyond("logs", "CreateDelivery", ("logs:TagResource", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                                      "logs:DescribeLogGroups"),
+           "CloudWatch Logs user guide, 'Logs sent to CloudWatch Logs' (V2 permissions): the delivery adds the "
+           "log group to a log-delivery resource policy; tags on create need logs:TagResource"),
     Beyond("apigateway", "TagResource", ("apigateway:PATCH",),
            "TagResource is authorized as apigateway:PUT on /tags/<ARN> and apigateway:PATCH on the tagged resource "
            "(iann0036/iam-dataset#39, tested against AWS)", resources={"apigateway:PATCH": ("Stage",)}),
@@ -184,7 +197,7 @@ def own_actions(service: str, operation: str, http_method: Callable[[str], str])
     """The IAM action(s) AWS checks for the call itself; API Gateway's by HTTP method (``http_method``)."""
     if (service, operation) in OWN:
         return OWN[(service, operation)]
-    if service == "apigateway":
+    if service in ("apigateway", "apigatewayv2"):  # both authorize as apigateway:<HTTP method>
         return (f"apigateway:{http_method(operation)}",)
     return (f"{PREFIXES.get(service, service)}:{operation}",)
 

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 
 class Names(Protocol):
     """How the policy writes an ARN of this stack's (``provision.policy.Names``)."""
-    config: Config
-    account: str
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def account(self) -> str: ...
 
     def arn(self, service: str, region: str, resource: str) -> str:
         """arn:<partition>:<service>:<region>:<account>:<resource> (region "" for a global service)."""

@@ -27,18 +27,15 @@ Pitfalls:
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..context import EDGE_REGION
-from ..registry import Names, Owns
-from ..tags import is_ours
-
-
 import json
 from typing import Any
 
+import boto3
+
+from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 
 STEP = "alerts"

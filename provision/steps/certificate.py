@@ -37,22 +37,18 @@ Pitfalls:
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..context import EDGE_REGION
-from ..registry import Names, Owns
-from ..tags import is_ours
-
-
 import datetime
 import hashlib
 import secrets
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
-from ..context import UNKNOWN, Context
+from ..config import Config
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 from ..waits import retry_while, wait_until
 from . import approval, dns, mail

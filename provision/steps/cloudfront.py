@@ -38,18 +38,16 @@ Pitfalls:
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..registry import Names, Owns
-
-
 import hashlib
 
+import boto3
 from botocore.exceptions import ClientError
 
 from .. import waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
+from ..registry import Names, Owns
 from ..tags import is_ours
 
 STEP = "cloudfront"

@@ -5,14 +5,13 @@ written (UPSERT) or deleted with their exact current values.
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..registry import Names
-
-
 from dataclasses import dataclass
 
+import boto3
+
+from ..config import Config
 from ..context import Context
+from ..registry import Names
 
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias target
 

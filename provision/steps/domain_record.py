@@ -23,11 +23,9 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from ..registry import Owns
-
-
 from ..context import UNKNOWN, Context
 from ..errors import DeployError
+from ..registry import Owns
 from . import cloudfront, dns
 
 STEP = "domain_record"

@@ -24,17 +24,16 @@ Pitfalls (AWS enforces what the emulator does not; tests/aws_rules.py models eac
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..registry import Names, Owns
-
-
 import itertools
 from dataclasses import dataclass
 
+import boto3
+
 from .. import ca_bundle, waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
+from ..registry import Names, Owns
 from ..tags import is_ours
 from . import database, log_groups, package
 
@@ -275,7 +274,7 @@ def _function_arns(names: Names, action: str) -> list[str]:
 
 
 def _log_group_arns(names: Names, action: str) -> list[str]:
-    return log_groups.arns(names, names.config.stack.region, log_group_name(names.config.stack.name))
+    return log_groups.arns(names, action, names.config.stack.region, log_group_name(names.config.stack.name))
 
 
 OWNS = Owns(inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},

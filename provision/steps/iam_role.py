@@ -13,15 +13,14 @@ format), removed when auth goes back to "password" and at teardown.
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..registry import Names, Owns
-
-
 import json
 
+import boto3
+
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 from . import database
 

@@ -7,11 +7,10 @@ WAF made itself would never expire), and removed only when tagged as ours.
 from __future__ import annotations
 
 import boto3
+
 from ..config import Config
-from ..registry import Names
-
-
 from ..context import Context
+from ..registry import Names
 from ..tags import is_ours
 
 
@@ -66,6 +65,9 @@ def inventory(config: Config) -> list[str]:
     return found
 
 
-def arns(names: Names, region: str, name: str) -> list[str]:
-    """A group's ARN as the policy grants it: the group, and its streams (':*')."""
+def arns(names: Names, action: str, region: str, name: str) -> list[str]:
+    """A group's ARN as the policy grants it: the group, and its streams (':*'); none for the delivery
+    actions (CloudFront's log delivery, cloudfront_logging.py), which act on the delivery parts only."""
+    if "Delivery" in action:
+        return []
     return [names.arn("logs", region, f"log-group:{name}{suffix}") for suffix in ("", ":*")]

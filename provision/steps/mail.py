@@ -30,18 +30,16 @@ Pitfalls:
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..registry import Names, Owns
-
-
 import json
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours, tag_list
 from . import dns
 

@@ -8,13 +8,12 @@ at teardown, revoke exactly that rule; the group itself is never deleted.
 from __future__ import annotations
 
 import boto3
-from ..config import Config
-from ..registry import Names, Owns
-
 
 from .. import waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
+from ..registry import Owns
 from ..tags import is_ours
 from . import database
 

@@ -40,18 +40,15 @@ the state file remembers it; only ``--finish`` drops the old value.
 """
 from __future__ import annotations
 
-import boto3
-from ..config import Config
-from ..context import EDGE_REGION
-from ..registry import Names, Owns
-from ..tags import is_ours
-
-
 import ipaddress
 
+import boto3
+
 from .. import waits
-from ..context import UNKNOWN, Context
+from ..config import Config
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 
 STEP = "waf"

@@ -21,12 +21,9 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from ..context import EDGE_REGION
-from ..registry import Names, Owns
-
-
-from ..context import UNKNOWN, Context
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
+from ..registry import Names, Owns
 from . import log_groups
 from .waf import SCOPE, STEP as WAF_STEP, acl_name
 
@@ -100,7 +97,7 @@ def destroy(ctx: Context) -> None:
 
 
 def _log_group_arns(names: Names, action: str) -> list[str]:
-    return log_groups.arns(names, EDGE_REGION, log_group_name(names.config.stack.name))
+    return log_groups.arns(names, action, EDGE_REGION, log_group_name(names.config.stack.name))
 
 
 OWNS = Owns(inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
