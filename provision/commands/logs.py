@@ -22,10 +22,11 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
 from datetime import datetime, timezone
+from typing import Any, Callable
 from urllib.parse import parse_qs
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from ..context import EDGE_REGION, make_context
@@ -155,9 +156,12 @@ def _events(client, group: str, start_ms: int) -> list[dict]:
     return [event for page in pages for event in page.get("events", [])]
 
 
-def _sources(ctx) -> list[tuple[str, object, str, str, Callable[[dict], Record | None]]]:
+Source = tuple[str, Any, str, str, Callable[[dict], "Record | None"]]  # source, logs client, group, where, reader
+
+
+def _sources(ctx) -> list[Source]:
     """(source, logs client, group, where, reader) for every log beside the function's that the config keeps."""
-    sources = [("waf", ctx.edge("logs"), waf_log_group(ctx.stack), EDGE_REGION, from_waf)]
+    sources: list[Source] = [("waf", ctx.edge("logs"), waf_log_group(ctx.stack), EDGE_REGION, from_waf)]
     if ctx.config.logs.api_access:
         sources.append(("api", ctx.client("logs"), api_access_log.log_group_name(ctx.stack), ctx.region, from_api))
     if ctx.config.logs.cloudfront:
@@ -189,8 +193,9 @@ def _show(out, records: list[Record], as_json: bool, header: bool) -> None:
             out.console.print(json.dumps(body), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(show_header=header, box=None, pad_edge=False)
-    for column, justify in (("time (UTC)", "left"), ("source address", "left"), ("outcome", "left"),
-                            ("key length", "right"), ("ms", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("time (UTC)", "left"), ("source address", "left"),
+                                                      ("outcome", "left"), ("key length", "right"), ("ms", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
     for r in records:
         table.add_row(r.time, r.address or "-", r.outcome, "-" if r.key_length is None else str(r.key_length),

@@ -27,12 +27,11 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from . import log_groups
-from .cloudfront import STEP as CLOUDFRONT_STEP
-from .cloudfront import find as find_distribution
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..tags import is_ours
+from . import log_groups
+from .cloudfront import STEP as CLOUDFRONT_STEP, find as find_distribution
 
 STEP = "cloudfront_logging"
 LOG_TYPE = "ACCESS_LOGS"
@@ -58,12 +57,12 @@ def destination_name(stack: str) -> str:
     return f"{stack}-cloudfront-logs"
 
 
-def _distribution_arn(ctx) -> str | None:
+def _distribution_arn(ctx: Context) -> str | None:
     known = ctx.state.get(CLOUDFRONT_STEP).get("arn")
     if known:
         return known
     found = find_distribution(ctx)
-    return found and found["ARN"]
+    return found["ARN"] if found else None
 
 
 def _source(logs, stack: str) -> dict | None:
@@ -86,7 +85,7 @@ def _ours(logs, resource: dict, stack: str) -> bool:
     return is_ours(resource.get("tags") or logs.list_tags_for_resource(resourceArn=resource["arn"])["tags"], stack)
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     if not ctx.config.logs.cloudfront:
         destroy(ctx)
         ctx.state.drop(STEP)
@@ -103,14 +102,14 @@ def ensure(ctx) -> None:
     ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)"
 
 
-def _delete_deliveries(ctx, logs, deliveries: list[dict], why: str) -> None:
+def _delete_deliveries(ctx: Context, logs, deliveries: list[dict], why: str) -> None:
     for delivery in list(deliveries):
         ctx.change("delete", f"CloudFront log delivery {delivery['id']} ({why})", logs.delete_delivery,
                    id=delivery["id"])
         deliveries.remove(delivery)
 
 
-def _ensure_source(ctx, logs, distribution_arn: str, deliveries: list[dict]) -> None:
+def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[dict]) -> None:
     name = source_name(ctx.stack)
     source = _source(logs, ctx.stack)
     if source is not None and (source.get("resourceArns") != [distribution_arn] or source.get("logType") != LOG_TYPE):
@@ -125,7 +124,7 @@ def _ensure_source(ctx, logs, distribution_arn: str, deliveries: list[dict]) -> 
                    tags=ctx.tags)
 
 
-def _ensure_destination(ctx, logs, group_arn: str, deliveries: list[dict]) -> dict | None:
+def _ensure_destination(ctx: Context, logs, group_arn: str, deliveries: list[dict]) -> dict | None:
     name = destination_name(ctx.stack)
     destination = _destination(logs, ctx.stack)
     config = {"destinationResourceArn": group_arn}
@@ -149,7 +148,7 @@ def _ensure_destination(ctx, logs, group_arn: str, deliveries: list[dict]) -> di
     return destination
 
 
-def _ensure_delivery(ctx, logs, destination: dict | None, deliveries: list[dict]) -> None:
+def _ensure_delivery(ctx: Context, logs, destination: dict | None, deliveries: list[dict]) -> None:
     destination_arn = destination["arn"] if destination else UNKNOWN
     wanted = [d for d in deliveries
               if d.get("deliveryDestinationArn") == destination_arn and d.get("recordFields") == RECORD_FIELDS]
@@ -164,7 +163,7 @@ def _ensure_delivery(ctx, logs, destination: dict | None, deliveries: list[dict]
                deliveryDestinationArn=destination_arn, recordFields=RECORD_FIELDS, tags=ctx.tags)
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Deliveries first (they hold the source and destination), then those two, then the group: each if ours."""
     logs = ctx.edge("logs")
     for delivery in _deliveries(logs, ctx.stack):
