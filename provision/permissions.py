@@ -56,6 +56,7 @@ OWN: dict[tuple[str, str], tuple[str, ...]] = {
     ("cloudfront", "CreateDistributionWithTags"): ("cloudfront:CreateDistribution",),
     ("logs", "TagLogGroup"): ("logs:TagLogGroup", "logs:TagResource"),
     ("logs", "ListTagsLogGroup"): ("logs:ListTagsLogGroup", "logs:ListTagsForResource"),
+    ("lambda", "Invoke"): ("lambda:InvokeFunction",),
 }
 PREFIXES = {"sesv2": "ses"}  # boto3 service name -> IAM prefix, where they differ
 NO_PERMISSION_NEEDED = {("sts", "GetCallerIdentity")}  # AWS answers it for any caller
@@ -84,14 +85,6 @@ BEYOND: tuple[Beyond, ...] = (
     Beyond("lambda", "GetFunction", ("lambda:ListTags",),
            "Lambda API reference, GetFunction: 'returns tag data only if you have explicit allow permissions for "
            "lambda:ListTags'; the function step decides ownership from those tags"),
-    # Two paths the recorder never takes (moto's functions are never Inactive; no reservation to remove
-    # unless max_concurrency becomes 0), granted with the recorded call that leads to them:
-    Beyond("lambda", "GetFunction", ("lambda:InvokeFunction",),
-           "Lambda developer guide, 'Giving Lambda functions access to resources in an Amazon VPC': 'To reactivate "
-           "an idle function, invoke it'; the function step invokes an Inactive function it found once"),
-    Beyond("lambda", "PutFunctionConcurrency", ("lambda:DeleteFunctionConcurrency",),
-           "[function] max_concurrency = 0 removes the reservation (DeleteFunctionConcurrency) that "
-           "PutFunctionConcurrency set"),
     Beyond("lambda", "CreateFunction", ("lambda:TagResource", "iam:PassRole", "ec2:DescribeSecurityGroups",
                                         "ec2:DescribeSubnets", "ec2:DescribeVpcs"),
            "Service Authorization Reference, Lambda: CreateFunction depends on iam:PassRole; Lambda developer "

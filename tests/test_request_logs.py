@@ -449,8 +449,7 @@ def test_policy_passes_the_logging_role_to_api_gateway_only_and_names_the_delive
 
 @pytest.mark.iam
 def test_deploy_again_changes_nothing_and_teardown_leaves_nothing(load_seeded, hosted_zone, write_config, aws_rules):
-    from tests.support import inventory
-    from tests.test_deploy import Run
+    from tests.support import Run, inventory
     aws_rules(*rules.request_logging_rules())
     overrides = {"domain": {"hosted_zone_id": hosted_zone}}
     cfg = load_seeded(overrides)

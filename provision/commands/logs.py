@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import parse_qs
 
 from rich.console import JustifyMethod
@@ -156,10 +156,12 @@ def _events(client, group: str, start_ms: int) -> list[dict]:
     return [event for page in pages for event in page.get("events", [])]
 
 
-def _sources(ctx) -> list[tuple[str, object, str, str, Callable[[dict], Record | None]]]:
+Source = tuple[str, Any, str, str, Callable[[dict], "Record | None"]]  # source, logs client, group, where, reader
+
+
+def _sources(ctx) -> list[Source]:
     """(source, logs client, group, where, reader) for every log beside the function's that the config keeps."""
-    sources: list[tuple[str, object, str, str, Callable[[dict], Record | None]]] = [
-        ("waf", ctx.edge("logs"), waf_log_group(ctx.stack), EDGE_REGION, from_waf)]
+    sources: list[Source] = [("waf", ctx.edge("logs"), waf_log_group(ctx.stack), EDGE_REGION, from_waf)]
     if ctx.config.logs.api_access:
         sources.append(("api", ctx.client("logs"), api_access_log.log_group_name(ctx.stack), ctx.region, from_api))
     if ctx.config.logs.cloudfront:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
 from . import apigateway_account, log_groups
@@ -47,7 +47,7 @@ def log_group_name(stack: str) -> str:
     return f"/aws/apigateway/{stack}/access"
 
 
-def _stage(ctx) -> tuple[str | None, dict | None]:
+def _stage(ctx: Context) -> tuple[str | None, dict | None]:
     """(API id, the stage as API Gateway has it); None for what does not exist yet."""
     api_id = ctx.state.get(API_STEP).get("rest_api_id")
     if not api_id or api_id == UNKNOWN:
@@ -56,7 +56,7 @@ def _stage(ctx) -> tuple[str | None, dict | None]:
                            stageName=ctx.config.api.stage)
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     apigw, logs, name, stage_name = ctx.client("apigateway"), ctx.client("logs"), log_group_name(ctx.stack), \
         ctx.config.api.stage
     api_id, stage = _stage(ctx)
@@ -82,7 +82,7 @@ def ensure(ctx) -> None:
     ctx.outputs["API access log"] = name
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """The group, then the account's role if nothing else logs through it; the API goes with the api step."""
     log_groups.destroy(ctx, ctx.client("logs"), log_group_name(ctx.stack))
     apigateway_account.release(ctx)

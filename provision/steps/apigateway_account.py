@@ -29,7 +29,7 @@ import boto3
 
 from .. import waits
 from ..config import Config
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
 from ..registry import Names
 from ..tags import MANAGED_BY, as_dict, is_ours
@@ -51,25 +51,25 @@ def role_name(region: str) -> str:
     return f"{ROLE_PREFIX}{region}"
 
 
-def _setting(ctx) -> str:
+def _setting(ctx: Context) -> str:
     return ctx.client("apigateway").get_account().get("cloudwatchRoleArn") or ""
 
 
-def _names_ours(ctx, arn: str) -> bool:
+def _names_ours(ctx: Context, arn: str) -> bool:
     return arn.rsplit("/", 1)[-1] == role_name(ctx.region)
 
 
-def _role(ctx) -> dict | None:
+def _role(ctx: Context) -> dict | None:
     found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.region))
     return found and found["Role"]
 
 
-def _toolkits(ctx, role: dict) -> bool:
+def _toolkits(ctx: Context, role: dict) -> bool:
     tags = role.get("Tags") or ctx.client("iam").list_role_tags(RoleName=role["RoleName"])["Tags"]
     return as_dict(tags).get("managed-by") == MANAGED_BY
 
 
-def claim(ctx) -> str:
+def claim(ctx: Context) -> str:
     """Make sure the region's API Gateway has a CloudWatch role; the ARN it uses (UNKNOWN while planned)."""
     current = _setting(ctx)
     if current and not _names_ours(ctx, current):
@@ -92,7 +92,7 @@ def _not_yet(exc: BaseException) -> bool:
     return is_code(exc, "BadRequestException") and any(text in str(exc) for text in NOT_YET)
 
 
-def _ensure_role(ctx) -> str:
+def _ensure_role(ctx: Context) -> str:
     iam, name = ctx.client("iam"), role_name(ctx.region)
     policy = POLICY.format(partition=partition(ctx.region))
     role = _role(ctx)
@@ -112,7 +112,7 @@ def _ensure_role(ctx) -> str:
     return arn
 
 
-def release(ctx) -> None:
+def release(ctx: Context) -> None:
     """Clear the setting and delete the role, when both are the toolkit's and no other API logs through it."""
     current, role = _setting(ctx), _role(ctx)
     if role is None or not _toolkits(ctx, role):
@@ -133,7 +133,7 @@ def release(ctx) -> None:
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 
-def other_users(ctx) -> list[str]:
+def other_users(ctx: Context) -> list[str]:
     """The stages, of APIs in the region that are not this stack's, that log through the account's role."""
     apigw, users = ctx.client("apigateway"), []
     for api in _pages(apigw, "get_rest_apis", "items"):

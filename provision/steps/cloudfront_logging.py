@@ -30,7 +30,7 @@ from __future__ import annotations
 import boto3
 
 from ..config import Config
-from ..context import EDGE_REGION, UNKNOWN
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
 from ..tags import is_ours
@@ -61,7 +61,7 @@ def destination_name(stack: str) -> str:
     return f"{stack}-cloudfront-logs"
 
 
-def _distribution_arn(ctx) -> str | None:
+def _distribution_arn(ctx: Context) -> str | None:
     known = ctx.state.get(CLOUDFRONT_STEP).get("arn")
     if known:
         return known
@@ -89,7 +89,7 @@ def _ours(logs, resource: dict, stack: str) -> bool:
     return is_ours(resource.get("tags") or logs.list_tags_for_resource(resourceArn=resource["arn"])["tags"], stack)
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     if not ctx.config.logs.cloudfront:
         destroy(ctx)
         ctx.state.drop(STEP)
@@ -106,14 +106,14 @@ def ensure(ctx) -> None:
     ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)"
 
 
-def _delete_deliveries(ctx, logs, deliveries: list[dict], why: str) -> None:
+def _delete_deliveries(ctx: Context, logs, deliveries: list[dict], why: str) -> None:
     for delivery in list(deliveries):
         ctx.change("delete", f"CloudFront log delivery {delivery['id']} ({why})", logs.delete_delivery,
                    id=delivery["id"])
         deliveries.remove(delivery)
 
 
-def _ensure_source(ctx, logs, distribution_arn: str, deliveries: list[dict]) -> None:
+def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[dict]) -> None:
     name = source_name(ctx.stack)
     source = _source(logs, ctx.stack)
     if source is not None and (source.get("resourceArns") != [distribution_arn] or source.get("logType") != LOG_TYPE):
@@ -128,7 +128,7 @@ def _ensure_source(ctx, logs, distribution_arn: str, deliveries: list[dict]) -> 
                    tags=ctx.tags)
 
 
-def _ensure_destination(ctx, logs, group_arn: str, deliveries: list[dict]) -> dict | None:
+def _ensure_destination(ctx: Context, logs, group_arn: str, deliveries: list[dict]) -> dict | None:
     name = destination_name(ctx.stack)
     destination = _destination(logs, ctx.stack)
     config = {"destinationResourceArn": group_arn}
@@ -152,7 +152,7 @@ def _ensure_destination(ctx, logs, group_arn: str, deliveries: list[dict]) -> di
     return destination
 
 
-def _ensure_delivery(ctx, logs, destination: dict | None, deliveries: list[dict]) -> None:
+def _ensure_delivery(ctx: Context, logs, destination: dict | None, deliveries: list[dict]) -> None:
     destination_arn = destination["arn"] if destination else UNKNOWN
     wanted = [d for d in deliveries
               if d.get("deliveryDestinationArn") == destination_arn and d.get("recordFields") == RECORD_FIELDS]
@@ -167,7 +167,7 @@ def _ensure_delivery(ctx, logs, destination: dict | None, deliveries: list[dict]
                deliveryDestinationArn=destination_arn, recordFields=RECORD_FIELDS, tags=ctx.tags)
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Deliveries first (they hold the source and destination), then those two, then the group: each if ours."""
     logs = ctx.edge("logs")
     for delivery in _deliveries(logs, ctx.stack):
