@@ -24,8 +24,7 @@ import boto3  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from provision import config as config_module  # noqa: E402
-from provision import runner  # noqa: E402
+from provision import config as config_module, runner  # noqa: E402
 from provision.context import make_context  # noqa: E402
 from provision.local.certs import stand_in_bundle  # noqa: E402
 from provision.local.emulator import emulator, seed  # noqa: E402
@@ -69,10 +68,11 @@ def main() -> None:
     for phase in PHASES:
         seconds = [r[phase][0] for r in rounds]
         calls, changing = rounds[0][phase][1], rounds[0][phase][2]
-        table.add_row(phase, f"{statistics.median(seconds):.2f}", f"{min(seconds):.2f}", str(calls), str(changing))
+        table.add_row(phase, f"{statistics.median(seconds):.2f}", f"{min(seconds):.2f}", str(calls),
+                      str(changing))
     Console().print(table)
-    print("The emulator answers at once and never makes anything wait: on AWS, the waits (Lambda Active, CloudFront Deployed, "
-          "certificate issued) dominate; the call counts carry over.")
+    print("The emulator answers at once and never makes anything wait: on AWS, the waits (Lambda Active, "
+          "CloudFront Deployed, certificate issued) dominate; the call counts carry over.")
 
 
 if __name__ == "__main__":

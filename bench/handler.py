@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # lambda/ first: this script is itself called handler.py.
 sys.path[:0] = [str(ROOT / "lambda")]
 
+import handler  # noqa: E402
 import pymysql  # noqa: E402
 
-import handler  # noqa: E402
 from provision.local import certs  # noqa: E402
 from provision.local.mariadb import MariaDB  # noqa: E402
 

@@ -41,8 +41,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from provision import config as config_module  # noqa: E402
-from provision import runner  # noqa: E402
+from provision import config as config_module, runner
 from provision.context import make_context  # noqa: E402
 from provision.local.certs import stand_in_bundle  # noqa: E402
 from provision.local.emulator import emulator, seed  # noqa: E402

@@ -34,7 +34,8 @@ STAGE = re.compile(r"[A-Za-z0-9_]{1,128}")
 # A database user that MySQL and IAM's rds-db:connect ARN (where * and ? are wildcards, ${...} a variable and /
 # a separator) both read literally: no quotes, wildcards, spaces or newlines; at most MySQL's 32 characters.
 DB_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
-EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+")
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"  # the local part
+                   r"@(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+")  # labels, no edge hyphen
 
 # Regions where SES receives mail (inbound-smtp.<region>.amazonaws.com exists).
 SES_RECEIVING_REGIONS = frozenset({
@@ -176,7 +177,8 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     function: FunctionConfig = field(default_factory=FunctionConfig)
     alerts: AlertsConfig | None = None
-    state_dir: Path | None = None  # beside the config unless set (--local uses a temporary one)
+    # Beside the config unless given (--local uses a temporary one): always a Path once __post_init__ ran.
+    state_dir: Path = None  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()  # values that work but should not: the commands print them
 
     def __post_init__(self):
@@ -208,7 +210,7 @@ class _Section:
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError(name, "must be a table ([" + name + "])")
-        self.raw, self.name, self.used = raw, name, set()
+        self.raw, self.name, self.used = raw, name, set[str]()
 
     def key(self, key: str) -> str:
         return f"{self.name}.{key_name(key)}"
@@ -370,7 +372,8 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
     auth, tls = _choice(s, "auth", DB_AUTH_MODES, "password"), _choice(s, "tls", DB_TLS_MODES, "verify")
     password = _password(s, auth)
     if auth == "iam" and tls == "off":
-        raise ConfigError(s.key("tls"), 'must not be "off" with auth = "iam": the token is sent as a clear-text password')
+        raise ConfigError(s.key("tls"),
+                          'must not be "off" with auth = "iam": the token is sent as a clear-text password')
     ca_bundle = _ca_bundle(s, base, tls)
     table = _identifier(s, "table", s.get("table", str))
     key_column = _identifier(s, "key_column", s.get("key_column", str))
@@ -488,14 +491,14 @@ def _cidr_warnings(key: str, cidrs: list[str]) -> tuple[str, ...]:
     networks = [ipaddress.ip_network(cidr) for cidr in cidrs]
     said = []
     for version in (4, 6):
-        ranges = [n for n in networks if n.version == version]
+        ranges: list = [n for n in networks if n.version == version]  # one version: collapse_addresses' need
         if ranges and [n.prefixlen for n in ipaddress.collapse_addresses(ranges)] == [0]:
             said.append(f"{key}: the IPv{version} ranges together cover every IPv{version} address: any caller "
                         "with the Authorization header gets through")
     unreachable = 0
     for i, network in enumerate(networks):
         kind = next((kind for block, kind in _NEVER_SEEN
-                     if block.version == network.version and network.subnet_of(block)), None)
+                     if block.version == network.version and network.subnet_of(block)), None)  # type: ignore[arg-type]
         if kind:
             unreachable += 1
             said.append(f"{key}[{i}]: {network} is {kind}: CloudFront sees each caller's public address, "
@@ -522,7 +525,8 @@ def _domain(s: _Section) -> DomainConfig:
     if zone is not None:
         zone = zone.removeprefix("/hostedzone/")
         if not HOSTED_ZONE_ID.fullmatch(zone):
-            raise ConfigError(s.key("hosted_zone_id"), f"{shown(zone)} is not a Route 53 hosted zone id such as Z0123456789ABC")
+            raise ConfigError(s.key("hosted_zone_id"),
+                              f"{shown(zone)} is not a Route 53 hosted zone id such as Z0123456789ABC")
     mail_region = s.text("mail_region", REGION, "an AWS region such as us-east-1", default="us-east-1")
     if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
         raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "

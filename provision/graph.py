@@ -14,10 +14,15 @@ from typing import Iterable, Protocol
 
 
 class Node(Protocol):
-    name: str
-    title: str
-    needs: tuple[str, ...]
-    loose: tuple[str, ...]
+    # read-only, as a frozen dataclass's fields are
+    @property
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def needs(self) -> tuple[str, ...]: ...
+    @property
+    def loose(self) -> tuple[str, ...]: ...
 
 
 def check(steps: Iterable[Node]) -> None:

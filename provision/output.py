@@ -8,6 +8,7 @@ from typing import Iterator
 
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 MARKS = {"created": "green", "updated": "yellow", "deleted": "red", "unchanged": "dim",
@@ -37,18 +38,18 @@ class Output:
     def __init__(self, console: Console | None = None):
         # Piped or in CI, lines are not cut at 80 columns: ARNs and URLs stay whole.
         self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-        self._status = None
+        self._status: Status | None = None
         self._said: set[str] = set()
 
     @contextmanager
     def step(self, title: str, planning: bool = False, destroying: bool = False) -> Iterator[StepReport]:
         report = StepReport(title)
-        self._status = self.console.status(escape(title))
-        self._status.start()
+        spinner = self._status = self.console.status(escape(title))
+        spinner.start()
         try:
             yield report
         finally:
-            self._status.stop()
+            spinner.stop()
             self._status = None
         self._status_line(report, planning, destroying)
 

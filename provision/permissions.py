@@ -26,7 +26,10 @@ check more is added to ``BEYOND``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .config import Config
 
 # (boto3 service, operation) -> the IAM action(s) AWS checks for the call itself.
 OWN: dict[tuple[str, str], tuple[str, ...]] = {
@@ -157,7 +160,7 @@ NOT_NEEDED: dict[tuple[str, str], str] = {
 @dataclass(frozen=True)
 class OnlyWhen:
     """A recorded call that a config needs only with some setting."""
-    applies: Callable[[object], bool]  # config -> needed?
+    applies: Callable[["Config"], bool]  # config -> needed?
     why: str
 
 

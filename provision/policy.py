@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.session
+from botocore.model import ServiceModel
 
 from . import permissions
 from .config import Config
@@ -70,7 +71,7 @@ def actions(service: str, operation: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(own + extra))
 
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[str, ServiceModel] = {}
 
 
 def _apigateway_http(operation: str) -> tuple[str, str]:
@@ -222,7 +223,7 @@ def document(config: Config, account: str, network: Network, calls: list[Call] |
             resources = tuple(sorted(names.resources(action, call.service, call.operation)))
             condition = json.dumps(names.condition(action, call.service, call.operation), sort_keys=True)
             grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
-    statements = []
+    statements: list[dict] = []
     for (service, resources, condition), acts in sorted(grouped.items()):
         sid = re.sub(r"[^A-Za-z0-9]", "", service.title()) + ("Any" if resources == ("*",) else "Stack")
         statement = {"Sid": f"{sid}{len(statements) + 1}", "Effect": "Allow", "Action": sorted(acts),

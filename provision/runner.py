@@ -98,7 +98,7 @@ class _Walk:
                 out = self.kept[step.name] = StepOutput(board, step.title)
                 own = self.outputs[step.name] = {}
                 step_ctx = replace(self.ctx, out=out, outputs=own, sleep=_stoppable(self.ctx),
-                                   state=self.ctx.state.view(step.name, readable[step.name]))
+                                   state=self.ctx.state.view(step.name, readable[step.name]))  # type: ignore[arg-type]
                 self.running[pool.submit(_run, step_ctx, step, self.destroying)] = (step, out)
 
     def _finished(self, future: Future) -> None:
@@ -116,7 +116,7 @@ class _Walk:
         for step in order:
             out = self.kept.get(step.name)
             over = out is not None and not any(s is step for s, _ in self.running.values())
-            if over:
+            if out is not None and over:
                 out.flush()
             elif not everything:
                 return

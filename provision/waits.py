@@ -18,12 +18,19 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
-from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                 EndpointConnectionError, ReadTimeoutError)
-from tenacity import (RetryCallState, Retrying, retry_if_exception, retry_if_result,
-                      stop_after_attempt, stop_after_delay, wait_exponential, wait_fixed)
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 from .errors import DeployError, describe, error_code, is_code
 
@@ -192,7 +199,7 @@ def _progress(ctx, what: str, timeout: float) -> Callable[[RetryCallState], None
     return before_sleep
 
 
-def wait_until(ctx, what: str, check: Callable[[], T], *, timeout: float, interval: float = 5.0) -> T:
+def wait_until(ctx, what: str, check: Callable[[], T | None], *, timeout: float, interval: float = 5.0) -> T:
     """Poll ``check`` until it returns something truthy; give up after ``timeout`` seconds.
 
     The spinner says what is awaited and for how long. On giving up, the run
@@ -206,7 +213,7 @@ def wait_until(ctx, what: str, check: Callable[[], T], *, timeout: float, interv
         before_sleep=_progress(ctx, what, timeout),
         retry_error_callback=lambda state: _gave_up(what, timeout, None),
     )
-    return retrying(check)
+    return cast(T, retrying(check))  # only a truthy result ends the retries
 
 
 def retry_while(ctx, what: str, call: Callable[[], T], retryable: Callable[[BaseException], bool],
@@ -222,7 +229,7 @@ def retry_while(ctx, what: str, call: Callable[[], T], retryable: Callable[[Base
         wait=wait_exponential(multiplier=interval, max=max_interval),
         sleep=ctx.sleep,
         before_sleep=_progress(ctx, what, timeout),
-        retry_error_callback=lambda state: _gave_up(what, timeout, state.outcome.exception()),
+        retry_error_callback=lambda state: _gave_up(what, timeout, _failure(state)),
     )
     return retrying(call)
 
@@ -248,32 +255,43 @@ def within_quota(ctx, call: Callable[..., T], /, **kwargs) -> T:
         return error_code(exc) == QUOTA_THROTTLE and getattr(exc, "operation_name", None) in API_GATEWAY_QUOTAS
 
     def pause(state: RetryCallState) -> float:
-        exc = state.outcome.exception()
+        exc = _failure(state)
         asked = retry_after(exc)
         wanted = asked if asked is not None else API_GATEWAY_QUOTAS[exc.operation_name]
         return min(wanted, QUOTA_TIMEOUT - state.idle_for)
 
     def say(state: RetryCallState) -> None:
-        operation = state.outcome.exception().operation_name
+        operation = _failure(state).operation_name
         every = API_GATEWAY_QUOTAS[operation]
         ctx.out.waiting(f"waiting for API Gateway's {operation} quota (1 call per {every:g} s per account, "
-                        f"fixed): again in {_clock(state.next_action.sleep)} ({_clock(state.idle_for)} waited, "
+                        f"fixed): again in {_clock(_next_sleep(state))} ({_clock(state.idle_for)} waited, "
                         f"at most {_clock(QUOTA_TIMEOUT)})")
 
-    def slept_enough(state: RetryCallState) -> bool:
-        return state.idle_for >= QUOTA_TIMEOUT
+    elapsed = stop_after_delay(QUOTA_TIMEOUT)
+
+    def over(state: RetryCallState) -> bool:  # QUOTA_TIMEOUT elapsed, or slept (a test's sleep takes no time)
+        return elapsed(state) or state.idle_for >= QUOTA_TIMEOUT
 
     retrying = Retrying(
         retry=retry_if_exception(throttled),
-        stop=stop_after_delay(QUOTA_TIMEOUT) | slept_enough,
+        stop=over,
         wait=pause,
         sleep=ctx.sleep,
         before_sleep=say,
         retry_error_callback=lambda state: _gave_up(
-            f"API Gateway's {state.outcome.exception().operation_name} quota", QUOTA_TIMEOUT,
-            state.outcome.exception()),
+            f"API Gateway's {_failure(state).operation_name} quota", QUOTA_TIMEOUT, _failure(state)),
     )
     return retrying(call, **kwargs)
+
+
+def _next_sleep(state: RetryCallState) -> float:
+    return state.next_action.sleep if state.next_action else 0.0
+
+
+def _failure(state: RetryCallState) -> Any:
+    """The error of the attempt just made: tenacity calls these hooks only after a failed attempt."""
+    assert state.outcome is not None
+    return state.outcome.exception()
 
 
 def _gave_up(what: str, timeout: float, last: BaseException | None):

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import boto3
 from botocore.client import BaseClient
-from botocore.exceptions import ClientError
+
+from tests.support import aws_error
 
 
 @dataclass
@@ -44,14 +45,6 @@ class Rule:
     applies: Callable[[Call], bool]
     answer: Callable[[Call], dict]                # call.send() to let moto answer
     seen: list[Call] = field(default_factory=list)  # the calls it applied to, for assertions
-
-
-def aws_error(operation: str, code: str, message: str, status: int = 400,
-              headers: dict | None = None) -> ClientError:
-    """The ClientError botocore raises for an AWS error answer."""
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}}},
-                       operation)
 
 
 def fail_with(code: str, message: str, status: int = 400,

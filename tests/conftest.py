@@ -1,8 +1,11 @@
 """moto for AWS (never the network), fake credentials, secrets in the environment."""
 import os
+from contextlib import ExitStack
 
-# moto reads these when it is imported.
+# moto reads these when it is imported. No EC2 AMIs: the toolkit starts no instance, and loading
+# moto's default AMIs cost about 3 s per test that touches EC2 (each account reset builds them again).
 os.environ["MOTO_ACM_VALIDATION_WAIT"] = "0"
+os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 for _key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "MOTO_IAM_LOAD_MANAGED_POLICIES"):
     os.environ.pop(_key, None)
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
@@ -14,9 +17,19 @@ from moto import mock_aws  # noqa: E402
 
 from provision import ca_bundle, config as config_module  # noqa: E402
 from provision.local.emulator import seed_database  # noqa: E402
-from tests.support import SECRETS, merged, quiet_context, write_toml  # noqa: E402
+from tests.handler_support import configure, db, paged  # noqa: E402,F401
+from tests.mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401
+from tests.setup_costs import shared_setup  # noqa: E402
+from tests.support import EXAMPLE, SECRETS, SERVE_AUTHORIZATION, merged, quiet_context, quiet_output, write_toml  # noqa: E402
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_setup():
+    """One botocore loader for every session, moto's managed IAM policies cut (tests/setup_costs.py)."""
+    with shared_setup():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +50,19 @@ def bundle_downloads(monkeypatch, rds_ca_pem):
 
     monkeypatch.setattr(ca_bundle, "fetch", fetch)
     return asked
+
+
+@pytest.fixture
+def short_tmp_path():
+    """A private directory with a short path, for a test whose TMPDIR holds MariaDB's socket: its path must
+    stay under 108 bytes, and pytest-xdist's tmp_path is deeper (.../popen-gw0/<test name>0/)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="t-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -121,3 +147,28 @@ def aws_rules(aws, monkeypatch):
         active.extend(rules)
         return rules[0] if len(rules) == 1 else rules
     return enable
+
+
+@pytest.fixture(scope="module")
+def served():
+    """(config, session, path): the example stack deployed into the emulator and served on loopback, once per
+    module (test_serve, test_verify); every test leaves the emulator as it found it."""
+    from provision import runner
+    from provision.config import load
+    from provision.context import make_context
+    from provision.local import emulator
+    from provision.local.serve import LocalPath
+    from provision.steps import STEPS
+
+    saved = {k: os.environ.get(k) for k in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION")}
+    os.environ.update(RDS_EDGE_DB_PASSWORD="serve-db-NEVER-SHOWN", RDS_EDGE_AUTHORIZATION=SERVE_AUTHORIZATION)
+    out = quiet_output()
+    try:
+        with ExitStack() as stack:
+            config, session = emulator.start(stack, load(EXAMPLE), out)
+            runner.deploy(make_context(config, session=session, out=out), STEPS)
+            path = stack.enter_context(LocalPath(config, session, port=0))
+            yield config, session, path
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)

@@ -3,7 +3,7 @@
 ``mariadb_server`` offers TLS with a certificate for 127.0.0.1 from a test CA
 (``tls_files``); ``plain_mariadb_server`` offers no TLS at all; ``other_ca``
 is an unrelated CA that must never verify the server.
-From a test module: `from mariadb import mariadb_server`.
+tests/conftest.py offers them to every test module.
 """
 import pytest
 

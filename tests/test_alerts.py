@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from provision import config as config_module
 from provision.errors import DeployError
 from provision.steps import alerts
-from tests.support import printed, quiet_context
+from tests.support import printed, quiet_context, run_once
 
 ACCOUNT = "123456789012"  # moto's account
 NAME = "demo-certificate-alerts"
@@ -28,13 +28,8 @@ def certificate_arn(aws):
 
 
 def run(cfg, action, certificate, planning=False):
-    """One command run: a fresh context knowing the certificate (as the certificate step leaves it)."""
-    ctx = quiet_context(cfg, planning=planning)
-    ctx.state.put("certificate", {"arn": certificate})
-    action(ctx)
-    if not planning:
-        ctx.state.save()
-    return ctx
+    """One command run knowing the certificate (as the certificate step leaves it)."""
+    return run_once(cfg, action, planning=planning, state={"certificate": {"arn": certificate}})
 
 
 def events():
@@ -151,7 +146,7 @@ def test_destroy_removes_rule_topic_and_subscription_and_is_safe_twice(load, cer
 
 def test_without_alerts_in_the_config_ensure_removes_what_an_earlier_config_made(load, certificate_arn):
     run(load(), alerts.ensure, certificate_arn)
-    ctx = run(load(None), alerts.ensure, certificate_arn)
+    run(load(None), alerts.ensure, certificate_arn)
     assert rule() is None and topic_arn() is None and subscriptions() == []
     again = run(load(None), alerts.ensure, certificate_arn)
     assert again.clients.calls.changing == 0

@@ -3,8 +3,8 @@ import json
 import boto3
 import pytest
 
-from provision.steps import api, function, iam_role, security_groups
 from provision import config as config_module
+from provision.steps import api, function, iam_role, security_groups
 from tests.support import changing_ops, printed, run_steps
 
 pytestmark = pytest.mark.iam

@@ -9,13 +9,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from provision import config as config_module
-from provision import waits
+from provision import config as config_module, waits
 from provision.errors import DeployError
 from provision.steps import api
 from tests.aws_rules import Clock, Rule, always_throttled, api_gateway_quota, fail_with, operation
-from tests.support import printed, quiet_context
-from tests.test_retries import failing, response
+from tests.support import failing, printed, quiet_context, response
 
 QUOTAS = waits.API_GATEWAY_QUOTAS
 

@@ -13,8 +13,7 @@ import boto3
 import pytest
 from rich.console import Console
 
-from provision import cli
-from provision import config as config_module
+from provision import cli, config as config_module
 from provision.output import Output
 from provision.steps import database, iam_role
 from tests.support import quiet_context

@@ -6,15 +6,20 @@ from email.message import EmailMessage
 import boto3
 import moto.settings
 import pytest
-from botocore.exceptions import ClientError
 from moto.acm.models import CertBundle, acm_backends
 from moto.acm.responses import AWSCertificateManagerResponse
 from moto.s3.models import s3_backends
 
-from provision.steps import certificate, mail
 from provision.context import UNKNOWN
 from provision.errors import DeployError
-from tests.support import moto_evaluates_secure_transport, SECRETS, printed, quiet_context
+from provision.steps import certificate, mail
+from tests.support import (
+    SECRETS,
+    aws_error,
+    moto_evaluates_secure_transport,
+    printed,
+    quiet_context,
+)
 
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"
@@ -91,6 +96,18 @@ def requested(ctx, calls=None):
     ctx.edge("acm").meta.events.register("provide-client-params.acm.RequestCertificate",
                                          lambda params, **_: calls.append(dict(params)))
     return calls
+
+
+def reported_as(ctx, arn, status):
+    """ACM answers this run that certificate ``arn`` is ``status`` (moto cannot fail, expire or revoke one):
+    an after-call hook on the run's ACM client, for DescribeCertificate and ListCertificates."""
+    def rewrite(parsed, **_):
+        for cert in [parsed.get("Certificate"), *parsed.get("CertificateSummaryList", [])]:
+            if cert and cert.get("CertificateArn") == arn:
+                cert["Status"] = status
+    for operation in ("DescribeCertificate", "ListCertificates"):
+        ctx.edge("acm").meta.events.register(f"after-call.acm.{operation}", rewrite)
+    return ctx
 
 
 def rerun(cfg, planning=False):
@@ -277,8 +294,7 @@ def test_a_certificate_of_another_stack_is_not_adopted(dns_cfg):
 @pytest.mark.parametrize("dead", ["FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED"])
 def test_a_dead_certificate_is_replaced_and_deleted(dns_cfg, dead):
     _, old = requested_once(dns_cfg)
-    acm_backends[ACCOUNT]["us-east-1"]._certificates[old].status = dead  # moto cannot fail a certificate
-    ctx = rerun(dns_cfg)
+    ctx = reported_as(rerun(dns_cfg), old, dead)
     certificate.request(ctx)
     new = ctx.state.get("certificate")["arn"]
     assert new != old and certificates() == [new]
@@ -303,10 +319,9 @@ def test_without_the_method_tag_acm_says_which_method(dns_cfg, pending):
 
 def test_a_replaced_certificate_still_in_use_is_kept(dns_cfg):
     _, old = requested_once(dns_cfg)
-    backend = acm_backends[ACCOUNT]["us-east-1"]
-    backend._certificates[old].status = "EXPIRED"
-    backend.set_certificate_in_use_by(old, "arn:aws:cloudfront::123456789012:distribution/E123")
-    ctx = rerun(dns_cfg)
+    distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/E123"
+    acm_backends[ACCOUNT]["us-east-1"].set_certificate_in_use_by(old, distribution)
+    ctx = reported_as(rerun(dns_cfg), old, "EXPIRED")
     certificate.request(ctx)
     assert sorted(certificates()) == sorted([old, ctx.state.get("certificate")["arn"]])
     assert "Keeping replaced certificate" in printed(ctx)
@@ -314,11 +329,10 @@ def test_a_replaced_certificate_still_in_use_is_kept(dns_cfg):
 
 def test_a_replaced_certificate_taken_into_use_meanwhile_is_kept(dns_cfg):
     _, old = requested_once(dns_cfg)
-    acm_backends[ACCOUNT]["us-east-1"]._certificates[old].status = "EXPIRED"
-    ctx = rerun(dns_cfg)
+    ctx = reported_as(rerun(dns_cfg), old, "EXPIRED")
 
     def in_use(**_):
-        raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}}, "DeleteCertificate")
+        raise aws_error("DeleteCertificate", "ResourceInUseException", "in use")
 
     ctx.edge("acm").delete_certificate = in_use
     certificate.request(ctx)
@@ -407,7 +421,7 @@ def test_the_wait_is_bounded_and_resumable(dns_cfg, pending, monkeypatch):
 @pytest.mark.parametrize("dead", ["FAILED", "VALIDATION_TIMED_OUT"])
 def test_a_dead_certificate_stops_the_wait_with_what_to_do(dns_cfg, pending, dead):
     ctx, arn = requested_once(dns_cfg)
-    acm_backends[ACCOUNT]["us-east-1"]._certificates[arn].status = dead
+    reported_as(ctx, arn, dead)
     with pytest.raises(DeployError, match=f"{dead}.*run deploy again"):
         certificate.wait_issued(ctx)
 
@@ -523,8 +537,7 @@ def test_destroy_retries_while_a_distribution_still_uses_the_certificate(dns_cfg
     def delete_certificate(**kwargs):
         attempts.append(kwargs["CertificateArn"])
         if len(attempts) <= 2:
-            raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}},
-                              "DeleteCertificate")
+            raise aws_error("DeleteCertificate", "ResourceInUseException", "in use")
         return real(**kwargs)
 
     client.delete_certificate = delete_certificate
@@ -540,7 +553,7 @@ def test_destroy_gives_up_on_a_certificate_in_use_after_a_bounded_wait(dns_cfg, 
     ctx = rerun(dns_cfg)
 
     def in_use(**_):
-        raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}}, "DeleteCertificate")
+        raise aws_error("DeleteCertificate", "ResourceInUseException", "in use")
 
     ctx.edge("acm").delete_certificate = in_use
     with pytest.raises(DeployError, match="released by CloudFront"):

@@ -1,17 +1,13 @@
 """CloudFront step: the distribution read back from moto, its drift fixed in place, its teardown."""
 import json
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 
-from provision.steps import cloudfront, waf
 from provision import config as config_module
 from provision.errors import DeployError
-from tests.support import SECRETS, printed, quiet_context
-
-REGION = "eu-west-1"
-DOMAIN = "api.example.com"
+from provision.steps import cloudfront, waf
+from tests.edge_support import DOMAIN, REGION, apigateway, edge, make_api, make_certificate, make_key, put_state
+from tests.support import SECRETS, aws_error, printed, quiet_context, run_once
 
 
 @pytest.fixture
@@ -20,65 +16,16 @@ def cfg(aws, write_config):
     return config_module.load(write_config())
 
 
-def apigateway():
-    return boto3.client("apigateway", region_name=REGION)
-
-
-def edge(service):
-    return boto3.client(service, region_name="us-east-1")
-
-
-def make_api(stage="v1"):
-    """A REST API with GET /items deployed to the stage, as the api step leaves it."""
-    api_id = apigateway().create_rest_api(name="demo", endpointConfiguration={"types": ["REGIONAL"]})["id"]
-    root = apigateway().get_resources(restApiId=api_id)["items"][0]["id"]
-    resource = apigateway().create_resource(restApiId=api_id, parentId=root, pathPart="items")["id"]
-    apigateway().put_method(restApiId=api_id, resourceId=resource, httpMethod="GET", authorizationType="NONE",
-                            apiKeyRequired=True)
-    apigateway().put_integration(restApiId=api_id, resourceId=resource, httpMethod="GET", type="MOCK")
-    apigateway().create_deployment(restApiId=api_id, stageName=stage)
-    return api_id
-
-
-def make_key(name="demo"):
-    key = apigateway().create_api_key(name=name, enabled=True)
-    return key["id"], key["value"]
-
-
-def make_certificate(token="first"):
-    return edge("acm").request_certificate(DomainName=DOMAIN, ValidationMethod="DNS",
-                                           IdempotencyToken=token)["CertificateArn"]
-
-
-def put_state(cfg, **steps):
-    """Record steps' state on disk, as the earlier steps of a deploy would."""
-    ctx = quiet_context(cfg)
-    for step, values in steps.items():
-        ctx.state.put(step, {**ctx.state.get(step), **values})
-    ctx.state.save()
-
-
 @pytest.fixture
 def prerequisites(cfg):
     """API, key, certificate and web ACL made, and their ids in the state file."""
     api_id = make_api()
     key_id, key_value = make_key()
-    run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
     put_state(cfg, api={"rest_api_id": api_id, "api_key_id": key_id, "stage": "v1",
                         "execute_api_domain": f"{api_id}.execute-api.{REGION}.amazonaws.com"},
               certificate={"arn": make_certificate()})
     return {"api_id": api_id, "key_id": key_id, "key_value": key_value}
-
-
-def run(cfg, action, planning=False, drop=()):
-    """One command run: a fresh context (state from disk, minus `drop`), the step, the state saved."""
-    ctx = quiet_context(cfg, planning=planning)
-    for step in drop:
-        ctx.state.drop(step)
-    action(ctx)
-    if not planning:
-        ctx.state.save()
-    return ctx
 
 
 def distributions():
@@ -94,7 +41,7 @@ def state_of(cfg, step):
 
 
 def test_ensure_creates_the_distribution_as_designed(cfg, prerequisites):
-    ctx = run(cfg, cloudfront.ensure)
+    ctx = run_once(cfg, cloudfront.ensure)
 
     [summary] = distributions()
     config = config_of(summary["Id"])
@@ -132,8 +79,8 @@ def test_ensure_creates_the_distribution_as_designed(cfg, prerequisites):
 
 
 def test_second_ensure_makes_no_changing_call(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
-    again = run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
+    again = run_once(cfg, cloudfront.ensure)
     assert again.clients.calls.changing == 0
     assert again.report.changes == []
 
@@ -168,20 +115,20 @@ def new_web_acl(cfg):
 
 @pytest.mark.parametrize("change", [new_key, new_stage, new_certificate, new_web_acl])
 def test_drift_is_fixed_in_place(cfg, prerequisites, change):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [before] = distributions()
     applied = change(cfg)
 
-    ctx = run(cfg, cloudfront.ensure)
+    ctx = run_once(cfg, cloudfront.ensure)
     assert ctx.clients.calls.changing_ops == ["UpdateDistribution"]
     [after] = distributions()
     assert after["Id"] == before["Id"]
     assert applied(config_of(after["Id"]))
-    assert run(cfg, cloudfront.ensure).clients.calls.changing == 0
+    assert run_once(cfg, cloudfront.ensure).clients.calls.changing == 0
 
 
 def test_changes_made_by_hand_to_owned_fields_are_reverted(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
     got = edge("cloudfront").get_distribution_config(Id=summary["Id"])
     config = got["DistributionConfig"]
@@ -189,7 +136,7 @@ def test_changes_made_by_hand_to_owned_fields_are_reverted(cfg, prerequisites):
     config["DefaultCacheBehavior"]["AllowedMethods"] = {"Quantity": 2, "Items": ["GET", "HEAD"]}
     edge("cloudfront").update_distribution(Id=summary["Id"], IfMatch=got["ETag"], DistributionConfig=config)
 
-    ctx = run(cfg, cloudfront.ensure)
+    ctx = run_once(cfg, cloudfront.ensure)
     assert ctx.report.changes == [("update", f"distribution {summary['Id']} (viewer protocol, allowed methods)")]
     behaviour = config_of(summary["Id"])["DefaultCacheBehavior"]
     assert behaviour["ViewerProtocolPolicy"] == "https-only"
@@ -197,16 +144,16 @@ def test_changes_made_by_hand_to_owned_fields_are_reverted(cfg, prerequisites):
 
 
 def test_lost_state_finds_the_same_distribution(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
-    ctx = run(cfg, cloudfront.ensure, drop=("cloudfront",))
+    ctx = run_once(cfg, cloudfront.ensure, drop=("cloudfront",))
     assert ctx.clients.calls.changing == 0
     assert ctx.state.get("cloudfront")["distribution_id"] == summary["Id"]
     assert len(distributions()) == 1
 
 
 def test_a_create_repeated_after_a_lost_response_adopts_the_first(cfg, prerequisites, monkeypatch):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
     real_find, misses = cloudfront.find, [None]
 
@@ -214,14 +161,14 @@ def test_a_create_repeated_after_a_lost_response_adopts_the_first(cfg, prerequis
         return misses.pop() if misses else real_find(ctx)
 
     monkeypatch.setattr(cloudfront, "find", find_missing_once)
-    ctx = run(cfg, cloudfront.ensure, drop=("cloudfront",))
+    ctx = run_once(cfg, cloudfront.ensure, drop=("cloudfront",))
     assert ctx.clients.calls.changing_ops == ["CreateDistributionWithTags"]  # refused: DistributionAlreadyExists
     assert [d["Id"] for d in distributions()] == [summary["Id"]]
     assert ctx.state.get("cloudfront")["distribution_id"] == summary["Id"]
 
 
 def test_destroy_disables_waits_then_deletes_and_is_safe_twice(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
     ctx = quiet_context(cfg)
     client = ctx.edge("cloudfront")
@@ -239,16 +186,16 @@ def test_destroy_disables_waits_then_deletes_and_is_safe_twice(cfg, prerequisite
     assert distributions() == []
     ctx.state.drop("cloudfront")
     ctx.state.save()
-    again = run(cfg, cloudfront.destroy)
+    again = run_once(cfg, cloudfront.destroy)
     assert again.clients.calls.changing == 0 and again.report.changes == []
 
 
 def test_destroy_retries_while_cloudfront_still_sees_it_enabled(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     ctx = quiet_context(cfg)
     client = ctx.edge("cloudfront")
     real_delete, refusals = client.delete_distribution, [
-        ClientError({"Error": {"Code": "DistributionNotDisabled", "Message": "not yet"}}, "DeleteDistribution")]
+        aws_error("DeleteDistribution", "DistributionNotDisabled", "not yet")]
 
     def delete_distribution(**kwargs):
         if refusals:
@@ -262,10 +209,10 @@ def test_destroy_retries_while_cloudfront_still_sees_it_enabled(cfg, prerequisit
 
 
 def test_destroy_leaves_a_distribution_that_is_not_tagged_as_ours(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
     edge("cloudfront").untag_resource(Resource=summary["ARN"], TagKeys={"Items": ["stack"]})
-    ctx = run(cfg, cloudfront.destroy, drop=("cloudfront",))
+    ctx = run_once(cfg, cloudfront.destroy, drop=("cloudfront",))
     assert ctx.clients.calls.changing == 0
     assert [d["Id"] for d in distributions()] == [summary["Id"]]
 
@@ -273,9 +220,9 @@ def test_destroy_leaves_a_distribution_that_is_not_tagged_as_ours(cfg, prerequis
 @pytest.mark.parametrize("missing", ["api", "certificate", "waf"])
 def test_a_missing_prerequisite_stops_deploy_but_not_plan(cfg, prerequisites, missing):
     with pytest.raises(DeployError, match=f"needs what the {missing} step"):
-        run(cfg, cloudfront.ensure, drop=(missing,))
+        run_once(cfg, cloudfront.ensure, drop=(missing,))
     assert distributions() == []
-    ctx = run(cfg, cloudfront.ensure, planning=True, drop=(missing,))
+    ctx = run_once(cfg, cloudfront.ensure, planning=True, drop=(missing,))
     assert ctx.clients.calls.changing == 0
     assert ctx.report.changes == [("create", f"distribution for {DOMAIN}")]
 
@@ -284,15 +231,15 @@ def test_a_certificate_not_yet_issued_stops_deploy(cfg, prerequisites, monkeypat
     monkeypatch.setattr("moto.settings.ACM_VALIDATION_WAIT", 3600)
     put_state(cfg, certificate={"arn": make_certificate("pending")})
     with pytest.raises(DeployError, match="PENDING_VALIDATION, not ISSUED"):
-        run(cfg, cloudfront.ensure)
+        run_once(cfg, cloudfront.ensure)
     assert distributions() == []
 
 
 def test_plan_reports_drift_without_changing_anything(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
     new_key(cfg)
-    ctx = run(cfg, cloudfront.ensure, planning=True)
+    ctx = run_once(cfg, cloudfront.ensure, planning=True)
     assert ctx.clients.calls.changing == 0
     assert ctx.report.changes == [("update", f"distribution {summary['Id']} (origin headers)")]
     assert config_of(summary["Id"])["Origins"]["Items"][0]["CustomHeaders"]["Items"][0]["HeaderValue"] \
@@ -300,9 +247,10 @@ def test_plan_reports_drift_without_changing_anything(cfg, prerequisites):
 
 
 def test_the_api_key_and_secrets_are_never_printed_or_recorded(cfg, prerequisites):
-    runs = [run(cfg, cloudfront.ensure)]
+    runs = [run_once(cfg, cloudfront.ensure)]
     new_key(cfg)
-    runs += [run(cfg, cloudfront.ensure, planning=True), run(cfg, cloudfront.ensure), run(cfg, cloudfront.destroy)]
+    runs += [run_once(cfg, cloudfront.ensure, planning=True), run_once(cfg, cloudfront.ensure),
+             run_once(cfg, cloudfront.destroy)]
     values = [prerequisites["key_value"], *SECRETS.values(),
               apigateway().get_api_key(apiKey=state_of(cfg, "api")["api_key_id"], includeValue=True)["value"]]
     for ctx in runs:
@@ -313,9 +261,9 @@ def test_the_api_key_and_secrets_are_never_printed_or_recorded(cfg, prerequisite
 
 
 def test_planned_teardown_changes_nothing(cfg, prerequisites):
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     [summary] = distributions()
-    ctx = run(cfg, cloudfront.destroy, planning=True)
+    ctx = run_once(cfg, cloudfront.destroy, planning=True)
     assert ctx.clients.calls.changing == 0
     assert [kind for kind, _ in ctx.report.changes] == ["update", "delete"]
     assert config_of(summary["Id"])["Enabled"] is True

@@ -68,7 +68,9 @@ def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if value != value else "inf" if value == math.inf else "-inf" if value == -math.inf else repr(value)
+        if value != value:
+            return "nan"
+        return "inf" if value == math.inf else "-inf" if value == -math.inf else repr(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):

@@ -179,9 +179,10 @@ def test_cidrs_are_normalised_and_a_range_written_two_ways_is_refused(write_conf
     assert err.value.key == "access.allowed_cidrs" and "2001:db8::/32 twice" in err.value.problem
 
 
-@pytest.mark.parametrize("cidr, words", [("fe80::%eth0/64", "zone-scoped"), ("203.0.113.0/255.255.255.0", "prefix length"),
-                                         ("203.0.113.0/+24", "prefix length"), ("203.0.113.0/\u0662\u0664", "prefix length"),
-                                         ("203.0.113.0/24\n", "prefix length"), ("203.0.113.0 /24", "not a valid CIDR")])
+@pytest.mark.parametrize("cidr, words", [
+    ("fe80::%eth0/64", "zone-scoped"), ("203.0.113.0/255.255.255.0", "prefix length"),
+    ("203.0.113.0/+24", "prefix length"), ("203.0.113.0/\u0662\u0664", "prefix length"),
+    ("203.0.113.0/24\n", "prefix length"), ("203.0.113.0 /24", "not a valid CIDR")])
 def test_odd_cidrs_are_refused(write_config, cidr, words):
     with pytest.raises(ConfigError) as err:
         config.load(write_config({"access": {"allowed_cidrs": [cidr]}}))

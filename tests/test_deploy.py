@@ -5,11 +5,8 @@ import stat
 
 import boto3
 import pytest
-from rich.console import Console
 
-from provision import cli
-from provision.output import Output
-from tests.support import SECRETS, inventory
+from tests.support import SECRETS, Run, aws_error, inventory
 
 pytestmark = pytest.mark.iam
 
@@ -21,16 +18,6 @@ EXPECTED = [
     "sns topic demo-certificate-alerts", "subscription email ops@example.com", "usage plan demo", "web acl demo",
 ]
 ALERTS = {"alerts": {"email": "ops@example.com"}}
-
-
-class Run:
-    """One command run: its exit code, what it printed, and its AWS call counts."""
-
-    def __init__(self, command, path, *args, session=None):
-        self.out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-        self.session = session or boto3.Session()
-        self.code = cli.main([command, "--config", str(path), *args], session=self.session, out=self.out)
-        self.text = self.out.console.file.getvalue()
 
 
 def first_kind(found, prefix):
@@ -155,8 +142,7 @@ def test_an_aws_failure_is_one_line_naming_the_step(stack):
     session = boto3.Session()
 
     def deny(**_):
-        from botocore.exceptions import ClientError
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed to iam:CreateRole"}}, "CreateRole")
+        raise aws_error("CreateRole", "AccessDenied", "not allowed to iam:CreateRole")
 
     session.events.register("before-call.iam.CreateRole", deny)
     run = Run("deploy", path, session=session)

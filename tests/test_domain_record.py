@@ -3,9 +3,9 @@ import boto3
 import pytest
 
 from provision import config as config_module
-from provision.steps import domain_record, dns
 from provision.errors import DeployError
-from tests.support import printed, quiet_context
+from provision.steps import dns, domain_record
+from tests.support import printed, run_once
 
 DOMAIN = "api.example.com"
 TARGET = "d111111abcdef8.cloudfront.net"
@@ -40,14 +40,9 @@ def put_record(zone, rtype, value=None, alias=None):
 
 
 def run(cfg, action, planning=False, cloudfront_state=True):
-    """One command run: a fresh context with the cloudfront step's state (unless told otherwise)."""
-    ctx = quiet_context(cfg, planning=planning)
-    if cloudfront_state:
-        ctx.state.put("cloudfront", {"distribution_id": "E1EXAMPLE", "domain_name": TARGET})
-    action(ctx)
-    if not planning:
-        ctx.state.save()
-    return ctx
+    """One command run with the cloudfront step's state (unless told otherwise)."""
+    state = {"cloudfront": {"distribution_id": "E1EXAMPLE", "domain_name": TARGET}} if cloudfront_state else {}
+    return run_once(cfg, action, planning=planning, state=state)
 
 
 def alias_of(record):

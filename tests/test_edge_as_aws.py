@@ -6,15 +6,12 @@ import datetime
 import boto3
 import pytest
 
-from provision import cli
-from provision import config as config_module
+from provision import cli, config as config_module
 from provision.steps import cloudfront, domain_record, waf
 from tests import aws_rules as rules
-from tests.support import SECRETS, changing_ops, printed, quiet_context, write_toml, merged
-from tests.test_cloudfront import make_api, make_certificate, make_key, put_state
+from tests.edge_support import DOMAIN, REGION, make_api, make_certificate, make_key, put_state
+from tests.support import SECRETS, Run, changing_ops, merged, printed, run_once, write_toml
 
-REGION = "eu-west-1"
-DOMAIN = "api.example.com"
 V4, V6 = "203.0.113.0/24", "2001:db8::/32"
 SECRET = SECRETS["TEST_AUTHORIZATION"]
 
@@ -25,13 +22,6 @@ def wafv2():
 
 def cidrs(*values):
     return {"access": {"allowed_cidrs": list(values)}}
-
-
-def run(cfg, action):
-    ctx = quiet_context(cfg)
-    action(ctx)
-    ctx.state.save()
-    return ctx
 
 
 def the_acl():
@@ -60,7 +50,7 @@ def test_sampled_requests_never_show_the_authorization_value(aws_rules, aws, wri
     sampling off on the rule and on the ACL, read back, and the samples are then empty."""
     sampling = aws_rules(rules.waf_sampled_requests(SECRET))
     cfg = config_module.load(write_config())
-    run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
     acl, token, acl_id = the_acl()
     on = {**acl["VisibilityConfig"], "SampledRequestsEnabled": True}
     acl_rules = [{**r, "VisibilityConfig": {**r["VisibilityConfig"], "SampledRequestsEnabled": True}}
@@ -69,7 +59,7 @@ def test_sampled_requests_never_show_the_authorization_value(aws_rules, aws, wri
                            DefaultAction=acl["DefaultAction"], Rules=acl_rules, VisibilityConfig=on)
     assert SECRET in sampled_values(the_acl()[0])  # what sampling on shows on AWS
 
-    ctx = run(cfg, waf.ensure)
+    ctx = run_once(cfg, waf.ensure)
     assert changing_ops(ctx) == ["UpdateWebACL"]
     acl = the_acl()[0]
     assert acl["VisibilityConfig"]["SampledRequestsEnabled"] is False
@@ -77,7 +67,7 @@ def test_sampled_requests_never_show_the_authorization_value(aws_rules, aws, wri
     assert acl["VisibilityConfig"]["CloudWatchMetricsEnabled"] is True  # the metrics stay
     assert SECRET not in sampled_values(acl)
     assert len(sampling.seen) == 4
-    assert changing_ops(run(cfg, waf.ensure)) == []
+    assert changing_ops(run_once(cfg, waf.ensure)) == []
 
 
 # --- WAF: the ranges ------------------------------------------------------------------------
@@ -106,7 +96,7 @@ def test_the_halves_of_everything_deploy_with_a_warning(aws_rules, aws, write_co
     for version in (4, 6):
         assert any(w.startswith(f"access.allowed_cidrs: the IPv{version} ranges together cover every "
                                 f"IPv{version} address") for w in cfg.warnings), cfg.warnings
-    run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
     assert refuse.seen == []  # AWS would have taken these IP sets
     assert len(wafv2().list_ip_sets(Scope="CLOUDFRONT")["IPSets"]) == 2
 
@@ -149,7 +139,7 @@ def edge_inputs(aws, write_config):
         cfg = config_module.load(write_config(overrides))
         api_id = make_api()
         key_id, _ = make_key()
-        run(cfg, waf.ensure)
+        run_once(cfg, waf.ensure)
         put_state(cfg, api={"rest_api_id": api_id, "api_key_id": key_id, "stage": "v1",
                             "execute_api_domain": f"{api_id}.execute-api.{REGION}.amazonaws.com"},
                   certificate={"arn": make_certificate()})
@@ -165,19 +155,19 @@ def distribution_config():
 def test_error_responses_are_not_cached(aws_rules, edge_inputs):
     quantities = aws_rules(rules.cloudfront_quantities_match())
     cfg = edge_inputs({})
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     errors = distribution_config()["CustomErrorResponses"]
     assert {item["ErrorCode"]: item["ErrorCachingMinTTL"] for item in errors["Items"]} == {
         400: 0, 403: 0, 404: 0, 500: 0, 502: 0, 503: 0, 504: 0}
     assert errors["Quantity"] == 7
     assert [c.operation for c in quantities.seen] == []  # AWS would have taken the config
-    assert changing_ops(run(cfg, cloudfront.ensure)) == []
+    assert changing_ops(run_once(cfg, cloudfront.ensure)) == []
 
 
 def test_error_caching_set_by_hand_is_put_back(aws_rules, edge_inputs):
     aws_rules(rules.cloudfront_quantities_match())
     cfg = edge_inputs({})
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     cf = boto3.client("cloudfront")
     [summary] = cf.list_distributions()["DistributionList"]["Items"]
     got = cf.get_distribution_config(Id=summary["Id"])
@@ -187,7 +177,7 @@ def test_error_caching_set_by_hand_is_put_back(aws_rules, edge_inputs):
                                       if k not in cloudfront.LEGACY_CACHE_KEYS}
     cf.update_distribution(Id=summary["Id"], IfMatch=got["ETag"], DistributionConfig=config)
 
-    ctx = run(cfg, cloudfront.ensure)
+    ctx = run_once(cfg, cloudfront.ensure)
     assert ctx.report.changes == [("update", f"distribution {summary['Id']} (error caching)")]
     assert {i["ErrorCachingMinTTL"] for i in distribution_config()["CustomErrorResponses"]["Items"]} == {0}
 
@@ -210,35 +200,35 @@ def test_ipv6_only_with_an_ipv6_range_and_a_switch_removes_the_aaaa(aws_rules, e
     aws_rules(rules.cloudfront_quantities_match(), rules.route53_answers_cloudfront_aliases())
     zone = {"domain": {"hosted_zone_id": hosted_zone}}
     dual = edge_inputs({**zone, **cidrs(V4, V6)})
-    run(dual, cloudfront.ensure)
-    run(dual, domain_record.ensure)
+    run_once(dual, cloudfront.ensure)
+    run_once(dual, domain_record.ensure)
     assert distribution_config()["IsIPV6Enabled"] is True
     assert records(hosted_zone) == ["A", "AAAA"]
     assert aaaa_answer(hosted_zone) == ["2001:db8::10"]
 
     ipv4_only = config_module.load(_rewrite(dual, cidrs(V4)))
-    steps = run(ipv4_only, lambda ctx: (cloudfront.ensure(ctx), domain_record.ensure(ctx)))
+    steps = run_once(ipv4_only, lambda ctx: (cloudfront.ensure(ctx), domain_record.ensure(ctx)))
     distribution_id = steps.state.get("cloudfront")["distribution_id"]
     assert steps.report.changes == [("update", f"distribution {distribution_id} (IPv6)"),
                                     ("delete", f"DNS record {DOMAIN} AAAA")]
     assert distribution_config()["IsIPV6Enabled"] is False
     assert records(hosted_zone) == ["A"]
     assert aaaa_answer(hosted_zone) == []  # the caller asks for A next, and comes over IPv4
-    again = run(ipv4_only, lambda ctx: (cloudfront.ensure(ctx), domain_record.ensure(ctx)))
+    again = run_once(ipv4_only, lambda ctx: (cloudfront.ensure(ctx), domain_record.ensure(ctx)))
     assert changing_ops(again) == []
 
-    back = run(dual, lambda ctx: (cloudfront.ensure(ctx), domain_record.ensure(ctx)))
+    back = run_once(dual, lambda ctx: (cloudfront.ensure(ctx), domain_record.ensure(ctx)))
     assert [kind for kind, _ in back.report.changes] == ["update", "create"]
     assert records(hosted_zone) == ["A", "AAAA"] and aaaa_answer(hosted_zone) == ["2001:db8::10"]
 
 
 def test_an_aaaa_record_that_is_not_the_stacks_is_left(aws_rules, edge_inputs, hosted_zone):
     cfg = edge_inputs({"domain": {"hosted_zone_id": hosted_zone}, **cidrs(V4)})
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     boto3.client("route53").change_resource_record_sets(HostedZoneId=hosted_zone, ChangeBatch={"Changes": [{
         "Action": "UPSERT", "ResourceRecordSet": {"Name": DOMAIN, "Type": "AAAA", "TTL": 60,
                                                   "ResourceRecords": [{"Value": "2001:db8::99"}]}}]})
-    ctx = run(cfg, domain_record.ensure)
+    ctx = run_once(cfg, domain_record.ensure)
     assert records(hosted_zone) == ["A", "AAAA"]
     assert f"Leaving DNS record {DOMAIN} AAAA: its value is not the one this stack wrote" in printed(ctx)
 
@@ -256,7 +246,7 @@ def test_the_quantities_rule_refuses_what_aws_refuses(aws_rules, edge_inputs):
     """The rule bites: a CustomErrorResponses whose Quantity is not its number of Items."""
     aws_rules(rules.cloudfront_quantities_match())
     cfg = edge_inputs({})
-    run(cfg, cloudfront.ensure)
+    run_once(cfg, cloudfront.ensure)
     cf = boto3.client("cloudfront")
     [summary] = cf.list_distributions()["DistributionList"]["Items"]
     got = cf.get_distribution_config(Id=summary["Id"])
@@ -270,8 +260,6 @@ def test_the_quantities_rule_refuses_what_aws_refuses(aws_rules, edge_inputs):
 def test_an_ipv4_only_stack_deploys_and_redeploys_with_no_change(aws_rules, load_seeded, hosted_zone, write_config):
     """The whole deploy with AWS's checks on (every Quantity, no /0): IPv6 off, no AAAA, errors not cached,
     sampling off; a second deploy makes 0 changing calls."""
-    from tests.test_deploy import Run
-
     aws_rules(rules.cloudfront_quantities_match(), rules.waf_ip_sets_refuse_slash_zero(),
               rules.route53_answers_cloudfront_aliases())
     overrides = {"domain": {"hosted_zone_id": hosted_zone}, **cidrs(V4)}

@@ -109,7 +109,8 @@ def test_changed_source_updates_only_the_code(cfg, tmp_path, monkeypatch):
 def test_new_role_not_yet_assumable_is_waited_out(cfg):
     ctx = run_steps(cfg, *PREREQUISITES)
     attempts = inject(ctx.clients.session, "before-call.lambda.CreateFunction", 2,
-                      "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+                      "InvalidParameterValueException",
+                      "The role defined for the function cannot be assumed by Lambda.")
     function.ensure(ctx)
     assert len(attempts) == 3
     assert "to become usable by Lambda" in printed(ctx)

@@ -9,8 +9,7 @@ from provision import graph, runner
 from provision.state import State, UndeclaredRead
 from provision.steps import STEPS, Step
 from tests.aws_rules import Rule, operation
-from tests.support import inventory, quiet_context
-from tests.test_deploy import Run
+from tests.support import Run, inventory, quiet_context
 
 pytestmark = pytest.mark.iam
 

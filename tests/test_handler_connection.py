@@ -20,14 +20,10 @@ import urllib.parse
 from pathlib import Path
 from unittest import mock
 
+import handler  # lambda/handler.py (pytest's pythonpath has lambda/)
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lambda"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import handler  # noqa: E402
-from mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401
 
 DATABASE, USER = "link", "link_reader"
 PASSWORD = secrets.token_urlsafe(18)

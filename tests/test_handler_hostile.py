@@ -1,15 +1,14 @@
 """lambda/handler.py against crafted cursors, keys in loose forms and a database that does not answer (issue 17).
 
-On the real MariaDB the suite starts (tests/mariadb.py), with test_handler.py's fixtures.
+On the real MariaDB the suite starts (tests/mariadb.py), with tests/handler_support.py's fixtures.
 """
 import base64
 import time
 
+import handler  # lambda/handler.py (pytest's pythonpath has lambda/)
 import pytest
 
-from test_handler import (DATABASE, cursor_of, db, fails, handler, invoke, last_log,  # noqa: F401  (fixtures)
-                          mariadb_server, page_through, paged, test_ca, tls_files)
-from test_handler import configure  # noqa: F401  (fixture)
+from tests.handler_support import DATABASE, cursor_of, fails, invoke, last_log, page_through
 
 
 def raw_cursor(text):

@@ -83,7 +83,8 @@ def test_destroy_detaches_and_deletes_and_is_safe_twice(cfg):
 
 
 def test_destroy_leaves_a_role_that_is_not_ours(cfg):
-    boto3.client("iam").create_role(RoleName="demo-fn", AssumeRolePolicyDocument=json.dumps(iam_role.trust_policy(ACCOUNT)))
+    boto3.client("iam").create_role(RoleName="demo-fn",
+                                    AssumeRolePolicyDocument=json.dumps(iam_role.trust_policy(ACCOUNT)))
     ctx = quiet_context(cfg)
     iam_role.destroy(ctx)
     assert changing_ops(ctx) == []

@@ -1,5 +1,4 @@
 """The README's first command: the example stack deployed into the embedded emulator, no AWS account."""
-import io
 import json
 import os
 import re
@@ -9,13 +8,9 @@ import sys
 import urllib.request
 
 import pytest
-from rich.console import Console
 
-from provision import cli
-from provision.output import Output
 from tests.mariadb import free_port
-
-EXAMPLE = "stack.example.toml"
+from tests.support import EXAMPLE, Run
 
 
 @pytest.fixture
@@ -24,15 +19,9 @@ def example_secrets(monkeypatch):
     monkeypatch.setenv("RDS_EDGE_AUTHORIZATION", "Bearer local-NEVER-SHOWN")
 
 
-def run(command, *args):
-    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-    code = cli.main([command, "--config", EXAMPLE, "--local", *args], out=out)
-    return code, out.console.file.getvalue()
-
-
 def test_deploy_local_builds_the_example_stack_and_prints_outputs(example_secrets):
     endpoint_before = os.environ.get("AWS_ENDPOINT_URL")
-    code, text = run("deploy")
+    code, text = Run("deploy", EXAMPLE, "--local")
     assert code == 0, text
     assert "AWS emulator (moto) at http://127.0.0.1:" in text
     for title in ("Mail for certificate approval", "Certificate request", "IAM role", "Security groups",
@@ -45,24 +34,28 @@ def test_deploy_local_builds_the_example_stack_and_prints_outputs(example_secret
 
 
 def test_plan_local_changes_nothing(example_secrets):
-    code, text = run("deploy", "--plan")
+    code, text = Run("deploy", EXAMPLE, "--local", "--plan")
     assert code == 0, text
     assert "would create Lambda function orders-api-api" in text
     assert text.rstrip().endswith("(0 changing)")
 
 
-def test_teardown_local_removes_what_it_deployed(example_secrets):
-    code, text = run("teardown")
+def test_teardown_local_removes_what_it_deployed_and_says_what_each_phase_does(example_secrets):
+    """One `teardown --local` for both checks (two tests ran the identical command)."""
+    code, text = Run("teardown", EXAMPLE, "--local")
     assert code == 0, text
     for title in ("CloudFront distribution", "WAF web ACL", "API Gateway", "Lambda function", "Security groups",
                   "IAM role", "Certificate request", "Mail for certificate approval"):
         assert f"deleted  {title}" in text
+    deploying = text.index("Deploying stack orders-api into the empty emulator first")
+    tearing = text.index("Tearing down stack orders-api")
+    assert deploying < text.index("created  CloudFront distribution") < tearing < text.index("deleted  CloudFront")
 
 
 def test_local_makes_throwaway_secrets_when_none_are_set(monkeypatch):
     for name in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION"):
         monkeypatch.delenv(name, raising=False)
-    code, text = run("deploy")
+    code, text = Run("deploy", EXAMPLE, "--local")
     assert code == 0, text
     # the example config signs in with IAM, so the Authorization value is its only secret
     assert "RDS_EDGE_AUTHORIZATION not set: throwaway values made for this run only" in text
@@ -71,14 +64,14 @@ def test_local_makes_throwaway_secrets_when_none_are_set(monkeypatch):
 
 
 def test_local_keeps_the_operators_secrets_when_set(example_secrets):
-    code, text = run("deploy", "--plan")
+    code, text = Run("deploy", EXAMPLE, "--local", "--plan")
     assert code == 0 and "throwaway" not in text
 
 
 def test_serve_once_checks_every_wall_and_removes_its_files(monkeypatch):
     for name in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION"):
         monkeypatch.delenv(name, raising=False)
-    code, text = run("deploy", "--serve", "--once", "--port", str(free_port()))
+    code, text = Run("deploy", EXAMPLE, "--local", "--serve", "--once", "--port", str(free_port()))
     assert code == 0, text
     # the example deploys DB_AUTH=iam, DB_TLS=verify: the local function verified the local MariaDB's
     # certificate and signed in with the stand-in password, or key 42 would not have answered 200
@@ -93,34 +86,41 @@ def test_serve_once_checks_every_wall_and_removes_its_files(monkeypatch):
 
 
 def test_verify_local_deploys_serves_and_checks(example_secrets):
-    code, text = run("verify")
+    code, text = Run("verify", EXAMPLE, "--local")
     assert code == 0, text
     assert "into the empty emulator first" in text and "every wall holds" in text
     assert "NEVER-SHOWN" not in text
 
 
-@pytest.mark.parametrize("args", [["--plan", "--serve"], ["--once"], ["--port", "9000"]])
-def test_serve_options_need_local_serving(example_secrets, args):
-    code, _ = run("deploy", *args)
+@pytest.fixture
+def no_emulator(monkeypatch):
+    """The emulator must not start: a usage error is judged from the flags alone."""
+    from provision.local import emulator
+
+    def start(*_):
+        raise AssertionError("the emulator started before the flags were checked")
+    monkeypatch.setattr(emulator, "start", start)
+
+
+SERVE_USAGE = "--serve needs --local and no --plan: it serves what was deployed into the emulator"
+WITH_SERVE = "--once and --port go with --serve"
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--local", "--plan", "--serve"], SERVE_USAGE), (["--local", "--once"], WITH_SERVE),
+    (["--local", "--port", "9000"], WITH_SERVE), (["--serve"], SERVE_USAGE),
+    (["--local", "--serve", "--port", "65535"], "--port 65535: choose a port between 1 and 65534")])
+def test_serve_options_are_one_line_usage_errors_before_the_emulator_starts(example_secrets, no_emulator,
+                                                                            args, problem):
+    code, text = Run("deploy", EXAMPLE, *args)
     assert code == 2
+    assert problem in text and text.strip().count("\n") == 0, text
 
 
-def test_serve_without_local_is_a_usage_error(example_secrets):
-    assert cli.main(["deploy", "--config", EXAMPLE, "--serve"]) == 2
-
-
-def test_teardown_local_says_what_each_phase_does(example_secrets):
-    code, text = run("teardown")
-    assert code == 0, text
-    deploying = text.index("Deploying stack orders-api into the empty emulator first")
-    tearing = text.index("Tearing down stack orders-api")
-    assert deploying < text.index("created  CloudFront distribution") < tearing < text.index("deleted  CloudFront")
-
-
-def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
+def test_serving_runs_until_ctrl_c_then_removes_mariadb(short_tmp_path):
     """The command as typed: curl-able until SIGINT, then exit 0 with the database's files gone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_EDGE_", "AWS_ENDPOINT"))}
-    env["TMPDIR"] = str(tmp_path)
+    env["TMPDIR"] = str(short_tmp_path)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "deploy.py", "--config", EXAMPLE, "--local", "--serve", "--port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -137,7 +137,7 @@ def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
                                                   "Authorization": open(header).read().split(": ", 1)[1].strip()})
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200 and len(json.loads(response.read())["items"]) == 1
-        assert any(p.name.startswith("rds-edge-mariadb-") for p in tmp_path.iterdir())
+        assert any(p.name.startswith("rds-edge-mariadb-") for p in short_tmp_path.iterdir())
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=60)[0]
     finally:
@@ -145,19 +145,19 @@ def test_serving_runs_until_ctrl_c_then_removes_mariadb(tmp_path):
             proc.kill()
     assert proc.returncode == 0, text + rest
     assert re.search(r"edge\s+203\.0\.113\.10 GET /items -> 200", rest), rest
-    assert not list(tmp_path.iterdir())  # MariaDB's directory and the header file are removed
+    assert not list(short_tmp_path.iterdir())  # MariaDB's directory and the header file are removed
 
 
-def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, tmp_path, monkeypatch):
+def test_a_port_in_use_is_one_line_and_leaves_nothing_running(example_secrets, short_tmp_path, monkeypatch):
     import socket
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(short_tmp_path))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        code, text = run("deploy", "--serve", "--once", "--port", str(port - 1))
+        code, text = Run("deploy", EXAMPLE, "--local", "--serve", "--once", "--port", str(port - 1))
     assert code == 1, text
     assert f"cannot listen on 127.0.0.1:{port}" in text and "--port" in text
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("rds-edge-mariadb-", "rds-edge-serve-"))]
+    assert not [p for p in short_tmp_path.iterdir() if p.name.startswith(("rds-edge-mariadb-", "rds-edge-serve-"))]

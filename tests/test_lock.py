@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 
 from provision import config as config_module
-from provision.context import LOCK_POLL_INTERVAL, LOCK_WAIT_TIMEOUT, locked, lock_path, state_path
+from provision.context import LOCK_POLL_INTERVAL, LOCK_WAIT_TIMEOUT, lock_path, locked, state_path
 from provision.errors import DeployError, LockedError
 from provision.lock import owner_text, stack_lock
-from tests.support import quiet_context
-from tests.test_deploy import Run
+from tests.support import Run, quiet_context
 
 ROOT = Path(__file__).resolve().parent.parent
 RACERS = 6

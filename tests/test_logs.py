@@ -1,16 +1,13 @@
 """logs: the function's lines and WAF's records, put into moto's CloudWatch Logs, read back merged by time."""
-import io
 import json
 import time
 
 import boto3
 import pytest
-from rich.console import Console
 
 from provision import cli
 from provision.commands import logs
-from provision.output import Output
-from tests.support import SECRETS, quiet_context, printed
+from tests.support import SECRETS, Run, printed, quiet_context
 
 AUTH = SECRETS["TEST_AUTHORIZATION"]
 
@@ -41,13 +38,6 @@ def waf_record(at, ip, action, args):
                                            {"name": "host", "value": "api.example.com"}]}})
 
 
-class Run:
-    def __init__(self, path, *args):
-        self.out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-        self.code = cli.main(["logs", "--config", str(path), *args], session=boto3.Session(), out=self.out)
-        self.text = self.out.console.file.getvalue()
-
-
 @pytest.fixture
 def path(aws, write_config):
     return write_config()
@@ -72,7 +62,7 @@ def seed_both():
 
 def test_json_merges_both_sources_by_time_and_never_shows_a_secret(path):
     seed_both()
-    run = Run(path, "--json")
+    run = Run("logs", path, "--json")
     assert run.code == 0, run.text
     rows = [json.loads(line) for line in run.text.splitlines()]
     assert [(r["source"], r["address"], r["outcome"], r["key_length"]) for r in rows] == [
@@ -91,7 +81,7 @@ def test_json_merges_both_sources_by_time_and_never_shows_a_secret(path):
 
 def test_table_has_one_row_per_request(path):
     seed_both()
-    run = Run(path)
+    run = Run("logs", path)
     assert run.code == 0
     lines = run.text.splitlines()
     assert lines[0].split() == ["time", "(UTC)", "source", "address", "outcome", "key", "length", "ms"]
@@ -102,13 +92,13 @@ def test_table_has_one_row_per_request(path):
 def test_since_leaves_older_records_out(path):
     put("eu-west-1", "/aws/lambda/demo-api", [(now_ms(-7200), function_line("198.51.100.1", 1, 1, "ok")),
                                                (now_ms(-30), function_line("198.51.100.2", 2, 1, "ok"))])
-    run = Run(path, "--json", "--since", "1h")
+    run = Run("logs", path, "--json", "--since", "1h")
     assert [json.loads(line)["address"] for line in run.text.splitlines() if line.startswith("{")] == ["198.51.100.2"]
     assert "WAF logging is not set up" in run.text  # no WAF log group: the function's lines alone
 
 
 def test_no_function_log_group_is_exit_1(path):
-    run = Run(path)
+    run = Run("logs", path)
     assert run.code == 1 and "no log group /aws/lambda/demo-api" in run.text
 
 

@@ -5,9 +5,14 @@ import json
 import boto3
 import pytest
 
-from provision.steps import mail
 from provision.errors import DeployError
-from tests.support import moto_evaluates_secure_transport, SECRETS, printed, quiet_context
+from provision.steps import mail
+from tests.support import (
+    SECRETS,
+    moto_evaluates_secure_transport,
+    printed,
+    quiet_context,
+)
 
 ACCOUNT = "123456789012"  # moto's account
 DOMAIN = "api.example.com"

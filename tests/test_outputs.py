@@ -1,30 +1,15 @@
 """outputs: read back from AWS (not the state file), never a secret, exit 1 when not deployed."""
-import io
 import json
 
 import boto3
 import pytest
-from rich.console import Console
 
-from provision import cli
-from provision.output import Output
-from tests.support import SECRETS
+from tests.support import SECRETS, Run
 
 pytestmark = pytest.mark.iam
 
 REQUIRED = ("url", "distribution_domain", "invoke_url", "api_key_id", "web_acl_arn", "certificate_arn",
             "function_arn", "role_arn", "lambda_security_group")
-
-
-class Run:
-    def __init__(self, path, *args):
-        self.out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-        self.session = boto3.Session()
-        self.changing = []
-        self.session.events.register("before-call", lambda model, **_: self.changing.append(model.name)
-                                     if not model.name.startswith(("Get", "List", "Describe", "Head")) else None)
-        self.code = cli.main([*args, "--config", str(path)], session=self.session, out=self.out)
-        self.text = self.out.console.file.getvalue()
 
 
 @pytest.fixture
@@ -36,7 +21,7 @@ def stack(load_seeded, hosted_zone, write_config):
 
 def test_not_deployed_is_exit_1_and_one_line(stack):
     cfg, path = stack
-    run = Run(path, "outputs", "--json")
+    run = Run("outputs", path, "--json")
     assert run.code == 1
     assert run.text.strip().count("\n") == 0
     assert "stack demo is not deployed" in run.text
@@ -45,9 +30,9 @@ def test_not_deployed_is_exit_1_and_one_line(stack):
 
 def test_json_names_what_aws_holds_even_without_the_state_file(stack):
     cfg, path = stack
-    assert Run(path, "deploy").code == 0
+    assert Run("deploy", path).code == 0
     (cfg.state_dir / "demo.json").unlink()
-    run = Run(path, "outputs", "--json")
+    run = Run("outputs", path, "--json")
     assert run.code == 0, run.text
     assert run.changing == []  # a read-only pass: the plan guard would have refused any change
     got = json.loads(run.text)
@@ -82,29 +67,27 @@ def test_json_names_what_aws_holds_even_without_the_state_file(stack):
 
 def test_table_and_drift_note(stack, write_config, hosted_zone):
     cfg, path = stack
-    assert Run(path, "deploy").code == 0
-    table = Run(path, "outputs")
+    assert Run("deploy", path).code == 0
+    table = Run("outputs", path)
     assert table.code == 0 and "Outputs" in table.text and "https://api.example.com/items" in table.text
     changed = write_config({"domain": {"hosted_zone_id": hosted_zone}, "api": {"throttle_rate": 3}})
-    drifted = Run(changed, "outputs")
+    drifted = Run("outputs", changed)
     assert drifted.code == 0 and "deploy would change 1 thing" in drifted.text and "usage plan" in drifted.text
     assert drifted.changing == []
 
 
 def test_partly_deployed_is_exit_1(stack):
     cfg, path = stack
-    assert Run(path, "deploy").code == 0
+    assert Run("deploy", path).code == 0
     boto3.client("lambda", region_name="eu-west-1").delete_function(FunctionName="demo-api")
-    run = Run(path, "outputs")
+    run = Run("outputs", path)
     assert run.code == 1 and "not fully deployed" in run.text and "function" in run.text.lower()
 
 
 def test_outputs_local_deploys_the_example_into_the_emulator_first(monkeypatch):
     monkeypatch.setenv("RDS_EDGE_DB_PASSWORD", "local-password-NEVER-SHOWN")
     monkeypatch.setenv("RDS_EDGE_AUTHORIZATION", "Bearer local-NEVER-SHOWN")
-    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-    code = cli.main(["outputs", "--config", "stack.example.toml", "--local", "--json"], out=out)
-    text = out.console.file.getvalue()
+    code, text = Run("outputs", "stack.example.toml", "--local", "--json")
     assert code == 0, text
     body = json.loads(text[text.index("{"):])
     assert body["url"] == "https://api.example.com/items" and body["drift"] == []

@@ -1,6 +1,5 @@
 """policy: derived from recorded calls, narrowed to the stack, enough to deploy and tear down, lint-clean."""
 import fnmatch
-import io
 import json
 
 import boto3
@@ -8,26 +7,17 @@ import moto.settings
 import pytest
 from moto.core.authorization import ActionAuthenticatorMixin
 from parliament import analyze_policy_string, enhance_finding
-from rich.console import Console
 
-from provision import cli, policy
-from provision import config as config_module
+from provision import config as config_module, policy
 from provision.commands.policy import stack_network
 from provision.local import recording
-from provision.output import Output
 from tests.aws_rules import function_tags_need_list_tags
-from tests.support import inventory, quiet_context
+from tests.support import Run, gather, inventory, quiet_context
 
 ACCOUNT = "123456789012"  # moto's
 NETWORK = policy.Network("vpc-0123456789abcdef0", "sg-0123456789abcdef0")
 VARIANTS = {"dns": {"validation": "dns"}, "dns+zone": {"validation": "dns", "hosted_zone_id": "Z0123456789ABC"},
             "email": {"validation": "email"}, "email+zone": {"validation": "email", "hosted_zone_id": "Z0123456789ABC"}}
-
-
-def run(path, *args, session=None):
-    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-    code = cli.main([*args, "--config", str(path)], session=session or boto3.Session(), out=out)
-    return code, out.console.file.getvalue()
 
 
 def statements(doc):
@@ -83,26 +73,23 @@ def test_only_the_variant_s_calls_are_granted(config_for):
 def test_command_prints_the_policy_as_json(load_seeded, write_config):
     cfg = load_seeded({"domain": VARIANTS["dns"]})
     path = write_config({"domain": VARIANTS["dns"]})
-    code, text = run(path, "policy")
+    code, text = Run("policy", path)
     assert code == 0
     doc = json.loads(text)
     assert doc["Version"] == "2012-10-17"
     [db] = boto3.client("rds", region_name=cfg.stack.region).describe_db_instances()["DBInstances"]
     group = db["VpcSecurityGroups"][0]["VpcSecurityGroupId"]  # looked up: the inbound rule names it
     assert allows(doc, "ec2:AuthorizeSecurityGroupIngress", f"arn:aws:ec2:eu-west-1:{ACCOUNT}:security-group/{group}")
-    code, text = run(path, "policy", "--account", "12345")
+    code, text = Run("policy", path, "--account", "12345")
     assert code == 2 and "12-digit" in text
 
 
 def test_command_builds_the_policy_without_aws_when_told_everything(write_config, aws):
     path = write_config({"domain": VARIANTS["dns"]})
-    session, calls = boto3.Session(), []
-    session.events.register("before-call", lambda model, **_: calls.append(model.name))
-    code, text = run(path, "policy", "--account", ACCOUNT, "--vpc-id", "vpc-1", "--database-group", "sg-1",
-                     session=session)
-    assert code == 0 and calls == [], (text, calls)
+    run = Run("policy", path, "--account", ACCOUNT, "--vpc-id", "vpc-1", "--database-group", "sg-1")
+    assert run.code == 0 and run.calls == [], (run.text, run.calls)
     database_group = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:security-group/sg-1"
-    assert allows(json.loads(text), "ec2:RevokeSecurityGroupIngress", database_group)
+    assert allows(json.loads(run.text), "ec2:RevokeSecurityGroupIngress", database_group)
 
 
 def _source_calls() -> dict[str, set[str]]:
@@ -141,15 +128,35 @@ def test_every_aws_call_named_in_the_source_is_in_the_catalog():
                          "drift that does to provision/local/recording.py (or, failing that, an UNREACHED entry)")
 
 
+RECORDED_VARIANTS = {policy.variant(validation, "zone" if zone else None): (validation, zone)
+                     for validation, zone in recording.VARIANTS}
+
+
 @pytest.mark.iam
-def test_catalog_matches_the_calls_the_code_makes_now():
-    recorded = recording.record_all()["calls"]
+@pytest.mark.parametrize("name", sorted(RECORDED_VARIANTS))
+def test_catalog_matches_the_calls_the_code_makes_now(name, tmp_path, tmp_path_factory):
+    """Each variant recorded in its own test (workers share them); once all are, the whole catalog is compared."""
+    recorded = recording.record_variant(*RECORDED_VARIANTS[name], tmp_path)
     committed = json.loads(policy.CATALOG.read_text())["calls"]
-    missing = [c for c in recorded if c not in committed]
-    stale = [c for c in committed if c not in recorded]
+    mine = recording.catalog({name: recorded})["calls"]
+    calls = {(c["service"], c["operation"]): c for c in committed if name in c["variants"]}
+    missing = [c for c in mine if (c["service"], c["operation"]) not in calls
+               or not set(c["commands"]) <= set(calls[c["service"], c["operation"]]["commands"])]
+    stale = sorted(set(calls) - {(c["service"], c["operation"]) for c in mine})
     assert not missing and not stale, (
-        f"the AWS calls the commands make changed (new or changed: {missing}; no longer made: {stale}). "
-        f"Re-record them, then commit provision/aws_calls.json: {policy.RECORD_COMMAND}")
+        f"the AWS calls the commands make in variant {name} changed (new or changed: {missing}; no longer made: "
+        f"{stale}). Re-record them, then commit provision/aws_calls.json: {policy.RECORD_COMMAND}")
+    every = gather(tmp_path_factory, "catalog", name, {command: sorted(calls) for command, calls in recorded.items()},
+                   set(RECORDED_VARIANTS))
+    if every is not None:  # the last variant in: the whole catalog, commands and variants, as committed
+        whole = recording.catalog({variant: {command: {tuple(call) for call in calls}
+                                             for command, calls in by_command.items()}
+                                   for variant, by_command in every.items()})["calls"]
+        missing = [c for c in whole if c not in committed]
+        stale = [c for c in committed if c not in whole]
+        assert not missing and not stale, (
+            f"the AWS calls the commands make changed (new or changed: {missing}; no longer made: {stale}). "
+            f"Re-record them, then commit provision/aws_calls.json: {policy.RECORD_COMMAND}")
 
 
 @pytest.mark.iam
@@ -158,7 +165,7 @@ def test_resource_patterns_match_what_a_deploy_created(load_seeded, hosted_zone,
     domain = dict(VARIANTS[name], **({"hosted_zone_id": hosted_zone} if "zone" in name else {}))
     cfg = load_seeded({"domain": domain})
     path = write_config({"domain": domain})
-    assert run(path, "deploy")[0] == 0
+    assert Run("deploy", path).code == 0
     doc = policy.document(cfg, ACCOUNT, stack_network(quiet_context(cfg)))
     east, west = "us-east-1", "eu-west-1"
     waf = boto3.client("wafv2", region_name=east)
@@ -272,7 +279,7 @@ def test_a_user_holding_only_the_policy_deploys_rotates_and_tears_down(load_seed
         if argv == "new authorization":
             monkeypatch.setenv(cfg.access.authorization.env, "Bearer rotated-value-for-the-policy-test")
             continue
-        code, text = run(path, *argv, session=operator())
+        code, text = Run(argv[0], path, *argv[1:], session=operator())
         assert code == 0, (argv, text)
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
@@ -288,11 +295,11 @@ def test_without_lambda_list_tags_teardown_takes_the_function_for_someone_else_s
     rule = function_tags_need_list_tags()
     aws_rules(rule)
     cfg, path = load_seeded({"domain": VARIANTS["dns"]}), write_config({"domain": VARIANTS["dns"]})
-    assert run(path, "deploy")[0] == 0  # as the suite's default caller
+    assert Run("deploy", path).code == 0  # as the suite's default caller
     doc = as_moto_evaluates(policy.document(cfg, ACCOUNT, stack_network(quiet_context(cfg))), cfg)
     for statement in doc["Statement"]:
         statement["Action"] = [a for a in statement["Action"] if a != "lambda:ListTags"]
-    code, text = run(path, "teardown", "--yes", session=operator_holding(doc, monkeypatch)())
+    code, text = Run("teardown", path, "--yes", session=operator_holding(doc, monkeypatch)())
     assert rule.seen and "Leaving Lambda function" in text, text
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert boto3.client("lambda", region_name="eu-west-1").get_function(FunctionName="demo-api")

@@ -37,7 +37,7 @@ class Simulator:
         context["simulation"] = dict(params)  # before-call sees the wire form only
 
     def exists(self, principal: str) -> bool:
-        kind, name = principal.split(":")[-1].split("/")[0], principal.rsplit("/", 1)[1]
+        kind = principal.split(":")[-1].split("/")[0]
         found = self.iam.list_users()["Users"] if kind == "user" else self.iam.list_roles()["Roles"]
         return principal in {p["Arn"] for p in found}
 

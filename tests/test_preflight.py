@@ -6,14 +6,12 @@ import json
 import boto3
 import pytest
 
-from provision import config as config_module
-from provision import preflight
+from provision import config as config_module, preflight
 from provision.clients import is_changing
 from provision.errors import DeployError
 from provision.steps import function, iam_role, security_groups, waf, waf_logging
 from tests.aws_rules import WAF_LOG_POLICY, account_concurrency, waf_log_resource_policy
-from tests.support import changing_ops, inventory, printed, quiet_context, run_steps
-from tests.test_deploy import Run
+from tests.support import Run, changing_ops, inventory, printed, quiet_context, run_steps
 
 
 def deploy(path, *args):
@@ -169,7 +167,7 @@ def record(zone, rtype, value):
 def test_a_record_at_the_domain_that_is_not_the_stacks_stops_before_any_change(load_seeded, hosted_zone,
                                                                                 write_config, rtype, value):
     overrides = {"domain": {"hosted_zone_id": hosted_zone}}
-    cfg = load_seeded(overrides)
+    load_seeded(overrides)
     record(hosted_zone, rtype, value)
     run, changing = deploy(write_config(overrides))
     assert run.code == 1 and changing == []

@@ -7,8 +7,7 @@ import boto3
 import pytest
 
 from provision.steps.certificate import ALL_STATUSES
-from tests.support import inventory
-from tests.test_deploy import Run
+from tests.support import Run, inventory
 
 pytestmark = pytest.mark.iam
 

@@ -11,8 +11,7 @@ import pytest
 
 from provision.lock import stack_lock
 from provision.state import State
-from tests.support import inventory
-from tests.test_deploy import Run
+from tests.support import Run, inventory
 
 pytestmark = pytest.mark.iam
 

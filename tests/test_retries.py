@@ -1,26 +1,13 @@
 """One retry policy for transient AWS errors; nothing else is retried. Errors are injected below botocore's
 parser (before-send), so the real parsing and retry path runs; the injected sleep never waits."""
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from provision import waits
-from tests.support import quiet_context
+from tests.support import aws_error, failing, quiet_context, response
 
-
-class Body:
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def stream(self, **_):
-        yield self.data
-
-
-def response(status: int, body: str, headers: dict | None = None):
-    return AWSResponse("https://example.invalid", status, headers or {}, Body(body.encode()))
-
-
-XML_ERROR = "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error></ErrorResponse>"
+XML_ERROR = ("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error>"
+             "</ErrorResponse>")
 EC2_ERROR = "<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors></Response>"
 
 # (error class, service, operation, call, how the failure looks on the wire)
@@ -42,21 +29,6 @@ TRANSIENT = [
 def plain_cfg(load_config):
     """These tests only need clients: nothing seeded."""
     return load_config()
-
-
-def failing(client, operation: str, times: int, failure):
-    """Fail the first ``times`` sends of the operation; return the list of attempts."""
-    attempts = []
-
-    def before_send(request, **_):
-        attempts.append(request)
-        if len(attempts) <= times:
-            return failure()
-        return None
-
-    service = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register_first(f"before-send.{service}.{operation}", before_send)
-    return attempts
 
 
 @pytest.mark.parametrize("name, service, operation, call, failure", TRANSIENT, ids=[t[0] for t in TRANSIENT])
@@ -107,7 +79,7 @@ def test_retry_while_retries_only_the_named_error_and_says_what_it_awaits(plain_
     def flaky():
         calls.append(1)
         if len(calls) < 3:
-            raise ClientError({"Error": {"Code": "ResourceInUseException", "Message": "in use"}}, "DeleteCertificate")
+            raise aws_error("DeleteCertificate", "ResourceInUseException", "in use")
         return "done"
 
     result = waits.retry_while(ctx, "the distribution to release the certificate", flaky,

@@ -6,17 +6,13 @@ address carrying each value; an API key is accepted when it is enabled and in
 the usage plan bound to the stage, and CloudFront sends the value in its
 origin header.
 """
-import io
 import ipaddress
 import json
 
 import boto3
 import pytest
-from rich.console import Console
 
-from provision import cli
-from provision.output import Output
-from tests.support import SECRETS, inject, inventory
+from tests.support import SECRETS, Run, aws_error, inject, inventory
 
 pytestmark = pytest.mark.iam
 
@@ -25,21 +21,12 @@ NEW = "Bearer auth-NEW-NEVER-SHOWN-5d1e"
 CALLER = "203.0.113.9"  # inside the allowed 203.0.113.0/24
 
 
-class Run:
-    def __init__(self, path, *args, session=None):
-        self.out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-        self.session = session or boto3.Session()
-        self.code = cli.main([*args, "--config", str(path)], session=self.session, out=self.out)
-        self.text = self.out.console.file.getvalue()
-        self.changing = None
-
-
 @pytest.fixture
 def stack(load_seeded, hosted_zone, write_config):
     overrides = {"domain": {"hosted_zone_id": hosted_zone}}
     cfg = load_seeded(overrides)
     path = write_config(overrides)
-    assert Run(path, "deploy").code == 0
+    assert Run("deploy", path).code == 0
     return cfg, path
 
 
@@ -123,7 +110,7 @@ def test_authorization_rotation_never_refuses_a_held_value(stack, monkeypatch):
     assert waf_allows(OLD) and not waf_allows(NEW) and not waf_allows(OLD, ip="198.51.100.1")
 
     monkeypatch.setenv("TEST_AUTHORIZATION", NEW)  # the operator's first move: the new value in the variable
-    run = Run(path, "rotate", "authorization")
+    run = Run("rotate", path, "authorization")
     assert run.code == 0, run.text
     assert waf_allows(OLD) and waf_allows(NEW)  # callers may hold either
     assert not waf_allows("Bearer something-else") and not waf_allows(NEW, ip="198.51.100.1")
@@ -132,39 +119,39 @@ def test_authorization_rotation_never_refuses_a_held_value(stack, monkeypatch):
 
     # A plain deploy during the window keeps it, and changes nothing at all.
     session = boto3.Session()
-    deploy = Run(path, "deploy", session=session)
+    deploy = Run("deploy", path, session=session)
     assert deploy.code == 0, deploy.text
     assert deploy.text.rstrip().endswith("(0 changing)"), deploy.text
     assert waf_allows(OLD) and waf_allows(NEW)
 
     # ... even with the state file lost: the rule itself holds the window.
     (cfg.state_dir / "demo.json").unlink()
-    assert Run(path, "deploy").code == 0
+    assert Run("deploy", path).code == 0
     assert waf_allows(OLD) and waf_allows(NEW)
 
     # Running the same command again resumes (here: nothing left to do).
-    again = Run(path, "rotate", "authorization")
+    again = Run("rotate", path, "authorization")
     assert again.code == 0 and again.text.rstrip().endswith("(0 changing)"), again.text
     assert waf_allows(OLD) and waf_allows(NEW)
 
-    finish = Run(path, "rotate", "authorization", "--finish")
+    finish = Run("rotate", path, "authorization", "--finish")
     assert finish.code == 0, finish.text
     assert waf_allows(NEW) and not waf_allows(OLD)
     no_secret_in(finish, cfg, OLD, NEW)
-    assert Run(path, "rotate", "authorization", "--finish").code == 0  # nothing left to finish
+    assert Run("rotate", path, "authorization", "--finish").code == 0  # nothing left to finish
 
 
 def test_authorization_rotation_refuses_what_would_lock_callers_out(stack, monkeypatch):
     cfg, path = stack
-    same = Run(path, "rotate", "authorization")  # the variable still holds the current value
+    same = Run("rotate", path, "authorization")  # the variable still holds the current value
     assert same.code == 1 and "put the NEW value" in same.text
     monkeypatch.setenv("TEST_AUTHORIZATION", NEW)
-    early = Run(path, "rotate", "authorization", "--finish")  # nobody has NEW yet
+    early = Run("rotate", path, "authorization", "--finish")  # nobody has NEW yet
     assert early.code == 1 and "does not accept" in early.text
     assert waf_allows(OLD) and not waf_allows(NEW)
-    assert Run(path, "rotate", "authorization").code == 0
+    assert Run("rotate", path, "authorization").code == 0
     monkeypatch.setenv("TEST_AUTHORIZATION", "Bearer a-third-value-0000")
-    third = Run(path, "rotate", "authorization")
+    third = Run("rotate", path, "authorization")
     assert third.code == 1 and "under way" in third.text
     assert waf_allows(OLD) and waf_allows(NEW)
 
@@ -174,10 +161,10 @@ def test_interrupted_authorization_rotation_resumes(stack, monkeypatch):
     monkeypatch.setenv("TEST_AUTHORIZATION", NEW)
     session = boto3.Session()
     inject(session, "before-call.wafv2.UpdateWebACL", 1, "WAFInternalErrorException", status=400)
-    failed = Run(path, "rotate", "authorization", session=session)
+    failed = Run("rotate", path, "authorization", session=session)
     assert failed.code == 1 and "WAF web ACL" in failed.text
     assert waf_allows(OLD)  # nothing half-done refuses the current holders
-    assert Run(path, "rotate", "authorization").code == 0
+    assert Run("rotate", path, "authorization").code == 0
     assert waf_allows(OLD) and waf_allows(NEW)
 
 
@@ -188,7 +175,7 @@ def test_api_key_rotation_never_refuses_the_key_cloudfront_sends(stack):
     old = sent_key()
     assert accepted_keys() == {old}
 
-    run = Run(path, "rotate", "api-key")
+    run = Run("rotate", path, "api-key")
     assert run.code == 0, run.text
     new = sent_key()
     assert new != old and _distribution()["Status"] == "Deployed"
@@ -197,34 +184,33 @@ def test_api_key_rotation_never_refuses_the_key_cloudfront_sends(stack):
     no_secret_in(run, cfg, old, new)
     assert "rotate api-key --finish" in run.text
 
-    deploy = Run(path, "deploy")  # keeps the window and does not undo the switch
+    deploy = Run("deploy", path)  # keeps the window and does not undo the switch
     assert deploy.code == 0 and deploy.text.rstrip().endswith("(0 changing)"), deploy.text
     assert sent_key() == new and accepted_keys() == {old, new}
-    again = Run(path, "rotate", "api-key")  # resume: no third key
+    again = Run("rotate", path, "api-key")  # resume: no third key
     assert again.code == 0 and again.text.rstrip().endswith("(0 changing)"), again.text
     assert len(stack_key_values()) == 2
 
-    outputs = Run(path, "outputs", "--json")
+    outputs = Run("outputs", path, "--json")
     assert json.loads(outputs.text)["api_key_rotation"].startswith("old key")
 
-    finish = Run(path, "rotate", "api-key", "--finish")
+    finish = Run("rotate", path, "api-key", "--finish")
     assert finish.code == 0, finish.text
     assert "API key rotation" not in finish.text
     assert sent_key() == new and accepted_keys() == {new}
     assert stack_key_values() == [new]  # the old key is deleted, not only detached
     no_secret_in(finish, cfg, old, new)
-    assert Run(path, "deploy").text.rstrip().endswith("(0 changing)")
-    assert Run(path, "rotate", "api-key", "--finish").code == 0
+    assert Run("deploy", path).text.rstrip().endswith("(0 changing)")
+    assert Run("rotate", path, "api-key", "--finish").code == 0
 
 
 def _fail_reads_after_switch(session):
-    from botocore.exceptions import ClientError
     switched = []
     session.events.register("after-call.cloudfront.UpdateDistribution", lambda **_: switched.append(True))
 
     def deny(**_):
         if switched:
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "injected"}}, "GetDistribution")
+            raise aws_error("GetDistribution", "AccessDenied", "injected")
     session.events.register("before-call.cloudfront.GetDistribution", deny)
 
 
@@ -233,17 +219,17 @@ def test_interrupted_api_key_rotation_keeps_both_keys_and_resumes(stack):
     old = sent_key()
     session = boto3.Session()
     _fail_reads_after_switch(session)  # dies after the switch was sent, while waiting for it to deploy
-    failed = Run(path, "rotate", "api-key", session=session)
+    failed = Run("rotate", path, "api-key", session=session)
     assert failed.code == 1, failed.text
     new = sent_key()
     assert new != old and accepted_keys() == {old, new}
     # Finishing now would strand edges still sending the old key: refused until the switch has deployed.
-    assert Run(path, "deploy").code == 0
+    assert Run("deploy", path).code == 0
     assert accepted_keys() == {old, new}
-    resumed = Run(path, "rotate", "api-key")
+    resumed = Run("rotate", path, "api-key")
     assert resumed.code == 0, resumed.text
     assert sent_key() == new and accepted_keys() == {old, new} and len(stack_key_values()) == 2
-    assert Run(path, "rotate", "api-key", "--finish").code == 0
+    assert Run("rotate", path, "api-key", "--finish").code == 0
     assert accepted_keys() == {new}
 
 
@@ -252,20 +238,20 @@ def test_finish_refuses_while_cloudfront_sends_the_old_key(stack):
     old = sent_key()
     session = boto3.Session()
     inject(session, "before-call.cloudfront.UpdateDistribution", 1, "AccessDenied", status=403)
-    assert Run(path, "rotate", "api-key", session=session).code == 1  # new key made, switch never sent
+    assert Run("rotate", path, "api-key", session=session).code == 1  # new key made, switch never sent
     assert sent_key() == old
     finish_session = boto3.Session()
     inject(finish_session, "before-call.cloudfront.UpdateDistribution", 1, "AccessDenied", status=403)
-    finish = Run(path, "rotate", "api-key", "--finish", session=finish_session)
+    finish = Run("rotate", path, "api-key", "--finish", session=finish_session)
     assert finish.code == 1
     assert old in accepted_keys() and sent_key() == old
 
 
 def test_teardown_in_the_middle_of_rotations_leaves_nothing(stack, monkeypatch):
     cfg, path = stack
-    assert Run(path, "rotate", "api-key").code == 0
+    assert Run("rotate", path, "api-key").code == 0
     monkeypatch.setenv("TEST_AUTHORIZATION", NEW)
-    assert Run(path, "rotate", "authorization").code == 0
+    assert Run("rotate", path, "authorization").code == 0
     assert len(stack_key_values()) == 2
-    assert Run(path, "teardown", "--yes").code == 0
+    assert Run("teardown", path, "--yes").code == 0
     assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []

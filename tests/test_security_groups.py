@@ -3,8 +3,8 @@ import dataclasses
 import boto3
 import pytest
 
-from provision.steps import database, security_groups
 from provision.errors import DeployError
+from provision.steps import database, security_groups
 from tests.support import changing_ops, inject, printed, quiet_context
 
 

@@ -4,51 +4,23 @@ emulator, a throwaway MariaDB with the sample rows, the edge and the API stand-i
 Every answer is checked by the test itself (status, body), not through verify's own verdicts; changes
 are made in the emulator with boto3 and must show in the next answer.
 """
-import io
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import pytest
-from rich.console import Console
 
-from provision import runner
 from provision.commands import verify
-from provision.config import load
-from provision.context import make_context
-from provision.local import emulator
-from provision.local.serve import LocalPath
-from provision.output import Output
-from provision.steps import STEPS
+from tests.support import ALLOWED, BLOCKED, SERVE_AUTHORIZATION
 
-EXAMPLE = "stack.example.toml"
-AUTHORIZATION = "Bearer serve-test-NEVER-SHOWN"
-ALLOWED, BLOCKED = "203.0.113.10", "198.51.100.77"
 HOSTILE_KEYS = [
     'quote"inside', "single'quote", "back\\slash", "trailing\\", '\\"', "</script><script>alert(1)</script>",
     "caf\u00e9 \u65e5\u672c \U0001F600", "$context.identity.sourceIp", "#set($x = 1)", "a+b&c=d%20e",
     "line\nbreak", "tab\there", "\u2028sep", "''", "{\"key\": \"smuggled\"}",
 ]
 
-
-@pytest.fixture(scope="module")
-def served():
-    """(config, session, path): deployed once for the module; every test leaves the emulator as it found it."""
-    saved = {k: os.environ.get(k) for k in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION")}
-    os.environ.update(RDS_EDGE_DB_PASSWORD="serve-db-NEVER-SHOWN", RDS_EDGE_AUTHORIZATION=AUTHORIZATION)
-    out = Output(Console(file=io.StringIO(), width=250, force_terminal=False))
-    try:
-        with ExitStack() as stack:
-            config, session = emulator.start(stack, load(EXAMPLE), out)
-            runner.deploy(make_context(config, session=session, out=out), STEPS)
-            path = stack.enter_context(LocalPath(config, session, port=0))
-            yield config, session, path
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def get(url, headers=None, **query):
@@ -60,7 +32,7 @@ def get(url, headers=None, **query):
         return exc.code, exc.read().decode()
 
 
-def through_edge(path, source=ALLOWED, authorization=AUTHORIZATION, **query):
+def through_edge(path, source=ALLOWED, authorization=SERVE_AUTHORIZATION, **query):
     headers = {"X-Forwarded-For": source}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -98,7 +70,8 @@ def test_no_key_parameter_is_400_from_the_validator(served):
     assert (status, json.loads(body)) == (400, {"message": "Missing required request parameters: [key]"})
 
 
-@pytest.mark.parametrize("authorization", ["Bearer wrong", AUTHORIZATION.lower(), AUTHORIZATION + " ", None])
+@pytest.mark.parametrize("authorization",
+                         ["Bearer wrong", SERVE_AUTHORIZATION.lower(), SERVE_AUTHORIZATION + " ", None])
 def test_anything_but_the_exact_authorization_is_blocked(served, authorization):
     status, body = through_edge(served[2], authorization=authorization, key="42")
     assert status == 403 and "Request blocked" in body
@@ -110,7 +83,7 @@ def test_a_blocked_address_is_blocked(served):
 
 
 def test_without_forwarded_for_the_caller_is_loopback_and_blocked(served):
-    status, _ = get(served[2].edge_url, {"Authorization": AUTHORIZATION}, key="42")
+    status, _ = get(served[2].edge_url, {"Authorization": SERVE_AUTHORIZATION}, key="42")
     assert status == 403
 
 
@@ -128,7 +101,7 @@ def test_every_row_of_verify_local_holds(served):
     assert [r.wall for r in rows] == ["caller address", "WAF + API + function", "function: no rows", "API validator",
                                       "WAF: Authorization", "WAF: source address", "API key", "API key"]
     assert all(r.ok for r in rows), rows
-    assert not any(AUTHORIZATION in f"{r}" for r in rows)
+    assert not any(SERVE_AUTHORIZATION in f"{r}" for r in rows)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 import pytest
 
 from provision.local.serve import LocalPath
-from test_serve import ALLOWED, AUTHORIZATION, BLOCKED, served  # noqa: F401  (fixture)
+from tests.support import ALLOWED, BLOCKED, SERVE_AUTHORIZATION as AUTHORIZATION
 
 WRONG = "Bearer wrong-value"
 

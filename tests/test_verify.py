@@ -4,25 +4,16 @@ HTTP), against a closed port and a server too slow to answer. There is no networ
 command itself, run as typed, must say that every row cannot connect, and fail.
 """
 import dataclasses
-import io
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
 import pytest
-from rich.console import Console
 
-from provision import cli
 from provision.commands import verify
 from provision.context import make_context
-from provision.output import Output
 from tests.mariadb import free_port
-from tests.test_serve import AUTHORIZATION, EXAMPLE, served  # noqa: F401  (the module's served path)
-
-
-def quiet_out():
-    return Output(Console(file=io.StringIO(), width=250, force_terminal=False))
+from tests.support import EXAMPLE, SERVE_AUTHORIZATION, Run, quiet_output
 
 
 @pytest.fixture
@@ -64,7 +55,7 @@ def test_the_callers_address_comes_from_the_checkip_service(local_server):
 def test_the_target_is_read_back_from_the_deployed_stack(served, local_server, monkeypatch):
     config, session, _ = served
     monkeypatch.setattr(verify, "CHECKIP_URL", local_server(200, "198.51.100.7"))
-    target = verify.aws_target(make_context(config, session=session, out=quiet_out()), "42")
+    target = verify.aws_target(make_context(config, session=session, out=quiet_output()), "42")
     cf = session.client("cloudfront", region_name="us-east-1")
     distribution = cf.list_distributions()["DistributionList"]["Items"][0]["DomainName"]
     api = next(a for a in session.client("apigateway", region_name=config.stack.region).get_rest_apis()["items"]
@@ -72,14 +63,14 @@ def test_the_target_is_read_back_from_the_deployed_stack(served, local_server, m
     # api.example.com does not resolve here: the distribution's own domain stands in.
     assert target.edge_url == f"https://{distribution}/items"
     assert target.invoke_url == f"https://{api['id']}.execute-api.eu-west-1.amazonaws.com/v1/items"
-    assert (target.caller, target.authorization, target.claim, target.blocked) == ("198.51.100.7", AUTHORIZATION,
+    assert (target.caller, target.authorization, target.claim, target.blocked) == ("198.51.100.7", SERVE_AUTHORIZATION,
                                                                                    None, None)
 
 
 def test_from_outside_allowed_cidrs_every_edge_row_expects_403_and_says_why(served):
     """The served path, called with no X-Forwarded-For: the edge sees 127.0.0.1, outside the example's ranges."""
     config, _, path = served
-    target = verify.Target(edge_url=path.edge_url, invoke_url=path.invoke_url, authorization=AUTHORIZATION,
+    target = verify.Target(edge_url=path.edge_url, invoke_url=path.invoke_url, authorization=SERVE_AUTHORIZATION,
                            allowed_cidrs=config.access.allowed_cidrs, caller="127.0.0.1", key="42", timeout=10)
     rows = verify.check(target)
     assert [r.wall for r in rows] == ["caller address", "WAF + API + function", "API validator",
@@ -87,16 +78,16 @@ def test_from_outside_allowed_cidrs_every_edge_row_expects_403_and_says_why(serv
     assert all(r.ok for r in rows), rows
     assert "OUTSIDE allowed_cidrs" in rows[0].got
     assert rows[1].expected.startswith("403") and "outside allowed_cidrs" in rows[1].expected
-    out = quiet_out()
+    out = quiet_output()
     assert verify.show(rows, out) is True
-    assert AUTHORIZATION not in out.console.file.getvalue()
+    assert SERVE_AUTHORIZATION not in out.console.file.getvalue()
 
 
 def test_a_wall_that_does_not_hold_fails_its_row(served, local_server):
     """An 'edge' that lets everything through (200 for any request) fails the walls it should be."""
     config, _, path = served
     anything = local_server(200, '{"key": "42", "items": []}')
-    target = verify.Target(edge_url=anything, invoke_url=anything, authorization=AUTHORIZATION,
+    target = verify.Target(edge_url=anything, invoke_url=anything, authorization=SERVE_AUTHORIZATION,
                            allowed_cidrs=config.access.allowed_cidrs, caller="203.0.113.10", key="42", timeout=10)
     failed = {r.request for r in verify.check(target) if not r.ok}
     assert failed == {"right Authorization, no key parameter", "wrong Authorization",
@@ -117,23 +108,20 @@ def test_rows_that_cannot_connect_say_so_within_the_timeout(local_server):
 def test_verify_as_typed_reads_the_stack_and_reports_unreachable_rows(served, local_server, monkeypatch):
     """No network to AWS here: the command finds the stack, then every request row cannot connect: exit 1."""
     monkeypatch.setattr(verify, "CHECKIP_URL", local_server(200, "203.0.113.10"))
-    out = quiet_out()
-    code = cli.main(["verify", "--config", EXAMPLE, "--timeout", "2"], session=boto3.Session(), out=out)
-    text = out.console.file.getvalue()
+    code, text = Run("verify", EXAMPLE, "--timeout", "2")
     assert code == 1, text
     assert "does not resolve to the distribution yet" in text and "cloudfront.net" in text
     assert "203.0.113.10, inside allowed_cidrs" in text
     assert text.count("cannot connect") == 4 and "4 of 5 rows do not hold" in text
     assert "the first call can fail once while Lambda restores the function" in text
-    assert AUTHORIZATION not in text
+    assert SERVE_AUTHORIZATION not in text
 
 
 def test_verify_of_a_stack_that_is_not_deployed_says_so(served, monkeypatch, tmp_path):
     config_text = open(EXAMPLE).read().replace('name = "orders-api"', 'name = "never-deployed"')
     (tmp_path / "stack.toml").write_text(config_text)
-    out = quiet_out()
-    code = cli.main(["verify", "--config", str(tmp_path / "stack.toml")], session=boto3.Session(), out=out)
-    assert code == 1 and "never-deployed is not deployed" in out.console.file.getvalue()
+    code, text = Run("verify", tmp_path / "stack.toml")
+    assert code == 1 and "never-deployed is not deployed" in text
 
 
 def test_the_local_target_claims_an_allowed_and_a_blocked_address():

@@ -3,12 +3,11 @@ import json
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from provision import config as config_module
-from provision.steps import waf
 from provision.errors import DeployError
-from tests.support import SECRETS, printed, quiet_context
+from provision.steps import waf
+from tests.support import SECRETS, aws_error, printed, quiet_context, run_once
 
 V4, V6 = "203.0.113.0/24", "2001:db8::/32"
 HEADER_SECRET = SECRETS["TEST_AUTHORIZATION"]
@@ -22,15 +21,6 @@ def load(aws, write_config):
 
 def cidrs(*values):
     return {"access": {"allowed_cidrs": list(values)}}
-
-
-def run(cfg, action, planning=False):
-    """One command run: a fresh context, the step, the state saved as the runner would."""
-    ctx = quiet_context(cfg, planning=planning)
-    action(ctx)
-    if not planning:
-        ctx.state.save()
-    return ctx
 
 
 def wafv2():
@@ -70,7 +60,7 @@ def header_match(acl):
     ((V6,), {"demo-ipv6": [V6]}),
 ])
 def test_ensure_creates_the_acl_and_only_the_needed_ip_sets(load, allowed, expected_sets):
-    ctx = run(load(cidrs(*allowed)), waf.ensure)
+    ctx = run_once(load(cidrs(*allowed)), waf.ensure)
 
     sets = ip_sets()
     assert sorted(sets) == sorted(expected_sets)
@@ -107,16 +97,16 @@ def test_ensure_creates_the_acl_and_only_the_needed_ip_sets(load, allowed, expec
 
 def test_second_ensure_makes_no_changing_call(load):
     cfg = load()
-    run(cfg, waf.ensure)
-    again = run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
+    again = run_once(cfg, waf.ensure)
     assert again.clients.calls.changing == 0
     assert again.report.changes == []
 
 
 def test_changed_cidrs_update_the_ip_set_in_place(load):
-    run(load(), waf.ensure)
+    run_once(load(), waf.ensure)
     before = web_acl()
-    ctx = run(load(cidrs("198.51.100.0/24", "192.0.2.0/25", V6)), waf.ensure)
+    ctx = run_once(load(cidrs("198.51.100.0/24", "192.0.2.0/25", V6)), waf.ensure)
     assert ctx.clients.calls.changing_ops == ["UpdateIPSet"]
     assert sorted(addresses("demo-ipv4")) == ["192.0.2.0/25", "198.51.100.0/24"]
     assert addresses("demo-ipv6") == [V6]
@@ -125,10 +115,10 @@ def test_changed_cidrs_update_the_ip_set_in_place(load):
 
 def test_changed_secret_updates_the_rule_in_place(load, monkeypatch):
     cfg = load()
-    run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
     before = web_acl()
     monkeypatch.setenv("TEST_AUTHORIZATION", "Bearer rotated-NEVER-SHOWN-5d1e")
-    ctx = run(cfg, waf.ensure)
+    ctx = run_once(cfg, waf.ensure)
     assert ctx.clients.calls.changing_ops == ["UpdateWebACL"]
     after = web_acl()
     assert after["Id"] == before["Id"] and len(acls()) == 1
@@ -138,9 +128,9 @@ def test_changed_secret_updates_the_rule_in_place(load, monkeypatch):
 
 
 def test_dropping_ipv6_removes_its_set_after_the_acl_stops_using_it(load):
-    run(load(), waf.ensure)
+    run_once(load(), waf.ensure)
     acl_id = web_acl()["Id"]
-    ctx = run(load(cidrs(V4)), waf.ensure)
+    ctx = run_once(load(cidrs(V4)), waf.ensure)
     assert ctx.clients.calls.changing_ops == ["UpdateWebACL", "DeleteIPSet"]
     assert sorted(ip_sets()) == ["demo-ipv4"]
     acl = web_acl()
@@ -151,8 +141,8 @@ def test_dropping_ipv6_removes_its_set_after_the_acl_stops_using_it(load):
 
 
 def test_adding_ipv6_creates_its_set_then_updates_the_acl(load):
-    run(load(cidrs(V4)), waf.ensure)
-    ctx = run(load(), waf.ensure)
+    run_once(load(cidrs(V4)), waf.ensure)
+    ctx = run_once(load(), waf.ensure)
     assert ctx.clients.calls.changing_ops == ["CreateIPSet", "UpdateWebACL"]
     source = web_acl()["Rules"][0]["Statement"]["AndStatement"]["Statements"][0]
     assert len(source["OrStatement"]["Statements"]) == 2
@@ -160,26 +150,26 @@ def test_adding_ipv6_creates_its_set_then_updates_the_acl(load):
 
 def test_destroy_removes_acl_and_sets_and_is_safe_twice(load):
     cfg = load()
-    run(cfg, waf.ensure)
-    ctx = run(cfg, waf.destroy)
+    run_once(cfg, waf.ensure)
+    ctx = run_once(cfg, waf.destroy)
     assert ctx.clients.calls.changing_ops == ["DeleteWebACL", "DeleteIPSet", "DeleteIPSet"]
     assert acls() == [] and ip_sets() == {}
-    again = run(cfg, waf.destroy)
+    again = run_once(cfg, waf.destroy)
     assert again.clients.calls.changing == 0
 
 
 def test_destroy_without_anything_deployed_does_nothing(load):
-    ctx = run(load(), waf.destroy)
+    ctx = run_once(load(), waf.destroy)
     assert ctx.clients.calls.changing == 0 and ctx.report.changes == []
 
 
 def associated_error():
-    return ClientError({"Error": {"Code": "WAFAssociatedItemException", "Message": "in use"}}, "DeleteWebACL")
+    return aws_error("DeleteWebACL", "WAFAssociatedItemException", "in use")
 
 
 def test_destroy_waits_while_cloudfront_still_uses_the_acl(load):
     cfg = load()
-    run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
     ctx = quiet_context(cfg)
     client = ctx.edge("wafv2")
     real, failures = client.delete_web_acl, [associated_error(), associated_error()]
@@ -198,7 +188,7 @@ def test_destroy_waits_while_cloudfront_still_uses_the_acl(load):
 
 def test_destroy_gives_up_after_a_bound_while_the_acl_stays_in_use(load):
     cfg = load()
-    run(cfg, waf.ensure)
+    run_once(cfg, waf.ensure)
     ctx = quiet_context(cfg)
     client = ctx.edge("wafv2")
 
@@ -215,10 +205,10 @@ def test_destroy_gives_up_after_a_bound_while_the_acl_stays_in_use(load):
 def test_plan_makes_no_changing_call_and_reports_what_it_would_do(load, monkeypatch, deployed):
     cfg = load()
     if deployed:
-        run(cfg, waf.ensure)
+        run_once(cfg, waf.ensure)
         monkeypatch.setenv("TEST_AUTHORIZATION", "Bearer rotated-NEVER-SHOWN-5d1e")
     before = (acls(), ip_sets())
-    ctx = run(cfg, waf.ensure, planning=True)
+    ctx = run_once(cfg, waf.ensure, planning=True)
     assert ctx.clients.calls.changing == 0
     assert (acls(), ip_sets()) == before
     if deployed:
@@ -234,8 +224,8 @@ def test_a_same_named_ip_set_that_is_not_ours_is_never_adopted_or_deleted(load):
     wafv2().create_ip_set(Name="demo-ipv4", Scope="CLOUDFRONT", IPAddressVersion="IPV4",
                           Addresses=["192.0.2.0/24"], Tags=[{"Key": "owner", "Value": "someone"}])
     with pytest.raises(DeployError, match="IP set demo-ipv4 .* not tagged"):
-        run(cfg, waf.ensure)
-    ctx = run(cfg, waf.destroy)
+        run_once(cfg, waf.ensure)
+    ctx = run_once(cfg, waf.destroy)
     assert "demo-ipv4" in ip_sets()
     assert ctx.clients.calls.changing == 0
     assert "Leaving IP set demo-ipv4" in printed(ctx)
@@ -243,9 +233,9 @@ def test_a_same_named_ip_set_that_is_not_ours_is_never_adopted_or_deleted(load):
 
 def test_the_secret_is_never_printed_or_recorded(load, monkeypatch):
     cfg = load()
-    runs = [run(cfg, waf.ensure), run(load(cidrs(V4)), waf.ensure)]
+    runs = [run_once(cfg, waf.ensure), run_once(load(cidrs(V4)), waf.ensure)]
     monkeypatch.setenv("TEST_AUTHORIZATION", "Bearer rotated-NEVER-SHOWN-5d1e")
-    runs += [run(cfg, waf.ensure), run(cfg, waf.ensure, planning=True), run(cfg, waf.destroy)]
+    runs += [run_once(cfg, waf.ensure), run_once(cfg, waf.ensure, planning=True), run_once(cfg, waf.destroy)]
     for ctx in runs:
         shown = printed(ctx) + json.dumps(ctx.state.resources) + json.dumps(ctx.outputs)
         shown += " ".join(description for _, description in ctx.report.changes)
@@ -257,7 +247,7 @@ def test_a_new_ip_set_not_yet_visible_to_waf_is_waited_for(load):
     ctx = quiet_context(load())
     client = ctx.edge("wafv2")
     real, refusals = client.create_web_acl, [
-        ClientError({"Error": {"Code": "WAFUnavailableEntityException", "Message": "retry"}}, "CreateWebACL")]
+        aws_error("CreateWebACL", "WAFUnavailableEntityException", "retry")]
 
     def create_web_acl(**kwargs):
         if refusals:

@@ -4,7 +4,7 @@ import pytest
 
 from provision import config as config_module
 from provision.steps import waf, waf_logging
-from tests.support import SECRETS, printed, quiet_context
+from tests.support import SECRETS, printed, run_once
 
 GROUP = "aws-waf-logs-demo"
 
@@ -13,16 +13,6 @@ GROUP = "aws-waf-logs-demo"
 def load(aws, write_config):
     """load(overrides=None) -> Config; neither step needs the operator's VPC or RDS."""
     return lambda overrides=None: config_module.load(write_config(overrides))
-
-
-def run(cfg, *actions, planning=False):
-    """One command run: a fresh context, the steps in order, the state saved as the runner would."""
-    ctx = quiet_context(cfg, planning=planning)
-    for action in actions:
-        action(ctx)
-    if not planning:
-        ctx.state.save()
-    return ctx
 
 
 def logs():
@@ -52,7 +42,7 @@ def acl_arn():
 
 
 def test_ensure_logs_the_acl_to_a_tagged_group_with_the_authorization_header_redacted(load):
-    ctx = run(load(), waf.ensure, waf_logging.ensure)
+    ctx = run_once(load(), waf.ensure, waf_logging.ensure)
     found = group()
     assert found["retentionInDays"] == 30
     arn = found["arn"].removesuffix(":*")
@@ -67,16 +57,16 @@ def test_ensure_logs_the_acl_to_a_tagged_group_with_the_authorization_header_red
 
 def test_second_ensure_changes_nothing(load):
     cfg = load()
-    run(cfg, waf.ensure, waf_logging.ensure)
-    again = run(cfg, waf.ensure, waf_logging.ensure)
+    run_once(cfg, waf.ensure, waf_logging.ensure)
+    again = run_once(cfg, waf.ensure, waf_logging.ensure)
     assert again.clients.calls.changing == 0, again.clients.calls.changing_ops
 
 
 def test_the_stacks_retention_applies_and_drift_is_put_back(load):
-    run(load(), waf.ensure, waf_logging.ensure)
+    run_once(load(), waf.ensure, waf_logging.ensure)
     boto3.client("wafv2", region_name="us-east-1").put_logging_configuration(LoggingConfiguration={
         "ResourceArn": acl_arn(), "LogDestinationConfigs": [group()["arn"].removesuffix(":*")]})  # unredacted
-    ctx = run(load({"function": {"log_retention_days": 90}}), waf.ensure, waf_logging.ensure)
+    ctx = run_once(load({"function": {"log_retention_days": 90}}), waf.ensure, waf_logging.ensure)
     assert sorted(ctx.clients.calls.changing_ops) == ["PutLoggingConfiguration", "PutRetentionPolicy"]
     assert group()["retentionInDays"] == 90
     [config] = logging_configurations()
@@ -84,7 +74,7 @@ def test_the_stacks_retention_applies_and_drift_is_put_back(load):
 
 
 def test_planning_changes_nothing(load):
-    ctx = run(load(), waf.ensure, waf_logging.ensure, planning=True)
+    ctx = run_once(load(), waf.ensure, waf_logging.ensure, planning=True)
     assert ctx.clients.calls.changing == 0 and group() is None
     assert "would create log group aws-waf-logs-demo" in printed(ctx)
 
@@ -92,18 +82,18 @@ def test_planning_changes_nothing(load):
 @pytest.mark.parametrize("with_state", [True, False])
 def test_destroy_removes_the_logging_configuration_then_the_group(load, with_state):
     cfg = load()
-    run(cfg, waf.ensure, waf_logging.ensure)
+    run_once(cfg, waf.ensure, waf_logging.ensure)
     if not with_state:
         (cfg.state_dir / "demo.json").unlink()
-    ctx = run(cfg, waf_logging.destroy, waf.destroy)
+    ctx = run_once(cfg, waf_logging.destroy, waf.destroy)
     assert ctx.clients.calls.changing_ops[:2] == ["DeleteLoggingConfiguration", "DeleteLogGroup"]
     assert logging_configurations() == [] and group() is None
-    twice = run(cfg, waf_logging.destroy)
+    twice = run_once(cfg, waf_logging.destroy)
     assert twice.clients.calls.changing == 0
 
 
 def test_destroy_leaves_a_group_that_is_not_ours(load):
     logs().create_log_group(logGroupName=GROUP)
-    ctx = run(load(), waf_logging.destroy)
+    ctx = run_once(load(), waf_logging.destroy)
     assert group() is not None and ctx.clients.calls.changing == 0
     assert "not tagged as this stack's" in printed(ctx)

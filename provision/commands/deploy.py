@@ -75,6 +75,7 @@ def serve(args, config, session, out) -> int:
     with LocalPath(config, session, port=args.port, log=None if args.once else _printer(out)) as path:
         allowed, blocked = verify.local_addresses(config.access.allowed_cidrs)
         header = _authorization_header(config, args.throwaway_secrets, path)
+        assert path.database is not None  # LocalPath started its MariaDB on entering
         lines = [
             *_aligned({"edge (CloudFront + WAF)": path.edge_url,
                        f"API stand-in (stage {config.api.stage})": f"{path.invoke_url}  (API key required)",

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from ..context import EDGE_REGION, make_context
@@ -127,8 +128,9 @@ def _show(out, records: list[Record], as_json: bool, header: bool) -> None:
             out.console.print(json.dumps(body), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(show_header=header, box=None, pad_edge=False)
-    for column, justify in (("time (UTC)", "left"), ("source address", "left"), ("outcome", "left"),
-                            ("key length", "right"), ("ms", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("time (UTC)", "left"), ("source address", "left"),
+                                                      ("outcome", "left"), ("key length", "right"), ("ms", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=True)
     for r in records:
         table.add_row(r.time, r.address or "-", r.outcome, "-" if r.key_length is None else str(r.key_length),

@@ -59,7 +59,7 @@ def json_key(label: str) -> str:
     return JSON_KEYS.get(label) or re.sub(r"\W+", "_", label.split(" (")[0].strip().lower()).strip("_")
 
 
-def read(config, session) -> tuple[dict[str, str], list[tuple[str, str]], str]:
+def read(config, session) -> tuple[dict[str, str | None], list[tuple[str, str]], str]:
     """(outputs by label, what deploy would still change, account id), changing nothing."""
     quiet = _Collecting()
     ctx = make_context(config, session=session, planning=True, out=quiet)
@@ -81,7 +81,7 @@ def run(args, config, session, out) -> int:
         return 1
     drift = [what for _, what in planned]
     if args.json:
-        body = {json_key(label): value for label, value in outputs.items()}
+        body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["account"], body["drift"] = config.stack.name, account, drift
         out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
         return 0

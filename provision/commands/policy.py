@@ -44,10 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "print what is denied and why: exit 0 when all is allowed, 1 otherwise")
 
 
-def run(args, config, session, out) -> int:
+def usage_error(args) -> str | None:
     if args.account and not ACCOUNT.match(args.account):
-        out.error(f"--account {args.account!r} is not a 12-digit AWS account id")
-        return 2
+        return f"--account {args.account!r} is not a 12-digit AWS account id"
+    return None
+
+
+def run(args, config, session, out) -> int:
     if args.check:
         return 0 if check_caller(make_context(config, session=session, out=out)) else 1
     account, network = args.account, None

@@ -28,10 +28,7 @@ from rich.table import Table
 from .. import runner
 from ..context import locked, make_context
 from ..errors import or_none
-from ..steps import STEPS
-from ..steps import api as api_step
-from ..steps import cloudfront as cloudfront_step
-from ..steps import function as function_step
+from ..steps import STEPS, api as api_step, cloudfront as cloudfront_step, function as function_step
 from ..tags import is_ours
 
 HELP = "Send real requests at each wall of the deployed API and say which hold (exit 0 only if all do)."
@@ -115,56 +112,71 @@ def check(target: Target) -> list[Row]:
     """Every row the target allows, in the order a request meets the walls."""
     caller = target.claim or target.caller
     allowed = inside(caller, target.allowed_cidrs)
-    outside = "" if allowed else " (the caller is outside allowed_cidrs: WAF blocks)"
-
-    def edge(query: dict[str, str], authorization: str | None, source: str | None = None) -> Reply:
-        headers = {"Authorization": authorization} if authorization is not None else {}
-        if source or target.claim:
-            headers["X-Forwarded-For"] = source or target.claim
-        url = target.edge_url + ("?" + urllib.parse.urlencode(query) if query else "")
-        return get(url, headers, target.timeout)
-
-    def row(wall: str, request: str, expected: str, reply: Reply, ok: bool) -> Row:
-        return Row(wall, request, expected, reply.describe(), ok and reply.status is not None)
-
     rows = [Row("caller address", "the caller's address as the edge sees it",
                 "known, and inside allowed_cidrs", _caller_text(caller, allowed, target),
                 caller is not None)]
-    found = edge({"key": target.key}, target.authorization)
-    if not allowed:
-        rows.append(row("WAF + API + function", f"right Authorization, key={target.key}", "403" + outside, found,
-                        found.status == 403))
-    elif target.expect_items is not None:
-        items = (found.json() or {}).get("items") if isinstance(found.json(), dict) else None
-        rows.append(row("WAF + API + function", f"right Authorization, key={target.key}",
-                        f"200, JSON with {target.expect_items} items", found,
-                        found.status == 200 and isinstance(items, list) and len(items) == target.expect_items))
-    else:
-        body = found.json()
-        rows.append(row("WAF + API + function", f"right Authorization, key={target.key}",
-                        "200 JSON, or 404 with the API's JSON (the function was reached)", found,
-                        isinstance(body, dict) and (found.status == 200 and "items" in body
-                                                    or found.status == 404 and "message" in body)))
+    return rows + _edge_rows(target, allowed) + _api_key_rows(target)
+
+
+def _edge(target: Target, query: dict[str, str], authorization: str | None, source: str | None = None) -> Reply:
+    """A GET through the edge, claiming ``source`` (or the target's claim) as the caller's address."""
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    claim = source or target.claim
+    if claim:
+        headers["X-Forwarded-For"] = claim
+    url = target.edge_url + ("?" + urllib.parse.urlencode(query) if query else "")
+    return get(url, headers, target.timeout)
+
+
+def _row(wall: str, request: str, expected: str, reply: Reply, ok: bool) -> Row:
+    return Row(wall, request, expected, reply.describe(), ok and reply.status is not None)
+
+
+def _edge_rows(target: Target, allowed: bool) -> list[Row]:
+    """The requests through CloudFront and WAF: from outside allowed_cidrs each expects WAF's 403."""
+    outside = "" if allowed else " (the caller is outside allowed_cidrs: WAF blocks)"
+    rows = [_function_row(target, allowed, outside)]
     if target.missing_key is not None:
-        reply = edge({"key": target.missing_key}, target.authorization)
-        rows.append(row("function: no rows", f"right Authorization, key={target.missing_key}",
-                        "404 with the API's JSON" if allowed else "403" + outside, reply,
-                        reply.status == 404 and isinstance(reply.json(), dict) if allowed else reply.status == 403))
-    reply = edge({}, target.authorization)
-    rows.append(row("API validator", "right Authorization, no key parameter",
-                    "400" if allowed else "403" + outside, reply, reply.status == (400 if allowed else 403)))
-    reply = edge({"key": target.key}, WRONG_AUTHORIZATION)
-    rows.append(row("WAF: Authorization", "wrong Authorization", "403", reply, reply.status == 403))
+        reply = _edge(target, {"key": target.missing_key}, target.authorization)
+        rows.append(_row("function: no rows", f"right Authorization, key={target.missing_key}",
+                         "404 with the API's JSON" if allowed else "403" + outside, reply,
+                         reply.status == 404 and isinstance(reply.json(), dict) if allowed else reply.status == 403))
+    reply = _edge(target, {}, target.authorization)
+    rows.append(_row("API validator", "right Authorization, no key parameter",
+                     "400" if allowed else "403" + outside, reply, reply.status == (400 if allowed else 403)))
+    reply = _edge(target, {"key": target.key}, WRONG_AUTHORIZATION)
+    rows.append(_row("WAF: Authorization", "wrong Authorization", "403", reply, reply.status == 403))
     if target.blocked is not None:
-        reply = edge({"key": target.key}, target.authorization, source=target.blocked)
-        rows.append(row("WAF: source address", f"right Authorization from {target.blocked}", "403", reply,
-                        reply.status == 403))
+        reply = _edge(target, {"key": target.key}, target.authorization, source=target.blocked)
+        rows.append(_row("WAF: source address", f"right Authorization from {target.blocked}", "403", reply,
+                         reply.status == 403))
+    return rows
+
+
+def _function_row(target: Target, allowed: bool, outside: str) -> Row:
+    """The right request reaches the function: its rows (as many as expected, if known), or its 404."""
+    found = _edge(target, {"key": target.key}, target.authorization)
+    wall, request = "WAF + API + function", f"right Authorization, key={target.key}"
+    if not allowed:
+        return _row(wall, request, "403" + outside, found, found.status == 403)
+    body = found.json()
+    if target.expect_items is not None:
+        items = body.get("items") if isinstance(body, dict) else None
+        return _row(wall, request, f"200, JSON with {target.expect_items} items", found,
+                    found.status == 200 and isinstance(items, list) and len(items) == target.expect_items)
+    return _row(wall, request, "200 JSON, or 404 with the API's JSON (the function was reached)", found,
+                isinstance(body, dict) and (found.status == 200 and "items" in body
+                                            or found.status == 404 and "message" in body))
+
+
+def _api_key_rows(target: Target) -> list[Row]:
+    """Straight to the stage, past the edge: refused without the API key, answered with it (if known)."""
     direct = target.invoke_url + "?" + urllib.parse.urlencode({"key": target.key})
     reply = get(direct, {}, target.timeout)
-    rows.append(row("API key", "straight to the API, without the API key", "403", reply, reply.status == 403))
+    rows = [_row("API key", "straight to the API, without the API key", "403", reply, reply.status == 403)]
     if target.api_key is not None:
         reply = get(direct, {"x-api-key": target.api_key}, target.timeout)
-        rows.append(row("API key", "straight to the API, with the API key", "200", reply, reply.status == 200))
+        rows.append(_row("API key", "straight to the API, with the API key", "200", reply, reply.status == 200))
     return rows
 
 
@@ -212,7 +224,7 @@ def _resolved(host: str) -> tuple[str, set[str]]:
         infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP, flags=socket.AI_CANONNAME)
     except OSError:
         return host, set()
-    return (infos[0][3] or host).rstrip(".").lower(), {info[4][0] for info in infos}
+    return (infos[0][3] or host).rstrip(".").lower(), {str(info[4][0]) for info in infos}
 
 
 def edge_host(domain: str, distribution_domain: str) -> tuple[str, str]:

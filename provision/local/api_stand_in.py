@@ -22,10 +22,10 @@ from pathlib import Path
 
 import airspeed
 
+from ..errors import is_code
 from . import vtl
 from .readback import Deployed, all_items
 from .wire import Answer, Incoming, message
-from ..errors import is_code
 
 HANDLER_FILE = Path(__file__).resolve().parents[2] / "lambda" / "handler.py"
 EXECUTE_API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com$")
@@ -38,6 +38,8 @@ class LocalFunction:
     def __init__(self, local_database: dict[str, str]):
         """``local_database``: the DB_* settings that point the deployed environment at the local MariaDB."""
         spec = importlib.util.spec_from_file_location("rds_edge_api_local_handler", HANDLER_FILE)
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"cannot load the function's code from {HANDLER_FILE}")
         self.module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.module)
         self.db = local_database
@@ -85,11 +87,40 @@ def _find_resource(resources: list[dict], path: str) -> tuple[dict | None, dict[
     return None, {}
 
 
+class _Refused(Exception):
+    """API Gateway answers before the function runs (no such stage or method, no key, a missing parameter...)."""
+
+    def __init__(self, answer: Answer):
+        super().__init__(answer.status)
+        self.answer = answer
+
+
 def answer(deployed: Deployed, function: LocalFunction, request: Incoming) -> Answer:
     """The stage: method, API key, request validator, mapping template, Lambda, integration response."""
     apigw = deployed.apigateway
-    host = request.headers.get("host", "").split(":")[0]
-    matched = EXECUTE_API_HOST.match(host)
+    try:
+        api_id, stage, api, rest = _stage(deployed, request)
+        resource, path_params, method = _method(apigw, api_id, rest, request.method)
+        _check_api_key(deployed, api, stage, method, request.headers)
+        query = dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True))
+        missing = _missing_parameters(apigw, api_id, method, query, request.headers, path_params)
+        if missing:
+            raise _Refused(message(400, f"Missing required request parameters: [{', '.join(missing)}]", "validator"))
+        integration, function_name = _lambda_integration(method)
+        context = {"identity": {"sourceIp": request.peer}, "stage": stage, "httpMethod": request.method,
+                   "resourcePath": resource["path"], "requestId": str(uuid.uuid4()), "apiId": api_id}
+        event = _event(integration, request.headers, vtl.Input("", path_params, query, request.headers), context)
+    except _Refused as refused:
+        return refused.answer
+    result, error = function.invoke(deployed.function_environment(function_name), event)
+    return _integration_response(integration, result, error, context)
+
+
+def _stage(deployed: Deployed, request: Incoming) -> tuple[str, str, dict, str]:
+    """(API id, stage, the REST API, the path below the stage) the request names: by its execute-api host,
+    else the stack's API."""
+    apigw = deployed.apigateway
+    matched = EXECUTE_API_HOST.match(request.headers.get("host", "").split(":")[0])
     api_id = matched.group(1) if matched else deployed.stack_api_id()
     stage, _, rest = request.path.lstrip("/").partition("/")
     try:
@@ -98,43 +129,53 @@ def answer(deployed: Deployed, function: LocalFunction, request: Incoming) -> An
     except Exception as exc:
         if not is_code(exc, "NotFoundException"):
             raise
-        return message(403, "Forbidden", f"no API {api_id} or stage {stage!r}")
-    resource, path_params = _find_resource(all_items(apigw, "get_resources", restApiId=api_id),
-                                           "/" + rest)
-    verb = next((v for v in (request.method, "ANY") if resource and v in (resource.get("resourceMethods") or {})),
-                None)
-    if verb is None:
-        return message(403, "Missing Authentication Token", "no such resource or method")
-    method = apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=verb)
-    if method.get("apiKeyRequired"):
-        source = api.get("apiKeySource") or "HEADER"
-        value = request.headers.get("x-api-key", "") if source == "HEADER" else ""
-        if not deployed.valid_key(api_id, stage, value):
-            return message(403, "Forbidden", "no valid API key")
-    query = dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True))
-    missing = _missing_parameters(apigw, api_id, method, query, request.headers, path_params)
-    if missing:
-        return message(400, f"Missing required request parameters: [{', '.join(missing)}]", "validator")
+        raise _Refused(message(403, "Forbidden", f"no API {api_id} or stage {stage!r}")) from None
+    return api["id"], stage, api, rest
+
+
+def _method(apigw, api_id: str, rest: str, http_method: str) -> tuple[dict, dict[str, str], dict]:
+    """(resource, path parameters, method) for the request's path and HTTP method (or ANY)."""
+    resource, path_params = _find_resource(all_items(apigw, "get_resources", restApiId=api_id), "/" + rest)
+    methods = (resource or {}).get("resourceMethods") or {}
+    verb = next((v for v in (http_method, "ANY") if v in methods), None)
+    if resource is None or verb is None:
+        raise _Refused(message(403, "Missing Authentication Token", "no such resource or method"))
+    return resource, path_params, apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=verb)
+
+
+def _check_api_key(deployed: Deployed, api: dict, stage: str, method: dict, headers: dict[str, str]) -> None:
+    """A method that requires an API key gets one enabled in a usage plan of the stage (from x-api-key)."""
+    if not method.get("apiKeyRequired"):
+        return
+    source = api.get("apiKeySource") or "HEADER"
+    value = headers.get("x-api-key", "") if source == "HEADER" else ""
+    if not deployed.valid_key(api["id"], stage, value):
+        raise _Refused(message(403, "Forbidden", "no valid API key"))
+
+
+def _lambda_integration(method: dict) -> tuple[dict, str]:
+    """(the method's integration, the function it invokes): only AWS -> Lambda is served locally."""
     integration = method.get("methodIntegration") or {}
     function_arn = LAMBDA_URI.match(integration.get("uri", "")) if integration.get("type") == "AWS" else None
     if function_arn is None:
-        return message(500, "Internal server error", "integration other than AWS -> Lambda (not served locally)")
-    content_type = (request.headers.get("content-type") or "application/json").split(";")[0].strip()
+        raise _Refused(message(500, "Internal server error",
+                               "integration other than AWS -> Lambda (not served locally)"))
+    return integration, function_arn.group(1)
+
+
+def _event(integration: dict, headers: dict[str, str], given: vtl.Input, context: dict) -> dict:
+    """The function's event: the request mapping template for the content type, rendered (none: {})."""
+    content_type = (headers.get("content-type") or "application/json").split(";")[0].strip()
     templates = integration.get("requestTemplates") or {}
     template = templates.get(content_type)
-    if template is None and (integration.get("passthroughBehavior") == "NEVER"
-                             or (integration.get("passthroughBehavior") == "WHEN_NO_TEMPLATES" and templates)):
-        return message(415, "Unsupported Media Type", "no mapping template for this content type")
-    context = {"identity": {"sourceIp": request.peer}, "stage": stage, "httpMethod": request.method,
-               "resourcePath": resource["path"], "requestId": str(uuid.uuid4()), "apiId": api_id}
+    passthrough = integration.get("passthroughBehavior")
+    if template is None and (passthrough == "NEVER" or (passthrough == "WHEN_NO_TEMPLATES" and templates)):
+        raise _Refused(message(415, "Unsupported Media Type", "no mapping template for this content type"))
     try:
-        payload = vtl.render(template, vtl.Input("", path_params, query, request.headers), context) \
-            if template is not None else ""
-        event = json.loads(payload) if payload.strip() else {}
+        payload = vtl.render(template, given, context) if template is not None else ""
+        return json.loads(payload) if payload.strip() else {}
     except (airspeed.TemplateError, ValueError) as exc:
-        return message(500, "Internal server error", f"mapping template: {type(exc).__name__}")
-    result, error = function.invoke(deployed.function_environment(function_arn.group(1)), event)
-    return _integration_response(integration, result, error, context)
+        raise _Refused(message(500, "Internal server error", f"mapping template: {type(exc).__name__}")) from None
 
 
 def _missing_parameters(apigw, api_id: str, method: dict, query: dict, headers: dict, path: dict) -> list[str]:

@@ -70,6 +70,7 @@ def make_ca(name: str) -> Authority:
 def issue(ca: Authority, host: str) -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM) for a server named ``host``: an IP SAN for an address, else a DNS SAN."""
     key = ec.generate_private_key(ec.SECP256R1())
+    san: x509.GeneralName
     try:
         san = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:

@@ -119,7 +119,8 @@ def seed_database(session: boto3.Session, config: Config) -> None:
     rds = session.client("rds", region_name=region)
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24",
+                          AvailabilityZone=f"{region}{az}")["Subnet"]["SubnetId"]
         for i, az in enumerate("ab", start=1)
     ]
     sg = ec2.create_security_group(GroupName=f"{config.database.instance_id}-db", VpcId=vpc,

@@ -5,8 +5,7 @@ toolkit's memory, so a change made in the emulator shows in the next answer.
 """
 from __future__ import annotations
 
-from ..steps import api as api_step
-from ..steps import cloudfront as cloudfront_step
+from ..steps import api as api_step, cloudfront as cloudfront_step
 from ..steps.waf import SCOPE
 from ..tags import is_ours
 

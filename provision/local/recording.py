@@ -24,7 +24,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import boto3
 from rich.console import Console
@@ -38,7 +38,7 @@ SECRETS = {"RECORD_DB_PASSWORD": "recording-only-password", "RECORD_AUTHORIZATIO
            "RECORD_API_KEY": "recording-api-key-value-0001"}
 VARIANTS = (("dns", True), ("dns", False), ("email", True), ("email", False))
 # Calls the code makes on a path no run here reaches, each with why; test_policy's source scan keeps this honest.
-UNREACHED = (
+UNREACHED: tuple[dict[str, Any], ...] = (
     {"service": "iam", "operation": "ListRoleTags", "commands": ["teardown"],
      "why": "only when GetRole answers without tags (older IAM responses); moto always includes them"},
     {"service": "rds", "operation": "DescribeDBClusters", "commands": ["deploy", "outputs", "rotate", "teardown"],
@@ -54,7 +54,7 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
     """The variant's config; ``changed`` alters every setting a re-deploy updates in place."""
     domain = {"name": "api.example.com", "validation": validation, "mail_region": MAIL_REGION,
               **({"hosted_zone_id": zone_id} if zone_id else {})}
-    sections = {
+    sections: dict[str, dict[str, Any]] = {
         "stack": {"name": "rec", "region": REGION},
         "database": {"instance_id": "orders-db", "name": "shop", "user": "api_reader",
                      "table": "orders", "key_column": "customer_id",
@@ -76,7 +76,7 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
 class Recorder:
     """A botocore before-call hook: the (service, operation) of every call, per command."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.calls: dict[str, set[tuple[str, str]]] = {}
         self.command = ""
 
@@ -161,11 +161,12 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
                 session.events.register("before-call", recorder)
                 if validation == "email":
                     _email_arrives(session)
-                out = Output(Console(file=io.StringIO(), width=200))
-                code = cli.main([*argv, "--config", str(config)], session=session, out=out)
+                printed = io.StringIO()
+                code = cli.main([*argv, "--config", str(config)], session=session,
+                                out=Output(Console(file=printed, width=200)))
                 if code != 0:
                     raise RuntimeError(f"{' '.join(argv)} failed while recording ({validation}, zone={zone}):\n"
-                                       f"{out.console.file.getvalue()}")
+                                       f"{printed.getvalue()}")
             return recorder.calls
         finally:
             moto.settings.ACM_VALIDATION_WAIT, package.build = acm_wait, build
@@ -236,7 +237,7 @@ def _new_function_code(workdir: Path) -> None:
         with (source / "handler.py").open("a") as handler:  # only the listed files ship
             handler.write("# upgraded (recording)\n")
     build = package.build
-    package.build = lambda source_=source, ca_bundle=None: build(source_, ca_bundle)
+    package.build = lambda source=source, ca_bundle=None: build(source, ca_bundle)
 
 
 def _waf_log_group(session: boto3.Session) -> None:
@@ -248,18 +249,23 @@ def _waf_log_group(session: boto3.Session) -> None:
 
 def record_all() -> dict:
     """The catalog: each (service, operation) with the commands and config variants that call it."""
-    found: dict[tuple[str, str], dict[str, set[str]]] = {}
     with tempfile.TemporaryDirectory(prefix="rds-edge-record-") as tmp:
-        for validation, zone in VARIANTS:
-            name = variant(validation, "zone" if zone else None)
-            for command, calls in record_variant(validation, zone, Path(tmp)).items():
-                for call in calls:
-                    entry = found.setdefault(call, {"commands": set(), "variants": set()})
-                    entry["commands"].add(command)
-                    entry["variants"].add(name)
+        return catalog({variant(validation, "zone" if zone else None): record_variant(validation, zone, Path(tmp))
+                        for validation, zone in VARIANTS})
+
+
+def catalog(recordings: dict[str, dict[str, set[tuple[str, str]]]]) -> dict:
+    """The catalog from each variant's recording (variant name -> record_variant's answer), plus UNREACHED."""
+    found: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for name, recorded in recordings.items():
+        for command, calls in recorded.items():
+            for call in calls:
+                entry = found.setdefault(call, {"commands": set(), "variants": set()})
+                entry["commands"].add(command)
+                entry["variants"].add(name)
     everywhere = sorted(variant(v, "zone" if z else None) for v, z in VARIANTS)
-    for call in UNREACHED:
-        found.setdefault((call["service"], call["operation"]), {"commands": set(call["commands"]),
+    for unreached in UNREACHED:
+        found.setdefault((unreached["service"], unreached["operation"]), {"commands": set(unreached["commands"]),
                                                                 "variants": set(everywhere)})
     return {"generated_by": "scripts/record-aws-calls (provision/local/recording.py); do not edit by hand",
             "calls": [{"service": service, "operation": operation, "commands": sorted(entry["commands"]),

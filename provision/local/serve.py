@@ -27,14 +27,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
+from ..errors import DeployError
+from ..steps import function as function_step
 from . import api_stand_in, edge, sample_data
 from .certs import ServerFiles, make_ca, server_files
 from .mariadb import MariaDB
 from .readback import Deployed
 from .wire import Answer, Incoming
-from ..errors import DeployError
-from ..steps import function as function_step
-
 
 BAD_REQUEST = Answer(400, b"Bad Request: the request line holds a character no URL may (a control or "
                           b"non-ASCII one).\n", "text/plain", "control or non-ASCII character in the request line")
@@ -175,6 +174,8 @@ class LocalPath:
 
     def private_file(self, name: str, text: str) -> Path:
         """A file only this user can read, removed when serving stops."""
+        if self.files is None:
+            raise RuntimeError("the served path has not started: no private directory yet")
         path = self.files / name
         path.touch(mode=0o600)
         path.write_text(text, encoding="utf-8")

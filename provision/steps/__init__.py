@@ -38,11 +38,23 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import graph
-from . import (alerts, api, certificate, cloudfront, domain_record, function, iam_role, mail,
-               security_groups, waf, waf_logging)
+from ..context import Context
+from . import (
+    alerts,
+    api,
+    certificate,
+    cloudfront,
+    domain_record,
+    function,
+    iam_role,
+    mail,
+    security_groups,
+    waf,
+    waf_logging,
+)
 
 
-def _nothing(ctx) -> None:
+def _nothing(ctx: Context) -> None:
     """Waiting leaves nothing to remove."""
 
 

@@ -28,8 +28,9 @@ Pitfalls:
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from ..context import EDGE_REGION, UNKNOWN
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
 from ..tags import as_dict, is_ours
 
@@ -64,7 +65,7 @@ def topic_policy(topic_arn: str, rule_arn: str) -> dict:
 
 # --- finding ------------------------------------------------------------------
 
-def _find_topic(ctx, destroying: bool) -> str | None:
+def _find_topic(ctx: Context, destroying: bool) -> str | None:
     """The ARN of the topic of that name, if it is this stack's.
 
     CreateTopic sets the tags in the same call, so a same-named topic without them is someone
@@ -80,7 +81,7 @@ def _find_topic(ctx, destroying: bool) -> str | None:
     return None
 
 
-def _not_ours(ctx, what: str, destroying: bool) -> None:
+def _not_ours(ctx: Context, what: str, destroying: bool) -> None:
     if destroying:
         ctx.out.note(f"Leaving {what}: it is not tagged as this stack's")
         return
@@ -88,7 +89,7 @@ def _not_ours(ctx, what: str, destroying: bool) -> None:
                       "or choose another stack name")
 
 
-def _find_rule(ctx) -> dict | None:
+def _find_rule(ctx: Context) -> dict | None:
     events = ctx.edge("events")
     rule = or_none(events.describe_rule, "ResourceNotFoundException", Name=name(ctx.stack))
     if rule is None:
@@ -97,14 +98,14 @@ def _find_rule(ctx) -> dict | None:
     return rule
 
 
-def _subscriptions(ctx, topic_arn: str) -> list[dict]:
+def _subscriptions(ctx: Context, topic_arn: str) -> list[dict]:
     pages = ctx.edge("sns").get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
     return [s for page in pages for s in page["Subscriptions"]]
 
 
 # --- ensure -------------------------------------------------------------------
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     if ctx.config.alerts is None:
         destroy(ctx)
         return
@@ -114,18 +115,18 @@ def ensure(ctx) -> None:
     rule_arn = _ensure_rule(ctx, rule)
     topic_arn = _ensure_topic(ctx, topic, rule_arn)
     _ensure_target(ctx, topic_arn)
-    _ensure_subscription(ctx, topic_arn)
+    _ensure_subscription(ctx, topic_arn, ctx.config.alerts.email)
     ctx.state.put(STEP, {"rule_arn": rule_arn, "topic_arn": topic_arn, "email": ctx.config.alerts.email})
 
 
-def _rule_arn(ctx) -> str:
+def _rule_arn(ctx: Context) -> str:
     return f"arn:aws:events:{EDGE_REGION}:{ctx.account_id}:rule/{name(ctx.stack)}"
 
 
-def _ensure_rule(ctx, rule: dict | None) -> str:
+def _ensure_rule(ctx: Context, rule: dict | None) -> str:
     events, rule_name = ctx.edge("events"), name(ctx.stack)
     certificate_arn = ctx.state.get("certificate").get("arn", UNKNOWN)
-    wanted = {"Name": rule_name, "EventPattern": json.dumps(event_pattern(certificate_arn)), "State": "ENABLED",
+    wanted: dict[str, Any] = {"Name": rule_name, "EventPattern": json.dumps(event_pattern(certificate_arn)), "State": "ENABLED",
               "Description": f"rds-edge-api stack {ctx.stack}: ACM's warnings about the API's certificate"}
     if rule is None:
         created = ctx.change("create", f"EventBridge rule {rule_name} (ACM expiry and renewal events)",
@@ -138,7 +139,7 @@ def _ensure_rule(ctx, rule: dict | None) -> str:
     return rule["Arn"]
 
 
-def _ensure_topic(ctx, arn: str | None, rule_arn: str) -> str:
+def _ensure_topic(ctx: Context, arn: str | None, rule_arn: str) -> str:
     sns, topic_name = ctx.edge("sns"), name(ctx.stack)
     current = None
     if arn is None:
@@ -155,7 +156,7 @@ def _ensure_topic(ctx, arn: str | None, rule_arn: str) -> str:
     return arn
 
 
-def _ensure_target(ctx, topic_arn: str) -> None:
+def _ensure_target(ctx: Context, topic_arn: str) -> None:
     events, rule_name = ctx.edge("events"), name(ctx.stack)
     listed = or_none(events.list_targets_by_rule, "ResourceNotFoundException", Rule=rule_name)  # none: planned
     targets = listed["Targets"] if listed else []
@@ -169,8 +170,8 @@ def _ensure_target(ctx, topic_arn: str) -> None:
                Rule=rule_name, Targets=[{"Id": TARGET_ID, "Arn": topic_arn}])
 
 
-def _ensure_subscription(ctx, topic_arn: str) -> None:
-    sns, email = ctx.edge("sns"), ctx.config.alerts.email
+def _ensure_subscription(ctx: Context, topic_arn: str, email: str) -> None:
+    sns = ctx.edge("sns")
     subscriptions = [] if topic_arn == UNKNOWN else _subscriptions(ctx, topic_arn)
     mine = [s for s in subscriptions if s["Protocol"] == "email" and s["Endpoint"].lower() == email.lower()]
     if not mine:
@@ -196,7 +197,7 @@ def _ensure_subscription(ctx, topic_arn: str) -> None:
 
 # --- destroy ------------------------------------------------------------------
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Rule (targets first), then the topic's confirmed subscriptions and the topic: each only if ours."""
     events, sns, rule_name = ctx.edge("events"), ctx.edge("sns"), name(ctx.stack)
     rule = _find_rule(ctx)

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from .. import waits
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
-from .iam_role import partition
 from ..tags import is_ours
+from .iam_role import partition
 
 STEP = "api"
 # The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key
@@ -70,7 +71,7 @@ def _lambda_uri(region: str, function_arn: str) -> str:
     return f"arn:{partition(region)}:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 
 
-def fingerprint(ctx, function_arn: str) -> str:
+def fingerprint(ctx: Context, function_arn: str) -> str:
     """What the deployed API must match; a different one calls for a new deployment."""
     definition = {"path": ctx.config.api.path, "template": TEMPLATE, "responses": RESPONSES,
                   "function": function_arn, "validator": VALIDATOR}
@@ -96,16 +97,16 @@ def _one_and_extras(found: list[dict], hint: str | None) -> tuple[dict | None, l
     return ordered[0], ordered[1:]
 
 
-def _stack_apis(ctx) -> list[dict]:
+def _stack_apis(ctx: Context) -> list[dict]:
     """Every REST API with the stack's tags: all of them are the stack's."""
     return [api for api in _paged(ctx.client("apigateway").get_rest_apis, "items") if is_ours(api.get("tags"), ctx.stack)]
 
 
-def _find_api(ctx) -> dict | None:
+def _find_api(ctx: Context) -> dict | None:
     return _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))[0]
 
 
-def _remove_extras(ctx, what: str, extras: list[dict], delete) -> None:
+def _remove_extras(ctx: Context, what: str, extras: list[dict], delete) -> None:
     """Say which duplicates were found, and remove them."""
     if extras:
         ctx.out.note(f"Found {len(extras)} more {what} tagged as stack {ctx.stack}'s "
@@ -114,7 +115,7 @@ def _remove_extras(ctx, what: str, extras: list[dict], delete) -> None:
         ctx.change("delete", f"extra {what} {extra['name']} ({extra['id']})", delete, extra)
 
 
-def ensure(ctx, rotation: str | None = None) -> None:
+def ensure(ctx: Context, rotation: str | None = None) -> None:
     """rotation "start" (from ``rotate api-key``) adds the next key when the stack has one."""
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
     function_arn = ctx.state.get("function").get("arn", UNKNOWN)
@@ -153,7 +154,7 @@ def ensure(ctx, rotation: str | None = None) -> None:
                                            "one everywhere: rds-edge-api rotate api-key --finish")
 
 
-def _plan_new_api(ctx) -> None:
+def _plan_new_api(ctx: Context) -> None:
     api = ctx.config.api
     for description in (f"GET /{api.path} (API key and query string 'key' required) -> Lambda",
                         f"deployment to stage {api.stage}", f"API key {ctx.stack}",
@@ -161,7 +162,7 @@ def _plan_new_api(ctx) -> None:
         ctx.change("create", description, lambda: None)
 
 
-def _ensure_validator(ctx, api_id: str) -> str | None:
+def _ensure_validator(ctx: Context, api_id: str) -> str | None:
     apigw = ctx.client("apigateway")
     found = _validator(apigw, api_id)
     if found is not None:
@@ -177,7 +178,7 @@ def _validator(apigw, api_id: str) -> dict | None:
                  if v["name"] == VALIDATOR), None)
 
 
-def _ensure_resource(ctx, api_id: str) -> str | None:
+def _ensure_resource(ctx: Context, api_id: str) -> str | None:
     """/<path> under the root; any other resource in our API is a leftover of an older path."""
     apigw, path = ctx.client("apigateway"), ctx.config.api.path
     resources = _paged(apigw.get_resources, "items", restApiId=api_id)
@@ -196,24 +197,30 @@ def _ensure_resource(ctx, api_id: str) -> str | None:
 
 
 def _method_matches(method: dict, validator_id: str | None, uri: str) -> bool:
+    """Whether the method is as ``_put_method`` makes it, in every field that sets."""
+    return _method_shape(method) == _wanted_shape(validator_id, uri)
+
+
+def _method_shape(method: dict) -> dict:
     integration = method.get("methodIntegration") or {}
-    responses = integration.get("integrationResponses") or {}
-    wanted_responses = {status: (pattern, {"application/json": body} if body else None)
-                        for status, pattern, body in RESPONSES}
-    found_responses = {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
-                       for status, r in responses.items()}
-    return (method.get("apiKeyRequired") is True and method.get("authorizationType") == "NONE"
-            and method.get("requestParameters") == REQUEST_PARAMETERS
-            and method.get("requestValidatorId") == validator_id
-            and set(method.get("methodResponses") or {}) == {s for s, _, _ in RESPONSES}
-            and integration.get("type") == "AWS" and integration.get("httpMethod") == "POST"
-            and integration.get("uri") == uri
-            and integration.get("requestTemplates") == {"application/json": TEMPLATE}
-            and integration.get("passthroughBehavior") == "NEVER"
-            and found_responses == wanted_responses)
+    return {"request": (method.get("apiKeyRequired") is True, method.get("authorizationType"),
+                        method.get("requestParameters"), method.get("requestValidatorId")),
+            "method responses": set(method.get("methodResponses") or {}),
+            "integration": (integration.get("type"), integration.get("httpMethod"), integration.get("uri"),
+                            integration.get("requestTemplates"), integration.get("passthroughBehavior")),
+            "integration responses": {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
+                                      for status, r in (integration.get("integrationResponses") or {}).items()}}
 
 
-def _ensure_method(ctx, api_id: str, resource_id: str | None, validator_id: str | None,
+def _wanted_shape(validator_id: str | None, uri: str) -> dict:
+    return {"request": (True, "NONE", REQUEST_PARAMETERS, validator_id),
+            "method responses": {status for status, _, _ in RESPONSES},
+            "integration": ("AWS", "POST", uri, {"application/json": TEMPLATE}, "NEVER"),
+            "integration responses": {status: (pattern, {"application/json": body} if body else None)
+                                      for status, pattern, body in RESPONSES}}
+
+
+def _ensure_method(ctx: Context, api_id: str, resource_id: str | None, validator_id: str | None,
                    function_arn: str) -> None:
     """GET with its integration; any drift replaces the whole method (it is ours alone)."""
     apigw, path = ctx.client("apigateway"), ctx.config.api.path
@@ -243,13 +250,13 @@ def _put_method(apigw, api_id: str, resource_id: str, validator_id: str, uri: st
     apigw.put_integration(**ids, type="AWS", integrationHttpMethod="POST", uri=uri,
                           requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
     for status, pattern, body in RESPONSES:
-        extra = {"selectionPattern": pattern} if pattern else {}
+        extra: dict[str, Any] = {"selectionPattern": pattern} if pattern else {}
         if body:
             extra["responseTemplates"] = {"application/json": body}
         apigw.put_integration_response(**ids, statusCode=status, **extra)
 
 
-def _ensure_permission(ctx, api_id: str) -> None:
+def _ensure_permission(ctx: Context, api_id: str) -> None:
     """Lambda may be invoked by this API's GET /<path> only."""
     lambda_ = ctx.client("lambda")
     function = ctx.state.get("function").get("name")
@@ -275,7 +282,7 @@ def _ensure_permission(ctx, api_id: str) -> None:
                Principal="apigateway.amazonaws.com", SourceArn=source)
 
 
-def _ensure_stage(ctx, api_id: str, print_: str) -> None:
+def _ensure_stage(ctx: Context, api_id: str, print_: str) -> None:
     apigw, stage = ctx.client("apigateway"), ctx.config.api.stage
     description = f"rds-edge-api {print_}"
     stages = apigw.get_stages(restApiId=api_id).get("item", [])
@@ -295,7 +302,7 @@ def _ensure_stage(ctx, api_id: str, print_: str) -> None:
         ctx.change("update", f"tags of stage {stage}", apigw.tag_resource, resourceArn=arn, tags=ctx.tags)
 
 
-def _redeploy(ctx, api_id: str, stage: str, description: str) -> None:
+def _redeploy(ctx: Context, api_id: str, stage: str, description: str) -> None:
     """Deploy, then point the stage at it: the stage keeps its tags and settings."""
     apigw = ctx.client("apigateway")
     deployment = waits.within_quota(ctx, apigw.create_deployment, restApiId=api_id, description=description)
@@ -303,7 +310,7 @@ def _redeploy(ctx, api_id: str, stage: str, description: str) -> None:
                        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment["id"]}])
 
 
-def _create_stage(ctx, api_id: str, stage: str, description: str) -> None:
+def _create_stage(ctx: Context, api_id: str, stage: str, description: str) -> None:
     apigw = ctx.client("apigateway")
     deployment = waits.within_quota(ctx, apigw.create_deployment, restApiId=api_id, description=description)
     apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment["id"],
@@ -314,6 +321,13 @@ def key_name(stack: str, generation: int) -> str:
     return stack if generation == 1 else f"{stack}-{generation}"
 
 
+def _generation_of(key: dict, stack: str) -> int:
+    """The generation of one of ``stack_keys``' keys (which keeps only those named as a generation)."""
+    generation = _generation(key["name"], stack)
+    assert generation is not None, key["name"]
+    return generation
+
+
 def _generation(name: str, stack: str) -> int | None:
     if name == stack:
         return 1
@@ -321,14 +335,14 @@ def _generation(name: str, stack: str) -> int | None:
     return int(suffix) if suffix != name and suffix.isdigit() and int(suffix) > 1 else None
 
 
-def _all_keys(ctx) -> list[tuple[int, dict]]:
+def _all_keys(ctx: Context) -> list[tuple[int, dict]]:
     """(generation, key) for every API key of the stack's, duplicates of a generation included."""
     keys = _paged(ctx.client("apigateway").get_api_keys, "items", nameQuery=ctx.stack)
     return [(generation, key) for key in keys
             if (generation := _generation(key["name"], ctx.stack)) and is_ours(key.get("tags"), ctx.stack)]
 
 
-def _keys_and_extras(ctx) -> tuple[list[dict], list[dict]]:
+def _keys_and_extras(ctx: Context) -> tuple[list[dict], list[dict]]:
     """One key per generation, oldest generation first (the state's key kept, else the oldest), and the rest."""
     hint = ctx.state.get(STEP).get("api_key_id")
     by_generation: dict[int, list[dict]] = {}
@@ -337,17 +351,17 @@ def _keys_and_extras(ctx) -> tuple[list[dict], list[dict]]:
     kept, extras = [], []
     for generation in sorted(by_generation):
         one, more = _one_and_extras(by_generation[generation], hint)
-        kept.append(one)
+        kept += [one] if one is not None else []  # a generation's group is never empty
         extras += more
     return kept, extras
 
 
-def stack_keys(ctx) -> list[dict]:
+def stack_keys(ctx: Context) -> list[dict]:
     """The stack's API keys, oldest generation first: more than one only during a rotation."""
     return _keys_and_extras(ctx)[0]
 
 
-def _create_key(ctx, generation: int) -> str:
+def _create_key(ctx: Context, generation: int) -> str:
     apigw, wanted, name = ctx.client("apigateway"), ctx.config.api.key, key_name(ctx.stack, generation)
     value = {"value": wanted.value} if wanted is not None else {}
     created = ctx.change("create", f"API key {name}", apigw.create_api_key, name=name, enabled=True,
@@ -356,7 +370,7 @@ def _create_key(ctx, generation: int) -> str:
     return created["id"] if created else UNKNOWN
 
 
-def _ensure_keys(ctx, rotation: str | None) -> list[str]:
+def _ensure_keys(ctx: Context, rotation: str | None) -> list[str]:
     """The ids of the stack's keys, oldest first; the last is the one CloudFront sends.
 
     Its value is generated by API Gateway unless [api] key_env gives it; a key whose value no longer
@@ -366,10 +380,10 @@ def _ensure_keys(ctx, rotation: str | None) -> list[str]:
     keys, extras = _keys_and_extras(ctx)
     _remove_extras(ctx, "API key", extras, lambda extra: apigw.delete_api_key(apiKey=extra["id"]))
     if rotation == "start" and len(keys) == 1:
-        return [keys[0]["id"], _create_key(ctx, _generation(keys[0]["name"], ctx.stack) + 1)]
+        return [keys[0]["id"], _create_key(ctx, _generation_of(keys[0], ctx.stack) + 1)]
     if not keys:
         return [_create_key(ctx, 1)]
-    newest, generation = keys[-1], _generation(keys[-1]["name"], ctx.stack)
+    newest, generation = keys[-1], _generation_of(keys[-1], ctx.stack)
     old = [key["id"] for key in keys[:-1]]
     if wanted is not None and apigw.get_api_key(apiKey=newest["id"], includeValue=True)["value"] != wanted.value:
         ctx.change("delete", f"API key {newest['name']} (its value changed)", apigw.delete_api_key,
@@ -381,13 +395,13 @@ def _ensure_keys(ctx, rotation: str | None) -> list[str]:
     return old + [newest["id"]]
 
 
-def retire_old_keys(ctx) -> None:
+def retire_old_keys(ctx: Context) -> None:
     """``rotate api-key --finish``: every key but the newest leaves the usage plan, then is deleted."""
     apigw, keys = ctx.client("apigateway"), stack_keys(ctx)
     plan = _find_plan(ctx)
     in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])} if plan else set()
     for key in keys[:-1]:
-        if key["id"] in in_plan:
+        if plan and key["id"] in in_plan:
             ctx.change("delete", f"API key {key['name']} from usage plan {ctx.stack}", apigw.delete_usage_plan_key,
                        usagePlanId=plan["id"], keyId=key["id"])
         ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"])
@@ -396,16 +410,16 @@ def retire_old_keys(ctx) -> None:
     ctx.outputs["API key rotation"] = None  # the window closed: the api step's label goes (runner merges)
 
 
-def _stack_plans(ctx) -> list[dict]:
+def _stack_plans(ctx: Context) -> list[dict]:
     """Every usage plan with the stack's tags: all of them are the stack's."""
     return [p for p in _paged(ctx.client("apigateway").get_usage_plans, "items") if is_ours(p.get("tags"), ctx.stack)]
 
 
-def _find_plan(ctx) -> dict | None:
+def _find_plan(ctx: Context) -> dict | None:
     return _one_and_extras(_stack_plans(ctx), ctx.state.get(STEP).get("usage_plan_id"))[0]
 
 
-def _delete_plan(ctx, plan: dict) -> None:
+def _delete_plan(ctx: Context, plan: dict) -> None:
     """Its stages first: a usage plan bound to a stage cannot be deleted."""
     apigw = ctx.client("apigateway")
     if plan.get("apiStages"):
@@ -418,7 +432,7 @@ def _delete_plan(ctx, plan: dict) -> None:
                find=_gone(apigw.get_usage_plan, usagePlanId=plan["id"]))
 
 
-def _ensure_usage_plan(ctx, api_id: str, key_ids: list[str]) -> str:
+def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
     """Bound to the stage, with a throttle: a leaked key must not run up the bill or exhaust the database."""
     apigw, api = ctx.client("apigateway"), ctx.config.api
     stage = {"apiId": api_id, "stage": api.stage}
@@ -438,34 +452,46 @@ def _ensure_usage_plan(ctx, api_id: str, key_ids: list[str]) -> str:
             ctx.change("create", f"API key {ctx.stack} in usage plan", lambda: None)
             return UNKNOWN
     else:
-        ops = []
-        found = plan.get("throttle") or {}
-        if float(found.get("rateLimit", -1)) != throttle["rateLimit"]:
-            # "5", not "5.0", for a whole rate: AWS takes either, moto only the first.
-            ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
-        if int(found.get("burstLimit", -1)) != throttle["burstLimit"]:
-            ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
-        stages = plan.get("apiStages") or []
-        ops += [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
-                for s in stages if s != stage]
-        if stage not in [{"apiId": s["apiId"], "stage": s["stage"]} for s in stages]:
-            ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{api.stage}"})
+        ops = _usage_plan_drift(plan, stage, throttle)
         if ops:
             ctx.change("update", f"usage plan {ctx.stack}: " + ", ".join(sorted({o["path"] for o in ops})),
                        waits.within_quota, ctx, apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
+    _ensure_plan_keys(ctx, plan["id"], key_ids)
+    return plan["id"]
+
+
+def _usage_plan_drift(plan: dict, stage: dict, throttle: dict) -> list[dict]:
+    """The patch operations that bring the plan's throttle and stages back to ours."""
+    ops = []
+    found = plan.get("throttle") or {}
+    if float(found.get("rateLimit", -1)) != throttle["rateLimit"]:
+        # "5", not "5.0", for a whole rate: AWS takes either, moto only the first.
+        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
+    if int(found.get("burstLimit", -1)) != throttle["burstLimit"]:
+        ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
+    stages = plan.get("apiStages") or []
+    ops += [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+            for s in stages if s != stage]
+    if stage not in [{"apiId": s["apiId"], "stage": s["stage"]} for s in stages]:
+        ops.append({"op": "add", "path": "/apiStages", "value": f"{stage['apiId']}:{stage['stage']}"})
+    return ops
+
+
+def _ensure_plan_keys(ctx: Context, plan_id: str, key_ids: list[str]) -> None:
+    """Every key of the stack in the plan (a key made while planning is UNKNOWN: announced, not read)."""
+    apigw = ctx.client("apigateway")
     known = [key_id for key_id in key_ids if key_id != UNKNOWN]
-    in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])} if known else set()
+    in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan_id)} if known else set()
     for key_id in key_ids:
         if key_id not in in_plan:
             ctx.change("create", f"API key {key_id if key_id != UNKNOWN else ctx.stack} in usage plan",
                        apigw.create_usage_plan_key,
-                       usagePlanId=plan["id"], keyId=key_id, keyType="API_KEY",
+                       usagePlanId=plan_id, keyId=key_id, keyType="API_KEY",
                        find=lambda: or_none(apigw.get_usage_plan_key, "NotFoundException",
-                                            usagePlanId=plan["id"], keyId=key_id))
-    return plan["id"]
+                                            usagePlanId=plan_id, keyId=key_id))
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Every usage plan, key and REST API with the stack's tags, duplicates included."""
     apigw = ctx.client("apigateway")
     for plan in _stack_plans(ctx):

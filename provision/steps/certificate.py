@@ -37,16 +37,18 @@ Pitfalls:
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import secrets
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import approval, dns, mail
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..tags import as_dict, is_ours
 from ..waits import retry_while, wait_until
+from . import approval, dns, mail
 
 VALIDATION_TAG = "validation"  # "dns" or "email", beside the stack's tags
 VALIDATION_DOMAIN_TAG = "validation-domain"  # the domain ACM mails, for email validation
@@ -62,7 +64,7 @@ RELEASE_TIMEOUT = 20 * 60        # CloudFront lets go of a certificate minutes a
 MAX_MAIL_BYTES = 1024 * 1024     # ACM's mail is a few kB; anything else mailed to the domain is skipped
 
 
-def request(ctx) -> None:
+def request(ctx: Context) -> None:
     """Find this stack's certificate for the domain, or request one; never wait for ISSUED here."""
     method = _method(ctx)
     certs = _hinted(ctx) or _ours(ctx)
@@ -81,7 +83,7 @@ def request(ctx) -> None:
     ctx.outputs["Certificate"] = arn
 
 
-def wait_issued(ctx) -> None:
+def wait_issued(ctx: Context) -> None:
     """Wait (bounded, resumable) until the certificate is ISSUED; for email, show the approval link."""
     acm, domain, method = ctx.edge("acm"), ctx.config.domain.name, _method(ctx)
     arn = ctx.state.get("certificate").get("arn")
@@ -111,7 +113,7 @@ def wait_issued(ctx) -> None:
                lambda: _issued(acm, arn), timeout=ISSUE_TIMEOUT, interval=ISSUE_INTERVAL)
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Remove each certificate's validation CNAME, then the certificate.
 
     In that order because only the certificate knows the record's name: a run
@@ -127,7 +129,7 @@ def destroy(ctx) -> None:
 
 # --- finding ------------------------------------------------------------------
 
-def _method(ctx) -> str:
+def _method(ctx: Context) -> str:
     return ctx.config.domain.validation.upper()
 
 
@@ -136,7 +138,7 @@ def _describe(acm, arn: str) -> dict | None:
     return found and found["Certificate"]
 
 
-def _hinted(ctx) -> list[dict]:
+def _hinted(ctx: Context) -> list[dict]:
     """The state's certificate, if it is still ours, for the domain and usable: saves the listing."""
     arn = ctx.state.get("certificate").get("arn")
     if not arn or arn == UNKNOWN:
@@ -156,14 +158,14 @@ def _with_tags(acm, cert: dict | None) -> dict | None:
     return {**cert, "Tags": as_dict(tags)}
 
 
-def _domain_certificates(ctx) -> list[dict]:
+def _domain_certificates(ctx: Context) -> list[dict]:
     """Summaries of every certificate in us-east-1 for the domain, whatever its status."""
     pages = ctx.edge("acm").get_paginator("list_certificates").paginate(CertificateStatuses=ALL_STATUSES)
     return [s for page in pages for s in page["CertificateSummaryList"]
             if s.get("DomainName") == ctx.config.domain.name]
 
 
-def _ours(ctx) -> list[dict]:
+def _ours(ctx: Context) -> list[dict]:
     """This stack's certificates for the domain (by tag), described, the most useful first."""
     acm, found = ctx.edge("acm"), []
     for summary in _domain_certificates(ctx):
@@ -176,7 +178,7 @@ def _ours(ctx) -> list[dict]:
     return sorted(found, key=lambda c: (rank.get(c["Status"], 2), -_created(c)))
 
 
-def _others_for_domain(ctx) -> bool:
+def _others_for_domain(ctx: Context) -> bool:
     """Whether a certificate not of this stack names the domain (ACM's CNAME is per domain, shared)."""
     acm = ctx.edge("acm")
     return any(not is_ours(acm.list_tags_for_certificate(CertificateArn=s["CertificateArn"]).get("Tags"), ctx.stack)
@@ -185,7 +187,7 @@ def _others_for_domain(ctx) -> bool:
 
 def _created(cert: dict) -> float:
     created = cert.get("CreatedAt")
-    return created.timestamp() if hasattr(created, "timestamp") else float(created or 0)
+    return created.timestamp() if isinstance(created, datetime.datetime) else float(created or 0)
 
 
 def _validation_method(cert: dict) -> str | None:
@@ -223,14 +225,14 @@ def _usable(cert: dict, ctx) -> bool:
 
 # --- requesting and retiring --------------------------------------------------
 
-def idempotency_token(ctx, method: str, nonce: str) -> str:
+def idempotency_token(ctx: Context, method: str, nonce: str) -> str:
     """Per stack, domain, method and request nonce: ACM's hour-long memory of a token returns the
     same certificate to a retried request, and only to it."""
     seed = "|".join([ctx.stack, ctx.config.domain.name, method, nonce])
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-def _request(ctx, method: str) -> str:
+def _request(ctx: Context, method: str) -> str:
     """Request the certificate; an ARN that ACM does not know (a deleted certificate's) is never used."""
     nonce = ctx.state.get("certificate").get("nonce")
     for _attempt in range(2):
@@ -248,10 +250,10 @@ def _request(ctx, method: str) -> str:
     raise DeployError(f"ACM twice answered with a certificate it does not know ({arn}); run deploy again")
 
 
-def _request_once(ctx, method: str, nonce: str) -> str:
+def _request_once(ctx: Context, method: str, nonce: str) -> str:
     domain = ctx.config.domain.name
     tags = ctx.tag_list + [{"Key": VALIDATION_TAG, "Value": method.lower()}]
-    kwargs = {"DomainName": domain, "ValidationMethod": method, "Tags": tags,
+    kwargs: dict[str, Any] = {"DomainName": domain, "ValidationMethod": method, "Tags": tags,
               "IdempotencyToken": idempotency_token(ctx, method, nonce)}
     what = f"certificate for {domain} ({method.lower()} validation)"
     if method == "EMAIL":
@@ -264,7 +266,7 @@ def _request_once(ctx, method: str, nonce: str) -> str:
     return result["CertificateArn"] if result else UNKNOWN
 
 
-def _known(ctx, arn: str) -> bool:
+def _known(ctx: Context, arn: str) -> bool:
     """Whether DescribeCertificate knows the ARN (a new one within seconds; a deleted one never)."""
     acm = ctx.edge("acm")
     try:
@@ -275,7 +277,7 @@ def _known(ctx, arn: str) -> bool:
     return True
 
 
-def _retire(ctx, cert: dict) -> None:
+def _retire(ctx: Context, cert: dict) -> None:
     """Delete a certificate that was replaced, unless something still uses it (a later run will)."""
     arn = cert["CertificateArn"]
     users = ", ".join(cert.get("InUseBy") or []) or "a distribution"
@@ -290,7 +292,7 @@ def _retire(ctx, cert: dict) -> None:
                  "a later run deletes it")
 
 
-def _delete(ctx, acm, arn: str, wait_for_release: bool) -> None:
+def _delete(ctx: Context, acm, arn: str, wait_for_release: bool) -> None:
     def delete():
         if not wait_for_release:
             return acm.delete_certificate(CertificateArn=arn)
@@ -316,7 +318,7 @@ def _record_in(cert: dict | None, domain: str) -> dns.Record | None:
     return None
 
 
-def _validation_record(ctx, arn: str, cert: dict | None) -> None:
+def _validation_record(ctx: Context, arn: str, cert: dict | None) -> None:
     """Write ACM's validation CNAME to the zone (kept: renewal uses it too), or print it."""
     domain = ctx.config.domain.name
     if arn == UNKNOWN:
@@ -338,7 +340,7 @@ def _addresses(validation_domain: str) -> str:
     return ", ".join(f"{box}@{validation_domain}" for box in MAILBOXES)
 
 
-def _renewal_note(ctx, method: str) -> None:
+def _renewal_note(ctx: Context, method: str) -> None:
     """How this certificate renews, once per run, in the words of the validation mode."""
     domain, validation_domain = ctx.config.domain.name, ctx.config.domain.validation_domain
     if method == "DNS":
@@ -353,7 +355,7 @@ def _renewal_note(ctx, method: str) -> None:
     ctx.out.once("certificate-renewal", f"Renewal: {text}")
 
 
-def _renewal_status(ctx, cert: dict) -> None:
+def _renewal_status(ctx: Context, cert: dict) -> None:
     """An issued certificate: its renewal's approval link if one waits for it, else one line of status."""
     arn, domain = cert["CertificateArn"], ctx.config.domain.name
     summary = cert.get("RenewalSummary") or {}
@@ -400,7 +402,7 @@ def _issued(acm, arn: str) -> bool:
     return cert["Status"] == "ISSUED"
 
 
-def _wait_for_approval(ctx, arn: str) -> None:
+def _wait_for_approval(ctx: Context, arn: str) -> None:
     """Look for ACM's mail in the bucket, show its link once, wait until the certificate is ISSUED.
 
     With a parent validation domain there is no bucket: the operator reads the mail there.

@@ -43,7 +43,7 @@ import hashlib
 from botocore.exceptions import ClientError
 
 from .. import waits
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..tags import is_ours
 
@@ -75,12 +75,12 @@ def _summary(distribution: dict) -> dict:
     return {"Id": distribution["Id"], "ARN": distribution["ARN"], "DomainName": distribution["DomainName"]}
 
 
-def _ours(ctx, arn: str) -> bool:
+def _ours(ctx: Context, arn: str) -> bool:
     tags = ctx.edge("cloudfront").list_tags_for_resource(Resource=arn)["Tags"].get("Items")
     return is_ours(tags, ctx.stack)
 
 
-def find(ctx) -> dict | None:
+def find(ctx: Context) -> dict | None:
     """The stack's distribution ({Id, ARN, DomainName}): the state's id if still ours, else by comment and tag."""
     cf = ctx.edge("cloudfront")
     hint = ctx.state.get(STEP).get("distribution_id")
@@ -96,14 +96,14 @@ def find(ctx) -> dict | None:
     return next(iter(_stack_distributions(ctx)), None)
 
 
-def _stack_distributions(ctx) -> list[dict]:
+def _stack_distributions(ctx: Context) -> list[dict]:
     """Every distribution with the stack's comment and tags: all are the stack's (teardown removes each)."""
     return [_summary(item) for page in ctx.edge("cloudfront").get_paginator("list_distributions").paginate()
             for item in page["DistributionList"].get("Items") or []
             if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"])]
 
 
-def _inputs(ctx) -> dict:
+def _inputs(ctx: Context) -> dict:
     """What the distribution points at, from the earlier steps' state.
 
     While planning, what an earlier step would create is not known yet: a
@@ -128,7 +128,7 @@ def _inputs(ctx) -> dict:
             "key": key, "certificate": certificate.get("arn") or UNKNOWN, "acl": acl.get("web_acl_arn") or UNKNOWN}
 
 
-def _desired(ctx, inputs: dict) -> dict:
+def _desired(ctx: Context, inputs: dict) -> dict:
     return {
         "CallerReference": caller_reference(ctx.stack, inputs["certificate"]),
         "Comment": comment(ctx.stack),
@@ -163,7 +163,7 @@ def _desired(ctx, inputs: dict) -> dict:
     }
 
 
-def ipv6(ctx) -> bool:
+def ipv6(ctx: Context) -> bool:
     """Whether viewers may connect over IPv6 (and the domain gets an AAAA alias): only if an IPv6 range is allowed."""
     return bool(ctx.config.access.ipv6_cidrs)
 
@@ -237,7 +237,7 @@ def _merged(current: dict, desired: dict) -> dict:
     return _sendable(config)
 
 
-def _update_if_drifted(ctx, distribution_id: str, desired: dict) -> None:
+def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict) -> None:
     cf = ctx.edge("cloudfront")
     got = cf.get_distribution_config(Id=distribution_id)
     have, want = _owned(got["DistributionConfig"]), _owned(desired)
@@ -250,7 +250,7 @@ def _update_if_drifted(ctx, distribution_id: str, desired: dict) -> None:
                    == want else None)  # after a lost answer: the ETag has changed if it was applied
 
 
-def _create(ctx, desired: dict) -> dict | None:
+def _create(ctx: Context, desired: dict) -> dict | None:
     """Create the distribution; after a lost response, find the one the first attempt made."""
     cf = ctx.edge("cloudfront")
     try:
@@ -270,7 +270,7 @@ def _create(ctx, desired: dict) -> dict | None:
     return _summary(created["Distribution"]) if created else None
 
 
-def _deployed(ctx, distribution_id: str) -> str:
+def _deployed(ctx: Context, distribution_id: str) -> str:
     """Wait until the distribution's last change has deployed; its ETag."""
     cf = ctx.edge("cloudfront")
 
@@ -282,7 +282,7 @@ def _deployed(ctx, distribution_id: str) -> str:
                             etag_if_deployed, timeout=DEPLOY_TIMEOUT, interval=DEPLOY_INTERVAL)
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     desired = _desired(ctx, _inputs(ctx))
     found = find(ctx)
     if found is None:
@@ -302,7 +302,7 @@ def ensure(ctx) -> None:
                              f'"{base}?key=<{ctx.config.database.key_column}>"')
 
 
-def sends_key(ctx, key_id: str) -> bool:
+def sends_key(ctx: Context, key_id: str) -> bool:
     """Whether the deployed distribution sends that API key's value as x-api-key (compared, never shown)."""
     found = find(ctx)
     if found is None:
@@ -313,7 +313,7 @@ def sends_key(ctx, key_id: str) -> bool:
     return got["Status"] == "Deployed" and headers.get("x-api-key") == value
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Every distribution of the stack's (the state's, and any with its comment and tags): disable, wait until
     that has deployed, delete with the latest ETag."""
     hinted = find(ctx)
@@ -322,7 +322,7 @@ def destroy(ctx) -> None:
         _destroy_one(ctx, found)
 
 
-def _destroy_one(ctx, found: dict) -> None:
+def _destroy_one(ctx: Context, found: dict) -> None:
     cf, distribution_id = ctx.edge("cloudfront"), found["Id"]
     got = cf.get_distribution_config(Id=distribution_id)
     if got["DistributionConfig"]["Enabled"]:

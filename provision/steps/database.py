@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..context import Context
 from ..errors import DeployError, is_code
 
 
@@ -33,7 +34,7 @@ class Database:
     cluster_id: str = ""           # the Aurora DB cluster the instance belongs to; "" for RDS MySQL/MariaDB
 
 
-def lookup(ctx) -> Database:
+def lookup(ctx: Context) -> Database:
     """Describe the instance once per run; a missing or unsuitable one stops the run with what to fix."""
     if "database" in ctx.lookups:
         return ctx.lookups["database"]
@@ -67,7 +68,7 @@ def lookup(ctx) -> Database:
     return database
 
 
-def _cluster(ctx, instance_id: str, cluster_id: str) -> dict:
+def _cluster(ctx: Context, instance_id: str, cluster_id: str) -> dict:
     """The Aurora cluster of the instance: it holds the IAM switch and the resource id rds-db:connect names."""
     try:
         return ctx.client("rds").describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
@@ -86,10 +87,10 @@ def _enable_iam_command(cfg, db: Database) -> str:
             "--enable-iam-database-authentication --apply-immediately")
 
 
-def preflight(ctx) -> None:
+def preflight(ctx: Context) -> None:
     """Before any step: stop if auth = "iam" cannot work on this instance; say where a password goes."""
     cfg = ctx.config.database
-    if cfg.auth == "password":
+    if cfg.auth == "password" and cfg.password is not None:  # the config check requires one with password
         ctx.out.note(f"auth = \"password\": the database password is read from ${cfg.password.env} and stored in "
                      "the function's environment (DB_PASSWORD), readable by anyone allowed "
                      "lambda:GetFunctionConfiguration; auth = \"iam\" keeps it out of the function")
@@ -105,7 +106,7 @@ def preflight(ctx) -> None:
                           f"{'DbClusterResourceId' if db.cluster_id else 'DbiResourceId'}")
 
 
-def connect_arn(ctx, db: Database, partition: str) -> str:
+def connect_arn(ctx: Context, db: Database, partition: str) -> str:
     """The one database user the function may connect as with a token (rds-db:connect)."""
     return (f"arn:{partition}:rds-db:{ctx.region}:{ctx.account_id}:dbuser:{db.resource_id}/"
             f"{ctx.config.database.user}")

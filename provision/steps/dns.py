@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..context import Context
+
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias target
 
 
@@ -38,11 +40,11 @@ def _fqdn(name: str) -> str:
     return name.rstrip(".").lower() + "."
 
 
-def _route53(ctx):
+def _route53(ctx: Context):
     return ctx.client("route53", "us-east-1")
 
 
-def current(ctx, zone_id: str, name: str, rtype: str) -> dict | None:
+def current(ctx: Context, zone_id: str, name: str, rtype: str) -> dict | None:
     """The record set of that name and type in the zone, or None."""
     found = _route53(ctx).list_resource_record_sets(
         HostedZoneId=zone_id, StartRecordName=_fqdn(name), StartRecordType=rtype, MaxItems="1")
@@ -62,7 +64,7 @@ def _same(existing: dict, wanted: dict) -> bool:
             == sorted(r["Value"] for r in wanted["ResourceRecords"]))
 
 
-def ensure(ctx, zone_id: str, record: Record) -> None:
+def ensure(ctx: Context, zone_id: str, record: Record) -> None:
     """Write the record unless it is already exactly so."""
     existing = current(ctx, zone_id, record.name, record.type)
     wanted = record.to_route53()
@@ -75,7 +77,7 @@ def ensure(ctx, zone_id: str, record: Record) -> None:
                             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": wanted}]})
 
 
-def remove(ctx, zone_id: str, name: str, rtype: str, only_if: Record | None = None) -> None:
+def remove(ctx: Context, zone_id: str, name: str, rtype: str, only_if: Record | None = None) -> None:
     """Delete the record of that name and type, if present (and, given only_if, if it is ours)."""
     existing = current(ctx, zone_id, name, rtype)
     if existing is None:

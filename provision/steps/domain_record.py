@@ -23,15 +23,15 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from . import cloudfront, dns
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError
+from . import cloudfront, dns
 
 STEP = "domain_record"
 TYPES = ("A", "AAAA")
 
 
-def stack_target(ctx) -> str | None:
+def stack_target(ctx: Context) -> str | None:
     """The stack's distribution domain: from this step's or CloudFront's state, else looked up."""
     known = ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
     if known:
@@ -40,7 +40,7 @@ def stack_target(ctx) -> str | None:
     return found["DomainName"] if found else None
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     domain, zone = ctx.config.domain.name, ctx.config.domain.hosted_zone_id
     target = ctx.state.get(cloudfront.STEP).get("domain_name")
     if not target:
@@ -64,7 +64,7 @@ def ensure(ctx) -> None:
         ctx.state.put(STEP, {"alias_target": target})
 
 
-def _mx_conflict(ctx, cname: str) -> str:
+def _mx_conflict(ctx: Context, cname: str) -> str:
     domain, mx = ctx.config.domain.name, dns.validation_mx(ctx.config)
     parent = domain.split(".", 1)[1]
     return (f"{domain} must point at CloudFront, and a CNAME cannot share its name with the MX record that brings "
@@ -82,7 +82,7 @@ def _mx_conflict(ctx, cname: str) -> str:
             f"If you create the CNAME anyway (remove the MX first):\n  {cname}")
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     domain, zone = ctx.config.domain.name, ctx.config.domain.hosted_zone_id
     target = stack_target(ctx)
     if zone is None:

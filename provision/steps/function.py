@@ -27,11 +27,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from . import database, log_groups, package
 from .. import ca_bundle, waits
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
 from ..tags import is_ours
+from . import database, log_groups, package
 
 STEP = "function"
 RUNTIME = "python3.13"
@@ -54,7 +54,7 @@ def log_group_name(stack: str) -> str:
     return f"/aws/lambda/{function_name(stack)}"
 
 
-def environment(ctx, db) -> dict[str, str]:
+def environment(ctx: Context, db) -> dict[str, str]:
     """What the handler reads; a password (auth = "password" only) is the only secret, and is never shown."""
     cfg = ctx.config.database
     env = {"DB_HOST": db.endpoint, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
@@ -62,7 +62,7 @@ def environment(ctx, db) -> dict[str, str]:
            "DB_AUTH": cfg.auth, "DB_TLS": cfg.tls, "DB_MAX_ROWS": str(ctx.config.api.max_rows)}
     if cfg.tls == "verify":
         env["DB_CA_FILE"] = package.CA_BUNDLE
-    if cfg.auth == "password":
+    if cfg.auth == "password" and cfg.password is not None:  # the config check requires one with password
         env["DB_PASSWORD"] = cfg.password.value
     return env
 
@@ -78,7 +78,7 @@ class Subnets:
         return f"{len(self.used)} of {len(self.used) + len(self.left_out)}: {', '.join(self.used) or 'none'}{out}"
 
 
-def subnets(ctx) -> Subnets:
+def subnets(ctx: Context) -> Subnets:
     """The database's subnets in zones Lambda runs in, at most 16, spread over as many zones as they cover."""
     if "function_subnets" in ctx.lookups:
         return ctx.lookups["function_subnets"]
@@ -104,7 +104,7 @@ def _spread(zone_of: dict[str, str]) -> list[str]:
     return [subnet for round_ in rounds for subnet in round_ if subnet is not None]
 
 
-def _settings(ctx, db, role_arn: str, group_id: str) -> dict:
+def _settings(ctx: Context, db, role_arn: str, group_id: str) -> dict:
     fn = ctx.config.function
     chosen = subnets(ctx)
     if not chosen.used:
@@ -125,12 +125,12 @@ def _drift(current: dict, wanted: dict) -> list[str]:
     return [key for key in want if found.get(key) != want[key]]
 
 
-def _find(ctx) -> dict | None:
+def _find(ctx: Context) -> dict | None:
     return or_none(ctx.client("lambda").get_function, "ResourceNotFoundException",
                    FunctionName=function_name(ctx.stack))
 
 
-def _wait_ready(ctx, name: str) -> None:
+def _wait_ready(ctx: Context, name: str) -> None:
     """Until Active with its last update done; a plan changed nothing, so has nothing to wait for."""
     if ctx.planning:
         return
@@ -149,7 +149,7 @@ def _wait_ready(ctx, name: str) -> None:
     waits.wait_until(ctx, f"Lambda function {name} to be Active", ready, timeout=READY_TIMEOUT, interval=5)
 
 
-def _reactivate(ctx, name: str, config: dict) -> None:
+def _reactivate(ctx: Context, name: str, config: dict) -> None:
     """An Inactive function comes back only when invoked (that invocation fails); then it is waited for."""
     reason = config.get("StateReasonCode") or config.get("StateReason") or "Idle"
     ctx.change("update", f"reactivate {name} (Inactive: {reason}; one invocation, then a wait for Active)",
@@ -173,7 +173,7 @@ def _role_not_ready_yet(exc: BaseException) -> bool:
             and ("assume" in message or "createnetworkinterface" in message))
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     log_groups.ensure(ctx, ctx.client("logs"), log_group_name(ctx.stack))
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     db = database.lookup(ctx)
@@ -219,7 +219,7 @@ def ensure(ctx) -> None:
     ctx.outputs["Function"] = arn
 
 
-def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
+def _ensure_concurrency(ctx: Context, name: str, current: int | None) -> None:
     """Reserved concurrency = [function] max_concurrency: at most that many containers, so connections;
     0 reserves none (the function then shares the account's unreserved pool)."""
     wanted = ctx.config.function.max_concurrency or None
@@ -234,14 +234,14 @@ def _ensure_concurrency(ctx, name: str, current: int | None) -> None:
                ReservedConcurrentExecutions=wanted)
 
 
-def reserved_concurrency(ctx) -> int | None:
+def reserved_concurrency(ctx: Context) -> int | None:
     """The function's reserved concurrency now; None when it has none or does not exist."""
     found = or_none(ctx.client("lambda").get_function_concurrency, "ResourceNotFoundException",
                     FunctionName=function_name(ctx.stack))
     return (found or {}).get("ReservedConcurrentExecutions")
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     found = _find(ctx)
     if found is not None:

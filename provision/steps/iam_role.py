@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 
-from . import database
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..tags import as_dict, is_ours
+from . import database
 
 STEP = "iam_role"
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
@@ -41,7 +41,7 @@ def partition(region: str) -> str:
     return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
-def _find(ctx) -> dict | None:
+def _find(ctx: Context) -> dict | None:
     found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.stack))
     return found and found["Role"]
 
@@ -51,7 +51,7 @@ def _trust(role: dict) -> dict:
     return json.loads(doc) if isinstance(doc, str) else doc
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     policy = POLICY.format(partition=partition(ctx.region))
     trust = trust_policy(ctx.account_id)
@@ -83,14 +83,14 @@ def ensure(ctx) -> None:
 CONNECT_POLICY = "rds-db-connect"
 
 
-def connect_policy(ctx) -> dict:
+def connect_policy(ctx: Context) -> dict:
     """rds-db:connect for the one database user the function signs tokens for."""
     arn = database.connect_arn(ctx, database.lookup(ctx), partition(ctx.region))
     return {"Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": arn}]}
 
 
-def _ensure_connect_policy(ctx, name: str) -> None:
+def _ensure_connect_policy(ctx: Context, name: str) -> None:
     """The inline policy with auth = "iam"; none with "password" (a switch back removes it)."""
     iam = ctx.client("iam")
     found = or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)
@@ -110,7 +110,7 @@ def _ensure_connect_policy(ctx, name: str) -> None:
                    RoleName=name, PolicyName=CONNECT_POLICY, PolicyDocument=json.dumps(wanted))
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     role = _find(ctx)
     if role is None:

@@ -6,6 +6,7 @@ WAF made itself would never expire), and removed only when tagged as ours.
 """
 from __future__ import annotations
 
+from ..context import Context
 from ..tags import is_ours
 
 
@@ -19,7 +20,7 @@ def find(logs, name: str) -> dict | None:
     return next((g for g in groups if g["logGroupName"] == name), None)
 
 
-def ensure(ctx, logs, name: str, where: str = "") -> dict | None:
+def ensure(ctx: Context, logs, name: str, where: str = "") -> dict | None:
     """The group, created or brought to our tags and retention; None when it is only planned."""
     days = ctx.config.function.log_retention_days
     group = find(logs, name)
@@ -36,7 +37,7 @@ def ensure(ctx, logs, name: str, where: str = "") -> dict | None:
     return group
 
 
-def destroy(ctx, logs, name: str) -> None:
+def destroy(ctx: Context, logs, name: str) -> None:
     group = find(logs, name)
     if group is None:
         return

@@ -31,13 +31,14 @@ Pitfalls:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import dns
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..tags import as_dict, is_ours, tag_list
+from . import dns
 
 PREFIX = "acm/"
 MAIL_EXPIRY_DAYS = 30
@@ -48,20 +49,20 @@ OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
 ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
-def bucket_name(ctx) -> str:
+def bucket_name(ctx: Context) -> str:
     """Deterministic and globally unique enough: the account id is in it."""
     return f"{ctx.stack.lower()}-mail-{ctx.account_id}"
 
 
-def rule_set_name(ctx) -> str:
+def rule_set_name(ctx: Context) -> str:
     return f"{ctx.stack}-acm"
 
 
-def rule_name(ctx) -> str:
+def rule_name(ctx: Context) -> str:
     return f"{ctx.stack}-acm-approval"
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     if not ctx.config.domain.receives_mail:  # DNS validation, or ACM mails a parent domain: nothing to receive
         destroy(ctx)
         return
@@ -84,7 +85,7 @@ def ensure(ctx) -> None:
                            "region": region})
 
 
-def check_active_rule_set(ctx) -> str | None:
+def check_active_rule_set(ctx: Context) -> str | None:
     """The active receipt rule set in the mail region (None, or the stack's); someone else's stops the run
     (the preflight's check, and this step's)."""
     region, bucket = ctx.config.domain.mail_region, bucket_name(ctx)
@@ -97,7 +98,7 @@ def check_active_rule_set(ctx) -> str | None:
     return active
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Rule set, DNS records, identity, bucket: each only if this stack's, each absent -> nothing."""
     region = ctx.state.get("mail").get("region") or ctx.config.domain.mail_region
     ses, s3 = ctx.client("ses", region), ctx.client("s3", region)
@@ -126,7 +127,7 @@ def destroy(ctx) -> None:
 
 # --- bucket -------------------------------------------------------------------
 
-def _bucket_region(ctx, s3, bucket: str) -> str | None:
+def _bucket_region(ctx: Context, s3, bucket: str) -> str | None:
     """The region of our account's bucket of that name, or None when there is none."""
     try:
         head = s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account_id)
@@ -140,13 +141,13 @@ def _bucket_region(ctx, s3, bucket: str) -> str | None:
     return head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")
 
 
-def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
+def _ensure_bucket(ctx: Context, s3, bucket: str, region: str) -> None:
     found_in = _bucket_region(ctx, s3, bucket)
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra,
                    find=lambda: {} if _bucket_region(ctx, s3, bucket) else None)
-        current = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
+        current: dict[str, Any] = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
                    "encryption": None}
     elif found_in != region:
         raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
@@ -183,7 +184,7 @@ def _ensure_bucket(ctx, s3, bucket: str, region: str) -> None:
                    LifecycleConfiguration={"Rules": others + [rule]})
 
 
-def bucket_policy(ctx, bucket: str, region: str) -> dict:
+def bucket_policy(ctx: Context, bucket: str, region: str) -> dict:
     """SES of this account, for this rule only, may put objects under the prefix: nothing else;
     and no one, SES included, without TLS."""
     rule_arn = (f"arn:aws:ses:{region}:{ctx.account_id}:receipt-rule-set/{rule_set_name(ctx)}"
@@ -252,7 +253,7 @@ def _lifecycle(s3, bucket: str) -> list[dict] | None:
     return found and found["Rules"]
 
 
-def _empty(ctx, s3, bucket: str) -> None:
+def _empty(ctx: Context, s3, bucket: str) -> None:
     """Delete every object version and delete marker, a batch per call.
 
     All are listed first: deleting between pages would pull the listing's markers away.
@@ -277,7 +278,7 @@ def _verification_token(ses, domain: str) -> str | None:
     return attributes.get(domain, {}).get("VerificationToken")
 
 
-def _ensure_identity(ctx, ses) -> str:
+def _ensure_identity(ctx: Context, ses) -> str:
     domain = ctx.config.domain.name
     token = _verification_token(ses, domain)
     if token is None:
@@ -293,13 +294,13 @@ def _txt(domain: str, token: str) -> dns.Record:
     return dns.Record(f"_amazonses.{domain}", "TXT", (f'"{token}"',))
 
 
-def _mx(ctx, region: str) -> dns.Record:
+def _mx(ctx: Context, region: str) -> dns.Record:
     mx = dns.validation_mx(ctx.config)
     return mx if region == ctx.config.domain.mail_region else dns.Record(
         mx.name, "MX", (f"10 inbound-smtp.{region}.amazonaws.com",))
 
 
-def _ensure_records(ctx, token: str, region: str) -> None:
+def _ensure_records(ctx: Context, token: str, region: str) -> None:
     """TXT and MX, kept for as long as validation is email: ACM's renewal mail needs the MX too."""
     domain = ctx.config.domain.name
     records = [_txt(domain, token), _mx(ctx, region)]
@@ -317,7 +318,7 @@ def _ensure_records(ctx, token: str, region: str) -> None:
                          "renewal: keep them.")
 
 
-def _remove_records(ctx, token: str | None, region: str) -> None:
+def _remove_records(ctx: Context, token: str | None, region: str) -> None:
     domain = ctx.config.domain.name
     mx = _mx(ctx, region)
     txt = _txt(domain, token) if token else None
@@ -331,7 +332,7 @@ def _remove_records(ctx, token: str | None, region: str) -> None:
     dns.remove(ctx, zone, mx.name, "MX", only_if=mx)
 
 
-def _certificate_issued(ctx) -> bool:
+def _certificate_issued(ctx: Context) -> bool:
     """Whether the stack's certificate (per an earlier run's state) is issued: then the records were shown before."""
     arn = ctx.state.earlier("certificate").get("arn")
     if not arn or arn == UNKNOWN:
@@ -351,7 +352,7 @@ def _rule_set_exists(ses, name: str) -> bool:
     return or_none(ses.describe_receipt_rule_set, "RuleSetDoesNotExist", RuleSetName=name) is not None
 
 
-def _wanted_rule(ctx, bucket: str) -> dict:
+def _wanted_rule(ctx: Context, bucket: str) -> dict:
     return {
         "Name": rule_name(ctx),
         "Enabled": True,
@@ -376,7 +377,7 @@ def _comparable(rule: dict) -> dict:
     }
 
 
-def _ensure_rule(ctx, ses, rule_set: str, bucket: str, rule_set_existed: bool) -> None:
+def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rule_set_existed: bool) -> None:
     wanted = _wanted_rule(ctx, bucket)
     current = None
     if rule_set_existed:

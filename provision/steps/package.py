@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import importlib.metadata
+import io
 import os
 import re
 import stat
@@ -81,7 +81,7 @@ def pymysql_entries(source: Path) -> list[tuple[str, bytes]]:
         raise DeployError(f"the installed PyMySQL is {dist.version}, not {version} as lambda/requirements.txt "
                           "pins: run scripts/bootstrap")
     names = sorted(str(f) for f in dist.files or () if f.parts[0] == "pymysql" and f.suffix == ".py")
-    entries = [(name, read_regular(Path(dist.locate_file(name)))) for name in names]
+    entries = [(name, read_regular(Path(str(dist.locate_file(name))))) for name in names]
     digest = hashlib.sha256("".join(f"{n} {hashlib.sha256(d).hexdigest()}\n" for n, d in entries).encode())
     if digest.hexdigest() != PYMYSQL_FILES_SHA256:
         raise DeployError(f"the installed PyMySQL {dist.version} is not the pinned wheel's files (sha256 "

@@ -7,11 +7,11 @@ at teardown, revoke exactly that rule; the group itself is never deleted.
 """
 from __future__ import annotations
 
-from . import database
 from .. import waits
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..tags import is_ours
+from . import database
 
 STEP = "security_groups"
 # A VPC function's network interfaces outlive it by minutes, up to tens of minutes.
@@ -27,7 +27,7 @@ def rule_description(stack: str) -> str:
     return f"rds-edge-api {stack}: Lambda to MySQL"
 
 
-def _groups(ctx, vpc_id: str | None) -> list[dict]:
+def _groups(ctx: Context, vpc_id: str | None) -> list[dict]:
     """Our groups (by name and stack tag), in that VPC or, without one, in any."""
     filters = [{"Name": "group-name", "Values": [group_name(ctx.stack)]},
                {"Name": "tag:stack", "Values": [ctx.stack]}]
@@ -36,7 +36,7 @@ def _groups(ctx, vpc_id: str | None) -> list[dict]:
     return ctx.client("ec2").describe_security_groups(Filters=filters)["SecurityGroups"]
 
 
-def _find_group(ctx, vpc_id: str | None) -> dict | None:
+def _find_group(ctx: Context, vpc_id: str | None) -> dict | None:
     return next(iter(_groups(ctx, vpc_id)), None)
 
 
@@ -51,7 +51,7 @@ def _has_pair(permissions: list[dict], port: int, group_id: str) -> bool:
                for p in permissions)
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     ec2, db = ctx.client("ec2"), database.lookup(ctx)
     name, description = group_name(ctx.stack), rule_description(ctx.stack)
     group = _find_group(ctx, db.vpc_id)
@@ -81,7 +81,7 @@ def ensure(ctx) -> None:
     ctx.outputs["Lambda security group"] = group_id
 
 
-def _ensure_egress(ctx, group: dict, db, description: str) -> None:
+def _ensure_egress(ctx: Context, group: dict, db, description: str) -> None:
     """Outbound: exactly MySQL to the database's group (the default allow-all rule is revoked)."""
     ec2, group_id = ctx.client("ec2"), group["GroupId"]
     wanted = _mysql_permission(db.port, db.security_group_id, description)
@@ -96,7 +96,7 @@ def _ensure_egress(ctx, group: dict, db, description: str) -> None:
                    ec2.authorize_security_group_egress, GroupId=group_id, IpPermissions=[wanted])
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """Our rule on the database's group, then every group of ours, in whichever VPC (the database may have moved)."""
     groups = _groups(ctx, None)
     _revoke_rule(ctx, groups[0]["GroupId"] if groups else None)
@@ -107,7 +107,7 @@ def destroy(ctx) -> None:
             ctx.out.note(f"Leaving security group {group['GroupId']}: not tagged as this stack's")
 
 
-def _delete_group(ctx, group: dict) -> None:
+def _delete_group(ctx: Context, group: dict) -> None:
     ec2 = ctx.client("ec2")
     ctx.change("delete", f"security group {group_name(ctx.stack)} ({group['GroupId']})", waits.retry_while,
                ctx, f"the deleted function's network interfaces to leave security group {group['GroupId']}",
@@ -116,7 +116,7 @@ def _delete_group(ctx, group: dict) -> None:
                timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
 
 
-def _revoke_rule(ctx, lambda_group_id: str | None) -> None:
+def _revoke_rule(ctx: Context, lambda_group_id: str | None) -> None:
     """Revoke our inbound rule on the database's group: found by our group id or by its description."""
     ec2, description = ctx.client("ec2"), rule_description(ctx.stack)
     try:

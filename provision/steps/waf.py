@@ -43,7 +43,7 @@ from __future__ import annotations
 import ipaddress
 
 from .. import waits
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..tags import as_dict, is_ours
 
@@ -75,7 +75,7 @@ def _listed(call, key: str) -> list[dict]:
             return items
 
 
-def _find(ctx, call, key: str, name: str, what: str, destroying: bool = False) -> dict | None:
+def _find(ctx: Context, call, key: str, name: str, what: str, destroying: bool = False) -> dict | None:
     """The summary of the resource with that name, if it is this stack's.
 
     Names are unique per scope, so a same-named resource without our tags
@@ -94,12 +94,12 @@ def _find(ctx, call, key: str, name: str, what: str, destroying: bool = False) -
                       f"{ctx.stack}'s; delete or rename it, or choose another stack name")
 
 
-def _find_ip_set(ctx, version: int, destroying: bool = False) -> dict | None:
+def _find_ip_set(ctx: Context, version: int, destroying: bool = False) -> dict | None:
     return _find(ctx, ctx.edge("wafv2").list_ip_sets, "IPSets", ip_set_name(ctx.stack, version), "IP set",
                  destroying)
 
 
-def _find_acl(ctx, destroying: bool = False) -> dict | None:
+def _find_acl(ctx: Context, destroying: bool = False) -> dict | None:
     return _find(ctx, ctx.edge("wafv2").list_web_acls, "WebACLs", acl_name(ctx.stack), "web ACL", destroying)
 
 
@@ -108,7 +108,7 @@ def _addresses(cidrs) -> list[str]:
     return sorted(ipaddress.ip_network(c).compressed for c in cidrs)
 
 
-def _ensure_ip_set(ctx, version: int, cidrs: tuple[str, ...]) -> str:
+def _ensure_ip_set(ctx: Context, version: int, cidrs: tuple[str, ...]) -> str:
     """Create or update one IP set; its ARN (UNKNOWN for a planned create)."""
     waf, name = ctx.edge("wafv2"), ip_set_name(ctx.stack, version)
     description = f"rds-edge-api stack {ctx.stack}: callers allowed to reach the API"
@@ -144,7 +144,7 @@ def _header_match(value: bytes) -> dict:
     }}
 
 
-def _rule(ctx, set_arns: list[str], values: list[bytes]) -> dict:
+def _rule(ctx: Context, set_arns: list[str], values: list[bytes]) -> dict:
     """The one Allow rule: source IP in the set(s) AND the exact Authorization header (one of two
     values while a rotation is under way)."""
     references = [{"IPSetReferenceStatement": {"ARN": arn}} for arn in set_arns]
@@ -168,7 +168,7 @@ def accepted_values(acl: dict | None) -> list[bytes]:
     return [_plain(m)["ByteMatchStatement"]["SearchString"] for m in matches if "ByteMatchStatement" in m]
 
 
-def current_acl(ctx) -> dict | None:
+def current_acl(ctx: Context) -> dict | None:
     """The stack's web ACL as AWS has it now, or None."""
     found = _find_acl(ctx)
     if found is None:
@@ -176,7 +176,7 @@ def current_acl(ctx) -> dict | None:
     return ctx.edge("wafv2").get_web_acl(Name=acl_name(ctx.stack), Scope=SCOPE, Id=found["Id"])["WebACL"]
 
 
-def wanted_values(ctx, accepted: list[bytes], rotation: str | None = None) -> list[bytes]:
+def wanted_values(ctx: Context, accepted: list[bytes], rotation: str | None = None) -> list[bytes]:
     """The values the rule should accept: the configured one, and the old one while a window is open.
 
     rotation "start" opens the window (old from the rule, new from the config), "finish" closes it;
@@ -210,20 +210,20 @@ def _owned(acl: dict) -> dict:
                    "VisibilityConfig": acl.get("VisibilityConfig")})
 
 
-def _until_sets_visible(ctx, call):
+def _until_sets_visible(ctx: Context, call):
     """WAF may not yet see an IP set created a moment ago (WAFUnavailableEntityException): retry that only."""
     return waits.retry_while(ctx, "WAF to see the new IP set", call,
                              lambda exc: is_code(exc, "WAFUnavailableEntityException"), timeout=SET_VISIBLE_TIMEOUT)
 
 
-def ensure(ctx, rotation: str | None = None) -> None:
+def ensure(ctx: Context, rotation: str | None = None) -> None:
     """rotation: "start" or "finish" from ``rotate authorization``; None for deploy (keeps a window open)."""
     waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
     wanted = {v: cidrs for v, cidrs in ((4, ctx.config.access.ipv4_cidrs), (6, ctx.config.access.ipv6_cidrs))
               if cidrs}
     set_arns = {version: _ensure_ip_set(ctx, version, cidrs) for version, cidrs in wanted.items()}
     found = _find_acl(ctx)
-    current = waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"]) if found else None
+    current: dict | None = waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"]) if found else None
     values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
     desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()), values)],
                "VisibilityConfig": _visibility(ctx.stack)}
@@ -237,7 +237,7 @@ def ensure(ctx, rotation: str | None = None) -> None:
         if created is None:
             return
         found = created["Summary"]
-    elif _owned(current["WebACL"]) != _owned(desired):
+    elif current and _owned(current["WebACL"]) != _owned(desired):  # found, so current was read
         ctx.change("update", f"web ACL {name} (rule {RULE}){window}", _until_sets_visible, ctx,
                    lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
                                               LockToken=current["LockToken"], **desired),
@@ -254,7 +254,7 @@ def ensure(ctx, rotation: str | None = None) -> None:
                                                  "rds-edge-api rotate authorization --finish")
 
 
-def _delete_ip_set(ctx, version: int, destroying: bool) -> None:
+def _delete_ip_set(ctx: Context, version: int, destroying: bool) -> None:
     waf, name = ctx.edge("wafv2"), ip_set_name(ctx.stack, version)
     found = _find_ip_set(ctx, version, destroying)
     if found is None:
@@ -265,7 +265,7 @@ def _delete_ip_set(ctx, version: int, destroying: bool) -> None:
                lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=SET_RELEASE_TIMEOUT)
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """The web ACL first (once CloudFront has let go of it), then the IP sets it referenced."""
     waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
     found = _find_acl(ctx, destroying=True)

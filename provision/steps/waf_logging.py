@@ -21,11 +21,10 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from . import log_groups
-from .waf import SCOPE, acl_name
-from .waf import STEP as WAF_STEP
-from ..context import UNKNOWN
+from ..context import UNKNOWN, Context
 from ..errors import or_none
+from . import log_groups
+from .waf import SCOPE, STEP as WAF_STEP, acl_name
 
 STEP = "waf_logging"
 REDACTED = [{"SingleHeader": {"Name": "authorization"}}]
@@ -43,7 +42,7 @@ def _comparable(config: dict | None) -> dict | None:
             "LogScope": config.get("LogScope", "CUSTOMER"), "LoggingFilter": config.get("LoggingFilter")}
 
 
-def ensure(ctx) -> None:
+def ensure(ctx: Context) -> None:
     waf = ctx.edge("wafv2")
     group = log_groups.ensure(ctx, ctx.edge("logs"), log_group_name(ctx.stack), where=" in us-east-1")
     group_arn = log_groups.group_arn(group) if group else UNKNOWN
@@ -61,7 +60,7 @@ def ensure(ctx) -> None:
     ctx.outputs["WAF log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 
 
-def _acl_arn(ctx) -> str | None:
+def _acl_arn(ctx: Context) -> str | None:
     """The stack's web ACL: from the waf step's state, else by its name (unique per scope)."""
     known = ctx.state.get(WAF_STEP).get("web_acl_arn")
     if known:
@@ -75,13 +74,13 @@ def _acl_arn(ctx) -> str | None:
             return found
 
 
-def _sends_to_our_group(ctx, config: dict) -> bool:
+def _sends_to_our_group(ctx: Context, config: dict) -> bool:
     """Judged by the destination's name, so a group deleted by an interrupted teardown still counts."""
     suffix = f":log-group:{log_group_name(ctx.stack)}"
     return any(d.removesuffix(":*").endswith(suffix) for d in config.get("LogDestinationConfigs", []))
 
 
-def destroy(ctx) -> None:
+def destroy(ctx: Context) -> None:
     """The logging configuration first (it names the group), then the group, if it is ours."""
     waf, logs = ctx.edge("wafv2"), ctx.edge("logs")
     acl_arn = _acl_arn(ctx)
