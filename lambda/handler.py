@@ -23,10 +23,18 @@ Strings compare as the column's collation says (see the README).
 Every wait on the database ends before Lambda's deadline
 (context.get_remaining_time_in_millis()), with RESERVE_S left to answer and
 write the log line.
+
+The caller's address: behind CloudFront, API Gateway's sourceIp is the edge
+server's. CloudFront appends the viewer's address to any X-Forwarded-For the
+viewer sent, and a REGIONAL API adds nothing after it, so the caller is the
+header's last entry (the entries before it are the viewer's own claims). The
+log line gives both: "callerIp" (null when no CloudFront sent the request)
+and "edgeIp".
 """
 import base64
 import datetime
 import decimal
+import ipaddress
 import json
 import os
 import re
@@ -50,7 +58,7 @@ INTEGER_TYPES = {"tinyint", "smallint", "mediumint", "int", "bigint"}
 FLOAT_TYPES = {"float", "double", "real"}
 # One JSON line per request, never the key itself. Formatted and written in one
 # call rather than json.dumps + print: measurably faster (bench/handler.py).
-LOG_LINE = '{"sourceIp": %s, "keyLength": %s, "rows": %d, "ms": %.2f, "outcome": "%s"%s}\n'
+LOG_LINE = '{"callerIp": %s, "edgeIp": %s, "keyLength": %s, "rows": %d, "ms": %.2f, "outcome": "%s"%s}\n'
 _json = json.JSONEncoder().encode
 MAX_CURSOR_LENGTH = 2048
 CURSOR = re.compile(r"[A-Za-z0-9_-]+")
@@ -179,7 +187,7 @@ def _wait_at_most(cap):
 
 
 def handler(event, context):
-    """Entry point: event is {"key": ..., "after": ..., "sourceIp": ...} from the API Gateway mapping template."""
+    """Entry point: event is {"key", "after", "forwardedFor", "sourceIp"} from the API Gateway mapping template."""
     started = time.perf_counter()
     event = event if isinstance(event, dict) else {}
     key = event.get("key")
@@ -208,9 +216,25 @@ def handler(event, context):
         raise Internal("database unavailable") from None
     finally:
         sys.stdout.write(LOG_LINE % (
-            _json(event.get("sourceIp")), len(key) if isinstance(key, str) else "null", rows,
+            _json(caller_address(event.get("forwardedFor"))), _json(event.get("sourceIp")),
+            len(key) if isinstance(key, str) else "null", rows,
             (time.perf_counter() - started) * 1000, outcome,
             f', "error": {_json(error)}' if error else ""))
+
+
+def caller_address(forwarded_for):
+    """The address CloudFront appended to X-Forwarded-For (its last entry), or None.
+
+    CloudFront appends the viewer's address to the X-Forwarded-For the viewer sent, or sends that address
+    alone (CloudFront developer guide, RequestAndResponseBehaviorCustomOrigin.html#RequestCustomIPAddresses);
+    a REGIONAL API adds nothing (re:Post QU-xMNlCuTT5m6fL60GYEcgg). Anything but an address is None.
+    """
+    if not isinstance(forwarded_for, str) or not forwarded_for:
+        return None
+    try:
+        return str(ipaddress.ip_address(forwarded_for.rpartition(",")[2].strip()))
+    except ValueError:
+        return None
 
 
 def _check_key(key):

@@ -168,6 +168,13 @@ class FunctionConfig:
 
 
 @dataclass(frozen=True)
+class LogsConfig:
+    """The request logs beside the function's and WAF's; each costs CloudWatch Logs ingestion (README)."""
+    api_access: bool = True   # the API Gateway stage's access log
+    cloudfront: bool = True   # CloudFront's standard logging (v2) to CloudWatch Logs
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     stack: StackConfig
@@ -177,6 +184,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     function: FunctionConfig = field(default_factory=FunctionConfig)
     alerts: AlertsConfig | None = None
+    logs: LogsConfig = field(default_factory=LogsConfig)
     # Beside the config unless given (--local uses a temporary one): always a Path once __post_init__ ran.
     state_dir: Path = None  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()  # values that work but should not: the commands print them
@@ -327,7 +335,7 @@ def load(path: str | Path) -> Config:
     """Read and check the whole config; raise ConfigError on the first problem."""
     data = read_toml(path)
     path = Path(path).resolve()
-    known = {"stack", "database", "access", "domain", "api", "function", "alerts"}
+    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "logs"}
     for name in data:
         if name not in known:
             raise ConfigError(f"[{key_name(name)}]", "unknown section")
@@ -341,6 +349,7 @@ def load(path: str | Path) -> Config:
         api=_api(_Section(data, "api", required=False)),
         function=_function(_Section(data, "function", required=False)),
         alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
+        logs=_logs(_Section(data, "logs", required=False)),
         warnings=tuple(warnings),
     )
 
@@ -569,6 +578,13 @@ def _alerts(s: _Section) -> AlertsConfig:
     email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
     s.finish()
     return AlertsConfig(email=email)
+
+
+def _logs(s: _Section) -> LogsConfig:
+    api_access = s.get("api_access", bool, True)
+    cloudfront = s.get("cloudfront", bool, True)
+    s.finish()
+    return LogsConfig(api_access=api_access, cloudfront=cloudfront)
 
 
 def _function(s: _Section) -> FunctionConfig:

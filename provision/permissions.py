@@ -56,6 +56,7 @@ OWN: dict[tuple[str, str], tuple[str, ...]] = {
     ("cloudfront", "CreateDistributionWithTags"): ("cloudfront:CreateDistribution",),
     ("logs", "TagLogGroup"): ("logs:TagLogGroup", "logs:TagResource"),
     ("logs", "ListTagsLogGroup"): ("logs:ListTagsLogGroup", "logs:ListTagsForResource"),
+    ("lambda", "Invoke"): ("lambda:InvokeFunction",),
 }
 PREFIXES = {"sesv2": "ses"}  # boto3 service name -> IAM prefix, where they differ
 NO_PERMISSION_NEEDED = {("sts", "GetCallerIdentity")}  # AWS answers it for any caller
@@ -84,14 +85,6 @@ BEYOND: tuple[Beyond, ...] = (
     Beyond("lambda", "GetFunction", ("lambda:ListTags",),
            "Lambda API reference, GetFunction: 'returns tag data only if you have explicit allow permissions for "
            "lambda:ListTags'; the function step decides ownership from those tags"),
-    # Two paths the recorder never takes (moto's functions are never Inactive; no reservation to remove
-    # unless max_concurrency becomes 0), granted with the recorded call that leads to them:
-    Beyond("lambda", "GetFunction", ("lambda:InvokeFunction",),
-           "Lambda developer guide, 'Giving Lambda functions access to resources in an Amazon VPC': 'To reactivate "
-           "an idle function, invoke it'; the function step invokes an Inactive function it found once"),
-    Beyond("lambda", "PutFunctionConcurrency", ("lambda:DeleteFunctionConcurrency",),
-           "[function] max_concurrency = 0 removes the reservation (DeleteFunctionConcurrency) that "
-           "PutFunctionConcurrency set"),
     Beyond("lambda", "CreateFunction", ("lambda:TagResource", "iam:PassRole", "ec2:DescribeSecurityGroups",
                                         "ec2:DescribeSubnets", "ec2:DescribeVpcs"),
            "Service Authorization Reference, Lambda: CreateFunction depends on iam:PassRole; Lambda developer "
@@ -138,6 +131,19 @@ BEYOND: tuple[Beyond, ...] = (
            "AWS WAF developer guide, logging permissions: disabling CloudWatch Logs delivery"),
     *(Beyond("apigateway", op, ("apigateway:PUT",), APIGW_TAGS, resources={"apigateway:PUT": ("Tags",)})
       for op in ("CreateRestApi", "CreateApiKey", "CreateUsagePlan", "CreateStage")),
+    Beyond("apigateway", "UpdateAccount", ("iam:PassRole",),
+           "API Gateway developer guide, 'Set up CloudWatch logging for REST APIs': setting the account's "
+           "cloudwatchRoleArn passes that role to API Gateway (iam:PassRole)"),
+    Beyond("logs", "PutDeliverySource", ("logs:TagResource", "cloudfront:AllowVendedLogDeliveryForResource"),
+           "CloudFront developer guide, 'Configure standard logging (v2)', permissions: a CloudFront delivery "
+           "source needs cloudfront:AllowVendedLogDeliveryForResource on the distribution; tags on create need "
+           "logs:TagResource"),
+    Beyond("logs", "PutDeliveryDestination", ("logs:TagResource",),
+           "CloudWatch Logs API reference, PutDeliveryDestination: tags given at creation need logs:TagResource"),
+    Beyond("logs", "CreateDelivery", ("logs:TagResource", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                                      "logs:DescribeLogGroups"),
+           "CloudWatch Logs user guide, 'Logs sent to CloudWatch Logs' (V2 permissions): the delivery adds the "
+           "log group to a log-delivery resource policy; tags on create need logs:TagResource"),
     Beyond("apigateway", "TagResource", ("apigateway:PATCH",),
            "TagResource is authorized as apigateway:PUT on /tags/<ARN> and apigateway:PATCH on the tagged resource "
            "(iann0036/iam-dataset#39, tested against AWS)", resources={"apigateway:PATCH": ("Stage",)}),
@@ -184,7 +190,7 @@ def own_actions(service: str, operation: str, http_method: Callable[[str], str])
     """The IAM action(s) AWS checks for the call itself; API Gateway's by HTTP method (``http_method``)."""
     if (service, operation) in OWN:
         return OWN[(service, operation)]
-    if service == "apigateway":
+    if service in ("apigateway", "apigatewayv2"):  # both authorize as apigateway:<HTTP method>
         return (f"apigateway:{http_method(operation)}",)
     return (f"{PREFIXES.get(service, service)}:{operation}",)
 

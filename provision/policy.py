@@ -27,6 +27,7 @@ from botocore.model import ServiceModel
 from . import permissions
 from .config import Config
 from .context import EDGE_REGION
+from .steps import api_access_log, apigateway_account, cloudfront_logging
 from .steps.alerts import name as alerts_name
 from .steps.function import function_name, log_group_name
 from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition, role_name
@@ -42,7 +43,8 @@ STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
-                  r"|DescribeResourcePolicies|DeleteResourcePolicy)"
+                  r"|DescribeResourcePolicies|DeleteResourcePolicy|DescribeDeliveries|DescribeDeliverySources"
+                  r"|DescribeDeliveryDestinations)"
                   r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
 
 
@@ -66,7 +68,7 @@ def load_catalog(path: Path = CATALOG) -> list[Call]:
 
 def actions(service: str, operation: str) -> tuple[str, ...]:
     """The IAM action(s) AWS checks for one API call: its own, then those of ``permissions.BEYOND``."""
-    own = permissions.own_actions(service, operation, lambda op: _apigateway_http(op)[0])
+    own = permissions.own_actions(service, operation, lambda op: _apigateway_http(op, service)[0])
     extra = tuple(a for b in permissions.beyond(service, operation) for a in b.actions)
     return tuple(dict.fromkeys(own + extra))
 
@@ -74,13 +76,13 @@ def actions(service: str, operation: str) -> tuple[str, ...]:
 _MODELS: dict[str, ServiceModel] = {}
 
 
-def _apigateway_http(operation: str) -> tuple[str, str]:
+def _apigateway_http(operation: str, service: str = "apigateway") -> tuple[str, str]:
     """(HTTP method, resource path up to the first id) of an API Gateway operation, from botocore's model:
-    /restapis/{restapi_id}/resources/{resource_id} -> /restapis/*."""
-    if "apigateway" not in _MODELS:
-        _MODELS["apigateway"] = botocore.session.get_session().get_service_model("apigateway")
-    http = _MODELS["apigateway"].operation_model(operation).http
-    path = re.sub(r"\{[^}]+\}", "*", http["requestUri"].split("?")[0])
+    /restapis/{restapi_id}/resources/{resource_id} -> /restapis/*; apigatewayv2's /v2/apis/{apiId} -> /apis/*."""
+    if service not in _MODELS:
+        _MODELS[service] = botocore.session.get_session().get_service_model(service)
+    http = _MODELS[service].operation_model(operation).http
+    path = re.sub(r"\{[^}]+\}", "*", http["requestUri"].split("?")[0].removeprefix("/v2"))
     return http["method"], path[:path.index("*") + 1] if "*" in path else path
 
 
@@ -131,9 +133,11 @@ class Names:
     def _usual(self, action: str, service: str, operation: str) -> list[str]:
         """The action's resources for this stack, by service; "*" for a service named nowhere here (the
         reference test then fails if the action takes a resource type)."""
-        if service == "apigateway":  # ids are API Gateway's: the region, the kind of resource, one id or none
+        if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
+            return [self._logging_role]
+        if action.split(":")[0] == "apigateway":  # ids are API Gateway's: the region, the kind, one id or none
             region = self.config.stack.region
-            return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation)[1]}"]
+            return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation, service)[1]}"]
         if action.split(":")[0] == "ec2":
             return self._security_groups(action, operation)
         by_service = {"iam": self._iam, "lambda": self._lambda, "logs": self._logs, "acm": self._acm,
@@ -146,19 +150,41 @@ class Names:
     def _aws(self) -> str:
         return f"arn:{partition(self.config.stack.region)}"
 
+    @property
+    def _logging_role(self) -> str:
+        """The region's API Gateway CloudWatch Logs role (steps/apigateway_account.py)."""
+        return f"{self._aws}:iam::{self.account}:role/{apigateway_account.role_name(self.config.stack.region)}"
+
     def _iam(self, action: str) -> list[str]:
         if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
             # no policy variable names the role behind a session (${aws:username} is for users only)
             return [f"{self._aws}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
-        return [f"{self._aws}:iam::{self.account}:role/{role_name(self.config.stack.name)}"]
+        function_role = f"{self._aws}:iam::{self.account}:role/{role_name(self.config.stack.name)}"
+        return [function_role] if action == "iam:PassRole" else [function_role, self._logging_role]
 
     def _lambda(self, action: str) -> list[str]:
         return [self.arn("lambda", self.config.stack.region, f"function:{function_name(self.config.stack.name)}")]
 
     def _logs(self, action: str) -> list[str]:
-        stack = self.config.stack.name
-        groups = [(self.config.stack.region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}")]
-        return [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+        stack, region = self.config.stack.name, self.config.stack.region
+        source = self.arn("logs", EDGE_REGION, f"delivery-source:{cloudfront_logging.source_name(stack)}")
+        destination = self.arn("logs", EDGE_REGION, f"delivery-destination:{cloudfront_logging.destination_name(stack)}")
+        deliveries = [source, destination, self.arn("logs", EDGE_REGION, "delivery:*")]
+        if action == "logs:DeleteDeliverySource":  # the reference lists it on delivery-destination (sic); it
+            return [source, destination]           # deletes the source, which AWS's example policy grants
+        if "DeliverySource" in action:  # CloudFront's log delivery, in us-east-1
+            return [source]
+        if "DeliveryDestination" in action:
+            return [destination]
+        if action == "logs:CreateDelivery":
+            return deliveries
+        if "Delivery" in action:  # the delivery itself: its id is AWS's
+            return [deliveries[2]]
+        groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"),
+                  (region, api_access_log.log_group_name(stack)), (EDGE_REGION, cloudfront_logging.log_group_name(stack))]
+        found = [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
+        tagging = action in ("logs:TagResource", "logs:ListTagsForResource")  # the delivery parts are tagged too
+        return found + deliveries if tagging else found
 
     def _acm(self, action: str) -> list[str]:
         return [self.arn("acm", EDGE_REGION, "certificate/*")]
@@ -197,10 +223,12 @@ class Names:
 
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""
-        if action == "iam:PassRole":  # the function's role may be passed to Lambda only
-            return {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+        if action == "iam:PassRole":  # the function's role to Lambda only; the logging role to API Gateway only
+            to = "apigateway.amazonaws.com" if service == "apigateway" else "lambda.amazonaws.com"
+            return {"StringEquals": {"iam:PassedToService": to}}
         if action == "iam:AttachRolePolicy":  # no AdministratorAccess on a role the operator can run code as
-            attached = LAMBDA_VPC_POLICY.format(partition=partition(self.config.stack.region))
+            attached = [managed.format(partition=partition(self.config.stack.region))
+                        for managed in (LAMBDA_VPC_POLICY, apigateway_account.POLICY)]
             return {"ArnEquals": {"iam:PolicyARN": attached}}
         if action == "ec2:CreateTags":  # tags only in the creating call (EC2's tag-on-create condition key)
             return {"StringEquals": {"ec2:CreateAction": operation}}

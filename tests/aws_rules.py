@@ -464,3 +464,99 @@ def lost_answers(how: str = "reset", operations: set[str] | None = None) -> Rule
         raise aws_error(call.operation, "ServiceUnavailable", "Service Unavailable", 503)
 
     return Rule(f"lost answers ({how})", "https://github.com/aws/aws-sdk-go/issues/3027", applies, answer)
+
+
+# --- Logs an operator and an auditor expect (issue 16) --------------------------------------------------
+
+def access_logging_needs_the_account_role() -> Rule:
+    """A REST stage's access log needs the region's API Gateway CloudWatch role set first.
+
+    API Gateway developer guide, "Set up CloudWatch logging for REST APIs in API Gateway": the account
+    setting's CloudWatch Logs role ARN is required; UpdateStage without it answers "CloudWatch Logs role ARN
+    must be set in account settings to enable logging". moto accepts the stage's log settings regardless.
+    """
+    source = "API Gateway developer guide: Set up CloudWatch logging for REST APIs (account's CloudWatch role)"
+
+    def applies(call: Call) -> bool:  # only when it refuses, so that later rules see the call otherwise
+        return (call.service == "apigateway" and call.operation == "UpdateStage"
+                and any(op.get("path", "").startswith("/accessLogSettings/") and op.get("op") != "remove"
+                        for op in call.params.get("patchOperations", []))
+                and not call.client.get_account().get("cloudwatchRoleArn"))
+
+    return Rule("access logging needs the account's CloudWatch role", source, applies,
+                fail_with("BadRequestException",
+                          "CloudWatch Logs role ARN must be set in account settings to enable logging"))
+
+
+def access_log_format_needs_a_request_id() -> Rule:
+    """An access log format must carry $context.requestId or $context.extendedRequestId.
+
+    API Gateway developer guide, "CloudWatch log formats for API Gateway": the format must include at least
+    one of them; UpdateStage refuses any other. moto stores any format.
+    """
+    source = "API Gateway developer guide: access log format must include $context.requestId or extendedRequestId"
+
+    def applies(call: Call) -> bool:
+        return call.service == "apigateway" and call.operation == "UpdateStage" and any(
+            op.get("path") == "/accessLogSettings/format"
+            and "$context.requestId" not in (op.get("value") or "")
+            and "$context.extendedRequestId" not in (op.get("value") or "")
+            for op in call.params.get("patchOperations", []))
+
+    return Rule("access log format needs a request id", source, applies,
+                fail_with("BadRequestException", "Access Log format must include at least $context.requestId "
+                                                 "or $context.extendedRequestId"))
+
+
+def new_role_not_yet_usable_by_api_gateway(times: int = 2) -> Rule:
+    """UpdateAccount naming a role made seconds ago fails until IAM has propagated it.
+
+    terraform-provider-aws internal/service/apigateway/account.go retries UpdateAccount on "The role ARN
+    does not have required permissions set to API Gateway" for IAM's propagation time. moto accepts at once.
+    """
+    source = "terraform-provider-aws internal/service/apigateway/account.go (retry on IAM propagation)"
+    failures = {"left": times}
+
+    def applies(call: Call) -> bool:
+        return (call.service == "apigateway" and call.operation == "UpdateAccount"
+                and any(op.get("value") for op in call.params.get("patchOperations", [])))
+
+    def answer(call: Call) -> dict:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise aws_error(call.operation, "BadRequestException",
+                            "The role ARN does not have required permissions set to API Gateway")
+        return call.send()
+
+    return Rule(f"a new role is refused by UpdateAccount {times} times", source, applies, answer)
+
+
+def delivery_parts_in_use_cannot_be_deleted() -> Rule:
+    """A delivery source or destination that a delivery still uses cannot be deleted.
+
+    CloudWatch Logs API reference, DeleteDeliverySource / DeleteDeliveryDestination: "You can't delete a
+    delivery source [destination] if any current deliveries are associated with it." moto deletes it and
+    leaves the delivery dangling.
+    """
+    source = "CloudWatch Logs API reference: DeleteDeliverySource, DeleteDeliveryDestination"
+
+    def answer(call: Call) -> dict:
+        deliveries = call.client.describe_deliveries().get("deliveries", [])
+        name = call.params["name"]
+        if call.operation == "DeleteDeliverySource":
+            used = any(d.get("deliverySourceName") == name for d in deliveries)
+        else:
+            used = any(d.get("deliveryDestinationArn", "").endswith(f":delivery-destination:{name}")
+                       for d in deliveries)
+        if used:
+            raise aws_error(call.operation, "ConflictException", f"{name} is in use by a delivery")
+        return call.send()
+
+    return Rule("delivery source or destination in use cannot be deleted", source,
+                operation("logs", "DeleteDeliverySource", "DeleteDeliveryDestination"), answer)
+
+
+def request_logging_rules() -> list[Rule]:
+    """The rules above together: AWS's behaviour for every call the request logs make."""
+    return [access_logging_needs_the_account_role(), access_log_format_needs_a_request_id(),
+            new_role_not_yet_usable_by_api_gateway(), delivery_parts_in_use_cannot_be_deleted()]

@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 
 # The AWS managed policies the toolkit attaches (path under arn:aws:iam::aws:policy/ -> moto's key).
-MANAGED_POLICIES = ("service-role/AWSLambdaVPCAccessExecutionRole",)
+MANAGED_POLICIES = ("service-role/AWSLambdaVPCAccessExecutionRole", "service-role/AmazonAPIGatewayPushToCloudWatchLogs")
 
 
 class _PathsOnce(list):

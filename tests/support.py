@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -215,6 +216,22 @@ def gather(tmp_path_factory, topic: str, name: str, value, expected: set[str]) -
     return found if expected <= set(found) else None
 
 
+# What a DNS-validated deploy with alerts leaves, as kinds() shows it (test_resilience, test_lost_answers).
+EXPECTED_DNS = sorted([
+    "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
+    "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "eventbridge rule demo-certificate-alerts",
+    "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api",
+    "log group aws-waf-logs-demo", "rest api demo", "role demo-fn", "rule on orders-db-db",
+    "security group demo-lambda", "sns topic demo-certificate-alerts", "subscription email ops@example.com",
+    "usage plan demo", "web acl demo",
+])
+
+
+def kinds(found: list[str]) -> list[str]:
+    """Inventory without generated ids, to compare two deploys."""
+    return sorted(re.sub(r"_[0-9a-f]{32}\.", "_<token>.", re.sub(r" [A-Z0-9]{10,}$", "", item)) for item in found)
+
+
 def _tagged(tags) -> bool:
     from provision.tags import as_dict
     return as_dict(tags).get("managed-by") == "rds-edge-api"
@@ -237,7 +254,7 @@ def inventory(config) -> list[str]:
         for finder in (_security_groups, _functions, _log_groups, _apis, _certificates, _mail_identities):
             found += finder(region, config, ours)
         if region == "us-east-1":
-            for finder in (_alerts, _web_acls):
+            for finder in (_alerts, _log_deliveries, _web_acls):
                 found += finder(region, config, ours)
     for finder in (_roles, _distributions, _buckets, _dns_records):
         found += finder("us-east-1", config, ours)
@@ -280,7 +297,10 @@ def _apis(region, config, ours) -> list[str]:
     import boto3
 
     apigw = boto3.client("apigateway", region_name=region)
+    logging_role = apigw.get_account().get("cloudwatchRoleArn") or ""
     return ([f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
+            + ([f"api gateway account logging role in {region}"]  # account-wide: not tagged
+               if "role/rds-edge-api-" in logging_role else [])
             + [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
             + [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))])
 
@@ -305,6 +325,19 @@ def _alerts(region, config, ours) -> list[str]:
                if ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"])]
             + [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
                if s["TopicArn"].endswith(f":{stack}-certificate-alerts")])  # untaggable: by topic name
+
+
+def _log_deliveries(region, config, ours) -> list[str]:
+    import boto3
+
+    logs, found = boto3.client("logs", region_name=region), []
+    for kind, listing, key in (("delivery", "describe_deliveries", "deliveries"),
+                               ("delivery source", "describe_delivery_sources", "deliverySources"),
+                               ("delivery destination", "describe_delivery_destinations", "deliveryDestinations")):
+        for item in getattr(logs, listing)()[key]:
+            if ours(logs.list_tags_for_resource(resourceArn=item["arn"])["tags"]):
+                found.append(f"{kind} {item.get('name') or item['id']}")
+    return found
 
 
 def _web_acls(region, config, ours) -> list[str]:

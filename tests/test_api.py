@@ -43,7 +43,7 @@ def test_rest_api_method_and_integration(cfg):
     template = integration["requestTemplates"]["application/json"]
     assert template == api.TEMPLATE
     # the key is escaped for JSON (a '"' in it must not break the event), the source IP passed as is
-    assert template.startswith('{"key": "$util.escapeJavaScript($input.params(\'key\'))')
+    assert template.startswith(api.FORWARDED_FOR + '{"key": "$util.escapeJavaScript($input.params(\'key\'))')
     assert template.endswith('"sourceIp": "$context.identity.sourceIp"}')
     responses = integration["integrationResponses"]
     assert responses["200"].get("selectionPattern") in (None, "")
@@ -171,13 +171,16 @@ def escape_javascript(value: str) -> str:
     return "".join(out)
 
 
-def render(template: str, params: dict, source_ip: str = "203.0.113.9") -> dict:
+def render(template: str, params: dict, source_ip: str = "203.0.113.9", forwarded_for: str = "") -> dict:
     """The mapping template as API Gateway fills it for a request with these query parameters."""
     import re
     def param(match):
         return escape_javascript(params.get(match.group(1), "")).replace("\\'", "'")
+    body = template.removeprefix(api.FORWARDED_FOR).replace(
+        r'''$util.escapeJavaScript($forwardedFor).replaceAll("\\'","'")''',
+        escape_javascript(forwarded_for).replace("\\'", "'"))
     body = re.sub(r"""\$util\.escapeJavaScript\(\$input\.params\('(\w+)'\)\)\.replaceAll\("\\\\'","'"\)""",
-                  param, template)
+                  param, body)
     return json.loads(body.replace("$context.identity.sourceIp", source_ip))
 
 
@@ -189,4 +192,4 @@ def render(template: str, params: dict, source_ip: str = "203.0.113.9") -> dict:
 ])
 def test_template_passes_key_and_after_escaped(params, event):
     """The optional cursor reaches the function as the event's after ("" when absent), never as extra fields."""
-    assert render(api.TEMPLATE, params) == {**event, "sourceIp": "203.0.113.9"}
+    assert render(api.TEMPLATE, params) == {**event, "forwardedFor": "", "sourceIp": "203.0.113.9"}

@@ -296,8 +296,8 @@ def test_log_line_has_no_key_and_no_password(configure, capsys, key, outcome, ro
     lines = out.strip().splitlines()
     assert len(lines) == 1
     log = json.loads(lines[0])
-    assert set(log) == {"sourceIp", "keyLength", "rows", "ms", "outcome"}
-    assert log["sourceIp"] == "203.0.113.9" and log["keyLength"] == len(key)
+    assert set(log) == {"callerIp", "edgeIp", "keyLength", "rows", "ms", "outcome"}
+    assert log["edgeIp"] == "203.0.113.9" and log["callerIp"] is None and log["keyLength"] == len(key)
     assert log["outcome"] == outcome and log["rows"] == rows and log["ms"] >= 0
     leaked = key in out or PASSWORD in out
     assert not leaked, "key or password in the log line"

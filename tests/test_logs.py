@@ -45,6 +45,8 @@ def path(aws, write_config):
 
 def seed_both():
     t = now_ms(-60)
+    boto3.client("logs", region_name="eu-west-1").create_log_group(logGroupName="/aws/apigateway/demo/access")
+    boto3.client("logs", region_name="us-east-1").create_log_group(logGroupName="/aws/cloudfront/demo/access")
     put("eu-west-1", "/aws/lambda/demo-api", [
         (t + 10, "START RequestId: 1 Version: $LATEST"),
         (t + 20, function_line("198.51.100.7", 5, 12.5, "ok")),
@@ -64,7 +66,7 @@ def test_json_merges_both_sources_by_time_and_never_shows_a_secret(path):
     seed_both()
     run = Run("logs", path, "--json")
     assert run.code == 0, run.text
-    rows = [json.loads(line) for line in run.text.splitlines()]
+    rows = [json.loads(line) for line in run.text.splitlines() if line.startswith("{")]
     assert [(r["source"], r["address"], r["outcome"], r["key_length"]) for r in rows] == [
         ("waf", "203.0.113.9", "allowed by WAF", 5),
         ("function", "198.51.100.7", "200", 5),
@@ -94,7 +96,7 @@ def test_since_leaves_older_records_out(path):
                                                (now_ms(-30), function_line("198.51.100.2", 2, 1, "ok"))])
     run = Run("logs", path, "--json", "--since", "1h")
     assert [json.loads(line)["address"] for line in run.text.splitlines() if line.startswith("{")] == ["198.51.100.2"]
-    assert "WAF logging is not set up" in run.text  # no WAF log group: the function's lines alone
+    assert "no log group aws-waf-logs-demo in us-east-1" in run.text  # no WAF log group: the function's lines alone
 
 
 def test_no_function_log_group_is_exit_1(path):

@@ -10,9 +10,7 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 from provision import waits
 from provision.errors import DeployError
 from tests.aws_rules import lost_answers
-from tests.support import inventory, quiet_context
-from tests.test_deploy import Run
-from tests.test_resilience import EXPECTED_DNS, kinds
+from tests.support import EXPECTED_DNS, Run, inventory, kinds, quiet_context
 
 pytestmark = pytest.mark.iam
 

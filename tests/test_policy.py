@@ -307,7 +307,11 @@ def test_without_lambda_list_tags_teardown_takes_the_function_for_someone_else_s
 
 def test_the_role_may_be_passed_to_lambda_only(config_for):
     doc = policy.document(config_for("dns"), ACCOUNT, NETWORK)
-    [passing] = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"]]
+    [passing] = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"]
+                 and s["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/demo-fn"]
     assert passing["Action"] == ["iam:PassRole"]
-    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/demo-fn"
     assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    # the other role passed: the region's API Gateway logging role, to API Gateway only (UpdateAccount)
+    others = [s for s in doc["Statement"] if "iam:PassRole" in s["Action"] and s is not passing]
+    assert all(s["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/rds-edge-api-apigateway-logs-eu-west-1" and
+               s["Condition"] == {"StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}} for s in others)

@@ -58,9 +58,11 @@ def test_the_tagged_ingress_rule_is_a_security_group_rule_resource(doc_for):
                                                                      "AuthorizeSecurityGroupIngress"}}]
 
 
-def test_attach_role_policy_only_for_the_managed_policy_the_toolkit_attaches(doc_for):
+def test_attach_role_policy_only_for_the_managed_policies_the_toolkit_attaches(doc_for):
     vpc_access = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-    assert grants(doc_for(), "iam:AttachRolePolicy", ROLE) == [{"ArnEquals": {"iam:PolicyARN": vpc_access}}]
+    push_logs = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"  # the logging role's
+    assert grants(doc_for(), "iam:AttachRolePolicy", ROLE) == [{"ArnEquals": {"iam:PolicyARN": [vpc_access,
+                                                                                               push_logs]}}]
 
 
 def test_put_role_policy_only_with_iam_database_auth(doc_for):

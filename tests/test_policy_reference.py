@@ -31,6 +31,11 @@ def _reference() -> dict[str, dict[str, dict]]:
 
 
 REFERENCE = _reference()
+# Where parliament's copy of the reference is wrong: DeleteDeliverySource is listed on delivery-destination
+# only, yet it deletes a delivery source (CloudWatch Logs API reference) and AWS's own example policy grants it
+# on delivery-source:* (CloudWatch Logs user guide, "Logs sent to CloudWatch Logs").
+REFERENCE["logs"]["deletedeliverysource"]["resource_types"].append({"resource_type": "delivery-source*",
+                                                                "dependent_actions": []})
 
 
 def _variant_id(v) -> str:

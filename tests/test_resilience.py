@@ -4,14 +4,13 @@ A crash is a BaseException raised from a botocore hook (right after AWS answered
 resource exists, the response is lost) or from the state file's save (right after it was written). It
 is not caught by the toolkit, as a killed process would not be. Tests then count resources with boto3.
 """
-import re
 
 import boto3
 import pytest
 
 from provision.lock import stack_lock
 from provision.state import State
-from tests.support import Run, inventory
+from tests.support import EXPECTED_DNS, Run, inventory, kinds
 
 pytestmark = pytest.mark.iam
 
@@ -33,11 +32,6 @@ def crash_after_call(operation: str) -> boto3.Session:
 
     session.events.register("after-call", after_call)
     return session
-
-
-def kinds(found: list[str]) -> list[str]:
-    """Inventory without generated ids, to compare two deploys."""
-    return sorted(re.sub(r"_[0-9a-f]{32}\.", "_<token>.", re.sub(r" [A-Z0-9]{10,}$", "", item)) for item in found)
 
 
 DNS_CRASH_POINTS = [
@@ -183,14 +177,6 @@ def test_a_corrupt_state_file_falls_back_to_lookups(dns_stack):
     assert run.text.rstrip().endswith("(0 changing)")
 
 
-EXPECTED_DNS = sorted([
-    "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
-    "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "eventbridge rule demo-certificate-alerts",
-    "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api",
-    "log group aws-waf-logs-demo", "rest api demo", "role demo-fn", "rule on orders-db-db",
-    "security group demo-lambda", "sns topic demo-certificate-alerts", "subscription email ops@example.com",
-    "usage plan demo", "web acl demo",
-])
 
 
 @pytest.mark.parametrize("operation", ["DeleteReceiptRuleSet", "DeleteIdentity", "DeleteTopic", "DeleteCertificate"])

@@ -290,3 +290,17 @@ def test_the_toolkits_error_template_quotes_the_message_as_json():
 
     body = json.dumps({"errorMessage": '[NotFound] "quoted" \u00e9', "errorType": "NotFound"})
     assert json.loads(vtl.render(ERROR_BODY, vtl.Input(body), {})) == {"message": '[NotFound] "quoted" \u00e9'}
+
+
+def test_the_edge_forwards_the_callers_address_as_cloudfront_does(served, monkeypatch):
+    """CloudFront appends the viewer's address to the X-Forwarded-For the viewer sent; the function logs that
+    entry as the caller and API Gateway's sourceIp (here the local edge, 127.0.0.1) as the edge."""
+    path = served[2]
+    events = []
+    invoke = path.function.invoke
+    monkeypatch.setattr(path.function, "invoke", lambda env, event: (events.append(event), invoke(env, event))[1])
+    status, _ = through_edge(path, source=f"{ALLOWED}, 10.1.2.3", key="42")
+    assert status == 200
+    [event] = events
+    assert event["forwardedFor"] == f"{ALLOWED}, 10.1.2.3, {ALLOWED}" and event["sourceIp"] == "127.0.0.1"
+    assert path.function.module.caller_address(event["forwardedFor"]) == ALLOWED

@@ -67,8 +67,11 @@ def _forward(request: Incoming, source: str, origin: dict, policy: str | None, a
     if policy is not None:  # without an origin request policy, no viewer header or query string is forwarded
         headers = {k: v for k, v in request.headers.items()
                    if k not in HOP_BY_HOP and not (k == "host" and policy == "all but Host")}
-    forwarded = request.headers.get("x-forwarded-for")
-    headers["x-forwarded-for"] = f"{forwarded}, {request.peer}" if forwarded else source
+    # As CloudFront: the viewer's address appended to the X-Forwarded-For it sent, or alone (developer guide,
+    # RequestAndResponseBehaviorCustomOrigin.html#RequestCustomIPAddresses); the viewer's address is the one
+    # WAF judged, so the function logs the caller WAF let through.
+    forwarded = ", ".join(request.values("x-forwarded-for"))  # a repeated header: its values, in order
+    headers["x-forwarded-for"] = f"{forwarded}, {source}" if forwarded else source
     headers.setdefault("host", origin["DomainName"])
     for header in (origin.get("CustomHeaders") or {}).get("Items") or []:
         headers[header["HeaderName"].lower()] = header["HeaderValue"]

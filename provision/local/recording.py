@@ -47,6 +47,12 @@ UNREACHED: tuple[dict[str, Any], ...] = (
     {"service": "iam", "operation": "SimulatePrincipalPolicy", "commands": ["deploy", "policy"],
      "why": "deploy checks the caller first only with [stack] check_permissions; moto 5.2.5 has no "
             "SimulatePrincipalPolicy (tests/test_policy_check.py stands in for it)"},
+    {"service": "lambda", "operation": "Invoke", "commands": ["deploy"],
+     "why": "only for a function that turned Inactive after weeks without a call (one invocation reactivates "
+            "it); moto's functions are never Inactive (tests/test_function_on_aws.py stands in for it)"},
+    {"service": "lambda", "operation": "GetFunctionConcurrency", "commands": ["deploy"],
+     "why": "the preflight reads the function's reservation only once GetAccountSettings answers; moto 5.2.5 has "
+            "no GetAccountSettings (tests/test_preflight.py stands in for it)"},
 )
 
 
@@ -66,7 +72,8 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
         "domain": domain,
         "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3,
                 "max_rows": 50} if changed else {},
-        "function": {"memory_mb": 512, "max_concurrency": 4} if changed else {},
+        # max_concurrency 0 removes the first deploy's reservation (DeleteFunctionConcurrency)
+        "function": {"memory_mb": 512, "max_concurrency": 0} if changed else {},
         "alerts": {"email": "ops-new@example.com" if changed else "ops@example.com"},
     }
     return "\n".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())

@@ -24,7 +24,10 @@ Three chains run at once on deploy:
 - waf (IP sets and the web ACL, us-east-1, scope CLOUDFRONT) -> waf_logging.
 They meet at cloudfront (needs the API, the ACL and the issued certificate),
 then domain_record (alias A/AAAA beside the validation MX, or the CNAME
-printed).
+printed). Beside them, the request logs ([logs]): api -> api_access_log (the
+stage's JSON access log, and the region's API Gateway CloudWatch role if none
+is set) and cloudfront -> cloudfront_logging (standard logging v2 to
+CloudWatch Logs in us-east-1: needs the distribution's ARN).
 
 Teardown walks the graph backwards, whatever the config uses now, so a stack
 that switched validation modes leaves nothing behind. References AWS does not
@@ -42,8 +45,10 @@ from ..context import Context
 from . import (
     alerts,
     api,
+    api_access_log,
     certificate,
     cloudfront,
+    cloudfront_logging,
     domain_record,
     function,
     iam_role,
@@ -76,11 +81,14 @@ STEPS: tuple[Step, ...] = (
     Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy),
     Step("function", "Lambda function", function.ensure, function.destroy, needs=("iam_role", "security_groups")),
     Step("api", "API Gateway", api.ensure, api.destroy, needs=("function",), loose=("function",)),
+    Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",)),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy),
     Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy, needs=("waf",)),
     Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing, needs=("certificate",)),
     Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy,
          needs=("api", "waf", "certificate_issued"), loose=("api",)),
+    Step("cloudfront_logging", "CloudFront logging", cloudfront_logging.ensure, cloudfront_logging.destroy,
+         needs=("cloudfront",)),
     Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront",)),
 )
 graph.check(STEPS)

@@ -41,8 +41,15 @@ STEP = "api"
 # holding '"' broke the JSON (a 500, not a 4xx) and could smuggle extra fields into the event.
 # escapeJavaScript also turns ' into \', which JSON does not know, hence the replaceAll.
 # ?after= (the cursor of the previous page, optional) is passed the same way; absent, it is "".
-TEMPLATE = (r'''{"key": "$util.escapeJavaScript($input.params('key')).replaceAll("\\'","'")", '''
+# X-Forwarded-For, found whatever its case (a REST API keeps the sender's), carries the caller's address
+# that CloudFront appended; sourceIp is the edge server's (lambda/handler.py's caller_address says more).
+FORWARDED_FOR = (r'''#set($forwardedFor = "")#foreach($name in $input.params().header.keySet())'''
+                 r'''#if($name.matches("(?i)x-forwarded-for"))#set($forwardedFor = $input.params().header.get($name))'''
+                 r'''#end#end''')
+TEMPLATE = (FORWARDED_FOR
+            + r'''{"key": "$util.escapeJavaScript($input.params('key')).replaceAll("\\'","'")", '''
             r'''"after": "$util.escapeJavaScript($input.params('after')).replaceAll("\\'","'")", '''
+            r'''"forwardedFor": "$util.escapeJavaScript($forwardedFor).replaceAll("\\'","'")", '''
             r'''"sourceIp": "$context.identity.sourceIp"}''')
 ERROR_BODY = "{\"message\": $input.json('$.errorMessage')}"
 # (status, selection pattern on the Lambda error message, response template); patterns are disjoint.

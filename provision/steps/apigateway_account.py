@@ -1,0 +1,156 @@
+"""API Gateway's account-wide CloudWatch Logs role (UpdateAccount cloudwatchRoleArn), one per region.
+
+A REST API stage writes its access log through this one role of the account
+and region; without it, UpdateStage refuses: "CloudWatch Logs role ARN must be
+set in account settings to enable logging" (API Gateway developer guide, "Set
+up CloudWatch logging for REST APIs"). It is shared with every other API of
+the account in that region, so:
+- it is set only when none is set; a role someone else set is used as it is;
+- ownership is known by name and tag: the setting is the toolkit's only when
+  it names the role ``rds-edge-api-apigateway-logs-<region>`` and that role is
+  tagged managed-by=rds-edge-api (plus the stack that made it). The state
+  file plays no part, so another stack, or a run without state, can release it;
+- it is released (setting cleared, role deleted) only when it is the
+  toolkit's and no other API in the region logs: a REST stage of an API not
+  this stack's with an access log or execution logging, or a WebSocket stage
+  likewise, keeps it. While it serves others, it stays, and teardown says so.
+
+A new role takes seconds before API Gateway can assume it: UpdateAccount then
+fails with "The role ARN does not have required permissions set to API
+Gateway" (terraform-provider-aws internal/service/apigateway/account.go
+retries on it, and on "... could not successfully write to CloudWatch Logs
+using the ARN specified"); both are waited for, bounded.
+"""
+from __future__ import annotations
+
+import json
+
+from .. import waits
+from ..context import UNKNOWN, Context
+from ..errors import is_code, or_none
+from ..tags import MANAGED_BY, as_dict, is_ours
+from .iam_role import partition
+
+ROLE_PREFIX = "rds-edge-api-apigateway-logs-"
+# AWS's managed policy for exactly this role (API Gateway developer guide): the role serves every API of the
+# region, execution logs too, so no narrower set of log groups could be named.
+POLICY = "arn:{partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+TRUST = {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                        "Action": "sts:AssumeRole"}]}
+PROPAGATION_TIMEOUT = 120.0
+NOT_YET = ("The role ARN does not have required permissions",
+           "could not successfully write to CloudWatch Logs using the ARN specified")
+
+
+def role_name(region: str) -> str:
+    return f"{ROLE_PREFIX}{region}"
+
+
+def _setting(ctx: Context) -> str:
+    return ctx.client("apigateway").get_account().get("cloudwatchRoleArn") or ""
+
+
+def _names_ours(ctx: Context, arn: str) -> bool:
+    return arn.rsplit("/", 1)[-1] == role_name(ctx.region)
+
+
+def _role(ctx: Context) -> dict | None:
+    found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.region))
+    return found and found["Role"]
+
+
+def _toolkits(ctx: Context, role: dict) -> bool:
+    tags = role.get("Tags") or ctx.client("iam").list_role_tags(RoleName=role["RoleName"])["Tags"]
+    return as_dict(tags).get("managed-by") == MANAGED_BY
+
+
+def claim(ctx: Context) -> str:
+    """Make sure the region's API Gateway has a CloudWatch role; the ARN it uses (UNKNOWN while planned)."""
+    current = _setting(ctx)
+    if current and not _names_ours(ctx, current):
+        ctx.outputs["API Gateway logging role"] = f"{current} (the account's own, left as set)"
+        return current
+    arn = _ensure_role(ctx)
+    if current != arn:
+        apigw = ctx.client("apigateway")
+        ctx.change("update", f"API Gateway account setting in {ctx.region}: CloudWatch Logs role "
+                             f"{role_name(ctx.region)} (none was set)", waits.retry_while, ctx,
+                   f"IAM role {role_name(ctx.region)} to become usable by API Gateway",
+                   lambda: apigw.update_account(patchOperations=[
+                       {"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]),
+                   _not_yet, timeout=PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+    ctx.outputs["API Gateway logging role"] = f"{role_name(ctx.region)} (the toolkit's; kept while other APIs use it)"
+    return arn
+
+
+def _not_yet(exc: BaseException) -> bool:
+    return is_code(exc, "BadRequestException") and any(text in str(exc) for text in NOT_YET)
+
+
+def _ensure_role(ctx: Context) -> str:
+    iam, name = ctx.client("iam"), role_name(ctx.region)
+    policy = POLICY.format(partition=partition(ctx.region))
+    role = _role(ctx)
+    if role is None:
+        created = ctx.change("create", f"IAM role {name} (API Gateway's CloudWatch Logs role in {ctx.region})",
+                             iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),
+                             Tags=ctx.tag_list, Description="rds-edge-api: API Gateway writes logs "
+                                                            f"in {ctx.region} through this role (account-wide)")
+        arn = created["Role"]["Arn"] if created else UNKNOWN
+    else:
+        arn = role["Arn"]
+        attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
+        if policy in attached:
+            return arn
+    ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy, RoleName=name,
+               PolicyArn=policy)
+    return arn
+
+
+def release(ctx: Context) -> None:
+    """Clear the setting and delete the role, when both are the toolkit's and no other API logs through it."""
+    current, role = _setting(ctx), _role(ctx)
+    if role is None or not _toolkits(ctx, role):
+        return
+    if _names_ours(ctx, current):
+        users = other_users(ctx)
+        if users:
+            ctx.out.note(f"Keeping IAM role {role['RoleName']} and API Gateway's account setting in {ctx.region}: "
+                         f"{len(users)} other API stage(s) log through it ({', '.join(users[:3])})")
+            return
+        ctx.change("update", f"API Gateway account setting in {ctx.region}: no CloudWatch Logs role",
+                   ctx.client("apigateway").update_account,
+                   patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": ""}])
+    iam, name = ctx.client("iam"), role["RoleName"]
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        ctx.change("update", f"detach {attached['PolicyName']} from {name}", iam.detach_role_policy,
+                   RoleName=name, PolicyArn=attached["PolicyArn"])
+    ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
+
+
+def other_users(ctx: Context) -> list[str]:
+    """The stages, of APIs in the region that are not this stack's, that log through the account's role."""
+    apigw, users = ctx.client("apigateway"), []
+    for api in _pages(apigw, "get_rest_apis", "items"):
+        if is_ours(api.get("tags"), ctx.stack):
+            continue
+        for stage in apigw.get_stages(restApiId=api["id"]).get("item", []):
+            levels = {(s or {}).get("loggingLevel", "OFF") for s in (stage.get("methodSettings") or {}).values()}
+            traced = any((s or {}).get("dataTraceEnabled") for s in (stage.get("methodSettings") or {}).values())
+            if (stage.get("accessLogSettings") or {}).get("destinationArn") or levels - {"OFF"} or traced:
+                users.append(f"{api['name']}/{stage['stageName']}")
+    apigw2 = ctx.client("apigatewayv2")
+    for api in _pages(apigw2, "get_apis", "Items"):
+        if api.get("ProtocolType") != "WEBSOCKET" or is_ours(api.get("Tags"), ctx.stack):
+            continue
+        for stage in _pages(apigw2, "get_stages", "Items", ApiId=api["ApiId"]):
+            routes = [stage.get("DefaultRouteSettings") or {}, *(stage.get("RouteSettings") or {}).values()]
+            if (stage.get("AccessLogSettings") or {}).get("DestinationArn") or any(
+                    r.get("LoggingLevel", "OFF") != "OFF" or r.get("DataTraceEnabled") for r in routes):
+                users.append(f"{api['Name']}/{stage['StageName']} (WebSocket)")
+    return users
+
+
+def _pages(client, operation: str, key: str, **kwargs) -> list[dict]:
+    return [item for page in client.get_paginator(operation).paginate(**kwargs) for item in page.get(key, [])]

@@ -1,0 +1,179 @@
+"""Step "cloudfront_logging": CloudFront's standard logging (v2) into CloudWatch Logs, in us-east-1.
+
+CloudFront's record of every request it answered (who, status, time taken,
+edge location), the one log that also holds what WAF blocked and what never
+reached the API (Prowler's cloudfront_distributions_logging_enabled). The v2
+log delivery is three CloudWatch Logs objects besides the group, all in
+us-east-1 (CloudFront developer guide, "Configure standard logging (v2)"):
+- the log group ``/aws/cloudfront/<stack>/access``, tagged, with the stack's
+  retention (``function.log_retention_days``);
+- a delivery source ``<stack>-cloudfront`` (PutDeliverySource, the
+  distribution's ARN, log type ACCESS_LOGS);
+- a delivery destination ``<stack>-cloudfront-logs`` (PutDeliveryDestination:
+  the group, JSON records);
+- the delivery joining them (CreateDelivery) with ``RECORD_FIELDS``: no
+  query string (it holds ?key=), no cookie, no referer.
+All three carry the stack's tags. ``[logs] cloudfront = false`` removes them.
+
+Pitfalls:
+- A source's resource cannot change ("create a new Delivery Source instead"),
+  nor a destination's output format: either drift replaces the object, and
+  its delivery with it. A delivery's fields drifting replaces the delivery.
+- A source or destination still used by a delivery cannot be deleted: the
+  delivery goes first.
+- CloudWatch Logs adds the group to a log-delivery resource policy itself on
+  the first delivery (CloudWatch Logs user guide, "Logs sent to CloudWatch
+  Logs"); that policy entry is AWS's and stays.
+"""
+from __future__ import annotations
+
+from ..context import UNKNOWN, Context
+from ..errors import or_none
+from ..tags import is_ours
+from . import log_groups
+from .cloudfront import STEP as CLOUDFRONT_STEP, find as find_distribution
+
+STEP = "cloudfront_logging"
+LOG_TYPE = "ACCESS_LOGS"
+OUTPUT_FORMAT = "json"
+# CloudFront's standard log fields (developer guide, "Standard log file fields") minus cs-uri-query (the key),
+# cs(Cookie) and cs(Referer).
+RECORD_FIELDS = ["date", "time", "x-edge-location", "sc-bytes", "c-ip", "cs-method", "cs(Host)", "cs-uri-stem",
+                 "sc-status", "cs(User-Agent)", "x-edge-result-type", "x-edge-request-id", "x-host-header",
+                 "cs-protocol", "cs-bytes", "time-taken", "x-forwarded-for", "ssl-protocol", "ssl-cipher",
+                 "x-edge-response-result-type", "cs-protocol-version", "c-port", "time-to-first-byte",
+                 "x-edge-detailed-result-type", "sc-content-type", "sc-content-len"]
+
+
+def log_group_name(stack: str) -> str:
+    return f"/aws/cloudfront/{stack}/access"
+
+
+def source_name(stack: str) -> str:
+    return f"{stack}-cloudfront"
+
+
+def destination_name(stack: str) -> str:
+    return f"{stack}-cloudfront-logs"
+
+
+def _distribution_arn(ctx: Context) -> str | None:
+    known = ctx.state.get(CLOUDFRONT_STEP).get("arn")
+    if known:
+        return known
+    found = find_distribution(ctx)
+    return found["ARN"] if found else None
+
+
+def _source(logs, stack: str) -> dict | None:
+    found = or_none(logs.get_delivery_source, "ResourceNotFoundException", name=source_name(stack))
+    return found and found["deliverySource"]
+
+
+def _destination(logs, stack: str) -> dict | None:
+    found = or_none(logs.get_delivery_destination, "ResourceNotFoundException", name=destination_name(stack))
+    return found and found["deliveryDestination"]
+
+
+def _deliveries(logs, stack: str) -> list[dict]:
+    pages = logs.get_paginator("describe_deliveries").paginate()
+    return [d for page in pages for d in page.get("deliveries", [])
+            if d.get("deliverySourceName") == source_name(stack)]
+
+
+def _ours(logs, resource: dict, stack: str) -> bool:
+    return is_ours(resource.get("tags") or logs.list_tags_for_resource(resourceArn=resource["arn"])["tags"], stack)
+
+
+def ensure(ctx: Context) -> None:
+    if not ctx.config.logs.cloudfront:
+        destroy(ctx)
+        ctx.state.drop(STEP)
+        return
+    logs = ctx.edge("logs")
+    group = log_groups.ensure(ctx, logs, log_group_name(ctx.stack), where=" in us-east-1")
+    group_arn = log_groups.group_arn(group) if group else UNKNOWN
+    distribution_arn = _distribution_arn(ctx) or UNKNOWN
+    deliveries = _deliveries(logs, ctx.stack)
+    _ensure_source(ctx, logs, distribution_arn, deliveries)
+    destination = _ensure_destination(ctx, logs, group_arn, deliveries)
+    _ensure_delivery(ctx, logs, destination, deliveries)
+    ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "delivery_source": source_name(ctx.stack)})
+    ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)"
+
+
+def _delete_deliveries(ctx: Context, logs, deliveries: list[dict], why: str) -> None:
+    for delivery in list(deliveries):
+        ctx.change("delete", f"CloudFront log delivery {delivery['id']} ({why})", logs.delete_delivery,
+                   id=delivery["id"])
+        deliveries.remove(delivery)
+
+
+def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[dict]) -> None:
+    name = source_name(ctx.stack)
+    source = _source(logs, ctx.stack)
+    if source is not None and (source.get("resourceArns") != [distribution_arn] or source.get("logType") != LOG_TYPE):
+        _delete_deliveries(ctx, logs, deliveries, "its source changes")
+        ctx.change("delete", f"delivery source {name} (another distribution)", logs.delete_delivery_source, name=name)
+        source = None
+    if source is None:
+        ctx.change("create", f"delivery source {name}: the distribution's access logs", logs.put_delivery_source,
+                   name=name, resourceArn=distribution_arn, logType=LOG_TYPE, tags=ctx.tags)
+    elif not _ours(logs, source, ctx.stack):
+        ctx.change("update", f"tags of delivery source {name}", logs.tag_resource, resourceArn=source["arn"],
+                   tags=ctx.tags)
+
+
+def _ensure_destination(ctx: Context, logs, group_arn: str, deliveries: list[dict]) -> dict | None:
+    name = destination_name(ctx.stack)
+    destination = _destination(logs, ctx.stack)
+    config = {"destinationResourceArn": group_arn}
+    if destination is not None and destination.get("outputFormat") != OUTPUT_FORMAT:
+        _delete_deliveries(ctx, logs, deliveries, "its destination changes")
+        ctx.change("delete", f"delivery destination {name} (output format)", logs.delete_delivery_destination,
+                   name=name)
+        destination = None
+    if destination is None:
+        created = ctx.change("create", f"delivery destination {name}: {log_group_name(ctx.stack)}, JSON",
+                             logs.put_delivery_destination, name=name, outputFormat=OUTPUT_FORMAT,
+                             deliveryDestinationConfiguration=config, tags=ctx.tags)
+        return created and created["deliveryDestination"]
+    if destination.get("deliveryDestinationConfiguration") != config:
+        ctx.change("update", f"delivery destination {name}: {log_group_name(ctx.stack)}",
+                   logs.put_delivery_destination, name=name, outputFormat=OUTPUT_FORMAT,
+                   deliveryDestinationConfiguration=config)
+    if not _ours(logs, destination, ctx.stack):
+        ctx.change("update", f"tags of delivery destination {name}", logs.tag_resource,
+                   resourceArn=destination["arn"], tags=ctx.tags)
+    return destination
+
+
+def _ensure_delivery(ctx: Context, logs, destination: dict | None, deliveries: list[dict]) -> None:
+    destination_arn = destination["arn"] if destination else UNKNOWN
+    wanted = [d for d in deliveries
+              if d.get("deliveryDestinationArn") == destination_arn and d.get("recordFields") == RECORD_FIELDS]
+    _delete_deliveries(ctx, logs, [d for d in deliveries if d not in wanted], "its fields or destination changed")
+    if wanted:
+        if not _ours(logs, wanted[0], ctx.stack):
+            ctx.change("update", f"tags of CloudFront log delivery {wanted[0]['id']}", logs.tag_resource,
+                       resourceArn=wanted[0]["arn"], tags=ctx.tags)
+        return
+    ctx.change("create", f"CloudFront log delivery {source_name(ctx.stack)} -> {destination_name(ctx.stack)}",
+               logs.create_delivery, deliverySourceName=source_name(ctx.stack),
+               deliveryDestinationArn=destination_arn, recordFields=RECORD_FIELDS, tags=ctx.tags)
+
+
+def destroy(ctx: Context) -> None:
+    """Deliveries first (they hold the source and destination), then those two, then the group: each if ours."""
+    logs = ctx.edge("logs")
+    for delivery in _deliveries(logs, ctx.stack):
+        if _ours(logs, delivery, ctx.stack):
+            ctx.change("delete", f"CloudFront log delivery {delivery['id']}", logs.delete_delivery, id=delivery["id"])
+    source = _source(logs, ctx.stack)
+    if source is not None and _ours(logs, source, ctx.stack):
+        ctx.change("delete", f"delivery source {source['name']}", logs.delete_delivery_source, name=source["name"])
+    destination = _destination(logs, ctx.stack)
+    if destination is not None and _ours(logs, destination, ctx.stack):
+        ctx.change("delete", f"delivery destination {destination['name']}", logs.delete_delivery_destination,
+                   name=destination["name"])
+    log_groups.destroy(ctx, logs, log_group_name(ctx.stack))
