@@ -9,7 +9,7 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from parliament import analyze_policy_string, enhance_finding
 
 from provision import config as config_module, policy
-from provision.commands.policy import stack_network
+from provision.caller_check import stack_network
 from provision.local import recording
 from tests.aws_rules import function_tags_need_list_tags
 from tests.support import Run, gather, inventory, quiet_context

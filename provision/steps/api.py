@@ -113,7 +113,9 @@ def _stack_apis(ctx: Context) -> list[dict]:
     return [api for api in _paged(ctx.client("apigateway").get_rest_apis, "items") if is_ours(api.get("tags"), ctx.stack)]
 
 
-def _find_api(ctx: Context) -> dict | None:
+def find(ctx: Context) -> dict | None:
+    """The stack's REST API (the state's, else the oldest with the stack's tags): the one lookup every
+    command and the local path use, so a same-named API of someone else's is never taken for it."""
     return _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))[0]
 
 
@@ -137,7 +139,7 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
         api = ctx.change("create", f"REST API {name} (REGIONAL)", waits.within_quota, ctx, apigw.create_rest_api,
                          name=name,
                          description=f"rds-edge-api stack {ctx.stack}", apiKeySource="HEADER",
-                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags, find=lambda: _find_api(ctx))
+                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags, find=lambda: find(ctx))
         if api is None:
             _plan_new_api(ctx)
             return
