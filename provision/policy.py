@@ -24,14 +24,10 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import permissions
+from . import permissions, registry
 from .config import Config
-from .context import EDGE_REGION
-from .steps import api_access_log, apigateway_account, cloudfront_logging
-from .steps.alerts import name as alerts_name
-from .steps.function import function_name, log_group_name
-from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition, role_name
-from .steps.waf import acl_name, ip_set_name
+from .steps import STEPS, apigateway_account
+from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition
 from .tags import stack_tags
 
 CATALOG = Path(__file__).with_name("aws_calls.json")
@@ -103,6 +99,9 @@ class Names:
     def arn(self, service: str, region: str, resource: str) -> str:
         return f"arn:{partition(self.config.stack.region)}:{service}:{region}:{self.account}:{resource}"
 
+    def unowned_arn(self, service: str, resource: str) -> str:
+        return f"arn:{partition(self.config.stack.region)}:{service}:::{resource}"
+
     def resources(self, action: str, service: str, operation: str) -> list[str]:
         """The narrowest resources AWS supports for this action in this call and this stack."""
         if STAR.match(action):
@@ -134,68 +133,19 @@ class Names:
         """The action's resources for this stack, by service; "*" for a service named nowhere here (the
         reference test then fails if the action takes a resource type)."""
         if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
-            return [self._logging_role]
+            return [apigateway_account.role_arn(self)]
         if action.split(":")[0] == "apigateway":  # ids are API Gateway's: the region, the kind, one id or none
             region = self.config.stack.region
             return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation, service)[1]}"]
         if action.split(":")[0] == "ec2":
             return self._security_groups(action, operation)
-        by_service = {"iam": self._iam, "lambda": self._lambda, "logs": self._logs, "acm": self._acm,
-                      "cloudfront": self._cloudfront, "wafv2": self._wafv2, "rds": self._rds,
-                      "route53": self._route53, "s3": self._s3, "sns": self._sns, "events": self._events}
-        resources = by_service.get(action.split(":")[0])
-        return resources(action) if resources else ["*"]
-
-    @property
-    def _aws(self) -> str:
-        return f"arn:{partition(self.config.stack.region)}"
-
-    @property
-    def _logging_role(self) -> str:
-        """The region's API Gateway CloudWatch Logs role (steps/apigateway_account.py)."""
-        return f"{self._aws}:iam::{self.account}:role/{apigateway_account.role_name(self.config.stack.region)}"
-
-    def _iam(self, action: str) -> list[str]:
         if action == "iam:SimulatePrincipalPolicy":  # the caller itself, whose name the policy cannot know:
             # no policy variable names the role behind a session (${aws:username} is for users only)
-            return [f"{self._aws}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
-        function_role = f"{self._aws}:iam::{self.account}:role/{role_name(self.config.stack.name)}"
-        return [function_role] if action == "iam:PassRole" else [function_role, self._logging_role]
-
-    def _lambda(self, action: str) -> list[str]:
-        return [self.arn("lambda", self.config.stack.region, f"function:{function_name(self.config.stack.name)}")]
-
-    def _logs(self, action: str) -> list[str]:
-        stack, region = self.config.stack.name, self.config.stack.region
-        source = self.arn("logs", EDGE_REGION, f"delivery-source:{cloudfront_logging.source_name(stack)}")
-        destination = self.arn("logs", EDGE_REGION, f"delivery-destination:{cloudfront_logging.destination_name(stack)}")
-        deliveries = [source, destination, self.arn("logs", EDGE_REGION, "delivery:*")]
-        if action == "logs:DeleteDeliverySource":  # the reference lists it on delivery-destination (sic); it
-            return [source, destination]           # deletes the source, which AWS's example policy grants
-        if "DeliverySource" in action:  # CloudFront's log delivery, in us-east-1
-            return [source]
-        if "DeliveryDestination" in action:
-            return [destination]
-        if action == "logs:CreateDelivery":
-            return deliveries
-        if "Delivery" in action:  # the delivery itself: its id is AWS's
-            return [deliveries[2]]
-        groups = [(region, log_group_name(stack)), (EDGE_REGION, f"aws-waf-logs-{stack}"),
-                  (region, api_access_log.log_group_name(stack)), (EDGE_REGION, cloudfront_logging.log_group_name(stack))]
-        found = [self.arn("logs", r, f"log-group:{g}{suffix}") for r, g in groups for suffix in ("", ":*")]
-        tagging = action in ("logs:TagResource", "logs:ListTagsForResource")  # the delivery parts are tagged too
-        return found + deliveries if tagging else found
-
-    def _acm(self, action: str) -> list[str]:
-        return [self.arn("acm", EDGE_REGION, "certificate/*")]
-
-    def _cloudfront(self, action: str) -> list[str]:
-        return [f"{self._aws}:cloudfront::{self.account}:distribution/*"]
-
-    def _wafv2(self, action: str) -> list[str]:
-        stack = self.config.stack.name
-        return [self.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
-                *(self.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
+            return [f"arn:{partition(self.config.stack.region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
+        if action.split(":")[0] == "rds":  # the operator's database, which no step makes
+            return self._rds(action)
+        owned = registry.arns((step.owns for step in STEPS), self, action)
+        return owned if owned is not None else ["*"]
 
     def _rds(self, action: str) -> list[str]:
         if "Subnet" in action:
@@ -203,23 +153,6 @@ class Names:
         if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
             return [self.arn("rds", self.config.stack.region, "cluster:*")]
         return [self.arn("rds", self.config.stack.region, f"db:{self.config.database.instance_id}")]
-
-    def _route53(self, action: str) -> list[str]:
-        if action == "route53:GetChange":
-            return [f"{self._aws}:route53:::change/*"]
-        zone = self.config.domain.hosted_zone_id
-        return [f"{self._aws}:route53:::hostedzone/{zone}"] if zone else ["*"]
-
-    def _s3(self, action: str) -> list[str]:
-        bucket = f"{self.config.stack.name.lower()}-mail-{self.account}"  # steps/mail.py's bucket_name
-        objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
-        return [f"{self._aws}:s3:::{bucket}{'/*' if objects else ''}"]
-
-    def _sns(self, action: str) -> list[str]:  # the alerts step's one topic, exactly
-        return [self.arn("sns", EDGE_REGION, alerts_name(self.config.stack.name))]
-
-    def _events(self, action: str) -> list[str]:
-        return [self.arn("events", EDGE_REGION, f"rule/{alerts_name(self.config.stack.name)}")]
 
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""

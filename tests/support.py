@@ -218,6 +218,9 @@ def gather(tmp_path_factory, topic: str, name: str, value, expected: set[str]) -
 
 # What a DNS-validated deploy with alerts leaves, as kinds() shows it (test_resilience, test_lost_answers).
 EXPECTED_DNS = sorted([
+    "api gateway account logging role in eu-west-1", "delivery", "delivery destination demo-cloudfront-logs",
+    "delivery source demo-cloudfront", "log group /aws/apigateway/demo/access", "log group /aws/cloudfront/demo/access",
+    "role rds-edge-api-apigateway-logs-eu-west-1",  # the request logs ([logs], on by default)
     "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
     "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "eventbridge rule demo-certificate-alerts",
     "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api",
@@ -229,175 +232,21 @@ EXPECTED_DNS = sorted([
 
 def kinds(found: list[str]) -> list[str]:
     """Inventory without generated ids, to compare two deploys."""
-    return sorted(re.sub(r"_[0-9a-f]{32}\.", "_<token>.", re.sub(r" [A-Z0-9]{10,}$", "", item)) for item in found)
-
-
-def _tagged(tags) -> bool:
-    from provision.tags import as_dict
-    return as_dict(tags).get("managed-by") == "rds-edge-api"
+    return sorted(re.sub(r"^delivery [A-Za-z0-9]{16}$", "delivery",  # CloudWatch Logs' delivery id
+                         re.sub(r"_[0-9a-f]{32}\.", "_<token>.", re.sub(r" [A-Z0-9]{10,}$", "", item)))
+                  for item in found)
 
 
 def inventory(config) -> list[str]:
-    """Everything of the stack's that exists, read with plain boto3 in every region the stack uses:
+    """Everything of the stack's that exists, read with plain boto3 in every region the stack uses, by each
+    step's own inventory listers (its module's ``OWNS``, provision/registry.py), never its find code:
     resources tagged managed-by=rds-edge-api and stack=<name> (log groups include WAF's in us-east-1),
     our rule on the database's group, and the untaggable ones (SES rule sets and identities, SNS
     subscriptions, DNS records) by name."""
-    from provision.tags import as_dict
+    from provision.registry import listers
+    from provision.steps import STEPS
 
-    stack = config.stack.name
-
-    def ours(tags) -> bool:
-        return as_dict(tags).get("stack") == stack and _tagged(tags)
-
-    found = []
-    for region in config.regions:
-        for finder in (_security_groups, _functions, _log_groups, _apis, _certificates, _mail_identities):
-            found += finder(region, config, ours)
-        if region == "us-east-1":
-            for finder in (_alerts, _log_deliveries, _web_acls):
-                found += finder(region, config, ours)
-    for finder in (_roles, _distributions, _buckets, _dns_records):
-        found += finder("us-east-1", config, ours)
-    return sorted(found)
-
-
-# inventory's finders: (region, config, ours) -> what of the stack's they find
-
-
-def _security_groups(region, config, ours) -> list[str]:
-    import boto3
-
-    found = []
-    for group in boto3.client("ec2", region_name=region).describe_security_groups()["SecurityGroups"]:
-        if ours(group.get("Tags")):
-            found.append(f"security group {group['GroupName']}")
-        found += [f"rule on {group['GroupName']}" for permission in group.get("IpPermissions", [])
-                  for pair in permission.get("UserIdGroupPairs", [])
-                  if pair.get("Description", "").startswith(f"rds-edge-api {config.stack.name}:")]
-    return found
-
-
-def _functions(region, config, ours) -> list[str]:
-    import boto3
-
-    lambda_ = boto3.client("lambda", region_name=region)
-    return [f"function {fn['FunctionName']}" for fn in lambda_.list_functions()["Functions"]
-            if ours(lambda_.list_tags(Resource=fn["FunctionArn"])["Tags"])]
-
-
-def _log_groups(region, config, ours) -> list[str]:
-    import boto3
-
-    logs = boto3.client("logs", region_name=region)
-    return [f"log group {group['logGroupName']}" for group in logs.describe_log_groups()["logGroups"]
-            if ours(logs.list_tags_for_resource(resourceArn=group["arn"].removesuffix(":*"))["tags"])]
-
-
-def _apis(region, config, ours) -> list[str]:
-    import boto3
-
-    apigw = boto3.client("apigateway", region_name=region)
-    logging_role = apigw.get_account().get("cloudwatchRoleArn") or ""
-    return ([f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if ours(a.get("tags"))]
-            + ([f"api gateway account logging role in {region}"]  # account-wide: not tagged
-               if "role/rds-edge-api-" in logging_role else [])
-            + [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if ours(k.get("tags"))]
-            + [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"] if ours(p.get("tags"))])
-
-
-def _certificates(region, config, ours) -> list[str]:
-    import boto3
-
-    acm = boto3.client("acm", region_name=region)
-    certificates = acm.list_certificates()["CertificateSummaryList"]
-    return [f"certificate {cert['DomainName']} in {region}" for cert in certificates
-            if ours(acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags"))]
-
-
-def _alerts(region, config, ours) -> list[str]:
-    import boto3
-
-    stack = config.stack.name
-    events, sns = boto3.client("events", region_name=region), boto3.client("sns", region_name=region)
-    return ([f"eventbridge rule {rule['Name']}" for rule in events.list_rules()["Rules"]
-             if ours(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"])]
-            + [f"sns topic {topic['TopicArn'].rsplit(':', 1)[1]}" for topic in sns.list_topics()["Topics"]
-               if ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"])]
-            + [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
-               if s["TopicArn"].endswith(f":{stack}-certificate-alerts")])  # untaggable: by topic name
-
-
-def _log_deliveries(region, config, ours) -> list[str]:
-    import boto3
-
-    logs, found = boto3.client("logs", region_name=region), []
-    for kind, listing, key in (("delivery", "describe_deliveries", "deliveries"),
-                               ("delivery source", "describe_delivery_sources", "deliverySources"),
-                               ("delivery destination", "describe_delivery_destinations", "deliveryDestinations")):
-        for item in getattr(logs, listing)()[key]:
-            if ours(logs.list_tags_for_resource(resourceArn=item["arn"])["tags"]):
-                found.append(f"{kind} {item.get('name') or item['id']}")
-    return found
-
-
-def _web_acls(region, config, ours) -> list[str]:
-    import boto3
-
-    waf, found = boto3.client("wafv2", region_name=region), []
-    for kind, listing, key in (("web acl", waf.list_web_acls, "WebACLs"), ("ip set", waf.list_ip_sets, "IPSets")):
-        for item in listing(Scope="CLOUDFRONT")[key]:
-            if ours(waf.list_tags_for_resource(ResourceARN=item["ARN"])["TagInfoForResource"].get("TagList")):
-                found.append(f"{kind} {item['Name']}")
-    return found
-
-
-def _mail_identities(region, config, ours) -> list[str]:
-    import boto3
-
-    ses = boto3.client("ses", region_name=region)
-    return ([f"receipt rule set {r['Name']}" for r in ses.list_receipt_rule_sets().get("RuleSets", [])
-             if r["Name"].startswith(config.stack.name)]
-            + [f"ses identity {i} in {region}" for i in ses.list_identities()["Identities"]
-               if i == config.domain.name])
-
-
-def _roles(region, config, ours) -> list[str]:
-    import boto3
-
-    iam = boto3.client("iam")
-    return [f"role {role['RoleName']}" for role in iam.list_roles()["Roles"]
-            if ours(iam.list_role_tags(RoleName=role["RoleName"])["Tags"])]
-
-
-def _distributions(region, config, ours) -> list[str]:
-    import boto3
-
-    cloudfront = boto3.client("cloudfront")
-    return [f"distribution {dist['Id']}" for dist in (cloudfront.list_distributions()["DistributionList"].get("Items")
-                                                      or [])
-            if ours(cloudfront.list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items"))]
-
-
-def _buckets(region, config, ours) -> list[str]:
-    import boto3
-
-    s3 = boto3.client("s3")
-
-    def tags(name):
-        try:
-            return s3.get_bucket_tagging(Bucket=name)["TagSet"]
-        except ClientError:
-            return []
-    return [f"bucket {bucket['Name']}" for bucket in s3.list_buckets()["Buckets"] if ours(tags(bucket["Name"]))]
-
-
-def _dns_records(region, config, ours) -> list[str]:
-    import boto3
-
-    route53 = boto3.client("route53")
-    return [f"dns {record['Type']} {record['Name']}" for zone in route53.list_hosted_zones()["HostedZones"]
-            for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
-            if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]]
+    return sorted(item for lister in listers(step.owns for step in STEPS) for item in lister(config))
 
 
 def moto_evaluates_secure_transport(monkeypatch) -> None:

@@ -15,7 +15,7 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from rich.console import Console
 
 from provision import cli, policy
-from provision.commands.policy import _why, principal_of, stack_network
+from provision.caller_check import _why, principal_of, stack_network
 from provision.output import Output
 from tests.support import quiet_context
 

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from provision.commands import verify
+from provision import walls
+from provision.local import serving
 from tests.support import ALLOWED, BLOCKED, SERVE_AUTHORIZATION
 
 HOSTILE_KEYS = [
@@ -97,7 +98,7 @@ def test_the_api_itself_wants_its_key(served):
 
 def test_every_row_of_verify_local_holds(served):
     config, session, path = served
-    rows = verify.check(verify.local_target(path, config, session))
+    rows = walls.check(serving.local_target(path, config, session))
     assert [r.wall for r in rows] == ["caller address", "WAF + API + function", "function: no rows", "API validator",
                                       "WAF: Authorization", "WAF: source address", "API key", "API key"]
     assert all(r.ok for r in rows), rows

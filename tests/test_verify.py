@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from provision import walls
 from provision.commands import verify
 from provision.context import make_context
+from provision.local import serving
 from tests.mariadb import free_port
 from tests.support import EXAMPLE, SERVE_AUTHORIZATION, Run, quiet_output
 
@@ -70,16 +72,16 @@ def test_the_target_is_read_back_from_the_deployed_stack(served, local_server, m
 def test_from_outside_allowed_cidrs_every_edge_row_expects_403_and_says_why(served):
     """The served path, called with no X-Forwarded-For: the edge sees 127.0.0.1, outside the example's ranges."""
     config, _, path = served
-    target = verify.Target(edge_url=path.edge_url, invoke_url=path.invoke_url, authorization=SERVE_AUTHORIZATION,
+    target = walls.Target(edge_url=path.edge_url, invoke_url=path.invoke_url, authorization=SERVE_AUTHORIZATION,
                            allowed_cidrs=config.access.allowed_cidrs, caller="127.0.0.1", key="42", timeout=10)
-    rows = verify.check(target)
+    rows = walls.check(target)
     assert [r.wall for r in rows] == ["caller address", "WAF + API + function", "API validator",
                                       "WAF: Authorization", "API key"]
     assert all(r.ok for r in rows), rows
     assert "OUTSIDE allowed_cidrs" in rows[0].got
     assert rows[1].expected.startswith("403") and "outside allowed_cidrs" in rows[1].expected
     out = quiet_output()
-    assert verify.show(rows, out) is True
+    assert walls.show(rows, out) is True
     assert SERVE_AUTHORIZATION not in out.console.file.getvalue()
 
 
@@ -87,9 +89,9 @@ def test_a_wall_that_does_not_hold_fails_its_row(served, local_server):
     """An 'edge' that lets everything through (200 for any request) fails the walls it should be."""
     config, _, path = served
     anything = local_server(200, '{"key": "42", "items": []}')
-    target = verify.Target(edge_url=anything, invoke_url=anything, authorization=SERVE_AUTHORIZATION,
+    target = walls.Target(edge_url=anything, invoke_url=anything, authorization=SERVE_AUTHORIZATION,
                            allowed_cidrs=config.access.allowed_cidrs, caller="203.0.113.10", key="42", timeout=10)
-    failed = {r.request for r in verify.check(target) if not r.ok}
+    failed = {r.request for r in walls.check(target) if not r.ok}
     assert failed == {"right Authorization, no key parameter", "wrong Authorization",
                       "straight to the API, without the API key"}
 
@@ -97,10 +99,10 @@ def test_a_wall_that_does_not_hold_fails_its_row(served, local_server):
 def test_rows_that_cannot_connect_say_so_within_the_timeout(local_server):
     closed = f"http://127.0.0.1:{free_port()}/items"
     slow = local_server(200, "late", delay=3)
-    target = verify.Target(edge_url=closed, invoke_url=slow, authorization="x", allowed_cidrs=("203.0.113.0/24",),
+    target = walls.Target(edge_url=closed, invoke_url=slow, authorization="x", allowed_cidrs=("203.0.113.0/24",),
                            caller="203.0.113.10", key="42", timeout=0.5)
     started = time.monotonic()
-    rows = verify.check(target)
+    rows = walls.check(target)
     assert time.monotonic() - started < 5
     assert all(r.got.startswith("cannot connect") and not r.ok for r in rows[1:]), rows
 
@@ -125,18 +127,18 @@ def test_verify_of_a_stack_that_is_not_deployed_says_so(served, monkeypatch, tmp
 
 
 def test_the_local_target_claims_an_allowed_and_a_blocked_address():
-    assert verify.local_addresses(("203.0.113.0/24", "2001:db8::/32")) == ("203.0.113.10", "198.51.100.77")
-    assert verify.local_addresses(("2001:db8::/32",)) == ("2001:db8::a", "100::1")
-    assert verify.local_addresses(("198.51.100.0/24",)) == ("198.51.100.10", "192.0.2.99")
+    assert serving.local_addresses(("203.0.113.0/24", "2001:db8::/32")) == ("203.0.113.10", "198.51.100.77")
+    assert serving.local_addresses(("2001:db8::/32",)) == ("2001:db8::a", "100::1")
+    assert serving.local_addresses(("198.51.100.0/24",)) == ("198.51.100.10", "192.0.2.99")
 
 
 def test_one_set_of_checks_for_both_targets(served):
     """verify --local is the same check() with more inputs: its rows are a superset of the AWS rows."""
     config, session, path = served
-    local = verify.local_target(path, config, session)
+    local = serving.local_target(path, config, session)
     aws_like = dataclasses.replace(local, claim=None, blocked=None, expect_items=None, missing_key=None,
                                    api_key=None, caller="203.0.113.10")
-    assert {r.wall for r in verify.check(aws_like)} <= {r.wall for r in verify.check(local)}
+    assert {r.wall for r in walls.check(aws_like)} <= {r.wall for r in walls.check(local)}
 
 
 def test_the_custom_domain_is_used_only_once_it_resolves_to_the_distribution(monkeypatch):

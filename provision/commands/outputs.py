@@ -21,12 +21,11 @@ import re
 
 from rich.console import Console
 
-from .. import runner
+from .. import runner, stacks
 from ..config import STACK_NAME
 from ..context import UNKNOWN, make_context
 from ..output import Output
 from ..steps import STEPS
-from . import list as list_command
 
 HELP = "Show the deployed stack's URLs, ids and ARNs, read back from AWS (never a secret)."
 
@@ -78,7 +77,7 @@ def read(config, session) -> tuple[dict[str, str | None], list[tuple[str, str]],
     return ctx.outputs, quiet.planned, ctx.account_id
 
 
-def from_account(session, stack: list_command.Stack) -> dict[str, str]:
+def from_account(session, stack: stacks.Stack) -> dict[str, str]:
     """The outputs (by label, as the steps set them) of a stack found by its tags."""
     first = {kind: sorted(arns)[0] for kind, arns in stack.resources.items()}
     outputs: dict[str, str] = {}
@@ -116,9 +115,9 @@ def run_from_account(args, session, out) -> int:
     import boto3
 
     session = session or boto3.Session()
-    regions = sorted({*args.region, list_command.DEFAULT_REGION}) if args.region else None
-    stacks, _ = list_command.find(session, regions)
-    found = stacks.get(args.stack)
+    regions = sorted({*args.region, stacks.DEFAULT_REGION}) if args.region else None
+    held, _ = stacks.find(session, regions)
+    found = held.get(args.stack)
     if found is None:
         out.error(f"no stack {args.stack} in this account" + (f" ({', '.join(regions)})" if regions else "")
                   + "; see: rds-edge-api list")

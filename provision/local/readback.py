@@ -2,14 +2,16 @@
 
 The local edge and API stand-in take everything from here, never from the
 toolkit's memory, so a change made in the emulator shows in the next answer.
+The stack's distribution and REST API are found by their steps' own ``find``
+(by tag, as deploy finds them), through a planning context without a state:
+no state hint to go stale, and the plan guard refuses any changing call.
 """
 from __future__ import annotations
 
+from ..context import make_context
+from ..output import Output
 from ..steps import api as api_step, cloudfront as cloudfront_step
 from ..steps.waf import SCOPE
-from ..tags import is_ours
-
-EDGE_REGION = "us-east-1"
 
 
 def all_items(apigw, call: str, **kwargs) -> list[dict]:
@@ -22,20 +24,16 @@ class Deployed:
 
     def __init__(self, session, config):
         self.config = config
-        self.cloudfront = session.client("cloudfront", region_name=EDGE_REGION)
-        self.wafv2 = session.client("wafv2", region_name=EDGE_REGION)
-        self.apigateway = session.client("apigateway", region_name=config.stack.region)
-        self.lambda_ = session.client("lambda", region_name=config.stack.region)
+        self.ctx = make_context(config, session=session, planning=True, read_state=False, out=Output())
+        self.cloudfront = self.ctx.edge("cloudfront")
+        self.wafv2 = self.ctx.edge("wafv2")
+        self.apigateway = self.ctx.client("apigateway")
+        self.lambda_ = self.ctx.client("lambda")
 
     def distribution(self) -> dict | None:
-        """The stack's distribution config, found by its comment and tags."""
-        wanted = cloudfront_step.comment(self.config.stack.name)
-        for page in self.cloudfront.get_paginator("list_distributions").paginate():
-            for item in page["DistributionList"].get("Items") or []:
-                tags = self.cloudfront.list_tags_for_resource(Resource=item["ARN"])["Tags"].get("Items")
-                if item.get("Comment") == wanted and is_ours(tags, self.config.stack.name):
-                    return self.cloudfront.get_distribution_config(Id=item["Id"])["DistributionConfig"]
-        return None
+        """The stack's distribution config, found as the CloudFront step finds it (comment and tags)."""
+        found = cloudfront_step.find(self.ctx)
+        return None if found is None else self.cloudfront.get_distribution_config(Id=found["Id"])["DistributionConfig"]
 
     def web_acl(self, arn: str) -> dict:
         name, acl_id = arn.split("/")[-2:]
@@ -46,10 +44,9 @@ class Deployed:
         return self.wafv2.get_ip_set(Name=name, Scope=SCOPE, Id=set_id)["IPSet"]["Addresses"]
 
     def stack_api_id(self) -> str | None:
-        for api in all_items(self.apigateway, "get_rest_apis"):
-            if api["name"] == api_step.api_name(self.config.stack.name):
-                return api["id"]
-        return None
+        """The stack's REST API, found as the API step finds it (by the stack's tags, not the name alone)."""
+        api = api_step.find(self.ctx)
+        return None if api is None else api["id"]
 
     def function_environment(self, function: str) -> dict[str, str]:
         config = self.lambda_.get_function_configuration(FunctionName=function)

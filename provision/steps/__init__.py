@@ -42,6 +42,7 @@ from typing import Callable
 
 from .. import graph
 from ..context import Context
+from ..registry import NOTHING, Owns
 from . import (
     alerts,
     api,
@@ -71,24 +72,29 @@ class Step:
     destroy: Callable
     needs: tuple[str, ...] = ()
     loose: tuple[str, ...] = ()  # of the needs, those AWS does not hold on to: teardown does not wait for them
+    owns: Owns = NOTHING  # the module's OWNS: what an inventory lists, the policy's ARNs, the creating calls
 
 
 STEPS: tuple[Step, ...] = (
-    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy),
-    Step("certificate", "Certificate request", certificate.request, certificate.destroy, needs=("mail",)),
-    Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy, needs=("certificate",)),
-    Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy),
-    Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy),
-    Step("function", "Lambda function", function.ensure, function.destroy, needs=("iam_role", "security_groups")),
-    Step("api", "API Gateway", api.ensure, api.destroy, needs=("function",), loose=("function",)),
-    Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",)),
-    Step("waf", "WAF web ACL", waf.ensure, waf.destroy),
-    Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy, needs=("waf",)),
+    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy, owns=mail.OWNS),
+    Step("certificate", "Certificate request", certificate.request, certificate.destroy, needs=("mail",),
+         owns=certificate.OWNS),
+    Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy, needs=("certificate",), owns=alerts.OWNS),
+    Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy, owns=iam_role.OWNS),
+    Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy, owns=security_groups.OWNS),
+    Step("function", "Lambda function", function.ensure, function.destroy, needs=("iam_role", "security_groups"),
+         owns=function.OWNS),
+    Step("api", "API Gateway", api.ensure, api.destroy, needs=("function",), loose=("function",), owns=api.OWNS),
+    Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",),
+         owns=api_access_log.OWNS),
+    Step("waf", "WAF web ACL", waf.ensure, waf.destroy, owns=waf.OWNS),
+    Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy, needs=("waf",), owns=waf_logging.OWNS),
     Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing, needs=("certificate",)),
     Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy,
-         needs=("api", "waf", "certificate_issued"), loose=("api",)),
+         needs=("api", "waf", "certificate_issued"), loose=("api",), owns=cloudfront.OWNS),
     Step("cloudfront_logging", "CloudFront logging", cloudfront_logging.ensure, cloudfront_logging.destroy,
-         needs=("cloudfront",)),
-    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront",)),
+         needs=("cloudfront",), owns=cloudfront_logging.OWNS),
+    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront",),
+         owns=domain_record.OWNS),
 )
 graph.check(STEPS)

@@ -30,8 +30,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+
+from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 
 STEP = "alerts"
@@ -217,3 +221,32 @@ def destroy(ctx: Context) -> None:
             ctx.change("delete", f"subscription of {subscription['Endpoint']} to SNS topic {name(ctx.stack)}",
                        sns.unsubscribe, SubscriptionArn=subscription["SubscriptionArn"])
     ctx.change("delete", f"SNS topic {name(ctx.stack)}", sns.delete_topic, TopicArn=topic_arn)
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's EventBridge rule and SNS topic (by tag) and the topic's subscriptions (untaggable: by the
+    topic's name), read back with plain boto3 in us-east-1, where ACM's events for CloudFront's certificate are."""
+    stack = config.stack.name
+    events, sns = boto3.client("events", region_name=EDGE_REGION), boto3.client("sns", region_name=EDGE_REGION)
+    return ([f"eventbridge rule {rule['Name']}" for rule in events.list_rules()["Rules"]
+             if is_ours(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"], stack)]
+            + [f"sns topic {topic['TopicArn'].rsplit(':', 1)[1]}" for topic in sns.list_topics()["Topics"]
+               if is_ours(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"], stack)]
+            + [f"subscription {s['Protocol']} {s['Endpoint']}" for s in sns.list_subscriptions()["Subscriptions"]
+               if s["TopicArn"].endswith(f":{name(stack)}")])
+
+
+def _topic_arns(names: Names, action: str) -> list[str]:  # the one topic, exactly
+    return [names.arn("sns", EDGE_REGION, name(names.config.stack.name))]
+
+
+def _rule_arns(names: Names, action: str) -> list[str]:
+    return [names.arn("events", EDGE_REGION, f"rule/{name(names.config.stack.name)}")]
+
+
+OWNS = Owns(inventory=(inventory,), arns={"sns": _topic_arns, "events": _rule_arns},
+            creates=("PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe"))

@@ -30,9 +30,13 @@ import hashlib
 import json
 from typing import Any
 
+import boto3
+
 from .. import waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
+from ..registry import Owns
 from ..tags import is_ours
 from .iam_role import partition
 
@@ -109,7 +113,9 @@ def _stack_apis(ctx: Context) -> list[dict]:
     return [api for api in _paged(ctx.client("apigateway").get_rest_apis, "items") if is_ours(api.get("tags"), ctx.stack)]
 
 
-def _find_api(ctx: Context) -> dict | None:
+def find(ctx: Context) -> dict | None:
+    """The stack's REST API (the state's, else the oldest with the stack's tags): the one lookup every
+    command and the local path use, so a same-named API of someone else's is never taken for it."""
     return _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))[0]
 
 
@@ -133,7 +139,7 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
         api = ctx.change("create", f"REST API {name} (REGIONAL)", waits.within_quota, ctx, apigw.create_rest_api,
                          name=name,
                          description=f"rds-edge-api stack {ctx.stack}", apiKeySource="HEADER",
-                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags, find=lambda: _find_api(ctx))
+                         endpointConfiguration={"types": ["REGIONAL"]}, tags=ctx.tags, find=lambda: find(ctx))
         if api is None:
             _plan_new_api(ctx)
             return
@@ -515,3 +521,24 @@ def _gone(get, **ids):
     """A delete's ``find``: {} once the thing is gone (moto answers a repeated delete with a 500, not
     AWS's NotFoundException: look rather than send it again)."""
     return lambda: {} if or_none(get, "NotFoundException", **ids) is None else None
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's REST APIs, API keys and usage plans (by tag), read back with plain boto3 in every
+    region the stack uses."""
+    found = []
+    for region in config.regions:
+        apigw, stack = boto3.client("apigateway", region_name=region), config.stack.name
+        found += ([f"rest api {a['name']}" for a in apigw.get_rest_apis()["items"] if is_ours(a.get("tags"), stack)]
+                  + [f"api key {k['name']}" for k in apigw.get_api_keys()["items"] if is_ours(k.get("tags"), stack)]
+                  + [f"usage plan {p['name']}" for p in apigw.get_usage_plans()["items"]
+                     if is_ours(p.get("tags"), stack)])
+    return found
+
+
+OWNS = Owns(inventory=(inventory,), creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey",
+                                             "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission"))

@@ -24,6 +24,7 @@ import json
 
 from ..context import UNKNOWN, Context
 from ..errors import or_none
+from ..registry import Names, Owns
 from . import apigateway_account, log_groups
 from .api import STEP as API_STEP
 
@@ -85,3 +86,16 @@ def destroy(ctx: Context) -> None:
     """The group, then the account's role if nothing else logs through it; the API goes with the api step."""
     log_groups.destroy(ctx, ctx.client("logs"), log_group_name(ctx.stack))
     apigateway_account.release(ctx)
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def _log_group_arns(names: Names, action: str) -> list[str]:
+    return log_groups.arns(names, action, names.config.stack.region, log_group_name(names.config.stack.name))
+
+
+OWNS = Owns(inventory=(log_groups.inventory, apigateway_account.inventory),
+            arns={"logs": _log_group_arns, "iam": apigateway_account.arns},
+            creates=("CreateLogGroup", "UpdateStage"))

@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import json
 
+import boto3
+
 from .. import waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
+from ..registry import Names
 from ..tags import MANAGED_BY, as_dict, is_ours
 from .iam_role import partition
 
@@ -154,3 +158,25 @@ def other_users(ctx: Context) -> list[str]:
 
 def _pages(client, operation: str, key: str, **kwargs) -> list[dict]:
     return [item for page in client.get_paginator(operation).paginate(**kwargs) for item in page.get(key, [])]
+
+
+# --- for api_access_log's OWNS (provision/registry.py) ---------------------------------
+
+
+def inventory(config: Config) -> list[str]:
+    """The toolkit's logging role set as API Gateway's account-wide CloudWatch role (a setting, not a
+    taggable resource: by the role's name), read back with plain boto3 in every region the stack uses."""
+    return [f"api gateway account logging role in {region}" for region in config.regions
+            if "role/rds-edge-api-" in (boto3.client("apigateway", region_name=region).get_account()
+                                        .get("cloudwatchRoleArn") or "")]
+
+
+def role_arn(names: Names) -> str:
+    """The region's logging role, as the policy grants it."""
+    return names.arn("iam", "", f"role/{role_name(names.config.stack.region)}")
+
+
+def arns(names: Names, action: str) -> list[str]:
+    """The logging role for IAM's calls on it; iam:PassRole of it is API Gateway's (UpdateAccount: the policy
+    grants it on its own, to apigateway.amazonaws.com only), not the function's."""
+    return [] if action == "iam:PassRole" else [role_arn(names)]

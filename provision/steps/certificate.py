@@ -42,10 +42,13 @@ import hashlib
 import secrets
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
-from ..context import UNKNOWN, Context
+from ..config import Config
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 from ..waits import retry_while, wait_until
 from . import approval, dns, mail
@@ -456,3 +459,26 @@ def _find_link(s3, bucket: str, arn: str, seen: set[str]) -> str | None:
         if link:
             return link
     return None
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's certificates (by tag), read back with plain boto3 in every region the stack uses."""
+    found = []
+    for region in config.regions:
+        acm = boto3.client("acm", region_name=region)
+        found += [f"certificate {cert['DomainName']} in {region}" for cert in acm.list_certificates()["CertificateSummaryList"]
+                  if is_ours(acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags"),
+                             config.stack.name)]
+    return found
+
+
+def _certificate_arns(names: Names, action: str) -> list[str]:
+    return [names.arn("acm", EDGE_REGION, "certificate/*")]  # its id is ACM's
+
+
+OWNS = Owns(inventory=(inventory, dns.inventory), arns={"acm": _certificate_arns, "route53": dns.arns},
+            creates=("RequestCertificate", "ChangeResourceRecordSets"))

@@ -40,11 +40,14 @@ from __future__ import annotations
 
 import hashlib
 
+import boto3
 from botocore.exceptions import ClientError
 
 from .. import waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
+from ..registry import Names, Owns
 from ..tags import is_ours
 
 STEP = "cloudfront"
@@ -335,3 +338,21 @@ def _destroy_one(ctx: Context, found: dict) -> None:
                f"distribution {distribution_id} to be seen as disabled",
                lambda: cf.delete_distribution(Id=distribution_id, IfMatch=etag),
                lambda exc: is_code(exc, "DistributionNotDisabled"), timeout=DISABLED_TIMEOUT, interval=10)
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's distributions (by tag), read back with plain boto3 (CloudFront is global)."""
+    cloudfront = boto3.client("cloudfront")
+    return [f"distribution {dist['Id']}" for dist in cloudfront.list_distributions()["DistributionList"].get("Items") or []
+            if is_ours(cloudfront.list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items"), config.stack.name)]
+
+
+def _arns(names: Names, action: str) -> list[str]:
+    return [names.arn("cloudfront", "", "distribution/*")]  # its id is CloudFront's
+
+
+OWNS = Owns(inventory=(inventory,), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",))

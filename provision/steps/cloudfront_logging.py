@@ -27,8 +27,12 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from ..context import UNKNOWN, Context
+import boto3
+
+from ..config import Config
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
+from ..registry import Names, Owns
 from ..tags import is_ours
 from . import log_groups
 from .cloudfront import STEP as CLOUDFRONT_STEP, find as find_distribution
@@ -177,3 +181,43 @@ def destroy(ctx: Context) -> None:
         ctx.change("delete", f"delivery destination {destination['name']}", logs.delete_delivery_destination,
                    name=destination["name"])
     log_groups.destroy(ctx, logs, log_group_name(ctx.stack))
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's log delivery, its source and destination (by tag), read back with plain boto3 in us-east-1."""
+    logs, found = boto3.client("logs", region_name=EDGE_REGION), []
+    for kind, listing, key in (("delivery", logs.describe_deliveries, "deliveries"),
+                               ("delivery source", logs.describe_delivery_sources, "deliverySources"),
+                               ("delivery destination", logs.describe_delivery_destinations, "deliveryDestinations")):
+        found += [f"{kind} {item.get('name') or item['id']}" for item in listing()[key]
+                  if is_ours(logs.list_tags_for_resource(resourceArn=item["arn"])["tags"], config.stack.name)]
+    return found
+
+
+def _arns(names: Names, action: str) -> list[str]:
+    """The delivery parts (the delivery's id is AWS's) and the log group they deliver to."""
+    stack = names.config.stack.name
+    source = names.arn("logs", EDGE_REGION, f"delivery-source:{source_name(stack)}")
+    destination = names.arn("logs", EDGE_REGION, f"delivery-destination:{destination_name(stack)}")
+    delivery = names.arn("logs", EDGE_REGION, "delivery:*")
+    if action == "logs:DeleteDeliverySource":  # the reference lists it on delivery-destination (sic); it
+        return [source, destination]           # deletes the source, which AWS's example policy grants
+    if "DeliverySource" in action:
+        return [source]
+    if "DeliveryDestination" in action:
+        return [destination]
+    if action == "logs:CreateDelivery":
+        return [source, destination, delivery]
+    if "Delivery" in action:
+        return [delivery]
+    group = log_groups.arns(names, action, EDGE_REGION, log_group_name(stack))
+    tagging = action in ("logs:TagResource", "logs:ListTagsForResource")  # the delivery parts are tagged too
+    return group + [source, destination, delivery] if tagging else group
+
+
+OWNS = Owns(inventory=(log_groups.inventory, inventory), arns={"logs": _arns},
+            creates=("CreateLogGroup", "PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"))

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import boto3
+
+from ..config import Config
 from ..context import Context
+from ..registry import Names
 
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # the fixed hosted zone of every CloudFront alias target
 
@@ -92,3 +96,23 @@ def remove(ctx: Context, zone_id: str, name: str, rtype: str, only_if: Record | 
 def validation_mx(config) -> Record:
     """The MX that routes the domain's mail to SES during email validation (removed before the final record)."""
     return Record(config.domain.name, "MX", (f"10 inbound-smtp.{config.domain.mail_region}.amazonaws.com",))
+
+
+# --- for the steps' OWNS (provision/registry.py): the certificate's, mail's and domain record's records ----
+
+
+def inventory(config: Config) -> list[str]:
+    """Every record under the stack's domain in the account's hosted zones (records carry no tags: by name),
+    read back with plain boto3."""
+    route53 = boto3.client("route53")
+    return [f"dns {record['Type']} {record['Name']}" for zone in route53.list_hosted_zones()["HostedZones"]
+            for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+            if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]]
+
+
+def arns(names: Names, action: str) -> list[str]:
+    """The operator's zone (none given: the records are printed, and only the lookups are granted, on "*")."""
+    if action == "route53:GetChange":
+        return [names.unowned_arn("route53", "change/*")]
+    zone = names.config.domain.hosted_zone_id
+    return [names.unowned_arn("route53", f"hostedzone/{zone}")] if zone else ["*"]

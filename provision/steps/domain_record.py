@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ..context import UNKNOWN, Context
 from ..errors import DeployError
+from ..registry import Owns
 from . import cloudfront, dns
 
 STEP = "domain_record"
@@ -96,3 +97,10 @@ def destroy(ctx: Context) -> None:
         elif dns.current(ctx, zone, domain, rtype):
             ctx.out.note(f"Leaving DNS record {domain} {rtype}: the stack's distribution is unknown, so it cannot "
                          "tell whether the record is its own; remove it by hand if it points nowhere")
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+OWNS = Owns(inventory=(dns.inventory,), arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",))

@@ -27,9 +27,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import boto3
+
 from .. import ca_bundle, waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
+from ..registry import Names, Owns
 from ..tags import is_ours
 from . import database, log_groups, package
 
@@ -250,3 +254,28 @@ def destroy(ctx: Context) -> None:
         else:
             ctx.out.note(f"Leaving Lambda function {name}: not tagged as this stack's")
     log_groups.destroy(ctx, ctx.client("logs"), log_group_name(ctx.stack))
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's functions (by tag), read back with plain boto3 in every region the stack uses."""
+    found = []
+    for region in config.regions:
+        lambda_ = boto3.client("lambda", region_name=region)
+        found += [f"function {fn['FunctionName']}" for fn in lambda_.list_functions()["Functions"]
+                  if is_ours(lambda_.list_tags(Resource=fn["FunctionArn"])["Tags"], config.stack.name)]
+    return found
+
+
+def _function_arns(names: Names, action: str) -> list[str]:
+    return [names.arn("lambda", names.config.stack.region, f"function:{function_name(names.config.stack.name)}")]
+
+
+def _log_group_arns(names: Names, action: str) -> list[str]:
+    return log_groups.arns(names, action, names.config.stack.region, log_group_name(names.config.stack.name))
+
+
+OWNS = Owns(inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
+            creates=("CreateLogGroup", "CreateFunction"))

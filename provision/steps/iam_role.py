@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import json
 
+import boto3
+
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 from . import database
 
@@ -126,3 +130,21 @@ def destroy(ctx: Context) -> None:
         ctx.change("update", f"delete inline policy {inline} of {name}", iam.delete_role_policy,
                    RoleName=name, PolicyName=inline)
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's roles (by tag), read back with plain boto3 (IAM is global)."""
+    iam = boto3.client("iam")
+    return [f"role {role['RoleName']}" for role in iam.list_roles()["Roles"]
+            if is_ours(iam.list_role_tags(RoleName=role["RoleName"])["Tags"], config.stack.name)]
+
+
+def _arns(names: Names, action: str) -> list[str]:
+    return [names.arn("iam", "", f"role/{role_name(names.config.stack.name)}")]
+
+
+OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreateRole", "AttachRolePolicy"))

@@ -6,7 +6,11 @@ WAF made itself would never expire), and removed only when tagged as ours.
 """
 from __future__ import annotations
 
+import boto3
+
+from ..config import Config
 from ..context import Context
+from ..registry import Names
 from ..tags import is_ours
 
 
@@ -45,3 +49,25 @@ def destroy(ctx: Context, logs, name: str) -> None:
         ctx.out.note(f"Leaving log group {name}: it is not tagged as this stack's")
         return
     ctx.change("delete", f"log group {name}", logs.delete_log_group, logGroupName=name)
+
+
+# --- for the steps' OWNS (provision/registry.py): the function's and WAF logging's share these ----
+
+
+def inventory(config: Config) -> list[str]:
+    """Every log group tagged as the stack's, in every region it uses (WAF's is in us-east-1), read back
+    with plain boto3: one lister for both steps' groups, so a stray group of another name is seen too."""
+    found = []
+    for region in config.regions:
+        logs = boto3.client("logs", region_name=region)
+        found += [f"log group {group['logGroupName']}" for group in logs.describe_log_groups()["logGroups"]
+                  if is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], config.stack.name)]
+    return found
+
+
+def arns(names: Names, action: str, region: str, name: str) -> list[str]:
+    """A group's ARN as the policy grants it: the group, and its streams (':*'); none for the delivery
+    actions (CloudFront's log delivery, cloudfront_logging.py), which act on the delivery parts only."""
+    if "Delivery" in action:
+        return []
+    return [names.arn("logs", region, f"log-group:{name}{suffix}") for suffix in ("", ":*")]

@@ -44,10 +44,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours, tag_list
 from . import dns
 
@@ -453,3 +456,37 @@ def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rules: list[dict
     elif _comparable(current) != _comparable(wanted):
         ctx.change("update", f"SES receipt rule {wanted['Name']}", ses.update_receipt_rule,
                    RuleSetName=rule_set, Rule=wanted)
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's mail bucket (by tag), and its receipt rule sets and the domain's SES identity (untaggable:
+    by name) in every region the stack uses, read back with plain boto3."""
+    stack, s3 = config.stack.name, boto3.client("s3")
+
+    def tags(bucket: str) -> list[dict]:
+        try:
+            return s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+        except ClientError:  # untagged, or not ours to read: not the stack's either way
+            return []
+    found = [f"bucket {bucket['Name']}" for bucket in s3.list_buckets()["Buckets"] if is_ours(tags(bucket["Name"]), stack)]
+    for region in config.regions:
+        ses = boto3.client("ses", region_name=region)
+        found += ([f"receipt rule set {r['Name']}" for r in ses.list_receipt_rule_sets().get("RuleSets", [])
+                   if r["Name"].startswith(stack)]
+                  + [f"ses identity {i} in {region}" for i in ses.list_identities()["Identities"] if i == config.domain.name])
+    return found
+
+
+def _bucket_arns(names: Names, action: str) -> list[str]:
+    bucket = f"{names.config.stack.name.lower()}-mail-{names.account}"  # bucket_name's, from the policy's account
+    objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
+    return [names.unowned_arn("s3", f"{bucket}{'/*' if objects else ''}")]
+
+
+OWNS = Owns(inventory=(inventory, dns.inventory), arns={"s3": _bucket_arns, "route53": dns.arns},
+            creates=("CreateBucket", "PutBucketOwnershipControls", "PutBucketEncryption", "PutBucketPolicy",
+                     "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"))

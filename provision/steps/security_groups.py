@@ -7,9 +7,13 @@ at teardown, revoke exactly that rule; the group itself is never deleted.
 """
 from __future__ import annotations
 
+import boto3
+
 from .. import waits
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
+from ..registry import Owns
 from ..tags import is_ours
 from . import database
 
@@ -133,3 +137,23 @@ def _revoke_rule(ctx: Context, lambda_group_id: str | None) -> None:
                                      f"on the database's group {db.security_group_id}",
                            ec2.revoke_security_group_ingress, GroupId=db.security_group_id,
                            IpPermissions=[revoke])
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's security groups (by tag) and its rule on the database's group (by description), read
+    back with plain boto3 in every region the stack uses."""
+    found = []
+    for region in config.regions:
+        for group in boto3.client("ec2", region_name=region).describe_security_groups()["SecurityGroups"]:
+            if is_ours(group.get("Tags"), config.stack.name):
+                found.append(f"security group {group['GroupName']}")
+            found += [f"rule on {group['GroupName']}" for permission in group.get("IpPermissions", [])
+                      for pair in permission.get("UserIdGroupPairs", [])
+                      if pair.get("Description", "").startswith(f"rds-edge-api {config.stack.name}:")]
+    return found
+
+
+OWNS = Owns(inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"))

@@ -42,9 +42,13 @@ from __future__ import annotations
 
 import ipaddress
 
+import boto3
+
 from .. import waits
-from ..context import UNKNOWN, Context
+from ..config import Config
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code
+from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 
 STEP = "waf"
@@ -276,3 +280,27 @@ def destroy(ctx: Context) -> None:
                    lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=RELEASE_TIMEOUT, interval=10)
     for version in VERSIONS:
         _delete_ip_set(ctx, version, destroying=True)
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def inventory(config: Config) -> list[str]:
+    """The stack's web ACLs and IP sets (by tag), read back with plain boto3 (scope CLOUDFRONT, us-east-1)."""
+    waf, found = boto3.client("wafv2", region_name=EDGE_REGION), []
+    for kind, listing, key in (("web acl", waf.list_web_acls, "WebACLs"), ("ip set", waf.list_ip_sets, "IPSets")):
+        for item in listing(Scope="CLOUDFRONT")[key]:
+            tags = waf.list_tags_for_resource(ResourceARN=item["ARN"])["TagInfoForResource"].get("TagList")
+            if is_ours(tags, config.stack.name):
+                found.append(f"{kind} {item['Name']}")
+    return found
+
+
+def _arns(names: Names, action: str) -> list[str]:
+    stack = names.config.stack.name
+    return [names.arn("wafv2", EDGE_REGION, f"global/webacl/{acl_name(stack)}/*"),
+            *(names.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
+
+
+OWNS = Owns(inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"))

@@ -21,8 +21,9 @@ Pitfalls:
 """
 from __future__ import annotations
 
-from ..context import UNKNOWN, Context
+from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
+from ..registry import Names, Owns
 from . import log_groups
 from .waf import SCOPE, STEP as WAF_STEP, acl_name
 
@@ -89,3 +90,15 @@ def destroy(ctx: Context) -> None:
         ctx.change("delete", f"logging of web ACL {acl_name(ctx.stack)}", waf.delete_logging_configuration,
                    ResourceArn=acl_arn)
     log_groups.destroy(ctx, logs, log_group_name(ctx.stack))
+
+
+# --- what the step owns (provision/registry.py) ---------------------------------
+
+
+
+def _log_group_arns(names: Names, action: str) -> list[str]:
+    return log_groups.arns(names, action, EDGE_REGION, log_group_name(names.config.stack.name))
+
+
+OWNS = Owns(inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
+            creates=("CreateLogGroup", "PutLoggingConfiguration"))
