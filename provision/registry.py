@@ -9,7 +9,8 @@ Every step module exports ``OWNS = Owns(...)``, and its line in ``STEPS`` passes
 - ``arns``: per IAM service prefix, the stack's resource ARNs of that service the operator's policy
   grants (``provision/policy.py``); the patterns of several steps for one service are joined.
 - ``creates``: the calls that create the step's resources, in the order the step makes them: the
-  points a crash test stops a deploy right after (``tests/test_resilience.py``).
+  points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
+  that remove them, where a crash test stops a teardown.
 
 Adding a step is then its module (with ``OWNS``), one ``STEPS`` line and its config section.
 """
@@ -48,6 +49,7 @@ class Owns:
     inventory: tuple[Lister, ...] = ()
     arns: dict[str, Patterns] = field(default_factory=dict)
     creates: tuple[str, ...] = ()
+    removes: tuple[str, ...] = ()
 
 
 NOTHING = Owns()  # a step that only waits (certificate_issued) owns no resource

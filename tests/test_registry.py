@@ -27,9 +27,10 @@ def test_every_step_passes_its_modules_owns_or_only_waits(step):
 
 
 @pytest.mark.parametrize("step", MAKERS, ids=lambda step: step.name)
-def test_every_step_that_makes_something_lists_it_and_names_its_creating_calls(step):
+def test_every_step_that_makes_something_lists_it_and_names_its_creating_and_removing_calls(step):
     assert step.owns.inventory, f"{step.name}: no inventory lister (how does a test see what it made?)"
     assert step.owns.creates, f"{step.name}: no creating calls (where does a crash test stop it?)"
+    assert step.owns.removes, f"{step.name}: no removing calls (where does a crash test stop its teardown?)"
     for lister in step.owns.inventory:
         assert list(inspect.signature(lister).parameters) == ["config"], f"{step.name}: {lister.__qualname__}"
     for service, patterns in step.owns.arns.items():

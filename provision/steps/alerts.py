@@ -249,4 +249,5 @@ def _rule_arns(names: Names, action: str) -> list[str]:
 
 
 OWNS = Owns(inventory=(inventory,), arns={"sns": _topic_arns, "events": _rule_arns},
-            creates=("PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe"))
+            creates=("PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe"),
+            removes=("RemoveTargets", "DeleteRule", "Unsubscribe", "DeleteTopic"))

@@ -541,4 +541,5 @@ def inventory(config: Config) -> list[str]:
 
 
 OWNS = Owns(inventory=(inventory,), creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey",
-                                             "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission"))
+                                             "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission"),
+            removes=("DeleteRestApi",))

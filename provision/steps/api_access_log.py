@@ -98,4 +98,5 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
 
 OWNS = Owns(inventory=(log_groups.inventory, apigateway_account.inventory),
             arns={"logs": _log_group_arns, "iam": apigateway_account.arns},
-            creates=("CreateLogGroup", "UpdateStage"))
+            creates=("CreateLogGroup", "UpdateStage"),
+            removes=("DeleteLogGroup",))

@@ -481,4 +481,5 @@ def _certificate_arns(names: Names, action: str) -> list[str]:
 
 
 OWNS = Owns(inventory=(inventory, dns.inventory), arns={"acm": _certificate_arns, "route53": dns.arns},
-            creates=("RequestCertificate", "ChangeResourceRecordSets"))
+            creates=("RequestCertificate", "ChangeResourceRecordSets"),
+            removes=("DeleteCertificate",))

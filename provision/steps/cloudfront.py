@@ -355,4 +355,5 @@ def _arns(names: Names, action: str) -> list[str]:
     return [names.arn("cloudfront", "", "distribution/*")]  # its id is CloudFront's
 
 
-OWNS = Owns(inventory=(inventory,), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",))
+OWNS = Owns(inventory=(inventory,), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
+            removes=("DeleteDistribution",))

@@ -220,4 +220,5 @@ def _arns(names: Names, action: str) -> list[str]:
 
 
 OWNS = Owns(inventory=(log_groups.inventory, inventory), arns={"logs": _arns},
-            creates=("CreateLogGroup", "PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"))
+            creates=("CreateLogGroup", "PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"),
+            removes=("DeleteDelivery", "DeleteDeliverySource", "DeleteDeliveryDestination"))

@@ -103,4 +103,5 @@ def destroy(ctx: Context) -> None:
 
 
 
-OWNS = Owns(inventory=(dns.inventory,), arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",))
+OWNS = Owns(inventory=(dns.inventory,), arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",),
+            removes=("ChangeResourceRecordSets",))

@@ -278,4 +278,5 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
 
 
 OWNS = Owns(inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
-            creates=("CreateLogGroup", "CreateFunction"))
+            creates=("CreateLogGroup", "CreateFunction"),
+            removes=("DeleteFunction",))

@@ -147,4 +147,5 @@ def _arns(names: Names, action: str) -> list[str]:
     return [names.arn("iam", "", f"role/{role_name(names.config.stack.name)}")]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreateRole", "AttachRolePolicy"))
+OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreateRole", "AttachRolePolicy"),
+            removes=("DeleteRole",))

@@ -489,4 +489,5 @@ def _bucket_arns(names: Names, action: str) -> list[str]:
 
 OWNS = Owns(inventory=(inventory, dns.inventory), arns={"s3": _bucket_arns, "route53": dns.arns},
             creates=("CreateBucket", "PutBucketOwnershipControls", "PutBucketEncryption", "PutBucketPolicy",
-                     "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"))
+                     "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"),
+            removes=("DeleteReceiptRuleSet", "DeleteIdentity", "DeleteBucket"))

@@ -156,4 +156,5 @@ def inventory(config: Config) -> list[str]:
     return found
 
 
-OWNS = Owns(inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"))
+OWNS = Owns(inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"),
+            removes=("DeleteSecurityGroup",))

@@ -303,4 +303,5 @@ def _arns(names: Names, action: str) -> list[str]:
             *(names.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"))
+OWNS = Owns(inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"),
+            removes=("DeleteWebACL",))

@@ -101,4 +101,5 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
 
 
 OWNS = Owns(inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
-            creates=("CreateLogGroup", "PutLoggingConfiguration"))
+            creates=("CreateLogGroup", "PutLoggingConfiguration"),
+            removes=("DeleteLoggingConfiguration",))
