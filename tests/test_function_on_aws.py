@@ -139,7 +139,7 @@ def test_verify_says_when_the_function_is_inactive(aws_rules, cfg):
 def test_resource_not_ready_is_not_retried_as_a_transient_5xx(load_config):
     """Lambda answers an Inactive function's invocation with 502 ResourceNotReadyException: repeating the call
     does not mend it (Lambda's restore does), so the transient hook leaves it to the function step."""
-    from tests.test_retries import failing, response
+    from tests.support import failing, response
     ctx = quiet_context(load_config())
     lambda_ = ctx.client("lambda")
     attempts = failing(lambda_, "Invoke", 5, lambda: response(
