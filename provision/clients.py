@@ -79,6 +79,8 @@ DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
     "DeleteFunction": ("ResourceNotFoundException",), "RemovePermission": ("ResourceNotFoundException",),
     "DeleteRole": ("NoSuchEntity",), "DeleteRolePolicy": ("NoSuchEntity",), "DetachRolePolicy": ("NoSuchEntity",),
     "DeleteLogGroup": ("ResourceNotFoundException",),
+    "DeleteDelivery": ("ResourceNotFoundException",), "DeleteDeliverySource": ("ResourceNotFoundException",),
+    "DeleteDeliveryDestination": ("ResourceNotFoundException",),
     "DeleteSecurityGroup": ("InvalidGroup.NotFound",),
     "DeleteIPSet": ("WAFNonexistentItemException",), "DeleteWebACL": ("WAFNonexistentItemException",),
     "DeleteLoggingConfiguration": ("WAFNonexistentItemException",),

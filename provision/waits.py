@@ -137,7 +137,7 @@ def _lost(exc: BaseException) -> bool:
     """``may_have_acted`` for an error raised to the caller."""
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return status >= 500 and error_code(exc) not in THROTTLE_CODES
+        return status >= 500 and error_code(exc) not in THROTTLE_CODES | NOT_TRANSIENT_CODES
     return isinstance(exc, ANSWER_LOST_ERRORS)
 
 

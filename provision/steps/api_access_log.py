@@ -79,7 +79,7 @@ def ensure(ctx: Context) -> None:
                        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": arn},
                        {"op": "replace", "path": "/accessLogSettings/format", "value": FORMAT}])
     ctx.state.put(STEP, {"log_group": name})
-    ctx.outputs["API access log"] = name
+    ctx.outputs["API access log"] = name if group else UNKNOWN
 
 
 def destroy(ctx: Context) -> None:

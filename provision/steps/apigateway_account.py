@@ -84,7 +84,8 @@ def claim(ctx: Context) -> str:
                    lambda: apigw.update_account(patchOperations=[
                        {"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]),
                    _not_yet, timeout=PROPAGATION_TIMEOUT, interval=2, max_interval=10)
-    ctx.outputs["API Gateway logging role"] = f"{role_name(ctx.region)} (the toolkit's; kept while other APIs use it)"
+    ctx.outputs["API Gateway logging role"] = (f"{role_name(ctx.region)} (the toolkit's; kept while other APIs use it)"
+                                               if arn != UNKNOWN else UNKNOWN)
     return arn
 
 

@@ -79,6 +79,11 @@ def _destination(logs, stack: str) -> dict | None:
     return found and found["deliveryDestination"]
 
 
+def _answer(key: str, found: dict | None) -> dict | None:
+    """What a put or create would have answered, from what a lookup found after its answer was lost."""
+    return {key: found} if found is not None else None
+
+
 def _deliveries(logs, stack: str) -> list[dict]:
     pages = logs.get_paginator("describe_deliveries").paginate()
     return [d for page in pages for d in page.get("deliveries", [])
@@ -103,7 +108,7 @@ def ensure(ctx: Context) -> None:
     destination = _ensure_destination(ctx, logs, group_arn, deliveries)
     _ensure_delivery(ctx, logs, destination, deliveries)
     ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "delivery_source": source_name(ctx.stack)})
-    ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)"
+    ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 
 
 def _delete_deliveries(ctx: Context, logs, deliveries: list[dict], why: str) -> None:
@@ -122,7 +127,8 @@ def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[d
         source = None
     if source is None:
         ctx.change("create", f"delivery source {name}: the distribution's access logs", logs.put_delivery_source,
-                   name=name, resourceArn=distribution_arn, logType=LOG_TYPE, tags=ctx.tags)
+                   name=name, resourceArn=distribution_arn, logType=LOG_TYPE, tags=ctx.tags,
+                   find=lambda: _answer("deliverySource", _source(logs, ctx.stack)))
     elif not _ours(logs, source, ctx.stack):
         ctx.change("update", f"tags of delivery source {name}", logs.tag_resource, resourceArn=source["arn"],
                    tags=ctx.tags)
@@ -140,7 +146,8 @@ def _ensure_destination(ctx: Context, logs, group_arn: str, deliveries: list[dic
     if destination is None:
         created = ctx.change("create", f"delivery destination {name}: {log_group_name(ctx.stack)}, JSON",
                              logs.put_delivery_destination, name=name, outputFormat=OUTPUT_FORMAT,
-                             deliveryDestinationConfiguration=config, tags=ctx.tags)
+                             deliveryDestinationConfiguration=config, tags=ctx.tags,
+                             find=lambda: _answer("deliveryDestination", _destination(logs, ctx.stack)))
         return created and created["deliveryDestination"]
     if destination.get("deliveryDestinationConfiguration") != config:
         ctx.change("update", f"delivery destination {name}: {log_group_name(ctx.stack)}",
@@ -164,7 +171,9 @@ def _ensure_delivery(ctx: Context, logs, destination: dict | None, deliveries: l
         return
     ctx.change("create", f"CloudFront log delivery {source_name(ctx.stack)} -> {destination_name(ctx.stack)}",
                logs.create_delivery, deliverySourceName=source_name(ctx.stack),
-               deliveryDestinationArn=destination_arn, recordFields=RECORD_FIELDS, tags=ctx.tags)
+               deliveryDestinationArn=destination_arn, recordFields=RECORD_FIELDS, tags=ctx.tags,
+               find=lambda: _answer("delivery", next((d for d in _deliveries(logs, ctx.stack)
+                                                      if d.get("deliveryDestinationArn") == destination_arn), None)))
 
 
 def destroy(ctx: Context) -> None:
