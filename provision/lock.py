@@ -29,22 +29,34 @@ Wait = Callable[[str, Callable[[], bool]], object]
 
 
 def owner_text(raw: str) -> str:
-    """Who holds the lock, from the file's content, whatever it holds; never raises."""
+    """Who holds the lock, from the file's content, whatever it holds; never raises.
+
+    A holder writes its whole record right after it takes the lock, so anything else in the file
+    (empty, not JSON, a partial record, a record naming a process of this host that is gone) is what
+    an earlier run left: the holder has not written yet."""
     try:
         owner = json.loads(raw)
     except ValueError:
         owner = None
-    if not isinstance(owner, dict):
-        return "another run (it has not written its name yet)" if not raw.strip() else "another run"
-    fields = {key: str(owner[key])[:80] for key in ("command", "pid", "host", "started") if owner.get(key) is not None}
-    if not fields:
-        return "another run"
-    said = [fields.get("command", "a run")]
-    if "pid" in fields:
-        said.append(f"pid {fields['pid']}" + (f" on {fields['host']}" if "host" in fields else ""))
-    if "started" in fields:
-        said.append(f"started {fields['started']}")
-    return f"another run ({', '.join(said)})"
+    keys = ("command", "pid", "host", "started")
+    if (not isinstance(owner, dict) or any(owner.get(key) is None for key in keys)
+            or owner["host"] == socket.gethostname() and not _alive(owner["pid"])):
+        return "another run (it has not written its name yet)"
+    command, pid, host, started = (str(owner[key])[:80] for key in keys)
+    return f"another run ({command}, pid {pid} on {host}, started {started})"
+
+
+def _alive(pid) -> bool:
+    """Whether a process of this host has that pid; only for the message, so anything odd is 'no'."""
+    if not isinstance(pid, int) or not 0 < pid < 2 ** 22:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _open(path: Path) -> int:
