@@ -24,7 +24,7 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import permissions, registry
+from . import lease, permissions, registry
 from .config import Config
 from .steps import STEPS, apigateway_account
 from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition
@@ -42,6 +42,9 @@ STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate
                   r"|DescribeResourcePolicies|DeleteResourcePolicy|DescribeDeliveries|DescribeDeliverySources"
                   r"|DescribeDeliveryDestinations)"
                   r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
+
+# The lease's item calls, each keyed by the stack's name (DynamoDB's fine-grained access control).
+LEASE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ class Names:
             return [f"arn:{partition(self.config.stack.region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
         if action.split(":")[0] == "rds":  # the operator's database, which no step makes
             return self._rds(action)
+        if action.split(":")[0] == "dynamodb":  # the lease table the account's stacks share (provision/lease.py)
+            return [self.arn("dynamodb", self.config.stack.region, f"table/{lease.TABLE}")]
         owned = registry.arns((step.owns for step in STEPS), self, action)
         return owned if owned is not None else ["*"]
 
@@ -165,6 +170,8 @@ class Names:
             return {"ArnEquals": {"iam:PolicyARN": attached}}
         if action == "ec2:CreateTags":  # tags only in the creating call (EC2's tag-on-create condition key)
             return {"StringEquals": {"ec2:CreateAction": operation}}
+        if action in LEASE_ITEM_ACTIONS:  # the stack's own lease item only: its key is the stack's name
+            return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [self.config.stack.name]}}
         if action in ("ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup"):
             tags = stack_tags(self.config.stack.name)
             return {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(tags.items())}}

@@ -105,6 +105,11 @@ def _inventory_listers() -> set[tuple]:
             for lister in listers(step.owns for step in STEPS)}
 
 
+# Attributes that share a client method's name but are not AWS calls: urllib's SplitResult.query
+# (approval.py) is not DynamoDB's Query.
+NOT_CLIENT_ATTRIBUTES = {"query"}
+
+
 def _source_calls() -> dict[str, set[str]]:
     """Every boto3 client method (or paginator) the toolkit's code names -> the files naming it."""
     import ast
@@ -127,7 +132,7 @@ def _source_calls() -> dict[str, set[str]]:
         for node in ast.walk(tree):
             if id(node) in skipped:
                 continue
-            if isinstance(node, ast.Attribute) and node.attr in methods:
+            if isinstance(node, ast.Attribute) and node.attr in methods and node.attr not in NOT_CLIENT_ATTRIBUTES:
                 named.setdefault(node.attr, set()).add(f.name)
             if (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "get_paginator" and node.args
                     and isinstance(node.args[0], ast.Constant)):
