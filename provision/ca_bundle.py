@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import stat
 import tempfile
 import urllib.error
 import urllib.parse
@@ -23,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import DeployError
+from .files import read_regular
 
 RDS_GLOBAL_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 CACHE_NAME = "rds-global-bundle.pem"
@@ -83,15 +83,7 @@ def load(config) -> bytes | None:
 
 
 def _read_cached(cached: Path) -> bytes:
-    try:
-        fd = os.open(cached, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise DeployError(f"the cached bundle {cached} cannot be read ({exc.strerror}; a symbolic link is never "
-                          "followed): delete it to fetch it again") from None
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise DeployError(f"the cached bundle {cached} is not a regular file: delete it to fetch it again")
-        return file.read(MAX_BYTES + 1)
+    return read_regular(cached, "the cached bundle", limit=MAX_BYTES + 1, fix=": delete it to fetch it again")
 
 
 def _write_cached(cached: Path, data: bytes) -> None:

@@ -15,14 +15,13 @@ import base64
 import hashlib
 import importlib.metadata
 import io
-import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeployError
+from ..files import read_regular
 
 SOURCE = Path(__file__).resolve().parents[2] / "lambda"
 FUNCTION_FILES = ("handler.py",)
@@ -45,21 +44,12 @@ class Package:
         return base64.b64encode(hashlib.sha256(self.data).digest()).decode()
 
 
-def read_regular(path: Path) -> bytes:
-    """A regular file's bytes, refusing a symbolic link (at the last step) or anything else."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise DeployError(f"the function's file {path} cannot be read ({exc.strerror}; a symbolic link is "
-                          "never followed)") from None
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise DeployError(f"the function's file {path} is not a regular file")
-        return file.read()
+def _read(path: Path) -> bytes:
+    return read_regular(path, "the function's file")
 
 
 def pinned_version(source: Path) -> str:
-    found = PIN.search(read_regular(source / REQUIREMENTS).decode())
+    found = PIN.search(_read(source / REQUIREMENTS).decode())
     if not found:
         raise DeployError(f"{source / REQUIREMENTS} pins no PyMySQL (PyMySQL==X --hash=sha256:...)")
     return found.group(1)
@@ -81,7 +71,7 @@ def pymysql_entries(source: Path) -> list[tuple[str, bytes]]:
         raise DeployError(f"the installed PyMySQL is {dist.version}, not {version} as lambda/requirements.txt "
                           "pins: run scripts/bootstrap")
     names = sorted(str(f) for f in dist.files or () if f.parts[0] == "pymysql" and f.suffix == ".py")
-    entries = [(name, read_regular(Path(str(dist.locate_file(name))))) for name in names]
+    entries = [(name, _read(Path(str(dist.locate_file(name))))) for name in names]
     digest = hashlib.sha256("".join(f"{n} {hashlib.sha256(d).hexdigest()}\n" for n, d in entries).encode())
     if digest.hexdigest() != PYMYSQL_FILES_SHA256:
         raise DeployError(f"the installed PyMySQL {dist.version} is not the pinned wheel's files (sha256 "
@@ -92,7 +82,7 @@ def pymysql_entries(source: Path) -> list[tuple[str, bytes]]:
 
 def build(source: Path = SOURCE, ca_bundle: bytes | None = None) -> Package:
     """Zip the function's files, PyMySQL and the CA bundle if any, sorted, with fixed metadata."""
-    entries = [(name, read_regular(source / name)) for name in FUNCTION_FILES] + pymysql_entries(source)
+    entries = [(name, _read(source / name)) for name in FUNCTION_FILES] + pymysql_entries(source)
     if ca_bundle is not None:
         entries.append((CA_BUNDLE, ca_bundle))
     buffer = io.BytesIO()
