@@ -50,11 +50,12 @@ def is_changing(operation_name: str) -> bool:
 RESENT_CREATES = frozenset({
     "CreateRole", "CreateFunction", "CreateLogGroup", "CreateSecurityGroup", "CreateIPSet", "CreateWebACL",
     "CreateBucket", "CreateReceiptRuleSet", "CreateReceiptRule", "CreateStage", "CreateResource",
-    "CreateUsagePlanKey", "CreateTopic", "CreateDistributionWithTags", "CreateDeployment",
+    "CreateUsagePlanKey", "CreateTopic", "CreateDistributionWithTags", "CreateDeployment", "CreateTable",
 })
 # What a second send answers when the lost first one had done the work.
 DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
     "CreateRole": ("EntityAlreadyExists",),
+    "CreateTable": ("ResourceInUseException",),  # the lease table, by name (DynamoDB API reference, CreateTable)
     "CreateFunction": ("ResourceConflictException",),
     "AddPermission": ("ResourceConflictException",),
     "CreateLogGroup": ("ResourceAlreadyExistsException",),

@@ -195,7 +195,8 @@ def _domain_record(ctx) -> Check:
                if rtype == "CNAME" or not _aliases(record, target)]
     if foreign:
         return Check(name, False, f"{domain} already has {', '.join(foreign)}, not this stack's distribution: deploy "
-                                  "would replace it. Remove it if it is unused, or choose another domain.name")
+                                  "would replace it (an AAAA it does not write would still send IPv6 callers "
+                                  "elsewhere). Remove it if it is unused, or choose another domain.name")
     return Check(name, True, f"{', '.join(found)} at {domain} alias the stack's distribution")
 
 

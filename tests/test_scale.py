@@ -54,7 +54,7 @@ def test_lookups_find_the_exact_stack_across_pages(orders, aws_rules):
     ours_acl, ours_dist = web_acl("orders"), distribution("orders")
 
     ctx = quiet_context(orders)
-    assert api._find_api(ctx)["id"] == ours_api["id"]
+    assert api.find(ctx)["id"] == ours_api["id"]
     assert waf._find_acl(ctx)["ARN"] == ours_acl["ARN"]
     assert cloudfront.find(ctx)["Id"] == ours_dist["Id"]
     seen = [call.operation for call in pages.seen]
