@@ -164,13 +164,18 @@ def test_error_responses_are_not_cached(aws_rules, edge_inputs):
     assert changing_ops(run_once(cfg, cloudfront.ensure)) == []
 
 
-def test_error_caching_set_by_hand_is_put_back(aws_rules, edge_inputs):
+def _deployed_under_the_quantities_rule(aws_rules, edge_inputs):
+    """(config, CloudFront client, the one distribution's id, its config with ETag), the rule switched on."""
     aws_rules(rules.cloudfront_quantities_match())
     cfg = edge_inputs({})
     run_once(cfg, cloudfront.ensure)
     cf = boto3.client("cloudfront")
     [summary] = cf.list_distributions()["DistributionList"]["Items"]
-    got = cf.get_distribution_config(Id=summary["Id"])
+    return cfg, cf, summary, cf.get_distribution_config(Id=summary["Id"])
+
+
+def test_error_caching_set_by_hand_is_put_back(aws_rules, edge_inputs):
+    cfg, cf, summary, got = _deployed_under_the_quantities_rule(aws_rules, edge_inputs)
     config = got["DistributionConfig"]
     config["CustomErrorResponses"] = {"Quantity": 1, "Items": [{"ErrorCode": 404, "ErrorCachingMinTTL": 300}]}
     config["DefaultCacheBehavior"] = {k: v for k, v in config["DefaultCacheBehavior"].items()
@@ -244,12 +249,7 @@ def _rewrite(cfg, overrides):
 
 def test_the_quantities_rule_refuses_what_aws_refuses(aws_rules, edge_inputs):
     """The rule bites: a CustomErrorResponses whose Quantity is not its number of Items."""
-    aws_rules(rules.cloudfront_quantities_match())
-    cfg = edge_inputs({})
-    run_once(cfg, cloudfront.ensure)
-    cf = boto3.client("cloudfront")
-    [summary] = cf.list_distributions()["DistributionList"]["Items"]
-    got = cf.get_distribution_config(Id=summary["Id"])
+    cfg, cf, summary, got = _deployed_under_the_quantities_rule(aws_rules, edge_inputs)
     config = {**got["DistributionConfig"], "CustomErrorResponses": {"Quantity": 2, "Items": [{"ErrorCode": 404}]}}
     with pytest.raises(Exception) as err:
         cf.update_distribution(Id=summary["Id"], IfMatch=got["ETag"], DistributionConfig=config)
