@@ -39,6 +39,7 @@ Pitfalls:
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field, replace
 
 import boto3
 from botocore.exceptions import ClientError
@@ -46,9 +47,10 @@ from botocore.exceptions import ClientError
 from .. import waits
 from ..config import Config
 from ..context import UNKNOWN, Context
-from ..errors import DeployError, is_code
+from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Owns
 from ..tags import is_ours
+from ..together import together
 
 STEP = "cloudfront"
 ORIGIN_ID = "api"
@@ -78,40 +80,117 @@ def _summary(distribution: dict) -> dict:
     return {"Id": distribution["Id"], "ARN": distribution["ARN"], "DomainName": distribution["DomainName"]}
 
 
+@dataclass
+class Seen:
+    """What observe read, as AWS answered: ensure does the deciding. The key's value and the
+    distribution's config (which holds it) are secrets: kept out of repr."""
+    certificate_arn: str | None = None  # whose status was read (an early observe: the ARN the last run made)
+    certificate_status: str | None = None
+    key_id: str | None = None  # whose value was read (likewise)
+    key_value: str = field(default=UNKNOWN, repr=False)
+    distribution: dict | None = None  # the stack's ({Id, ARN, DomainName}); None: none yet
+    got: dict | None = field(default=None, repr=False)  # its GetDistribution answer: config, ETag, Status
+
+
+def observe(ctx: Context) -> Seen:
+    """The distribution, the certificate's status and the API key's value, read at once.
+
+    The certificate and key are other steps' and may still change in this run: the ones the last
+    run recorded are read here (a hint), and ensure reads again whatever its inputs now name instead.
+    """
+    return _observe(ctx, ctx.state.earlier("certificate").get("arn"), ctx.state.earlier("api").get("api_key_id"))
+
+
+def _observe(ctx: Context, certificate_arn: str | None, key_id: str | None) -> Seen:
+    status, value, (distribution, got) = together(
+        ctx, lambda c: _certificate_status(c, certificate_arn), lambda c: _key_value(c, key_id), _distribution)
+    return Seen(certificate_arn, status, key_id, value, distribution, got)
+
+
+def _certificate_status(ctx: Context, arn: str | None) -> str | None:
+    """None while planning: a plan does not stop on a certificate still being validated."""
+    if not arn or ctx.planning:
+        return None
+    return ctx.edge("acm").describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+
+
+def _key_value(ctx: Context, key_id: str | None) -> str:
+    if key_id in (None, UNKNOWN):  # UNKNOWN: a key the api step plans to create
+        return UNKNOWN
+    return ctx.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
+
+
+def _current(ctx: Context, seen: Seen, certificate_arn: str | None, key_id: str | None) -> Seen:
+    """seen, with the certificate's status and the key's value read again (at once) if the steps before
+    this one now name another certificate or key than the hint observe read."""
+    certificate_stale, key_stale = seen.certificate_arn != certificate_arn, seen.key_id != key_id
+    status, value = together(
+        ctx, lambda c: _certificate_status(c, certificate_arn) if certificate_stale else seen.certificate_status,
+        lambda c: _key_value(c, key_id) if key_stale else seen.key_value)
+    return replace(seen, certificate_arn=certificate_arn, certificate_status=status, key_id=key_id, key_value=value)
+
+
+def _distribution(ctx: Context) -> tuple[dict | None, dict | None]:
+    """The stack's distribution and its GetDistribution answer: the state's if still ours, else by comment and tag."""
+    got = _hinted(ctx)
+    if got is not None:
+        return _summary(got["Distribution"]), got
+    found = find(ctx)
+    return found, found and ctx.edge("cloudfront").get_distribution(Id=found["Id"])
+
+
+def _tags(ctx: Context, arn: str | None) -> list | None:
+    if not arn:
+        return None
+    found = or_none(ctx.edge("cloudfront").list_tags_for_resource, "NoSuchResource", Resource=arn)
+    return found and found["Tags"].get("Items")
+
+
 def _ours(ctx: Context, arn: str) -> bool:
-    tags = ctx.edge("cloudfront").list_tags_for_resource(Resource=arn)["Tags"].get("Items")
-    return is_ours(tags, ctx.stack)
+    return is_ours(_tags(ctx, arn), ctx.stack)
+
+
+def _hinted(ctx: Context) -> dict | None:
+    """The GetDistribution answer of the state's distribution, if it is still there and ours.
+
+    GetDistribution answers the whole config with its ETag and Status, so no GetDistributionConfig
+    is needed for a drift check, a disable or a delete (terraform-provider-aws does the same:
+    internal/service/cloudfront/distribution.go, disableDistribution). Its tags are read beside it,
+    by the ARN the state recorded.
+    """
+    known = ctx.state.get(STEP)
+    if not known.get("distribution_id"):
+        return None
+    cf = ctx.edge("cloudfront")
+    got, tags = together(ctx, lambda c: or_none(cf.get_distribution, "NoSuchDistribution", Id=known["distribution_id"]),
+                         lambda c: _tags(c, known.get("arn")))
+    if got is None:
+        return None
+    if got["Distribution"]["ARN"] != known.get("arn"):
+        tags = _tags(ctx, got["Distribution"]["ARN"])
+    return got if is_ours(tags, ctx.stack) else None
 
 
 def find(ctx: Context) -> dict | None:
     """The stack's distribution ({Id, ARN, DomainName}): the state's id if still ours, else by comment and tag."""
-    cf = ctx.edge("cloudfront")
-    hint = ctx.state.get(STEP).get("distribution_id")
-    if hint:
-        try:
-            distribution = cf.get_distribution(Id=hint)["Distribution"]
-        except ClientError as exc:
-            if not is_code(exc, "NoSuchDistribution"):
-                raise
-        else:
-            if _ours(ctx, distribution["ARN"]):
-                return _summary(distribution)
+    got = _hinted(ctx)
+    if got is not None:
+        return _summary(got["Distribution"])
     return next(iter(_stack_distributions(ctx)), None)
 
 
-def _stack_distributions(ctx: Context) -> list[dict]:
-    """Every distribution with the stack's comment and tags: all are the stack's (teardown removes each)."""
-    return [_summary(item) for page in ctx.edge("cloudfront").get_paginator("list_distributions").paginate()
-            for item in page["DistributionList"].get("Items") or []
-            if item.get("Comment") == comment(ctx.stack) and _ours(ctx, item["ARN"])]
+def _stack_distributions(ctx: Context, judged: str | None = None) -> list[dict]:
+    """Every distribution with the stack's comment and tags: all are the stack's (teardown removes each).
+    judged: the id its state hint already looked at, left out; the others' tags are read at once."""
+    listed = [item for page in ctx.edge("cloudfront").get_paginator("list_distributions").paginate()
+              for item in page["DistributionList"].get("Items") or []
+              if item.get("Comment") == comment(ctx.stack) and item["Id"] != judged]
+    ours = together(ctx, *(lambda c, arn=item["ARN"]: _ours(c, arn) for item in listed))
+    return [_summary(item) for item, mine in zip(listed, ours) if mine]
 
 
-def _inputs(ctx: Context) -> dict:
-    """What the distribution points at, from the earlier steps' state.
-
-    While planning, what an earlier step would create is not known yet: a
-    placeholder stands in. Otherwise a missing step is an error naming it.
-    """
+def _needed(ctx: Context) -> tuple[dict, dict, dict]:
+    """The api, certificate and waf steps' state; a missing one stops a deploy (not a plan) before any call."""
     api, certificate, acl = ctx.state.get("api"), ctx.state.get("certificate"), ctx.state.get("waf")
     needed = {"api": api.get("execute_api_domain"), "certificate": certificate.get("arn"),
               "waf": acl.get("web_acl_arn")}
@@ -119,16 +198,21 @@ def _inputs(ctx: Context) -> dict:
     if missing and not ctx.planning:
         raise DeployError(f"the CloudFront step needs what the {', '.join(missing)} step(s) made, and the state "
                           "has no record of it; run deploy, which runs those steps first")
-    if certificate.get("arn") and not ctx.planning:
-        status = ctx.edge("acm").describe_certificate(CertificateArn=certificate["arn"])["Certificate"]["Status"]
-        if status != "ISSUED":
-            raise DeployError(f"certificate {certificate['arn']} is {status}, not ISSUED; run deploy again, "
-                              "whose certificate_issued step waits for it")
-    key = UNKNOWN
-    if api.get("api_key_id") not in (None, UNKNOWN):  # UNKNOWN: a key the api step plans to create
-        key = ctx.client("apigateway").get_api_key(apiKey=api["api_key_id"], includeValue=True)["value"]
+    return api, certificate, acl
+
+
+def _inputs(ctx: Context, api: dict, certificate: dict, acl: dict, seen: Seen) -> dict:
+    """What the distribution points at, from the earlier steps' state and what was read for it.
+
+    While planning, what an earlier step would create is not known yet: a
+    placeholder stands in.
+    """
+    if seen.certificate_status not in (None, "ISSUED"):
+        raise DeployError(f"certificate {certificate['arn']} is {seen.certificate_status}, not ISSUED; run deploy "
+                          "again, whose certificate_issued step waits for it")
     return {"origin": api.get("execute_api_domain") or UNKNOWN, "stage": api.get("stage") or ctx.config.api.stage,
-            "key": key, "certificate": certificate.get("arn") or UNKNOWN, "acl": acl.get("web_acl_arn") or UNKNOWN}
+            "key": seen.key_value, "certificate": certificate.get("arn") or UNKNOWN,
+            "acl": acl.get("web_acl_arn") or UNKNOWN}
 
 
 def _desired(ctx: Context, inputs: dict) -> dict:
@@ -240,21 +324,25 @@ def _merged(current: dict, desired: dict) -> dict:
     return _sendable(config)
 
 
-def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict) -> None:
+def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict, got: dict | None = None) -> dict | None:
+    """got: the distribution's GetDistribution answer (read now if not given). The answer to look at for
+    Deployed: got itself if nothing drifted, else the update's (None when planned, {} after a lost answer)."""
     cf = ctx.edge("cloudfront")
-    got = cf.get_distribution_config(Id=distribution_id)
-    have, want = _owned(got["DistributionConfig"]), _owned(desired)
+    got = got or cf.get_distribution(Id=distribution_id)
+    config = got["Distribution"]["DistributionConfig"]
+    have, want = _owned(config), _owned(desired)
     drifted = [name for name in want if have[name] != want[name]]
-    if drifted:
-        ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
-                   Id=distribution_id, IfMatch=got["ETag"],
-                   DistributionConfig=_merged(got["DistributionConfig"], desired),
-                   find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
-                   == want else None)  # after a lost answer: the ETag has changed if it was applied
+    if not drifted:
+        return got
+    return ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
+                      Id=distribution_id, IfMatch=got["ETag"], DistributionConfig=_merged(config, desired),
+                      find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
+                      == want else None)  # after a lost answer: the ETag has changed if it was applied
 
 
-def _create(ctx: Context, desired: dict) -> dict | None:
-    """Create the distribution; after a lost response, find the one the first attempt made."""
+def _create(ctx: Context, desired: dict) -> tuple[dict, dict | None] | None:
+    """Create the distribution; after a lost response, find the one the first attempt made. Its summary and
+    the answer to look at for Deployed; None when planned."""
     cf = ctx.edge("cloudfront")
     try:
         created = ctx.change("create", f"distribution for {ctx.config.domain.name}", cf.create_distribution_with_tags,
@@ -268,13 +356,19 @@ def _create(ctx: Context, desired: dict) -> dict | None:
             raise DeployError(f"CloudFront has a distribution with caller reference {desired['CallerReference']} "
                               f"but none with comment {comment(ctx.stack)!r} and this stack's tags; restore its "
                               "comment and tags (stack, managed-by) so it can be adopted, or delete it") from exc
-        _update_if_drifted(ctx, found["Id"], desired)
-        return found
-    return _summary(created["Distribution"]) if created else None
+        return found, _update_if_drifted(ctx, found["Id"], desired)
+    return (_summary(created["Distribution"]), created) if created else None
 
 
-def _deployed(ctx: Context, distribution_id: str) -> str:
-    """Wait until the distribution's last change has deployed; its ETag."""
+def _deployed(ctx: Context, distribution_id: str, answer: dict | None = None) -> str:
+    """Wait until the distribution's last change has deployed; its ETag.
+
+    answer: the last change's own answer (or the read that showed no change was needed), looked at
+    first: its Status and ETag are as current as a GetDistribution right after it. A change
+    answers InProgress on AWS, so the wait polls then; None or {} (a lost answer): poll.
+    """
+    if answer and answer["Distribution"]["Status"] == "Deployed":
+        return answer["ETag"]
     cf = ctx.edge("cloudfront")
 
     def etag_if_deployed() -> str | None:
@@ -285,17 +379,24 @@ def _deployed(ctx: Context, distribution_id: str) -> str:
                             etag_if_deployed, timeout=DEPLOY_TIMEOUT, interval=DEPLOY_INTERVAL)
 
 
-def ensure(ctx: Context) -> None:
-    desired = _desired(ctx, _inputs(ctx))
-    found = find(ctx)
-    if found is None:
-        found = _create(ctx, desired)
-        if found is None:  # planned
-            return
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
+    """seen: what an early observe read (the certificate and key it read are checked against the state's)."""
+    api, certificate, acl = _needed(ctx)
+    if seen is None:
+        seen = _observe(ctx, certificate.get("arn"), api.get("api_key_id"))
     else:
-        _update_if_drifted(ctx, found["Id"], desired)
+        seen = _current(ctx, seen, certificate.get("arn"), api.get("api_key_id"))
+    desired = _desired(ctx, _inputs(ctx, api, certificate, acl, seen))
+    found = seen.distribution
+    if found is None:
+        created = _create(ctx, desired)
+        if created is None:  # planned
+            return
+        found, answer = created
+    else:
+        answer = _update_if_drifted(ctx, found["Id"], desired, seen.got)
     if not ctx.planning:
-        _deployed(ctx, found["Id"])
+        _deployed(ctx, found["Id"], answer)
     ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"]})
     base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
     ctx.outputs["Distribution domain"] = found["DomainName"]
@@ -307,33 +408,34 @@ def ensure(ctx: Context) -> None:
 
 def sends_key(ctx: Context, key_id: str) -> bool:
     """Whether the deployed distribution sends that API key's value as x-api-key (compared, never shown)."""
-    found = find(ctx)
+    (found, got), value = together(ctx, _distribution, lambda c: _key_value(c, key_id))
     if found is None:
         return False
-    got = ctx.edge("cloudfront").get_distribution(Id=found["Id"])["Distribution"]
-    value = ctx.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
-    headers = _owned(got["DistributionConfig"])["origin headers"]
-    return got["Status"] == "Deployed" and headers.get("x-api-key") == value
+    headers = _owned(got["Distribution"]["DistributionConfig"])["origin headers"]
+    return got["Distribution"]["Status"] == "Deployed" and headers.get("x-api-key") == value
 
 
 def destroy(ctx: Context) -> None:
-    """Every distribution of the stack's (the state's, and any with its comment and tags): disable, wait until
-    that has deployed, delete with the latest ETag."""
-    hinted = find(ctx)
-    others = [d for d in _stack_distributions(ctx) if hinted is None or d["Id"] != hinted["Id"]]
-    for found in ([hinted] if hinted else []) + others:
-        _destroy_one(ctx, found)
+    """Every distribution of the stack's (the state's, and any with its comment and tags), side by side:
+    disable, wait until that has deployed, delete with the latest ETag."""
+    hinted, others = together(ctx, _hinted, lambda c: _stack_distributions(c, judged=c.state.get(STEP).get(
+        "distribution_id")))
+    found = ([(_summary(hinted["Distribution"]), hinted)] if hinted else []) + [(other, None) for other in others]
+    together(ctx, *(lambda c, one=one, got=got: _destroy_one(c, one, got) for one, got in found))
 
 
-def _destroy_one(ctx: Context, found: dict) -> None:
+def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
+    """got: the distribution's GetDistribution answer (read now if not given): its config and ETag."""
     cf, distribution_id = ctx.edge("cloudfront"), found["Id"]
-    got = cf.get_distribution_config(Id=distribution_id)
-    if got["DistributionConfig"]["Enabled"]:
-        ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution, Id=distribution_id,
-                   IfMatch=got["ETag"], DistributionConfig={**_sendable(got["DistributionConfig"]), "Enabled": False},
-                   find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]["Enabled"]
-                   else {})
-    etag = None if ctx.planning else _deployed(ctx, distribution_id)
+    answer = got = got or cf.get_distribution(Id=distribution_id)
+    config = got["Distribution"]["DistributionConfig"]
+    if config["Enabled"]:
+        answer = ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution,
+                            Id=distribution_id, IfMatch=got["ETag"],
+                            DistributionConfig={**_sendable(config), "Enabled": False},
+                            find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]
+                            ["Enabled"] else {})
+    etag = None if ctx.planning else _deployed(ctx, distribution_id, answer)
     ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
                f"distribution {distribution_id} to be seen as disabled",
                lambda: cf.delete_distribution(Id=distribution_id, IfMatch=etag),

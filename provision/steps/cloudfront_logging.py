@@ -20,12 +20,19 @@ Pitfalls:
   nor a destination's output format: either drift replaces the object, and
   its delivery with it. A delivery's fields drifting replaces the delivery.
 - A source or destination still used by a delivery cannot be deleted: the
-  delivery goes first.
+  delivery goes first. Once the deliveries are gone, the source, the
+  destination and the group go at once; on deploy the source is put while
+  the group is made, and the destination (which names the group) after it.
+- The lookups (group and its tags, deliveries, source, destination) go out
+  together (``observe``); the distribution's ARN is the cloudfront step's, so
+  ensure compares the source with it, never observe.
 - CloudWatch Logs adds the group to a log-delivery resource policy itself on
   the first delivery (CloudWatch Logs user guide, "Logs sent to CloudWatch
   Logs"); that policy entry is AWS's and stays.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import boto3
 
@@ -34,6 +41,7 @@ from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
 from ..tags import is_ours
+from ..together import together
 from . import log_groups
 from .cloudfront import STEP as CLOUDFRONT_STEP, find as find_distribution
 
@@ -94,18 +102,37 @@ def _ours(logs, resource: dict, stack: str) -> bool:
     return is_ours(resource.get("tags") or logs.list_tags_for_resource(resourceArn=resource["arn"])["tags"], stack)
 
 
-def ensure(ctx: Context) -> None:
+@dataclass
+class Seen:
+    """What observe read, as AWS answered: ensure does the deciding."""
+    group: log_groups.Seen
+    deliveries: list[dict]
+    source: dict | None
+    destination: dict | None
+
+
+def observe(ctx: Context) -> Seen:
+    """The group (and its tags), the deliveries, the source and the destination: every lookup at once."""
+    logs = ctx.edge("logs")
+    return Seen(*together(ctx, lambda c: log_groups.observe(c, logs, log_group_name(c.stack)),
+                          lambda c: _deliveries(logs, c.stack), lambda c: _source(logs, c.stack),
+                          lambda c: _destination(logs, c.stack)))
+
+
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
     if not ctx.config.logs.cloudfront:
-        destroy(ctx)
+        destroy(ctx, seen)
         ctx.state.drop(STEP)
         return
     logs = ctx.edge("logs")
-    group = log_groups.ensure(ctx, logs, log_group_name(ctx.stack), where=" in us-east-1")
-    group_arn = log_groups.group_arn(group) if group else UNKNOWN
+    seen = seen or observe(ctx)
     distribution_arn = _distribution_arn(ctx) or UNKNOWN
-    deliveries = _deliveries(logs, ctx.stack)
-    _ensure_source(ctx, logs, distribution_arn, deliveries)
-    destination = _ensure_destination(ctx, logs, group_arn, deliveries)
+    deliveries = list(seen.deliveries)
+    group, _ = together(ctx, lambda c: log_groups.ensure(c, logs, log_group_name(c.stack), where=" in us-east-1",
+                                                         seen=seen.group),
+                        lambda c: _ensure_source(c, logs, distribution_arn, deliveries, seen.source))
+    group_arn = log_groups.group_arn(group) if group else UNKNOWN
+    destination = _ensure_destination(ctx, logs, group_arn, deliveries, seen.destination)
     _ensure_delivery(ctx, logs, destination, deliveries)
     ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "delivery_source": source_name(ctx.stack)})
     ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
@@ -118,9 +145,8 @@ def _delete_deliveries(ctx: Context, logs, deliveries: list[dict], why: str) -> 
         deliveries.remove(delivery)
 
 
-def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[dict]) -> None:
+def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[dict], source: dict | None) -> None:
     name = source_name(ctx.stack)
-    source = _source(logs, ctx.stack)
     if source is not None and (source.get("resourceArns") != [distribution_arn] or source.get("logType") != LOG_TYPE):
         _delete_deliveries(ctx, logs, deliveries, "its source changes")
         ctx.change("delete", f"delivery source {name} (another distribution)", logs.delete_delivery_source, name=name)
@@ -134,9 +160,9 @@ def _ensure_source(ctx: Context, logs, distribution_arn: str, deliveries: list[d
                    tags=ctx.tags)
 
 
-def _ensure_destination(ctx: Context, logs, group_arn: str, deliveries: list[dict]) -> dict | None:
+def _ensure_destination(ctx: Context, logs, group_arn: str, deliveries: list[dict],
+                        destination: dict | None) -> dict | None:
     name = destination_name(ctx.stack)
-    destination = _destination(logs, ctx.stack)
     config = {"destinationResourceArn": group_arn}
     if destination is not None and destination.get("outputFormat") != OUTPUT_FORMAT:
         _delete_deliveries(ctx, logs, deliveries, "its destination changes")
@@ -176,20 +202,27 @@ def _ensure_delivery(ctx: Context, logs, destination: dict | None, deliveries: l
                                                       if d.get("deliveryDestinationArn") == destination_arn), None)))
 
 
-def destroy(ctx: Context) -> None:
-    """Deliveries first (they hold the source and destination), then those two, then the group: each if ours."""
+def destroy(ctx: Context, seen: Seen | None = None) -> None:
+    """Deliveries first (they hold the source and destination), then those two and the group at once: each if
+    ours."""
     logs = ctx.edge("logs")
-    for delivery in _deliveries(logs, ctx.stack):
-        if _ours(logs, delivery, ctx.stack):
-            ctx.change("delete", f"CloudFront log delivery {delivery['id']}", logs.delete_delivery, id=delivery["id"])
-    source = _source(logs, ctx.stack)
+    seen = seen or observe(ctx)
+    together(ctx, *(lambda c, delivery=delivery: c.change("delete", f"CloudFront log delivery {delivery['id']}",
+                                                           logs.delete_delivery, id=delivery["id"])
+                    for delivery in seen.deliveries if _ours(logs, delivery, ctx.stack)))
+    together(ctx, lambda c: _delete_source(c, logs, seen.source), lambda c: _delete_destination(c, logs, seen.destination),
+             lambda c: log_groups.destroy(c, logs, log_group_name(c.stack), seen=seen.group))
+
+
+def _delete_source(ctx: Context, logs, source: dict | None) -> None:
     if source is not None and _ours(logs, source, ctx.stack):
         ctx.change("delete", f"delivery source {source['name']}", logs.delete_delivery_source, name=source["name"])
-    destination = _destination(logs, ctx.stack)
+
+
+def _delete_destination(ctx: Context, logs, destination: dict | None) -> None:
     if destination is not None and _ours(logs, destination, ctx.stack):
         ctx.change("delete", f"delivery destination {destination['name']}", logs.delete_delivery_destination,
                    name=destination["name"])
-    log_groups.destroy(ctx, logs, log_group_name(ctx.stack))
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------

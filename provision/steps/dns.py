@@ -68,9 +68,13 @@ def _same(existing: dict, wanted: dict) -> bool:
             == sorted(r["Value"] for r in wanted["ResourceRecords"]))
 
 
-def ensure(ctx: Context, zone_id: str, record: Record) -> None:
-    """Write the record unless it is already exactly so."""
-    existing = current(ctx, zone_id, record.name, record.type)
+_UNREAD: dict = {}  # "existing" not given: read it here
+
+
+def ensure(ctx: Context, zone_id: str, record: Record, existing: dict | None = _UNREAD) -> None:
+    """Write the record unless it is already exactly so. existing: its record set as already read (None: none)."""
+    if existing is _UNREAD:
+        existing = current(ctx, zone_id, record.name, record.type)
     wanted = record.to_route53()
     if existing and _same(existing, wanted):
         return
@@ -81,9 +85,12 @@ def ensure(ctx: Context, zone_id: str, record: Record) -> None:
                             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": wanted}]})
 
 
-def remove(ctx: Context, zone_id: str, name: str, rtype: str, only_if: Record | None = None) -> None:
-    """Delete the record of that name and type, if present (and, given only_if, if it is ours)."""
-    existing = current(ctx, zone_id, name, rtype)
+def remove(ctx: Context, zone_id: str, name: str, rtype: str, only_if: Record | None = None,
+           existing: dict | None = _UNREAD) -> None:
+    """Delete the record of that name and type, if present (and, given only_if, if it is ours).
+    existing: its record set as already read (None: none)."""
+    if existing is _UNREAD:
+        existing = current(ctx, zone_id, name, rtype)
     if existing is None:
         return
     if only_if is not None and not _same(existing, only_if.to_route53()):

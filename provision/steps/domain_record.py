@@ -14,6 +14,10 @@ Pitfalls:
   hosted zone is told so plainly, with the ways out (an ALIAS/ANAME record at
   their DNS provider, a hosted zone, a parent validation domain, or DNS
   validation);
+- the A and AAAA record sets are read at once; they are written one after the
+  other, as Route 53 may refuse a change to a zone while the previous one is
+  being processed (PriorRequestNotComplete, Route 53 API reference,
+  ChangeResourceRecordSets);
 - records carry no tags, so ownership is judged by value: teardown removes
   the A/AAAA records only if they alias the stack's distribution (known from
   the state, or found by its comment and tags). If the distribution is
@@ -26,6 +30,7 @@ from __future__ import annotations
 from ..context import UNKNOWN, Context
 from ..errors import DeployError
 from ..registry import Owns
+from ..together import together
 from . import cloudfront, dns
 
 STEP = "domain_record"
@@ -56,13 +61,20 @@ def ensure(ctx: Context) -> None:
         else:
             ctx.out.notice("DNS record to create at your DNS provider", cname)
     else:
-        dns.ensure(ctx, zone, dns.Record(domain, "A", alias_target=target))
+        a, aaaa = _current(ctx, zone)
+        dns.ensure(ctx, zone, dns.Record(domain, "A", alias_target=target), existing=a)
         if cloudfront.ipv6(ctx):
-            dns.ensure(ctx, zone, dns.Record(domain, "AAAA", alias_target=target))
+            dns.ensure(ctx, zone, dns.Record(domain, "AAAA", alias_target=target), existing=aaaa)
         elif target != UNKNOWN:
-            dns.remove(ctx, zone, domain, "AAAA", only_if=dns.Record(domain, "AAAA", alias_target=target))
+            dns.remove(ctx, zone, domain, "AAAA", only_if=dns.Record(domain, "AAAA", alias_target=target),
+                       existing=aaaa)
     if target != UNKNOWN:
         ctx.state.put(STEP, {"alias_target": target})
+
+
+def _current(ctx: Context, zone: str) -> list[dict | None]:
+    """The domain's A and AAAA record sets, read at once."""
+    return together(ctx, *(lambda c, rtype=rtype: dns.current(c, zone, c.config.domain.name, rtype) for rtype in TYPES))
 
 
 def _mx_conflict(ctx: Context, cname: str) -> str:
@@ -91,10 +103,11 @@ def destroy(ctx: Context) -> None:
             ctx.out.notice("DNS record to remove at your DNS provider",
                            dns.Record(domain, "CNAME", (target,)).text())
         return
-    for rtype in TYPES:
+    for rtype, existing in zip(TYPES, _current(ctx, zone)):
         if target:
-            dns.remove(ctx, zone, domain, rtype, only_if=dns.Record(domain, rtype, alias_target=target))
-        elif dns.current(ctx, zone, domain, rtype):
+            dns.remove(ctx, zone, domain, rtype, only_if=dns.Record(domain, rtype, alias_target=target),
+                       existing=existing)
+        elif existing:
             ctx.out.note(f"Leaving DNS record {domain} {rtype}: the stack's distribution is unknown, so it cannot "
                          "tell whether the record is its own; remove it by hand if it points nowhere")
 

@@ -6,12 +6,17 @@ WAF made itself would never expire), and removed only when tagged as ours.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import boto3
 
 from ..config import Config
 from ..context import Context
+from ..errors import or_none
 from ..registry import Names
 from ..tags import is_ours
+from ..together import together
+from .iam_role import partition
 
 
 def group_arn(group: dict) -> str:
@@ -24,15 +29,40 @@ def find(logs, name: str) -> dict | None:
     return next((g for g in groups if g["logGroupName"] == name), None)
 
 
-def ensure(ctx: Context, logs, name: str, where: str = "") -> dict | None:
-    """The group, created or brought to our tags and retention; None when it is only planned."""
-    days = ctx.config.function.log_retention_days
+@dataclass(frozen=True)
+class Seen:
+    """A look at a group: what DescribeLogGroups found (None: no such group) and the group's tags."""
+    group: dict | None
+    tags: dict | None
+
+
+def observe(ctx: Context, logs, name: str) -> Seen:
+    """The group and its tags, read at once: the tags by the ARN its name makes (CloudWatch Logs ARNs
+    are arn:<partition>:logs:<region>:<account>:log-group:<name>), not the one DescribeLogGroups answers."""
+    region = logs.meta.region_name
+    arn = f"arn:{partition(region)}:logs:{region}:{ctx.account_id}:log-group:{name}"
+    group, tags = together(ctx, lambda c: find(logs, name),
+                           lambda c: or_none(logs.list_tags_for_resource, "ResourceNotFoundException", resourceArn=arn))
+    return Seen(group, tags["tags"] if group and tags else None)
+
+
+def _looked(ctx: Context, logs, name: str) -> Seen:
+    """One after the other: the tags only of a group that is there."""
     group = find(logs, name)
+    return Seen(group, group and logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"])
+
+
+def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = None) -> dict | None:
+    """The group, created or brought to our tags and retention; None when it is only planned.
+    seen: what observe read (else the group is looked up here)."""
+    days = ctx.config.function.log_retention_days
+    seen = seen or _looked(ctx, logs, name)
+    group = seen.group
     if group is None:
         ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
                    logGroupName=name, tags=ctx.tags, find=lambda: find(logs, name))
         group = None if ctx.planning else find(logs, name)
-    elif not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
+    elif not is_ours(seen.tags, ctx.stack):
         ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(group),
                    tags=ctx.tags)
     if group is None or group.get("retentionInDays") != days:
@@ -41,11 +71,13 @@ def ensure(ctx: Context, logs, name: str, where: str = "") -> dict | None:
     return group
 
 
-def destroy(ctx: Context, logs, name: str) -> None:
-    group = find(logs, name)
+def destroy(ctx: Context, logs, name: str, seen: Seen | None = None) -> None:
+    """seen: what observe read (else the group is looked up here)."""
+    seen = seen or _looked(ctx, logs, name)
+    group = seen.group
     if group is None:
         return
-    if not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
+    if not is_ours(seen.tags, ctx.stack):
         ctx.out.note(f"Leaving log group {name}: it is not tagged as this stack's")
         return
     ctx.change("delete", f"log group {name}", logs.delete_log_group, logGroupName=name)

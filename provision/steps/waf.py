@@ -31,6 +31,11 @@ Pitfalls:
 
 Both are found by name (unique per scope) and confirmed by tag: one list
 call each, so the ids in the state file are only a record, not a hint.
+The lookups go out together (``observe``): both lists at once, then each
+found resource's tags and its full read (GetIPSet, GetWebACL: the lock
+token) at once. Changes keep AWS's order: the two IP sets at once (neither
+needs the other), then the ACL that references both; on teardown the ACL
+first, then both sets at once.
 
 Rotating the Authorization value (``rotate authorization``): for a while the
 rule accepts the old value OR the new one. The rule itself is the record of
@@ -41,6 +46,7 @@ the state file remembers it; only ``--finish`` drops the old value.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass, field
 
 import boto3
 
@@ -50,6 +56,7 @@ from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
+from ..together import together
 
 STEP = "waf"
 SCOPE = "CLOUDFRONT"
@@ -79,23 +86,79 @@ def _listed(call, key: str) -> list[dict]:
             return items
 
 
-def _find(ctx: Context, call, key: str, name: str, what: str, destroying: bool = False) -> dict | None:
-    """The summary of the resource with that name, if it is this stack's.
+@dataclass
+class Found:
+    """One resource as listed, with its tags and (for ensure) its full read: the LockToken comes from it."""
+    summary: dict
+    tags: list | None
+    got: dict | None = field(default=None, repr=False)  # a web ACL's holds the Authorization value(s)
+
+
+@dataclass
+class Seen:
+    """What observe read, as AWS answered: the stack's IP sets by IP version and its web ACL, None where
+    nothing has the name. Whether each is the stack's is ensure's (or destroy's) to judge."""
+    ip_sets: dict[int, Found | None]
+    acl: Found | None
+
+
+def observe(ctx: Context, full: bool = True) -> Seen:
+    """Both lists at once, then every named resource's tags and (full) its read, at once.
+
+    full=False (teardown) leaves out GetIPSet and GetWebACL: a delete takes the listed LockToken.
+    """
+    waf = ctx.edge("wafv2")
+    sets, acls = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
+                          lambda c: _listed(waf.list_web_acls, "WebACLs"))
+    named = {version: _named(sets, ip_set_name(ctx.stack, version)) for version in VERSIONS}
+    acl = _named(acls, acl_name(ctx.stack))
+
+    def get_ip_set(summary: dict) -> dict:
+        return waf.get_ip_set(Name=summary["Name"], Scope=SCOPE, Id=summary["Id"])
+
+    def get_acl(summary: dict) -> dict:
+        return waf.get_web_acl(Name=summary["Name"], Scope=SCOPE, Id=summary["Id"])
+
+    looks = [(key, summary, get_acl if key == "acl" else get_ip_set)
+             for key, summary in [*named.items(), ("acl", acl)] if summary is not None]
+    pieces = [lambda c, summary=summary: _tags(c, summary["ARN"]) for _, summary, _ in looks]
+    if full:
+        pieces += [lambda c, summary=summary, get=get: get(summary) for _, summary, get in looks]
+    answers = together(ctx, *pieces)
+    found = {key: Found(summary, answers[i], answers[len(looks) + i] if full else None)
+             for i, (key, summary, _) in enumerate(looks)}
+    return Seen({version: found.get(version) for version in VERSIONS}, found.get("acl"))
+
+
+def _named(summaries: list[dict], name: str) -> dict | None:
+    return next((s for s in summaries if s["Name"] == name), None)
+
+
+def _tags(ctx: Context, arn: str) -> list | None:
+    return ctx.edge("wafv2").list_tags_for_resource(ResourceARN=arn)["TagInfoForResource"].get("TagList")
+
+
+def _ours(ctx: Context, found: Found | None, what: str, destroying: bool = False) -> Found | None:
+    """found, if it is this stack's.
 
     Names are unique per scope, so a same-named resource without our tags
     would be someone else's: ensure stops, destroy leaves it alone.
     """
-    found = next((s for s in _listed(call, key) if s["Name"] == name), None)
-    if found is None:
-        return None
-    tags = ctx.edge("wafv2").list_tags_for_resource(ResourceARN=found["ARN"])["TagInfoForResource"].get("TagList")
-    if is_ours(tags, ctx.stack):
+    if found is None or is_ours(found.tags, ctx.stack):
         return found
+    name = found.summary["Name"]
     if destroying:
-        ctx.out.note(f"Leaving {what} {name}: it is not tagged as this stack's ({as_dict(tags)})")
+        ctx.out.note(f"Leaving {what} {name}: it is not tagged as this stack's ({as_dict(found.tags)})")
         return None
     raise DeployError(f"{what} {name} exists in us-east-1 (scope CLOUDFRONT) but is not tagged as stack "
                       f"{ctx.stack}'s; delete or rename it, or choose another stack name")
+
+
+def _find(ctx: Context, call, key: str, name: str, what: str, destroying: bool = False) -> dict | None:
+    """The summary of the resource with that name, if it is this stack's (one resource, looked up alone)."""
+    summary = _named(_listed(call, key), name)
+    found = summary and _ours(ctx, Found(summary, _tags(ctx, summary["ARN"])), what, destroying)
+    return found.summary if found else None
 
 
 def _find_ip_set(ctx: Context, version: int, destroying: bool = False) -> dict | None:
@@ -112,18 +175,18 @@ def _addresses(cidrs) -> list[str]:
     return sorted(ipaddress.ip_network(c).compressed for c in cidrs)
 
 
-def _ensure_ip_set(ctx: Context, version: int, cidrs: tuple[str, ...]) -> str:
-    """Create or update one IP set; its ARN (UNKNOWN for a planned create)."""
+def _ensure_ip_set(ctx: Context, version: int, cidrs: tuple[str, ...], seen: Found | None) -> str:
+    """Create or update one IP set (seen: as observe found it); its ARN (UNKNOWN for a planned create)."""
     waf, name = ctx.edge("wafv2"), ip_set_name(ctx.stack, version)
     description = f"rds-edge-api stack {ctx.stack}: callers allowed to reach the API"
-    found = _find_ip_set(ctx, version)
-    if found is None:
+    mine = _ours(ctx, seen, "IP set")
+    if mine is None:
         created = ctx.change("create", f"IP set {name}", waf.create_ip_set, Name=name, Scope=SCOPE,
                              IPAddressVersion=VERSIONS[version], Addresses=list(cidrs),
                              Description=description, Tags=ctx.tag_list,
                              find=lambda: (found := _find_ip_set(ctx, version)) and {"Summary": found})
         return created["Summary"]["ARN"] if created else UNKNOWN
-    current = waf.get_ip_set(Name=name, Scope=SCOPE, Id=found["Id"])
+    found, current = mine.summary, mine.got or waf.get_ip_set(Name=name, Scope=SCOPE, Id=mine.summary["Id"])
     if _addresses(current["IPSet"]["Addresses"]) != _addresses(cidrs):
         ctx.change("update", f"IP set {name} ({len(cidrs)} ranges)", waf.update_ip_set, Name=name, Scope=SCOPE,
                    Id=found["Id"], Addresses=list(cidrs), Description=description,
@@ -220,14 +283,22 @@ def _until_sets_visible(ctx: Context, call):
                              lambda exc: is_code(exc, "WAFUnavailableEntityException"), timeout=SET_VISIBLE_TIMEOUT)
 
 
-def ensure(ctx: Context, rotation: str | None = None) -> None:
-    """rotation: "start" or "finish" from ``rotate authorization``; None for deploy (keeps a window open)."""
+def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) -> None:
+    """rotation: "start" or "finish" from ``rotate authorization``; None for deploy (keeps a window open).
+    seen: what observe read (else it is read now)."""
     waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
+    seen = seen or observe(ctx)
+    for found_one, what in [*((f, "IP set") for f in seen.ip_sets.values()), (seen.acl, "web ACL")]:
+        _ours(ctx, found_one, what)  # someone else's resource of the name stops the deploy before any change
     wanted = {v: cidrs for v, cidrs in ((4, ctx.config.access.ipv4_cidrs), (6, ctx.config.access.ipv6_cidrs))
               if cidrs}
-    set_arns = {version: _ensure_ip_set(ctx, version, cidrs) for version, cidrs in wanted.items()}
-    found = _find_acl(ctx)
-    current: dict | None = waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"]) if found else None
+    arns = together(ctx, *(lambda c, version=version, cidrs=cidrs: _ensure_ip_set(c, version, cidrs,
+                                                                                    seen.ip_sets[version])
+                           for version, cidrs in wanted.items()))
+    set_arns = dict(zip(wanted, arns))
+    acl = _ours(ctx, seen.acl, "web ACL")
+    found = acl and acl.summary
+    current: dict | None = acl and (acl.got or waf.get_web_acl(Name=name, Scope=SCOPE, Id=acl.summary["Id"]))
     values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
     desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()), values)],
                "VisibilityConfig": _visibility(ctx.stack)}
@@ -247,8 +318,8 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
                                               LockToken=current["LockToken"], **desired),
                    find=lambda: {} if _owned(waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])["WebACL"])
                    == _owned(desired) else None)
-    for version in sorted(VERSIONS.keys() - wanted.keys()):
-        _delete_ip_set(ctx, version, destroying=False)
+    together(ctx, *(lambda c, version=version: _delete_ip_set(c, version, seen.ip_sets[version], destroying=False)
+                    for version in sorted(VERSIONS.keys() - wanted.keys())))
     ctx.state.put(STEP, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
                          "ipv4_set_arn": set_arns.get(4), "ipv6_set_arn": set_arns.get(6),
                          "authorization_rotation": "overlap" if window else None})
@@ -258,11 +329,12 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
                                                  "rds-edge-api rotate authorization --finish")
 
 
-def _delete_ip_set(ctx: Context, version: int, destroying: bool) -> None:
+def _delete_ip_set(ctx: Context, version: int, seen: Found | None, destroying: bool) -> None:
     waf, name = ctx.edge("wafv2"), ip_set_name(ctx.stack, version)
-    found = _find_ip_set(ctx, version, destroying)
-    if found is None:
+    mine = _ours(ctx, seen, "IP set", destroying)
+    if mine is None:
         return
+    found = mine.summary
     ctx.change("delete", f"IP set {name}", waits.retry_while, ctx,
                f"web ACL {acl_name(ctx.stack)} to release IP set {name}",
                lambda: waf.delete_ip_set(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
@@ -270,16 +342,18 @@ def _delete_ip_set(ctx: Context, version: int, destroying: bool) -> None:
 
 
 def destroy(ctx: Context) -> None:
-    """The web ACL first (once CloudFront has let go of it), then the IP sets it referenced."""
+    """The web ACL first (once CloudFront has let go of it), then the IP sets it referenced, both at once."""
     waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
-    found = _find_acl(ctx, destroying=True)
-    if found is not None:
+    seen = observe(ctx, full=False)
+    acl = _ours(ctx, seen.acl, "web ACL", destroying=True)
+    if acl is not None:
+        found = acl.summary
         ctx.change("delete", f"web ACL {name}", waits.retry_while, ctx,
                    f"CloudFront to release web ACL {name} (a distribution still uses it)",
                    lambda: waf.delete_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
                    lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=RELEASE_TIMEOUT, interval=10)
-    for version in VERSIONS:
-        _delete_ip_set(ctx, version, destroying=True)
+    together(ctx, *(lambda c, version=version: _delete_ip_set(c, version, seen.ip_sets[version], destroying=True)
+                    for version in VERSIONS))
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------

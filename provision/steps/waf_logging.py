@@ -18,12 +18,18 @@ Pitfalls:
 - Teardown runs this step's destroy before the waf step's (reverse order),
   so the ACL is still there to be found by name when the state is gone; its
   logging configuration is removed only if it sends to this stack's group.
+- The ACL is the waf step's: an early ``observe`` reads the logging of the
+  ACL the last run recorded (a hint, beside the group's lookups), and ensure
+  reads it again if the waf step now names another.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
+from ..together import together
 from . import log_groups
 from .waf import SCOPE, STEP as WAF_STEP, acl_name
 
@@ -43,16 +49,44 @@ def _comparable(config: dict | None) -> dict | None:
             "LogScope": config.get("LogScope", "CUSTOMER"), "LoggingFilter": config.get("LoggingFilter")}
 
 
-def ensure(ctx: Context) -> None:
+@dataclass
+class Seen:
+    """What observe read: the group, and the logging configuration of the ACL named by acl_arn."""
+    group: log_groups.Seen
+    acl_arn: str | None
+    logging: dict | None
+
+
+def observe(ctx: Context) -> Seen:
+    """The group and its tags, and the logging of the ACL the last run recorded (a hint), at once."""
+    return _observe(ctx, ctx.state.earlier(WAF_STEP).get("web_acl_arn"))
+
+
+def _observe(ctx: Context, acl_arn: str | None) -> Seen:
+    group, logging = together(ctx, lambda c: log_groups.observe(c, c.edge("logs"), log_group_name(c.stack)),
+                              lambda c: _logging(c, acl_arn))
+    return Seen(group, acl_arn, logging)
+
+
+def _logging(ctx: Context, acl_arn: str | None) -> dict | None:
+    if acl_arn in (None, UNKNOWN):  # UNKNOWN: the ACL is only planned
+        return None
+    found = or_none(ctx.edge("wafv2").get_logging_configuration, "WAFNonexistentItemException", ResourceArn=acl_arn)
+    return found and found["LoggingConfiguration"]
+
+
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
     waf = ctx.edge("wafv2")
-    group = log_groups.ensure(ctx, ctx.edge("logs"), log_group_name(ctx.stack), where=" in us-east-1")
-    group_arn = log_groups.group_arn(group) if group else UNKNOWN
     acl_arn = _acl_arn(ctx) or UNKNOWN  # UNKNOWN: the ACL is only planned
+    if seen is None:
+        seen = _observe(ctx, acl_arn)
+    elif seen.acl_arn != acl_arn:  # the hint was another ACL's
+        seen = Seen(seen.group, acl_arn, _logging(ctx, acl_arn))
+    group = log_groups.ensure(ctx, ctx.edge("logs"), log_group_name(ctx.stack), where=" in us-east-1",
+                              seen=seen.group)
+    group_arn = log_groups.group_arn(group) if group else UNKNOWN
     wanted = {"ResourceArn": acl_arn, "LogDestinationConfigs": [group_arn], "RedactedFields": REDACTED}
-    current = None
-    if acl_arn != UNKNOWN:
-        found = or_none(waf.get_logging_configuration, "WAFNonexistentItemException", ResourceArn=acl_arn)
-        current = found and found["LoggingConfiguration"]
+    current = seen.logging
     if _comparable(current) != _comparable(wanted):
         ctx.change("update" if current else "create",
                    f"logging of web ACL {ctx.stack} to {log_group_name(ctx.stack)} (authorization header redacted)",
@@ -85,11 +119,11 @@ def destroy(ctx: Context) -> None:
     """The logging configuration first (it names the group), then the group, if it is ours."""
     waf, logs = ctx.edge("wafv2"), ctx.edge("logs")
     acl_arn = _acl_arn(ctx)
-    found = acl_arn and or_none(waf.get_logging_configuration, "WAFNonexistentItemException", ResourceArn=acl_arn)
-    if found and _sends_to_our_group(ctx, found["LoggingConfiguration"]):
+    seen = _observe(ctx, acl_arn)
+    if seen.logging and _sends_to_our_group(ctx, seen.logging):
         ctx.change("delete", f"logging of web ACL {acl_name(ctx.stack)}", waf.delete_logging_configuration,
                    ResourceArn=acl_arn)
-    log_groups.destroy(ctx, logs, log_group_name(ctx.stack))
+    log_groups.destroy(ctx, logs, log_group_name(ctx.stack), seen=seen.group)
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------
