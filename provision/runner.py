@@ -72,7 +72,6 @@ class _Walk:
         ctx, stop = self.ctx, self.ctx.clients.stopping
         stop.clear()
         readable = graph.ancestors(self.steps)
-        ctx.account_id  # noqa: B018 -- resolved once, before the steps share it
         interrupted = False
         with Board(ctx.out) as board, ThreadPoolExecutor(2 * len(self.steps), thread_name_prefix="step") as pool:
             try:
