@@ -325,8 +325,8 @@ def _merged(current: dict, desired: dict) -> dict:
 
 
 def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict, got: dict | None = None) -> dict | None:
-    """got: the distribution's GetDistribution answer (read now if not given). The answer to look at for
-    Deployed: got itself if nothing drifted, else the update's (None when planned, {} after a lost answer)."""
+    """got: the distribution's GetDistribution answer (read now if not given). Answers got if nothing drifted
+    (it says whether the last change has deployed), None after an update (the wait must look again)."""
     cf = ctx.edge("cloudfront")
     got = got or cf.get_distribution(Id=distribution_id)
     config = got["Distribution"]["DistributionConfig"]
@@ -334,15 +334,16 @@ def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict, got: d
     drifted = [name for name in want if have[name] != want[name]]
     if not drifted:
         return got
-    return ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
-                      Id=distribution_id, IfMatch=got["ETag"], DistributionConfig=_merged(config, desired),
-                      find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
-                      == want else None)  # after a lost answer: the ETag has changed if it was applied
+    ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
+               Id=distribution_id, IfMatch=got["ETag"], DistributionConfig=_merged(config, desired),
+               find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
+               == want else None)  # after a lost answer: the ETag has changed if it was applied
+    return None
 
 
 def _create(ctx: Context, desired: dict) -> tuple[dict, dict | None] | None:
     """Create the distribution; after a lost response, find the one the first attempt made. Its summary and
-    the answer to look at for Deployed; None when planned."""
+    (when nothing changed since) its GetDistribution answer; None when planned."""
     cf = ctx.edge("cloudfront")
     try:
         created = ctx.change("create", f"distribution for {ctx.config.domain.name}", cf.create_distribution_with_tags,
@@ -357,18 +358,17 @@ def _create(ctx: Context, desired: dict) -> tuple[dict, dict | None] | None:
                               f"but none with comment {comment(ctx.stack)!r} and this stack's tags; restore its "
                               "comment and tags (stack, managed-by) so it can be adopted, or delete it") from exc
         return found, _update_if_drifted(ctx, found["Id"], desired)
-    return (_summary(created["Distribution"]), created) if created else None
+    return (_summary(created["Distribution"]), None) if created else None
 
 
-def _deployed(ctx: Context, distribution_id: str, answer: dict | None = None) -> str:
+def _deployed(ctx: Context, distribution_id: str, got: dict | None = None) -> str:
     """Wait until the distribution's last change has deployed; its ETag.
 
-    answer: the last change's own answer (or the read that showed no change was needed), looked at
-    first: its Status and ETag are as current as a GetDistribution right after it. A change
-    answers InProgress on AWS, so the wait polls then; None or {} (a lost answer): poll.
+    got: a GetDistribution answer read since that change (none was made after it), looked at first;
+    after a change this step made, the wait always reads again.
     """
-    if answer and answer["Distribution"]["Status"] == "Deployed":
-        return answer["ETag"]
+    if got and got["Distribution"]["Status"] == "Deployed":
+        return got["ETag"]
     cf = ctx.edge("cloudfront")
 
     def etag_if_deployed() -> str | None:
@@ -392,11 +392,11 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         created = _create(ctx, desired)
         if created is None:  # planned
             return
-        found, answer = created
+        found, got = created
     else:
-        answer = _update_if_drifted(ctx, found["Id"], desired, seen.got)
+        got = _update_if_drifted(ctx, found["Id"], desired, seen.got)
     if not ctx.planning:
-        _deployed(ctx, found["Id"], answer)
+        _deployed(ctx, found["Id"], got)
     ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"]})
     base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
     ctx.outputs["Distribution domain"] = found["DomainName"]
@@ -427,15 +427,16 @@ def destroy(ctx: Context) -> None:
 def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
     """got: the distribution's GetDistribution answer (read now if not given): its config and ETag."""
     cf, distribution_id = ctx.edge("cloudfront"), found["Id"]
-    answer = got = got or cf.get_distribution(Id=distribution_id)
+    got = got or cf.get_distribution(Id=distribution_id)
     config = got["Distribution"]["DistributionConfig"]
+    unchanged: dict | None = got
     if config["Enabled"]:
-        answer = ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution,
-                            Id=distribution_id, IfMatch=got["ETag"],
-                            DistributionConfig={**_sendable(config), "Enabled": False},
-                            find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]
-                            ["Enabled"] else {})
-    etag = None if ctx.planning else _deployed(ctx, distribution_id, answer)
+        unchanged = None
+        ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution,
+                   Id=distribution_id, IfMatch=got["ETag"], DistributionConfig={**_sendable(config), "Enabled": False},
+                   find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]["Enabled"]
+                   else {})
+    etag = None if ctx.planning else _deployed(ctx, distribution_id, unchanged)
     ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
                f"distribution {distribution_id} to be seen as disabled",
                lambda: cf.delete_distribution(Id=distribution_id, IfMatch=etag),

@@ -39,11 +39,15 @@ class Seen:
 def observe(ctx: Context, logs, name: str) -> Seen:
     """The group and its tags, read at once: the tags by the ARN its name makes (CloudWatch Logs ARNs
     are arn:<partition>:logs:<region>:<account>:log-group:<name>), not the one DescribeLogGroups answers."""
-    region = logs.meta.region_name
-    arn = f"arn:{partition(region)}:logs:{region}:{ctx.account_id}:log-group:{name}"
+    arn = _arn(ctx, logs, name)
     group, tags = together(ctx, lambda c: find(logs, name),
                            lambda c: or_none(logs.list_tags_for_resource, "ResourceNotFoundException", resourceArn=arn))
     return Seen(group, tags["tags"] if group and tags else None)
+
+
+def _arn(ctx: Context, logs, name: str) -> str:
+    region = logs.meta.region_name
+    return f"arn:{partition(region)}:logs:{region}:{ctx.account_id}:log-group:{name}"
 
 
 def _looked(ctx: Context, logs, name: str) -> Seen:
@@ -61,7 +65,8 @@ def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = N
     if group is None:
         ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
                    logGroupName=name, tags=ctx.tags, find=lambda: find(logs, name))
-        group = None if ctx.planning else find(logs, name)
+        # What DescribeLogGroups would answer for the new group (no retention yet), without asking it.
+        group = None if ctx.planning else {"logGroupName": name, "arn": _arn(ctx, logs, name) + ":*"}
     elif not is_ours(seen.tags, ctx.stack):
         ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(group),
                    tags=ctx.tags)

@@ -110,24 +110,22 @@ def observe(ctx: Context, full: bool = True) -> Seen:
     waf = ctx.edge("wafv2")
     sets, acls = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
                           lambda c: _listed(waf.list_web_acls, "WebACLs"))
-    named = {version: _named(sets, ip_set_name(ctx.stack, version)) for version in VERSIONS}
-    acl = _named(acls, acl_name(ctx.stack))
-
-    def get_ip_set(summary: dict) -> dict:
-        return waf.get_ip_set(Name=summary["Name"], Scope=SCOPE, Id=summary["Id"])
-
-    def get_acl(summary: dict) -> dict:
-        return waf.get_web_acl(Name=summary["Name"], Scope=SCOPE, Id=summary["Id"])
-
-    looks = [(key, summary, get_acl if key == "acl" else get_ip_set)
-             for key, summary in [*named.items(), ("acl", acl)] if summary is not None]
-    pieces = [lambda c, summary=summary: _tags(c, summary["ARN"]) for _, summary, _ in looks]
-    if full:
-        pieces += [lambda c, summary=summary, get=get: get(summary) for _, summary, get in looks]
-    answers = together(ctx, *pieces)
-    found = {key: Found(summary, answers[i], answers[len(looks) + i] if full else None)
-             for i, (key, summary, _) in enumerate(looks)}
+    named: dict[int | str, dict | None] = {v: _named(sets, ip_set_name(ctx.stack, v)) for v in VERSIONS}
+    named["acl"] = _named(acls, acl_name(ctx.stack))
+    listed = {key: summary for key, summary in named.items() if summary is not None}
+    looks = together(ctx, *(lambda c, key=key, summary=summary: _look(c, summary, key == "acl", full)
+                            for key, summary in listed.items()))
+    found = dict(zip(listed, looks))
     return Seen({version: found.get(version) for version in VERSIONS}, found.get("acl"))
+
+
+def _look(ctx: Context, summary: dict, is_acl: bool, full: bool) -> Found:
+    """One listed resource's tags and (full) its read, at once."""
+    waf = ctx.edge("wafv2")
+    get = waf.get_web_acl if is_acl else waf.get_ip_set
+    tags, got = together(ctx, lambda c: _tags(c, summary["ARN"]),
+                         lambda c: get(Name=summary["Name"], Scope=SCOPE, Id=summary["Id"]) if full else None)
+    return Found(summary, tags, got)
 
 
 def _named(summaries: list[dict], name: str) -> dict | None:
@@ -297,8 +295,10 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
                            for version, cidrs in wanted.items()))
     set_arns = dict(zip(wanted, arns))
     acl = _ours(ctx, seen.acl, "web ACL")
-    found = acl and acl.summary
-    current: dict | None = acl and (acl.got or waf.get_web_acl(Name=name, Scope=SCOPE, Id=acl.summary["Id"]))
+    found: dict | None = acl.summary if acl else None
+    current: dict | None = None
+    if acl is not None:
+        current = acl.got or waf.get_web_acl(Name=name, Scope=SCOPE, Id=acl.summary["Id"])
     values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
     desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()), values)],
                "VisibilityConfig": _visibility(ctx.stack)}
