@@ -157,6 +157,8 @@ class Clients:
     _finding: threading.local = field(default_factory=threading.local, repr=False)
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _account: str | None = None
+    _account_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, service: str, region: str):
         key = (service, region)
@@ -168,6 +170,13 @@ class Clients:
                 client.meta.events.register("needs-retry", self.retry_hook)
                 self._cache[key] = LostAnswerGuard(client, self)
             return self._cache[key]
+
+    def account_id(self, region: str) -> str:
+        """The caller's account, asked of STS once for the run, whichever thread asks first."""
+        with self._account_lock:
+            if self._account is None:
+                self._account = self("sts", region).get_caller_identity()["Account"]
+            return self._account
 
     def plan_guard(self, model, **_) -> None:
         if self.stopping.is_set():
