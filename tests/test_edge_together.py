@@ -165,13 +165,25 @@ def test_waf_creates_both_ip_sets_at_once_and_the_acl_after_them(cfg):
 
 def test_a_waf_no_op_lists_at_once_then_reads_everything_found_at_once(cfg):
     run_once(cfg, waf.ensure)
-    ctx, calls = recording(cfg, meet=[[("wafv2", "ListIPSets"), ("wafv2", "ListWebACLs")],
-                                      [*[("wafv2", "ListTagsForResource")] * 3, *[("wafv2", "GetIPSet")] * 2,
-                                       ("wafv2", "GetWebACL")]])
+    ctx, calls = recording(cfg, meet=[[("wafv2", "ListIPSets"), ("wafv2", "ListWebACLs"),
+                                       *[("wafv2", "ListTagsForResource")] * 3],  # tags by the recorded ARNs
+                                      [*[("wafv2", "GetIPSet")] * 2, ("wafv2", "GetWebACL")]])
     waf.ensure(ctx)
     assert len(calls.ops()) == 8
     assert calls.before("ListIPSets", "GetIPSet") and calls.before("ListWebACLs", "GetWebACL")
     assert ctx.clients.calls.changing == 0 and ctx.report.changes == []
+
+
+def test_recorded_arns_that_no_longer_name_the_resources_cost_a_lookup_not_a_mistake(cfg):
+    run_once(cfg, waf.ensure)
+    [acl] = edge("wafv2").list_web_acls(Scope="CLOUDFRONT")["WebACLs"]
+    gone = acl["ARN"].rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    put_state(cfg, waf={"web_acl_arn": gone, "ipv4_set_arn": None, "ipv6_set_arn": None})
+    ctx, calls = recording(cfg)
+    waf.ensure(ctx)
+    assert ctx.clients.calls.changing == 0
+    assert calls.ops().count("ListTagsForResource") == 4  # the recorded one (gone), then the three listed
+    assert ctx.state.get("waf")["web_acl_arn"] == acl["ARN"]
 
 
 def test_waf_teardown_deletes_the_acl_first_then_both_ip_sets_at_once(cfg):

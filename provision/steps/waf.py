@@ -30,10 +30,11 @@ Pitfalls:
   distribution releases it only once its change has propagated.
 
 Both are found by name (unique per scope) and confirmed by tag: one list
-call each, so the ids in the state file are only a record, not a hint.
-The lookups go out together (``observe``): both lists at once, then each
-found resource's tags and its full read (GetIPSet, GetWebACL: the lock
-token) at once. Changes keep AWS's order: the two IP sets at once (neither
+call each. The lookups go out together (``observe``): both lists at once,
+beside the tags of the ARNs the state file recorded (a record that still
+names the listed resource saves a round trip; one that does not only costs
+the tags read again), then each found resource's full read (GetIPSet,
+GetWebACL: the lock token) at once. Changes keep AWS's order: the two IP sets at once (neither
 needs the other), then the ACL that references both; on teardown the ACL
 first, then both sets at once.
 
@@ -53,7 +54,7 @@ import boto3
 from .. import waits
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
-from ..errors import DeployError, is_code
+from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
 from ..together import together
@@ -103,27 +104,38 @@ class Seen:
 
 
 def observe(ctx: Context, full: bool = True) -> Seen:
-    """Both lists at once, then every named resource's tags and (full) its read, at once.
+    """Both lists at once, beside the tags of the ARNs the state recorded; then the tags the record did
+    not cover and (full) every named resource's read, at once.
 
-    full=False (teardown) leaves out GetIPSet and GetWebACL: a delete takes the listed LockToken.
+    The resources are still found by name in the listing; the recorded ARNs only let their tags be
+    asked before the listing answers. full=False (teardown) leaves out GetIPSet and GetWebACL: a
+    delete takes the listed LockToken.
     """
     waf = ctx.edge("wafv2")
-    sets, acls = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
-                          lambda c: _listed(waf.list_web_acls, "WebACLs"))
+    known = ctx.state.get(STEP)
+    recorded = [arn for arn in (known.get("ipv4_set_arn"), known.get("ipv6_set_arn"), known.get("web_acl_arn"))
+                if arn]
+    sets, acls, *answers = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
+                                    lambda c: _listed(waf.list_web_acls, "WebACLs"),
+                                    *(lambda c, arn=arn: or_none(waf.list_tags_for_resource,
+                                                                 "WAFNonexistentItemException", ResourceARN=arn)
+                                      for arn in recorded))
+    tagged = {arn: answer["TagInfoForResource"].get("TagList") for arn, answer in zip(recorded, answers) if answer}
     named: dict[int | str, dict | None] = {v: _named(sets, ip_set_name(ctx.stack, v)) for v in VERSIONS}
     named["acl"] = _named(acls, acl_name(ctx.stack))
     listed = {key: summary for key, summary in named.items() if summary is not None}
-    looks = together(ctx, *(lambda c, key=key, summary=summary: _look(c, summary, key == "acl", full)
+    looks = together(ctx, *(lambda c, key=key, summary=summary: _look(c, summary, key == "acl", full, tagged)
                             for key, summary in listed.items()))
     found = dict(zip(listed, looks))
     return Seen({version: found.get(version) for version in VERSIONS}, found.get("acl"))
 
 
-def _look(ctx: Context, summary: dict, is_acl: bool, full: bool) -> Found:
-    """One listed resource's tags and (full) its read, at once."""
+def _look(ctx: Context, summary: dict, is_acl: bool, full: bool, tagged: dict[str, list | None]) -> Found:
+    """One listed resource's tags (unless already read by its ARN) and (full) its read, at once."""
     waf = ctx.edge("wafv2")
     get = waf.get_web_acl if is_acl else waf.get_ip_set
-    tags, got = together(ctx, lambda c: _tags(c, summary["ARN"]),
+    arn = summary["ARN"]
+    tags, got = together(ctx, lambda c: tagged[arn] if arn in tagged else _tags(c, arn),
                          lambda c: get(Name=summary["Name"], Scope=SCOPE, Id=summary["Id"]) if full else None)
     return Found(summary, tags, got)
 
