@@ -6,6 +6,14 @@ function's, WAF's) run side by side and their waits overlap. boto3 clients are
 thread-safe; they are made under one lock (``Clients``), and the state file is
 saved whole, under its own lock, after every step.
 
+A step may split its ensure into ``observe`` (its reads, nothing else) and
+ensure proper. On deploy and plan every step's observe starts with the run, so
+the lookups of a step at the end of the graph go out in its first second, not
+after its needs are done; ensure gets what was seen unless a step it needs
+(directly or through others) made or planned a change, which may have changed
+what there is to see: then it observes again itself. An early observe reads
+only its own step's state (the others may be half-run).
+
 When one step fails, is interrupted (Ctrl-C) or crashes, no further step starts
 and the running ones stop at their next AWS call or sleep; what finished is
 saved, and the first failure is what the run reports. The output keeps each
@@ -13,7 +21,6 @@ step's lines together, in the order of STEPS (progress.py).
 """
 from __future__ import annotations
 
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -21,9 +28,10 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import graph
-from .clients import Stopped
+from .clients import Stopped, stoppable
 from .context import Context
 from .errors import DeployError, describe
+from .output import StepReport
 from .progress import Board, StepOutput
 
 HANDLED = (ClientError, BotoCoreError, DeployError)
@@ -53,6 +61,8 @@ class _Walk:
     destroying: bool
     done: set[str] = field(default_factory=set)
     running: dict[Future, tuple] = field(default_factory=dict)
+    early: dict[str, Future] = field(default_factory=dict)  # step -> its observe, started with the run
+    contexts: dict[str, Context] = field(default_factory=dict)  # step -> its context (its report: what it changed)
     kept: dict[str, StepOutput] = field(default_factory=dict)
     outputs: dict[str, dict] = field(default_factory=dict)
     failure: tuple | None = None  # (step, exception): the first one
@@ -61,10 +71,11 @@ class _Walk:
         ctx, stop = self.ctx, self.ctx.clients.stopping
         stop.clear()
         readable = graph.ancestors(self.steps)
-        ctx.account_id  # noqa: B018 -- resolved once, before the steps share it
         interrupted = False
-        with Board(ctx.out) as board, ThreadPoolExecutor(len(self.steps), thread_name_prefix="step") as pool:
+        with Board(ctx.out) as board, ThreadPoolExecutor(2 * len(self.steps), thread_name_prefix="step") as pool:
             try:
+                if not self.destroying:
+                    self._observe_early(pool, board)
                 self._start_ready(pool, board, readable)
                 while self.running:
                     finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
@@ -91,15 +102,28 @@ class _Walk:
         _save(ctx)
         self._raise(interrupted)
 
+    def _observe_early(self, pool, board: Board) -> None:
+        """Every step's observe at once, each seeing only its own state."""
+        for step in self.steps:
+            if step.observe is not None:
+                early_ctx = replace(self.ctx, out=StepOutput(board, step.title), outputs={},
+                                    sleep=_stoppable(self.ctx), report=StepReport(step.title),
+                                    state=self.ctx.state.view(step.name, frozenset()))  # type: ignore[arg-type]
+                self.early[step.name] = pool.submit(_observe, early_ctx, step)
+
     def _start_ready(self, pool, board: Board, readable) -> None:
         for step in self.steps:
             started = step.name in self.kept
             if not started and self.waits[step.name] <= self.done:
                 out = self.kept[step.name] = StepOutput(board, step.title)
                 own = self.outputs[step.name] = {}
-                step_ctx = replace(self.ctx, out=out, outputs=own, sleep=_stoppable(self.ctx),
-                                   state=self.ctx.state.view(step.name, readable[step.name]))  # type: ignore[arg-type]
-                self.running[pool.submit(_run, step_ctx, step, self.destroying)] = (step, out)
+                step_ctx = self.contexts[step.name] = replace(
+                    self.ctx, out=out, outputs=own, sleep=_stoppable(self.ctx),
+                    state=self.ctx.state.view(step.name, readable[step.name]))  # type: ignore[arg-type]
+                early = self.early.get(step.name)
+                if early is not None and any(self.contexts[name].report.changes for name in readable[step.name]):
+                    early = None  # a step it needs changed what there is to see
+                self.running[pool.submit(_run, step_ctx, step, self.destroying, early)] = (step, out)
 
     def _finished(self, future: Future) -> None:
         step, _ = self.running.pop(future)
@@ -134,12 +158,36 @@ class _Walk:
         raise exc
 
 
-def _run(ctx: Context, step, destroying: bool) -> None:
+def _observe(ctx: Context, step) -> object:
+    seen = step.observe(ctx)
+    if ctx.report.changes:
+        raise RuntimeError(f"step {step.name}'s observe changed something: {ctx.report.changes}")
+    return seen
+
+
+def _seen(step, early: Future | None) -> object:
+    """What the step's early observe saw, if it may still be trusted and it worked; None: observe again."""
+    if early is None:
+        return None
+    exc = early.exception()
+    if exc is None:
+        return early.result()
+    if isinstance(exc, HANDLED):  # an AWS error: seen again, in the step's own turn, and reported from there
+        return None
+    raise exc  # a Stopped run, or a bug (an observe that read another step's state: UndeclaredRead)
+
+
+def _run(ctx: Context, step, destroying: bool, early: Future | None = None) -> None:
     """One step in its thread: its lines kept together, the state saved whatever happens but a crash."""
     try:
         with ctx.out.step(step.title, planning=ctx.planning, destroying=destroying) as report:
             ctx.report = report
-            (step.destroy if destroying else step.ensure)(ctx)
+            if destroying:
+                step.destroy(ctx)
+            elif step.observe is not None:
+                step.ensure(ctx, seen=_seen(step, early))
+            else:
+                step.ensure(ctx)
     except (KeyboardInterrupt, Stopped):
         _save(ctx)
         ctx.out.failed(step.title, "interrupted")
@@ -155,18 +203,7 @@ def _run(ctx: Context, step, destroying: bool) -> None:
 
 def _stoppable(ctx: Context) -> Callable[[float], None]:
     """The step's sleep, cut short when the run stops."""
-    stopping, sleep = ctx.clients.stopping, ctx.sleep
-
-    def pause(seconds: float) -> None:
-        if sleep is time.sleep:
-            stopped = stopping.wait(seconds)
-        else:
-            stopped = stopping.is_set()
-            if not stopped:
-                sleep(seconds)
-        if stopped:
-            raise Stopped("sleep")
-    return pause
+    return stoppable(ctx.clients.stopping, ctx.sleep)
 
 
 def _save(ctx: Context) -> None:

@@ -10,6 +10,9 @@ soon as those are done, so independent chains run side by side, and saves the
 state file after every step, so an interrupted run resumes. A step reads only
 its own state and that of the steps it needs (directly or through others): the
 runner refuses any other read. The graph (README, "Layout") is drawn from here.
+A step may also have ``observe(ctx)``, its reads alone (own state only): the
+runner starts it with the run and hands what it saw to ``ensure(ctx, seen=)``,
+so a no-op's lookups all go out at the start, not one step after another.
 
 Three chains run at once on deploy:
 - mail (email validation of the domain itself: SES receiving, S3 bucket, MX,
@@ -73,6 +76,7 @@ class Step:
     needs: tuple[str, ...] = ()
     loose: tuple[str, ...] = ()  # of the needs, those AWS does not hold on to: teardown does not wait for them
     owns: Owns = NOTHING  # the module's OWNS: what an inventory lists, the policy's ARNs, the creating calls
+    observe: Callable | None = None  # the step's reads alone, started with the run; ensure(ctx, seen=) then
 
 
 STEPS: tuple[Step, ...] = (
