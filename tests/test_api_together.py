@@ -7,12 +7,14 @@ constraints are read from the record: a call starts only after what it needs has
 import json
 import threading
 from collections import Counter
+from dataclasses import replace
 
 import boto3
 import pytest
 from botocore.client import BaseClient
 
-from provision.steps import api, api_access_log, function, iam_role, security_groups
+from provision import runner
+from provision.steps import STEPS, api, api_access_log, function, iam_role, security_groups
 from tests import aws_rules as rules
 from tests.support import changing_ops, printed, quiet_context, run_steps
 
@@ -121,6 +123,23 @@ def test_observe_reads_at_once_and_a_no_op_ensure_with_it_makes_no_call(cfg, fli
     rest = gateway().get_rest_apis()["items"][0]
     assert ctx.state.get("api")["rest_api_id"] == rest["id"]
     assert ctx.outputs["API key id"] == gateway().get_api_keys()["items"][0]["id"]
+
+
+def test_a_no_op_deploy_makes_no_call_in_the_api_steps_turn(cfg, flights):
+    """The runner's early observe did the reading: the api step's ensure has nothing left to ask."""
+    steps = tuple(step for step in STEPS if step.name in ("iam_role", "security_groups", "function", "api"))
+    runner.deploy(quiet_context(cfg), steps)
+    in_its_turn: list = []
+
+    def ensure(ctx, **kwargs):
+        start = len(flights.events)  # the early observe is over: ensure's seen is its answer
+        api.ensure(ctx, **kwargs)
+        in_its_turn.append(flights.events[start:])
+
+    ctx = quiet_context(cfg)
+    runner.deploy(ctx, tuple(replace(step, ensure=ensure) if step.name == "api" else step for step in steps))
+    assert in_its_turn == [[]] and changing_ops(ctx) == []
+    assert "GetRestApis" in flights.ops() and "GetMethod" in flights.ops()  # read early, not skipped
 
 
 def test_ensure_without_seen_observes_itself(cfg, flights):
