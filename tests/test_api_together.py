@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 
-from provision import runner
+from provision import config as config_module, runner
 from provision.steps import STEPS, api, api_access_log, function, iam_role, security_groups
 from tests import aws_rules as rules
 from tests.support import changing_ops, printed, quiet_context, run_steps
@@ -255,3 +255,28 @@ def test_the_access_log_reads_the_stage_the_account_and_the_group_at_once(cfg, f
     flights.meet("GetStage", "GetAccount", "DescribeLogGroups")
     api_access_log.ensure(ctx)
     assert changing_ops(ctx)[before:] == []
+
+
+def test_a_key_from_key_env_is_compared_from_what_observe_read_and_never_shown(load_seeded, write_config, flights,
+                                                                              monkeypatch):
+    value = "operator-chosen-key-value-0123456789"
+    monkeypatch.setenv("TEST_API_KEY", value)
+    cfg = load_seeded({"api": {"key_env": "TEST_API_KEY"}})
+    run_steps(cfg, *BEFORE_API, api)
+    ctx = ready_for_api(cfg)
+    flights.clear()
+    seen = api.observe(ctx)
+    assert "GetApiKey" in flights.ops()  # the newest key's value, read with the rest
+    assert value not in repr(seen)
+    flights.clear()
+    api.ensure(ctx, seen=seen)
+    assert flights.ops() == [] and changing_ops(ctx) == []
+
+    monkeypatch.setenv("TEST_API_KEY", value.replace("0123", "9876"))  # a new value: the key is replaced
+    changed = config_module.load(write_config({"api": {"key_env": "TEST_API_KEY"}}))
+    ctx = ready_for_api(changed)
+    api.ensure(ctx)
+    assert changing_ops(ctx) == ["DeleteApiKey", "CreateApiKey", "CreateUsagePlanKey"]
+    [key] = gateway().get_api_keys(includeValues=True)["items"]
+    assert key["value"] == value.replace("0123", "9876")
+    assert value not in printed(ctx) and key["value"] not in printed(ctx)
