@@ -244,7 +244,8 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
             return
         inside = ApiSeen(api["id"], [], [{"id": api["rootResourceId"], "path": "/"}], None, [], None)  # new: empty
     else:
-        inside = seen.api if seen.api and seen.api.api_id == api["id"] else _inside(ctx, api["id"])
+        assert seen.api is not None and seen.api.api_id == api["id"]  # observe looked inside the same one
+        inside = seen.api
     api_id = api["id"]
     if api.get("endpointConfiguration", {}).get("types") != ["REGIONAL"]:
         ctx.change("update", f"REST API {name}: endpoint type REGIONAL", apigw.update_rest_api, restApiId=api_id,
