@@ -6,6 +6,8 @@ WAF made itself would never expire), and removed only when tagged as ours.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import boto3
 
 from ..config import Config
@@ -24,15 +26,30 @@ def find(logs, name: str) -> dict | None:
     return next((g for g in groups if g["logGroupName"] == name), None)
 
 
-def ensure(ctx: Context, logs, name: str, where: str = "") -> dict | None:
-    """The group, created or brought to our tags and retention; None when it is only planned."""
-    days = ctx.config.function.log_retention_days
+@dataclass(frozen=True)
+class Seen:
+    """A group as observed: None when there is none; its tags (read only when there is one)."""
+    group: dict | None
+    tags: list | dict | None = None
+
+
+def observe(logs, name: str) -> Seen:
+    """The group and its tags: reads only, for a step's observe."""
     group = find(logs, name)
+    return Seen(group, logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"] if group else None)
+
+
+def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = None) -> dict | None:
+    """The group, created or brought to our tags and retention; None when it is only planned.
+    seen: what an observe found (None: look now)."""
+    days = ctx.config.function.log_retention_days
+    seen = seen or observe(logs, name)
+    group = seen.group
     if group is None:
         ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
                    logGroupName=name, tags=ctx.tags, find=lambda: find(logs, name))
         group = None if ctx.planning else find(logs, name)
-    elif not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
+    elif not is_ours(seen.tags, ctx.stack):
         ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(group),
                    tags=ctx.tags)
     if group is None or group.get("retentionInDays") != days:
@@ -41,11 +58,11 @@ def ensure(ctx: Context, logs, name: str, where: str = "") -> dict | None:
     return group
 
 
-def destroy(ctx: Context, logs, name: str) -> None:
-    group = find(logs, name)
-    if group is None:
+def destroy(ctx: Context, logs, name: str, seen: Seen | None = None) -> None:
+    seen = seen or observe(logs, name)
+    if seen.group is None:
         return
-    if not is_ours(logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"], ctx.stack):
+    if not is_ours(seen.tags, ctx.stack):
         ctx.out.note(f"Leaving log group {name}: it is not tagged as this stack's")
         return
     ctx.change("delete", f"log group {name}", logs.delete_log_group, logGroupName=name)
