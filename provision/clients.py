@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -106,6 +107,22 @@ class Stopped(BaseException):
     """The run is stopping (Ctrl-C, or another step failed): no further call goes out."""
 
 
+def stoppable(stopping: threading.Event, sleep: Callable[[float], None]) -> Callable[[float], None]:
+    """``sleep``, cut short when the run stops (``Stopped``): the real one waits on ``stopping`` instead,
+    so Ctrl-C or another step's failure ends the wait at once; an injected one (a test's) is not called
+    once the run stops."""
+    def pause(seconds: float) -> None:
+        if sleep is time.sleep:
+            stopped = stopping.wait(seconds)
+        else:
+            stopped = stopping.is_set()
+            if not stopped:
+                sleep(seconds)
+        if stopped:
+            raise Stopped("sleep")
+    return pause
+
+
 @dataclass
 class CallCounter:
     """Counts API calls (not retries), and those that change something."""
@@ -140,6 +157,8 @@ class Clients:
     _finding: threading.local = field(default_factory=threading.local, repr=False)
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _account: str | None = None
+    _account_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(self, service: str, region: str):
         key = (service, region)
@@ -151,6 +170,13 @@ class Clients:
                 client.meta.events.register("needs-retry", self.retry_hook)
                 self._cache[key] = LostAnswerGuard(client, self)
             return self._cache[key]
+
+    def account_id(self, region: str) -> str:
+        """The caller's account, asked of STS once for the run, whichever thread asks first."""
+        with self._account_lock:
+            if self._account is None:
+                self._account = self("sts", region).get_caller_identity()["Account"]
+            return self._account
 
     def plan_guard(self, model, **_) -> None:
         if self.stopping.is_set():
@@ -171,8 +197,8 @@ class Clients:
     def changing_call(self, method: Callable, operation: str, /, *args, **kwargs) -> Any:
         return waits.after_lost_answer(lambda: method(*args, **kwargs), operation=operation,
                                        resend=resendable(operation), done_codes=DONE_ON_RESEND.get(operation, ()),
-                                       find=getattr(self._finding, "find", None), sleep=self.sleep,
-                                       on_retry=self.on_retry)
+                                       find=getattr(self._finding, "find", None),
+                                       sleep=stoppable(self.stopping, self.sleep), on_retry=self.on_retry)
 
 
 class LostAnswerGuard:
@@ -193,6 +219,7 @@ def make_clients(session: boto3.Session | None, *, sleep: Callable[[float], None
                  on_retry: Callable[[str], None]) -> Clients:
     """Clients that count calls, refuse changes while planning, retry transient errors and never
     send a changing call again blindly after a lost answer."""
+    stopping = threading.Event()  # set by the runner: the backoffs end, raising Stopped
     return Clients(session=session or boto3.Session(), calls=CallCounter(),
-                   retry_hook=waits.transient_retry_hook(sleep, on_retry, changing=is_changing),
-                   sleep=sleep, on_retry=on_retry)
+                   retry_hook=waits.transient_retry_hook(stoppable(stopping, sleep), on_retry, changing=is_changing),
+                   sleep=sleep, on_retry=on_retry, stopping=stopping)

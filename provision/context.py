@@ -32,7 +32,6 @@ class Context:
     outputs: dict[str, str | None] = field(default_factory=dict)  # label -> value; None: a later step removes it
     report: StepReport = field(default_factory=lambda: StepReport(""))
     lookups: dict[str, Any] = field(default_factory=dict)  # read-only facts fetched once per run
-    _account_id: str | None = None
 
     def client(self, service: str, region: str | None = None):
         """A client in the stack's region unless another is named."""
@@ -62,9 +61,8 @@ class Context:
 
     @property
     def account_id(self) -> str:
-        if self._account_id is None:
-            self._account_id = self.client("sts").get_caller_identity()["Account"]
-        return self._account_id
+        """Asked once per run, by the first step that needs it (the others need not wait for it)."""
+        return self.clients.account_id(self.region)
 
     def change(self, kind: str, what: str, call: Callable[..., Any], /, *args,
                find: Callable[[], Any] | None = None, **kwargs) -> Any:

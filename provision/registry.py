@@ -11,6 +11,10 @@ Every step module exports ``OWNS = Owns(...)``, and its line in ``STEPS`` passes
 - ``creates``: the calls that create the step's resources, in the order the step makes them: the
   points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
   that remove them, where a crash test stops a teardown.
+- ``drift``: changes to the step's resources made behind the stack's back, each through the session it
+  is given (not the toolkit's) for the config's stack, that the next deploy repairs: the call recorder
+  (``provision/local/recording.py``) makes them all before a deploy, so the repairing calls are in the
+  catalog the operator's policy is built from. They run in STEPS order, after a deploy of that config.
 
 Adding a step is then its module (with ``OWNS``), one ``STEPS`` line and its config section.
 """
@@ -20,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
+    import boto3
+
     from .config import Config
 
 
@@ -42,6 +48,7 @@ class Names(Protocol):
 
 Lister = Callable[["Config"], list[str]]  # config -> ["<kind> <name>", ...] of the stack's that exist
 Patterns = Callable[[Names, str], list[str]]  # (names, IAM action) -> the ARNs it is granted on
+Drift = Callable[["boto3.Session", "Config"], None]  # (another session, config): change the stack's resources
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Owns:
     arns: dict[str, Patterns] = field(default_factory=dict)
     creates: tuple[str, ...] = ()
     removes: tuple[str, ...] = ()
+    drift: tuple[Drift, ...] = ()
 
 
 NOTHING = Owns()  # a step that only waits (certificate_issued) owns no resource
@@ -58,6 +66,11 @@ NOTHING = Owns()  # a step that only waits (certificate_issued) owns no resource
 def listers(owned: Iterable[Owns]) -> list[Lister]:
     """Every inventory lister of these steps, each once (in the order first named)."""
     return list(dict.fromkeys(lister for owns in owned for lister in owns.inventory))
+
+
+def drifts(owned: Iterable[Owns]) -> list[Drift]:
+    """Every drift of these steps, in STEPS order, each once."""
+    return list(dict.fromkeys(change for owns in owned for change in owns.drift))
 
 
 def services(owned: Iterable[Owns]) -> set[str]:

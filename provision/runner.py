@@ -21,7 +21,6 @@ step's lines together, in the order of STEPS (progress.py).
 """
 from __future__ import annotations
 
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -29,7 +28,7 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import graph
-from .clients import Stopped
+from .clients import Stopped, stoppable
 from .context import Context
 from .errors import DeployError, describe
 from .output import StepReport
@@ -72,7 +71,6 @@ class _Walk:
         ctx, stop = self.ctx, self.ctx.clients.stopping
         stop.clear()
         readable = graph.ancestors(self.steps)
-        ctx.account_id  # noqa: B018 -- resolved once, before the steps share it
         interrupted = False
         with Board(ctx.out) as board, ThreadPoolExecutor(2 * len(self.steps), thread_name_prefix="step") as pool:
             try:
@@ -205,18 +203,7 @@ def _run(ctx: Context, step, destroying: bool, early: Future | None = None) -> N
 
 def _stoppable(ctx: Context) -> Callable[[float], None]:
     """The step's sleep, cut short when the run stops."""
-    stopping, sleep = ctx.clients.stopping, ctx.sleep
-
-    def pause(seconds: float) -> None:
-        if sleep is time.sleep:
-            stopped = stopping.wait(seconds)
-        else:
-            stopped = stopping.is_set()
-            if not stopped:
-                sleep(seconds)
-        if stopped:
-            raise Stopped("sleep")
-    return pause
+    return stoppable(ctx.clients.stopping, ctx.sleep)
 
 
 def _save(ctx: Context) -> None:

@@ -64,7 +64,7 @@ NOT_TRANSIENT_CODES = frozenset({"ResourceNotReadyException"})
 
 # API Gateway's control-plane quotas that are fixed per account and cannot be raised, in seconds
 # between calls ("Amazon API Gateway quotas": DeleteRestApi 1 request every 30 seconds per account, ...).
-API_GATEWAY_QUOTAS = {"DeleteRestApi": 30.0, "UpdateUsagePlan": 20.0, "CreateDeployment": 5.0,
+API_GATEWAY_QUOTAS = {"DeleteRestApi": 30.0, "UpdateUsagePlan": 20.0, "UpdateAccount": 20.0, "CreateDeployment": 5.0,
                       "CreateRestApi": 3.0}
 QUOTA_TIMEOUT = 5 * 60.0  # ten DeleteRestApi slots: other stacks' teardowns may be queued for the same quota
 QUOTA_THROTTLE = "TooManyRequestsException"

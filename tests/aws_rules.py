@@ -105,9 +105,9 @@ API_GATEWAY_QUOTAS_SOURCE = ("Amazon API Gateway quotas, 'API Gateway quotas for
 
 def api_gateway_quota(clock: Clock, op: str, every: float, retry_after: bool = True) -> Rule:
     """API Gateway's fixed control-plane quota for ``op``: one call per ``every`` seconds per account
-    (DeleteRestApi 30, UpdateUsagePlan 20, CreateDeployment 5, CreateRestApi 3; Amazon API Gateway quotas);
-    a call sooner is refused with 429 TooManyRequestsException, with ``Retry-After`` (the API's
-    ``retryAfterSeconds``) when ``retry_after``. moto has no such quota."""
+    (DeleteRestApi 30, UpdateUsagePlan 20, UpdateAccount 20, CreateDeployment 5, CreateRestApi 3; Amazon API
+    Gateway quotas); a call sooner is refused with 429 TooManyRequestsException, with ``Retry-After`` (the
+    API's ``retryAfterSeconds``) when ``retry_after``. moto has no such quota."""
     accepted: list[float] = []
 
     def answer(call: Call) -> dict:

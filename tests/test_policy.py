@@ -93,16 +93,18 @@ def test_command_builds_the_policy_without_aws_when_told_everything(write_config
 
 
 def _inventory_listers() -> set[tuple]:
-    """(file, function) of the steps' inventory listers (provision/registry.py): the tests' read-back of
-    what a stack made, which no command calls, so not the operator's calls."""
+    """(file, function) of the steps' inventory listers and drifts (provision/registry.py): the tests' read-back
+    of what a stack made and the recorder's changes behind its back, which no command calls, so not the
+    operator's calls."""
     import sys
     from pathlib import Path
 
-    from provision.registry import listers
+    from provision.registry import drifts, listers
     from provision.steps import STEPS
 
-    return {(Path(sys.modules[lister.__module__].__file__).resolve(), lister.__name__)
-            for lister in listers(step.owns for step in STEPS)}
+    owned = [step.owns for step in STEPS]
+    return {(Path(sys.modules[named.__module__].__file__).resolve(), named.__name__)
+            for named in [*listers(owned), *drifts(owned)]}
 
 
 # Attributes that share a client method's name but are not AWS calls: urllib's SplitResult.query

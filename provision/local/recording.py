@@ -10,9 +10,10 @@ Each config variant (validation dns / email, with / without a hosted zone)
 runs every command's paths in a fresh moto account (``_scenario``): deploy,
 a re-deploy, outputs, logs, both rotations with their finish, deploys after
 a config change and a code upgrade, a deploy repairing changes made behind
-its back (drift), and teardown. A botocore ``before-call`` hook on the session the
-commands use records (service, operation); the seeding of the operator's
-side (VPC, RDS, zone) goes through another session and is not recorded.
+its back (each step's ``drift``, from its OWNS), and teardown. A botocore
+``before-call`` hook on the session the commands use records (service,
+operation); the seeding of the operator's side (VPC, RDS, zone) and the
+drift go through another session and are not recorded.
 """
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ from typing import Any, Iterator
 import boto3
 from rich.console import Console
 
+from ..config import load
 from ..output import Output
 from ..policy import CATALOG, variant
+from ..registry import drifts
+from ..steps import STEPS
 
 REGION = "eu-west-1"
 MAIL_REGION = "us-west-2"
@@ -152,7 +156,6 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
     import moto.settings
 
     from .. import cli
-    from ..config import load
     from ..steps import package
     from .certs import stand_in_bundle
     from .emulator import seed_database
@@ -178,7 +181,7 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
             recorder = Recorder()
             if validation == "email":
                 moto.settings.ACM_VALIDATION_WAIT = 10 ** 6  # pending until the toolkit looks for the mail
-            for item in _scenario(validation, (path, changed, moved), seeder, workdir):
+            for item in _scenario((path, changed, moved), seeder, workdir):
                 if callable(item):
                     item()
                     continue
@@ -198,7 +201,7 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
             moto.settings.ACM_VALIDATION_WAIT, package.build = acm_wait, build
 
 
-def _scenario(validation: str, configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: Path) -> list:
+def _scenario(configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: Path) -> list:
     """In order: (command recorded as, argv, config) to run, or something done behind the toolkit's back."""
     base, changed, moved = configs
     return [
@@ -209,7 +212,7 @@ def _scenario(validation: str, configs: tuple[Path, Path, Path], seeder: boto3.S
         ("rotate", ["rotate", "authorization"], base), ("rotate", ["rotate", "authorization", "--finish"], base),
         lambda: _new_function_code(workdir),  # as after an upgrade of the toolkit, with a changed config too
         ("deploy", ["deploy"], changed), ("deploy", ["deploy"], moved),
-        lambda: _drift(seeder, validation), ("deploy", ["deploy"], moved),
+        lambda: _drift(seeder, moved), ("deploy", ["deploy"], moved),
         lambda: _inline_policy(seeder),
         ("teardown", ["teardown", "--yes"], base),
     ]
@@ -221,36 +224,12 @@ def _inline_policy(seeder: boto3.Session) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
-def _drift(seeder: boto3.Session, validation: str) -> None:
+def _drift(seeder: boto3.Session, config_path: Path) -> None:
     """Changes made behind the toolkit's back (through the unrecorded session), so that the next deploy
-    records the calls that repair them: tags, trust policy, a disabled key, an edited method, endpoint type,
-    the mail rule."""
-    iam, lambda_, logs = seeder.client("iam"), seeder.client("lambda", REGION), seeder.client("logs", REGION)
-    apigw = seeder.client("apigateway", REGION)
-    iam.untag_role(RoleName="rec-fn", TagKeys=["stack"])
-    iam.update_assume_role_policy(RoleName="rec-fn", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
-    function = lambda_.get_function(FunctionName="rec-api")["Configuration"]["FunctionArn"]
-    lambda_.untag_resource(Resource=function, TagKeys=["stack"])
-    group = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/rec-api")["logGroups"][0]["arn"]
-    logs.untag_resource(resourceArn=group.removesuffix(":*"), tagKeys=["stack"])
-    [api] = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "rec"]
-    for key in apigw.get_api_keys()["items"]:
-        apigw.update_api_key(apiKey=key["id"], patchOperations=[{"op": "replace", "path": "/enabled",
-                                                                 "value": "false"}])
-    resource = next(r for r in apigw.get_resources(restApiId=api["id"])["items"] if r["path"] == "/orders")
-    apigw.put_integration(restApiId=api["id"], resourceId=resource["id"], httpMethod="GET", type="MOCK",
-                          requestTemplates={"application/json": '{"statusCode": 200}'})
-    arn = f"arn:aws:apigateway:{REGION}::/restapis/{api['id']}/stages/v2"
-    apigw.untag_resource(resourceArn=arn, tagKeys=["stack"])
-    apigw.update_rest_api(restApiId=api["id"], patchOperations=[
-        {"op": "replace", "path": "/endpointConfiguration/types/REGIONAL", "value": "EDGE"}])
-    if validation == "email":
-        ses = seeder.client("ses", MAIL_REGION)
-        rule_set = ses.describe_active_receipt_rule_set()["Metadata"]["Name"]
-        rule = ses.describe_active_receipt_rule_set()["Rules"][0]
-        ses.update_receipt_rule(RuleSetName=rule_set, Rule={**rule, "ScanEnabled": not rule.get("ScanEnabled")})
+    records the calls that repair them: every step's own (its OWNS' drift, provision/registry.py)."""
+    config = load(config_path)
+    for change in drifts(step.owns for step in STEPS):
+        change(seeder, config)
 
 
 def _new_function_code(workdir: Path) -> None:

@@ -540,6 +540,25 @@ def inventory(config: Config) -> list[str]:
     return found
 
 
+def drift(session: boto3.Session, config: Config) -> None:
+    """Behind the stack's back: its API keys disabled, the method's integration made a MOCK, the stage's
+    stack tag removed, the API's endpoint made EDGE."""
+    stack, region = config.stack.name, config.stack.region
+    apigw = session.client("apigateway", region_name=region)
+    [api] = [a for a in apigw.get_rest_apis()["items"] if a["name"] == api_name(stack)]
+    for key in apigw.get_api_keys()["items"]:
+        if is_ours(key.get("tags"), stack):
+            apigw.update_api_key(apiKey=key["id"], patchOperations=[
+                {"op": "replace", "path": "/enabled", "value": "false"}])
+    resource = next(r for r in apigw.get_resources(restApiId=api["id"])["items"] if r["path"] == f"/{config.api.path}")
+    apigw.put_integration(restApiId=api["id"], resourceId=resource["id"], httpMethod="GET", type="MOCK",
+                          requestTemplates={"application/json": '{"statusCode": 200}'})
+    apigw.untag_resource(resourceArn=f"arn:{partition(region)}:apigateway:{region}::/restapis/{api['id']}/stages/"
+                                     f"{config.api.stage}", tagKeys=["stack"])
+    apigw.update_rest_api(restApiId=api["id"], patchOperations=[
+        {"op": "replace", "path": "/endpointConfiguration/types/REGIONAL", "value": "EDGE"}])
+
+
 OWNS = Owns(inventory=(inventory,), creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey",
                                              "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission"),
-            removes=("DeleteRestApi",))
+            removes=("DeleteRestApi",), drift=(drift,))

@@ -20,6 +20,11 @@ fails with "The role ARN does not have required permissions set to API
 Gateway" (terraform-provider-aws internal/service/apigateway/account.go
 retries on it, and on "... could not successfully write to CloudWatch Logs
 using the ARN specified"); both are waited for, bounded.
+
+UpdateAccount is under a fixed quota of 1 request every 20 seconds per
+account ("Amazon API Gateway quotas", which says it cannot be increased):
+two stacks claiming or releasing the setting at once are throttled, and
+``waits.within_quota`` waits that out, as it does for the api step's calls.
 """
 from __future__ import annotations
 
@@ -81,7 +86,7 @@ def claim(ctx: Context) -> str:
         ctx.change("update", f"API Gateway account setting in {ctx.region}: CloudWatch Logs role "
                              f"{role_name(ctx.region)} (none was set)", waits.retry_while, ctx,
                    f"IAM role {role_name(ctx.region)} to become usable by API Gateway",
-                   lambda: apigw.update_account(patchOperations=[
+                   lambda: waits.within_quota(ctx, apigw.update_account, patchOperations=[
                        {"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]),
                    _not_yet, timeout=PROPAGATION_TIMEOUT, interval=2, max_interval=10)
     ctx.outputs["API Gateway logging role"] = (f"{role_name(ctx.region)} (the toolkit's; kept while other APIs use it)"
@@ -125,7 +130,7 @@ def release(ctx: Context) -> None:
                          f"{len(users)} other API stage(s) log through it ({', '.join(users[:3])})")
             return
         ctx.change("update", f"API Gateway account setting in {ctx.region}: no CloudWatch Logs role",
-                   ctx.client("apigateway").update_account,
+                   waits.within_quota, ctx, ctx.client("apigateway").update_account,
                    patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": ""}])
     iam, name = ctx.client("iam"), role["RoleName"]
     for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:

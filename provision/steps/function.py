@@ -307,6 +307,17 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
     return log_groups.arns(names, action, names.config.stack.region, log_group_name(names.config.stack.name))
 
 
+def drift(session: boto3.Session, config: Config) -> None:
+    """Behind the stack's back: the stack tag removed from the function and from its log group."""
+    stack, region = config.stack.name, config.stack.region
+    lambda_, logs = session.client("lambda", region_name=region), session.client("logs", region_name=region)
+    arn = lambda_.get_function(FunctionName=function_name(stack))["Configuration"]["FunctionArn"]
+    lambda_.untag_resource(Resource=arn, TagKeys=["stack"])
+    group = log_groups.find(logs, log_group_name(stack))
+    assert group is not None, "drift runs after a deploy"
+    logs.untag_resource(resourceArn=log_groups.group_arn(group), tagKeys=["stack"])
+
+
 OWNS = Owns(inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
             creates=("CreateLogGroup", "CreateFunction"),
-            removes=("DeleteFunction",))
+            removes=("DeleteFunction",), drift=(drift,))

@@ -172,5 +172,14 @@ def _arns(names: Names, action: str) -> list[str]:
     return [names.arn("iam", "", f"role/{role_name(names.config.stack.name)}")]
 
 
+def drift(session: boto3.Session, config: Config) -> None:
+    """Behind the stack's back: the role's stack tag removed, its trust policy handed to EC2."""
+    iam, name = session.client("iam"), role_name(config.stack.name)
+    iam.untag_role(RoleName=name, TagKeys=["stack"])
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+
+
 OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreateRole", "AttachRolePolicy"),
-            removes=("DeleteRole",))
+            removes=("DeleteRole",), drift=(drift,))

@@ -487,7 +487,18 @@ def _bucket_arns(names: Names, action: str) -> list[str]:
     return [names.unowned_arn("s3", f"{bucket}{'/*' if objects else ''}")]
 
 
+def drift(session: boto3.Session, config: Config) -> None:
+    """Behind the stack's back (when it receives mail): its receipt rule's spam scan flipped."""
+    if not config.domain.receives_mail:
+        return
+    ses = session.client("ses", region_name=config.domain.mail_region)
+    active = ses.describe_active_receipt_rule_set()
+    rule = next(r for r in active["Rules"] if config.domain.name in r.get("Recipients", []))
+    ses.update_receipt_rule(RuleSetName=active["Metadata"]["Name"],
+                            Rule={**rule, "ScanEnabled": not rule.get("ScanEnabled")})
+
+
 OWNS = Owns(inventory=(inventory, dns.inventory), arns={"s3": _bucket_arns, "route53": dns.arns},
             creates=("CreateBucket", "PutBucketOwnershipControls", "PutBucketEncryption", "PutBucketPolicy",
                      "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"),
-            removes=("DeleteReceiptRuleSet", "DeleteIdentity", "DeleteBucket"))
+            removes=("DeleteReceiptRuleSet", "DeleteIdentity", "DeleteBucket"), drift=(drift,))
