@@ -80,9 +80,9 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy, owns=mail.OWNS),
+    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy, owns=mail.OWNS, observe=mail.observe),
     Step("certificate", "Certificate request", certificate.request, certificate.destroy, needs=("mail",),
-         owns=certificate.OWNS),
+         owns=certificate.OWNS, observe=certificate.observe),
     Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy, needs=("certificate",), owns=alerts.OWNS),
     Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy, owns=iam_role.OWNS, observe=iam_role.observe),
     Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy,
@@ -94,7 +94,8 @@ STEPS: tuple[Step, ...] = (
          owns=api_access_log.OWNS),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy, owns=waf.OWNS),
     Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy, needs=("waf",), owns=waf_logging.OWNS),
-    Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing, needs=("certificate",)),
+    Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing, needs=("certificate",),
+         observe=certificate.observe_issued),
     Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy,
          needs=("api", "waf", "certificate_issued"), loose=("api",), owns=cloudfront.OWNS),
     Step("cloudfront_logging", "CloudFront logging", cloudfront_logging.ensure, cloudfront_logging.destroy,
