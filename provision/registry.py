@@ -12,9 +12,10 @@ Every step module exports ``OWNS = Owns(...)``, and its line in ``STEPS`` passes
   points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
   that remove them, where a crash test stops a teardown.
 - ``drift``: changes to the step's resources made behind the stack's back, each through the session it
-  is given (not the toolkit's) for the config's stack, that the next deploy repairs: the call recorder
-  (``provision/local/recording.py``) makes them all before a deploy, so the repairing calls are in the
-  catalog the operator's policy is built from. They run in STEPS order, after a deploy of that config.
+  is given (not the toolkit's) for the config's stack, that the next deploy repairs (or that teardown
+  copes with): the call recorder (``provision/local/recording.py``) makes them all, in STEPS order,
+  after a deploy of that config and before the next, so the repairing calls are in the catalog the
+  operator's policy is built from.
 
 Adding a step is then its module (with ``OWNS``), one ``STEPS`` line and its config section.
 """

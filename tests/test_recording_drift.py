@@ -10,7 +10,7 @@ from provision.clients import is_changing
 from provision.local import recording
 from provision.registry import Owns
 from provision.steps import STEPS, Step
-from tests.support import Run
+from tests.support import Run, inventory
 
 DRIFTING = [step for step in STEPS if step.owns.drift]
 
@@ -49,7 +49,8 @@ def test_the_drift_is_each_steps_own_in_steps_order_and_a_new_steps_is_made(monk
 
 @pytest.mark.iam
 def test_a_deploy_repairs_each_steps_drift_then_changes_nothing(load_seeded, hosted_zone, write_config):
-    """Each step's drift alone, then a deploy: it changes something (the repair the recorder records)."""
+    """Each step's drift alone, then a deploy: it changes something (the repair the recorder records); what
+    deploy leaves (an inline policy added to the role) teardown copes with."""
     overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email", "mail_region": "us-west-2"}}
     cfg = load_seeded(overrides)
     path = write_config(overrides)
@@ -60,3 +61,6 @@ def test_a_deploy_repairs_each_steps_drift_then_changes_nothing(load_seeded, hos
             change(boto3.Session(), cfg)
         assert deploy(path), f"{step.name}: its drift left nothing for a deploy to repair"
     assert deploy(path) == []
+    down = Run("teardown", path, "--yes")
+    assert down.code == 0, down.text
+    assert inventory(cfg) == []

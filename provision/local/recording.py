@@ -31,11 +31,13 @@ import boto3
 from rich.console import Console
 
 from ..config import load
+from ..context import EDGE_REGION
 from ..output import Output
 from ..policy import CATALOG, variant
 from ..registry import drifts
-from ..steps import STEPS
+from ..steps import STEPS, waf_logging
 
+STACK = "rec"
 REGION = "eu-west-1"
 MAIL_REGION = "us-west-2"
 SECRETS = {"RECORD_DB_PASSWORD": "recording-only-password", "RECORD_AUTHORIZATION": "Bearer recording-old",
@@ -83,7 +85,7 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
     domain = {"name": "api.example.com", "validation": validation, "mail_region": MAIL_REGION,
               **({"hosted_zone_id": zone_id} if zone_id else {})}
     sections: dict[str, dict[str, Any]] = {
-        "stack": {"name": "rec", "region": REGION},
+        "stack": {"name": STACK, "region": REGION},
         "database": {"instance_id": "orders-db", "name": "shop", "user": "api_reader",
                      "table": "orders", "key_column": "customer_id",
                      # auth = "iam" adds the role's inline rds-db:connect policy
@@ -213,20 +215,14 @@ def _scenario(configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: 
         lambda: _new_function_code(workdir),  # as after an upgrade of the toolkit, with a changed config too
         ("deploy", ["deploy"], changed), ("deploy", ["deploy"], moved),
         lambda: _drift(seeder, moved), ("deploy", ["deploy"], moved),
-        lambda: _inline_policy(seeder),
         ("teardown", ["teardown", "--yes"], base),
     ]
 
 
-def _inline_policy(seeder: boto3.Session) -> None:
-    """Someone added an inline policy to the function's role: teardown must remove it to delete the role."""
-    seeder.client("iam").put_role_policy(RoleName="rec-fn", PolicyName="added", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
-
-
 def _drift(seeder: boto3.Session, config_path: Path) -> None:
     """Changes made behind the toolkit's back (through the unrecorded session), so that the next deploy
-    records the calls that repair them: every step's own (its OWNS' drift, provision/registry.py)."""
+    records the calls that repair them, and teardown those that cope with what deploy leaves: every step's
+    own (its OWNS' drift, provision/registry.py)."""
     config = load(config_path)
     for change in drifts(step.owns for step in STEPS):
         change(seeder, config)
@@ -247,9 +243,9 @@ def _new_function_code(workdir: Path) -> None:
 
 def _waf_log_group(session: boto3.Session) -> None:
     """WAF's log group, unless deploy made it (WAF logging is optional), so that logs reads both groups."""
-    logs = session.client("logs", region_name="us-east-1")
-    if not logs.describe_log_groups(logGroupNamePrefix="aws-waf-logs-rec")["logGroups"]:
-        logs.create_log_group(logGroupName="aws-waf-logs-rec")
+    logs, name = session.client("logs", region_name=EDGE_REGION), waf_logging.log_group_name(STACK)
+    if not logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]:
+        logs.create_log_group(logGroupName=name)
 
 
 def record_all() -> dict:

@@ -173,12 +173,15 @@ def _arns(names: Names, action: str) -> list[str]:
 
 
 def drift(session: boto3.Session, config: Config) -> None:
-    """Behind the stack's back: the role's stack tag removed, its trust policy handed to EC2."""
+    """Behind the stack's back: the role's stack tag removed, its trust policy handed to EC2 (deploy puts
+    both back), and an inline policy added (deploy leaves it; teardown removes it to delete the role)."""
     iam, name = session.client("iam"), role_name(config.stack.name)
     iam.untag_role(RoleName=name, TagKeys=["stack"])
     iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                                                 "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=name, PolicyName="added", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
 OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreateRole", "AttachRolePolicy"),
