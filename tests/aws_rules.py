@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -663,3 +664,35 @@ def _send_with(call: Call, params: dict) -> dict:
 
 
 _ORIGINAL_MAKE_API_CALL = BaseClient._make_api_call
+
+
+CONCURRENT_MODIFICATION_SOURCE = (
+    "undocumented; 409 ConflictException 'Unable to complete operation due to concurrent modification. Please try "
+    "again later.' on the responses of one method sent at once (hashicorp/terraform#11395, "
+    "hashicorp/terraform-provider-aws#3174, #16439) and on other parts of one REST API (#27027); "
+    "terraform-provider-aws retries it on every REST API operation since 3.24.0 (#776)")
+
+
+def rest_api_takes_one_of_the_changes_arriving_together(*operations: str, together: int) -> Rule:
+    """API Gateway serializes the changes to one REST API: of changes that arrive at the same time, one goes
+    through and the others are refused with 409 ConflictException "Unable to complete operation due to
+    concurrent modification. Please try again later." (undocumented; terraform#11395, terraform-provider-aws
+    #3174, #16439, #27027, #776). moto takes them all. The first ``together`` calls of ``operations`` must
+    arrive at once (a barrier: it breaks, failing the call, if they do not); one of them goes through, the
+    others are refused; a call sent again afterwards goes through."""
+    arrived = threading.Barrier(together, timeout=10)
+    first_calls: list[Call] = []
+    lock = threading.Lock()
+
+    def answer(call: Call) -> dict:
+        with lock:
+            first = len(first_calls) < together
+            if first:
+                first_calls.append(call)
+        if first and arrived.wait() != 0:
+            raise aws_error(call.operation, "ConflictException", "Unable to complete operation due to concurrent "
+                                                                 "modification. Please try again later.", 409)
+        return call.send()
+
+    return Rule(f"{', '.join(operations)}: one change to a REST API at a time", CONCURRENT_MODIFICATION_SOURCE,
+                operation("apigateway", *operations), answer)

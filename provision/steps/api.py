@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import boto3
 
@@ -38,6 +39,8 @@ from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
 from ..registry import Owns
 from ..tags import is_ours
+from ..together import together
+from . import function
 from .iam_role import partition
 
 STEP = "api"
@@ -128,11 +131,107 @@ def _remove_extras(ctx: Context, what: str, extras: list[dict], delete) -> None:
         ctx.change("delete", f"extra {what} {extra['name']} ({extra['id']})", delete, extra)
 
 
-def ensure(ctx: Context, rotation: str | None = None) -> None:
-    """rotation "start" (from ``rotate api-key``) adds the next key when the stack has one."""
+@dataclass
+class ApiSeen:
+    """What one REST API holds, as read: the deciding is ensure's."""
+    api_id: str
+    validators: list[dict]
+    resources: list[dict]
+    method: dict | None  # GET on /<path>, None when there is no such resource or method
+    stages: list[dict]
+    deployment: dict | None  # the configured stage's deployment
+
+
+@dataclass
+class Seen:
+    """The api step's reads, all made at once (``observe``)."""
+    apis: list[dict]  # every REST API with the stack's tags
+    api: ApiSeen | None  # inside the one kept (the state's, else the oldest)
+    keys: list[tuple[int, dict]]  # ``_all_keys``
+    plans: list[dict]  # every usage plan with the stack's tags
+    plan_keys: set[str]  # the key ids in the kept plan
+    statements: list[dict]  # the function's resource policy (function.function_name's)
+    newest_key_value: str | None = field(default=None, repr=False)  # only with [api] key_env: never shown
+
+
+def observe(ctx: Context) -> Seen:
+    """Every lookup of the step at once: the REST API (then what it holds), the keys, the plans (then the
+    kept plan's keys) and the function's policy; reads only, from the config and the step's own state."""
+    (apis, inside), (keys, value), (plans, plan_keys), statements = together(
+        ctx, _observe_apis, _observe_keys, _observe_plans,
+        lambda c: _statements(c, function.function_name(c.stack)))
+    return Seen(apis=apis, api=inside, keys=keys, plans=plans, plan_keys=plan_keys, statements=statements,
+                newest_key_value=value)
+
+
+def _observe_apis(ctx: Context) -> tuple[list[dict], ApiSeen | None]:
+    apis = _stack_apis(ctx)
+    api, _ = _one_and_extras(apis, ctx.state.get(STEP).get("rest_api_id"))
+    return apis, (_inside(ctx, api["id"]) if api else None)
+
+
+def _inside(ctx: Context, api_id: str) -> ApiSeen:
+    """The validators, the resources (then the GET method) and the stages (then the stage's deployment)."""
+    validators, (resources, method), (stages, deployment) = together(
+        ctx, lambda c: c.client("apigateway").get_request_validators(restApiId=api_id).get("items", []),
+        lambda c: _resources_and_method(c, api_id), lambda c: _stages_and_deployment(c, api_id))
+    return ApiSeen(api_id, validators, resources, method, stages, deployment)
+
+
+def _resources_and_method(ctx: Context, api_id: str) -> tuple[list[dict], dict | None]:
+    apigw = ctx.client("apigateway")
+    resources = _paged(apigw.get_resources, "items", restApiId=api_id)
+    ours = next((r for r in resources if r["path"] == f"/{ctx.config.api.path}"), None)
+    method = ours and or_none(apigw.get_method, "NotFoundException", restApiId=api_id, resourceId=ours["id"],
+                              httpMethod="GET")
+    return resources, method
+
+
+def _stages_and_deployment(ctx: Context, api_id: str) -> tuple[list[dict], dict | None]:
+    apigw = ctx.client("apigateway")
+    stages = apigw.get_stages(restApiId=api_id).get("item", [])
+    current = next((s for s in stages if s["stageName"] == ctx.config.api.stage), None)
+    deployment = current and apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
+    return stages, deployment
+
+
+def _observe_keys(ctx: Context) -> tuple[list[tuple[int, dict]], str | None]:
+    """The stack's keys; with [api] key_env, also the newest key's value, to compare with it."""
+    keys = _all_keys(ctx)
+    kept, _ = _keep_per_generation(ctx, keys)
+    if ctx.config.api.key is None or not kept:
+        return keys, None
+    return keys, ctx.client("apigateway").get_api_key(apiKey=kept[-1]["id"], includeValue=True)["value"]
+
+
+def _observe_plans(ctx: Context) -> tuple[list[dict], set[str]]:
+    plans = _stack_plans(ctx)
+    plan, _ = _one_and_extras(plans, ctx.state.get(STEP).get("usage_plan_id"))
+    return plans, (_plan_key_ids(ctx, plan["id"]) if plan else set())
+
+
+def _plan_key_ids(ctx: Context, plan_id: str) -> set[str]:
+    return {k["id"] for k in _paged(ctx.client("apigateway").get_usage_plan_keys, "items", usagePlanId=plan_id)}
+
+
+def _statements(ctx: Context, function_name: str) -> list[dict]:
+    """The function's resource policy statements; none when it has no policy (or does not exist yet)."""
+    found = or_none(ctx.client("lambda").get_policy, "ResourceNotFoundException", FunctionName=function_name)
+    return json.loads(found["Policy"])["Statement"] if found else []
+
+
+def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) -> None:
+    """rotation "start" (from ``rotate api-key``) adds the next key when the stack has one; seen: what
+    ``observe`` read at the start of the run (None: read now).
+
+    What does not need another's answer goes out together: the API's definition (validator and resource,
+    then the method), the invoke permission and the keys; then the deployment (it needs the method), then
+    the usage plan (it names the stage) and its keys.
+    """
+    seen = seen or observe(ctx)
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
     function_arn = ctx.state.get("function").get("arn", UNKNOWN)
-    api, extras = _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))
+    api, extras = _one_and_extras(seen.apis, ctx.state.get(STEP).get("rest_api_id"))
     _remove_extras(ctx, "REST API", extras,
                    lambda extra: waits.within_quota(ctx, apigw.delete_rest_api, restApiId=extra["id"]))
     if api is None:
@@ -143,18 +242,28 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
         if api is None:
             _plan_new_api(ctx)
             return
+        inside = ApiSeen(api["id"], [], [{"id": api["rootResourceId"], "path": "/"}], None, [], None)  # new: empty
+    else:
+        assert seen.api is not None and seen.api.api_id == api["id"]  # observe looked inside the same one
+        inside = seen.api
     api_id = api["id"]
     if api.get("endpointConfiguration", {}).get("types") != ["REGIONAL"]:
         ctx.change("update", f"REST API {name}: endpoint type REGIONAL", apigw.update_rest_api, restApiId=api_id,
                    patchOperations=[{"op": "replace", "path": f"/endpointConfiguration/types/{t}",
                                      "value": "REGIONAL"} for t in api["endpointConfiguration"]["types"]])
-    validator_id = _ensure_validator(ctx, api_id)
-    resource_id = _ensure_resource(ctx, api_id)
-    _ensure_method(ctx, api_id, resource_id, validator_id, function_arn)
-    _ensure_permission(ctx, api_id)
-    _ensure_stage(ctx, api_id, fingerprint(ctx, function_arn))
-    key_ids = _ensure_keys(ctx, rotation)
-    plan_id = _ensure_usage_plan(ctx, api_id, key_ids)
+
+    def definition(c: Context) -> None:
+        validator_id, resource_id = together(c, lambda p: _ensure_validator(p, api_id, inside),
+                                             lambda p: _ensure_resource(p, api_id, inside))
+        method = inside.method if any(r["id"] == resource_id for r in inside.resources) else None
+        _ensure_method(c, api_id, resource_id, validator_id, function_arn, method)
+
+    def deployed(c: Context) -> None:
+        together(c, definition, lambda p: _ensure_permission(p, api_id, seen))
+        _ensure_stage(c, api_id, fingerprint(c, function_arn), inside)
+
+    _, key_ids = together(ctx, deployed, lambda c: _ensure_keys(c, rotation, seen))
+    plan_id = _ensure_usage_plan(ctx, api_id, key_ids, seen)
     stage, path = ctx.config.api.stage, ctx.config.api.path
     domain = execute_api_domain(api_id, ctx.region)
     old = [k for k in key_ids[:-1] if k != UNKNOWN]
@@ -167,6 +276,27 @@ def ensure(ctx: Context, rotation: str | None = None) -> None:
                                            "one everywhere: rds-edge-api rotate api-key --finish")
 
 
+# API Gateway refuses a change to a REST API while another is under way (409 ConflictException, "Unable to
+# complete operation due to concurrent modification. Please try again later."): undocumented, seen on the
+# method responses and integration responses of one method (hashicorp/terraform#11395,
+# terraform-provider-aws#3174, #16439) and on other parts of one API (#27027, CreateAuthorizer).
+# terraform-provider-aws retries it on every REST API operation since 3.24.0 (#776); so do the changes here
+# that go out together.
+CONCURRENT_MODIFICATION = "Unable to complete operation due to concurrent modification"
+CONCURRENT_TIMEOUT = 60.0
+
+
+def _concurrent_modification(exc: BaseException) -> bool:
+    return is_code(exc, "ConflictException") and CONCURRENT_MODIFICATION in str(exc)
+
+
+def _beside_others(ctx: Context, call: Callable[..., Any], /, **kwargs) -> Any:
+    """A change to the REST API made while others to it may be under way: refused meanwhile, it is sent
+    again (bounded, said)."""
+    return waits.retry_while(ctx, "API Gateway to finish another change to the REST API", lambda: call(**kwargs),
+                             _concurrent_modification, timeout=CONCURRENT_TIMEOUT, interval=0.25, max_interval=2)
+
+
 def _plan_new_api(ctx: Context) -> None:
     api = ctx.config.api
     for description in (f"GET /{api.path} (API key and query string 'key' required) -> Lambda",
@@ -175,13 +305,13 @@ def _plan_new_api(ctx: Context) -> None:
         ctx.change("create", description, lambda: None)
 
 
-def _ensure_validator(ctx: Context, api_id: str) -> str | None:
+def _ensure_validator(ctx: Context, api_id: str, inside: ApiSeen) -> str | None:
     apigw = ctx.client("apigateway")
-    found = _validator(apigw, api_id)
+    found = next((v for v in inside.validators if v["name"] == VALIDATOR), None)
     if found is not None:
         return found["id"]
-    created = ctx.change("create", "request validator for query parameters", apigw.create_request_validator,
-                         restApiId=api_id, name=VALIDATOR, validateRequestBody=False,
+    created = ctx.change("create", "request validator for query parameters", _beside_others, ctx,
+                         apigw.create_request_validator, restApiId=api_id, name=VALIDATOR, validateRequestBody=False,
                          validateRequestParameters=True, find=lambda: _validator(apigw, api_id))
     return created["id"] if created else None
 
@@ -191,19 +321,18 @@ def _validator(apigw, api_id: str) -> dict | None:
                  if v["name"] == VALIDATOR), None)
 
 
-def _ensure_resource(ctx: Context, api_id: str) -> str | None:
+def _ensure_resource(ctx: Context, api_id: str, inside: ApiSeen) -> str | None:
     """/<path> under the root; any other resource in our API is a leftover of an older path."""
-    apigw, path = ctx.client("apigateway"), ctx.config.api.path
-    resources = _paged(apigw.get_resources, "items", restApiId=api_id)
+    apigw, path, resources = ctx.client("apigateway"), ctx.config.api.path, inside.resources
     root = next(r for r in resources if r["path"] == "/")
     ours = next((r for r in resources if r["path"] == f"/{path}"), None)
     for stale in (r for r in resources if r["path"] not in ("/", f"/{path}") and r.get("parentId") == root["id"]):
-        ctx.change("delete", f"resource {stale['path']}", apigw.delete_resource, restApiId=api_id,
-                   resourceId=stale["id"])
+        ctx.change("delete", f"resource {stale['path']}", _beside_others, ctx, apigw.delete_resource,
+                   restApiId=api_id, resourceId=stale["id"])
     if ours:
         return ours["id"]
-    created = ctx.change("create", f"resource /{path}", apigw.create_resource, restApiId=api_id,
-                         parentId=root["id"], pathPart=path,
+    created = ctx.change("create", f"resource /{path}", _beside_others, ctx, apigw.create_resource,
+                         restApiId=api_id, parentId=root["id"], pathPart=path,
                          find=lambda: next((r for r in _paged(apigw.get_resources, "items", restApiId=api_id)
                                             if r["path"] == f"/{path}"), None))
     return created["id"] if created else None
@@ -234,81 +363,76 @@ def _wanted_shape(validator_id: str | None, uri: str) -> dict:
 
 
 def _ensure_method(ctx: Context, api_id: str, resource_id: str | None, validator_id: str | None,
-                   function_arn: str) -> None:
+                   function_arn: str, method: dict | None) -> None:
     """GET with its integration; any drift replaces the whole method (it is ours alone)."""
-    apigw, path = ctx.client("apigateway"), ctx.config.api.path
     uri = _lambda_uri(ctx.region, function_arn)
-    method = None
-    if resource_id is not None:
-        try:
-            method = apigw.get_method(restApiId=api_id, resourceId=resource_id, httpMethod="GET")
-        except Exception as exc:
-            if not is_code(exc, "NotFoundException"):
-                raise
     if method is not None and _method_matches(method, validator_id, uri):
         return
     kind = "update" if method is not None else "create"
-    ctx.change(kind, f"GET /{path} (API key and query string 'key' required) -> Lambda", _put_method,
-               apigw, api_id, resource_id, validator_id, uri, method is not None)
+    ctx.change(kind, f"GET /{ctx.config.api.path} (API key and query string 'key' required) -> Lambda", _put_method,
+               ctx, api_id, resource_id, validator_id, uri, method is not None)
 
 
-def _put_method(apigw, api_id: str, resource_id: str, validator_id: str, uri: str, replace: bool) -> None:
+def _put_method(ctx: Context, api_id: str, resource_id: str, validator_id: str, uri: str, replace: bool) -> None:
+    """The method first; then its 4 responses and its integration at once; then the integration's 4
+    responses at once (each names a method response, and needs the integration)."""
+    apigw = ctx.client("apigateway")
     ids = {"restApiId": api_id, "resourceId": resource_id, "httpMethod": "GET"}
     if replace:
         apigw.delete_method(**ids)
     apigw.put_method(**ids, authorizationType="NONE", apiKeyRequired=True,
                      requestParameters=REQUEST_PARAMETERS, requestValidatorId=validator_id)
-    for status, _, _ in RESPONSES:
-        apigw.put_method_response(**ids, statusCode=status, responseModels={"application/json": "Empty"})
-    apigw.put_integration(**ids, type="AWS", integrationHttpMethod="POST", uri=uri,
-                          requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
-    for status, pattern, body in RESPONSES:
+
+    def method_response(status: str) -> Callable[[Context], Any]:
+        return lambda c: _beside_others(c, apigw.put_method_response, **ids, statusCode=status,
+                                        responseModels={"application/json": "Empty"})
+
+    def integration_response(status: str, pattern: str | None, body: str | None) -> Callable[[Context], Any]:
         extra: dict[str, Any] = {"selectionPattern": pattern} if pattern else {}
         if body:
             extra["responseTemplates"] = {"application/json": body}
-        apigw.put_integration_response(**ids, statusCode=status, **extra)
+        return lambda c: _beside_others(c, apigw.put_integration_response, **ids, statusCode=status, **extra)
+
+    together(ctx, *(method_response(status) for status, _, _ in RESPONSES),
+             lambda c: _beside_others(c, apigw.put_integration, **ids, type="AWS", integrationHttpMethod="POST",
+                                      uri=uri, requestTemplates={"application/json": TEMPLATE},
+                                      passthroughBehavior="NEVER"))
+    together(ctx, *(integration_response(*response) for response in RESPONSES))
 
 
-def _ensure_permission(ctx: Context, api_id: str) -> None:
+def _ensure_permission(ctx: Context, api_id: str, seen: Seen) -> None:
     """Lambda may be invoked by this API's GET /<path> only."""
     lambda_ = ctx.client("lambda")
-    function = ctx.state.get("function").get("name")
-    if not function:
+    name = ctx.state.get("function").get("name")
+    if not name:
         return
     sid = f"{ctx.stack}-apigateway-get"
     source = (f"arn:{partition(ctx.region)}:execute-api:{ctx.region}:{ctx.account_id}:"
               f"{api_id}/*/GET/{ctx.config.api.path}")
-    try:
-        statements = json.loads(lambda_.get_policy(FunctionName=function)["Policy"])["Statement"]
-    except Exception as exc:
-        if not is_code(exc, "ResourceNotFoundException"):
-            raise
-        statements = []
+    statements = seen.statements if name == function.function_name(ctx.stack) else _statements(ctx, name)
     existing = next((s for s in statements if s.get("Sid") == sid), None)
     if existing and existing.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == source:
         return
     if existing:
         ctx.change("delete", f"old invoke permission {sid}", lambda_.remove_permission,
-                   FunctionName=function, StatementId=sid)
-    ctx.change("create", f"permission for API {api_id} GET /{ctx.config.api.path} to invoke {function}",
-               lambda_.add_permission, FunctionName=function, StatementId=sid, Action="lambda:InvokeFunction",
+                   FunctionName=name, StatementId=sid)
+    ctx.change("create", f"permission for API {api_id} GET /{ctx.config.api.path} to invoke {name}",
+               lambda_.add_permission, FunctionName=name, StatementId=sid, Action="lambda:InvokeFunction",
                Principal="apigateway.amazonaws.com", SourceArn=source)
 
 
-def _ensure_stage(ctx: Context, api_id: str, print_: str) -> None:
+def _ensure_stage(ctx: Context, api_id: str, print_: str, inside: ApiSeen) -> None:
     apigw, stage = ctx.client("apigateway"), ctx.config.api.stage
     description = f"rds-edge-api {print_}"
-    stages = apigw.get_stages(restApiId=api_id).get("item", [])
-    for stale in (s for s in stages if s["stageName"] != stage):
+    for stale in (s for s in inside.stages if s["stageName"] != stage):
         ctx.change("delete", f"stage {stale['stageName']}", apigw.delete_stage, restApiId=api_id,
                    stageName=stale["stageName"])
-    current = next((s for s in stages if s["stageName"] == stage), None)
+    current = next((s for s in inside.stages if s["stageName"] == stage), None)
     if current is None:
         ctx.change("create", f"deployment to stage {stage}", _create_stage, ctx, api_id, stage, description,
                    find=lambda: or_none(apigw.get_stage, "NotFoundException", restApiId=api_id, stageName=stage))
         return
-    deployed = apigw.get_deployment(restApiId=api_id, deploymentId=current["deploymentId"])
-    if deployed.get("description") != description:
+    if (inside.deployment or {}).get("description") != description:
         ctx.change("update", f"new deployment to stage {stage}", _redeploy, ctx, api_id, stage, description)
     if not is_ours(current.get("tags"), ctx.stack):
         arn = f"arn:{partition(ctx.region)}:apigateway:{ctx.region}::/restapis/{api_id}/stages/{stage}"
@@ -355,11 +479,11 @@ def _all_keys(ctx: Context) -> list[tuple[int, dict]]:
             if (generation := _generation(key["name"], ctx.stack)) and is_ours(key.get("tags"), ctx.stack)]
 
 
-def _keys_and_extras(ctx: Context) -> tuple[list[dict], list[dict]]:
+def _keep_per_generation(ctx: Context, keys: list[tuple[int, dict]]) -> tuple[list[dict], list[dict]]:
     """One key per generation, oldest generation first (the state's key kept, else the oldest), and the rest."""
     hint = ctx.state.get(STEP).get("api_key_id")
     by_generation: dict[int, list[dict]] = {}
-    for generation, key in _all_keys(ctx):
+    for generation, key in keys:
         by_generation.setdefault(generation, []).append(key)
     kept, extras = [], []
     for generation in sorted(by_generation):
@@ -371,7 +495,7 @@ def _keys_and_extras(ctx: Context) -> tuple[list[dict], list[dict]]:
 
 def stack_keys(ctx: Context) -> list[dict]:
     """The stack's API keys, oldest generation first: more than one only during a rotation."""
-    return _keys_and_extras(ctx)[0]
+    return _keep_per_generation(ctx, _all_keys(ctx))[0]
 
 
 def _create_key(ctx: Context, generation: int) -> str:
@@ -383,14 +507,14 @@ def _create_key(ctx: Context, generation: int) -> str:
     return created["id"] if created else UNKNOWN
 
 
-def _ensure_keys(ctx: Context, rotation: str | None) -> list[str]:
+def _ensure_keys(ctx: Context, rotation: str | None, seen: Seen) -> list[str]:
     """The ids of the stack's keys, oldest first; the last is the one CloudFront sends.
 
     Its value is generated by API Gateway unless [api] key_env gives it; a key whose value no longer
     matches key_env is replaced (outside a rotation, that is a brief outage: rotate instead).
     """
     apigw, wanted = ctx.client("apigateway"), ctx.config.api.key
-    keys, extras = _keys_and_extras(ctx)
+    keys, extras = _keep_per_generation(ctx, seen.keys)
     _remove_extras(ctx, "API key", extras, lambda extra: apigw.delete_api_key(apiKey=extra["id"]))
     if rotation == "start" and len(keys) == 1:
         return [keys[0]["id"], _create_key(ctx, _generation_of(keys[0], ctx.stack) + 1)]
@@ -398,7 +522,7 @@ def _ensure_keys(ctx: Context, rotation: str | None) -> list[str]:
         return [_create_key(ctx, 1)]
     newest, generation = keys[-1], _generation_of(keys[-1], ctx.stack)
     old = [key["id"] for key in keys[:-1]]
-    if wanted is not None and apigw.get_api_key(apiKey=newest["id"], includeValue=True)["value"] != wanted.value:
+    if wanted is not None and seen.newest_key_value != wanted.value:
         ctx.change("delete", f"API key {newest['name']} (its value changed)", apigw.delete_api_key,
                    apiKey=newest["id"])
         return old + [_create_key(ctx, generation)]
@@ -409,18 +533,34 @@ def _ensure_keys(ctx: Context, rotation: str | None) -> list[str]:
 
 
 def retire_old_keys(ctx: Context) -> None:
-    """``rotate api-key --finish``: every key but the newest leaves the usage plan, then is deleted."""
-    apigw, keys = ctx.client("apigateway"), stack_keys(ctx)
-    plan = _find_plan(ctx)
-    in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan["id"])} if plan else set()
-    for key in keys[:-1]:
-        if plan and key["id"] in in_plan:
-            ctx.change("delete", f"API key {key['name']} from usage plan {ctx.stack}", apigw.delete_usage_plan_key,
-                       usagePlanId=plan["id"], keyId=key["id"])
-        ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"])
+    """``rotate api-key --finish``: every key but the newest leaves the usage plan, then is deleted (the
+    old keys side by side: one each but during an interrupted rotation)."""
+    apigw = ctx.client("apigateway")
+    keys, (plans, in_plan) = together(ctx, stack_keys, _observe_plans)
+    plan, _ = _one_and_extras(plans, ctx.state.get(STEP).get("usage_plan_id"))
+
+    def retire(key: dict) -> Callable[[Context], None]:
+        def run(c: Context) -> None:
+            if plan and key["id"] in in_plan:
+                c.change("delete", f"API key {key['name']} from usage plan {c.stack}", apigw.delete_usage_plan_key,
+                         usagePlanId=plan["id"], keyId=key["id"])
+            c.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"])
+        return run
+
+    for batch in _batches(keys[:-1]):
+        together(ctx, *(retire(key) for key in batch))
     if keys:
         ctx.state.put(STEP, {**ctx.state.get(STEP), "api_key_id": keys[-1]["id"], "retiring_api_key_ids": None})
     ctx.outputs["API key rotation"] = None  # the window closed: the api step's label goes (runner merges)
+
+
+# DeleteApiKey (like CreateApiKey) is held to 5 calls per second per account (Amazon API Gateway quotas):
+# keys go out at most this many at once.
+KEYS_AT_ONCE = 5
+
+
+def _batches(items: list[dict]) -> list[list[dict]]:
+    return [items[i:i + KEYS_AT_ONCE] for i in range(0, len(items), KEYS_AT_ONCE)]
 
 
 def _stack_plans(ctx: Context) -> list[dict]:
@@ -445,17 +585,18 @@ def _delete_plan(ctx: Context, plan: dict) -> None:
                find=_gone(apigw.get_usage_plan, usagePlanId=plan["id"]))
 
 
-def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
+def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str], seen: Seen) -> str:
     """Bound to the stage, with a throttle: a leaked key must not run up the bill or exhaust the database."""
     apigw, api = ctx.client("apigateway"), ctx.config.api
     stage = {"apiId": api_id, "stage": api.stage}
     throttle = {"rateLimit": api.throttle_rate, "burstLimit": api.throttle_burst}
-    plan, extras = _one_and_extras(_stack_plans(ctx), ctx.state.get(STEP).get("usage_plan_id"))
+    plan, extras = _one_and_extras(seen.plans, ctx.state.get(STEP).get("usage_plan_id"))
     if extras:
         ctx.out.note(f"Found {len(extras)} more usage plan(s) tagged as stack {ctx.stack}'s "
                      f"({', '.join(e['id'] for e in extras)}), made by a run whose answer was lost: removing them")
-    for extra in extras:
+    for extra in extras:  # one after another: UpdateUsagePlan is held to 1 call per 20 s
         _delete_plan(ctx, extra)
+    in_plan = seen.plan_keys
     if plan is None:
         plan = ctx.change("create", f"usage plan {ctx.stack} ({api.throttle_rate:g} req/s, burst "
                                     f"{api.throttle_burst})", apigw.create_usage_plan, name=ctx.stack,
@@ -464,12 +605,13 @@ def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str]) -> str:
         if plan is None:
             ctx.change("create", f"API key {ctx.stack} in usage plan", lambda: None)
             return UNKNOWN
+        in_plan = set()  # made just now: no key in it yet
     else:
         ops = _usage_plan_drift(plan, stage, throttle)
         if ops:
             ctx.change("update", f"usage plan {ctx.stack}: " + ", ".join(sorted({o["path"] for o in ops})),
                        waits.within_quota, ctx, apigw.update_usage_plan, usagePlanId=plan["id"], patchOperations=ops)
-    _ensure_plan_keys(ctx, plan["id"], key_ids)
+    _ensure_plan_keys(ctx, plan["id"], key_ids, in_plan)
     return plan["id"]
 
 
@@ -490,29 +632,43 @@ def _usage_plan_drift(plan: dict, stage: dict, throttle: dict) -> list[dict]:
     return ops
 
 
-def _ensure_plan_keys(ctx: Context, plan_id: str, key_ids: list[str]) -> None:
-    """Every key of the stack in the plan (a key made while planning is UNKNOWN: announced, not read)."""
+def _ensure_plan_keys(ctx: Context, plan_id: str, key_ids: list[str], in_plan: set[str]) -> None:
+    """Every key of the stack in the plan, side by side (a key made while planning is UNKNOWN: announced)."""
     apigw = ctx.client("apigateway")
-    known = [key_id for key_id in key_ids if key_id != UNKNOWN]
-    in_plan = {k["id"] for k in _paged(apigw.get_usage_plan_keys, "items", usagePlanId=plan_id)} if known else set()
-    for key_id in key_ids:
-        if key_id not in in_plan:
-            ctx.change("create", f"API key {key_id if key_id != UNKNOWN else ctx.stack} in usage plan",
-                       apigw.create_usage_plan_key,
-                       usagePlanId=plan_id, keyId=key_id, keyType="API_KEY",
-                       find=lambda: or_none(apigw.get_usage_plan_key, "NotFoundException",
-                                            usagePlanId=plan_id, keyId=key_id))
+
+    def add(key_id: str) -> Callable[[Context], None]:
+        return lambda c: c.change("create", f"API key {key_id if key_id != UNKNOWN else c.stack} in usage plan",
+                                  apigw.create_usage_plan_key, usagePlanId=plan_id, keyId=key_id, keyType="API_KEY",
+                                  find=lambda: or_none(apigw.get_usage_plan_key, "NotFoundException",
+                                                       usagePlanId=plan_id, keyId=key_id))
+
+    together(ctx, *(add(key_id) for key_id in key_ids if key_id not in in_plan))
 
 
 def destroy(ctx: Context) -> None:
-    """Every usage plan, key and REST API with the stack's tags, duplicates included."""
-    apigw = ctx.client("apigateway")
-    for plan in _stack_plans(ctx):
+    """Every usage plan, key and REST API with the stack's tags, duplicates included: the three lookups at
+    once; the plans first (each bound to a stage of an API), then the keys beside the APIs."""
+    plans, keys, apis = together(ctx, _stack_plans, _all_keys, _stack_apis)
+    for plan in plans:  # one after another: UpdateUsagePlan is held to 1 call per 20 s
         _delete_plan(ctx, plan)
-    for _, key in _all_keys(ctx):
-        ctx.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key, apiKey=key["id"],
-                   find=_gone(apigw.get_api_key, apiKey=key["id"]))
-    for api in _stack_apis(ctx):
+    together(ctx, lambda c: _delete_keys(c, [key for _, key in keys]), lambda c: _delete_apis(c, apis))
+
+
+def _delete_keys(ctx: Context, keys: list[dict]) -> None:
+    apigw = ctx.client("apigateway")
+
+    def delete(key: dict) -> Callable[[Context], None]:
+        return lambda c: c.change("delete", f"API key {key['name']} ({key['id']})", apigw.delete_api_key,
+                                  apiKey=key["id"], find=_gone(apigw.get_api_key, apiKey=key["id"]))
+
+    for batch in _batches(keys):
+        together(ctx, *(delete(key) for key in batch))
+
+
+def _delete_apis(ctx: Context, apis: list[dict]) -> None:
+    """One after another: DeleteRestApi is held to 1 call per 30 s."""
+    apigw = ctx.client("apigateway")
+    for api in apis:
         ctx.change("delete", f"REST API {api['name']} ({api['id']})", waits.within_quota, ctx, apigw.delete_rest_api,
                    restApiId=api["id"], find=_gone(apigw.get_rest_api, restApiId=api["id"]))
 

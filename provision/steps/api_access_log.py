@@ -25,6 +25,7 @@ import json
 from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
+from ..together import together
 from . import apigateway_account, log_groups
 from .api import STEP as API_STEP
 
@@ -57,35 +58,47 @@ def _stage(ctx: Context) -> tuple[str | None, dict | None]:
 
 
 def ensure(ctx: Context) -> None:
-    apigw, logs, name, stage_name = ctx.client("apigateway"), ctx.client("logs"), log_group_name(ctx.stack), \
-        ctx.config.api.stage
-    api_id, stage = _stage(ctx)
-    current = (stage or {}).get("accessLogSettings") or {}
+    """The stage, the account's role and the group are read (and the role and group made) at once; the
+    stage's settings change once both are there (UpdateStage refuses a stage log without the account's role)."""
     if not ctx.config.logs.api_access:
-        if current.get("destinationArn"):
-            ctx.change("delete", f"access log of stage {stage_name} ([logs] api_access = false)", apigw.update_stage,
-                       restApiId=api_id, stageName=stage_name,
-                       patchOperations=[{"op": "remove", "path": "/accessLogSettings"}])
-        log_groups.destroy(ctx, logs, name)
-        apigateway_account.release(ctx)
-        ctx.state.drop(STEP)
+        _remove(ctx)
         return
-    apigateway_account.claim(ctx)
-    group = log_groups.ensure(ctx, logs, name)
+    name = log_group_name(ctx.stack)
+    (api_id, stage), _, group = together(ctx, _stage, apigateway_account.claim,
+                                         lambda c: log_groups.ensure(c, c.client("logs"), name))
+    current = (stage or {}).get("accessLogSettings") or {}
     arn = log_groups.group_arn(group) if group else UNKNOWN
     if current.get("destinationArn") != arn or current.get("format") != FORMAT:
-        ctx.change("update" if current else "create", f"access log of stage {stage_name} to {name} (JSON)",
-                   apigw.update_stage, restApiId=api_id, stageName=stage_name, patchOperations=[
+        ctx.change("update" if current else "create",
+                   f"access log of stage {ctx.config.api.stage} to {name} (JSON)", ctx.client("apigateway").update_stage,
+                   restApiId=api_id, stageName=ctx.config.api.stage, patchOperations=[
                        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": arn},
                        {"op": "replace", "path": "/accessLogSettings/format", "value": FORMAT}])
     ctx.state.put(STEP, {"log_group": name})
     ctx.outputs["API access log"] = name if group else UNKNOWN
 
 
-def destroy(ctx: Context) -> None:
-    """The group, then the account's role if nothing else logs through it; the API goes with the api step."""
-    log_groups.destroy(ctx, ctx.client("logs"), log_group_name(ctx.stack))
+def _remove(ctx: Context) -> None:
+    """[logs] api_access = false: the stage's settings and the group at once, then the account's role
+    (released once the stage no longer logs through it)."""
+    together(ctx, _remove_stage_log, lambda c: log_groups.destroy(c, c.client("logs"), log_group_name(c.stack)))
     apigateway_account.release(ctx)
+    ctx.state.drop(STEP)
+
+
+def _remove_stage_log(ctx: Context) -> None:
+    api_id, stage = _stage(ctx)
+    if ((stage or {}).get("accessLogSettings") or {}).get("destinationArn"):
+        ctx.change("delete", f"access log of stage {ctx.config.api.stage} ([logs] api_access = false)",
+                   ctx.client("apigateway").update_stage, restApiId=api_id, stageName=ctx.config.api.stage,
+                   patchOperations=[{"op": "remove", "path": "/accessLogSettings"}])
+
+
+def destroy(ctx: Context) -> None:
+    """The group and the account's role (if nothing else logs through it) at once; the API goes with the
+    api step."""
+    together(ctx, lambda c: log_groups.destroy(c, c.client("logs"), log_group_name(c.stack)),
+             apigateway_account.release)
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------
