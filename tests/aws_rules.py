@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -670,29 +672,43 @@ CONCURRENT_MODIFICATION_SOURCE = (
     "undocumented; 409 ConflictException 'Unable to complete operation due to concurrent modification. Please try "
     "again later.' on the responses of one method sent at once (hashicorp/terraform#11395, "
     "hashicorp/terraform-provider-aws#3174, #16439) and on other parts of one REST API (#27027); "
-    "terraform-provider-aws retries it on every REST API operation since 3.24.0 (#776)")
+    "-parallelism=1 avoids it (#18018); terraform-provider-aws retries it on every REST API operation since "
+    "3.24.0 (#776)")
 
 
-def rest_api_takes_one_of_the_changes_arriving_together(*operations: str, together: int) -> Rule:
-    """API Gateway serializes the changes to one REST API: of changes that arrive at the same time, one goes
-    through and the others are refused with 409 ConflictException "Unable to complete operation due to
-    concurrent modification. Please try again later." (undocumented; terraform#11395, terraform-provider-aws
-    #3174, #16439, #27027, #776). moto takes them all. The first ``together`` calls of ``operations`` must
-    arrive at once (a barrier: it breaks, failing the call, if they do not); one of them goes through, the
-    others are refused; a call sent again afterwards goes through."""
-    arrived = threading.Barrier(together, timeout=10)
-    first_calls: list[Call] = []
+def rest_api_refuses_a_change_while_another_is_under_way(hold: float = 0.05, busy_first: int = 0) -> Rule:
+    """API Gateway serializes the changes to one REST API: a change that arrives while another change to the
+    same API is under way is refused with 409 ConflictException "Unable to complete operation due to
+    concurrent modification. Please try again later." (undocumented; hashicorp/terraform#11395,
+    terraform-provider-aws #3174, #16439, #27027; "-parallelism=1 works around it", #18018; retried by the
+    provider since 3.24.0, #776). moto takes them all at once. Each change to a REST API (a changing call
+    naming ``restApiId``) is held ``hold`` seconds in flight here, as AWS takes its time, so that changes sent
+    together do meet; ``busy_first``: the first that many such changes are refused as if someone else's
+    change (an operator's, in the console) were under way."""
+    in_flight: Counter = Counter()
+    refused_as_busy = [0]
     lock = threading.Lock()
 
+    def applies(call: Call) -> bool:
+        return call.service == "apigateway" and "restApiId" in call.params and not call.operation.startswith(
+            ("Get", "List"))
+
     def answer(call: Call) -> dict:
+        api = call.params["restApiId"]
         with lock:
-            first = len(first_calls) < together
-            if first:
-                first_calls.append(call)
-        if first and arrived.wait() != 0:
+            busy = in_flight[api] > 0 or refused_as_busy[0] < busy_first
+            if refused_as_busy[0] < busy_first:
+                refused_as_busy[0] += 1
+            if not busy:
+                in_flight[api] += 1
+        if busy:
             raise aws_error(call.operation, "ConflictException", "Unable to complete operation due to concurrent "
                                                                  "modification. Please try again later.", 409)
-        return call.send()
+        try:
+            time.sleep(hold)
+            return call.send()
+        finally:
+            with lock:
+                in_flight[api] -= 1
 
-    return Rule(f"{', '.join(operations)}: one change to a REST API at a time", CONCURRENT_MODIFICATION_SOURCE,
-                operation("apigateway", *operations), answer)
+    return Rule("one change to a REST API at a time", CONCURRENT_MODIFICATION_SOURCE, applies, answer)

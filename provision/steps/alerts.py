@@ -37,6 +37,7 @@ from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
 from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
+from ..together import together
 
 STEP = "alerts"
 TARGET_ID = "certificate-alerts-topic"
@@ -113,7 +114,7 @@ def ensure(ctx: Context) -> None:
     if ctx.config.alerts is None:
         destroy(ctx)
         return
-    rule, topic = _find_rule(ctx), _find_topic(ctx, destroying=False)  # both checked before any change
+    rule, topic = together(ctx, _find_rule, lambda c: _find_topic(c, destroying=False))  # both checked before any change
     if rule is not None and not is_ours(rule["Tags"], ctx.stack):
         _not_ours(ctx, f"EventBridge rule {name(ctx.stack)}", destroying=False)  # PutRule tags in the same call
     rule_arn = _ensure_rule(ctx, rule)
@@ -204,7 +205,7 @@ def _ensure_subscription(ctx: Context, topic_arn: str, email: str) -> None:
 def destroy(ctx: Context) -> None:
     """Rule (targets first), then the topic's confirmed subscriptions and the topic: each only if ours."""
     events, sns, rule_name = ctx.edge("events"), ctx.edge("sns"), name(ctx.stack)
-    rule = _find_rule(ctx)
+    rule, topic_arn = together(ctx, _find_rule, lambda c: _find_topic(c, destroying=True))  # both looked for at once
     if rule is not None and not is_ours(rule["Tags"], ctx.stack):
         _not_ours(ctx, f"EventBridge rule {rule_name}", destroying=True)
     elif rule is not None:
@@ -213,7 +214,6 @@ def destroy(ctx: Context) -> None:
             ctx.change("update", f"remove targets of EventBridge rule {rule_name}", events.remove_targets,
                        Rule=rule_name, Ids=targets)
         ctx.change("delete", f"EventBridge rule {rule_name}", events.delete_rule, Name=rule_name)
-    topic_arn = _find_topic(ctx, destroying=True)
     if topic_arn is None:
         return
     for subscription in _subscriptions(ctx, topic_arn):

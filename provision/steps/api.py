@@ -252,9 +252,8 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
                    patchOperations=[{"op": "replace", "path": f"/endpointConfiguration/types/{t}",
                                      "value": "REGIONAL"} for t in api["endpointConfiguration"]["types"]])
 
-    def definition(c: Context) -> None:
-        validator_id, resource_id = together(c, lambda p: _ensure_validator(p, api_id, inside),
-                                             lambda p: _ensure_resource(p, api_id, inside))
+    def definition(c: Context) -> None:  # one change to the REST API at a time
+        validator_id, resource_id = _ensure_validator(c, api_id, inside), _ensure_resource(c, api_id, inside)
         method = inside.method if any(r["id"] == resource_id for r in inside.resources) else None
         _ensure_method(c, api_id, resource_id, validator_id, function_arn, method)
 
@@ -280,8 +279,10 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
 # complete operation due to concurrent modification. Please try again later."): undocumented, seen on the
 # method responses and integration responses of one method (hashicorp/terraform#11395,
 # terraform-provider-aws#3174, #16439) and on other parts of one API (#27027, CreateAuthorizer).
-# terraform-provider-aws retries it on every REST API operation since 3.24.0 (#776); so do the changes here
-# that go out together.
+# Users of terraform avoid it with -parallelism=1 (#18018), and terraform-provider-aws retries it on every
+# REST API operation since 3.24.0 (#776). So the changes to the REST API go one at a time (only reads, and
+# changes outside it, the invoke permission and the keys, go out beside them), and one refused all the same,
+# for another's change under way (an operator's, in the console), is sent again.
 CONCURRENT_MODIFICATION = "Unable to complete operation due to concurrent modification"
 CONCURRENT_TIMEOUT = 60.0
 
@@ -290,9 +291,9 @@ def _concurrent_modification(exc: BaseException) -> bool:
     return is_code(exc, "ConflictException") and CONCURRENT_MODIFICATION in str(exc)
 
 
-def _beside_others(ctx: Context, call: Callable[..., Any], /, **kwargs) -> Any:
-    """A change to the REST API made while others to it may be under way: refused meanwhile, it is sent
-    again (bounded, said)."""
+def _in_turn(ctx: Context, call: Callable[..., Any], /, **kwargs) -> Any:
+    """A change to the REST API: refused while another change to it is under way, it is sent again
+    (bounded, said)."""
     return waits.retry_while(ctx, "API Gateway to finish another change to the REST API", lambda: call(**kwargs),
                              _concurrent_modification, timeout=CONCURRENT_TIMEOUT, interval=0.25, max_interval=2)
 
@@ -310,7 +311,7 @@ def _ensure_validator(ctx: Context, api_id: str, inside: ApiSeen) -> str | None:
     found = next((v for v in inside.validators if v["name"] == VALIDATOR), None)
     if found is not None:
         return found["id"]
-    created = ctx.change("create", "request validator for query parameters", _beside_others, ctx,
+    created = ctx.change("create", "request validator for query parameters", _in_turn, ctx,
                          apigw.create_request_validator, restApiId=api_id, name=VALIDATOR, validateRequestBody=False,
                          validateRequestParameters=True, find=lambda: _validator(apigw, api_id))
     return created["id"] if created else None
@@ -327,11 +328,11 @@ def _ensure_resource(ctx: Context, api_id: str, inside: ApiSeen) -> str | None:
     root = next(r for r in resources if r["path"] == "/")
     ours = next((r for r in resources if r["path"] == f"/{path}"), None)
     for stale in (r for r in resources if r["path"] not in ("/", f"/{path}") and r.get("parentId") == root["id"]):
-        ctx.change("delete", f"resource {stale['path']}", _beside_others, ctx, apigw.delete_resource,
+        ctx.change("delete", f"resource {stale['path']}", _in_turn, ctx, apigw.delete_resource,
                    restApiId=api_id, resourceId=stale["id"])
     if ours:
         return ours["id"]
-    created = ctx.change("create", f"resource /{path}", _beside_others, ctx, apigw.create_resource,
+    created = ctx.change("create", f"resource /{path}", _in_turn, ctx, apigw.create_resource,
                          restApiId=api_id, parentId=root["id"], pathPart=path,
                          find=lambda: next((r for r in _paged(apigw.get_resources, "items", restApiId=api_id)
                                             if r["path"] == f"/{path}"), None))
@@ -374,30 +375,23 @@ def _ensure_method(ctx: Context, api_id: str, resource_id: str | None, validator
 
 
 def _put_method(ctx: Context, api_id: str, resource_id: str, validator_id: str, uri: str, replace: bool) -> None:
-    """The method first; then its 4 responses and its integration at once; then the integration's 4
-    responses at once (each names a method response, and needs the integration)."""
+    """The method, its 4 responses, its integration, then the integration's 4 responses (each names a
+    method response): one after another, as API Gateway takes changes to one REST API."""
     apigw = ctx.client("apigateway")
     ids = {"restApiId": api_id, "resourceId": resource_id, "httpMethod": "GET"}
     if replace:
-        apigw.delete_method(**ids)
-    apigw.put_method(**ids, authorizationType="NONE", apiKeyRequired=True,
-                     requestParameters=REQUEST_PARAMETERS, requestValidatorId=validator_id)
-
-    def method_response(status: str) -> Callable[[Context], Any]:
-        return lambda c: _beside_others(c, apigw.put_method_response, **ids, statusCode=status,
-                                        responseModels={"application/json": "Empty"})
-
-    def integration_response(status: str, pattern: str | None, body: str | None) -> Callable[[Context], Any]:
+        _in_turn(ctx, apigw.delete_method, **ids)
+    _in_turn(ctx, apigw.put_method, **ids, authorizationType="NONE", apiKeyRequired=True,
+             requestParameters=REQUEST_PARAMETERS, requestValidatorId=validator_id)
+    for status, _, _ in RESPONSES:
+        _in_turn(ctx, apigw.put_method_response, **ids, statusCode=status, responseModels={"application/json": "Empty"})
+    _in_turn(ctx, apigw.put_integration, **ids, type="AWS", integrationHttpMethod="POST", uri=uri,
+             requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
+    for status, pattern, body in RESPONSES:
         extra: dict[str, Any] = {"selectionPattern": pattern} if pattern else {}
         if body:
             extra["responseTemplates"] = {"application/json": body}
-        return lambda c: _beside_others(c, apigw.put_integration_response, **ids, statusCode=status, **extra)
-
-    together(ctx, *(method_response(status) for status, _, _ in RESPONSES),
-             lambda c: _beside_others(c, apigw.put_integration, **ids, type="AWS", integrationHttpMethod="POST",
-                                      uri=uri, requestTemplates={"application/json": TEMPLATE},
-                                      passthroughBehavior="NEVER"))
-    together(ctx, *(integration_response(*response) for response in RESPONSES))
+        _in_turn(ctx, apigw.put_integration_response, **ids, statusCode=status, **extra)
 
 
 def _ensure_permission(ctx: Context, api_id: str, seen: Seen) -> None:

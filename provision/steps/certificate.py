@@ -50,6 +50,7 @@ from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
+from ..together import together
 from ..waits import retry_while, wait_until
 from . import approval, dns, mail
 
@@ -67,10 +68,16 @@ RELEASE_TIMEOUT = 20 * 60        # CloudFront lets go of a certificate minutes a
 MAX_MAIL_BYTES = 1024 * 1024     # ACM's mail is a few kB; anything else mailed to the domain is skipped
 
 
-def request(ctx: Context) -> None:
-    """Find this stack's certificate for the domain, or request one; never wait for ISSUED here."""
+def observe(ctx: Context) -> list[dict]:
+    """This stack's certificates for the domain (the state's, else all by tag), described with their tags."""
+    return _hinted(ctx) or _ours(ctx)
+
+
+def request(ctx: Context, seen: list[dict] | None = None) -> None:
+    """Find this stack's certificate for the domain, or request one; never wait for ISSUED here.
+    seen: what observe found (None: look now)."""
     method = _method(ctx)
-    certs = _hinted(ctx) or _ours(ctx)
+    certs = observe(ctx) if seen is None else seen
     cert = next((c for c in certs if _usable(c, ctx)), None)
     if cert is None:
         arn = _request(ctx, method)
@@ -86,11 +93,21 @@ def request(ctx: Context) -> None:
     ctx.outputs["Certificate"] = arn
 
 
-def wait_issued(ctx: Context) -> None:
-    """Wait (bounded, resumable) until the certificate is ISSUED; for email, show the approval link."""
+def observe_issued(ctx: Context) -> tuple[str, dict | None] | None:
+    """The certificate the last run recorded (a hint: the certificate step may request another), described."""
+    arn = ctx.state.earlier("certificate").get("arn")
+    return (arn, _describe(ctx.edge("acm"), arn)) if arn and arn != UNKNOWN else None
+
+
+def wait_issued(ctx: Context, seen: tuple[str, dict | None] | None = None) -> None:
+    """Wait (bounded, resumable) until the certificate is ISSUED; for email, show the approval link.
+    seen: observe_issued's (ARN, description), used when the ARN is still the certificate step's."""
     acm, domain, method = ctx.edge("acm"), ctx.config.domain.name, _method(ctx)
     arn = ctx.state.get("certificate").get("arn")
-    cert = _describe(acm, arn) if arn and arn != UNKNOWN else None
+    if seen is not None and seen[0] == arn:
+        cert = seen[1]
+    else:
+        cert = _describe(acm, arn) if arn and arn != UNKNOWN else None
     if cert is None and arn != UNKNOWN:
         cert = next((c for c in _ours(ctx) if _usable(c, ctx)), None)
     if cert is None:
@@ -123,9 +140,11 @@ def destroy(ctx: Context) -> None:
     that died between the two must leave the certificate, not the record.
     """
     acm, zone = ctx.edge("acm"), ctx.config.domain.hosted_zone_id
-    for cert in _ours(ctx):
+    listed = _listed(ctx)
+    others = any(not is_ours(tags, ctx.stack) for tags, _ in listed)  # ACM's CNAME is per domain, shared
+    for cert in _ours(ctx, listed):
         record = _record_in(cert, ctx.config.domain.name)
-        if record and zone and not _others_for_domain(ctx):
+        if record and zone and not others:
             dns.remove(ctx, zone, record.name, record.type, only_if=record)
         _delete(ctx, acm, cert["CertificateArn"], wait_for_release=True)
 
@@ -146,19 +165,20 @@ def _hinted(ctx: Context) -> list[dict]:
     arn = ctx.state.get("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return []
-    cert = _with_tags(ctx.edge("acm"), _describe(ctx.edge("acm"), arn))
+    cert = _with_tags(ctx, ctx.edge("acm"), arn)
     if (cert is None or cert.get("DomainName") != ctx.config.domain.name or not is_ours(cert["Tags"], ctx.stack)
             or not _usable(cert, ctx)):
         return []
     return [cert]
 
 
-def _with_tags(acm, cert: dict | None) -> dict | None:
-    """The description plus its tags (which say the stack, and the validation method it was requested with)."""
-    if cert is None:
-        return None
-    tags = acm.list_tags_for_certificate(CertificateArn=cert["CertificateArn"]).get("Tags")
-    return {**cert, "Tags": as_dict(tags)}
+def _with_tags(ctx: Context, acm, arn: str) -> dict | None:
+    """The description plus its tags (which say the stack, and the validation method it was requested with),
+    read at once; None when ACM does not know the ARN."""
+    cert, tags = together(ctx, lambda c: _describe(acm, arn),
+                          lambda c: or_none(acm.list_tags_for_certificate, "ResourceNotFoundException",
+                                            CertificateArn=arn))
+    return None if cert is None or tags is None else {**cert, "Tags": as_dict(tags.get("Tags"))}
 
 
 def _domain_certificates(ctx: Context) -> list[dict]:
@@ -168,24 +188,26 @@ def _domain_certificates(ctx: Context) -> list[dict]:
             if s.get("DomainName") == ctx.config.domain.name]
 
 
-def _ours(ctx: Context) -> list[dict]:
+def _listed(ctx: Context) -> list[tuple[dict, dict | None]]:
+    """Every certificate for the domain: its tags and its description with them (None: gone since the
+    listing), each certificate's two read at once and the certificates side by side."""
+    acm = ctx.edge("acm")
+
+    def tagged(arn: str) -> tuple[dict, dict | None]:
+        cert, tags = together(ctx, lambda c: _describe(acm, arn),
+                              lambda c: or_none(acm.list_tags_for_certificate, "ResourceNotFoundException",
+                                                CertificateArn=arn))
+        found = as_dict((tags or {}).get("Tags"))
+        return found, cert and {**cert, "Tags": found}
+    return together(ctx, *[lambda c, arn=s["CertificateArn"]: tagged(arn) for s in _domain_certificates(ctx)])
+
+
+def _ours(ctx: Context, listed: list[tuple[dict, dict | None]] | None = None) -> list[dict]:
     """This stack's certificates for the domain (by tag), described, the most useful first."""
-    acm, found = ctx.edge("acm"), []
-    for summary in _domain_certificates(ctx):
-        arn = summary["CertificateArn"]
-        tags = as_dict(acm.list_tags_for_certificate(CertificateArn=arn).get("Tags"))
-        cert = _describe(acm, arn) if is_ours(tags, ctx.stack) else None
-        if cert is not None:
-            found.append({**cert, "Tags": tags})
+    found = [cert for tags, cert in (_listed(ctx) if listed is None else listed)
+             if cert is not None and is_ours(tags, ctx.stack)]
     rank = {"ISSUED": 0, "PENDING_VALIDATION": 1}
     return sorted(found, key=lambda c: (rank.get(c["Status"], 2), -_created(c)))
-
-
-def _others_for_domain(ctx: Context) -> bool:
-    """Whether a certificate not of this stack names the domain (ACM's CNAME is per domain, shared)."""
-    acm = ctx.edge("acm")
-    return any(not is_ours(acm.list_tags_for_certificate(CertificateArn=s["CertificateArn"]).get("Tags"), ctx.stack)
-               for s in _domain_certificates(ctx))
 
 
 def _created(cert: dict) -> float:

@@ -16,6 +16,7 @@ to the named instance's endpoint.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from ..context import Context
@@ -34,10 +35,18 @@ class Database:
     cluster_id: str = ""           # the Aurora DB cluster the instance belongs to; "" for RDS MySQL/MariaDB
 
 
+_LOOKING = threading.Lock()  # the steps' observes look at once: one describes, the others take its answer
+
+
 def lookup(ctx: Context) -> Database:
     """Describe the instance once per run; a missing or unsuitable one stops the run with what to fix."""
-    if "database" in ctx.lookups:
+    with _LOOKING:
+        if "database" not in ctx.lookups:
+            ctx.lookups["database"] = _describe(ctx)
         return ctx.lookups["database"]
+
+
+def _describe(ctx: Context) -> Database:
     instance_id = ctx.config.database.instance_id
     try:
         found = ctx.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
@@ -60,12 +69,10 @@ def lookup(ctx: Context) -> Database:
         cluster = _cluster(ctx, instance_id, cluster_id)
         resource_id = cluster.get("DbClusterResourceId", "")
         iam_auth = bool(cluster.get("IAMDatabaseAuthenticationEnabled"))
-    database = Database(
+    return Database(
         endpoint=endpoint["Address"], port=int(endpoint.get("Port", 3306)), vpc_id=subnet_group["VpcId"],
         subnet_ids=tuple(sorted(s["SubnetIdentifier"] for s in subnet_group["Subnets"])),
         security_group_id=groups[0], resource_id=resource_id, iam_auth=iam_auth, cluster_id=cluster_id)
-    ctx.lookups["database"] = database
-    return database
 
 
 def _cluster(ctx: Context, instance_id: str, cluster_id: str) -> dict:

@@ -35,6 +35,7 @@ from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
 from ..registry import Names, Owns
 from ..tags import is_ours
+from ..together import together
 from . import database, log_groups, package
 
 STEP = "function"
@@ -108,9 +109,8 @@ def _spread(zone_of: dict[str, str]) -> list[str]:
     return [subnet for round_ in rounds for subnet in round_ if subnet is not None]
 
 
-def _settings(ctx: Context, db, role_arn: str, group_id: str) -> dict:
+def _settings(ctx: Context, db, role_arn: str, group_id: str, chosen: Subnets) -> dict:
     fn = ctx.config.function
-    chosen = subnets(ctx)
     if not chosen.used:
         raise DeployError(f"database.instance_id: none of the database's subnets can hold the function "
                           f"({chosen.text()}); add a subnet in another zone to its DB subnet group")
@@ -134,23 +134,25 @@ def _find(ctx: Context) -> dict | None:
                    FunctionName=function_name(ctx.stack))
 
 
+def _ready(name: str, config: dict) -> bool:
+    """Active with its last update done; a Failed function, or one Inactive after its reactivation, stops the run."""
+    if config.get("State") == "Failed" or config.get("LastUpdateStatus") == "Failed":
+        reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
+        raise DeployError(f"Lambda function {name} failed: {reason}")
+    if config.get("State") == "Inactive":  # reactivated already: Lambda could not restore it
+        raise DeployError(f"Lambda function {name} is Inactive again: "
+                          f"{config.get('StateReason') or 'no reason given'}; fix that, then run again")
+    return config.get("State") == "Active" and config.get("LastUpdateStatus", "Successful") == "Successful"
+
+
 def _wait_ready(ctx: Context, name: str) -> None:
     """Until Active with its last update done; a plan changed nothing, so has nothing to wait for."""
     if ctx.planning:
         return
     lambda_ = ctx.client("lambda")
-
-    def ready() -> bool:
-        config = lambda_.get_function_configuration(FunctionName=name)
-        if config.get("State") == "Failed" or config.get("LastUpdateStatus") == "Failed":
-            reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
-            raise DeployError(f"Lambda function {name} failed: {reason}")
-        if config.get("State") == "Inactive":  # reactivated already: Lambda could not restore it
-            raise DeployError(f"Lambda function {name} is Inactive again: "
-                              f"{config.get('StateReason') or 'no reason given'}; fix that, then run again")
-        return config.get("State") == "Active" and config.get("LastUpdateStatus", "Successful") == "Successful"
-
-    waits.wait_until(ctx, f"Lambda function {name} to be Active", ready, timeout=READY_TIMEOUT, interval=5)
+    waits.wait_until(ctx, f"Lambda function {name} to be Active",
+                     lambda: _ready(name, lambda_.get_function_configuration(FunctionName=name)),
+                     timeout=READY_TIMEOUT, interval=5)
 
 
 def _reactivate(ctx: Context, name: str, config: dict) -> None:
@@ -177,16 +179,34 @@ def _role_not_ready_yet(exc: BaseException) -> bool:
             and ("assume" in message or "createnetworkinterface" in message))
 
 
-def ensure(ctx: Context) -> None:
-    log_groups.ensure(ctx, ctx.client("logs"), log_group_name(ctx.stack))
+@dataclass(frozen=True)
+class Seen:
+    """The function's log group, the function (GetFunction's answer; None: none), the database and the
+    subnets chosen from its subnet group."""
+    log_group: log_groups.Seen
+    function: dict | None
+    database: database.Database
+    subnets: Subnets
+
+
+def observe(ctx: Context) -> Seen:
+    """The log group, the function and the database's subnets, read at once."""
+    log_group, found, chosen = together(
+        ctx, lambda c: log_groups.observe(c.client("logs"), log_group_name(c.stack)), _find, subnets)
+    return Seen(log_group, found, database.lookup(ctx), chosen)
+
+
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
+    seen = seen or observe(ctx)
+    log_groups.ensure(ctx, ctx.client("logs"), log_group_name(ctx.stack), seen=seen.log_group)  # before the function
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
-    db = database.lookup(ctx)
+    db = seen.database
     role_arn = ctx.state.get("iam_role").get("arn", UNKNOWN)
     group_id = ctx.state.get("security_groups").get("lambda_group_id", UNKNOWN)
     code = package.build(ca_bundle=ca_bundle.load(ctx.config))
-    wanted = _settings(ctx, db, role_arn, group_id)
+    wanted = _settings(ctx, db, role_arn, group_id, seen.subnets)
     arch = [ctx.config.function.architecture]
-    found = _find(ctx)
+    found = seen.function
     if found is None:
         created = ctx.change(
             "create", f"Lambda function {name} ({RUNTIME}, {arch[0]})", waits.retry_while, ctx,
@@ -205,7 +225,9 @@ def ensure(ctx: Context) -> None:
         current, arn = found["Configuration"], found["Configuration"]["FunctionArn"]
         if current.get("State") == "Inactive":
             _reactivate(ctx, name, current)
-        _wait_ready(ctx, name)
+            _wait_ready(ctx, name)
+        elif not ctx.planning and not _ready(name, current):  # GetFunction said it: no second look when ready
+            _wait_ready(ctx, name)
         if current.get("CodeSha256") != code.sha256 or current.get("Architectures", ["x86_64"]) != arch:
             ctx.change("update", f"code of {name}", lambda_.update_function_code, FunctionName=name,
                        ZipFile=code.data, Architectures=arch)
@@ -246,14 +268,22 @@ def reserved_concurrency(ctx: Context) -> int | None:
 
 
 def destroy(ctx: Context) -> None:
+    """The function, then its log group: a group deleted while the function lives would be made again,
+    untagged and never expiring, by its next call. Both are looked at at once."""
+    logs, name = ctx.client("logs"), log_group_name(ctx.stack)
+    _, log_group = together(ctx, _destroy_function, lambda c: log_groups.observe(logs, name))
+    log_groups.destroy(ctx, logs, name, seen=log_group)
+
+
+def _destroy_function(ctx: Context) -> None:
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     found = _find(ctx)
-    if found is not None:
-        if is_ours(found.get("Tags"), ctx.stack):
-            ctx.change("delete", f"Lambda function {name}", lambda_.delete_function, FunctionName=name)
-        else:
-            ctx.out.note(f"Leaving Lambda function {name}: not tagged as this stack's")
-    log_groups.destroy(ctx, ctx.client("logs"), log_group_name(ctx.stack))
+    if found is None:
+        return
+    if is_ours(found.get("Tags"), ctx.stack):
+        ctx.change("delete", f"Lambda function {name}", lambda_.delete_function, FunctionName=name)
+    else:
+        ctx.out.note(f"Leaving Lambda function {name}: not tagged as this stack's")
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------

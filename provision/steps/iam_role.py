@@ -14,6 +14,7 @@ format), removed when auth goes back to "password" and at teardown.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import boto3
 
@@ -22,6 +23,7 @@ from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
 from ..tags import as_dict, is_ours
+from ..together import together
 from . import database
 
 STEP = "iam_role"
@@ -55,11 +57,32 @@ def _trust(role: dict) -> dict:
     return json.loads(doc) if isinstance(doc, str) else doc
 
 
-def ensure(ctx: Context) -> None:
+@dataclass(frozen=True)
+class Seen:
+    """The role (None: none), its attached policies and its inline rds-db:connect policy, as IAM answered."""
+    role: dict | None
+    attached: list[dict] | None  # None: no role to list them of
+    connect: dict | None         # GetRolePolicy's answer; None: no such inline policy
+
+
+def observe(ctx: Context) -> Seen:
+    """The role, its attached and its inline policy, read at once (the database too, with auth = "iam")."""
+    iam, name = ctx.client("iam"), role_name(ctx.stack)
+    pieces = [_find,
+              lambda c: or_none(iam.list_attached_role_policies, "NoSuchEntity", RoleName=name),
+              lambda c: or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)]
+    if ctx.config.database.auth == "iam":
+        pieces.append(database.lookup)  # for the connect policy's resource
+    role, attached, connect = together(ctx, *pieces)[:3]
+    return Seen(role, attached and attached["AttachedPolicies"], connect)
+
+
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
+    seen = seen or observe(ctx)
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     policy = POLICY.format(partition=partition(ctx.region))
     trust = trust_policy(ctx.account_id)
-    role = _find(ctx)
+    role = seen.role
     if role is None:
         created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
@@ -75,11 +98,10 @@ def ensure(ctx: Context) -> None:
                        RoleName=name, PolicyDocument=json.dumps(trust))
         if not is_ours(role.get("Tags"), ctx.stack):
             ctx.change("update", f"tags of IAM role {name}", iam.tag_role, RoleName=name, Tags=ctx.tag_list)
-        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
-        if policy not in {p["PolicyArn"] for p in attached}:
+        if policy not in {p["PolicyArn"] for p in seen.attached or []}:
             ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                        RoleName=name, PolicyArn=policy)
-    _ensure_connect_policy(ctx, name)
+    _ensure_connect_policy(ctx, name, seen.connect)
     ctx.state.put(STEP, {"name": name, "arn": arn})
     ctx.outputs["IAM role"] = arn
 
@@ -94,10 +116,9 @@ def connect_policy(ctx: Context) -> dict:
             "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": arn}]}
 
 
-def _ensure_connect_policy(ctx: Context, name: str) -> None:
+def _ensure_connect_policy(ctx: Context, name: str, found: dict | None) -> None:
     """The inline policy with auth = "iam"; none with "password" (a switch back removes it)."""
     iam = ctx.client("iam")
-    found = or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)
     if ctx.config.database.auth != "iam":
         if found is not None:
             ctx.change("delete", f"inline policy {CONNECT_POLICY} of {name} (auth is not iam)",
@@ -115,20 +136,24 @@ def _ensure_connect_policy(ctx: Context, name: str) -> None:
 
 
 def destroy(ctx: Context) -> None:
+    """Every policy off the role, then the role: what is there read at once, the changes one by one
+    (IAM may refuse changes to one role at once: ConcurrentModification, terraform-provider-aws#34371)."""
     iam, name = ctx.client("iam"), role_name(ctx.stack)
-    role = _find(ctx)
+    role, attached, inline = together(
+        ctx, _find, lambda c: or_none(iam.list_attached_role_policies, "NoSuchEntity", RoleName=name),
+        lambda c: or_none(iam.list_role_policies, "NoSuchEntity", RoleName=name))
     if role is None:
         return
     tags = role.get("Tags") or iam.list_role_tags(RoleName=name)["Tags"]
     if not is_ours(tags, ctx.stack):
         ctx.out.note(f"Leaving IAM role {name}: it is not tagged as this stack's ({as_dict(tags)})")
         return
-    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-        ctx.change("update", f"detach {attached['PolicyName']} from {name}", iam.detach_role_policy,
-                   RoleName=name, PolicyArn=attached["PolicyArn"])
-    for inline in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-        ctx.change("update", f"delete inline policy {inline} of {name}", iam.delete_role_policy,
-                   RoleName=name, PolicyName=inline)
+    for policy in (attached or {}).get("AttachedPolicies", []):
+        ctx.change("update", f"detach {policy['PolicyName']} from {name}", iam.detach_role_policy,
+                   RoleName=name, PolicyArn=policy["PolicyArn"])
+    for inline_name in (inline or {}).get("PolicyNames", []):
+        ctx.change("update", f"delete inline policy {inline_name} of {name}", iam.delete_role_policy,
+                   RoleName=name, PolicyName=inline_name)
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 

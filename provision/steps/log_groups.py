@@ -31,12 +31,18 @@ def find(logs, name: str) -> dict | None:
 
 @dataclass(frozen=True)
 class Seen:
-    """A look at a group: what DescribeLogGroups found (None: no such group) and the group's tags."""
+    """A group as observed: None when there is none; its tags (read only when there is one)."""
     group: dict | None
-    tags: dict | None
+    tags: list | dict | None = None
 
 
-def observe(ctx: Context, logs, name: str) -> Seen:
+def observe(logs, name: str) -> Seen:
+    """The group and its tags: reads only, for a step's observe."""
+    group = find(logs, name)
+    return Seen(group, logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"] if group else None)
+
+
+def observe_at_once(ctx: Context, logs, name: str) -> Seen:
     """The group and its tags, read at once: the tags by the ARN its name makes (CloudWatch Logs ARNs
     are arn:<partition>:logs:<region>:<account>:log-group:<name>), not the one DescribeLogGroups answers."""
     arn = _arn(ctx, logs, name)
@@ -50,17 +56,11 @@ def _arn(ctx: Context, logs, name: str) -> str:
     return f"arn:{partition(region)}:logs:{region}:{ctx.account_id}:log-group:{name}"
 
 
-def _looked(ctx: Context, logs, name: str) -> Seen:
-    """One after the other: the tags only of a group that is there."""
-    group = find(logs, name)
-    return Seen(group, group and logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"])
-
-
 def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = None) -> dict | None:
     """The group, created or brought to our tags and retention; None when it is only planned.
-    seen: what observe read (else the group is looked up here)."""
+    seen: what an observe found (None: look now)."""
     days = ctx.config.function.log_retention_days
-    seen = seen or _looked(ctx, logs, name)
+    seen = seen or observe(logs, name)
     group = seen.group
     if group is None:
         ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
@@ -77,10 +77,8 @@ def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = N
 
 
 def destroy(ctx: Context, logs, name: str, seen: Seen | None = None) -> None:
-    """seen: what observe read (else the group is looked up here)."""
-    seen = seen or _looked(ctx, logs, name)
-    group = seen.group
-    if group is None:
+    seen = seen or observe(logs, name)
+    if seen.group is None:
         return
     if not is_ours(seen.tags, ctx.stack):
         ctx.out.note(f"Leaving log group {name}: it is not tagged as this stack's")

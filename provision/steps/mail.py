@@ -42,6 +42,7 @@ Pitfalls:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -52,6 +53,7 @@ from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Owns
 from ..tags import as_dict, is_ours, tag_list
+from ..together import together
 from . import dns
 
 PREFIX = "acm/"
@@ -84,19 +86,48 @@ def rule_name(ctx: Context) -> str:
     return f"{ctx.stack}-acm-approval"
 
 
-def ensure(ctx: Context) -> None:
+@dataclass(frozen=True)
+class Seen:
+    """What the mail region holds for the stack, as SES, S3 and ACM answered."""
+    active: str | None             # the active receipt rule set
+    token: str | None              # the domain identity's verification token; None: no identity
+    bucket_region: str | None      # None: no bucket of ours by that name
+    bucket: dict[str, Any] | None  # its tags, public access block, policy, lifecycle, ownership, encryption
+    rules: list[dict] | None       # the rules of the stack's rule set; None: no such set
+    legacy_rules: list[dict] | None  # the same of the stack's own set from before the set was shared
+    certificate_issued: bool       # per the last run's certificate (a hint): the records were shown before
+
+
+def observe(ctx: Context) -> Seen | None:
+    """Everything ensure compares, read at once; None without mail to receive (ensure then removes)."""
+    if not ctx.config.domain.receives_mail:
+        return None
+    ses, s3, bucket = ctx.mail("ses"), ctx.mail("s3"), bucket_name(ctx)
+    rule_set, legacy = rule_set_name(ctx), _legacy_rule_set(ctx)
+    active, token, (region, current), rules, legacy_rules, issued = together(
+        ctx, lambda c: _active_rule_set(ses), lambda c: _verification_token(ses, c.config.domain.name),
+        lambda c: _bucket_seen(c, s3, bucket), lambda c: _rules(ses, rule_set),
+        lambda c: _rules(ses, legacy) if legacy != rule_set else None,
+        lambda c: not c.config.domain.hosted_zone_id and _certificate_issued(c))
+    return Seen(active, token, region, current, rules, legacy_rules, bool(issued))
+
+
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
     if not ctx.config.domain.receives_mail:  # DNS validation, or ACM mails a parent domain: nothing to receive
         destroy(ctx)
         return
+    seen = seen or observe(ctx)
+    assert seen is not None  # receives mail
     region = ctx.config.domain.mail_region
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set, own = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.mail_rule_set
-    active = check_active_rule_set(ctx)
-    token = _verification_token(ses, ctx.config.domain.name)
-    identity_created = _ensure_bucket(ctx, s3, bucket, region, creates_identity=token is None)
+    active = _checked_active(ctx, seen.active)
+    token = seen.token
+    identity_created = _ensure_bucket(ctx, s3, bucket, region, seen.bucket_region, seen.bucket,
+                                      creates_identity=token is None)
     token = token or _create_identity(ctx, ses)
-    _ensure_records(ctx, token, region)
-    rules = _rules(ses, rule_set)
+    _ensure_records(ctx, token, region, seen.certificate_issued)
+    rules = seen.rules
     if rules is None:
         ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
                    ses.create_receipt_rule_set, RuleSetName=rule_set,
@@ -106,7 +137,7 @@ def ensure(ctx: Context) -> None:
         ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
                    RuleSetName=rule_set)
     legacy = _legacy_rule_set(ctx)
-    if legacy != rule_set and _rules(ses, legacy) is not None:
+    if legacy != rule_set and seen.legacy_rules is not None:
         ctx.change("delete", f"SES receipt rule set {legacy} (replaced by {rule_set})",
                    ses.delete_receipt_rule_set, RuleSetName=legacy)
     ctx.state.put("mail", {"bucket": bucket, "rule_set": rule_set, "rule": rule_name(ctx), "prefix": PREFIX,
@@ -117,8 +148,12 @@ def check_active_rule_set(ctx: Context) -> str | None:
     """The active receipt rule set in the mail region, if the stack may add its rule there or replace it
     (none, the shared one, the stack's own from before it was shared, or the one ``[domain] mail_rule_set``
     names); any other stops the run before any change (the preflight's check, and this step's)."""
+    return _checked_active(ctx, _active_rule_set(ctx.mail("ses")))
+
+
+def _checked_active(ctx: Context, active: str | None) -> str | None:
     region, own, domain = ctx.config.domain.mail_region, ctx.config.domain.mail_rule_set, ctx.config.domain.name
-    bucket, active = bucket_name(ctx), _active_rule_set(ctx.mail("ses"))
+    bucket = bucket_name(ctx)
     if own and active != own:
         raise DeployError(
             f"domain.mail_rule_set = {own!r} is not the active SES receipt rule set in {region} (active: "
@@ -139,15 +174,22 @@ def destroy(ctx: Context) -> None:
     recorded = ctx.state.get("mail")
     region = recorded.get("region") or ctx.config.domain.mail_region
     ses, s3 = ctx.client("ses", region), ctx.client("s3", region)
-    bucket, domain = bucket_name(ctx), ctx.config.domain.name
+    domain, legacy = ctx.config.domain.name, _legacy_rule_set(ctx)
     ran_here = bool(recorded)
-    for rule_set in dict.fromkeys(filter(None, (recorded.get("rule_set"), rule_set_name(ctx), SHARED_RULE_SET))):
-        ran_here = _remove_rule(ctx, ses, rule_set) or ran_here
-    legacy = _legacy_rule_set(ctx)
-    if _rules(ses, legacy) is not None:
+    rule_sets = list(dict.fromkeys(filter(None, (recorded.get("rule_set"), rule_set_name(ctx), SHARED_RULE_SET))))
+    looked_at = list(dict.fromkeys([*rule_sets, legacy]))
+
+    def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
+        return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
+    *rules, bucket_tags = together(  # every set's rules and the bucket at once; the changes after, in order
+        ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket)
+    bucket = bucket_name(ctx)
+    found = dict(zip(looked_at, rules))
+    for rule_set in rule_sets:
+        ran_here = _remove_rule(ctx, ses, rule_set, found[rule_set]) or ran_here
+    if found[legacy] is not None:
         ran_here = True
         _delete_rule_set(ctx, ses, legacy)
-    bucket_tags = _bucket_tags(s3, bucket) if _bucket_region(ctx, s3, bucket) else None
     if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
         ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
         bucket_tags = None
@@ -182,10 +224,21 @@ def _bucket_region(ctx: Context, s3, bucket: str) -> str | None:
     return head.get("BucketRegion") or head["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")
 
 
-def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, creates_identity: bool) -> bool:
-    """Make the bucket as the docstring says; return whether its tags say the stack created the SES identity
-    (tagged here, before ``creates_identity`` makes it)."""
+def _bucket_seen(ctx: Context, s3, bucket: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The bucket's region (None: no bucket) and, there, its settings, read at once."""
     found_in = _bucket_region(ctx, s3, bucket)
+    if found_in is None:
+        return None, None
+    readers = {"tags": _bucket_tags, "block": _public_access_block, "policy": _bucket_policy,
+               "lifecycle": _lifecycle, "ownership": _ownership, "encryption": _encryption}
+    found = together(ctx, *[lambda c, read=read: read(s3, bucket) for read in readers.values()])
+    return found_in, dict(zip(readers, found))
+
+
+def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | None, seen: dict[str, Any] | None,
+                   creates_identity: bool) -> bool:
+    """Make the bucket as the docstring says; return whether its tags say the stack created the SES identity
+    (tagged here, before ``creates_identity`` makes it). found_in, seen: the bucket's region and settings."""
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra,
@@ -196,9 +249,7 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, creates_identity:
         raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
                           f"run teardown with domain.mail_region = {found_in!r} first, then deploy again")
     else:
-        current = {"tags": _bucket_tags(s3, bucket), "block": _public_access_block(s3, bucket),
-                   "policy": _bucket_policy(s3, bucket), "lifecycle": _lifecycle(s3, bucket),
-                   "ownership": _ownership(s3, bucket), "encryption": _encryption(s3, bucket)}
+        current = seen or {}
     tags = current["tags"] or {}
     if tags.get("stack") not in (None, ctx.stack):
         raise DeployError(f"S3 bucket {bucket} is tagged for stack {tags['stack']!r}, not {ctx.stack!r}; "
@@ -343,7 +394,7 @@ def _mx(ctx: Context, region: str) -> dns.Record:
         mx.name, "MX", (f"10 inbound-smtp.{region}.amazonaws.com",))
 
 
-def _ensure_records(ctx: Context, token: str, region: str) -> None:
+def _ensure_records(ctx: Context, token: str, region: str, certificate_issued: bool) -> None:
     """TXT and MX, kept for as long as validation is email: ACM's renewal mail needs the MX too."""
     domain = ctx.config.domain.name
     records = [_txt(domain, token), _mx(ctx, region)]
@@ -351,7 +402,7 @@ def _ensure_records(ctx: Context, token: str, region: str) -> None:
     if zone:
         for record in records:
             dns.ensure(ctx, zone, record)
-    elif _certificate_issued(ctx):
+    elif certificate_issued:
         ctx.out.note(f"Keep the DNS records {'; '.join(r.text() for r in records)}: ACM's renewal mail reaches "
                      "SES through the MX")
     else:
@@ -397,10 +448,10 @@ def _rules(ses, name: str) -> list[dict] | None:
     return None if found is None else found.get("Rules", [])
 
 
-def _remove_rule(ctx: Context, ses, rule_set: str) -> bool:
-    """Remove the stack's rule from the set; then the set itself if it is the shared one, now empty.
-    Whether the rule was there. The operator's own set is never deactivated or deleted."""
-    rules = _rules(ses, rule_set)
+def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None) -> bool:
+    """Remove the stack's rule from the set (whose rules were read: ``rules``); then the set itself if it is
+    the shared one, now empty. Whether the rule was there. The operator's own set is never deactivated or
+    deleted."""
     if rules is None or not any(r["Name"] == rule_name(ctx) for r in rules):
         return False
     ctx.change("delete", f"SES receipt rule {rule_name(ctx)} in {rule_set}", ses.delete_receipt_rule,

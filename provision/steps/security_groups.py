@@ -7,6 +7,8 @@ at teardown, revoke exactly that rule; the group itself is never deleted.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import boto3
 
 from .. import waits
@@ -15,6 +17,7 @@ from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..registry import Owns
 from ..tags import is_ours
+from ..together import together
 from . import database
 
 STEP = "security_groups"
@@ -55,10 +58,30 @@ def _has_pair(permissions: list[dict], port: int, group_id: str) -> bool:
                for p in permissions)
 
 
-def ensure(ctx: Context) -> None:
-    ec2, db = ctx.client("ec2"), database.lookup(ctx)
+@dataclass(frozen=True)
+class Seen:
+    """The database (its VPC, port, group), its group as EC2 answered, and our groups in any VPC."""
+    database: database.Database
+    database_group: dict
+    groups: list[dict]
+
+
+def _database_group(ctx: Context) -> tuple[database.Database, dict]:
+    db = database.lookup(ctx)
+    return db, ctx.client("ec2").describe_security_groups(GroupIds=[db.security_group_id])["SecurityGroups"][0]
+
+
+def observe(ctx: Context) -> Seen:
+    """The database and its group, and ours (found by name and tag in any VPC), read at once."""
+    (db, database_group), groups = together(ctx, _database_group, lambda c: _groups(c, None))
+    return Seen(db, database_group, groups)
+
+
+def ensure(ctx: Context, seen: Seen | None = None) -> None:
+    seen = seen or observe(ctx)
+    ec2, db = ctx.client("ec2"), seen.database
     name, description = group_name(ctx.stack), rule_description(ctx.stack)
-    group = _find_group(ctx, db.vpc_id)
+    group = next((g for g in seen.groups if g.get("VpcId") == db.vpc_id), None)
     if group is None:
         created = ctx.change(
             "create", f"security group {name} in {db.vpc_id}", ec2.create_security_group, GroupName=name,
@@ -71,18 +94,33 @@ def ensure(ctx: Context) -> None:
                                  f"TCP {db.port} from {name}", lambda: None)
             ctx.state.put(STEP, {"lambda_group_id": UNKNOWN, "database_group_id": db.security_group_id})
             return
-        group = ec2.describe_security_groups(GroupIds=[created["GroupId"]])["SecurityGroups"][0]
-    group_id = group["GroupId"]
-    _ensure_egress(ctx, group, db, description)
-    rds_group = ec2.describe_security_groups(GroupIds=[db.security_group_id])["SecurityGroups"][0]
-    if not _has_pair(rds_group.get("IpPermissions", []), db.port, group_id):
-        ctx.change("update", f"inbound on the database's group {db.security_group_id}: TCP {db.port} from {name}",
-                   ec2.authorize_security_group_ingress, GroupId=db.security_group_id,
-                   IpPermissions=[_mysql_permission(db.port, group_id, description)],
-                   TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.tag_list}])
+        group_id = created["GroupId"]
+        # A group made just now has no member (the function is made once this step is done), so the
+        # database's rule from it opens nothing yet: it goes out beside the outbound rules.
+        together(ctx, lambda c: _ensure_egress(c, _described(c, group_id), db, description),
+                 lambda c: _ensure_ingress(c, seen.database_group, db, group_id))
+    else:
+        group_id = group["GroupId"]
+        _ensure_egress(ctx, group, db, description)  # outbound narrowed first: a member may be running
+        _ensure_ingress(ctx, seen.database_group, db, group_id)
     ctx.state.put(STEP, {"lambda_group_id": group_id, "database_group_id": db.security_group_id,
                          "port": db.port})
     ctx.outputs["Lambda security group"] = group_id
+
+
+def _described(ctx: Context, group_id: str) -> dict:
+    """A new group as EC2 made it: with the default outbound rule(s) that ``_ensure_egress`` revokes."""
+    return ctx.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+
+
+def _ensure_ingress(ctx: Context, database_group: dict, db, group_id: str) -> None:
+    """MySQL from our group on the database's group, unless there already."""
+    if not _has_pair(database_group.get("IpPermissions", []), db.port, group_id):
+        ctx.change("update", f"inbound on the database's group {db.security_group_id}: TCP {db.port} from "
+                             f"{group_name(ctx.stack)}",
+                   ctx.client("ec2").authorize_security_group_ingress, GroupId=db.security_group_id,
+                   IpPermissions=[_mysql_permission(db.port, group_id, rule_description(ctx.stack))],
+                   TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.tag_list}])
 
 
 def _ensure_egress(ctx: Context, group: dict, db, description: str) -> None:
@@ -102,13 +140,20 @@ def _ensure_egress(ctx: Context, group: dict, db, description: str) -> None:
 
 def destroy(ctx: Context) -> None:
     """Our rule on the database's group, then every group of ours, in whichever VPC (the database may have moved)."""
-    groups = _groups(ctx, None)
-    _revoke_rule(ctx, groups[0]["GroupId"] if groups else None)
-    for group in groups:
+    groups, database_group = together(ctx, lambda c: _groups(c, None), _database_group_if_any)
+    _revoke_rule(ctx, groups[0]["GroupId"] if groups else None, database_group)
+    for group in groups:  # after the rule: EC2 refuses to delete a group another group's rule names
         if is_ours(group.get("Tags"), ctx.stack):
             _delete_group(ctx, group)
         else:
             ctx.out.note(f"Leaving security group {group['GroupId']}: not tagged as this stack's")
+
+
+def _database_group_if_any(ctx: Context) -> dict | None:
+    try:
+        return _database_group(ctx)[1]
+    except DeployError:
+        return None  # the database is gone, and our rule with it
 
 
 def _delete_group(ctx: Context, group: dict) -> None:
@@ -120,23 +165,19 @@ def _delete_group(ctx: Context, group: dict) -> None:
                timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
 
 
-def _revoke_rule(ctx: Context, lambda_group_id: str | None) -> None:
+def _revoke_rule(ctx: Context, lambda_group_id: str | None, database_group: dict | None) -> None:
     """Revoke our inbound rule on the database's group: found by our group id or by its description."""
-    ec2, description = ctx.client("ec2"), rule_description(ctx.stack)
-    try:
-        db = database.lookup(ctx)
-    except DeployError:
-        return  # the database is gone, and our rule with it
-    rds_group = ec2.describe_security_groups(GroupIds=[db.security_group_id])["SecurityGroups"][0]
-    for permission in rds_group.get("IpPermissions", []):
+    if database_group is None:
+        return
+    ec2, description, group_id = ctx.client("ec2"), rule_description(ctx.stack), database_group["GroupId"]
+    for permission in database_group.get("IpPermissions", []):
         for pair in permission.get("UserIdGroupPairs", []):
             if pair.get("GroupId") == lambda_group_id or pair.get("Description") == description:
                 revoke = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
                 revoke["UserIdGroupPairs"] = [{k: pair[k] for k in ("GroupId", "Description") if k in pair}]
                 ctx.change("update", f"revoke inbound TCP {permission.get('FromPort')} from {pair['GroupId']} "
-                                     f"on the database's group {db.security_group_id}",
-                           ec2.revoke_security_group_ingress, GroupId=db.security_group_id,
-                           IpPermissions=[revoke])
+                                     f"on the database's group {group_id}",
+                           ec2.revoke_security_group_ingress, GroupId=group_id, IpPermissions=[revoke])
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------
