@@ -16,8 +16,6 @@ from provision import runner
 from provision.steps import STEPS, certificate, database, function, iam_role, mail, security_groups
 from tests.support import changing_ops, moto_evaluates_secure_transport, quiet_context, run_steps
 
-pytestmark = pytest.mark.iam
-
 CHAIN = ("iam_role", "security_groups", "function")
 MEET_TIMEOUT = 20  # a bound for a barrier that is never met (the calls ran one after another), not a measure
 
@@ -114,6 +112,7 @@ def test_the_database_is_described_once_when_observes_ask_at_once(cfg, calls):
 
 # --- the run: a no-op's reads at the start, a deploy's order kept ---------------------------------
 
+@pytest.mark.iam  # attaches AWS's managed policy: moto loads them
 def test_a_no_op_reads_the_three_steps_at_once_and_changes_nothing(cfg, calls):
     runner.deploy(quiet_context(cfg), chain_steps())
     calls.events.clear()
@@ -125,6 +124,7 @@ def test_a_no_op_reads_the_three_steps_at_once_and_changes_nothing(cfg, calls):
     assert ("start", "GetFunctionConfiguration") not in calls.events  # GetFunction said Active already
 
 
+@pytest.mark.iam  # attaches AWS's managed policy: moto loads them
 def test_a_deploy_keeps_the_order_aws_needs(cfg, calls):
     ctx = quiet_context(cfg)
     runner.deploy(ctx, chain_steps())
@@ -177,6 +177,7 @@ def test_an_existing_groups_outbound_is_narrowed_before_the_database_lets_it_in(
 
 # --- teardown: reads at once, removals in AWS's order ---------------------------------------------
 
+@pytest.mark.iam  # attaches AWS's managed policy: moto loads them
 def test_the_function_goes_before_its_log_group_whose_reads_go_beside_it(cfg, calls):
     run_steps(cfg, iam_role, security_groups, function)
     calls.events.clear()
@@ -187,6 +188,7 @@ def test_the_function_goes_before_its_log_group_whose_reads_go_beside_it(cfg, ca
     assert boto3.client("logs", region_name="eu-west-1").describe_log_groups()["logGroups"] == []
 
 
+@pytest.mark.iam  # attaches AWS's managed policy: moto loads them
 def test_the_roles_teardown_reads_at_once_and_changes_one_at_a_time(cfg, calls):
     iam_role.ensure(quiet_context(cfg))
     calls.events.clear()
