@@ -324,6 +324,11 @@ def _merged(current: dict, desired: dict) -> dict:
     return _sendable(config)
 
 
+def _config(cf, distribution_id: str) -> dict:
+    """The distribution's config as it is now (GetDistribution: the one read the step's calls use)."""
+    return cf.get_distribution(Id=distribution_id)["Distribution"]["DistributionConfig"]
+
+
 def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict, got: dict | None = None) -> dict | None:
     """got: the distribution's GetDistribution answer (read now if not given). Answers got if nothing drifted
     (it says whether the last change has deployed), None after an update (the wait must look again)."""
@@ -336,8 +341,8 @@ def _update_if_drifted(ctx: Context, distribution_id: str, desired: dict, got: d
         return got
     ctx.change("update", f"distribution {distribution_id} ({', '.join(drifted)})", cf.update_distribution,
                Id=distribution_id, IfMatch=got["ETag"], DistributionConfig=_merged(config, desired),
-               find=lambda: {} if _owned(cf.get_distribution_config(Id=distribution_id)["DistributionConfig"])
-               == want else None)  # after a lost answer: the ETag has changed if it was applied
+               # after a lost answer: the ETag has changed if it was applied, so look instead of sending it again
+               find=lambda: {} if _owned(_config(cf, distribution_id)) == want else None)
     return None
 
 
@@ -434,8 +439,7 @@ def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
         unchanged = None
         ctx.change("update", f"disable distribution {distribution_id}", cf.update_distribution,
                    Id=distribution_id, IfMatch=got["ETag"], DistributionConfig={**_sendable(config), "Enabled": False},
-                   find=lambda: None if cf.get_distribution_config(Id=distribution_id)["DistributionConfig"]["Enabled"]
-                   else {})
+                   find=lambda: None if _config(cf, distribution_id)["Enabled"] else {})
     etag = None if ctx.planning else _deployed(ctx, distribution_id, unchanged)
     ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
                f"distribution {distribution_id} to be seen as disabled",
