@@ -11,7 +11,9 @@ ensure proper. On deploy and plan every step's observe starts with the run, so
 the lookups of a step at the end of the graph go out in its first second, not
 after its needs are done; ensure gets what was seen unless a step it needs
 (directly or through others) made or planned a change, which may have changed
-what there is to see: then it observes again itself. An early observe reads
+what there is to see: then it observes again itself. A step whose observe
+reads only what the step itself changes says so (``sees_needs=False``): its
+early look holds whatever the steps before it did. An early observe reads
 only its own step's state (the others may be half-run).
 
 When one step fails, is interrupted (Ctrl-C) or crashes, no further step starts
@@ -121,7 +123,8 @@ class _Walk:
                     self.ctx, out=out, outputs=own, sleep=_stoppable(self.ctx),
                     state=self.ctx.state.view(step.name, readable[step.name]))  # type: ignore[arg-type]
                 early = self.early.get(step.name)
-                if early is not None and any(self.contexts[name].report.changes for name in readable[step.name]):
+                if early is not None and step.sees_needs and any(self.contexts[name].report.changes
+                                                                 for name in readable[step.name]):
                     early = None  # a step it needs changed what there is to see
                 self.running[pool.submit(_run, step_ctx, step, self.destroying, early)] = (step, out)
 

@@ -1,5 +1,6 @@
 """A step's observe starts with the run; ensure gets what it saw unless a step it needs changed something."""
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -51,6 +52,16 @@ def test_a_change_before_the_step_makes_it_observe_again(run_ctx):
     seen: list = []
     runner.deploy(run_ctx, _steps(first, lambda ctx: {"seen": "early"}, seen))
     assert seen == [None]  # ensure observes itself, now that first is done
+
+
+def test_a_look_at_its_own_resources_alone_holds_whatever_came_before(run_ctx):
+    def first(ctx):
+        ctx.change("create", "something second's observe does not read", lambda: None)
+
+    seen: list = []
+    first_step, second = _steps(first, lambda ctx: {"seen": "early"}, seen)
+    runner.deploy(run_ctx, (first_step, replace(second, sees_needs=False)))
+    assert seen == [{"seen": "early"}]
 
 
 def test_a_planned_change_before_the_step_counts_too(aws, write_config):

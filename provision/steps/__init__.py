@@ -77,6 +77,7 @@ class Step:
     loose: tuple[str, ...] = ()  # of the needs, those AWS does not hold on to: teardown does not wait for them
     owns: Owns = NOTHING  # the module's OWNS: what an inventory lists, the policy's ARNs, the creating calls
     observe: Callable | None = None  # the step's reads alone, started with the run; ensure(ctx, seen=) then
+    sees_needs: bool = True  # whether observe reads what the steps it needs change; False: only its own resources
 
 
 STEPS: tuple[Step, ...] = (
