@@ -24,8 +24,11 @@ Pitfalls:
   destination and the group go at once; on deploy the source is put while
   the group is made, and the destination (which names the group) after it.
 - The lookups (group and its tags, deliveries, source, destination) go out
-  together (``observe``); the distribution's ARN is the cloudfront step's, so
-  ensure compares the source with it, never observe.
+  together (``observe``), each by a name the config makes; the distribution's
+  ARN is the cloudfront step's, so ensure compares the source with it, never
+  observe. What observe sees is this step's alone (``sees_needs=False``): an
+  early look holds when the cloudfront step has just made or changed the
+  distribution.
 - CloudWatch Logs adds the group to a log-delivery resource policy itself on
   the first delivery (CloudWatch Logs user guide, "Logs sent to CloudWatch
   Logs"); that policy entry is AWS's and stays.

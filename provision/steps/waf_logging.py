@@ -20,7 +20,9 @@ Pitfalls:
   logging configuration is removed only if it sends to this stack's group.
 - The ACL is the waf step's: an early ``observe`` reads the logging of the
   ACL the last run recorded (a hint, beside the group's lookups), and ensure
-  reads it again if the waf step now names another.
+  reads it again if the waf step now names another. The group and the logging
+  configuration are this step's alone (``sees_needs=False``): a change the waf
+  step makes to the ACL in place leaves them as observe saw them.
 """
 from __future__ import annotations
 
