@@ -10,6 +10,7 @@ any start of the second.
 """
 import threading
 from collections import Counter
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -121,6 +122,15 @@ def test_what_observe_saw_serves_ensure_and_a_hint_gone_stale_is_read_again(cfg,
     cloudfront.ensure(ctx, seen=seen)
     assert calls.ops() == ["GetApiKey", "UpdateDistribution", "GetDistribution"]  # the key read again, once
     assert the_header_value(distribution_id) == new_value
+
+
+def test_a_certificate_seen_pending_early_is_read_again_once_the_wait_for_it_is_over(cfg, prerequisites):
+    """certificate_issued waits for ISSUED without a change, so an early look from before the wait is kept."""
+    seen = replace(cloudfront.observe(quiet_context(cfg)), certificate_status="PENDING_VALIDATION")
+    ctx, calls = recording(cfg)
+    cloudfront.ensure(ctx, seen=seen)  # no "not ISSUED" stop: the status is asked again
+    assert calls.ops()[0] == "DescribeCertificate" and calls.ops().count("DescribeCertificate") == 1
+    assert ctx.report.changes == [("create", f"distribution for {DOMAIN}")]
 
 
 def test_cloudfront_teardown_reads_at_once_then_disables_waits_and_deletes_in_order(cfg, prerequisites):

@@ -122,8 +122,10 @@ def _key_value(ctx: Context, key_id: str | None) -> str:
 
 def _current(ctx: Context, seen: Seen, certificate_arn: str | None, key_id: str | None) -> Seen:
     """seen, with the certificate's status and the key's value read again (at once) if the steps before
-    this one now name another certificate or key than the hint observe read."""
-    certificate_stale, key_stale = seen.certificate_arn != certificate_arn, seen.key_id != key_id
+    this one now name another certificate or key than the hint observe read; the status also when it was
+    not ISSUED yet: the certificate_issued step waits for that without changing anything."""
+    certificate_stale = seen.certificate_arn != certificate_arn or seen.certificate_status not in (None, "ISSUED")
+    key_stale = seen.key_id != key_id
     status, value = together(
         ctx, lambda c: _certificate_status(c, certificate_arn) if certificate_stale else seen.certificate_status,
         lambda c: _key_value(c, key_id) if key_stale else seen.key_value)
