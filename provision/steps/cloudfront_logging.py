@@ -22,7 +22,8 @@ Pitfalls:
 - A source or destination still used by a delivery cannot be deleted: the
   delivery goes first. Once the deliveries are gone, the source, the
   destination and the group go at once; on deploy the source is put while
-  the group is made, and the destination (which names the group) after it.
+  the group is made, and the destination (which names the group) after it,
+  beside the group's retention.
 - The lookups (group and its tags, deliveries, source, destination) go out
   together (``observe``), each by a name the config makes; the distribution's
   ARN is the cloudfront step's, so ensure compares the source with it, never
@@ -131,12 +132,15 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     seen = seen or observe(ctx)
     distribution_arn = _distribution_arn(ctx) or UNKNOWN
     deliveries = list(seen.deliveries)
-    group, _ = together(ctx, lambda c: log_groups.ensure(c, logs, log_group_name(c.stack), where=" in us-east-1",
-                                                         seen=seen.group),
+    name = log_group_name(ctx.stack)
+    group, _ = together(ctx, lambda c: log_groups.made(c, logs, name, " in us-east-1", seen.group),
                         lambda c: _ensure_source(c, logs, distribution_arn, deliveries, seen.source))
     group_arn = log_groups.group_arn(group) if group else UNKNOWN
-    destination = _ensure_destination(ctx, logs, group_arn, deliveries, seen.destination)
-    _ensure_delivery(ctx, logs, destination, deliveries)
+
+    def destination_then_delivery(c: Context) -> None:
+        _ensure_delivery(c, logs, _ensure_destination(c, logs, group_arn, deliveries, seen.destination), deliveries)
+
+    together(ctx, lambda c: log_groups.kept(c, logs, name, group, seen.group), destination_then_delivery)
     ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "delivery_source": source_name(ctx.stack)})
     ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 

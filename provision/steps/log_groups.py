@@ -59,21 +59,33 @@ def _arn(ctx: Context, logs, name: str) -> str:
 def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = None) -> dict | None:
     """The group, created or brought to our tags and retention; None when it is only planned.
     seen: what an observe found (None: look now)."""
-    days = ctx.config.function.log_retention_days
     seen = seen or observe(logs, name)
-    group = seen.group
-    if group is None:
-        ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
-                   logGroupName=name, tags=ctx.tags, find=lambda: find(logs, name))
-        # What DescribeLogGroups would answer for the new group (no retention yet), without asking it.
-        group = None if ctx.planning else {"logGroupName": name, "arn": _arn(ctx, logs, name) + ":*"}
-    elif not is_ours(seen.tags, ctx.stack):
-        ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(group),
+    group = made(ctx, logs, name, where, seen)
+    kept(ctx, logs, name, group, seen)
+    return group
+
+
+def made(ctx: Context, logs, name: str, where: str, seen: Seen) -> dict | None:
+    """The group as seen, or created (what DescribeLogGroups would answer for it, without asking); None
+    when only planned. ``kept`` then brings it to our tags and retention: a caller may send what needs
+    the group to exist beside that."""
+    if seen.group is not None:
+        return seen.group
+    days = ctx.config.function.log_retention_days
+    ctx.change("create", f"log group {name}{where} ({days} days)", logs.create_log_group,
+               logGroupName=name, tags=ctx.tags, find=lambda: find(logs, name))
+    return None if ctx.planning else {"logGroupName": name, "arn": _arn(ctx, logs, name) + ":*"}
+
+
+def kept(ctx: Context, logs, name: str, group: dict | None, seen: Seen) -> None:
+    """The group made or seen (``made``) held to our tags (one just created has them) and retention."""
+    days = ctx.config.function.log_retention_days
+    if seen.group is not None and not is_ours(seen.tags, ctx.stack):
+        ctx.change("update", f"tags of log group {name}", logs.tag_resource, resourceArn=group_arn(seen.group),
                    tags=ctx.tags)
     if group is None or group.get("retentionInDays") != days:
         ctx.change("update", f"retention of {name}: {days} days", logs.put_retention_policy,
                    logGroupName=name, retentionInDays=days)
-    return group
 
 
 def destroy(ctx: Context, logs, name: str, seen: Seen | None = None) -> None:

@@ -85,15 +85,19 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         seen = _observe(ctx, acl_arn)
     elif seen.acl_arn != acl_arn:  # the hint was another ACL's
         seen = Seen(seen.group, acl_arn, _logging(ctx, acl_arn))
-    group = log_groups.ensure(ctx, ctx.edge("logs"), log_group_name(ctx.stack), where=" in us-east-1",
-                              seen=seen.group)
+    logs, name = ctx.edge("logs"), log_group_name(ctx.stack)
+    group = log_groups.made(ctx, logs, name, " in us-east-1", seen.group)
     group_arn = log_groups.group_arn(group) if group else UNKNOWN
     wanted = {"ResourceArn": acl_arn, "LogDestinationConfigs": [group_arn], "RedactedFields": REDACTED}
     current = seen.logging
-    if _comparable(current) != _comparable(wanted):
-        ctx.change("update" if current else "create",
-                   f"logging of web ACL {ctx.stack} to {log_group_name(ctx.stack)} (authorization header redacted)",
-                   waf.put_logging_configuration, LoggingConfiguration=wanted)
+
+    def logging(c: Context) -> None:  # after the group is made: the configuration names it
+        if _comparable(current) != _comparable(wanted):
+            c.change("update" if current else "create",
+                     f"logging of web ACL {c.stack} to {name} (authorization header redacted)",
+                     waf.put_logging_configuration, LoggingConfiguration=wanted)
+
+    together(ctx, lambda c: log_groups.kept(c, logs, name, group, seen.group), logging)
     ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "log_group_arn": group_arn})
     ctx.outputs["WAF log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 
