@@ -223,7 +223,8 @@ EXPECTED_DNS = sorted([
     "role rds-edge-api-apigateway-logs-eu-west-1",  # the request logs ([logs], on by default)
     "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
     "dns AAAA api.example.com.", "dns CNAME _<token>.api.example.com.", "eventbridge rule demo-certificate-alerts",
-    "function demo-api", "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api",
+    "function demo-api", "invoke permission demo-apigateway-get",
+    "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api",
     "log group aws-waf-logs-demo", "rest api demo", "role demo-fn", "rule on orders-db-db",
     "security group demo-lambda", "sns topic demo-certificate-alerts", "subscription email ops@example.com",
     "usage plan demo", "web acl demo",

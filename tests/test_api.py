@@ -4,12 +4,12 @@ import boto3
 import pytest
 
 from provision import config as config_module
-from provision.steps import api, function, iam_role, security_groups
+from provision.steps import api, function, iam_role, invoke_permission, security_groups
 from tests.support import changing_ops, printed, run_steps
 
 pytestmark = pytest.mark.iam
 
-STEPS = (iam_role, security_groups, function, api)
+STEPS = (iam_role, security_groups, function, api, invoke_permission)
 
 
 def gateway():

@@ -107,10 +107,10 @@ def test_observe_reads_at_once_and_a_no_op_ensure_with_it_makes_no_call(cfg, fli
     run_steps(cfg, *BEFORE_API, api)
     ctx = ready_for_api(cfg)
     flights.clear()
-    flights.meet("GetRestApis", "GetApiKeys", "GetUsagePlans", "GetPolicy")
+    flights.meet("GetRestApis", "GetApiKeys", "GetUsagePlans")
     flights.meet("GetRequestValidators", "GetResources", "GetStages")  # inside the API, once it is found
     seen = api.observe(ctx)
-    assert sorted(flights.ops()) == sorted(["GetRestApis", "GetApiKeys", "GetUsagePlans", "GetPolicy",
+    assert sorted(flights.ops()) == sorted(["GetRestApis", "GetApiKeys", "GetUsagePlans",
                                             "GetRequestValidators", "GetResources", "GetStages", "GetMethod",
                                             "GetDeployment", "GetUsagePlanKeys"])
     assert flights.after(("GetRequestValidators", "GetResources", "GetStages"), ("GetRestApis",))
@@ -147,33 +147,34 @@ def test_ensure_without_seen_observes_itself(cfg, flights):
     ctx = ready_for_api(cfg)
     flights.clear()
     api.ensure(ctx)
-    assert Counter(flights.ops()) == Counter(["GetRestApis", "GetApiKeys", "GetUsagePlans", "GetPolicy",
+    assert Counter(flights.ops()) == Counter(["GetRestApis", "GetApiKeys", "GetUsagePlans",
                                               "GetRequestValidators", "GetResources", "GetStages", "GetMethod",
                                               "GetDeployment", "GetUsagePlanKeys"])
     assert changing_ops(ctx) == []
 
 
 def test_a_deploy_from_nothing_goes_out_together_in_the_order_aws_needs(cfg, flights, aws_rules):
-    """Changes outside the REST API (the invoke permission, the key) go out beside the API's definition;
+    """Changes outside the REST API (the key) go out beside the API's definition;
     the changes to the REST API itself go one at a time, as AWS takes them (the rule refuses one that meets
     another, and none was refused)."""
     one_at_a_time = aws_rules(rules.rest_api_refuses_a_change_while_another_is_under_way())
     ctx = ready_for_api(cfg)
     earlier = len(printed(ctx))
     flights.clear()
-    flights.meet("GetRestApis", "GetApiKeys", "GetUsagePlans", "GetPolicy")
-    flights.meet("CreateRequestValidator", "AddPermission", "CreateApiKey")
+    flights.meet("GetRestApis", "GetApiKeys", "GetUsagePlans")
+    flights.meet("CreateRequestValidator", "CreateApiKey")
     api.ensure(ctx)
     assert "another change to the REST API" not in printed(ctx)  # no change to it was refused
     changes_to_the_api = [call.operation for call in one_at_a_time.seen]
     assert changes_to_the_api.count("PutMethodResponse") == changes_to_the_api.count("PutIntegrationResponse") == 4
 
-    made_in_api = ("CreateRequestValidator", "CreateResource", "AddPermission", "PutMethod")
+    made_in_api = ("CreateRequestValidator", "CreateResource", "PutMethod")
     assert flights.after(made_in_api, ("CreateRestApi",))
     assert flights.after(("PutMethod",), ("CreateRequestValidator", "CreateResource"))  # it names both
     assert flights.after(("PutMethodResponse", "PutIntegration"), ("PutMethod",))
     assert flights.after(("PutIntegrationResponse",), ("PutMethodResponse", "PutIntegration"))
-    assert flights.after(("CreateDeployment",), ("PutIntegrationResponse", "AddPermission"))
+    assert flights.after(("CreateDeployment",), ("PutIntegrationResponse",))
+    assert "AddPermission" not in flights.ops()  # the invoke_permission step's, once the function is made
     assert flights.after(("CreateStage",), ("CreateDeployment",))
     assert flights.after(("CreateUsagePlan",), ("CreateStage", "CreateApiKey"))  # it names the stage
     assert flights.after(("CreateUsagePlanKey",), ("CreateUsagePlan",))
@@ -191,11 +192,10 @@ def test_a_deploy_from_nothing_goes_out_together_in_the_order_aws_needs(cfg, fli
     assert [k["id"] for k in gateway().get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [
         ctx.state.get("api")["api_key_id"]]
     # the lines are said in the order of the pieces, whatever answered first
-    key_id, function_name = ctx.state.get("api")["api_key_id"], function.function_name(ctx.stack)
+    key_id = ctx.state.get("api")["api_key_id"]
     assert [line.strip() for line in printed(ctx)[earlier:].splitlines()] == [
         "+ create REST API demo (REGIONAL)", "+ create request validator for query parameters",
         "+ create resource /items", "+ create GET /items (API key and query string 'key' required) -> Lambda",
-        f"+ create permission for API {rest['id']} GET /items to invoke {function_name}",
         "+ create deployment to stage v1", "+ create API key demo", "+ create usage plan demo (10 req/s, burst 20)",
         f"+ create API key {key_id} in usage plan"]
 

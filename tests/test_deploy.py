@@ -16,6 +16,7 @@ EXPECTED = [
     "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api", "log group aws-waf-logs-demo",
     "rest api demo", "role demo-fn", "rule on orders-db-db", "security group demo-lambda",
     "sns topic demo-certificate-alerts", "subscription email ops@example.com", "usage plan demo", "web acl demo",
+    "invoke permission demo-apigateway-get",
 ]
 ALERTS = {"alerts": {"email": "ops@example.com"}}
 

@@ -34,7 +34,8 @@ def test_teardown_waits_only_for_what_holds_on():
     network interfaces -> security group -> role) wait side by side: AWS lets a function go while an
     integration names it, and a REST API while a distribution names its domain."""
     waits = graph.teardown_waits(STEPS)
-    assert waits["function"] == frozenset() and waits["api"] == {"api_access_log"}  # the log is on its stage
+    assert waits["function"] == {"invoke_permission"}  # the statement is in the function's policy
+    assert waits["api"] == {"api_access_log"}  # the log is on its stage; the permission only names the API
     assert waits["security_groups"] == {"function"} and waits["iam_role"] == {"function"}
     assert waits["waf"] == {"waf_logging", "cloudfront"}
     assert waits["certificate"] == {"alerts", "certificate_issued"} and waits["mail"] == {"certificate"}
@@ -83,6 +84,38 @@ def test_independent_chains_run_side_by_side(aws_rules, load_seeded, hosted_zone
              if line[:10].strip() in ("created", "updated", "unchanged", "absent")]
     assert [title for _, title in lines] == [step.title for step in STEPS]
     assert "function demo-api" in inventory(cfg) and "web acl demo" in inventory(cfg)
+
+
+def test_the_api_is_built_while_the_function_is_made(aws_rules, load_seeded, hosted_zone, write_config):
+    """The REST API only names the function (its ARN): CreateFunction returns only after the API's method
+    was sent, which deadlocks unless the api step runs beside the function's; the invoke permission, which
+    needs both, comes after both."""
+    overrides = {"domain": {"hosted_zone_id": hosted_zone}}
+    cfg = load_seeded(overrides)
+    sent = threading.Event()
+    order: list[str] = []
+
+    def wait_for_the_api(call):
+        assert sent.wait(30), "CreateFunction waited 30 s for PutMethod: the api step waited for the function"
+        order.append(call.operation)
+        return call.send()
+
+    def mark(call):
+        sent.set()
+        order.append(call.operation)
+        return call.send()
+
+    def permission(call):
+        order.append(call.operation)
+        return call.send()
+
+    aws_rules(Rule("rendezvous", "test", operation("lambda", "CreateFunction"), wait_for_the_api),
+              Rule("rendezvous", "test", operation("apigateway", "PutMethod"), mark),
+              Rule("order", "test", operation("lambda", "AddPermission"), permission))
+    run = Run("deploy", write_config(overrides))
+    assert run.code == 0, run.text
+    assert order == ["PutMethod", "CreateFunction", "AddPermission"]
+    assert "invoke permission demo-apigateway-get" in inventory(cfg)
 
 
 def test_teardown_removes_the_function_while_cloudfront_disables(aws_rules, load_seeded, hosted_zone, write_config):

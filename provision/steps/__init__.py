@@ -22,8 +22,10 @@ Three chains run at once on deploy:
   link shown for email);
 - iam_role (new roles take seconds to become assumable) and security_groups
   (the function's group, MySQL from it on the database's) -> function (log
-  group first, then the function in the database's subnets) -> api (REST API,
-  method, integration, deployment, key, usage plan);
+  group first, then the function in the database's subnets, minutes to turn
+  Active on AWS) -> invoke_permission (the function's policy: this API may
+  invoke it), beside api (REST API, method, integration, deployment, key,
+  usage plan), which only names the function and so is built meanwhile;
 - waf (IP sets and the web ACL, us-east-1, scope CLOUDFRONT) -> waf_logging.
 They meet at cloudfront (needs the API, the ACL and the issued certificate),
 then domain_record (alias A/AAAA beside the validation MX, or the CNAME
@@ -35,8 +37,8 @@ CloudWatch Logs in us-east-1: needs the distribution's ARN).
 Teardown walks the graph backwards, whatever the config uses now, so a stack
 that switched validation modes leaves nothing behind. References AWS does not
 hold on to are ``loose`` (the distribution only names the API's domain, the
-integration the function's ARN): teardown does not wait on them, so the
-function's network interfaces are released while CloudFront disables.
+permission the API's id): teardown does not wait on them, so the function's
+network interfaces are released while CloudFront disables.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ from . import (
     domain_record,
     function,
     iam_role,
+    invoke_permission,
     mail,
     security_groups,
     waf,
@@ -90,8 +93,10 @@ STEPS: tuple[Step, ...] = (
          owns=security_groups.OWNS, observe=security_groups.observe),
     Step("function", "Lambda function", function.ensure, function.destroy, needs=("iam_role", "security_groups"),
          owns=function.OWNS, observe=function.observe, sees_needs=False),
-    Step("api", "API Gateway", api.ensure, api.destroy, needs=("function",), loose=("function",), owns=api.OWNS,
-         observe=api.observe, sees_needs=False),
+    Step("api", "API Gateway", api.ensure, api.destroy, owns=api.OWNS, observe=api.observe),
+    Step("invoke_permission", "Invoke permission", invoke_permission.ensure, invoke_permission.destroy,
+         needs=("function", "api"), loose=("api",), owns=invoke_permission.OWNS, observe=invoke_permission.observe,
+         sees_needs=False),
     Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",),
          owns=api_access_log.OWNS),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy, owns=waf.OWNS, observe=waf.observe),

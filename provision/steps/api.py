@@ -150,18 +150,14 @@ class Seen:
     keys: list[tuple[int, dict]]  # ``_all_keys``
     plans: list[dict]  # every usage plan with the stack's tags
     plan_keys: set[str]  # the key ids in the kept plan
-    statements: list[dict]  # the function's resource policy (function.function_name's)
     newest_key_value: str | None = field(default=None, repr=False)  # only with [api] key_env: never shown
 
 
 def observe(ctx: Context) -> Seen:
-    """Every lookup of the step at once: the REST API (then what it holds), the keys, the plans (then the
-    kept plan's keys) and the function's policy; reads only, from the config and the step's own state."""
-    (apis, inside), (keys, value), (plans, plan_keys), statements = together(
-        ctx, _observe_apis, _observe_keys, _observe_plans,
-        lambda c: _statements(c, function.function_name(c.stack)))
-    return Seen(apis=apis, api=inside, keys=keys, plans=plans, plan_keys=plan_keys, statements=statements,
-                newest_key_value=value)
+    """Every lookup of the step at once: the REST API (then what it holds), the keys and the plans (then the
+    kept plan's keys); reads only, from the config and the step's own state."""
+    (apis, inside), (keys, value), (plans, plan_keys) = together(ctx, _observe_apis, _observe_keys, _observe_plans)
+    return Seen(apis=apis, api=inside, keys=keys, plans=plans, plan_keys=plan_keys, newest_key_value=value)
 
 
 def _observe_apis(ctx: Context) -> tuple[list[dict], ApiSeen | None]:
@@ -214,23 +210,18 @@ def _plan_key_ids(ctx: Context, plan_id: str) -> set[str]:
     return {k["id"] for k in _paged(ctx.client("apigateway").get_usage_plan_keys, "items", usagePlanId=plan_id)}
 
 
-def _statements(ctx: Context, function_name: str) -> list[dict]:
-    """The function's resource policy statements; none when it has no policy (or does not exist yet)."""
-    found = or_none(ctx.client("lambda").get_policy, "ResourceNotFoundException", FunctionName=function_name)
-    return json.loads(found["Policy"])["Statement"] if found else []
-
-
 def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) -> None:
     """rotation "start" (from ``rotate api-key``) adds the next key when the stack has one; seen: what
     ``observe`` read at the start of the run (None: read now).
 
     What does not need another's answer goes out together: the API's definition (validator and resource,
-    then the method), the invoke permission and the keys; then the deployment (it needs the method), then
-    the usage plan (it names the stage) and its keys.
+    then the method) and then its deployment (it needs the method), beside the keys; then the usage plan
+    (it names the stage) and its keys. The function is only named (its ARN, ``function.arn``): the
+    invoke permission, which needs it made, is a step of its own (invoke_permission.py).
     """
     seen = seen or observe(ctx)
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
-    function_arn = ctx.state.get("function").get("arn", UNKNOWN)
+    function_arn = function.arn(ctx)  # named only: the API is built while the function is made
     api, extras = _one_and_extras(seen.apis, ctx.state.get(STEP).get("rest_api_id"))
     _remove_extras(ctx, "REST API", extras,
                    lambda extra: waits.within_quota(ctx, apigw.delete_rest_api, restApiId=extra["id"]))
@@ -258,7 +249,7 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
         _ensure_method(c, api_id, resource_id, validator_id, function_arn, method)
 
     def deployed(c: Context) -> None:
-        together(c, definition, lambda p: _ensure_permission(p, api_id, seen))
+        definition(c)
         _ensure_stage(c, api_id, fingerprint(c, function_arn), inside)
 
     _, key_ids = together(ctx, deployed, lambda c: _ensure_keys(c, rotation, seen))
@@ -281,7 +272,7 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
 # terraform-provider-aws#3174, #16439) and on other parts of one API (#27027, CreateAuthorizer).
 # Users of terraform avoid it with -parallelism=1 (#18018), and terraform-provider-aws retries it on every
 # REST API operation since 3.24.0 (#776). So the changes to the REST API go one at a time (only reads, and
-# changes outside it, the invoke permission and the keys, go out beside them), and one refused all the same,
+# changes outside it, the keys, go out beside them), and one refused all the same,
 # for another's change under way (an operator's, in the console), is sent again.
 CONCURRENT_MODIFICATION = "Unable to complete operation due to concurrent modification"
 CONCURRENT_TIMEOUT = 60.0
@@ -392,27 +383,6 @@ def _put_method(ctx: Context, api_id: str, resource_id: str, validator_id: str, 
         if body:
             extra["responseTemplates"] = {"application/json": body}
         _in_turn(ctx, apigw.put_integration_response, **ids, statusCode=status, **extra)
-
-
-def _ensure_permission(ctx: Context, api_id: str, seen: Seen) -> None:
-    """Lambda may be invoked by this API's GET /<path> only."""
-    lambda_ = ctx.client("lambda")
-    name = ctx.state.get("function").get("name")
-    if not name:
-        return
-    sid = f"{ctx.stack}-apigateway-get"
-    source = (f"arn:{partition(ctx.region)}:execute-api:{ctx.region}:{ctx.account_id}:"
-              f"{api_id}/*/GET/{ctx.config.api.path}")
-    statements = seen.statements if name == function.function_name(ctx.stack) else _statements(ctx, name)
-    existing = next((s for s in statements if s.get("Sid") == sid), None)
-    if existing and existing.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == source:
-        return
-    if existing:
-        ctx.change("delete", f"old invoke permission {sid}", lambda_.remove_permission,
-                   FunctionName=name, StatementId=sid)
-    ctx.change("create", f"permission for API {api_id} GET /{ctx.config.api.path} to invoke {name}",
-               lambda_.add_permission, FunctionName=name, StatementId=sid, Action="lambda:InvokeFunction",
-               Principal="apigateway.amazonaws.com", SourceArn=source)
 
 
 def _ensure_stage(ctx: Context, api_id: str, print_: str, inside: ApiSeen) -> None:
@@ -710,5 +680,5 @@ def drift(session: boto3.Session, config: Config) -> None:
 
 
 OWNS = Owns(inventory=(inventory,), creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey",
-                                             "CreateUsagePlan", "CreateUsagePlanKey", "AddPermission"),
+                                             "CreateUsagePlan", "CreateUsagePlanKey"),
             removes=("DeleteRestApi",), drift=(drift,))

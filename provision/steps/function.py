@@ -37,6 +37,7 @@ from ..registry import Names, Owns
 from ..tags import is_ours
 from ..together import together
 from . import database, log_groups, package
+from .iam_role import partition
 
 STEP = "function"
 RUNTIME = "python3.13"
@@ -53,6 +54,12 @@ IDLE_EVENT = b'{"key": ""}'  # answered "[BadRequest]" without a query, should t
 
 def function_name(stack: str) -> str:
     return f"{stack}-api"
+
+
+def arn(ctx: Context) -> str:
+    """The function's ARN (Lambda's unqualified one) as the config and the account make it, for those that
+    only name the function (the API's integration), so they need not wait for it to be made."""
+    return f"arn:{partition(ctx.region)}:lambda:{ctx.region}:{ctx.account_id}:function:{function_name(ctx.stack)}"
 
 
 def log_group_name(stack: str) -> str:
