@@ -44,3 +44,18 @@ def put_state(cfg, **steps):
     for step, values in steps.items():
         ctx.state.put(step, {**ctx.state.get(step), **values})
     ctx.state.save()
+
+
+def edge_prerequisites(cfg) -> dict:
+    """What the distribution needs made, with its ids in the state file as the earlier steps leave them:
+    the REST API and its key, the certificate and the web ACL."""
+    from provision.steps import waf
+    from tests.support import run_once
+
+    api_id = make_api()
+    key_id, key_value = make_key()
+    run_once(cfg, waf.ensure)
+    put_state(cfg, api={"rest_api_id": api_id, "api_key_id": key_id, "stage": "v1",
+                        "execute_api_domain": f"{api_id}.execute-api.{REGION}.amazonaws.com"},
+              certificate={"arn": make_certificate()})
+    return {"api_id": api_id, "key_id": key_id, "key_value": key_value}

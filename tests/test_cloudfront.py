@@ -5,8 +5,17 @@ import pytest
 
 from provision import config as config_module
 from provision.errors import DeployError
-from provision.steps import cloudfront, waf
-from tests.edge_support import DOMAIN, REGION, apigateway, edge, make_api, make_certificate, make_key, put_state
+from provision.steps import cloudfront
+from tests.edge_support import (
+    DOMAIN,
+    REGION,
+    apigateway,
+    edge,
+    edge_prerequisites,
+    make_certificate,
+    make_key,
+    put_state,
+)
 from tests.support import SECRETS, aws_error, printed, quiet_context, run_once
 
 
@@ -19,13 +28,7 @@ def cfg(aws, write_config):
 @pytest.fixture
 def prerequisites(cfg):
     """API, key, certificate and web ACL made, and their ids in the state file."""
-    api_id = make_api()
-    key_id, key_value = make_key()
-    run_once(cfg, waf.ensure)
-    put_state(cfg, api={"rest_api_id": api_id, "api_key_id": key_id, "stage": "v1",
-                        "execute_api_domain": f"{api_id}.execute-api.{REGION}.amazonaws.com"},
-              certificate={"arn": make_certificate()})
-    return {"api_id": api_id, "key_id": key_id, "key_value": key_value}
+    return edge_prerequisites(cfg)
 
 
 def distributions():

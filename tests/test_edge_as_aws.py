@@ -9,7 +9,7 @@ import pytest
 from provision import cli, config as config_module
 from provision.steps import cloudfront, domain_record, waf
 from tests import aws_rules as rules
-from tests.edge_support import DOMAIN, REGION, make_api, make_certificate, make_key, put_state
+from tests.edge_support import DOMAIN, edge_prerequisites
 from tests.support import SECRETS, Run, changing_ops, merged, printed, run_once, write_toml
 
 V4, V6 = "203.0.113.0/24", "2001:db8::/32"
@@ -137,12 +137,7 @@ def edge_inputs(aws, write_config):
     """The API, key, certificate and web ACL the distribution needs, in the state (as test_cloudfront)."""
     def make(overrides):
         cfg = config_module.load(write_config(overrides))
-        api_id = make_api()
-        key_id, _ = make_key()
-        run_once(cfg, waf.ensure)
-        put_state(cfg, api={"rest_api_id": api_id, "api_key_id": key_id, "stage": "v1",
-                            "execute_api_domain": f"{api_id}.execute-api.{REGION}.amazonaws.com"},
-                  certificate={"arn": make_certificate()})
+        edge_prerequisites(cfg)
         return cfg
     return make
 

@@ -18,7 +18,7 @@ import pytest
 from provision import config as config_module
 from provision.state import UndeclaredRead
 from provision.steps import cloudfront, cloudfront_logging, waf, waf_logging
-from tests.edge_support import DOMAIN, REGION, edge, make_api, make_certificate, make_key, put_state
+from tests.edge_support import DOMAIN, edge, edge_prerequisites, make_key, put_state
 from tests.support import Run, quiet_context, run_once
 
 V4, V6 = "203.0.113.0/24", "2001:db8::/32"
@@ -82,12 +82,7 @@ def cfg(aws, write_config):
 @pytest.fixture
 def prerequisites(cfg):
     """API, key, certificate and web ACL made, and their ids in the state file (as test_cloudfront.py)."""
-    api_id = make_api()
-    key_id, _ = make_key()
-    run_once(cfg, waf.ensure)
-    put_state(cfg, api={"rest_api_id": api_id, "api_key_id": key_id, "stage": "v1",
-                        "execute_api_domain": f"{api_id}.execute-api.{REGION}.amazonaws.com"},
-              certificate={"arn": make_certificate()})
+    edge_prerequisites(cfg)
 
 
 def the_header_value(distribution_id):
