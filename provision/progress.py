@@ -70,7 +70,26 @@ class Board:
         return table
 
 
-class StepOutput(Output):
+class KeptOutput(Output):
+    """Change lines, notes and failures kept for their turn, then said by another output (``say_to``)."""
+    _kept: list[tuple[str, tuple]]
+
+    def change(self, kind: str, description: str, planning: bool = False) -> None:
+        self._kept.append(("change", (kind, description, planning)))
+
+    def note(self, text: str) -> None:
+        self._kept.append(("note", (text,)))
+
+    def failed(self, title: str, why: str) -> None:
+        self._kept.append(("failed", (title, why)))
+
+    def say_to(self, out: Output) -> None:
+        for method, args in self._kept:
+            getattr(out, method)(*args)
+        self._kept.clear()
+
+
+class StepOutput(KeptOutput):
     """One step's output: its lines kept for its turn, then said by the run's own output (whatever that
     does with them: print, or collect as outputs does); notices at once; waits on the board."""
 
@@ -79,7 +98,7 @@ class StepOutput(Output):
         self._said = board.out._said  # "once per run" holds across steps
         self._status = None
         self.board, self.title = board, title
-        self._kept: list[tuple[str, tuple]] = []
+        self._kept = []
 
     @contextmanager
     def step(self, title: str, planning: bool = False, destroying: bool = False) -> Iterator[StepReport]:
@@ -90,15 +109,6 @@ class StepOutput(Output):
         finally:
             self.board.finished(title)
         self._kept.append(("_status_line", (report, planning, destroying)))
-
-    def change(self, kind: str, description: str, planning: bool = False) -> None:
-        self._kept.append(("change", (kind, description, planning)))
-
-    def note(self, text: str) -> None:
-        self._kept.append(("note", (text,)))
-
-    def failed(self, title: str, why: str) -> None:
-        self._kept.append(("failed", (title, why)))
 
     def once(self, key: str, text: str) -> None:
         with self.board.lock:
@@ -113,6 +123,4 @@ class StepOutput(Output):
 
     def flush(self) -> None:
         with self.board.lock:
-            for method, args in self._kept:
-                getattr(self.board.out, method)(*args)
-            self._kept.clear()
+            self.say_to(self.board.out)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from .context import Context
 from .output import Output, StepReport
+from .progress import KeptOutput
 
 
 def together(ctx: Context, *pieces: Callable[[Context], Any]) -> list[Any]:
@@ -42,23 +43,14 @@ def together(ctx: Context, *pieces: Callable[[Context], Any]) -> list[Any]:
     return [future.result() for _, future in outcomes]
 
 
-class _Kept(Output):
+class _Kept(KeptOutput):
     """A piece's output: its change lines and notes kept for their turn; waits, notices and once-notes
     go to the step's output at once."""
 
     def __init__(self, out: Output):
         self._out = out
         self.console = out.console
-        self._lines: list[tuple[str, tuple]] = []
-
-    def change(self, kind: str, description: str, planning: bool = False) -> None:
-        self._lines.append(("change", (kind, description, planning)))
-
-    def note(self, text: str) -> None:
-        self._lines.append(("note", (text,)))
-
-    def failed(self, title: str, why: str) -> None:
-        self._lines.append(("failed", (title, why)))
+        self._kept = []
 
     def waiting(self, message: str) -> None:
         self._out.waiting(message)
@@ -70,6 +62,4 @@ class _Kept(Output):
         self._out.once(key, text)
 
     def say(self) -> None:
-        for method, args in self._lines:
-            getattr(self._out, method)(*args)
-        self._lines.clear()
+        self.say_to(self._out)

@@ -118,7 +118,7 @@ class Seen:
 def observe(ctx: Context) -> Seen:
     """The group (and its tags), the deliveries, the source and the destination: every lookup at once."""
     logs = ctx.edge("logs")
-    return Seen(*together(ctx, lambda c: log_groups.observe_at_once(c, logs, log_group_name(c.stack)),
+    return Seen(*together(ctx, lambda c: log_groups.observe(c, logs, log_group_name(c.stack)),
                           lambda c: _deliveries(logs, c.stack), lambda c: _source(logs, c.stack),
                           lambda c: _destination(logs, c.stack)))
 

@@ -199,7 +199,7 @@ class Seen:
 def observe(ctx: Context) -> Seen:
     """The log group, the function and the database's subnets, read at once."""
     log_group, found, chosen = together(
-        ctx, lambda c: log_groups.observe(c.client("logs"), log_group_name(c.stack)), _find, subnets)
+        ctx, lambda c: log_groups.observe(c, c.client("logs"), log_group_name(c.stack)), _find, subnets)
     return Seen(log_group, found, database.lookup(ctx), chosen)
 
 
@@ -278,7 +278,7 @@ def destroy(ctx: Context) -> None:
     """The function, then its log group: a group deleted while the function lives would be made again,
     untagged and never expiring, by its next call. Both are looked at at once."""
     logs, name = ctx.client("logs"), log_group_name(ctx.stack)
-    _, log_group = together(ctx, _destroy_function, lambda c: log_groups.observe(logs, name))
+    _, log_group = together(ctx, _destroy_function, lambda c: log_groups.observe(c, logs, name))
     log_groups.destroy(ctx, logs, name, seen=log_group)
 
 

@@ -36,13 +36,7 @@ class Seen:
     tags: list | dict | None = None
 
 
-def observe(logs, name: str) -> Seen:
-    """The group and its tags: reads only, for a step's observe."""
-    group = find(logs, name)
-    return Seen(group, logs.list_tags_for_resource(resourceArn=group_arn(group))["tags"] if group else None)
-
-
-def observe_at_once(ctx: Context, logs, name: str) -> Seen:
+def observe(ctx: Context, logs, name: str) -> Seen:
     """The group and its tags, read at once: the tags by the ARN its name makes (CloudWatch Logs ARNs
     are arn:<partition>:logs:<region>:<account>:log-group:<name>), not the one DescribeLogGroups answers."""
     arn = _arn(ctx, logs, name)
@@ -59,7 +53,7 @@ def _arn(ctx: Context, logs, name: str) -> str:
 def ensure(ctx: Context, logs, name: str, where: str = "", seen: Seen | None = None) -> dict | None:
     """The group, created or brought to our tags and retention; None when it is only planned.
     seen: what an observe found (None: look now)."""
-    seen = seen or observe(logs, name)
+    seen = seen or observe(ctx, logs, name)
     group = made(ctx, logs, name, where, seen)
     kept(ctx, logs, name, group, seen)
     return group
@@ -89,7 +83,7 @@ def kept(ctx: Context, logs, name: str, group: dict | None, seen: Seen) -> None:
 
 
 def destroy(ctx: Context, logs, name: str, seen: Seen | None = None) -> None:
-    seen = seen or observe(logs, name)
+    seen = seen or observe(ctx, logs, name)
     if seen.group is None:
         return
     if not is_ours(seen.tags, ctx.stack):

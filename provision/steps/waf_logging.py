@@ -66,7 +66,7 @@ def observe(ctx: Context) -> Seen:
 
 def _observe(ctx: Context, acl_arn: str | None) -> Seen:
     group, logging = together(
-        ctx, lambda c: log_groups.observe_at_once(c, c.edge("logs"), log_group_name(c.stack)),
+        ctx, lambda c: log_groups.observe(c, c.edge("logs"), log_group_name(c.stack)),
         lambda c: _logging(c, acl_arn))
     return Seen(group, acl_arn, logging)
 
