@@ -24,14 +24,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import runner
-from .commands import deploy, list as list_command, logs, outputs, policy, rotate, teardown, verify
+from .commands import cost, deploy, list as list_command, logs, outputs, policy, rotate, teardown, verify
 from .config import load
 from .context import LOCK_WAIT_TIMEOUT
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
 COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "verify": verify, "logs": logs,
-            "rotate": rotate, "policy": policy, "list": list_command}
+            "rotate": rotate, "policy": policy, "list": list_command, "cost": cost}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -191,6 +191,14 @@ class LogsConfig:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    """The traffic ``rds-edge-api cost`` and ``deploy --plan`` price (provision/cost/)."""
+    requests_per_month: int = 1_000_000
+    response_kb: float = 2.0           # an answer's body, as CloudFront sends it out
+    handler_ms: float | None = None    # None: the time bench/handler.py measured (provision/cost/estimate.py)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     stack: StackConfig
@@ -202,6 +210,7 @@ class Config:
     alerts: AlertsConfig | None = None
     logs: LogsConfig = field(default_factory=LogsConfig)
     lease: LeaseConfig = field(default_factory=LeaseConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     # Beside the config unless given (--local uses a temporary one): always a Path once __post_init__ ran.
     state_dir: Path = None  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()  # values that work but should not: the commands print them
@@ -352,7 +361,7 @@ def load(path: str | Path) -> Config:
     """Read and check the whole config; raise ConfigError on the first problem."""
     data = read_toml(path)
     path = Path(path).resolve()
-    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "logs", "lease"}
+    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "logs", "lease", "cost"}
     for name in data:
         if name not in known:
             raise ConfigError(f"[{key_name(name)}]", "unknown section")
@@ -368,6 +377,7 @@ def load(path: str | Path) -> Config:
         alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
         logs=_logs(_Section(data, "logs", required=False)),
         lease=_lease(_Section(data, "lease", required=False)),
+        cost=_cost(_Section(data, "cost", required=False)),
         warnings=tuple(warnings),
     )
 
@@ -382,6 +392,26 @@ def _lease(s: _Section) -> LeaseConfig:
         raise ConfigError(s.key("expiry_s"), f"{expiry} must be between {low} and {high} seconds")
     s.finish()
     return LeaseConfig(expiry_s=expiry)
+
+
+# At most a trillion requests a month (about 380,000 a second); a body within API Gateway's 10 MB payload
+# quota; a handler time within the function's longest timeout (29 s).
+MAX_COST_REQUESTS = 10 ** 12
+MAX_RESPONSE_KB = 10_240.0
+MAX_HANDLER_MS = 29_000.0
+
+
+def _cost(s: _Section) -> CostConfig:
+    requests = s.number("requests_per_month", int, 0, MAX_COST_REQUESTS, CostConfig.requests_per_month,
+                        "requests a month")
+    response_kb = s.number("response_kb", float, 0, MAX_RESPONSE_KB, CostConfig.response_kb,
+                           "kB per answer; API Gateway answers at most 10 MB")
+    handler_ms = None
+    if "handler_ms" in s.raw:
+        handler_ms = s.number("handler_ms", float, 1, MAX_HANDLER_MS, 1, "the function's time per request, "
+                              "from its Duration metric; at most the 29 s API Gateway waits")
+    s.finish()
+    return CostConfig(requests_per_month=requests, response_kb=response_kb, handler_ms=handler_ms)
 
 
 def _stack(s: _Section) -> StackConfig:

@@ -41,7 +41,7 @@ STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
                   r"|DescribeResourcePolicies|DeleteResourcePolicy|DescribeDeliveries|DescribeDeliverySources"
                   r"|DescribeDeliveryDestinations)"
-                  r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
+                  r"|rds:DescribeDBEngineVersions|tag:GetResources|pricing:GetProducts)$")
 
 # The lease's item calls, each keyed by the stack's name (DynamoDB's fine-grained access control).
 LEASE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")

@@ -13,6 +13,7 @@ from .. import lease, preflight, runner
 from ..caller_check import check_caller
 from ..context import locked, make_context
 from ..steps import STEPS
+from . import cost
 
 HELP = "Create or update the stack so that it matches the config."
 LOCKS = True  # --wait: wait for another run of the stack instead of stopping
@@ -60,7 +61,9 @@ def run(args, config, session, out) -> int:
         if not args.plan:  # the lease in the account once the checks pass: a run they stop writes nothing
             stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
         runner.deploy(ctx, STEPS)
-    if not args.plan:
+    if args.plan:  # what it would cost (provision/cost/): the emulator has no price list
+        cost.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
+    else:
         out.outputs(ctx.outputs)
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)
     if args.serve:

@@ -77,6 +77,9 @@ UNREACHED: tuple[dict[str, Any], ...] = (
     {"service": "lambda", "operation": "GetFunctionConcurrency", "commands": ["deploy"],
      "why": "the preflight reads the function's reservation only once GetAccountSettings answers; moto 5.2.5 has "
             "no GetAccountSettings (tests/test_preflight.py stands in for it)"},
+    {"service": "pricing", "operation": "GetProducts", "commands": ["cost", "deploy"],
+     "why": "the estimate (cost, deploy --plan) asks AWS's price list; moto 5.2.5 has no pricing service "
+            "(tests/test_cost.py answers in the Price List API's format)"},
 )
 
 
