@@ -185,7 +185,7 @@ class LeaseConfig:
 
 @dataclass(frozen=True)
 class LogsConfig:
-    """The request logs beside the function's and WAF's; each costs CloudWatch Logs ingestion (README)."""
+    """The request logs beside the function's and WAF's; each costs CloudWatch Logs ingestion (docs/cost.md)."""
     api_access: bool = True   # the API Gateway stage's access log
     cloudfront: bool = True   # CloudFront's standard logging (v2) to CloudWatch Logs
 

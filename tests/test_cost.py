@@ -9,8 +9,7 @@ import boto3
 import pytest
 
 from provision import cli, config as config_module
-from provision.commands import cost as cost_command
-from provision.cost import estimate as estimating, prices
+from provision.cost import estimate as estimating, prices, report
 from tests.price_list import PriceList, access_denied, catalogue
 from tests.support import Run, quiet_context
 
@@ -132,7 +131,7 @@ def test_the_proxy_is_priced_per_vcpu_hour_of_the_instance_class(cfg, price_list
     price_list.install(session)
     ctx = quiet_context(proxied, session=session)
     book = prices.load(ctx)
-    proxy = cost_command._proxy(ctx, book, instance_class)
+    proxy = report._proxy(ctx, book, instance_class)
     assert (proxy.instance_class, proxy.vcpus, proxy.source) == (instance_class or "db.t4g.micro", vcpus,
                                                                   "the price list")
     result = estimating.estimate(proxied, book, estimating.made(proxied), proxy)

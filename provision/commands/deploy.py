@@ -12,8 +12,8 @@ from contextlib import ExitStack
 from .. import lease, preflight, runner
 from ..caller_check import check_caller
 from ..context import locked, make_context
+from ..cost import report as cost_report
 from ..steps import STEPS
-from . import cost
 
 HELP = "Create or update the stack so that it matches the config."
 LOCKS = True  # --wait: wait for another run of the stack instead of stopping
@@ -62,7 +62,7 @@ def run(args, config, session, out) -> int:
             stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
         runner.deploy(ctx, STEPS)
     if args.plan:  # what it would cost (provision/cost/): the emulator has no price list
-        cost.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
+        cost_report.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
     else:
         out.outputs(ctx.outputs)
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)

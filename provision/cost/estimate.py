@@ -38,7 +38,7 @@ HEALTH_ALARMS: tuple[str, ...] = ()
 
 @dataclass(frozen=True)
 class Log:
-    """A log the stack writes: kB per request (a record's usual size, README), where, and how it is billed:
+    """A log the stack writes: kB per request (a logged request's usual size), where, and how it is billed:
     vended (CloudFront's and WAF's delivery, and Lambda's since May 2025: tiered from US$0.50 a GB) or not."""
     name: str
     region: str
