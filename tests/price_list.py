@@ -103,6 +103,7 @@ class PriceList:
     def __init__(self, documents: list[dict]):
         self.documents = documents
         self.asked: list[dict] = []
+        self.hosts: set[str] = set()
         self.failure = None  # a callable returning an error response, to answer every call with
 
     def install(self, session) -> PriceList:
@@ -112,6 +113,7 @@ class PriceList:
     def __call__(self, request, **_):
         body = json.loads(request.body)
         self.asked.append(body)
+        self.hosts.add(request.url.split("/")[2])
         if self.failure is not None:
             return self.failure()
         found = [d for d in self.documents if d["serviceCode"] == body["ServiceCode"]

@@ -70,6 +70,7 @@ def test_each_line_is_priced_from_the_price_list_and_its_date_is_named(cfg, pric
     assert result.total == pytest.approx(sum(item.fixed + item.at_traffic for item in result.lines))
     asked = {f["Value"] for body in price_list.asked for f in body["Filters"] if f["Field"] == "regionCode"}
     assert asked == {"eu-west-1", "us-east-1"}
+    assert price_list.hosts == {"api.pricing.eu-central-1.amazonaws.com"}  # the endpoint nearest eu-west-1
 
 
 def test_a_changed_price_changes_the_estimate(cfg, price_list):
@@ -141,6 +142,17 @@ def test_the_proxy_is_priced_per_vcpu_hour_of_the_instance_class(cfg, price_list
     assert estimating.made(cfg).proxy is False
 
 
+@pytest.mark.parametrize("region, endpoint, edge", [("eu-west-1", "eu-central-1", "Europe"),
+                                                    ("us-west-2", "us-east-1", "United States"),
+                                                    ("ca-central-1", "us-east-1", "United States"),
+                                                    ("ap-northeast-1", "ap-south-1", "Japan"),
+                                                    ("ap-southeast-1", "ap-south-1", "Asia Pacific")])
+def test_the_nearest_price_list_endpoint_and_cloudfront_edge(region, endpoint, edge):
+    """The Price List API's endpoints are the regions botocore knows for it; none other is ever asked."""
+    assert set(prices.PRICING_REGIONS) == set(boto3.Session().get_available_regions("pricing"))
+    assert (prices.pricing_region(region), prices.edge_location(region)) == (endpoint, edge)
+
+
 def test_without_the_price_list_vcpus_come_from_the_size_and_the_minimum_applies():
     assert [prices.size_vcpus(c) for c in ("db.t4g.micro", "db.m6g.large", "db.r6g.xlarge", "db.r7g.4xlarge")] \
         == [2, 2, 4, 16]
@@ -203,8 +215,9 @@ def test_two_different_prices_for_one_usage_type_are_not_guessed_between(cfg, pr
 def test_cost_prints_the_table_the_traffic_and_the_prices_used(cfg, write_config, price_list):
     session = boto3.Session()
     price_list.install(session)
-    code, text = Run("cost", cfg.path, session=session)
-    assert code == 0
+    run = Run("cost", cfg.path, session=session)
+    code, text = run
+    assert code == 0 and set(run.calls) == {"GetProducts"}  # nothing beyond the price list
     assert "Monthly estimate at 1,000,000 requests" in text and "published 2026-11-20" in text
     assert "1,000,000 requests a month ([cost] requests_per_month, the default)" in text
     assert "2 ms a request (bench/handler.py" in text and "Not counted: the database itself" in text

@@ -54,8 +54,8 @@ PLAUSIBLE = 10         # an answer this many times away from the kept price is t
 # CloudFront prices each request and byte by the edge that served it; callers are taken to be near the stack.
 EDGE_LOCATIONS = (("us-", "United States"), ("ca-", "United States"), ("eu-", "Europe"),
                   ("ap-northeast-1", "Japan"), ("ap-northeast-3", "Japan"), ("ap-south-", "India"),
-                  ("ap-southeast-2", "Australia"), ("ap-southeast-4", "Australia"), ("sa-", "South America"),
-                  ("af-", "South Africa"), ("me-", "Middle East"), ("il-", "Middle East"))
+                  ("ap-southeast-2", "Australia"), ("ap-southeast-4", "Australia"), ("ap-", "Asia Pacific"),
+                  ("sa-", "South America"), ("af-", "South Africa"), ("me-", "Middle East"), ("il-", "Middle East"))
 
 Tier = tuple[float, float | None, float]  # from, to (None: no end), US$ per unit
 
@@ -87,9 +87,10 @@ def edge_location(region: str) -> str:
 
 def pricing_region(region: str) -> str:
     """The Price List API endpoint nearest the stack."""
+    america, europe, asia = PRICING_REGIONS
     if region.startswith(("eu-", "me-", "af-", "il-")):
-        return "eu-central-1"
-    return "ap-south-1" if region.startswith("ap-") else "us-east-1"
+        return europe
+    return asia if region.startswith("ap-") else america
 
 
 def wanted(region: str) -> dict[str, Wanted]:
