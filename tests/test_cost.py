@@ -135,6 +135,8 @@ def test_the_proxy_is_priced_per_vcpu_hour_of_the_instance_class(cfg, price_list
     proxy = report._proxy(ctx, book, instance_class)
     assert (proxy.instance_class, proxy.vcpus, proxy.source) == (instance_class or "db.t4g.micro", vcpus,
                                                                   "the price list")
+    kept = json.loads(prices.cache_path(ctx).read_text())
+    assert kept["vcpus"] == {proxy.instance_class: vcpus} and kept["answers"]  # asked once a day, like the prices
     result = estimating.estimate(proxied, book, estimating.made(proxied), proxy)
     proxy_line = line(result, f"RDS Proxy, {proxy.instance_class}, {vcpus} vCPUs")
     assert proxy_line.fixed == pytest.approx(vcpus * 0.018 * 730) and proxy_line.at_traffic == 0

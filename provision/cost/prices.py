@@ -152,7 +152,7 @@ def load(ctx: Context, *, offline: str | None = None, now: datetime | None = Non
     if offline:
         book.unreachable = offline
     else:
-        _from_cache_or_api(ctx, book, items, now)
+        _from_cache_or_api(ctx, book, items, table, now)
     for item in items.values():
         if item.key not in book.prices:
             book.prices[item.key] = _kept_tiers(table, item)
@@ -165,7 +165,7 @@ def cache_path(ctx: Context) -> Path:
     return Path(ctx.config.state_dir) / f"prices-{ctx.config.stack.region}.json"
 
 
-def _from_cache_or_api(ctx: Context, book: Book, items: dict[str, Wanted], now: datetime) -> None:
+def _from_cache_or_api(ctx: Context, book: Book, items: dict[str, Wanted], table: dict, now: datetime) -> None:
     path = cache_path(ctx)
     cached = _read_cache(path, now)
     asked = [item for item in items.values() if item.key not in cached.get("answers", {})]
@@ -183,10 +183,9 @@ def _from_cache_or_api(ctx: Context, book: Book, items: dict[str, Wanted], now: 
         for item, (_, why) in zip(asked, results):
             if isinstance(why, Exception):
                 book.from_kept[item.key] = f"the price list did not answer ({_why(why)})"
-        cached = {"fetched_at": cached.get("fetched_at") or now.isoformat(), "answers": answers}
+        cached = {**cached, "fetched_at": cached.get("fetched_at") or now.isoformat(), "answers": answers}
         _write_cache(path, cached)
     book.fetched_at, book.cache = datetime.fromisoformat(cached["fetched_at"]), path
-    table = kept_table()
     for item in items.values():
         answer = answers.get(item.key)
         if answer is None:
