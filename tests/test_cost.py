@@ -155,7 +155,22 @@ def test_the_nearest_price_list_endpoint_and_cloudfront_edge(region, endpoint, e
     assert (prices.pricing_region(region), prices.edge_location(region)) == (endpoint, edge)
 
 
-def test_without_the_price_list_vcpus_come_from_the_size_and_the_minimum_applies():
+def test_an_instance_class_rds_does_not_give_prices_the_proxy_at_its_minimum(cfg, price_list):
+    proxied = with_proxy(cfg)
+    proxied = dataclasses.replace(proxied, database=types.SimpleNamespace(**{**vars(proxied.database),
+                                                                               "instance_id": "not-there"}))
+    session = boto3.Session()
+    price_list.install(session)
+    ctx = quiet_context(proxied, session=session)
+    book = prices.load(ctx)
+    proxy = report._proxy(ctx, book, None)
+    assert (proxy.instance_class, proxy.vcpus) == (None, 2)
+    assert "DBInstanceNotFound" in proxy.source and "give --instance-class" in proxy.source
+    result = estimating.estimate(proxied, book, estimating.made(proxied), proxy)
+    assert line(result, "RDS Proxy, instance class unknown, 2 vCPUs").fixed == pytest.approx(2 * 0.018 * 730)
+
+
+def test_without_the_price_list_vcpus_come_from_the_size():
     assert [prices.size_vcpus(c) for c in ("db.t4g.micro", "db.m6g.large", "db.r6g.xlarge", "db.r7g.4xlarge")] \
         == [2, 2, 4, 16]
 
