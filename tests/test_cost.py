@@ -92,6 +92,13 @@ def test_doubling_the_traffic_doubles_what_grows_with_it(configured, price_list)
     assert two.total - one.total == pytest.approx(one.at_traffic)
 
 
+def test_the_handler_time_and_memory_set_the_lambda_line(configured, price_list):
+    result, _ = priced(configured({"cost": {"handler_ms": 9.2}, "function": {"memory_mb": 1024}}), price_list)
+    lam = line(result, "Lambda, arm64, 1024 MB, 10 ms")  # Lambda bills whole milliseconds
+    assert lam.at_traffic == pytest.approx(1e6 * 2.1e-7 + 1e6 * 0.010 * 1.0 * 1.4e-5)
+    assert result.handler_ms == 9.2 and result.handler_source == "[cost] handler_ms"
+
+
 def test_cloudfront_costs_only_beyond_its_free_tier(configured, price_list):
     result, _ = priced(configured({"cost": {"requests_per_month": 30_000_000, "response_kb": 100}}), price_list)
     out_gb = 30e6 * 100 / GB  # 2,861 GB, of which 1,024 are free
