@@ -100,11 +100,12 @@ def test_the_handler_time_and_memory_set_the_lambda_line(configured, price_list)
 
 
 def test_cloudfront_costs_only_beyond_its_free_tier(configured, price_list):
-    result, _ = priced(configured({"cost": {"requests_per_month": 30_000_000, "response_kb": 100}}), price_list)
+    result, book = priced(configured({"cost": {"requests_per_month": 30_000_000, "response_kb": 100}}), price_list)
     out_gb = 30e6 * 100 / GB  # 2,861 GB, of which 1,024 are free
     cloudfront = line(result, "CloudFront, HTTPS at its Europe edges")
-    assert cloudfront.at_traffic == pytest.approx(20e6 * 1.2e-6 + (out_gb - 1024) * 0.085)
-    assert cloudfront.per_million == pytest.approx(1.2e-6 * 1e6 + 1e6 * 100 / GB * 0.085)
+    assert cloudfront.at_traffic == pytest.approx(20e6 * 1.2e-6 + (out_gb - 1024) * 0.086)
+    assert cloudfront.per_million == pytest.approx(1.2e-6 * 1e6 + 1e6 * 100 / GB * 0.086)
+    assert not book.from_kept  # the edge's requests by "location", its transfer by "fromLocation"
 
 
 def test_a_longer_retention_raises_each_log_line_by_its_storage(configured, price_list):

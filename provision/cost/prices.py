@@ -67,6 +67,8 @@ class Wanted:
     usage: str                 # the usage type after its region prefix
     where: str                 # a region code, or CloudFront's edge location
     filters: tuple[tuple[str, str], ...] = ()  # more attributes that narrow it (the database engine)
+    attribute: str = "regionCode"  # what ``where`` is: CloudFront's requests name a "location", its
+    #                                transfer a "fromLocation" (as infracost's CloudFront filters read them)
 
     @property
     def key(self) -> str:
@@ -75,10 +77,6 @@ class Wanted:
     @property
     def kept_key(self) -> str:
         return f"{self.service} {self.usage}"
-
-    @property
-    def field(self) -> str:
-        return "location" if self.service == "AmazonCloudFront" else "regionCode"
 
 
 def edge_location(region: str) -> str:
@@ -100,8 +98,8 @@ def wanted(region: str) -> dict[str, Wanted]:
         "waf_acl": Wanted("awswaf", "WebACLV2", EDGE_REGION),
         "waf_rule": Wanted("awswaf", "RuleV2", EDGE_REGION),
         "waf_request": Wanted("awswaf", "RequestV2-Tier1", EDGE_REGION),
-        "cloudfront_request": Wanted("AmazonCloudFront", "Requests-Tier2-HTTPS", edge),
-        "cloudfront_out": Wanted("AmazonCloudFront", "DataTransfer-Out-Bytes", edge),
+        "cloudfront_request": Wanted("AmazonCloudFront", "Requests-Tier2-HTTPS", edge, attribute="location"),
+        "cloudfront_out": Wanted("AmazonCloudFront", "DataTransfer-Out-Bytes", edge, attribute="fromLocation"),
         "api_request": Wanted("AmazonApiGateway", "ApiGatewayRequest", region),
         "lambda_request_arm64": Wanted("AWSLambda", "Request-ARM", region),
         "lambda_request_x86_64": Wanted("AWSLambda", "Request", region),
@@ -211,7 +209,7 @@ def _why(exc: Exception) -> str:
 
 def _ask(client, item: Wanted) -> tuple[dict | None, Exception | None]:
     """(answer, None): {"tiers": [...], "published": date} or {"why": ...}; (None, error) when the call failed."""
-    filters = [{"Type": "TERM_MATCH", "Field": item.field, "Value": item.where},
+    filters = [{"Type": "TERM_MATCH", "Field": item.attribute, "Value": item.where},
                {"Type": "CONTAINS", "Field": "usagetype", "Value": item.usage},
                *({"Type": "TERM_MATCH", "Field": name, "Value": value} for name, value in item.filters)]
     try:
