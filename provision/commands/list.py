@@ -17,6 +17,11 @@ LOCAL = False   # the emulator starts empty: there would be nothing to list
 CONFIG = False  # works from what the account holds
 
 
+def writes_document(args) -> bool:
+    """--json is for scripts: the JSON alone goes to stdout, notes to stderr."""
+    return bool(args.json)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", action="append", metavar="R",
                         help="look only in this region (repeatable; default: every region enabled in the account)")
@@ -40,8 +45,7 @@ def run(args, config, session, out) -> int:
 
     stacks, shared = find(session or boto3.Session(), args.region)
     if args.json:
-        out.console.print(json.dumps(as_json(stacks, shared), indent=2), markup=False, highlight=False,
-                          soft_wrap=True)
+        out.document(json.dumps(as_json(stacks, shared), indent=2))
         return 0
     if not stacks:
         out.note("no rds-edge-api stack in this account" + (f" in {', '.join(args.region)}" if args.region else ""))
