@@ -289,9 +289,9 @@ class _Lease:
         try:
             self.dynamodb.put_item(
                 TableName=TABLE, Item=self._item(now),
-                ConditionExpression="attribute_not_exists(#s) OR #e < :now OR #e > :far",
+                ConditionExpression="attribute_not_exists(#s) OR attribute_type(#e, :n) AND (#e < :now OR #e > :far)",
                 ExpressionAttributeNames={"#s": "stack", "#e": "expires"},
-                ExpressionAttributeValues={":now": {"N": str(int(now))},
+                ExpressionAttributeValues={":now": {"N": str(int(now))}, ":n": {"S": "N"},
                                            ":far": {"N": str(int(now) + LEASE_EXPIRY_RANGE[1])}})
             return True
         except ClientError as exc:
