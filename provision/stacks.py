@@ -149,11 +149,13 @@ def _shared_untagged(session, regions: list[str]) -> set[str]:
     """The account-wide things the stacks share that carry no tags: the SES receipt rule set every
     email-validated stack's rule is in, and each region's API Gateway CloudWatch logging role."""
     found = set()
-    for region in regions:
+    for region in dict.fromkeys([*regions, EDGE_REGION]):  # us-east-1: the default mail region
         if region in SES_RECEIVING_REGIONS and or_none(
                 session.client("ses", region_name=region).describe_receipt_rule_set, "RuleSetDoesNotExist",
                 RuleSetName=SHARED_RULE_SET):
             found.add(f"SES receipt rule set {SHARED_RULE_SET} in {region}")
+        if region not in regions:
+            continue
         role = session.client("apigateway", region_name=region).get_account().get("cloudwatchRoleArn", "")
         if role.rsplit("/", 1)[-1] == logging_role_name(region):
             found.add(f"API Gateway logging role of {region}: {role}")

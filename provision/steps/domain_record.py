@@ -19,8 +19,9 @@ Pitfalls:
   being processed (PriorRequestNotComplete, Route 53 API reference,
   ChangeResourceRecordSets);
 - records carry no tags, so ownership is judged by value: teardown removes
-  the A/AAAA records only if they alias the stack's distribution (known from
-  the state, or found by its comment and tags). If the distribution is
+  the A/AAAA records only if they alias the stack's distribution (the
+  state's if CloudFront still has it as the stack's, else found by its
+  comment and tags). If the distribution is
   unknown, the records are left alone with a note: an alias to some other
   distribution may well be the operator's, and deleting a live domain's
   record is worse than leaving a dangling one for the operator to remove.
@@ -38,12 +39,14 @@ TYPES = ("A", "AAAA")
 
 
 def stack_target(ctx: Context) -> str | None:
-    """The stack's distribution domain: from this step's or CloudFront's state, else looked up."""
-    known = ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
-    if known:
-        return known
+    """The stack's distribution domain as CloudFront has it now (``cloudfront.find``: the state's id if it is
+    still the stack's, else by comment and tag), so that a state file made stale by another machine's teardown
+    and deploy never makes the stack's own record look foreign. Only when the stack has no distribution left
+    is the target the state recorded used: a teardown still removes an alias to the deleted one."""
     found = cloudfront.find(ctx)
-    return found["DomainName"] if found else None
+    if found:
+        return found["DomainName"]
+    return ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
 
 
 def ensure(ctx: Context) -> None:
