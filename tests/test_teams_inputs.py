@@ -3,6 +3,7 @@ SIGTERM as Ctrl-C, and teardown asking before it locks, leases or makes anything
 import json
 import os
 import signal
+from pathlib import Path
 
 import boto3
 import pytest
@@ -124,3 +125,31 @@ def test_a_config_region_unknown_to_botocore_is_a_config_error(secrets, tmp_path
     assert cli.main(["outputs", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("config error: stack.region") and "xx-nowhere-9" in err[0]
+
+
+def readme_section(heading: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = text.index(heading)
+    return text[start:text.index("\n#", start + len(heading))]
+
+
+def test_the_quick_start_says_what_to_do_when_the_ca_bundle_cannot_be_downloaded(write_config, monkeypatch):
+    """Where the operator meets it (step 5, deploy --plan): the error deploy prints, and the key that fixes it."""
+    from provision import ca_bundle, config as config_module
+    from provision.errors import DeployError
+
+    def unreachable(url):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(ca_bundle, "fetch", unreachable)
+    with pytest.raises(DeployError) as failed:
+        ca_bundle.load(config_module.load(write_config()))
+    quick_start = readme_section("## Using it on your AWS account")
+    assert "could not download AWS's RDS CA bundle" in str(failed.value) and \
+        "could not download AWS's RDS CA bundle" in quick_start
+    assert "ca_bundle = " in quick_start and ca_bundle.RDS_GLOBAL_BUNDLE_URL in quick_start
+
+
+def test_the_teams_section_says_how_to_clear_a_stuck_lease():
+    teams = readme_section("### Teams: many stacks, many operators")
+    assert "rds-edge-api unlock --stack" in teams and "force-unlock" in teams
