@@ -38,15 +38,16 @@ STEP = "domain_record"
 TYPES = ("A", "AAAA")
 
 
-def stack_target(ctx: Context) -> str | None:
-    """The stack's distribution domain as CloudFront has it now (``cloudfront.find``: the state's id if it is
-    still the stack's, else by comment and tag), so that a state file made stale by another machine's teardown
-    and deploy never makes the stack's own record look foreign. Only when the stack has no distribution left
-    is the target the state recorded used: a teardown still removes an alias to the deleted one."""
+def stack_target(ctx: Context, *, fresh: bool = False) -> str | None:
+    """The stack's distribution domain: the state's, unless ``fresh``; then as CloudFront has it now
+    (``cloudfront.find``: the state's id if it is still the stack's, else by comment and tag), so that a
+    state file made stale by another machine's teardown and deploy never makes the stack's own record look
+    foreign. With no distribution left, the target the state recorded (an alias to the deleted one)."""
+    known = ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
+    if known and not fresh:
+        return known
     found = cloudfront.find(ctx)
-    if found:
-        return found["DomainName"]
-    return ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
+    return found["DomainName"] if found else known
 
 
 def ensure(ctx: Context) -> None:
@@ -100,7 +101,7 @@ def _mx_conflict(ctx: Context, cname: str) -> str:
 
 def destroy(ctx: Context) -> None:
     domain, zone = ctx.config.domain.name, ctx.config.domain.hosted_zone_id
-    target = stack_target(ctx)
+    target = stack_target(ctx, fresh=True)  # a stale state's target would leave the live alias behind
     if zone is None:
         if target:
             ctx.out.notice("DNS record to remove at your DNS provider",
