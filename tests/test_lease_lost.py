@@ -2,6 +2,7 @@
 a run that cannot prove it holds its lease stops changing AWS, a holder of this machine whose process is gone
 is taken over at once, an item's fields are data, a bad item is named with how to clear it (unlock), and the
 first run in a region waits out DescribeTable's not-found right after CreateTable."""
+import os
 import subprocess
 import threading
 import time
@@ -186,12 +187,8 @@ def test_a_live_or_distant_holder_is_not_taken_over(cfg, holder):
     if holder == "another machine":
         machine = "elsewhere/" + machine
     elif holder == "this machine, its process alive":
-        import os
-
         pid, started = os.getpid(), lease.process_started(os.getpid())
     else:  # the pid is a live process, but not the holder: it started at another time
-        import os
-
         pid, started = os.getpid(), "1"
     put({"token": {"S": "theirs"}, "expires": {"N": str(int(time.time()) + 60)}, "machine": {"S": machine},
          "pid": {"N": str(pid)}, "started": {"S": started}, "where": {"S": f"host pid {pid}"}})
