@@ -6,6 +6,7 @@ file: the file names environment variables, and a Secret reads them on use.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -275,6 +276,14 @@ class _Section:
             raise ConfigError(self.key(key), f"{shown(value)} is not valid: {rule}")
         return value
 
+    def region(self, key: str, default: Any = ...) -> Any:
+        """A region of a partition the installed botocore knows (an unknown one reaches no endpoint)."""
+        value = self.text(key, REGION, "an AWS region such as eu-west-1", default)
+        if value not in known_regions():
+            raise ConfigError(self.key(key), f"{shown(value)} is not an AWS region the installed botocore "
+                              "knows (such as eu-west-1)")
+        return value
+
     def secret(self, key: str, default: Any = ...) -> Any:
         env = self.text(key, ENV_NAME, "an environment variable name", default)
         if env is default and default is not ...:
@@ -385,6 +394,16 @@ def load(path: str | Path) -> Config:
 LEASE_EXPIRY_RANGE = (5, 3600)
 
 
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in the installed botocore's endpoint data (no AWS call)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("ec2", partition_name=partition))
+
+
 def _lease(s: _Section) -> LeaseConfig:
     expiry = s.get("expiry_s", int, LeaseConfig.expiry_s)
     low, high = LEASE_EXPIRY_RANGE
@@ -416,7 +435,7 @@ def _cost(s: _Section) -> CostConfig:
 
 def _stack(s: _Section) -> StackConfig:
     name = s.text("name", STACK_NAME, "letters, digits and '-', at most 32, starting with a letter")
-    region = s.text("region", REGION, "an AWS region such as eu-west-1")
+    region = s.region("region")
     check_permissions = s.get("check_permissions", bool, False)
     s.finish()
     return StackConfig(name=name, region=region, check_permissions=check_permissions)
@@ -596,7 +615,7 @@ def _domain(s: _Section) -> DomainConfig:
         if not HOSTED_ZONE_ID.fullmatch(zone):
             raise ConfigError(s.key("hosted_zone_id"),
                               f"{shown(zone)} is not a Route 53 hosted zone id such as Z0123456789ABC")
-    mail_region = s.text("mail_region", REGION, "an AWS region such as us-east-1", default="us-east-1")
+    mail_region = s.region("mail_region", default="us-east-1")
     if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
         raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "
                           + ", ".join(sorted(SES_RECEIVING_REGIONS)))

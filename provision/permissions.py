@@ -120,6 +120,9 @@ BEYOND: tuple[Beyond, ...] = (
     Beyond("acm", "RequestCertificate", ("acm:AddTagsToCertificate",),
            "ACM user guide, 'Tagging AWS Certificate Manager certificates': RequestCertificate with Tags needs "
            "acm:AddTagsToCertificate"),
+    Beyond("dynamodb", "CreateTable", ("dynamodb:TagResource",),
+           "CreateTable with Tags is also authorized as dynamodb:TagResource (hashicorp/terraform-provider-aws#10943; "
+           "DynamoDB developer guide, 'Tagging resources': tag on create needs dynamodb:TagResource): the lease table"),
     Beyond("cloudfront", "CreateDistributionWithTags", ("cloudfront:TagResource",),
            "CloudFront API reference, CreateDistributionWithTags: authorized as cloudfront:CreateDistribution and "
            "cloudfront:TagResource (Service Authorization Reference has no action of that name)"),

@@ -190,14 +190,19 @@ def _domain_record(ctx) -> Check:
              if (record := dns.current(ctx, zone, domain, rtype)) is not None}
     if not found:
         return Check(name, True, f"no A, AAAA or CNAME record at {domain} yet")
-    target = domain_record.stack_target(ctx)
-    foreign = [f"{rtype} {_value(record)}" for rtype, record in found.items()
-               if rtype == "CNAME" or not _aliases(record, target)]
+    foreign = _foreign(found, domain_record.stack_target(ctx))
+    if foreign:  # the state may name a distribution another machine has since replaced: ask CloudFront
+        foreign = _foreign(found, domain_record.stack_target(ctx, fresh=True))
     if foreign:
         return Check(name, False, f"{domain} already has {', '.join(foreign)}, not this stack's distribution: deploy "
                                   "would replace it (an AAAA it does not write would still send IPv6 callers "
                                   "elsewhere). Remove it if it is unused, or choose another domain.name")
     return Check(name, True, f"{', '.join(found)} at {domain} alias the stack's distribution")
+
+
+def _foreign(found: dict[str, dict], target: str | None) -> list[str]:
+    return [f"{rtype} {_value(record)}" for rtype, record in found.items()
+            if rtype == "CNAME" or not _aliases(record, target)]
 
 
 def _aliases(record: dict, target: str | None) -> bool:

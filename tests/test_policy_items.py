@@ -130,3 +130,10 @@ def test_a_newly_recorded_call_maps_to_its_own_action(doc_for, write_config):
              policy.Call("apigateway", "UpdateStage", ("deploy",), ("dns",))]
     doc = policy.document(cfg, ACCOUNT, NETWORK, calls=calls)
     assert {a for s in doc["Statement"] for a in s["Action"]} == {"dynamodb:PutItem", "apigateway:PATCH"}
+
+
+def test_the_lease_table_is_made_with_its_tags(doc_for):
+    """CreateTable with Tags is also authorized as dynamodb:TagResource (hashicorp/terraform-provider-aws#10943)."""
+    table = f"arn:aws:dynamodb:{WEST}:table/rds-edge-api-leases"
+    assert grants(doc_for(), "dynamodb:CreateTable", table) == [None]
+    assert grants(doc_for(), "dynamodb:TagResource", table) == [None]

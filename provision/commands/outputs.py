@@ -44,6 +44,11 @@ JSON_KEYS = {
 }
 
 
+def writes_document(args) -> bool:
+    """--json is for scripts: the JSON alone goes to stdout, notes to stderr."""
+    return bool(args.json)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (url, distribution_domain, invoke_url, api_key_id, web_acl_arn, "
@@ -128,7 +133,7 @@ def run_from_account(args, session, out) -> int:
     if args.json:
         body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["complete"] = args.stack, not found.missing
-        out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
+        out.document(json.dumps(body, indent=2))
     else:
         out.outputs(outputs)
     return 0
@@ -136,8 +141,10 @@ def run_from_account(args, session, out) -> int:
 
 def usage_error(args) -> str | None:
     """--region goes with --stack, which reads the account: found before any config is read."""
-    if (args.stack or args.region) and (not args.stack or getattr(args, "local", False)):
-        return "--region goes with --stack, and --stack reads the account: not with --local"
+    if args.region and not args.stack:
+        return "--region goes with --stack NAME (the stack read from the account)"
+    if args.stack and getattr(args, "local", False):
+        return "--stack reads a stack from the account: not with --local"
     if args.stack and not STACK_NAME.fullmatch(args.stack):
         return f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)"
     return None
@@ -161,7 +168,7 @@ def run(args, config, session, out) -> int:
     if args.json:
         body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["account"], body["drift"] = config.stack.name, account, drift
-        out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
+        out.document(json.dumps(body, indent=2))
         return 0
     out.outputs(outputs)
     if drift:
