@@ -163,6 +163,7 @@ def acm_mail_domain(name: str) -> str:
 @dataclass(frozen=True)
 class AlertsConfig:
     email: str
+    health: bool = True  # CloudWatch alarms on the API's health, mailed to the same address
 
 
 @dataclass(frozen=True)
@@ -626,8 +627,9 @@ def _api(s: _Section) -> ApiConfig:
 
 def _alerts(s: _Section) -> AlertsConfig:
     email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
+    health = s.get("health", bool, True)
     s.finish()
-    return AlertsConfig(email=email)
+    return AlertsConfig(email=email, health=health)
 
 
 def _logs(s: _Section) -> LogsConfig:

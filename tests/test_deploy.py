@@ -16,7 +16,8 @@ EXPECTED = [
     "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api", "log group aws-waf-logs-demo",
     "rest api demo", "role demo-fn", "rule on orders-db-db", "security group demo-lambda",
     "sns topic demo-certificate-alerts", "subscription email ops@example.com", "usage plan demo", "web acl demo",
-    "invoke permission demo-apigateway-get",
+    "invoke permission demo-apigateway-get", "alarm demo-api-5xx-rate", "alarm demo-function-throttles",
+    "sns topic demo-health-alerts", "metric filter demo-internal-errors", "log group API-Gateway-Execution-Logs_",
 ]
 ALERTS = {"alerts": {"email": "ops@example.com"}}
 
