@@ -38,3 +38,42 @@ def max_connections(instance_class: str) -> int | None:
     """RDS MySQL's default max_connections for the class (an estimate: see the module's docstring)."""
     gib = memory_gib(instance_class)
     return None if gib is None else int(gib * GIB * USABLE // FORMULA_DIVISOR)
+
+
+# The handler's time per request on a warm container: bench/handler.py's p99 with verified TLS against a
+# local MariaDB, 2.48 ms (p50 0.09 ms; README, Benchmarks). On AWS the round trip to RDS inside the region
+# adds about a millisecond, so a figure from it is an upper bound of what the function alone admits.
+HANDLER_MS = 2.5
+
+
+def walls(config) -> list[tuple[str, str, float, str]]:
+    """(wall, its setting, requests per second it admits, what callers get beyond it), in the order a request
+    meets them."""
+    access, api, function = config.access, config.api, config.function
+    found = [("the per-caller limit", f"{access.rate_limit} per {access.rate_window_s} s, WAF",
+              access.rate_limit / access.rate_window_s, "429 to that address"),
+             ("the usage plan", f"{api.throttle_rate:g}/s, burst {api.throttle_burst}", api.throttle_rate,
+              "429 to every caller")]
+    if function.max_concurrency:
+        found.append(("the function", f"{function.max_concurrency} concurrent x {HANDLER_MS:g} ms",
+                      function.max_concurrency * 1000 / HANDLER_MS, "throttled, 5xx"))
+    return found
+
+
+def summary(config, instance_class: str) -> str:
+    """One line: what each wall admits, where one caller and all callers stop first, and whether the database's
+    connections cover what the function may open."""
+    found = walls(config)
+    one = min(found, key=lambda wall: wall[2])
+    every = min(found[1:], key=lambda wall: wall[2])
+    parts = [f"{name} ({setting}) {rate:,.1f}/s, then {beyond}" for name, setting, rate, beyond in found]
+    limit, held = max_connections(instance_class), config.function.max_concurrency
+    if limit is None:
+        parts.append(f"the database ({instance_class or 'class unknown'}): connection limit not in the table")
+    elif held and held <= limit:
+        parts.append(f"the database {limit} connections ({instance_class}), the function holds at most {held}")
+    else:
+        parts.append(f"the database {limit} connections ({instance_class}) but the function may hold "
+                     f"{held or 'as many as Lambda runs'}: lower [function] max_concurrency")
+    return (f"one caller stops first at {one[0]} ({one[2]:,.1f}/s), all callers at {every[0]} ({every[2]:,.1f}/s); "
+            + "; ".join(parts))

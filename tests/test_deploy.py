@@ -92,6 +92,9 @@ def test_plan_changes_nothing_and_says_what_it_would_do(stack):
     assert plan.text.rstrip().endswith("(0 changing)")
     assert "would create Lambda function demo-api" in plan.text
     assert "would create REST API demo" in plan.text
+    capacity = " ".join(plan.text.split())  # the table wraps long values
+    assert "one caller stops first at the per-caller limit (6.7/s), all callers at the usage plan (10.0/s)" in capacity
+    assert "the database 64 connections (db.t4g.micro), the function holds at most 10" in capacity
     assert inventory(cfg) == []
     assert not (cfg.state_dir / "demo.json").exists()
 

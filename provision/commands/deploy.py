@@ -62,6 +62,8 @@ def run(args, config, session, out) -> int:
         runner.deploy(ctx, STEPS)
     if not args.plan:
         out.outputs(ctx.outputs)
+    elif "Capacity" in ctx.outputs:  # what the planned stack admits, and where it stops first
+        out.outputs({"Capacity": ctx.outputs["Capacity"]})
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)
     if args.serve:
         from ..local import serving
