@@ -164,6 +164,42 @@ def test_a_caller_over_the_per_caller_limit_gets_429_and_the_others_do_not(serve
 
 
 @contextmanager
+def throttle_changed(config, session, rate, burst):
+    apigw = session.client("apigateway", region_name=config.stack.region)
+    plan = next(p for p in apigw.get_usage_plans()["items"] if p["name"] == config.stack.name)
+
+    def put(throttle):
+        apigw.update_usage_plan(usagePlanId=plan["id"], patchOperations=[
+            {"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"},
+            {"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])}])
+    put({"rateLimit": rate, "burstLimit": burst})
+    try:
+        yield
+    finally:
+        put(plan["throttle"])
+
+
+def test_past_the_usage_plans_burst_every_caller_gets_429_from_the_api(served):
+    """A burst of 1 refilled once a second (moto takes only a whole rate): five calls at once outrun it."""
+    config, session, path = served
+    with throttle_changed(config, session, 1, 1):
+        statuses = [through_edge(path, source=f"203.0.113.{210 + i}", key="7") for i in range(5)]
+    assert statuses[0][0] == 200 and {s for s, _ in statuses} == {200, 429}, statuses
+    assert json.loads(next(b for s, b in statuses if s == 429)) == {"message": "Too Many Requests"}
+
+
+def test_the_throttle_is_a_token_bucket_per_key():
+    from provision.local.api_stand_in import Throttles
+    clock = Clock()
+    throttles, plan = Throttles(clock), {"id": "p1", "throttle": {"rateLimit": 2.0, "burstLimit": 3}}
+    assert [throttles.take(plan, "k1") for _ in range(4)] == [True, True, True, False]
+    assert throttles.take(plan, "k2")  # another key, another bucket
+    clock.now += 0.5  # one token back at 2 per second
+    assert [throttles.take(plan, "k1") for _ in range(2)] == [True, False]
+    assert all(throttles.take({"id": "p2"}, "k1") for _ in range(10))  # no throttle on the plan
+
+
+@contextmanager
 def integration_response_changed(config, session, status, pattern):
     apigw = session.client("apigateway", region_name=config.stack.region)
     api = next(a for a in apigw.get_rest_apis()["items"] if a["name"] == config.stack.name)

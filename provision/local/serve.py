@@ -148,7 +148,8 @@ class LocalPath:
         self.iam_stood_in = env.get("DB_AUTH") == "iam"
         function = api_stand_in.LocalFunction(
             {"DB_HOST": self.database.host, "DB_PORT": str(self.database.port), **link.environment})
-        api = _start(_http_handler(lambda r: api_stand_in.answer(deployed, function, r), self.log, "api"),
+        throttles = api_stand_in.Throttles()
+        api = _start(_http_handler(lambda r: api_stand_in.answer(deployed, function, r, throttles), self.log, "api"),
                      self.port + 1 if self.port else 0)
         self.servers.append(api)
         api_port = api.server_address[1]
