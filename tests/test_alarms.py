@@ -130,3 +130,26 @@ def test_verify_names_the_alarms_in_alarm(deployed):
     assert verify.alarm_note(ctx) == "Alarms: 1 of 5 in ALARM: demo-function-throttles"
     cloudwatch().set_alarm_state(AlarmName="demo-function-throttles", StateValue="OK", StateReason="test")
     assert verify.alarm_note(ctx) == "Alarms: none of 5 in ALARM"
+
+
+def test_alarms_switched_off_and_on_between_deploys_leave_nothing_after_teardown(load_seeded, hosted_zone,
+                                                                               write_config):
+    """Whatever was switched since the first deploy, teardown leaves nothing (read back by tag and name)."""
+    from tests.support import Run, inventory
+
+    on = {"domain": {"hosted_zone_id": hosted_zone}, "alerts": {"email": OPS}}
+    off = {"domain": {"hosted_zone_id": hosted_zone}, "alerts": {"email": OPS, "health": False}}
+    cfg = load_seeded(on)
+    first = Run("deploy", write_config(on))
+    assert first.code == 0, first.text
+    assert len(the_alarms()) == 5
+    switched = Run("deploy", write_config(off))
+    assert switched.code == 0 and the_alarms() == {}, switched.text
+    assert not [f for f in inventory(cfg) if "health-alerts" in f or f.startswith(("alarm ", "metric filter"))]
+    again = Run("deploy", write_config(on))
+    assert again.code == 0 and len(the_alarms()) == 5, again.text
+    still = Run("deploy", write_config(on))
+    assert still.code == 0 and still.text.rstrip().endswith("(0 changing)"), still.text
+    down = Run("teardown", write_config(off), "--yes")  # the config no longer asks for alarms: they go anyway
+    assert down.code == 0, down.text
+    assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
