@@ -626,8 +626,8 @@ def _api(s: _Section) -> ApiConfig:
 
 
 def _alerts(s: _Section) -> AlertsConfig:
+    health = s.get("health", bool, True)  # first: a wrong value of it is named even when email is missing
     email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
-    health = s.get("health", bool, True)
     s.finish()
     return AlertsConfig(email=email, health=health)
 
