@@ -60,6 +60,10 @@ MAX_KEY_DEPTH = 16             # a stack config nests two deep; tomllib is quadr
 MAX_THROTTLE_RATE = 10_000.0
 MAX_THROTTLE_BURST = 5_000
 MAX_CONCURRENCY = 1_000
+# WAF's rate-based rule (WAFv2 API reference, RateBasedStatement): Limit 10 to 2,000,000,000 requests per
+# evaluation window; EvaluationWindowSec 60, 120, 300 or 600, 300 the default.
+RATE_LIMIT_RANGE = (10, 2_000_000_000)
+RATE_WINDOWS_S = (60, 120, 300, 600)
 # RFC 9110 section 5.5: a field value is visible characters, with spaces or tabs only between them.
 # obs-text (bytes >= 0x80) is refused: senders must not generate it, and WAF compares bytes.
 HTTP_FIELD_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
@@ -118,6 +122,8 @@ class DatabaseConfig:
 class AccessConfig:
     allowed_cidrs: tuple[str, ...]
     authorization: Secret
+    rate_limit: int = 2000  # requests per source address per rate_window_s; the excess is answered 429
+    rate_window_s: int = 300  # WAF's evaluation window: how far back it counts
 
     @property
     def ipv4_cidrs(self) -> tuple[str, ...]:
@@ -158,6 +164,7 @@ def acm_mail_domain(name: str) -> str:
 @dataclass(frozen=True)
 class AlertsConfig:
     email: str
+    health: bool = True  # CloudWatch alarms on the API's health, mailed to the same address
 
 
 @dataclass(frozen=True)
@@ -556,8 +563,15 @@ def _access(s: _Section, warnings: list[str]) -> AccessConfig:
         warnings.append(f"{s.key('authorization_env')}: the value of {authorization.env} is only {len(value)} "
                         f"characters: a short value can be guessed; use {MIN_AUTHORIZATION_CHARS} or more random ones")
     warnings.extend(_cidr_warnings(s.key("allowed_cidrs"), cidrs))
+    rate_limit = s.number("rate_limit", int, *RATE_LIMIT_RANGE, AccessConfig.rate_limit,
+                          "requests per source address per window: WAF's rate-based rule limits")
+    window = s.get("rate_window_s", int, AccessConfig.rate_window_s)
+    if window not in RATE_WINDOWS_S:
+        raise ConfigError(s.key("rate_window_s"), f"{window} must be one of {', '.join(map(str, RATE_WINDOWS_S))} "
+                          "(seconds: the evaluation windows WAF's rate-based rule allows)")
     s.finish()
-    return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
+    return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization, rate_limit=rate_limit,
+                        rate_window_s=window)
 
 
 # Two halves that together are the whole address space (WAF refuses /0 itself: IPSet API reference).
@@ -661,9 +675,10 @@ def _api(s: _Section) -> ApiConfig:
 
 
 def _alerts(s: _Section) -> AlertsConfig:
+    health = s.get("health", bool, True)  # first: a wrong value of it is named even when email is missing
     email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
     s.finish()
-    return AlertsConfig(email=email)
+    return AlertsConfig(email=email, health=health)
 
 
 def _logs(s: _Section) -> LogsConfig:

@@ -95,6 +95,9 @@ BEYOND: tuple[Beyond, ...] = (
     Beyond("sns", "CreateTopic", ("sns:TagResource",),
            "SNS API reference, CreateTopic: 'To be able to tag a topic on creation, you must have the "
            "sns:CreateTopic and sns:TagResource permissions'"),
+    Beyond("cloudwatch", "PutMetricAlarm", ("cloudwatch:TagResource",),
+           "CloudWatch API reference, PutMetricAlarm (Tags): 'To be able to associate tags with the alarm when you "
+           "create the alarm, you must have the cloudwatch:TagResource permission'"),
     Beyond("events", "PutRule", ("events:TagResource",),
            "EventBridge API reference, PutRule (Tags): 'If you are using ... Tags, you must have the "
            "events:TagResource permission' (EventBridge user guide, tag-on-create)"),

@@ -65,6 +65,8 @@ def run(args, config, session, out) -> int:
         cost_report.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
     else:
         out.outputs(ctx.outputs)
+    elif "Capacity" in ctx.outputs:  # what the planned stack admits, and where it stops first
+        out.outputs({"Capacity": ctx.outputs["Capacity"]})
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)
     if args.serve:
         from ..local import serving

@@ -44,6 +44,9 @@ JSON_KEYS = {
 }
 
 
+FROM_CONFIG = {"Capacity"}  # labels the config alone fills: they say nothing of what is deployed
+
+
 def writes_document(args) -> bool:
     """--json is for scripts: the JSON alone goes to stdout, notes to stderr."""
     return bool(args.json)
@@ -159,7 +162,7 @@ def run(args, config, session, out) -> int:
     outputs, planned, account = read(config, session)
     creates = [what for kind, what in planned if kind == "create"]
     if creates:
-        known = [value for value in outputs.values() if UNKNOWN not in str(value)]
+        known = [value for label, value in outputs.items() if UNKNOWN not in str(value) and label not in FROM_CONFIG]
         whole = "not fully deployed" if known else "not deployed"
         out.error(f"stack {config.stack.name} is {whole} in account {account}: deploy would create "
                   f"{len(creates)} resource(s), first {creates[0]}; run deploy")

@@ -19,7 +19,7 @@ import urllib.parse
 from .. import runner
 from ..context import locked, make_context
 from ..errors import or_none
-from ..steps import STEPS, api as api_step, cloudfront as cloudfront_step, function as function_step
+from ..steps import STEPS, alarms as alarms_step, api as api_step, cloudfront as cloudfront_step, function as function_step
 from ..walls import TIMEOUT, Target, check, get, show
 
 HELP = "Send real requests at each wall of the deployed API and say which hold (exit 0 only if all do)."
@@ -105,7 +105,19 @@ def run(args, config, session, out) -> int:
         return 1
     good = show(check(target), out)
     out.note(idle_note(ctx))
+    if alarms_step.enabled(config):
+        out.note(alarm_note(ctx))
     return 0 if good else 1
+
+
+def alarm_note(ctx) -> str:
+    """Which of the stack's health alarms are in ALARM now (CloudWatch's state, read back)."""
+    mine, firing = alarms_step.in_alarm(ctx)
+    if not mine:
+        return "Alarms: none found (deploy makes them with [alerts] email)"
+    if not firing:
+        return f"Alarms: none of {len(mine)} in ALARM"
+    return f"Alarms: {len(firing)} of {len(mine)} in ALARM: {', '.join(firing)}"
 
 
 def idle_note(ctx) -> str:

@@ -18,6 +18,7 @@ from typing import Callable
 
 from ..config import Config
 from ..context import EDGE_REGION
+from ..steps import alarms as health_alarms
 from .prices import Book, Tier, edge_location, tiered, wanted
 
 HOURS_PER_MONTH = 730            # AWS's pricing pages' month
@@ -32,8 +33,6 @@ MEASURED_HANDLER = "bench/handler.py's p99 over verified TLS (1.65 ms on a loopb
 CLOUDFRONT_FREE_REQUESTS = 10_000_000
 CLOUDFRONT_FREE_GB = 1024
 PROXY_MIN_VCPUS = 2              # RDS Proxy bills a provisioned instance's vCPUs, at least 2 (RDS Proxy pricing)
-# The CloudWatch alarms the config makes; tests/test_cost.py counts what a deploy makes against it.
-HEALTH_ALARMS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,8 @@ def made(config: Config) -> Made:
         logs.append(Log("API access log", region, 0.5, False))
     if config.logs.cloudfront:
         logs.append(Log("CloudFront log", EDGE_REGION, 0.8, True))
-    rate_limited = bool(getattr(config.access, "rate_limit", None))  # a per-caller rule, where the config has one
-    return Made(waf_rules=1 + rate_limited, logs=tuple(logs),
-                alarms=len(HEALTH_ALARMS) if config.alerts is not None else 0,
+    return Made(waf_rules=2,  # the Allow rule and the per-caller limit (steps/waf.py) logs=tuple(logs),
+                alarms=len(health_alarms.KINDS) if health_alarms.enabled(config) else 0,
                 proxy=bool(getattr(config.database, "proxy", False)))
 
 

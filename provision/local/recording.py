@@ -127,9 +127,9 @@ def _moto() -> Iterator[None]:
         os.environ.pop(key, None)
     from moto import mock_aws
 
-    from .moto_workarounds import add_delete_receipt_rule, bucket_policy_without_tls_deny
+    from .moto_workarounds import bucket_policy_without_tls_deny, fill_gaps
 
-    add_delete_receipt_rule()  # a stack's teardown takes its rule out of the shared SES rule set
+    fill_gaps()  # SES DeleteReceiptRule (teardown), PutMetricFilter replacing (moto_workarounds.py)
     try:
         with mock_aws(config={"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}), \
                 bucket_policy_without_tls_deny():

@@ -29,7 +29,8 @@ Three chains run at once on deploy:
 - waf (IP sets and the web ACL, us-east-1, scope CLOUDFRONT) -> waf_logging.
 They meet at cloudfront (needs the API, the ACL and the issued certificate),
 then domain_record (alias A/AAAA beside the validation MX, or the CNAME
-printed). Beside them, the request logs ([logs]): api -> api_access_log (the
+printed). With [alerts], alarms (CloudWatch alarms on the API's health, to a
+topic in the stack's region) follows function and api. Beside them, the request logs ([logs]): api -> api_access_log (the
 stage's JSON access log, and the region's API Gateway CloudWatch role if none
 is set) and cloudfront -> cloudfront_logging (standard logging v2 to
 CloudWatch Logs in us-east-1: needs the distribution's ARN).
@@ -49,6 +50,7 @@ from .. import graph
 from ..context import Context
 from ..registry import NOTHING, Owns
 from . import (
+    alarms,
     alerts,
     api,
     api_access_log,
@@ -97,6 +99,8 @@ STEPS: tuple[Step, ...] = (
     Step("invoke_permission", "Invoke permission", invoke_permission.ensure, invoke_permission.destroy,
          needs=("function", "api"), loose=("api",), owns=invoke_permission.OWNS, observe=invoke_permission.observe,
          sees_needs=False),
+    Step("alarms", "Health alarms", alarms.ensure, alarms.destroy, needs=("function", "api"), loose=("api",),
+         owns=alarms.OWNS),
     Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",),
          owns=api_access_log.OWNS),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy, owns=waf.OWNS, observe=waf.observe),
