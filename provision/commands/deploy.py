@@ -61,12 +61,13 @@ def run(args, config, session, out) -> int:
         if not args.plan:  # the lease in the account once the checks pass: a run they stop writes nothing
             stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
         runner.deploy(ctx, STEPS)
-    if args.plan:  # what it would cost (provision/cost/): the emulator has no price list
-        cost_report.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
-    else:
+    if not args.plan:
         out.outputs(ctx.outputs)
-    elif "Capacity" in ctx.outputs:  # what the planned stack admits, and where it stops first
-        out.outputs({"Capacity": ctx.outputs["Capacity"]})
+    else:
+        if "Capacity" in ctx.outputs:  # what the planned stack admits, and where it stops first
+            out.outputs({"Capacity": ctx.outputs["Capacity"]})
+        # what it would cost (provision/cost/): the emulator has no price list
+        cost_report.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)
     if args.serve:
         from ..local import serving

@@ -61,7 +61,8 @@ def made(config: Config) -> Made:
         logs.append(Log("API access log", region, 0.5, False))
     if config.logs.cloudfront:
         logs.append(Log("CloudFront log", EDGE_REGION, 0.8, True))
-    return Made(waf_rules=2,  # the Allow rule and the per-caller limit (steps/waf.py) logs=tuple(logs),
+    # two WAF rules: the Allow rule and the per-caller limit (steps/waf.py)
+    return Made(waf_rules=2, logs=tuple(logs),
                 alarms=len(health_alarms.KINDS) if health_alarms.enabled(config) else 0,
                 proxy=bool(getattr(config.database, "proxy", False)))
 
