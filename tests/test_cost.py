@@ -57,8 +57,8 @@ def test_each_line_is_priced_from_the_price_list_and_its_date_is_named(cfg, pric
     result, book = priced(cfg, price_list)
     assert book.published == "2026-11-20" and book.unreachable is None
     assert not (book.from_kept.keys() & book.used)
-    waf = line(result, "WAF web ACL, 1 rule")
-    assert waf.fixed == pytest.approx(5.5 + 1.1) and waf.at_traffic == pytest.approx(1e6 * 6.6e-7)
+    waf = line(result, "WAF web ACL, 2 rules")  # the Allow rule and the per-caller limit
+    assert waf.fixed == pytest.approx(5.5 + 2 * 1.1) and waf.at_traffic == pytest.approx(1e6 * 6.6e-7)
     assert line(result, "API Gateway").at_traffic == pytest.approx(3.7)
     assert line(result, "Lambda, arm64, 256 MB, 2 ms").at_traffic == pytest.approx(1e6 * 2.1e-7
                                                                                     + 1e6 * 0.002 * 0.25 * 1.4e-5)
@@ -79,7 +79,7 @@ def test_a_changed_price_changes_the_estimate(cfg, price_list):
     price_list.price("USE1-WebACLV2", 2)
     after, _ = priced(cfg, price_list, now=datetime.now(timezone.utc) + timedelta(days=2))  # the kept copy expired
     assert line(after, "API Gateway").at_traffic == pytest.approx(2 * 3.7)
-    assert line(after, "WAF web ACL").fixed == pytest.approx(2 * 5.5 + 1.1)
+    assert line(after, "WAF web ACL").fixed == pytest.approx(2 * 5.5 + 2 * 1.1)
     assert after.total - before.total == pytest.approx(3.7 + 5.5)
 
 

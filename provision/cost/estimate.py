@@ -57,8 +57,8 @@ class Made:
 def made(config: Config) -> Made:
     region = config.stack.region
     logs = [Log("function log", region, 0.5, True), Log("WAF log", EDGE_REGION, 1.5, True)]
-    if config.logs.api_access:
-        logs.append(Log("API access log", region, 0.5, False))
+    if config.logs.api_access:  # with the stage's execution log, ERROR only: nothing while requests succeed
+        logs += [Log("API access log", region, 0.5, False), Log("API execution log, errors only", region, 0.0, False)]
     if config.logs.cloudfront:
         logs.append(Log("CloudFront log", EDGE_REGION, 0.8, True))
     # two WAF rules: the Allow rule and the per-caller limit (steps/waf.py)
