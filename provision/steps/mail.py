@@ -28,8 +28,20 @@ never replaced: the run stops and says so. Stacks made before the set was
 shared had their own ``<stack>-acm``: it is replaced by the shared one.
 
 Pitfalls:
-- SES checks that it may write to the bucket when the rule is made: the
-  bucket policy comes first.
+- SES checks that it may write to the bucket when the rule is made or
+  changed (CreateReceiptRule, UpdateReceiptRule answer InvalidS3Configuration
+  "Could not write to bucket" otherwise: aws-cdk#3726,
+  terraform-provider-aws#7917): the bucket policy comes first, already naming
+  the rule's ARN (receipt-rule-set/<set>:receipt-rule/<rule>), as the SES
+  developer guide's policy does. That the rule does not exist yet is no
+  matter: the test write is made for the rule being created. aws-cdk#30143
+  (the CDK's exact-ARN policy, reverted in #30375) was an ordering failure:
+  the policy then depended on the rule, so CloudFormation made the rule first
+  and SES found no grant (aws-cdk#34079 says so). What remains on AWS is S3's
+  eventual consistency for bucket configuration (S3 user guide, "Amazon S3
+  data consistency model"): a policy put a moment ago may not be what SES's
+  test write meets, so the rule's create or update is retried, bounded,
+  while SES answers InvalidS3Configuration.
 - The MX stays beside the domain's alias A/AAAA records (renewal mail needs
   it); a CNAME at the domain cannot coexist with it, which the domain-record
   step tells an operator without a hosted zone.
@@ -37,6 +49,12 @@ Pitfalls:
   it for sending before: the stack deletes it only if it created it, which the
   bucket's tag ``ses-identity = created`` (and the state) records, set before
   the identity is made so that a crash in between cannot lose it.
+- An identity verified by DKIM (the SES v2 console and CreateEmailIdentity do
+  that) has no VerificationToken in GetIdentityVerificationAttributes: whether
+  an identity exists is asked of SES v2 (GetEmailIdentity: NotFoundException
+  when there is none), never read from the token. Such an identity needs no
+  TXT record and is never the stack's (the stack makes TXT-verified ones only,
+  with VerifyDomainIdentity), whatever an older run's tag says.
 - A bucket holding objects (or versions) cannot be deleted: it is emptied first.
 """
 from __future__ import annotations
@@ -48,6 +66,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from .. import waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -60,6 +79,7 @@ PREFIX = "acm/"
 SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule
 IDENTITY_TAG, CREATED = "ses-identity", "created"  # on the bucket: this stack created the SES identity
 MAIL_EXPIRY_DAYS = 30
+POLICY_PROPAGATION_TIMEOUT = 60.0  # the bucket policy just put, until SES's test write meets it
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
@@ -90,7 +110,7 @@ def rule_name(ctx: Context) -> str:
 class Seen:
     """What the mail region holds for the stack, as SES, S3 and ACM answered."""
     active: str | None             # the active receipt rule set
-    token: str | None              # the domain identity's verification token; None: no identity
+    identity: Identity | None      # the domain's SES identity; None: there is none
     bucket_region: str | None      # None: no bucket of ours by that name
     bucket: dict[str, Any] | None  # its tags, public access block, policy, lifecycle, ownership, encryption
     rules: list[dict] | None       # the rules of the stack's rule set; None: no such set
@@ -104,12 +124,12 @@ def observe(ctx: Context) -> Seen | None:
         return None
     ses, s3, bucket = ctx.mail("ses"), ctx.mail("s3"), bucket_name(ctx)
     rule_set, legacy = rule_set_name(ctx), _legacy_rule_set(ctx)
-    active, token, (region, current), rules, legacy_rules, issued = together(
-        ctx, lambda c: _active_rule_set(ses), lambda c: _verification_token(ses, c.config.domain.name),
+    active, identity, (region, current), rules, legacy_rules, issued = together(
+        ctx, lambda c: _active_rule_set(ses), lambda c: _identity(c, c.config.domain.mail_region),
         lambda c: _bucket_seen(c, s3, bucket), lambda c: _rules(ses, rule_set),
         lambda c: _rules(ses, legacy) if legacy != rule_set else None,
         lambda c: not c.config.domain.hosted_zone_id and _certificate_issued(c))
-    return Seen(active, token, region, current, rules, legacy_rules, bool(issued))
+    return Seen(active, identity, region, current, rules, legacy_rules, bool(issued))
 
 
 def ensure(ctx: Context, seen: Seen | None = None) -> None:
@@ -122,11 +142,10 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set, own = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.mail_rule_set
     active = _checked_active(ctx, seen.active)
-    token = seen.token
     identity_created = _ensure_bucket(ctx, s3, bucket, region, seen.bucket_region, seen.bucket,
-                                      creates_identity=token is None)
-    token = token or _create_identity(ctx, ses)
-    _ensure_records(ctx, token, region, seen.certificate_issued)
+                                      creates_identity=seen.identity is None)
+    identity = seen.identity or _create_identity(ctx, ses)
+    _ensure_records(ctx, identity.token, region, seen.certificate_issued)
     rules = seen.rules
     if rules is None:
         ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
@@ -196,13 +215,14 @@ def destroy(ctx: Context) -> None:
     ran_here = ran_here or bucket_tags is not None
     if not ran_here:
         return
-    token = _verification_token(ses, domain)
-    _remove_records(ctx, token, region)
+    identity = _identity(ctx, region)
+    _remove_records(ctx, identity.token if identity else None, region)
     created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
-    if token is not None and created:
+    if identity is not None and created and identity.token is not None:
         ctx.change("delete", f"SES domain identity {domain}", ses.delete_identity, Identity=domain)
-    elif token is not None:
-        ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it")
+    elif identity is not None:
+        ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it"
+                     + (" (it is verified by DKIM)" if identity.token is None else ""))
     if bucket_tags is not None:
         _empty(ctx, s3, bucket)
         ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
@@ -370,18 +390,34 @@ def _empty(ctx: Context, s3, bucket: str) -> None:
 
 # --- SES identity and DNS -----------------------------------------------------
 
-def _verification_token(ses, domain: str) -> str | None:
-    attributes = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
-    return attributes.get(domain, {}).get("VerificationToken")
+@dataclass(frozen=True)
+class Identity:
+    """The domain's SES identity, as SES answered."""
+    token: str | None  # the TXT verification token; None: verified by DKIM only (no TXT record needed)
 
 
-def _create_identity(ctx: Context, ses) -> str:
+def _identity(ctx: Context, region: str) -> Identity | None:
+    """The domain's identity in the region, or None. Existence from SES v2 (GetEmailIdentity), the token from
+    v1: a DKIM-verified identity exists with no token (SES API reference, GetIdentityVerificationAttributes:
+    the token is for domain identities verified by TXT)."""
+    domain = ctx.config.domain.name
+    found, attributes = together(
+        ctx, lambda c: or_none(c.client("sesv2", region).get_email_identity, "NotFoundException",
+                               EmailIdentity=domain),
+        lambda c: c.client("ses", region).get_identity_verification_attributes(Identities=[domain]))
+    if found is None:
+        return None
+    return Identity(attributes["VerificationAttributes"].get(domain, {}).get("VerificationToken"))
+
+
+def _create_identity(ctx: Context, ses) -> Identity:
     domain = ctx.config.domain.name
     created = ctx.change("create", f"SES domain identity {domain}", ses.verify_domain_identity, Domain=domain)
     if created is None:
-        return UNKNOWN
+        return Identity(UNKNOWN)
     # Read back: the identity's attributes are what SES checks the TXT against.
-    return _verification_token(ses, domain) or created["VerificationToken"]
+    found = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
+    return Identity(found.get(domain, {}).get("VerificationToken") or created["VerificationToken"])
 
 
 def _txt(domain: str, token: str) -> dns.Record:
@@ -394,10 +430,11 @@ def _mx(ctx: Context, region: str) -> dns.Record:
         mx.name, "MX", (f"10 inbound-smtp.{region}.amazonaws.com",))
 
 
-def _ensure_records(ctx: Context, token: str, region: str, certificate_issued: bool) -> None:
-    """TXT and MX, kept for as long as validation is email: ACM's renewal mail needs the MX too."""
+def _ensure_records(ctx: Context, token: str | None, region: str, certificate_issued: bool) -> None:
+    """TXT (none for an identity verified by DKIM) and MX, kept for as long as validation is email: ACM's
+    renewal mail needs the MX too."""
     domain = ctx.config.domain.name
-    records = [_txt(domain, token), _mx(ctx, region)]
+    records = [*([_txt(domain, token)] if token else []), _mx(ctx, region)]
     zone = ctx.config.domain.hosted_zone_id
     if zone:
         for record in records:
@@ -501,12 +538,26 @@ def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rules: list[dict
     current = next((r for r in rules if r["Name"] == wanted["Name"]), None)
     if current is None:
         ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
-                   f"s3://{bucket}/{PREFIX})", ses.create_receipt_rule, RuleSetName=rule_set, Rule=wanted,
+                   f"s3://{bucket}/{PREFIX})", _writing_to(ctx, bucket, ses.create_receipt_rule),
+                   RuleSetName=rule_set, Rule=wanted,
                    find=lambda: or_none(ses.describe_receipt_rule, "RuleDoesNotExist", RuleSetName=rule_set,
                                         RuleName=wanted["Name"]))
     elif _comparable(current) != _comparable(wanted):
-        ctx.change("update", f"SES receipt rule {wanted['Name']}", ses.update_receipt_rule,
+        ctx.change("update", f"SES receipt rule {wanted['Name']}", _writing_to(ctx, bucket, ses.update_receipt_rule),
                    RuleSetName=rule_set, Rule=wanted)
+
+
+def _writing_to(ctx: Context, bucket: str, call):
+    """``call`` (CreateReceiptRule or UpdateReceiptRule, whose S3 action SES tests with a write) retried while
+    SES cannot write to the bucket yet: its policy was put a moment ago (see the docstring)."""
+    def send(**kwargs):
+        return waits.retry_while(ctx, f"the policy of S3 bucket {bucket} to reach SES", lambda: call(**kwargs),
+                                 _cannot_write_yet, timeout=POLICY_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+    return send
+
+
+def _cannot_write_yet(exc: BaseException) -> bool:
+    return is_code(exc, "InvalidS3Configuration")
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------
