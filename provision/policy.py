@@ -12,7 +12,9 @@ service supports resource-level permissions, and adds the conditions that
 narrow further (the role passed to Lambda only; only AWS's VPC-access policy
 attached; the function's security group by the stack's tags; the database's by
 its id). Actions without resource-level support get ``*``, never the other way
-round: no action is ever ``*``.
+round: no action is ever ``*``. The role-changing actions are granted only on
+roles that carry the toolkit's permissions boundary (provision/boundary.py),
+whose removal or rewriting is never granted.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import lease, permissions, registry
+from . import boundary, lease, permissions, registry
 from .config import Config
 from .steps import STEPS, apigateway_account
 from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition
@@ -137,6 +139,8 @@ class Names:
         reference test then fails if the action takes a resource type)."""
         if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
             return [apigateway_account.role_arn(self)]
+        if action in boundary.POLICY_ACTIONS:  # the roles' permissions boundary, made once per account
+            return [boundary.arn(partition(self.config.stack.region), self.account)]
         if action.split(":")[0] == "apigateway":  # ids are API Gateway's: the region, the kind, one id or none
             region = self.config.stack.region
             return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation, service)[1]}"]
@@ -164,10 +168,13 @@ class Names:
         if action == "iam:PassRole":  # the function's role to Lambda only; the logging role to API Gateway only
             to = "apigateway.amazonaws.com" if service == "apigateway" else "lambda.amazonaws.com"
             return {"StringEquals": {"iam:PassedToService": to}}
+        ceiling = boundary.condition(partition(self.config.stack.region), self.account)
         if action == "iam:AttachRolePolicy":  # no AdministratorAccess on a role the operator can run code as
             attached = [managed.format(partition=partition(self.config.stack.region))
                         for managed in (LAMBDA_VPC_POLICY, apigateway_account.POLICY)]
-            return {"ArnEquals": {"iam:PolicyARN": attached}}
+            return {"ArnEquals": {"iam:PolicyARN": attached}, **ceiling}
+        if action in boundary.BOUNDED_ACTIONS:  # only on a role that carries the boundary, or gets it
+            return ceiling
         if action == "ec2:CreateTags":  # tags only in the creating call (EC2's tag-on-create condition key)
             return {"StringEquals": {"ec2:CreateAction": operation}}
         if action in LEASE_ITEM_ACTIONS:  # the stack's own lease item only: its key is the stack's name

@@ -15,6 +15,10 @@ the account in that region, so:
   this stack's with an access log or execution logging, or a WebSocket stage
   likewise, keeps it. While it serves others, it stays, and teardown says so.
 
+The role carries the toolkit's permissions boundary (provision/boundary.py),
+like every role the toolkit makes: the operator's policy may change it, never
+past that boundary.
+
 A new role takes seconds before API Gateway can assume it: UpdateAccount then
 fails with "The role ARN does not have required permissions set to API
 Gateway" (terraform-provider-aws internal/service/apigateway/account.go
@@ -32,13 +36,13 @@ import json
 
 import boto3
 
-from .. import waits
+from .. import boundary, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
 from ..registry import Names
 from ..tags import MANAGED_BY, as_dict, is_ours
-from .iam_role import partition
+from .iam_role import ensure_boundary, partition
 
 ROLE_PREFIX = "rds-edge-api-apigateway-logs-"
 # AWS's managed policy for exactly this role (API Gateway developer guide): the role serves every API of the
@@ -102,14 +106,17 @@ def _ensure_role(ctx: Context) -> str:
     iam, name = ctx.client("iam"), role_name(ctx.region)
     policy = POLICY.format(partition=partition(ctx.region))
     role = _role(ctx)
+    ceiling = boundary.ensure(ctx, partition(ctx.region))
     if role is None:
         created = ctx.change("create", f"IAM role {name} (API Gateway's CloudWatch Logs role in {ctx.region})",
                              iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),
-                             Tags=ctx.tag_list, Description="rds-edge-api: API Gateway writes logs "
-                                                            f"in {ctx.region} through this role (account-wide)")
+                             Tags=ctx.tag_list, PermissionsBoundary=ceiling,
+                             Description="rds-edge-api: API Gateway writes logs "
+                                         f"in {ctx.region} through this role (account-wide)")
         arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
+        ensure_boundary(ctx, role, ceiling)
         attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
         if policy in attached:
             return arn
