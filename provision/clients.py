@@ -27,6 +27,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from . import waits
+from .errors import LeaseLost
 
 USER_AGENT = "rds-edge-api/0.1"
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Check", "Search", "Lookup", "Test", "Filter")
@@ -152,6 +153,7 @@ class Clients:
     sleep: Callable[[float], None]
     on_retry: Callable[[str], None]
     planning: bool = False
+    lost: str | None = None  # why the run no longer holds its lease (lease.py): every further call is refused
     stopping: threading.Event = field(default_factory=threading.Event)
     # per thread (steps run side by side): how the change under way finds what its call made
     _finding: threading.local = field(default_factory=threading.local, repr=False)
@@ -179,6 +181,8 @@ class Clients:
             return self._account
 
     def plan_guard(self, model, **_) -> None:
+        if self.lost is not None:
+            raise LeaseLost(self.lost)
         if self.stopping.is_set():
             raise Stopped(model.name)
         if self.planning and is_changing(model.name):
