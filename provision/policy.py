@@ -28,7 +28,7 @@ from botocore.model import ServiceModel
 
 from . import boundary, lease, permissions, registry
 from .config import Config
-from .steps import STEPS, apigateway_account
+from .steps import STEPS, apigateway_account, mail
 from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition
 from .tags import stack_tags
 
@@ -45,7 +45,8 @@ STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate
                   r"|DescribeDeliveryDestinations)"
                   r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
 
-# The lease's item calls, each keyed by the stack's name (DynamoDB's fine-grained access control).
+# The lease's item calls, each keyed by the stack's name or, for the account's short leases on shared things
+# (lease.account_held), by theirs (DynamoDB's fine-grained access control).
 LEASE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
@@ -151,8 +152,11 @@ class Names:
             return [f"arn:{partition(self.config.stack.region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
         if action.split(":")[0] == "rds":  # the operator's database, which no step makes
             return self._rds(action)
-        if action.split(":")[0] == "dynamodb":  # the lease table the account's stacks share (provision/lease.py)
-            return [self.arn("dynamodb", self.config.stack.region, f"table/{lease.TABLE}")]
+        if action.split(":")[0] == "dynamodb":  # the lease table the account's stacks share (provision/lease.py),
+            # in the stack's region and, for the shared receipt rule set's lease, the mail region
+            regions = [self.config.stack.region] + ([self.config.domain.mail_region]
+                                                    if self.config.domain.receives_mail else [])
+            return [self.arn("dynamodb", region, f"table/{lease.TABLE}") for region in dict.fromkeys(regions)]
         owned = registry.arns((step.owns for step in STEPS), self, action)
         return owned if owned is not None else ["*"]
 
@@ -177,8 +181,10 @@ class Names:
             return ceiling
         if action == "ec2:CreateTags":  # tags only in the creating call (EC2's tag-on-create condition key)
             return {"StringEquals": {"ec2:CreateAction": operation}}
-        if action in LEASE_ITEM_ACTIONS:  # the stack's own lease item only: its key is the stack's name
-            return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [self.config.stack.name]}}
+        if action in LEASE_ITEM_ACTIONS:  # the stack's own lease item and the account leases it takes, by key
+            keys = [self.config.stack.name, lease.ACCOUNT + apigateway_account.LEASE]
+            keys += [lease.ACCOUNT + mail.SHARED_LEASE] if self.config.domain.receives_mail else []
+            return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": keys}}
         if action in ("ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup"):
             tags = stack_tags(self.config.stack.name)
             return {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(tags.items())}}

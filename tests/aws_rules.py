@@ -896,3 +896,42 @@ def ses_tests_the_bucket_write(stale_reads: int = 0) -> Rule:
 
     return Rule("SES tests its write to the bucket when a rule is made or changed", SES_WRITE_TEST_SOURCE,
                 applies, answer)
+
+
+@dataclass
+class Pause:
+    """A point where a test interleaves two runs: the first call ``rule`` picks is held until ``go`` is set (at most
+    ``timeout`` seconds); ``reached`` is set when it arrives. Not AWS behaviour: the test's way to make the
+    dangerous order happen every time."""
+    rule: Rule
+    reached: threading.Event
+    go: threading.Event
+
+
+def pause_at(applies: Callable[[Call], bool], timeout: float = 3.0) -> Pause:
+    reached, go = threading.Event(), threading.Event()
+
+    def answer(call: Call) -> dict:
+        reached.set()
+        go.wait(timeout)
+        return call.send()
+
+    rule = Rule("a test's interleaving point", "none: an order of two runs' calls that AWS allows",
+                lambda call: not reached.is_set() and applies(call), answer)
+    return Pause(rule, reached, go)
+
+
+RULE_SET_RACE_SOURCE = ("SES API reference, CreateReceiptRuleSet (AlreadyExistsException: 'Indicates that a resource "
+                        "could not be created because of a naming conflict')")
+
+
+def rule_set_made_meanwhile(name: str) -> Rule:
+    """Another stack's run (one without the account lease) creates the receipt rule set ``name`` between this run's
+    look and its CreateReceiptRuleSet, which SES then refuses with AlreadyExists."""
+    def answer(call: Call) -> dict:
+        call.send()  # the other stack's create
+        return call.send()  # this run's: AlreadyExists
+
+    return Rule("the receipt rule set made by another stack meanwhile", RULE_SET_RACE_SOURCE,
+                lambda call: operation("ses", "CreateReceiptRuleSet")(call) and call.params["RuleSetName"] == name,
+                answer)

@@ -27,6 +27,17 @@ activates, deactivates or deletes that set. Someone else's active set is
 never replaced: the run stops and says so. Stacks made before the set was
 shared had their own ``<stack>-acm``: it is replaced by the shared one.
 
+Each stack's lease is its own, so nothing else orders two stacks editing the
+shared set: two first deploys would both create it, and the last teardown's
+"no rule left, delete the set" could take a rule another stack added in
+between (DeleteReceiptRuleSet deletes the set "and all of the receipt rules it
+contains", SES API reference). Every edit of the shared set (create,
+activate, add or remove the stack's rule, deactivate and delete) is made under
+the account's short lease on it (``lease.account_held``), after reading the
+set and the active set again under it. A CreateReceiptRuleSet answered
+AlreadyExists (a run without that lease, or an older toolkit) means another
+stack made it: it is used.
+
 Pitfalls:
 - SES checks that it may write to the bucket when the rule is made or
   changed (CreateReceiptRule, UpdateReceiptRule answer InvalidS3Configuration
@@ -60,13 +71,14 @@ Pitfalls:
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from .. import waits
+from .. import lease, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -77,6 +89,7 @@ from . import dns
 
 PREFIX = "acm/"
 SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule
+SHARED_LEASE = f"ses-rule-set:{SHARED_RULE_SET}"  # the account lease its edits are made under (lease.account_held)
 IDENTITY_TAG, CREATED = "ses-identity", "created"  # on the bucket: this stack created the SES identity
 MAIL_EXPIRY_DAYS = 30
 POLICY_PROPAGATION_TIMEOUT = 60.0  # the bucket policy just put, until SES's test write meets it
@@ -146,15 +159,17 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
                                       creates_identity=seen.identity is None)
     identity = seen.identity or _create_identity(ctx, ses)
     _ensure_records(ctx, identity.token, region, seen.certificate_issued)
-    rules = seen.rules
-    if rules is None:
-        ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
-                   ses.create_receipt_rule_set, RuleSetName=rule_set,
-                   find=lambda: {} if _rules(ses, rule_set) is not None else None)
-    _ensure_rule(ctx, ses, rule_set, bucket, rules or [])
-    if not own and active != rule_set:
-        ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
-                   RuleSetName=rule_set)
+    with _shared_edit(ctx, region, rule_set):
+        rules = seen.rules
+        if _is_shared(ctx, rule_set) and not ctx.planning:  # read again under the account's lease
+            active, rules = together(ctx, lambda c: _checked_active(c, _active_rule_set(ses)),
+                                     lambda c: _rules(ses, rule_set))
+        if rules is None:
+            _create_rule_set(ctx, ses, rule_set)
+        _ensure_rule(ctx, ses, rule_set, bucket, rules or [])
+        if not own and active != rule_set:
+            ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
+                       RuleSetName=rule_set)
     legacy = _legacy_rule_set(ctx)
     if legacy != rule_set and seen.legacy_rules is not None:
         ctx.change("delete", f"SES receipt rule set {legacy} (replaced by {rule_set})",
@@ -205,7 +220,7 @@ def destroy(ctx: Context) -> None:
     bucket = bucket_name(ctx)
     found = dict(zip(looked_at, rules))
     for rule_set in rule_sets:
-        ran_here = _remove_rule(ctx, ses, rule_set, found[rule_set]) or ran_here
+        ran_here = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or ran_here
     if found[legacy] is not None:
         ran_here = True
         _delete_rule_set(ctx, ses, legacy)
@@ -485,20 +500,46 @@ def _rules(ses, name: str) -> list[dict] | None:
     return None if found is None else found.get("Rules", [])
 
 
-def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None) -> bool:
+def _is_shared(ctx: Context, rule_set: str) -> bool:
+    """Whether the set is the account's shared one, which the stack creates, activates and deletes."""
+    return rule_set == SHARED_RULE_SET and rule_set != ctx.config.domain.mail_rule_set
+
+
+def _shared_edit(ctx: Context, region: str, rule_set: str):
+    """The account's lease on the shared set for the block (see the docstring); nothing for the operator's own
+    set, where the stack only adds and removes its rule, or when planning."""
+    if ctx.planning or not _is_shared(ctx, rule_set):
+        return nullcontext()
+    return lease.account_held(ctx, region, SHARED_LEASE, f"edit the shared SES receipt rule set {rule_set}")
+
+
+def _create_rule_set(ctx: Context, ses, rule_set: str) -> None:
+    try:
+        ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
+                   ses.create_receipt_rule_set, RuleSetName=rule_set,
+                   find=lambda: {} if _rules(ses, rule_set) is not None else None)
+    except ClientError as exc:
+        if not is_code(exc, "AlreadyExists"):
+            raise
+        ctx.out.note(f"SES receipt rule set {rule_set} was made by another stack meanwhile: the rule goes there")
+
+
+def _remove_rule(ctx: Context, ses, region: str, rule_set: str, rules: list[dict] | None) -> bool:
     """Remove the stack's rule from the set (whose rules were read: ``rules``); then the set itself if it is
-    the shared one, now empty. Whether the rule was there. The operator's own set is never deactivated or
+    the shared one, now empty: the set read again under the account's lease, so that a rule another stack
+    added is never deleted with it. Whether the rule was there. The operator's own set is never deactivated or
     deleted."""
     if rules is None or not any(r["Name"] == rule_name(ctx) for r in rules):
         return False
-    ctx.change("delete", f"SES receipt rule {rule_name(ctx)} in {rule_set}", ses.delete_receipt_rule,
-               RuleSetName=rule_set, RuleName=rule_name(ctx))
-    if rule_set == SHARED_RULE_SET and rule_set != ctx.config.domain.mail_rule_set:
-        left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
-        if left == []:  # read again: another stack may have added its rule meanwhile
-            _delete_rule_set(ctx, ses, rule_set)
-        elif left:
-            ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
+    with _shared_edit(ctx, region, rule_set):
+        ctx.change("delete", f"SES receipt rule {rule_name(ctx)} in {rule_set}", ses.delete_receipt_rule,
+                   RuleSetName=rule_set, RuleName=rule_name(ctx))
+        if _is_shared(ctx, rule_set):
+            left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
+            if left == []:
+                _delete_rule_set(ctx, ses, rule_set)
+            elif left:
+                ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
     return True
 
 
