@@ -34,8 +34,10 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
+from botocore.exceptions import ClientError
+
 from .context import Context
-from .errors import DeployError, or_none
+from .errors import DeployError, is_code, or_none
 from .tags import MANAGED_BY
 
 NAME = "rds-edge-api-role-boundary"
@@ -72,19 +74,31 @@ def document(partition: str, account: str) -> dict:
     ]}
 
 
-def ensure(ctx: Context, partition: str) -> str:
-    """The boundary's ARN, the policy made if missing; DeployError if it exists with another document."""
+def observe(ctx: Context, partition: str) -> dict | None:
+    """The boundary's default version's document as IAM holds it; None when there is no such policy."""
+    iam = ctx.client("iam")
+    found = or_none(iam.get_policy, "NoSuchEntity", PolicyArn=arn(partition, ctx.account_id))
+    return None if found is None else current_document(iam, found["Policy"])
+
+
+def ensure(ctx: Context, partition: str, seen: dict | None) -> str:
+    """The boundary's ARN, the policy made if ``seen`` (``observe``'s answer) says there is none; DeployError
+    if it holds another document."""
     iam, wanted_arn = ctx.client("iam"), arn(partition, ctx.account_id)
     wanted = document(partition, ctx.account_id)
-    found = or_none(iam.get_policy, "NoSuchEntity", PolicyArn=wanted_arn)
-    if found is None:
-        ctx.change("create", f"IAM policy {NAME} (the permissions boundary of the toolkit's roles, account-wide)",
-                   iam.create_policy, PolicyName=NAME, PolicyDocument=json.dumps(wanted),
-                   Description="rds-edge-api: the most any role the toolkit makes may do", Tags=[
-                       {"Key": "managed-by", "Value": MANAGED_BY}],
-                   find=lambda: or_none(iam.get_policy, "NoSuchEntity", PolicyArn=wanted_arn))
-        return wanted_arn
-    if current_document(iam, found["Policy"]) != wanted:
+    if seen is None:
+        try:
+            ctx.change("create", f"IAM policy {NAME} (the permissions boundary of the toolkit's roles, "
+                                 "account-wide)", iam.create_policy, PolicyName=NAME, PolicyDocument=json.dumps(wanted),
+                       Description="rds-edge-api: the most any role the toolkit makes may do", Tags=[
+                           {"Key": "managed-by", "Value": MANAGED_BY}],
+                       find=lambda: or_none(iam.get_policy, "NoSuchEntity", PolicyArn=wanted_arn))
+            return wanted_arn
+        except ClientError as exc:  # made meanwhile: by this deploy's other role, or another stack's run
+            if not is_code(exc, "EntityAlreadyExists"):
+                raise
+        seen = observe(ctx, partition)
+    if seen != wanted:
         raise DeployError(f"IAM policy {NAME}, the permissions boundary of the toolkit's roles, allows something "
                           "other than the toolkit's boundary; an administrator must restore it (rds-edge-api "
                           "policy --check shows the difference) or delete it, then run again")

@@ -921,17 +921,19 @@ def pause_at(applies: Callable[[Call], bool], timeout: float = 3.0) -> Pause:
     return Pause(rule, reached, go)
 
 
-RULE_SET_RACE_SOURCE = ("SES API reference, CreateReceiptRuleSet (AlreadyExistsException: 'Indicates that a resource "
-                        "could not be created because of a naming conflict')")
+MADE_MEANWHILE_SOURCE = ("SES API reference, CreateReceiptRuleSet (AlreadyExists: 'a resource could not be created "
+                         "because of a naming conflict'); IAM API reference, CreatePolicy (EntityAlreadyExists)")
 
 
-def rule_set_made_meanwhile(name: str) -> Rule:
-    """Another stack's run (one without the account lease) creates the receipt rule set ``name`` between this run's
-    look and its CreateReceiptRuleSet, which SES then refuses with AlreadyExists."""
+def made_meanwhile(service: str, op: str, name_parameter: str, name: str) -> Rule:
+    """Another run (another stack's, or a piece of this deploy running beside) creates the named thing between
+    this run's look and its create, which AWS then refuses for the name (SES: AlreadyExists; IAM:
+    EntityAlreadyExists). Once, for the first such create."""
     def answer(call: Call) -> dict:
-        call.send()  # the other stack's create
-        return call.send()  # this run's: AlreadyExists
+        call.send()  # the other run's create
+        return call.send()  # this run's: refused for the name
 
-    return Rule("the receipt rule set made by another stack meanwhile", RULE_SET_RACE_SOURCE,
-                lambda call: operation("ses", "CreateReceiptRuleSet")(call) and call.params["RuleSetName"] == name,
-                answer)
+    rule = Rule(f"{op} {name}: made by another run meanwhile", MADE_MEANWHILE_SOURCE,
+                lambda call: (operation(service, op)(call) and call.params[name_parameter] == name
+                              and not rule.seen), answer)
+    return rule

@@ -11,7 +11,7 @@ import pytest
 from provision import config as config_module
 from provision.context import make_context
 from provision.steps import mail
-from tests.aws_rules import pause_at, rule_set_made_meanwhile
+from tests.aws_rules import made_meanwhile, pause_at
 from tests.support import moto_evaluates_secure_transport, printed, quiet_output
 
 SHARED = mail.SHARED_RULE_SET
@@ -150,7 +150,7 @@ def test_two_teardowns_at_once_leave_nothing(aws_rules, stacks, first, second):
 
 def test_a_set_made_by_another_stack_meanwhile_is_used(aws_rules, stacks):
     """CreateReceiptRuleSet answered AlreadyExists (a run without the account's lease made it): adopted."""
-    aws_rules(rule_set_made_meanwhile(SHARED))
+    aws_rules(made_meanwhile("ses", "CreateReceiptRuleSet", "RuleSetName", SHARED))
     ctx = context(stacks["orders"])
     mail.ensure(ctx)
     assert active_rules() == ["orders-acm-approval"]

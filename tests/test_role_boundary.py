@@ -10,6 +10,7 @@ from provision import boundary, policy
 from provision.caller_check import stack_network
 from provision.errors import DeployError
 from provision.steps import apigateway_account, iam_role
+from tests.aws_rules import made_meanwhile
 from tests.support import changing_ops, quiet_context
 from tests.test_policy_check import (
     ACCOUNT,
@@ -66,6 +67,14 @@ def test_a_role_made_before_the_boundary_gets_it(cfg):
     again = quiet_context(cfg)
     iam_role.ensure(again)
     assert changing_ops(again) == []
+
+
+def test_a_boundary_made_meanwhile_is_used(cfg, aws_rules):
+    """The function's role and the logging role are made at once, and two stacks may deploy at once: a
+    CreatePolicy refused for the name means the boundary was just made; it is read back and used."""
+    aws_rules(made_meanwhile("iam", "CreatePolicy", "PolicyName", boundary.NAME))
+    iam_role.ensure(quiet_context(cfg))
+    assert boundary_of("demo-fn") == BOUNDARY
 
 
 def test_a_boundary_that_allows_more_stops_before_the_role_is_made(cfg):

@@ -125,7 +125,7 @@ def _ensure_role(ctx: Context) -> str:
     iam, name = ctx.client("iam"), role_name(ctx.region)
     policy = POLICY.format(partition=partition(ctx.region))
     role = _role(ctx)
-    ceiling = boundary.ensure(ctx, partition(ctx.region))
+    ceiling = boundary.ensure(ctx, partition(ctx.region), boundary.observe(ctx, partition(ctx.region)))
     if role is None:
         created = ctx.change("create", f"IAM role {name} (API Gateway's CloudWatch Logs role in {ctx.region})",
                              iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),

@@ -68,6 +68,7 @@ class Seen:
     role: dict | None
     attached: list[dict] | None  # None: no role to list them of
     connect: dict | None         # GetRolePolicy's answer; None: no such inline policy
+    boundary: dict | None        # the permissions boundary's document; None: no such policy yet
 
 
 def observe(ctx: Context) -> Seen:
@@ -75,11 +76,12 @@ def observe(ctx: Context) -> Seen:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     pieces = [_find,
               lambda c: or_none(iam.list_attached_role_policies, "NoSuchEntity", RoleName=name),
-              lambda c: or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)]
+              lambda c: or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY),
+              lambda c: boundary.observe(c, partition(c.region))]
     if ctx.config.database.auth == "iam":
         pieces.append(database.lookup)  # for the connect policy's resource
-    role, attached, connect = together(ctx, *pieces)[:3]
-    return Seen(role, attached and attached["AttachedPolicies"], connect)
+    role, attached, connect, ceiling = together(ctx, *pieces)[:4]
+    return Seen(role, attached and attached["AttachedPolicies"], connect, ceiling)
 
 
 def ensure(ctx: Context, seen: Seen | None = None) -> None:
@@ -88,7 +90,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     policy = POLICY.format(partition=partition(ctx.region))
     trust = trust_policy(ctx.account_id)
     role = seen.role
-    ceiling = boundary.ensure(ctx, partition(ctx.region))
+    ceiling = boundary.ensure(ctx, partition(ctx.region), seen.boundary)
     if role is None:
         created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
