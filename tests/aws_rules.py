@@ -908,7 +908,7 @@ class Pause:
     go: threading.Event
 
 
-def pause_at(applies: Callable[[Call], bool], timeout: float = 3.0) -> Pause:
+def pause_at(applies: Callable[[Call], bool], timeout: float = 30.0) -> Pause:
     reached, go = threading.Event(), threading.Event()
 
     def answer(call: Call) -> dict:
