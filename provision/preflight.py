@@ -10,7 +10,9 @@ Each check finds what would otherwise fail halfway, after some resources exist:
   most 16 (``function.subnets`` chooses; the table says which);
 - CloudWatch Logs resource policies in us-east-1: WAF adds the stack's log
   group to ``AWSWAF-LOGS``, which needs a free place (at most 10 policies per
-  region) or room in that policy (at most 5,120 characters);
+  region) or room in that policy (at most 5,120 characters); CloudFront's
+  logging (v2) adds its group to the log-delivery policy
+  ``AWSLogDeliveryWrite20150319`` under the same two limits;
 - SES receiving: someone else's active receipt rule set (``mail``);
 - the domain's name in the hosted zone: an A, AAAA or CNAME record there that
   is not the stack's would be overwritten (or refuse the alias).
@@ -29,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DeployError, describe, error_code
-from .steps import database, dns, domain_record, function, mail, waf_logging
+from .steps import cloudfront_logging, database, dns, domain_record, function, mail, waf_logging
 from .steps.iam_role import partition
 
 UNRESERVED_MINIMUM = 100  # "You can reserve up to the Unreserved account concurrency ... minus 100" (Lambda guide)
@@ -37,6 +39,9 @@ CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: AWS Lambda, Concurrent execu
 WAF_LOG_POLICY = "AWSWAF-LOGS"
 MAX_RESOURCE_POLICIES = 10  # per account and region (CloudWatch Logs API reference, PutResourcePolicy)
 MAX_POLICY_CHARACTERS = 5120  # per resource policy (CloudWatch Logs user guide, logging from AWS services)
+# The policy CloudWatch Logs creates, or appends the log group to, for a v2 log delivery to a group (CloudWatch Logs
+# user guide, "Logs sent to CloudWatch Logs", log group resource policy)
+DELIVERY_LOG_POLICY = "AWSLogDeliveryWrite20150319"
 
 
 @dataclass(frozen=True)
@@ -129,15 +134,20 @@ def _subnets(ctx) -> Check:
     return Check("function subnets", True, chosen.text())
 
 
-def _waf_log_policies(ctx) -> Check:
-    name, logs = "CloudWatch Logs resource policies (us-east-1)", ctx.edge("logs")
-    policies, token = [], None
+def _resource_policies(ctx) -> list[dict]:
+    """The account's CloudWatch Logs resource policies in us-east-1, every page."""
+    logs, policies, token = ctx.edge("logs"), [], None
     while True:
         page = logs.describe_resource_policies(**({"nextToken": token} if token else {}))
         policies += page.get("resourcePolicies", [])
         token = page.get("nextToken")
         if not token:
-            break
+            return policies
+
+
+def _waf_log_policies(ctx) -> Check:
+    name = "CloudWatch Logs resource policies (us-east-1)"
+    policies = _resource_policies(ctx)
     group = waf_logging.log_group_name(ctx.stack)
     entry = f"arn:{partition('us-east-1')}:logs:us-east-1:{ctx.account_id}:log-group:{group}:log-stream:*"
     current = next((p for p in policies if p["policyName"] == WAF_LOG_POLICY), None)
@@ -160,6 +170,43 @@ def _waf_log_policies(ctx) -> Check:
                                   "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
     return Check(name, True, f"{WAF_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
                              f"{MAX_POLICY_CHARACTERS:,} once WAF adds {group}")
+
+
+def _delivery_log_policy(ctx) -> Check:
+    """CloudFront's logging (v2): the first delivery to the group adds it to ``AWSLogDeliveryWrite20150319``,
+    made if missing (a place of the 10, counting the one WAF may need too) or appended to (5,120 characters);
+    CreateDelivery fails after the distribution exists otherwise."""
+    name = "CloudWatch Logs log-delivery policy (us-east-1)"
+    if not ctx.config.logs.cloudfront:
+        return Check(name, True, "not needed (logs.cloudfront = false)")
+    policies = _resource_policies(ctx)
+    group = cloudfront_logging.log_group_name(ctx.stack)
+    entry = f"arn:{partition('us-east-1')}:logs:us-east-1:{ctx.account_id}:log-group:{group}:log-stream:*"
+    names = {p["policyName"] for p in policies}
+    current = next((p for p in policies if p["policyName"] == DELIVERY_LOG_POLICY), None)
+    if current is None:
+        wanted = 1 + (WAF_LOG_POLICY not in names)
+        if len(policies) + wanted > MAX_RESOURCE_POLICIES:
+            return Check(name, False, f"{len(policies)} of {MAX_RESOURCE_POLICIES} resource policies already "
+                                      f"({', '.join(sorted(names))}) and CloudFront's log delivery must add "
+                                      f"{DELIVERY_LOG_POLICY} for {group}"
+                                      + (f" (and WAF {WAF_LOG_POLICY})" if wanted == 2 else "")
+                                      + ": delete one no longer used (aws logs delete-resource-policy --region "
+                                        "us-east-1 --policy-name NAME), or set logs.cloudfront = false, then run again")
+        return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; CloudWatch Logs adds "
+                                 f"{DELIVERY_LOG_POLICY} for {group}")
+    document = current["policyDocument"]
+    if _covers(document, entry):
+        return Check(name, True, f"{DELIVERY_LOG_POLICY} already lets the log delivery write to {group}")
+    after = len(document) + len(json.dumps(entry)) + 1
+    if after > MAX_POLICY_CHARACTERS:
+        return Check(name, False, f"{DELIVERY_LOG_POLICY} holds {len(document):,} characters and would pass "
+                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): remove the "
+                                  "entries of log groups that no longer exist (aws logs put-resource-policy "
+                                  f"--region us-east-1 --policy-name {DELIVERY_LOG_POLICY}), or set "
+                                  "logs.cloudfront = false, then run again")
+    return Check(name, True, f"{DELIVERY_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
+                             f"{MAX_POLICY_CHARACTERS:,} once {group} is added")
 
 
 def _covers(document: str, entry: str) -> bool:
@@ -221,6 +268,7 @@ CHECKS: tuple[Callable, ...] = (
     _reading("Lambda concurrency", _concurrency),
     _reading("function subnets", _subnets),
     _reading("CloudWatch Logs resource policies (us-east-1)", _waf_log_policies),
+    _reading("CloudWatch Logs log-delivery policy (us-east-1)", _delivery_log_policy),
     _reading("SES receipt rule set", _mail),
     _reading("domain record", _domain_record),
 )
