@@ -154,6 +154,7 @@ class Clients:
     on_retry: Callable[[str], None]
     planning: bool = False
     lost: str | None = None  # why the run no longer holds its lease (lease.py): every further call is refused
+    leased_in: set[str] = field(default_factory=set)  # regions whose lease table holds this run's stack lease
     stopping: threading.Event = field(default_factory=threading.Event)
     # per thread (steps run side by side): how the change under way finds what its call made
     _finding: threading.local = field(default_factory=threading.local, repr=False)

@@ -59,6 +59,7 @@ TRUST = {"Version": "2012-10-17",
          "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
                         "Action": "sts:AssumeRole"}]}
 PROPAGATION_TIMEOUT = 120.0
+_KEPT = "(the toolkit's; kept while other APIs use it)"
 NOT_YET = ("The role ARN does not have required permissions",
            "could not successfully write to CloudWatch Logs using the ARN specified")
 
@@ -93,9 +94,34 @@ def _held(ctx: Context, why: str):
 
 
 def claim(ctx: Context) -> str:
-    """Make sure the region's API Gateway has a CloudWatch role; the ARN it uses (UNKNOWN while planned)."""
+    """Make sure the region's API Gateway has a CloudWatch role; the ARN it uses (UNKNOWN while planned).
+
+    A setting found complete without the lease (the usual re-deploy) is kept without taking it: only a change
+    is made under the lease, after reading everything again."""
+    settled = None if ctx.planning else _settled(ctx)
+    if settled is not None:
+        arn, said = settled
+        ctx.outputs["API Gateway logging role"] = said
+        return arn
     with _held(ctx, "claim"):
         return _claim(ctx)
+
+
+def _settled(ctx: Context) -> tuple[str, str] | None:
+    """(the ARN in use, what to say of it) when claiming would change nothing, or None when it would."""
+    current = _setting(ctx)
+    if current and not _names_ours(ctx, current):
+        return current, f"{current} (the account's own, left as set)"
+    role = _role(ctx)
+    if role is None or current != role["Arn"]:
+        return None
+    ceiling = boundary.arn(partition(ctx.region), ctx.account_id)
+    if (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") != ceiling:
+        return None
+    attached = ctx.client("iam").list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+    if POLICY.format(partition=partition(ctx.region)) not in {p["PolicyArn"] for p in attached}:
+        return None
+    return role["Arn"], f"{role_name(ctx.region)} {_KEPT}"
 
 
 def _claim(ctx: Context) -> str:
@@ -112,8 +138,7 @@ def _claim(ctx: Context) -> str:
                    lambda: waits.within_quota(ctx, apigw.update_account, patchOperations=[
                        {"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]),
                    _not_yet, timeout=PROPAGATION_TIMEOUT, interval=2, max_interval=10)
-    ctx.outputs["API Gateway logging role"] = (f"{role_name(ctx.region)} (the toolkit's; kept while other APIs use it)"
-                                               if arn != UNKNOWN else UNKNOWN)
+    ctx.outputs["API Gateway logging role"] = f"{role_name(ctx.region)} {_KEPT}" if arn != UNKNOWN else UNKNOWN
     return arn
 
 
@@ -145,7 +170,13 @@ def _ensure_role(ctx: Context) -> str:
 
 
 def release(ctx: Context) -> None:
-    """Clear the setting and delete the role, when both are the toolkit's and no other API logs through it."""
+    """Clear the setting and delete the role, when both are the toolkit's and no other API logs through it.
+
+    With no role of the toolkit's there is nothing to release, so no lease is taken (a teardown of a stack that
+    never logged makes no lease table); otherwise everything is read again under the lease."""
+    role = _role(ctx)
+    if role is None or not _toolkits(ctx, role):
+        return
     with _held(ctx, "release"):
         _release(ctx)
 
