@@ -74,7 +74,7 @@ def run_handler(keys, latencies):
     call = handler.handler
     for key in keys:
         t = time.perf_counter_ns()
-        call({"key": key, "sourceIp": "127.0.0.1"}, None)
+        call({"key": key, "forwardedFor": "203.0.113.7", "sourceIp": "130.176.1.2"}, None)  # as through CloudFront
         latencies.append(time.perf_counter_ns() - t)
 
 

@@ -108,6 +108,17 @@ class Link:
             self.requests = self.most_in_flight = 0
 
 
+TRACE: list | None = None
+
+
+def _operation(headers, path: str, body: bytes) -> str:
+    service = (headers.get("Authorization") or "").split("/")[3:4]
+    target = headers.get("X-Amz-Target") or ""
+    action = re.search(rb"Action=(\w+)", body)
+    name = target.split(".")[-1] or (action.group(1).decode() if action else path.split("?")[0][:60])
+    return f"{service[0] if service else '?'} {name}"
+
+
 @contextmanager
 def slow_link(target: str, link: Link):
     """A loopback proxy to ``target`` that holds each request ``link.delay`` seconds; yields its URL."""
@@ -118,6 +129,7 @@ def slow_link(target: str, link: Link):
 
         def _forward(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            began = time.perf_counter()
             link.enter()
             try:
                 time.sleep(link.delay)
@@ -129,6 +141,8 @@ def slow_link(target: str, link: Link):
                 conn.close()
             finally:
                 link.leave()
+            if TRACE is not None:
+                TRACE.append((began, time.perf_counter(), _operation(self.headers, self.path, body)))
             self.send_response(answer.status)
             for key, value in answer.getheaders():
                 if key.lower() not in HOP_BY_HOP:

@@ -34,10 +34,10 @@ and "edgeIp".
 import base64
 import datetime
 import decimal
-import ipaddress
 import json
 import os
 import re
+import socket
 import sys
 import time
 
@@ -60,6 +60,14 @@ FLOAT_TYPES = {"float", "double", "real"}
 # call rather than json.dumps + print: measurably faster (bench/handler.py).
 LOG_LINE = '{"callerIp": %s, "edgeIp": %s, "keyLength": %s, "rows": %d, "ms": %.2f, "outcome": "%s"%s}\n'
 _json = json.JSONEncoder().encode
+
+
+def _json_value(value):
+    """A log value as JSON: None directly, since the encoder takes its slow path for it (0.9 us a call,
+    about 1% of a warm request; bench/handler.py)."""
+    return "null" if value is None else _json(value)
+
+
 MAX_CURSOR_LENGTH = 2048
 CURSOR = re.compile(r"[A-Za-z0-9_-]+")
 CURSOR_DEPTH = 2  # a list of values, a binary one as {"b": ...}: nothing deeper is a cursor this API gave
@@ -216,7 +224,7 @@ def handler(event, context):
         raise Internal("database unavailable") from None
     finally:
         sys.stdout.write(LOG_LINE % (
-            _json(caller_address(event.get("forwardedFor"))), _json(event.get("sourceIp")),
+            _json_value(caller_address(event.get("forwardedFor"))), _json_value(event.get("sourceIp")),
             len(key) if isinstance(key, str) else "null", rows,
             (time.perf_counter() - started) * 1000, outcome,
             f', "error": {_json(error)}' if error else ""))
@@ -231,9 +239,13 @@ def caller_address(forwarded_for):
     """
     if not isinstance(forwarded_for, str) or not forwarded_for:
         return None
-    try:
-        return str(ipaddress.ip_address(forwarded_for.rpartition(",")[2].strip()))
-    except ValueError:
+    last = forwarded_for.rpartition(",")[2].strip()
+    try:  # the C library's parser: well under 1 us a request, where ipaddress takes 3 to 10
+        if ":" in last:
+            return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, last))  # its short form
+        socket.inet_pton(socket.AF_INET, last)  # four decimal parts, no leading zeros: already its one form
+        return last
+    except (OSError, ValueError):  # not an address; ValueError: a NUL in it
         return None
 
 

@@ -181,22 +181,23 @@ def destroy(ctx: Context) -> None:
 
     def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
         return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
-    *rules, bucket_tags = together(  # every set's rules and the bucket at once; the changes after, in order
-        ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket)
+    *rules, bucket_tags, active, token = together(  # every read at once (every set's rules, the bucket, the
+        # active set, the identity's token); the changes after, in order
+        ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
+        lambda c: _active_rule_set(ses), lambda c: _verification_token(ses, domain))
     bucket = bucket_name(ctx)
     found = dict(zip(looked_at, rules))
     for rule_set in rule_sets:
-        ran_here = _remove_rule(ctx, ses, rule_set, found[rule_set]) or ran_here
+        ran_here = _remove_rule(ctx, ses, rule_set, found[rule_set], active) or ran_here
     if found[legacy] is not None:
         ran_here = True
-        _delete_rule_set(ctx, ses, legacy)
+        _delete_rule_set(ctx, ses, legacy, active)
     if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
         ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
         bucket_tags = None
     ran_here = ran_here or bucket_tags is not None
     if not ran_here:
         return
-    token = _verification_token(ses, domain)
     _remove_records(ctx, token, region)
     created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
     if token is not None and created:
@@ -421,9 +422,10 @@ def _remove_records(ctx: Context, token: str | None, region: str) -> None:
         listed = "; ".join(r.text() for r in (txt, mx) if r)
         ctx.out.note(f"Remove these DNS records for {domain} if you created them: {listed}")
         return
-    if txt:
-        dns.remove(ctx, zone, txt.name, "TXT", only_if=txt)
-    dns.remove(ctx, zone, mx.name, "MX", only_if=mx)
+    records = [r for r in (txt, mx) if r]
+    found = together(ctx, *[lambda c, r=r: dns.current(c, zone, r.name, r.type) for r in records])  # read at once,
+    for record, existing in zip(records, found):  # changed one after the other (one zone)
+        dns.remove(ctx, zone, record.name, record.type, only_if=record, existing=existing)
 
 
 def _certificate_issued(ctx: Context) -> bool:
@@ -448,7 +450,7 @@ def _rules(ses, name: str) -> list[dict] | None:
     return None if found is None else found.get("Rules", [])
 
 
-def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None) -> bool:
+def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None, active: str | None) -> bool:
     """Remove the stack's rule from the set (whose rules were read: ``rules``); then the set itself if it is
     the shared one, now empty. Whether the rule was there. The operator's own set is never deactivated or
     deleted."""
@@ -459,14 +461,16 @@ def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None) -> 
     if rule_set == SHARED_RULE_SET and rule_set != ctx.config.domain.mail_rule_set:
         left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
         if left == []:  # read again: another stack may have added its rule meanwhile
-            _delete_rule_set(ctx, ses, rule_set)
+            _delete_rule_set(ctx, ses, rule_set, active)
         elif left:
             ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
     return True
 
 
-def _delete_rule_set(ctx: Context, ses, rule_set: str) -> None:
-    if _active_rule_set(ses) == rule_set:
+def _delete_rule_set(ctx: Context, ses, rule_set: str, active: str | None) -> None:
+    """active: the active set, as read before the run changed any (only deactivating the one that was
+    active changes it)."""
+    if active == rule_set:
         ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
     ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
 
