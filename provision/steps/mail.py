@@ -401,8 +401,9 @@ def _ensure_records(ctx: Context, token: str, region: str, certificate_issued: b
     records = [_txt(domain, token), _mx(ctx, region)]
     zone = ctx.config.domain.hosted_zone_id
     if zone:
-        for record in records:
-            dns.ensure(ctx, zone, record)
+        found = together(ctx, *[lambda c, r=r: dns.current(c, zone, r.name, r.type) for r in records])  # read at
+        for record, existing in zip(records, found):  # once, written one after the other (one zone)
+            dns.ensure(ctx, zone, record, existing=existing)
     elif certificate_issued:
         ctx.out.note(f"Keep the DNS records {'; '.join(r.text() for r in records)}: ACM's renewal mail reaches "
                      "SES through the MX")
