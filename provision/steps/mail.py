@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.exceptions import ClientError
@@ -61,6 +61,7 @@ SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, f
 IDENTITY_TAG, CREATED = "ses-identity", "created"  # on the bucket: this stack created the SES identity
 MAIL_EXPIRY_DAYS = 30
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+UNREAD = object()  # destroy: a read not made yet
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
@@ -181,10 +182,14 @@ def destroy(ctx: Context) -> None:
 
     def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
         return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
-    *rules, bucket_tags, active, token = together(  # every read at once (every set's rules, the bucket, the
-        # active set, the identity's token); the changes after, in order
-        ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
-        lambda c: _active_rule_set(ses), lambda c: _verification_token(ses, domain))
+    # Every read at once: every set's rules, the bucket, and, when the stack receives mail (whose reads they are
+    # anyway), the active set and the identity's token; a stack that does not reads those two only once something
+    # of the mail's is found. The changes after, in order.
+    early = (lambda c: _active_rule_set(ses), lambda c: _verification_token(ses, domain))
+    found_all = together(ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
+                         *(early if ctx.config.domain.receives_mail else ()))
+    rules, bucket_tags = found_all[:len(looked_at)], found_all[len(looked_at)]
+    active, seen_token = found_all[len(looked_at) + 1:] or (UNREAD, UNREAD)
     bucket = bucket_name(ctx)
     found = dict(zip(looked_at, rules))
     for rule_set in rule_sets:
@@ -198,6 +203,7 @@ def destroy(ctx: Context) -> None:
     ran_here = ran_here or bucket_tags is not None
     if not ran_here:
         return
+    token = _verification_token(ses, domain) if seen_token is UNREAD else cast(str | None, seen_token)
     _remove_records(ctx, token, region)
     created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
     if token is not None and created:
@@ -451,7 +457,7 @@ def _rules(ses, name: str) -> list[dict] | None:
     return None if found is None else found.get("Rules", [])
 
 
-def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None, active: str | None) -> bool:
+def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None, active: str | None | object) -> bool:
     """Remove the stack's rule from the set (whose rules were read: ``rules``); then the set itself if it is
     the shared one, now empty. Whether the rule was there. The operator's own set is never deactivated or
     deleted."""
@@ -468,10 +474,10 @@ def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None, act
     return True
 
 
-def _delete_rule_set(ctx: Context, ses, rule_set: str, active: str | None) -> None:
+def _delete_rule_set(ctx: Context, ses, rule_set: str, active: str | None | object) -> None:
     """active: the active set, as read before the run changed any (only deactivating the one that was
-    active changes it)."""
-    if active == rule_set:
+    active changes it), or UNREAD."""
+    if (_active_rule_set(ses) if active is UNREAD else active) == rule_set:
         ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
     ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
 
