@@ -27,7 +27,7 @@ network interfaces hold its security group for 25 minutes), at 1 s a minute.
 Run one after the other, the two chains take their sum; side by side, about
 the longer one.
 
-    .venv/bin/python bench/latency.py [--rounds 3] [--delays 0,120] [--runner]
+    .venv/bin/python bench/latency.py [--rounds 3] [--delays 0,120] [--runner] [--no-model]
 """
 from __future__ import annotations
 
