@@ -165,6 +165,9 @@ class Clients:
 
     def __call__(self, service: str, region: str):
         key = (service, region)
+        made = self._cache.get(key)
+        if made is not None:  # most calls: no wait behind another thread making a new client (tens of ms)
+            return made
         with self._lock:  # a boto3 session is not thread-safe; the clients it makes are
             if key not in self._cache:
                 client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)

@@ -33,6 +33,7 @@ from rich.table import Table
 from .errors import DeployError, describe, error_code
 from .steps import cloudfront_logging, database, dns, domain_record, function, mail, waf_logging
 from .steps.iam_role import partition
+from .together import together
 
 UNRESERVED_MINIMUM = 100  # "You can reserve up to the Unreserved account concurrency ... minus 100" (Lambda guide)
 CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: AWS Lambda, Concurrent executions
@@ -52,21 +53,32 @@ class Check:
 
 
 def run(ctx) -> list[Check]:
-    """Every check; the table under --plan or when one fails; DeployError (exit 1) naming what failed."""
-    checks = [check(ctx) for check in CHECKS]
-    failed = [c for c in checks if c.ok is False]
+    """Every check (their reads at once); the table under --plan or when one fails; DeployError (exit 1)
+    naming what failed."""
+    return report(ctx, checks(ctx))
+
+
+def checks(ctx) -> list[Check]:
+    """Every check, each in a thread of its own: their reads need nothing from each other, so the
+    preflight costs the longest check's round trips, not the sum of all."""
+    return together(ctx, *CHECKS)
+
+
+def report(ctx, found: list[Check]) -> list[Check]:
+    """The table under --plan or when a check failed; DeployError (exit 1) naming what failed."""
+    failed = [c for c in found if c.ok is False]
     if ctx.planning or failed:
-        show(checks, ctx.out)
+        show(found, ctx.out)
     for c in failed:  # unwrapped, so that a command in it copies in one piece
         ctx.out.notice(f"preflight: {c.name}", c.detail)
     else:
-        ctx.out.note(f"preflight: {sum(c.ok is True for c in checks)} of {len(checks)} checks passed"
-                     + (f", {sum(c.ok is None for c in checks)} not checked" if any(c.ok is None for c in checks)
+        ctx.out.note(f"preflight: {sum(c.ok is True for c in found)} of {len(found)} checks passed"
+                     + (f", {sum(c.ok is None for c in found)} not checked" if any(c.ok is None for c in found)
                         else "") + " (deploy --plan shows them)")
     if failed:
         raise DeployError(f"preflight: {', '.join(c.name for c in failed)} would fail; nothing was changed "
                           "(what to fix is said above)")
-    return checks
+    return found
 
 
 def show(checks: list[Check], out) -> None:
@@ -105,13 +117,14 @@ def _concurrency(ctx) -> Check:
         return Check(name, True, "max_concurrency = 0: no reservation (connections are bounded only by the "
                                  "account's unreserved concurrency)")
     try:
-        limits = ctx.client("lambda").get_account_settings()["AccountLimit"]
+        settings, ours = together(ctx, lambda c: c.client("lambda").get_account_settings(),
+                                  lambda c: function.reserved_concurrency(c) or 0)  # counted in the limit only
     except ClientError as exc:
         if error_code(exc) != "404":  # moto answers 404 "Not yet implemented"; AWS always implements it
             raise
         return Check(name, None, "this endpoint does not implement GetAccountSettings (an emulator)")
+    limits = settings["AccountLimit"]
     limit, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
-    ours = function.reserved_concurrency(ctx) or 0  # counted in the limit, not in the unreserved
     minimum = min(UNRESERVED_MINIMUM, limit)  # a limit of 10 (new accounts) keeps all 10 unreserved
     room = unreserved + ours - minimum
     if wanted <= room:
@@ -233,8 +246,9 @@ def _domain_record(ctx) -> Check:
     name, domain, zone = "domain record", ctx.config.domain.name, ctx.config.domain.hosted_zone_id
     if zone is None:
         return Check(name, None, f"no hosted zone: the record for {domain} is yours to create (printed at the end)")
-    found = {rtype: record for rtype in ("A", "AAAA", "CNAME")
-             if (record := dns.current(ctx, zone, domain, rtype)) is not None}
+    types = ("A", "AAAA", "CNAME")
+    records = together(ctx, *(lambda c, rtype=rtype: dns.current(c, zone, domain, rtype) for rtype in types))
+    found = {rtype: record for rtype, record in zip(types, records) if record is not None}
     if not found:
         return Check(name, True, f"no A, AAAA or CNAME record at {domain} yet")
     foreign = _foreign(found, domain_record.stack_target(ctx))

@@ -73,7 +73,7 @@ from __future__ import annotations
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.exceptions import ClientError
@@ -94,6 +94,7 @@ IDENTITY_TAG, CREATED = "ses-identity", "created"  # on the bucket: this stack c
 MAIL_EXPIRY_DAYS = 30
 POLICY_PROPAGATION_TIMEOUT = 60.0  # the bucket policy just put, until SES's test write meets it
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+UNREAD = object()  # destroy: a read not made yet
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
@@ -215,22 +216,28 @@ def destroy(ctx: Context) -> None:
 
     def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
         return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
-    *rules, bucket_tags = together(  # every set's rules and the bucket at once; the changes after, in order
-        ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket)
+    # Every read at once: every set's rules, the bucket, and, when the stack receives mail (whose reads they are
+    # anyway), the active set and the identity's token; a stack that does not reads those two only once something
+    # of the mail's is found. The changes after, in order.
+    early = (lambda c: _active_rule_set(ses), lambda c: _identity(c, region))
+    found_all = together(ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
+                         *(early if ctx.config.domain.receives_mail else ()))
+    rules, bucket_tags = found_all[:len(looked_at)], found_all[len(looked_at)]
+    active, seen_identity = found_all[len(looked_at) + 1:] or (UNREAD, UNREAD)
     bucket = bucket_name(ctx)
     found = dict(zip(looked_at, rules))
     for rule_set in rule_sets:
         ran_here = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or ran_here
     if found[legacy] is not None:
         ran_here = True
-        _delete_rule_set(ctx, ses, legacy)
+        _delete_rule_set(ctx, ses, legacy, active)
     if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
         ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
         bucket_tags = None
     ran_here = ran_here or bucket_tags is not None
     if not ran_here:
         return
-    identity = _identity(ctx, region)
+    identity = _identity(ctx, region) if seen_identity is UNREAD else cast(Identity | None, seen_identity)
     _remove_records(ctx, identity.token if identity else None, region)
     created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
     if identity is not None and created and identity.token is not None:
@@ -452,8 +459,9 @@ def _ensure_records(ctx: Context, token: str | None, region: str, certificate_is
     records = [*([_txt(domain, token)] if token else []), _mx(ctx, region)]
     zone = ctx.config.domain.hosted_zone_id
     if zone:
-        for record in records:
-            dns.ensure(ctx, zone, record)
+        found = together(ctx, *[lambda c, r=r: dns.current(c, zone, r.name, r.type) for r in records])  # read at
+        for record, existing in zip(records, found):  # once, written one after the other (one zone)
+            dns.ensure(ctx, zone, record, existing=existing)
     elif certificate_issued:
         ctx.out.note(f"Keep the DNS records {'; '.join(r.text() for r in records)}: ACM's renewal mail reaches "
                      "SES through the MX")
@@ -473,9 +481,10 @@ def _remove_records(ctx: Context, token: str | None, region: str) -> None:
         listed = "; ".join(r.text() for r in (txt, mx) if r)
         ctx.out.note(f"Remove these DNS records for {domain} if you created them: {listed}")
         return
-    if txt:
-        dns.remove(ctx, zone, txt.name, "TXT", only_if=txt)
-    dns.remove(ctx, zone, mx.name, "MX", only_if=mx)
+    records = [r for r in (txt, mx) if r]
+    found = together(ctx, *[lambda c, r=r: dns.current(c, zone, r.name, r.type) for r in records])  # read at once,
+    for record, existing in zip(records, found):  # changed one after the other (one zone)
+        dns.remove(ctx, zone, record.name, record.type, only_if=record, existing=existing)
 
 
 def _certificate_issued(ctx: Context) -> bool:
@@ -536,15 +545,17 @@ def _remove_rule(ctx: Context, ses, region: str, rule_set: str, rules: list[dict
                    RuleSetName=rule_set, RuleName=rule_name(ctx))
         if _is_shared(ctx, rule_set):
             left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
-            if left == []:
-                _delete_rule_set(ctx, ses, rule_set)
+            if left == []:  # the active set read again too, under the lease
+                _delete_rule_set(ctx, ses, rule_set, UNREAD)
             elif left:
                 ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
     return True
 
 
-def _delete_rule_set(ctx: Context, ses, rule_set: str) -> None:
-    if _active_rule_set(ses) == rule_set:
+def _delete_rule_set(ctx: Context, ses, rule_set: str, active: str | None | object) -> None:
+    """active: the active set, as read before the run changed any (only deactivating the one that was
+    active changes it), or UNREAD."""
+    if (_active_rule_set(ses) if active is UNREAD else active) == rule_set:
         ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
     ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
 
