@@ -177,8 +177,8 @@ def test_ctrl_c_keeps_state_names_the_step_and_rerun_continues(dns_stack):
     assert run.code == 130
     assert "interrupted during 'Lambda function'" in run.text and "run the same command again" in run.text
     recorded = State.load(cfg.state_dir / "demo.json", "demo").resources
-    assert {"certificate", "iam_role", "security_groups"} <= set(recorded)
-    assert "function" not in recorded
+    assert {"iam_role", "security_groups"} <= set(recorded)  # what the function needs is done and kept (the
+    assert "function" not in recorded  # certificate, needed by none of these, may or may not be done by then)
     with stack_lock(cfg.state_dir / "demo.lock", "deploy"):  # released: free to take at once
         pass
     assert crash_then_converge_from_here(cfg, path) == EXPECTED_DNS
