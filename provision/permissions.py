@@ -116,6 +116,9 @@ BEYOND: tuple[Beyond, ...] = (
            "RDS user guide, 'Tagging Amazon RDS resources': tags given at creation need rds:AddTagsToResource"),
     Beyond("iam", "CreateRole", ("iam:TagRole",),
            "IAM user guide, 'Tagging IAM roles': to create a role with tags you need iam:CreateRole and iam:TagRole"),
+    Beyond("iam", "CreatePolicy", ("iam:TagPolicy",),
+           "IAM user guide, 'Tagging customer managed policies': to create a policy with tags you need "
+           "iam:CreatePolicy and iam:TagPolicy"),
     Beyond("logs", "CreateLogGroup", ("logs:TagResource", "logs:TagLogGroup"),
            "CloudWatch Logs API reference, CreateLogGroup: 'To be able to tag a log group, you must have both the "
            "logs:TagResource and logs:TagLogGroup permissions'"),

@@ -133,3 +133,45 @@ def test_a_proxy_without_iam_auth_is_refused_before_any_call(write_config, capsy
     assert line.startswith("config error: database.proxy: ")
     assert 'auth = "iam"' in line
     assert run.calls == []
+
+
+def test_the_function_is_verified_through_the_proxy_and_the_alarm_watches_the_proxy(alerts_stack):
+    cfg, proxied, direct = alerts_stack
+    assert Run("deploy", proxied).code == 0
+    from provision.context import make_context
+    from provision.steps import proxy
+
+    through, note = proxy.reached_through(make_context(cfg))
+    assert through, note
+    [alarm] = boto3.client("cloudwatch", region_name=REGION).describe_alarms(
+        AlarmNames=["demo-database-connections"])["MetricAlarms"]
+    assert (alarm["MetricName"], alarm["Dimensions"]) == ("DatabaseConnections",
+                                                          [{"Name": "ProxyName", "Value": "demo-proxy"}])
+    assert "behind RDS Proxy" in Run("outputs", proxied).text
+    # pointed back at the instance behind the toolkit's back: verify says so
+    boto3.client("lambda", region_name=REGION).update_function_configuration(
+        FunctionName="demo-api", Environment={"Variables": {"DB_HOST": "elsewhere.example.com"}})
+    through, note = proxy.reached_through(make_context(cfg))
+    assert not through and "not the proxy" in note
+    assert Run("deploy", direct).code == 0
+    [alarm] = boto3.client("cloudwatch", region_name=REGION).describe_alarms(
+        AlarmNames=["demo-database-connections"])["MetricAlarms"]
+    assert alarm["Dimensions"] == [{"Name": "DBInstanceIdentifier", "Value": "orders-db"}]
+
+
+@pytest.fixture
+def alerts_stack(load_seeded, hosted_zone, write_config):
+    extra = {"domain": {"hosted_zone_id": hosted_zone}, "alerts": {"email": "ops@example.com"}}
+    cfg = load_seeded({**extra, **PROXIED}, NO_PASSWORD)
+    return (cfg, write_config({**extra, **PROXIED}, NO_PASSWORD, name="proxied.toml"),
+            write_config({**extra, **DIRECT}, NO_PASSWORD, name="direct.toml"))
+
+
+def test_an_engine_version_rds_proxy_does_not_support_stops_deploy_before_any_change(stack, capsys):
+    _, proxied, _ = stack
+    boto3.client("rds", region_name=REGION).modify_db_instance(
+        DBInstanceIdentifier="orders-db", EngineVersion="5.6.51", ApplyImmediately=True)
+    run = Run("deploy", proxied)
+    assert run.code == 1
+    assert "RDS Proxy does not support mysql 5.6.51" in run.text + capsys.readouterr().err
+    assert [c for c in run.changing if c not in ("PutItem", "DeleteItem")] == []  # the lease only

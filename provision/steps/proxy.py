@@ -3,8 +3,9 @@
 Every concurrent Lambda container holds its own MySQL connection; a proxy
 multiplexes them onto a pool the instance can bear. What the step makes, all
 tagged and removed at teardown or when ``proxy`` is switched off:
-- the role ``<stack>-proxy`` (trust: rds.amazonaws.com, for this account only)
-  with one inline policy, ``rds-db:connect`` as the configured user on the
+- the role ``<stack>-proxy`` (trust: rds.amazonaws.com, for this account only;
+  the toolkit's permissions boundary, provision/boundary.py) with one inline policy,
+  ``rds-db:connect`` as the configured user on the
   instance: with end-to-end IAM authentication (``DefaultAuthScheme``
   ``IAM_AUTH``) the proxy connects to the database with IAM tokens of its own
   role, and no Secrets Manager secret exists (RDS user guide, "Configuring IAM
@@ -32,7 +33,7 @@ import json
 
 import boto3
 
-from .. import waits
+from .. import boundary, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -154,9 +155,11 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     trust = trust_policy(ctx.account_id)
     role = _find_role(ctx)
+    ceiling = boundary.arn(iam_role.partition(ctx.region), ctx.account_id)  # made by iam_role, which this needs
     if role is None:
         created = ctx.change("create", f"IAM role {name} (assumed by RDS Proxy)", iam.create_role, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
+                             PermissionsBoundary=ceiling,
                              Description=f"rds-edge-api stack {ctx.stack}: RDS Proxy's role",
                              find=lambda: (found := _find_role(ctx)) and {"Role": found})
         arn = created["Role"]["Arn"] if created else UNKNOWN
@@ -167,6 +170,7 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
         if not is_ours(tags, ctx.stack):
             raise DeployError(f"IAM role {name} exists and is not tagged as this stack's ({as_dict(tags)}); "
                               "remove or rename it")
+        iam_role.ensure_boundary(ctx, role, ceiling)
         doc = role.get("AssumeRolePolicyDocument", {})
         if (json.loads(doc) if isinstance(doc, str) else doc) != trust:
             ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
@@ -320,6 +324,22 @@ def _ensure_function_connect(ctx: Context, resource: str) -> None:
                              f"{ctx.config.database.user} through RDS Proxy {proxy_name(ctx.stack)}",
                    iam.put_role_policy, RoleName=name, PolicyName=iam_role.CONNECT_POLICY,
                    PolicyDocument=json.dumps(wanted))
+
+
+def reached_through(ctx: Context) -> tuple[bool, str]:
+    """For verify: whether the function's DB_HOST is the proxy's endpoint and the proxy's target AVAILABLE."""
+    name = proxy_name(ctx.stack)
+    proxy = find(ctx)
+    if proxy is None:
+        return False, f"RDS Proxy {name}: not found ([database] proxy = true; run deploy)"
+    env = ctx.client("lambda").get_function_configuration(FunctionName=f"{ctx.stack}-api").get(
+        "Environment", {}).get("Variables", {})
+    health = [t.get("TargetHealth", {}).get("State", "?") for t in targets(ctx, name)]
+    if env.get("DB_HOST") != proxy["Endpoint"]:
+        return False, f"RDS Proxy {name}: the function connects to {env.get('DB_HOST')}, not the proxy; run deploy"
+    if "AVAILABLE" not in health:
+        return False, f"RDS Proxy {name}: its target is {', '.join(health) or 'not registered'}, not AVAILABLE"
+    return True, f"RDS Proxy {name}: the function connects through it ({proxy['Endpoint']}), its target AVAILABLE"
 
 
 # --- destroy ------------------------------------------------------------------
