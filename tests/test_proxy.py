@@ -206,3 +206,25 @@ def test_a_user_holding_only_the_policy_deploys_the_proxy_switches_it_off_and_te
         assert code == 0, (argv, text)
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
     assert [f for f in inventory(cfg) if not f.startswith("dns NS")] == []
+
+
+@pytest.mark.parametrize("how", ["reset", "503"])
+def test_each_proxy_call_losing_its_answer_once_leaves_one_proxy_then_nothing(stack, aws_rules, monkeypatch, how):
+    """CreateDBProxy and RegisterDBProxyTargets after a lost answer are looked for, not sent blindly again
+    (AWS would refuse the second: DBProxyAlreadyExistsFault, DBProxyTargetAlreadyRegisteredFault)."""
+    from provision import waits
+    from tests.aws_rules import lost_answers
+
+    monkeypatch.setattr(waits.random, "uniform", lambda low, high: 0.0)
+    cfg, proxied, _ = stack
+    rule = aws_rules(lost_answers(how))
+    run = Run("deploy", proxied)
+    assert run.code == 0, run.text
+    assert {"CreateDBProxy", "RegisterDBProxyTargets"} <= {call.operation for call in rule.seen}
+    assert len(rds().describe_db_proxies()["DBProxies"]) == 1
+    assert len(rds().describe_db_proxy_targets(DBProxyName="demo-proxy")["Targets"]) == 1
+    assert Run("deploy", proxied).text.rstrip().endswith("(0 changing)")
+    down = Run("teardown", proxied, "--yes")
+    assert down.code == 0, down.text
+    assert "DeleteDBProxy" in {call.operation for call in rule.seen}
+    assert inventory(cfg) == []

@@ -355,7 +355,8 @@ def destroy(ctx: Context) -> None:
             ctx.out.note(f"Leaving RDS Proxy {name}: not tagged as this stack's ({as_dict(tags)})")
         else:
             if proxy.get("Status") != "deleting":
-                ctx.change("delete", f"RDS Proxy {name}", rds.delete_db_proxy, DBProxyName=name)
+                ctx.change("delete", f"RDS Proxy {name}", rds.delete_db_proxy, DBProxyName=name,
+                           find=lambda: {} if (p := find(ctx)) is None or p.get("Status") == "deleting" else None)
             if not ctx.planning:
                 waits.wait_until(ctx, f"RDS Proxy {name} to be deleted (minutes on AWS)", lambda: find(ctx) is None,
                                  timeout=DELETE_TIMEOUT, interval=10)
