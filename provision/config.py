@@ -116,6 +116,7 @@ class DatabaseConfig:
     password: Secret | None = None   # with auth = "password" only
     tls: str = "verify"              # "verify" (chain and name), "required" (encrypted only), "off"
     ca_bundle: Path | None = None    # None: AWS's global RDS bundle, fetched by deploy
+    proxy: bool = False              # an RDS Proxy before the instance (provision/steps/proxy.py); auth = "iam" only
 
 
 @dataclass(frozen=True)
@@ -470,6 +471,10 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
         raise ConfigError(s.key("tls"),
                           'must not be "off" with auth = "iam": the token is sent as a clear-text password')
     ca_bundle = _ca_bundle(s, base, tls)
+    proxy = s.get("proxy", bool, False)
+    if proxy and auth != "iam":
+        raise ConfigError(s.key("proxy"), 'needs auth = "iam": the proxy authenticates the function with IAM end to '
+                          'end, and holds no password')
     table = _identifier(s, "table", s.get("table", str))
     key_column = _identifier(s, "key_column", s.get("key_column", str))
     columns = s.get("columns", list, [])
@@ -479,7 +484,8 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
         raise ConfigError(s.key("columns"), "lists a column twice")
     s.finish()
     return DatabaseConfig(instance_id=instance_id, name=name, user=user, table=table, key_column=key_column,
-                          columns=tuple(columns), auth=auth, password=password, tls=tls, ca_bundle=ca_bundle)
+                          columns=tuple(columns), auth=auth, password=password, tls=tls, ca_bundle=ca_bundle,
+                          proxy=proxy)
 
 
 def _choice(s: _Section, key: str, allowed: tuple[str, ...], default: str) -> str:

@@ -127,7 +127,7 @@ def test_observe_reads_at_once_and_a_no_op_ensure_with_it_makes_no_call(cfg, fli
 
 def test_a_no_op_deploy_makes_no_call_in_the_api_steps_turn(cfg, flights):
     """The runner's early observe did the reading: the api step's ensure has nothing left to ask."""
-    steps = tuple(step for step in STEPS if step.name in ("iam_role", "security_groups", "function", "api"))
+    steps = tuple(step for step in STEPS if step.name in ("iam_role", "security_groups", "proxy", "function", "api"))
     runner.deploy(quiet_context(cfg), steps)
     in_its_turn: list = []
 

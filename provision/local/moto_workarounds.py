@@ -18,7 +18,15 @@ moto 5.2.5's CloudWatch Logs ``PutMetricFilter`` appends a second filter of a
 name the log group already has, where AWS "creates or updates" it (CloudWatch
 Logs API reference, PutMetricFilter): a call sent again after a lost answer
 would leave two. ``put_metric_filter_replaces`` makes it replace the filter of
-that name, for the emulator and the tests. ``fill_gaps`` applies both fills.
+that name, for the emulator and the tests.
+
+moto 5.2.5's RDS ``CreateDBProxy`` reads ``Auth`` unconditionally (a KeyError
+without it), where AWS makes it optional once ``DefaultAuthScheme`` is
+``IAM_AUTH`` (RDS API reference, CreateDBProxy; RDS user guide, "Configuring
+IAM authentication for RDS Proxy"), and it drops ``DefaultAuthScheme``, so
+DescribeDBProxies never shows it. ``db_proxy_default_auth_scheme`` takes a
+missing ``Auth`` as none and keeps the scheme on the proxy (``NONE`` when not
+given, as AWS answers). ``fill_gaps`` applies every fill.
 """
 from __future__ import annotations
 
@@ -94,7 +102,29 @@ def put_metric_filter_replaces() -> None:
     setattr(MetricFilters, "add_filter", add_filter)
 
 
+def db_proxy_default_auth_scheme() -> None:
+    """moto's CreateDBProxy without ``Auth`` and with ``DefaultAuthScheme``, as AWS takes them (idempotent)."""
+    from moto.rds.models import DBProxy
+    from moto.rds.responses import RDSResponse
+
+    if getattr(RDSResponse.create_db_proxy, "keeps_scheme", False):
+        return
+    original = RDSResponse.create_db_proxy
+
+    def create_db_proxy(self):
+        self.params.setdefault("Auth", [])
+        result = original(self)
+        proxy = self.backend.db_proxies[self.params["DBProxyName"]]
+        proxy.default_auth_scheme = self.params.get("DefaultAuthScheme", "NONE")
+        return result
+
+    create_db_proxy.keeps_scheme = True  # type: ignore[attr-defined]
+    setattr(RDSResponse, "create_db_proxy", create_db_proxy)
+    setattr(DBProxy, "default_auth_scheme", "NONE")  # a proxy made before the fill
+
+
 def fill_gaps() -> None:
     """Every operation moto 5.2.5 lacks or gets wrong that the stack's calls meet, filled as AWS does it."""
     add_delete_receipt_rule()
     put_metric_filter_replaces()
+    db_proxy_default_auth_scheme()
