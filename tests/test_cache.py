@@ -68,6 +68,11 @@ def test_caching_switched_on_changed_off_and_on_then_teardown_leaves_nothing(loa
 
     still = Run("deploy", write_config(config(hosted_zone, 60)))
     assert still.code == 0 and still.text.rstrip().endswith("(0 changing)"), still.text
+    assert "answers cached before it may still be served for up to 60 s" in " ".join(still.text.split())
+    rotated = Run("rotate", write_config(config(hosted_zone, 60)), "api-key")
+    assert rotated.code == 0 and "up to 60 s" in " ".join(rotated.text.split()), rotated.text
+    finished = Run("rotate", write_config(config(hosted_zone, 60)), "api-key", "--finish")
+    assert finished.code == 0, finished.text
 
     longer = Run("deploy", write_config(config(hosted_zone, 300)))
     assert longer.code == 0, longer.text
@@ -75,7 +80,7 @@ def test_caching_switched_on_changed_off_and_on_then_teardown_leaves_nothing(loa
     assert cache_headers(method())[1]["200"] == {api.CACHE_CONTROL: "'max-age=300'"}
 
     off = Run("deploy", write_config(config(hosted_zone, 0)))
-    assert off.code == 0, off.text
+    assert off.code == 0 and "Cached answers" not in off.text, off.text
     assert behaviour()["CachePolicyId"] == cloudfront.CACHING_DISABLED and NAME not in policies()
     declared, mapped = cache_headers(method())
     assert set(declared.values()) == {None} and set(mapped.values()) == {None}
@@ -136,3 +141,20 @@ def test_the_emulator_refuses_deleting_a_policy_a_distribution_names(aws):
         front().update_cache_policy(Id=policy_id, IfMatch="STALE", CachePolicyConfig=made["CachePolicy"]
                                     ["CachePolicyConfig"])
     assert stale.value.response["Error"]["Code"] == "PreconditionFailed"
+
+
+def test_the_operator_policy_grants_the_cache_policy_calls_on_cache_policies_only(write_config):
+    """Service Authorization Reference, Amazon CloudFront: Create/Get/Update/DeleteCachePolicy take the
+    cache-policy resource type; ListCachePolicies takes no resource ("*")."""
+    from provision import config as config_module, policy
+
+    cfg = config_module.load(write_config({"api": {"cache_seconds": 60}}))
+    doc = policy.document(cfg, "123456789012", policy.Network("vpc-0123456789abcdef0", "sg-0123456789abcdef0"))
+    granted: dict[str, set] = {}
+    for statement in doc["Statement"]:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]:
+            granted.setdefault(action, set()).update(resources)
+    for verb in ("Create", "Get", "Update", "Delete"):
+        assert granted[f"cloudfront:{verb}CachePolicy"] == {"arn:aws:cloudfront::123456789012:cache-policy/*"}
+    assert granted["cloudfront:ListCachePolicies"] == {"*"}

@@ -414,6 +414,11 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"]})
     base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
     ctx.outputs["Distribution domain"] = found["DomainName"]
+    if caching:  # said on every deploy and rotate: what this run changed may still be answered the old way
+        seconds = ctx.config.api.cache_seconds
+        ctx.outputs["Cached answers"] = (f"CloudFront serves a 200 again for up to {seconds} s ([api] cache_seconds): "
+                                         f"after this run, answers cached before it may still be served for up to "
+                                         f"{seconds} s (a new function, API, row or key alike)")
     ctx.outputs["URL"] = base
     # The variable's name, never its value: the operator's shell fills it in.
     ctx.outputs["Try it"] = (f'curl -H "Authorization: ${ctx.config.access.authorization.env}" '
