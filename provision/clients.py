@@ -154,6 +154,7 @@ class Clients:
     on_retry: Callable[[str], None]
     planning: bool = False
     lost: str | None = None  # why the run no longer holds its lease (lease.py): every further call is refused
+    leased_in: set[str] = field(default_factory=set)  # regions whose lease table holds this run's stack lease
     stopping: threading.Event = field(default_factory=threading.Event)
     # per thread (steps run side by side): how the change under way finds what its call made
     _finding: threading.local = field(default_factory=threading.local, repr=False)
@@ -164,6 +165,9 @@ class Clients:
 
     def __call__(self, service: str, region: str):
         key = (service, region)
+        made = self._cache.get(key)
+        if made is not None:  # most calls: no wait behind another thread making a new client (tens of ms)
+            return made
         with self._lock:  # a boto3 session is not thread-safe; the clients it makes are
             if key not in self._cache:
                 client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)

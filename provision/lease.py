@@ -83,7 +83,7 @@ from . import waits
 from .clients import make_clients
 from .config import LEASE_EXPIRY_RANGE
 from .context import LOCK_WAIT_TIMEOUT
-from .errors import LockedError, describe, is_code, or_none
+from .errors import LeaseLost, LockedError, describe, is_code, or_none
 from .tags import MANAGED_BY, tag_list
 
 TABLE = "rds-edge-api-leases"
@@ -189,9 +189,11 @@ def held(ctx, command: str, *, wait: bool = False, make_table: bool = True) -> I
         return
     ctx.out.note(f"Holding stack {ctx.stack}'s lease in table {TABLE} ({ctx.region}); it lapses "
                  f"{lease.expiry_s}s after this run stops renewing it")
+    ctx.clients.leased_in.add(ctx.region)
     try:
         yield
     finally:
+        ctx.clients.leased_in.discard(ctx.region)
         lease.give_back()
 
 
@@ -204,9 +206,17 @@ def account_held(ctx, region: str, name: str, why: str) -> Iterator[None]:
     The table is made if missing, as for a stack's lease. A crashed holder's item lapses within
     ``ACCOUNT_EXPIRY_S``; one of this machine whose process is gone is taken over at once.
     """
+    if ctx.clients.lost is not None:  # a run that lost its own lease takes no other (nor makes a table for one)
+        raise LeaseLost(ctx.clients.lost)
     lease = _Lease(ctx, ACCOUNT + name, region, ACCOUNT_EXPIRY_S, f"stack {ctx.stack}: {why}")
-    lease.take(True, True, what=f"the account's lease on {name} ({why}; held by another run for seconds)",
-               timeout=ACCOUNT_WAIT_TIMEOUT, interval=ACCOUNT_POLL_INTERVAL)
+    # Where this run holds its stack's lease the table exists: found missing, it was deleted during the run.
+    if not lease.take(True, region not in ctx.clients.leased_in,
+                      what=f"the account's lease on {name} ({why}; held by another run for seconds)",
+                      timeout=ACCOUNT_WAIT_TIMEOUT, interval=ACCOUNT_POLL_INTERVAL):
+        ctx.clients.lost = (f"stack {ctx.stack}'s lease is gone with its table {TABLE} ({region}), deleted during "
+                            "the run: this run stopped before its next change to AWS; see what is there with "
+                            "'rds-edge-api list', then run the same command again")
+        raise LeaseLost(ctx.clients.lost)
     try:
         yield
     finally:

@@ -113,6 +113,9 @@ BEYOND: tuple[Beyond, ...] = (
                       "ec2:CreateTags": ("security-group-rule",)}),
     Beyond("iam", "CreateRole", ("iam:TagRole",),
            "IAM user guide, 'Tagging IAM roles': to create a role with tags you need iam:CreateRole and iam:TagRole"),
+    Beyond("iam", "CreatePolicy", ("iam:TagPolicy",),
+           "IAM user guide, 'Tagging customer managed policies': to create a policy with tags you need "
+           "iam:CreatePolicy and iam:TagPolicy"),
     Beyond("logs", "CreateLogGroup", ("logs:TagResource", "logs:TagLogGroup"),
            "CloudWatch Logs API reference, CreateLogGroup: 'To be able to tag a log group, you must have both the "
            "logs:TagResource and logs:TagLogGroup permissions'"),

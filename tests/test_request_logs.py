@@ -347,6 +347,8 @@ def handler_module():
     ("10.0.0.1, 203.0.113.9", "203.0.113.9"),            # the viewer's own claim first, CloudFront's last
     ("spoofed, 2001:db8::7", "2001:db8::7"),
     ("203.0.113.9, not-an-address", None), ("", None), (None, None), (7, None),
+    ("2001:DB8:0:0::7", "2001:db8::7"),                  # an IPv6 address in its one short form
+    ("203.0.113.009", None), ("203.0.113", None), ("203.0.113.9\x00", None),  # not four plain decimal parts
 ])
 def test_the_caller_is_the_entry_cloudfront_appended(handler_module, forwarded_for, caller):
     assert handler_module.caller_address(forwarded_for) == caller
