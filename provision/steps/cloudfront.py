@@ -398,6 +398,8 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         seen = _current(ctx, seen, certificate.get("arn"), api.get("api_key_id"))
     caching = ctx.config.api.cache_seconds > 0
     policy = cache_policy.ensure(ctx) if caching else CACHING_DISABLED
+    if caching and policy != UNKNOWN:  # recorded at once: a run stopped before the distribution still knows it
+        ctx.state.put(STEP, {**ctx.state.get(STEP), "cache_policy_id": policy})
     desired = _desired(ctx, _inputs(ctx, api, certificate, acl, seen, policy))
     found = seen.distribution
     if found is None:
@@ -409,9 +411,10 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         got = _update_if_drifted(ctx, found["Id"], desired, seen.got)
     if not ctx.planning:
         _deployed(ctx, found["Id"], got)
-    if not caching:  # switched off: the distribution (deployed) no longer names the stack's policy
-        cache_policy.remove(ctx)
-    ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"]})
+    if not caching and ctx.state.get(STEP).get("cache_policy_id"):  # switched off: the distribution (deployed)
+        cache_policy.remove(ctx)                                       # no longer names the stack's policy
+    ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"],
+                         **({"cache_policy_id": policy} if caching else {})})
     base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
     ctx.outputs["Distribution domain"] = found["DomainName"]
     if caching:  # said on every deploy and rotate: what this run changed may still be answered the old way
@@ -441,7 +444,8 @@ def destroy(ctx: Context) -> None:
         "distribution_id")))
     found = ([(_summary(hinted["Distribution"]), hinted)] if hinted else []) + [(other, None) for other in others]
     together(ctx, *(lambda c, one=one, got=got: _destroy_one(c, one, got) for one, got in found))
-    cache_policy.remove(ctx)  # only now: CloudFront refuses deleting a policy a distribution names
+    if ctx.state.get(STEP).get("cache_policy_id") or ctx.config.api.cache_seconds:
+        cache_policy.remove(ctx)  # only now: CloudFront refuses deleting a policy a distribution names
 
 
 def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
@@ -480,15 +484,16 @@ def cache_policies(config: Config) -> list[str]:
             if item["CachePolicy"]["CachePolicyConfig"]["Name"] == cache_policy.policy_name(config.stack.name)]
 
 
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"  # managed; only a drift sets it
+
+
 def drift(session, config: Config) -> None:
-    """The stack's cache policy keyed on a header behind the stack's back; without one, one left behind (as by
-    a run stopped between switching caching off and deleting it), which a deploy without caching removes."""
+    """The stack's cache policy keyed on a header behind the stack's back; without one, the distribution
+    pointed at the managed CachingOptimized (which would cache everything, errors included, for a day)."""
     cf = session.client("cloudfront")
     name = cache_policy.policy_name(config.stack.name)
     listed = cf.list_cache_policies(Type="custom")["CachePolicyList"].get("Items") or []
     ours = [item["CachePolicy"] for item in listed if item["CachePolicy"]["CachePolicyConfig"]["Name"] == name]
-    if not ours:
-        cf.create_cache_policy(CachePolicyConfig=cache_policy.desired_for(config.stack.name, 60))
     for policy in ours:
         changed = dict(policy["CachePolicyConfig"])
         changed["ParametersInCacheKeyAndForwardedToOrigin"] = {
@@ -496,6 +501,15 @@ def drift(session, config: Config) -> None:
             "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": {"Quantity": 1, "Items": ["Host"]}}}
         cf.update_cache_policy(Id=policy["Id"], IfMatch=cf.get_cache_policy(Id=policy["Id"])["ETag"],
                                CachePolicyConfig=changed)
+    if ours:
+        return
+    for item in cf.list_distributions()["DistributionList"].get("Items") or []:
+        if item.get("Comment") == comment(config.stack.name):
+            got = cf.get_distribution(Id=item["Id"])
+            current = got["Distribution"]["DistributionConfig"]
+            behaviour = {**current["DefaultCacheBehavior"], "CachePolicyId": CACHING_OPTIMIZED}
+            cf.update_distribution(Id=item["Id"], IfMatch=got["ETag"],
+                                   DistributionConfig=_sendable({**current, "DefaultCacheBehavior": behaviour}))
 
 
 def _arns(names: Names, action: str) -> list[str]:
