@@ -172,17 +172,9 @@ def _waf_log_policies(ctx) -> Check:
                                       "longer used (aws logs delete-resource-policy --region us-east-1 "
                                       "--policy-name NAME), then run again")
         return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; WAF adds {WAF_LOG_POLICY} for {group}")
-    document = current["policyDocument"]
-    if _covers(document, entry):
-        return Check(name, True, f"{WAF_LOG_POLICY} already lets WAF write to {group}")
-    after = len(document) + len(json.dumps(entry)) + 1
-    if after > MAX_POLICY_CHARACTERS:
-        return Check(name, False, f"{WAF_LOG_POLICY} holds {len(document):,} characters and would pass "
-                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): replace its "
-                                  "log-group entries with one for arn:...:log-group:aws-waf-logs-*:* (aws logs "
-                                  "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
-    return Check(name, True, f"{WAF_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
-                             f"{MAX_POLICY_CHARACTERS:,} once WAF adds {group}")
+    return _room(name, current, entry, group, "WAF",
+                 "replace its log-group entries with one for arn:...:log-group:aws-waf-logs-*:* (aws logs "
+                 "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
 
 
 def _delivery_log_policy(ctx) -> Check:
@@ -208,18 +200,23 @@ def _delivery_log_policy(ctx) -> Check:
                                         "us-east-1 --policy-name NAME), or set logs.cloudfront = false, then run again")
         return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; CloudWatch Logs adds "
                                  f"{DELIVERY_LOG_POLICY} for {group}")
-    document = current["policyDocument"]
+    return _room(name, current, entry, group, "the log delivery",
+                 "remove the entries of log groups that no longer exist (aws logs put-resource-policy --region "
+                 f"us-east-1 --policy-name {DELIVERY_LOG_POLICY}), or set logs.cloudfront = false, then run again")
+
+
+def _room(name: str, policy: dict, entry: str, group: str, writer: str, fix: str) -> Check:
+    """Whether an existing resource policy lets ``writer`` write to the group, or has room for its entry
+    (5,120 characters at most: CloudWatch Logs user guide, 'Enabling logging from AWS services')."""
+    policy_name, document = policy["policyName"], policy["policyDocument"]
     if _covers(document, entry):
-        return Check(name, True, f"{DELIVERY_LOG_POLICY} already lets the log delivery write to {group}")
+        return Check(name, True, f"{policy_name} already lets {writer} write to {group}")
     after = len(document) + len(json.dumps(entry)) + 1
     if after > MAX_POLICY_CHARACTERS:
-        return Check(name, False, f"{DELIVERY_LOG_POLICY} holds {len(document):,} characters and would pass "
-                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): remove the "
-                                  "entries of log groups that no longer exist (aws logs put-resource-policy "
-                                  f"--region us-east-1 --policy-name {DELIVERY_LOG_POLICY}), or set "
-                                  "logs.cloudfront = false, then run again")
-    return Check(name, True, f"{DELIVERY_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
-                             f"{MAX_POLICY_CHARACTERS:,} once {group} is added")
+        return Check(name, False, f"{policy_name} holds {len(document):,} characters and would pass "
+                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): {fix}")
+    return Check(name, True, f"{policy_name}: {len(document):,} characters, about {after:,} of "
+                             f"{MAX_POLICY_CHARACTERS:,} once {writer} adds {group}")
 
 
 def _covers(document: str, entry: str) -> bool:
