@@ -54,6 +54,7 @@ RESENT_CREATES = frozenset({
     "CreateBucket", "CreateReceiptRuleSet", "CreateReceiptRule", "CreateStage", "CreateResource",
     "CreateUsagePlanKey", "CreateTopic", "CreateDistributionWithTags", "CreateDeployment", "CreateTable",
     "CreateDBProxy",
+    "CreateCachePolicy",
 })
 # What a second send answers when the lost first one had done the work.
 DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
@@ -72,6 +73,7 @@ DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
     "CreateWebACL": ("WAFDuplicateItemException",),
     "CreateBucket": ("BucketAlreadyOwnedByYou",),
     "CreateReceiptRuleSet": ("AlreadyExists",),
+    "CreateCachePolicy": ("CachePolicyAlreadyExists",),  # names are unique in the account (CloudFront API reference)
     "CreateReceiptRule": ("AlreadyExists",),
     "CreateStage": ("ConflictException",),
     "CreateResource": ("ConflictException",),

@@ -36,7 +36,7 @@ CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
 
 # IAM actions that only take "*" (no resource-level permissions, per AWS's Service Authorization Reference).
-STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
+STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:List(Distributions|CachePolicies)"
                   r"|lambda:(ListFunctions|GetAccountSettings)|route53:ListHostedZones.*|route53:GetHostedZoneCount"
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
