@@ -172,7 +172,7 @@ class Names:
             regions = [self.config.stack.region] + ([self.config.domain.mail_region]
                                                     if self.config.domain.receives_mail else [])
             return [self.arn("dynamodb", region, f"table/{lease.TABLE}") for region in dict.fromkeys(regions)]
-        owned = registry.arns((step.owns for step in STEPS), self, action)
+        owned = registry.arns(STEPS, self, action)
         return owned if owned is not None else ["*"]
 
     def _rds(self, action: str) -> list[str]:

@@ -102,9 +102,8 @@ def _inventory_listers() -> set[tuple]:
     from provision.registry import drifts, listers
     from provision.steps import STEPS
 
-    owned = [step.owns for step in STEPS]
     return {(Path(sys.modules[named.__module__].__file__).resolve(), named.__name__)
-            for named in [*listers(owned), *drifts(owned)]}
+            for named in [*listers(STEPS), *drifts(STEPS)]}
 
 
 # Attributes that share a client method's name but are not AWS calls: urllib's SplitResult.query

@@ -10,7 +10,7 @@ Each config variant (validation dns / email, with / without a hosted zone)
 runs every command's paths in a fresh moto account (``_scenario``): deploy,
 a re-deploy, outputs, logs, both rotations with their finish, deploys after
 a config change and a code upgrade, a deploy repairing changes made behind
-its back (each step's ``drift``, from its OWNS), and teardown. A botocore
+its back (each step's ``drift``, from its STEP), and teardown. A botocore
 ``before-call`` hook on the session the commands use records (service,
 operation); the seeding of the operator's side (VPC, RDS, zone) and the
 drift go through another session and are not recorded.
@@ -226,9 +226,9 @@ def _scenario(configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: 
 def _drift(seeder: boto3.Session, config_path: Path) -> None:
     """Changes made behind the toolkit's back (through the unrecorded session), so that the next deploy
     records the calls that repair them, and teardown those that cope with what deploy leaves: every step's
-    own (its OWNS' drift, provision/registry.py)."""
+    own (its STEP's drift, provision/registry.py)."""
     config = load(config_path)
-    for change in drifts(step.owns for step in STEPS):
+    for change in drifts(STEPS):
         change(seeder, config)
 
 

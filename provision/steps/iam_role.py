@@ -26,12 +26,12 @@ from .. import boundary
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 from . import database
 
-STEP = "iam_role"
+NAME = "iam_role"
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -112,7 +112,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
             ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                        RoleName=name, PolicyArn=policy)
     _ensure_connect_policy(ctx, name, seen.connect)
-    ctx.state.put(STEP, {"name": name, "arn": arn})
+    ctx.state.put(NAME, {"name": name, "arn": arn})
     ctx.outputs["IAM role"] = arn
 
 
@@ -178,7 +178,7 @@ def destroy(ctx: Context) -> None:
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -207,5 +207,6 @@ def drift(session: boto3.Session, config: Config) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
-OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
+STEP = Step(NAME, "IAM role", ensure, destroy, observe=observe,
+            inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
             removes=("DeleteRole",), drift=(drift,))

@@ -37,12 +37,12 @@ from .. import boundary, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from . import database, iam_role
 from .security_groups import _has_pair, _mysql_permission, _units, group_name as lambda_group_name
 
-STEP = "proxy"
+NAME = "proxy"
 AVAILABLE_TIMEOUT = 30 * 60  # creation: AWS says "can take several minutes"; seen up to about 15
 TARGET_TIMEOUT = 15 * 60
 DELETE_TIMEOUT = 30 * 60
@@ -140,12 +140,12 @@ def ensure(ctx: Context) -> None:
     group_id = _ensure_group(ctx, db)
     proxy = _ensure_proxy(ctx, db, role_arn, group_id)
     if proxy is None:  # a plan: nothing made
-        ctx.state.put(STEP, {"name": proxy_name(ctx.stack), "endpoint": UNKNOWN, "resource_id": UNKNOWN})
+        ctx.state.put(NAME, {"name": proxy_name(ctx.stack), "endpoint": UNKNOWN, "resource_id": UNKNOWN})
         _ensure_function_connect(ctx, UNKNOWN)
         return
     _ensure_target(ctx, db, proxy)
     _ensure_function_connect(ctx, proxy_connect_arn(ctx, proxy["DBProxyArn"]))
-    ctx.state.put(STEP, {"name": proxy["DBProxyName"], "arn": proxy["DBProxyArn"], "endpoint": proxy["Endpoint"],
+    ctx.state.put(NAME, {"name": proxy["DBProxyName"], "arn": proxy["DBProxyArn"], "endpoint": proxy["Endpoint"],
                          "resource_id": resource_id(proxy["DBProxyArn"]), "group_id": group_id,
                          "role_arn": role_arn})
     ctx.outputs["RDS Proxy"] = proxy["Endpoint"]
@@ -368,7 +368,7 @@ def destroy(ctx: Context) -> None:
                    lambda exc: is_code(exc, "DependencyViolation"),
                    timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
     _destroy_role(ctx)
-    ctx.state.drop(STEP)
+    ctx.state.drop(NAME)
 
 
 def _revoke_rules_naming(ctx: Context, group_id: str) -> None:
@@ -407,7 +407,7 @@ def _destroy_role(ctx: Context) -> None:
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 def inventory(config: Config) -> list[str]:
     """The stack's proxies (by tag), read back with plain boto3; its role, group and rules are in the IAM and
@@ -421,6 +421,7 @@ def _iam_arns(names: Names, action: str) -> list[str]:
     return [names.arn("iam", "", f"role/{role_name(names.config.stack.name)}")]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"iam": _iam_arns},
+STEP = Step(NAME, "RDS Proxy", ensure, destroy, needs=("iam_role", "security_groups"), loose=("iam_role",),
+            inventory=(inventory,), arns={"iam": _iam_arns},
             creates=("CreateRole", "CreateSecurityGroup", "CreateDBProxy", "RegisterDBProxyTargets"),
             removes=("DeleteDBProxy", "DeleteSecurityGroup", "DeleteRole"))
