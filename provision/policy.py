@@ -13,7 +13,7 @@ narrow further (the role passed to Lambda only; only AWS's VPC-access policy
 attached; the function's security group by the stack's tags; the database's by
 its id). Actions without resource-level support get ``*``, never the other way
 round: no action is ever ``*``. The role-changing actions are granted only on
-roles that carry the toolkit's permissions boundary (provision/boundary.py),
+roles that carry the toolkit's permissions boundary (provision/aws/boundary.py),
 whose removal or rewriting is never granted.
 """
 from __future__ import annotations
@@ -26,10 +26,12 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import boundary, lease, permissions, registry
+from . import lease, permissions, registry
+from .aws import apigateway_account, boundary
+from .aws.arns import partition
 from .config import Config
-from .steps import STEPS, apigateway_account, mail, proxy
-from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition, role_name
+from .steps import STEPS, mail, proxy
+from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, role_name
 from .tags import stack_tags
 
 CATALOG = Path(__file__).with_name("aws_calls.json")

@@ -4,7 +4,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from provision.steps import api, cache_policy, cloudfront
+from provision.aws import cache_policy
+from provision.steps import api, cloudfront
 from tests.support import Run, inventory
 
 pytestmark = pytest.mark.iam  # the function step attaches an AWS managed policy

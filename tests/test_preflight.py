@@ -268,7 +268,7 @@ def test_the_stacks_own_alias_passes(load_seeded, hosted_zone, write_config):
     ctx = quiet_context(cfg)
     ctx.state.put("cloudfront", {"domain_name": "d111111abcdef8.cloudfront.net"})
     ctx.state.save()
-    from provision.steps import dns
+    from provision.aws import dns
     dns.ensure(ctx, hosted_zone, dns.Record("api.example.com", "A", alias_target="d111111abcdef8.cloudfront.net"))
     found, _, error = checks(cfg)
     assert error is None

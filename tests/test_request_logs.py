@@ -7,7 +7,8 @@ import boto3
 import pytest
 
 from provision import config as config_module
-from provision.steps import api_access_log, apigateway_account, cloudfront_logging
+from provision.aws import apigateway_account
+from provision.steps import api_access_log, cloudfront_logging
 from tests import aws_rules as rules
 from tests.support import changing_ops, printed, quiet_context
 

@@ -162,7 +162,7 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
     import moto.settings
 
     from .. import cli
-    from ..steps import package
+    from ..aws import package
     from .certs import stand_in_bundle
     from .emulator import seed_database
 
@@ -234,7 +234,7 @@ def _drift(seeder: boto3.Session, config_path: Path) -> None:
 
 def _new_function_code(workdir: Path) -> None:
     """From now on the function's zip differs, as after an upgrade of the toolkit: deploy uploads the code."""
-    from ..steps import package
+    from ..aws import package
 
     source = workdir / "lambda-upgraded"
     if not source.exists():

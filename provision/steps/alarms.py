@@ -36,13 +36,14 @@ from typing import Any
 import boto3
 
 from .. import capacity
+from ..aws import database
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
-from . import alerts, database
+from . import alerts
 from .api import api_name
 from .function import function_name, log_group_name
 from .proxy import proxy_name

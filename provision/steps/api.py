@@ -34,6 +34,7 @@ from typing import Any, Callable
 import boto3
 
 from .. import waits
+from ..aws.arns import partition
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
@@ -41,7 +42,6 @@ from ..registry import Step
 from ..tags import is_ours
 from ..together import together
 from . import function
-from .iam_role import partition
 
 NAME = "api"
 # The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key

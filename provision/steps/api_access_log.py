@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import json
 
+from ..aws import apigateway_account, log_groups
 from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import apigateway_account, log_groups
 from .api import NAME as API_STEP
 
 NAME = "api_access_log"

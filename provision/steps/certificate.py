@@ -45,6 +45,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from ..aws import dns
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -52,7 +53,7 @@ from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 from ..waits import retry_while, wait_until
-from . import dns, mail
+from . import mail
 
 VALIDATION_TAG = "validation"  # "dns" or "email", beside the stack's tags
 VALIDATION_DOMAIN_TAG = "validation-domain"  # the domain ACM mails, for email validation

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from ..aws import approval
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..registry import Step, nothing
 from ..waits import wait_until
-from . import approval, certificate, mail
+from . import certificate, mail
 
 ISSUE_TIMEOUT = 60 * 60          # ACM itself gives up after 72 h; re-running resumes the wait
 ISSUE_INTERVAL = 15

@@ -4,7 +4,7 @@ One origin, the API's regional execute-api domain with origin path
 `/<stage>`, reached over HTTPS (TLSv1.2) with the header `x-api-key` set to
 the API key's value. The policies do the forwarding: CachingDisabled (every
 request reaches the API), or with [api] cache_seconds the stack's own cache policy
-(steps/cache_policy.py: keyed on the API's query strings, TTL from its Cache-Control), and
+(provision/aws/cache_policy.py: keyed on the API's query strings, TTL from its Cache-Control), and
 AllViewerExceptHostHeader (the query
 string and Authorization reach the origin; the Host header must not, or API
 Gateway cannot route the request). Viewers: HTTPS only, the domain as alias,
@@ -47,13 +47,13 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .. import waits
+from ..aws import cache_policy
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import cache_policy
 
 NAME = "cloudfront"
 ORIGIN_ID = "api"

@@ -40,13 +40,13 @@ from dataclasses import dataclass
 
 import boto3
 
+from ..aws import log_groups
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import log_groups
 from .cloudfront import NAME as CLOUDFRONT_STEP, find as find_distribution
 
 NAME = "cloudfront_logging"

@@ -28,11 +28,12 @@ Pitfalls:
 """
 from __future__ import annotations
 
+from ..aws import dns
 from ..context import UNKNOWN, Context
 from ..errors import DeployError
 from ..registry import Step
 from ..together import together
-from . import cloudfront, dns
+from . import cloudfront
 
 NAME = "domain_record"
 TYPES = ("A", "AAAA")

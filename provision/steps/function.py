@@ -30,14 +30,14 @@ from dataclasses import dataclass
 import boto3
 
 from .. import ca_bundle, capacity, waits
+from ..aws import database, log_groups, package
+from ..aws.arns import partition
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
 from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import database, log_groups, package
-from .iam_role import partition
 
 NAME = "function"
 RUNTIME = "python3.13"

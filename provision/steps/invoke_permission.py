@@ -16,12 +16,12 @@ import json
 
 import boto3
 
+from ..aws.arns import partition
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
 from ..registry import Step
 from . import function
-from .iam_role import partition
 
 NAME = "invoke_permission"
 

@@ -79,13 +79,13 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .. import lease, waits
+from ..aws import dns
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Step
 from ..tags import as_dict, is_ours, tag_list
 from ..together import together
-from . import dns
 
 PREFIX = "acm/"
 SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule

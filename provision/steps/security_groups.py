@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import boto3
 
 from .. import waits
+from ..aws import database
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..registry import Step
 from ..tags import is_ours
 from ..together import together
-from . import database
 
 NAME = "security_groups"
 # A VPC function's network interfaces outlive it by minutes, up to tens of minutes.

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..aws import log_groups
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Step
 from ..together import together
-from . import log_groups
 from .waf import NAME as WAF_STEP, SCOPE, acl_name
 
 NAME = "waf_logging"
