@@ -14,7 +14,7 @@ reads these declarations, so nothing keeps a copy of the step list. A declaratio
     ``inventory``). A lister shared by several steps (the log groups, the DNS records) is named by each
     and run once.
   - ``arns``: per IAM service prefix, the stack's resource ARNs of that service the operator's policy
-    grants (``provision/policy.py``); the patterns of several steps for one service are joined.
+    grants (``provision/iam/policy.py``); the patterns of several steps for one service are joined.
   - ``creates``: the calls that create the step's resources, in the order the step makes them: the
     points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
     that remove them, where a crash test stops a teardown.
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 class Names(Protocol):
-    """How the policy writes an ARN of this stack's (``provision.policy.Names``)."""
+    """How the policy writes an ARN of this stack's (``provision.iam.policy.Names``)."""
     @property
     def config(self) -> Config: ...
 

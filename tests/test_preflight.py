@@ -6,7 +6,8 @@ import json
 import boto3
 import pytest
 
-from provision import config as config_module, preflight
+from provision import config as config_module
+from provision.account import preflight
 from provision.clients import is_changing
 from provision.errors import DeployError
 from provision.steps import function, iam_role, security_groups, waf, waf_logging

@@ -5,7 +5,8 @@ import inspect
 
 import pytest
 
-from provision import policy, registry, steps
+from provision import registry, steps
+from provision.iam import policy
 from provision.steps import STEPS
 from tests.support import inventory
 

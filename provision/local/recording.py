@@ -1,4 +1,4 @@
-"""Record every AWS call the commands make, in moto, into ``provision/aws_calls.json``.
+"""Record every AWS call the commands make, in moto, into ``provision/iam/aws_calls.json``.
 
 ``rds-edge-api policy`` builds the operator's IAM policy from that catalog, so
 the policy follows the code instead of a hand-kept list. Re-record after
@@ -32,8 +32,8 @@ from rich.console import Console
 
 from ..config import load
 from ..context import EDGE_REGION
+from ..iam.policy import CATALOG, variant
 from ..output import Output
-from ..policy import CATALOG, variant
 from ..registry import drifts
 from ..steps import STEPS, waf_logging
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import boto3
 
-from .. import ca_bundle, capacity, waits
+from .. import capacity, waits
+from ..aws import ca_bundle
 from ..aws import database, log_groups, package
 from ..aws.arns import partition
 from ..config import Config

@@ -6,7 +6,7 @@ writes it (``provision/local/recording.py``), and ``tests/test_policy.py``
 fails when the code makes a call the catalog lacks. Each call maps to the IAM
 actions AWS checks for it: its own, and those it checks beyond it because of
 what the toolkit passes (tags on create, a role, a VPC configuration), from
-the one table in ``provision/permissions.py``. This module narrows each
+the one table in ``provision/iam/permissions.py``. This module narrows each
 action's resources to the stack's own names, regions and account where the
 service supports resource-level permissions, and adds the conditions that
 narrow further (the role passed to Lambda only; only AWS's VPC-access policy
@@ -26,13 +26,14 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import lease, permissions, registry
-from .aws import apigateway_account, boundary
-from .aws.arns import partition
-from .config import Config
-from .steps import STEPS, mail, proxy
-from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, role_name
-from .tags import stack_tags
+from .. import lease, registry
+from ..aws import apigateway_account, boundary
+from ..aws.arns import partition
+from ..config import Config
+from ..steps import STEPS, mail, proxy
+from ..steps.iam_role import POLICY as LAMBDA_VPC_POLICY, role_name
+from ..tags import stack_tags
+from . import permissions
 
 CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
