@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 
 from provision import graph, runner
+from provision.registry import Step
 from provision.state import State, UndeclaredRead
-from provision.steps import STEPS, Step
+from provision.steps import STEPS
 from tests.aws_rules import Rule, operation
 from tests.support import Run, inventory, quiet_context
 

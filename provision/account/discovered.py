@@ -29,13 +29,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
+from ..context import EDGE_REGION
+from ..errors import DeployError, or_none
+from ..steps import mail, security_groups
+from ..steps.certificate import VALIDATION_DOMAIN_TAG, VALIDATION_TAG
+from ..tags import as_dict, is_ours
 from . import stacks
-from .config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
-from .context import EDGE_REGION
-from .errors import DeployError, or_none
-from .steps import mail, security_groups
-from .steps.certificate import VALIDATION_DOMAIN_TAG, VALIDATION_TAG
-from .tags import as_dict, is_ours
 
 NOT_READ = "not-read-by-teardown"
 
