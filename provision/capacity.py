@@ -41,7 +41,7 @@ def max_connections(instance_class: str) -> int | None:
 
 
 # The handler's time per request on a warm container: bench/handler.py's p99 with verified TLS against a
-# local MariaDB, 2.48 ms (p50 0.09 ms; README, Benchmarks). On AWS the round trip to RDS inside the region
+# local MariaDB, 2.48 ms (p50 0.09 ms; docs/benchmarks.md). On AWS the round trip to RDS inside the region
 # adds about a millisecond, so a figure from it is an upper bound of what the function alone admits.
 HANDLER_MS = 2.5
 

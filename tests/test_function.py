@@ -5,8 +5,7 @@ import zipfile
 import boto3
 import pytest
 
-from provision.aws import ca_bundle
-from provision.aws import database, package
+from provision.aws import ca_bundle, database, package
 from provision.steps import function, iam_role, security_groups
 from tests.support import SECRETS, changing_ops, inject, printed, run_steps
 

@@ -17,8 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from provision.aws import ca_bundle
-from provision.aws import package
+from provision.aws import ca_bundle, package
 from provision.errors import DeployError
 from provision.local.certs import make_ca, server_files
 

@@ -127,10 +127,11 @@ def test_a_config_region_unknown_to_botocore_is_a_config_error(secrets, tmp_path
     assert len(err) == 1 and err[0].startswith("config error: stack.region") and "xx-nowhere-9" in err[0]
 
 
-def readme_section(heading: str) -> str:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+def doc_section(page: str, heading: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / page).read_text(encoding="utf-8")
     start = text.index(heading)
-    return text[start:text.index("\n#", start + len(heading))]
+    end = text.find("\n#", start + len(heading))
+    return text[start:end if end != -1 else len(text)]
 
 
 def test_the_quick_start_says_what_to_do_when_the_ca_bundle_cannot_be_downloaded(write_config, monkeypatch):
@@ -145,12 +146,12 @@ def test_the_quick_start_says_what_to_do_when_the_ca_bundle_cannot_be_downloaded
     monkeypatch.setattr(ca_bundle, "fetch", unreachable)
     with pytest.raises(DeployError) as failed:
         ca_bundle.load(config_module.load(write_config()))
-    quick_start = readme_section("## Using it on your AWS account")
+    quick_start = doc_section("README.md", "## Using it on your AWS account")
     assert "could not download AWS's RDS CA bundle" in str(failed.value) and \
         "could not download AWS's RDS CA bundle" in quick_start
     assert "ca_bundle = " in quick_start and ca_bundle.RDS_GLOBAL_BUNDLE_URL in quick_start
 
 
 def test_the_teams_section_says_how_to_clear_a_stuck_lease():
-    teams = readme_section("### Teams: many stacks, many operators")
+    teams = doc_section("docs/operating.md", "## Teams: many stacks, many operators")
     assert "rds-edge-api unlock --stack" in teams and "force-unlock" in teams

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def writes_document(args) -> bool:
-    """The policy is redirected into a file (README): it alone goes to stdout."""
+    """The policy is redirected into a file (docs/operating.md): it alone goes to stdout."""
     return not args.check
 
 

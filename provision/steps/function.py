@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import boto3
 
 from .. import capacity, waits
-from ..aws import ca_bundle
-from ..aws import database, log_groups, package
+from ..aws import ca_bundle, database, log_groups, package
 from ..aws.arns import partition
 from ..config import Config
 from ..context import UNKNOWN, Context
