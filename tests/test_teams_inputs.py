@@ -127,6 +127,22 @@ def test_a_config_region_unknown_to_botocore_is_a_config_error(secrets, tmp_path
     assert len(err) == 1 and err[0].startswith("config error: stack.region") and "xx-nowhere-9" in err[0]
 
 
+@pytest.mark.parametrize("command", ["outputs", "cost"])
+def test_an_aws_profile_that_does_not_exist_is_one_line_not_a_traceback(secrets, tmp_path, capsys, monkeypatch,
+                                                                        command):
+    """The region check reads botocore's endpoint data only; the missing profile is named where the session
+    is made, as boto3 words it (ProfileNotFound), exit 1."""
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    path = write_toml(tmp_path / "stack.toml", merged({}))
+    assert cli.main([command, "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert lines[-1] == "error: The config profile (no-such-profile) could not be found", lines
+    assert "Traceback" not in captured.err
+
+
 def doc_section(page: str, heading: str) -> str:
     text = (Path(__file__).resolve().parent.parent / page).read_text(encoding="utf-8")
     start = text.index(heading)
