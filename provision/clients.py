@@ -94,6 +94,59 @@ DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
 }
 
 
+# Operations AWS allows about once per second per account and region, however many callers: a run that
+# sends two at once (steps side by side, or one step's reads together) is throttled. They are spaced by
+# ``PACE_SECONDS`` (a margin over the documented second, for clock and network jitter) within the
+# process; refusals caused by other processes are throttles, retried by the transient hook.
+# - WAF: "a maximum of one request per second, per account, per AWS Region for API calls to any
+#   individual Create, Put, or Update action" (AWS WAF quotas, as quoted in "Security Automations for
+#   AWS WAF", Quotas); a refusal is ThrottlingException "Rate exceeded"
+#   (aws-solutions/aws-waf-security-automations#152).
+# - SES (v1): each receipt-rule and identity operation below: "You can execute this operation no more
+#   than once per second" (Amazon SES API reference, e.g. DescribeReceiptRuleSet).
+PACE_SECONDS = 1.1
+PACED_SES = frozenset({
+    "CreateReceiptRule", "CreateReceiptRuleSet", "DeleteReceiptRule", "DeleteReceiptRuleSet",
+    "DescribeActiveReceiptRuleSet", "DescribeReceiptRule", "DescribeReceiptRuleSet", "SetActiveReceiptRuleSet",
+    "UpdateReceiptRule", "ReorderReceiptRuleSet", "SetReceiptRulePosition", "CloneReceiptRuleSet",
+    "ListReceiptRuleSets", "DeleteIdentity", "VerifyDomainIdentity", "VerifyEmailIdentity",
+})
+
+
+def is_paced(service: str, operation: str) -> bool:
+    """Whether AWS allows ``operation`` only about once per second per account and region."""
+    if service == "wafv2":
+        return operation.startswith(("Create", "Put", "Update"))
+    return service == "ses" and operation in PACED_SES
+
+
+class Pacer:
+    """One call at a time per (service, region, operation) of those ``is_paced`` names, each sent at least
+    ``PACE_SECONDS`` after the previous one ended. Shared by every run in the process (the quota is the
+    account's)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._ended: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def turn(self, key: tuple[str, str, str], sleep: Callable[[float], None]) -> Iterator[None]:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            wait = self._ended.get(key, float("-inf")) + PACE_SECONDS - time.monotonic()
+            if wait > 0:
+                sleep(wait)
+            try:
+                yield
+            finally:
+                self._ended[key] = time.monotonic()
+
+
+PACER = Pacer()
+
+
 def resendable(operation_name: str) -> bool:
     """Whether sending the call again after a lost answer cannot make a second resource."""
     return not operation_name.startswith("Create") or operation_name in RESENT_CREATES
@@ -200,9 +253,15 @@ class Clients:
                                        find=getattr(self._finding, "find", None),
                                        sleep=stoppable(self.stopping, self.sleep), on_retry=self.on_retry)
 
+    def paced_call(self, method: Callable, key: tuple[str, str, str], /, *args, **kwargs) -> Any:
+        """A call AWS allows about once per second, in its turn (``Pacer``)."""
+        with PACER.turn(key, stoppable(self.stopping, self.sleep)):
+            return method(*args, **kwargs)
+
 
 class LostAnswerGuard:
-    """A boto3 client whose changing calls go through ``Clients.changing_call``; the rest is the client's."""
+    """A boto3 client whose changing calls go through ``Clients.changing_call``, and whose calls AWS allows
+    about once per second through ``Clients.paced_call``; the rest is the client's."""
 
     def __init__(self, client, clients: Clients):
         self._client, self._clients = client, clients
@@ -210,7 +269,13 @@ class LostAnswerGuard:
     def __getattr__(self, name: str):
         attr = getattr(self._client, name)
         operation = self._client.meta.method_to_api_mapping.get(name)
-        if operation is None or not is_changing(operation):
+        if operation is None:
+            return attr
+        meta = self._client.meta
+        if is_paced(meta.service_model.service_name, operation):
+            attr = functools.partial(self._clients.paced_call, attr,
+                                     (meta.service_model.service_name, meta.region_name, operation))
+        if not is_changing(operation):
             return attr
         return functools.partial(self._clients.changing_call, attr, operation)
 

@@ -221,7 +221,9 @@ class _Lease:
                 KeySchema=[{"AttributeName": "stack", "KeyType": "HASH"}], Tags=tag_list(SHARED_TAGS))
 
     def _active(self) -> bool:
-        return self.dynamodb.describe_table(TableName=TABLE)["Table"].get("TableStatus") == "ACTIVE"
+        """ResourceNotFoundException right after CreateTable is "not yet" (DynamoDB API reference, DescribeTable)."""
+        found = or_none(self.dynamodb.describe_table, "ResourceNotFoundException", TableName=TABLE)
+        return found is not None and found["Table"].get("TableStatus") == "ACTIVE"
 
 
 def _who(sts) -> str:

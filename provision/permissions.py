@@ -108,6 +108,9 @@ BEYOND: tuple[Beyond, ...] = (
            "security-group-rule/*",
            resources={"ec2:AuthorizeSecurityGroupIngress": ("security-group", "security-group-rule"),
                       "ec2:CreateTags": ("security-group-rule",)}),
+    Beyond("dynamodb", "CreateTable", ("dynamodb:TagResource",),
+           "hashicorp/terraform-provider-aws#10943: CreateTable with Tags (the lease table's) is refused without "
+           "dynamodb:TagResource (DynamoDB developer guide, 'Tagging resources in DynamoDB': tag-on-create needs it)"),
     Beyond("iam", "CreateRole", ("iam:TagRole",),
            "IAM user guide, 'Tagging IAM roles': to create a role with tags you need iam:CreateRole and iam:TagRole"),
     Beyond("logs", "CreateLogGroup", ("logs:TagResource", "logs:TagLogGroup"),

@@ -36,21 +36,25 @@ from .errors import DeployError, describe, error_code, is_code
 
 T = TypeVar("T")
 
-TRANSIENT_CODES = frozenset({
+# Throttling means AWS refused the call before doing anything: safe to send any call again. The codes
+# botocore's standard retry mode takes for throttles (botocore/retries/standard.py,
+# ThrottledRetryableChecker._THROTTLED_ERROR_CODES; aws/aws-sdk-js-v3#1205 added the last three): among
+# them API Gateway's LimitExceededException ("The request exceeded the rate limit. Retry after the
+# specified time period": 429 with retryAfterSeconds, API Gateway API reference), DynamoDB's
+# ProvisionedThroughputExceededException and TransactionInProgressException, EC2's RequestLimitExceeded
+# and EC2ThrottledException.
+THROTTLE_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
     "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-    "PriorRequestNotComplete", "InternalError", "InternalFailure", "InternalServerError",
+    "PriorRequestNotComplete", "LimitExceededException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "BandwidthLimitExceeded", "EC2ThrottledException",
+})
+TRANSIENT_CODES = THROTTLE_CODES | frozenset({
+    "InternalError", "InternalFailure", "InternalServerError",
     "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
 })
 CONNECTION_ERRORS = (ConnectionClosedError, EndpointConnectionError, ConnectTimeoutError,
                      ReadTimeoutError, ConnectionResetError)
-
-# Throttling means AWS refused the call before doing anything: safe to send any call again.
-THROTTLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-    "PriorRequestNotComplete",
-})
 # The request reached AWS and the answer did not come back: AWS may have acted on it.
 ANSWER_LOST_ERRORS = (ConnectionClosedError, ReadTimeoutError, ConnectionResetError)
 
@@ -67,7 +71,9 @@ NOT_TRANSIENT_CODES = frozenset({"ResourceNotReadyException"})
 API_GATEWAY_QUOTAS = {"DeleteRestApi": 30.0, "UpdateUsagePlan": 20.0, "UpdateAccount": 20.0, "CreateDeployment": 5.0,
                       "CreateRestApi": 3.0}
 QUOTA_TIMEOUT = 5 * 60.0  # ten DeleteRestApi slots: other stacks' teardowns may be queued for the same quota
-QUOTA_THROTTLE = "TooManyRequestsException"
+# API Gateway answers a call past its quota with 429 TooManyRequestsException or LimitExceededException,
+# both carrying retryAfterSeconds (API Gateway API reference, Errors).
+QUOTA_THROTTLES = frozenset({"TooManyRequestsException", "LimitExceededException"})
 
 
 def is_transient(response: Any, exception: BaseException | None) -> bool:
@@ -86,7 +92,7 @@ def is_transient(response: Any, exception: BaseException | None) -> bool:
 def _paced_by_quota(operation: Any, response: Any) -> bool:
     """A throttle of an operation under a fixed quota: ``within_quota`` waits for it, not the hook."""
     return (getattr(operation, "name", None) in API_GATEWAY_QUOTAS and response is not None
-            and response[1].get("Error", {}).get("Code") == QUOTA_THROTTLE)
+            and response[1].get("Error", {}).get("Code") in QUOTA_THROTTLES)
 
 
 def may_have_acted(response: Any, exception: BaseException | None) -> bool:
@@ -123,6 +129,9 @@ def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str
         if attempts >= TRANSIENT_MAX_ATTEMPTS or time.monotonic() - started > TRANSIENT_MAX_SECONDS:
             return None
         delay = random.uniform(0, min(TRANSIENT_MAX_DELAY, TRANSIENT_BASE_DELAY * 2 ** (attempts - 1)))
+        asked = _asked_to_wait(response)
+        if asked is not None:  # what AWS asked for (API Gateway's retryAfterSeconds), within the hook's bound
+            delay = min(max(delay, asked), TRANSIENT_MAX_DELAY)
         reason = (type(caught_exception).__name__ if caught_exception is not None
                   else response[1].get("Error", {}).get("Code") or f"HTTP {response[0].status_code}")
         on_retry(f"{getattr(operation, 'name', 'AWS call')}: {reason}, retrying "
@@ -131,6 +140,22 @@ def transient_retry_hook(sleep: Callable[[float], None], on_retry: Callable[[str
         return 0
 
     return needs_retry
+
+
+def _asked_to_wait(response: Any) -> float | None:
+    """The seconds a throttled answer asks to wait (``retryAfterSeconds`` or ``Retry-After``), if any."""
+    if response is None:
+        return None
+    http, parsed = response
+    return retry_after(_Answer({**parsed, "ResponseMetadata": {
+        "HTTPHeaders": {k.lower(): v for k, v in getattr(http, "headers", {}).items()}}}))
+
+
+class _Answer:
+    """A parsed answer in the shape ``retry_after`` reads (a ClientError's ``response``)."""
+
+    def __init__(self, response: dict):
+        self.response = response
 
 
 def _lost(exc: BaseException) -> bool:
@@ -252,7 +277,7 @@ def within_quota(ctx, call: Callable[..., T], /, **kwargs) -> T:
     in all at most ``QUOTA_TIMEOUT`` (slept or elapsed), then the run stops saying how to go on.
     """
     def throttled(exc: BaseException) -> bool:
-        return error_code(exc) == QUOTA_THROTTLE and getattr(exc, "operation_name", None) in API_GATEWAY_QUOTAS
+        return error_code(exc) in QUOTA_THROTTLES and getattr(exc, "operation_name", None) in API_GATEWAY_QUOTAS
 
     def pause(state: RetryCallState) -> float:
         exc = _failure(state)

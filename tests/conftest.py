@@ -20,7 +20,7 @@ from provision.local.emulator import seed_database  # noqa: E402
 from tests.handler_support import configure, db, paged  # noqa: E402,F401
 from tests.mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401
 from tests.setup_costs import shared_setup  # noqa: E402
-from tests.support import EXAMPLE, SECRETS, SERVE_AUTHORIZATION, merged, quiet_context, quiet_output, write_toml  # noqa: E402
+from tests.support import EXAMPLE, SECRETS, SERVE_AUTHORIZATION, Sleeps, merged, quiet_context, quiet_output, write_toml  # noqa: E402
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
 
@@ -81,15 +81,54 @@ def write_config(tmp_path, secrets):
 
 
 @pytest.fixture
-def aws(secrets, request):
-    """moto for every AWS call. AWS's managed IAM policies, which take seconds to load, only for
-    tests marked ``iam`` (they attach AWSLambdaVPCAccessExecutionRole)."""
+def rule_chain(monkeypatch):
+    """The rules every boto3 call of the test goes through (tests/aws_rules.py), in order."""
+    from tests import aws_rules as rules_module
+
+    active: list = []
+    rules_module.install(monkeypatch, active)
+    return active
+
+
+@pytest.fixture
+def aws(secrets, request, monkeypatch, rule_chain):
+    """moto for every AWS call, strict by default: the generic rules of tests/aws_rules.py (eventual
+    consistency, documented throttling rates, the operator's policy enforced) judge every call the toolkit
+    makes, and the toolkit's sleeps are recorded (moving the rules' clock on), never waited. A test opts out
+    of one with ``@pytest.mark.lenient("<rule>", reason="...")`` (tests/aws_rules.py STRICT names them).
+    AWS's managed IAM policies, which take seconds to load, only for tests marked ``iam`` (they attach
+    AWSLambdaVPCAccessExecutionRole)."""
+    from provision import cli, context
     from provision.local.moto_workarounds import add_delete_receipt_rule
+    from tests import aws_rules as rules_module
+
+    leave_out: set[str] = set()
+    for mark in request.node.iter_markers("lenient"):
+        assert mark.kwargs.get("reason"), "@pytest.mark.lenient needs reason=... (why AWS's behaviour cannot apply)"
+        unknown = set(mark.args) - set(rules_module.STRICT)
+        assert not unknown, f"@pytest.mark.lenient names no rule {sorted(unknown)}; they are {rules_module.STRICT}"
+        leave_out |= set(mark.args or rules_module.STRICT)
+    policies = rules_module.Policies()
+    rule_chain[:0] = rules_module.strict_rules(policies, leave_out)
+    if "operator_policy" not in leave_out:
+        for module in (config_module, cli):
+            monkeypatch.setattr(module, "load", _registering(config_module.load, policies))
+    for made in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
+        monkeypatch.setitem(made.__kwdefaults__, "sleep", Sleeps())
 
     add_delete_receipt_rule()  # moto 5.2.5 lacks SES DeleteReceiptRule
     iam = {"iam": {"load_aws_managed_policies": request.node.get_closest_marker("iam") is not None}}
     with mock_aws(config={**MOTO_CONFIG, **iam}):
         yield
+
+
+def _registering(load, policies):
+    """config.load, telling the policy rule which configs (and so which policies) the test uses."""
+    def registered(*args, **kwargs):
+        config = load(*args, **kwargs)
+        policies.loaded(config)
+        return config
+    return registered
 
 
 @pytest.fixture
@@ -139,15 +178,11 @@ def email_cfg(load_config, hosted_zone):
 
 
 @pytest.fixture
-def aws_rules(aws, monkeypatch):
-    """aws_rules(rule, ...) switches on rules from tests/aws_rules.py (AWS as it behaves) for the test."""
-    from tests import aws_rules as rules_module
-
-    active: list = []
-    rules_module.install(monkeypatch, active)
-
+def aws_rules(aws, rule_chain):
+    """aws_rules(rule, ...) switches on rules from tests/aws_rules.py (AWS as it behaves) for the test, after
+    the generic ones (``aws``)."""
     def enable(*rules):
-        active.extend(rules)
+        rule_chain.extend(rules)
         return rules[0] if len(rules) == 1 else rules
     return enable
 

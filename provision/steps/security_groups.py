@@ -23,6 +23,10 @@ from . import database
 STEP = "security_groups"
 # A VPC function's network interfaces outlive it by minutes, up to tens of minutes.
 ENI_RELEASE_TIMEOUT = 45 * 60
+# A group just made is not yet seen by every call that names it: "InvalidGroup.NotFound" for seconds (EC2 API
+# reference, "Eventual consistency in the Amazon EC2 API": retry with backoff). terraform-provider-aws waits up
+# to 2 minutes for IAM-like propagation of a new group (internal/service/ec2/vpc_security_group.go).
+NEW_GROUP_TIMEOUT = 2 * 60
 
 
 def group_name(stack: str) -> str:
@@ -97,8 +101,8 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         group_id = created["GroupId"]
         # A group made just now has no member (the function is made once this step is done), so the
         # database's rule from it opens nothing yet: it goes out beside the outbound rules.
-        together(ctx, lambda c: _ensure_egress(c, _described(c, group_id), db, description),
-                 lambda c: _ensure_ingress(c, seen.database_group, db, group_id))
+        together(ctx, lambda c: _ensure_egress(c, _described(c, group_id), db, description, new=True),
+                 lambda c: _ensure_ingress(c, seen.database_group, db, group_id, new=True))
     else:
         group_id = group["GroupId"]
         _ensure_egress(ctx, group, db, description)  # outbound narrowed first: a member may be running
@@ -108,22 +112,34 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     ctx.outputs["Lambda security group"] = group_id
 
 
+def _once_seen(ctx: Context, group_id: str, new: bool, call, /, **kwargs):
+    """``call(**kwargs)``, a call naming our group; for a group made in this run, retried while EC2 does not
+    see it yet (``NEW_GROUP_TIMEOUT``, said on the spinner)."""
+    if not new:
+        return call(**kwargs)
+    return waits.retry_while(ctx, f"EC2 to show the new security group {group_id} (eventual consistency)",
+                             lambda: call(**kwargs), lambda exc: is_code(exc, "InvalidGroup.NotFound"),
+                             timeout=NEW_GROUP_TIMEOUT, interval=1, max_interval=8)
+
+
 def _described(ctx: Context, group_id: str) -> dict:
     """A new group as EC2 made it: with the default outbound rule(s) that ``_ensure_egress`` revokes."""
-    return ctx.client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    return _once_seen(ctx, group_id, True, ctx.client("ec2").describe_security_groups,
+                      GroupIds=[group_id])["SecurityGroups"][0]
 
 
-def _ensure_ingress(ctx: Context, database_group: dict, db, group_id: str) -> None:
+def _ensure_ingress(ctx: Context, database_group: dict, db, group_id: str, new: bool = False) -> None:
     """MySQL from our group on the database's group, unless there already."""
     if not _has_pair(database_group.get("IpPermissions", []), db.port, group_id):
         ctx.change("update", f"inbound on the database's group {db.security_group_id}: TCP {db.port} from "
                              f"{group_name(ctx.stack)}",
-                   ctx.client("ec2").authorize_security_group_ingress, GroupId=db.security_group_id,
+                   _once_seen, ctx, group_id, new, ctx.client("ec2").authorize_security_group_ingress,
+                   GroupId=db.security_group_id,
                    IpPermissions=[_mysql_permission(db.port, group_id, rule_description(ctx.stack))],
                    TagSpecifications=[{"ResourceType": "security-group-rule", "Tags": ctx.tag_list}])
 
 
-def _ensure_egress(ctx: Context, group: dict, db, description: str) -> None:
+def _ensure_egress(ctx: Context, group: dict, db, description: str, new: bool = False) -> None:
     """Outbound: exactly MySQL to the database's group (the default allow-all rule is revoked)."""
     ec2, group_id = ctx.client("ec2"), group["GroupId"]
     wanted = _mysql_permission(db.port, db.security_group_id, description)
@@ -132,10 +148,12 @@ def _ensure_egress(ctx: Context, group: dict, db, description: str) -> None:
                       and not p.get("IpRanges") and not p.get("Ipv6Ranges"))]
     if others:
         ctx.change("update", f"outbound of {group_name(ctx.stack)}: remove rules other than MySQL",
-                   ec2.revoke_security_group_egress, GroupId=group_id, IpPermissions=others)
+                   _once_seen, ctx, group_id, new, ec2.revoke_security_group_egress, GroupId=group_id,
+                   IpPermissions=others)
     if not _has_pair(group.get("IpPermissionsEgress", []), db.port, db.security_group_id):
         ctx.change("update", f"outbound of {group_name(ctx.stack)}: MySQL to {db.security_group_id}",
-                   ec2.authorize_security_group_egress, GroupId=group_id, IpPermissions=[wanted])
+                   _once_seen, ctx, group_id, new, ec2.authorize_security_group_egress, GroupId=group_id,
+                   IpPermissions=[wanted])
 
 
 def destroy(ctx: Context) -> None:
