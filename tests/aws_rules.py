@@ -1295,12 +1295,12 @@ class Policies:
     def __init__(self) -> None:
         self.configs: list = []
         self._documents: dict[int, dict] = {}
-        self._moto = Moto()
         self._lock = threading.Lock()
 
     def loaded(self, config) -> None:
         with self._lock:
-            self.configs.append(config)
+            if all(config is not known for known in self.configs):
+                self.configs.append(config)
 
     def documents(self) -> list[dict]:
         with self._lock:
@@ -1314,15 +1314,19 @@ class Policies:
             self._documents[id(config)] = policy.document(config, ACCOUNT, self._network(config))
         return self._documents[id(config)]
 
-    def _network(self, config):
-        """The database's VPC and first security group, as DescribeDBInstances shows them (provision/steps/
-        database.py reads the same); none yet: grants naming them match nothing."""
+    @staticmethod
+    def _network(config):
+        """The database's VPC and first security group, as provision/steps/database.py reads them (from moto's
+        own records: a test may hold moto to IAM, and these reads are not the operator's); none yet: grants
+        naming them match nothing."""
+        from moto.rds.models import rds_backends
+
         from provision import policy
 
         try:
-            [db] = self._moto("rds", config.stack.region, "DescribeDBInstances",
-                              DBInstanceIdentifier=config.database.instance_id)["DBInstances"]
-            return policy.Network(db["DBSubnetGroup"]["VpcId"], db["VpcSecurityGroups"][0]["VpcSecurityGroupId"])
+            [db] = rds_backends[ACCOUNT][config.stack.region].describe_db_instances(
+                db_instance_identifier=config.database.instance_id)
+            return policy.Network(db.db_subnet_group.vpc_id, db.vpc_security_group_ids[0])
         except Exception:
             return policy.Network("vpc-unknown", "sg-unknown")
 
@@ -1338,25 +1342,21 @@ def operator_policy_enforced(policies: Policies) -> Rule:
     told to, and then only the action against "*"."""
     from provision import permissions
 
-    moto = Moto()
-
-    def context(call: Call) -> dict:
+    def context(call: Call) -> dict | None:
+        """The condition keys AWS sets for the call, read from moto's records; None when the security group
+        the call names does not exist (EC2 then answers InvalidGroup.NotFound, as moto does)."""
         found: dict = {}
         if call.service == "iam":
+            from moto.iam.models import iam_backends
+
+            boundary = call.params.get("PermissionsBoundary")
             if call.params.get("PolicyArn"):
                 found["iam:PolicyARN"] = call.params["PolicyArn"]
-            if call.operation == "CreateRole":
-                boundary = call.params.get("PermissionsBoundary")
-            elif call.params.get("RoleName"):
+            if call.params.get("RoleName") and call.operation not in ("CreateRole", "PutRolePermissionsBoundary"):
                 try:
-                    role = moto("iam", "us-east-1", "GetRole", RoleName=call.params["RoleName"])["Role"]
-                    boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
-                except Exception:
+                    boundary = iam_backends[ACCOUNT]["global"].get_role(call.params["RoleName"]).permissions_boundary
+                except Exception:  # no such role: IAM answers NoSuchEntity
                     boundary = None
-            else:
-                boundary = None
-            if call.operation == "PutRolePermissionsBoundary":
-                boundary = call.params.get("PermissionsBoundary")
             if boundary:
                 found["iam:PermissionsBoundary"] = boundary
         if call.service == "dynamodb":
@@ -1364,18 +1364,21 @@ def operator_policy_enforced(policies: Policies) -> Rule:
             if "stack" in item:
                 found["dynamodb:LeadingKeys"] = [item["stack"]["S"]]
         if call.service == "ec2" and call.params.get("GroupId") and not call.operation.startswith("Describe"):
-            try:
-                [group] = moto("ec2", call.client.meta.region_name, "DescribeSecurityGroups",
-                               GroupIds=[call.params["GroupId"]])["SecurityGroups"]
-                found.update({f"aws:ResourceTag/{t['Key']}": t["Value"] for t in group.get("Tags", [])})
-            except Exception:
-                pass
+            from moto.ec2.models import ec2_backends
+
+            group = ec2_backends[ACCOUNT][call.client.meta.region_name].get_security_group_from_id(
+                call.params["GroupId"])
+            if group is None:
+                return None
+            found.update({f"aws:ResourceTag/{t['key']}": t["value"] for t in group.get_tags()})
         return found
 
     def needed(call: Call) -> list[tuple[str, str, dict]]:
         """(action, resource, condition context) AWS checks for the call."""
         http = call.client.meta.service_model.operation_model(call.operation).http.get("method", "")
         base = context(call)
+        if base is None:
+            return []
         checks = [(action, resource, base)
                   for action in permissions.own_actions(call.service, call.operation, lambda op: http)
                   for resource in _on_objects(action, own_resources(call))]

@@ -98,7 +98,7 @@ def aws(secrets, request, monkeypatch, rule_chain):
     of one with ``@pytest.mark.lenient("<rule>", reason="...")`` (tests/aws_rules.py STRICT names them).
     AWS's managed IAM policies, which take seconds to load, only for tests marked ``iam`` (they attach
     AWSLambdaVPCAccessExecutionRole)."""
-    from provision import cli, context
+    from provision import context
     from provision.local.moto_workarounds import add_delete_receipt_rule
     from tests import aws_rules as rules_module
 
@@ -110,25 +110,17 @@ def aws(secrets, request, monkeypatch, rule_chain):
         leave_out |= set(mark.args or rules_module.STRICT)
     policies = rules_module.Policies()
     rule_chain[:0] = rules_module.strict_rules(policies, leave_out)
-    if "operator_policy" not in leave_out:
-        for module in (config_module, cli):
-            monkeypatch.setattr(module, "load", _registering(config_module.load, policies))
-    for made in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
-        monkeypatch.setitem(made.__kwdefaults__, "sleep", Sleeps())
+    if "operator_policy" not in leave_out:  # every context's config: the policies the operator would hold
+        init = context.Context.__init__
+        monkeypatch.setattr(context.Context, "__init__",
+                            lambda self, *a, **k: (init(self, *a, **k), policies.loaded(self.config))[0])
+    for maker in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
+        monkeypatch.setitem(maker.__kwdefaults__, "sleep", Sleeps())
 
     add_delete_receipt_rule()  # moto 5.2.5 lacks SES DeleteReceiptRule
     iam = {"iam": {"load_aws_managed_policies": request.node.get_closest_marker("iam") is not None}}
     with mock_aws(config={**MOTO_CONFIG, **iam}):
         yield
-
-
-def _registering(load, policies):
-    """config.load, telling the policy rule which configs (and so which policies) the test uses."""
-    def registered(*args, **kwargs):
-        config = load(*args, **kwargs)
-        policies.loaded(config)
-        return config
-    return registered
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from tests.aws_rules import Clock, access_logging_needs_the_account_role, api_ga
 from tests.support import printed, quiet_context
 from tests.test_request_logs import ROLE, account_role, make_api, role_exists
 
-pytestmark = pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
+pytestmark = [pytest.mark.iam,  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
+              pytest.mark.lenient("throttling", reason="the test's own api_gateway_quota rule stands for the "
+                                                       "UpdateAccount quota, on its Clock, to assert the exact wait")]
 SAID = "waiting for API Gateway's UpdateAccount quota (1 call per 20 s per account, fixed)"
 
 
