@@ -147,15 +147,8 @@ def _asked_to_wait(response: Any) -> float | None:
     if response is None:
         return None
     http, parsed = response
-    return retry_after(_Answer({**parsed, "ResponseMetadata": {
-        "HTTPHeaders": {k.lower(): v for k, v in getattr(http, "headers", {}).items()}}}))
-
-
-class _Answer:
-    """A parsed answer in the shape ``retry_after`` reads (a ClientError's ``response``)."""
-
-    def __init__(self, response: dict):
-        self.response = response
+    headers = {k.lower(): v for k, v in getattr(http, "headers", {}).items()}
+    return _seconds_asked({**parsed, "ResponseMetadata": {"HTTPHeaders": headers}})
 
 
 def _lost(exc: BaseException) -> bool:
@@ -261,7 +254,10 @@ def retry_while(ctx, what: str, call: Callable[[], T], retryable: Callable[[Base
 
 def retry_after(exc: BaseException) -> float | None:
     """The seconds AWS asked for in ``Retry-After`` (API Gateway: ``retryAfterSeconds``), if it did."""
-    response = getattr(exc, "response", None) or {}
+    return _seconds_asked(getattr(exc, "response", None) or {})
+
+
+def _seconds_asked(response: dict) -> float | None:
     value = response.get("retryAfterSeconds") or (
         response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after"))
     try:

@@ -800,6 +800,121 @@ def _function_name(call: Call) -> str:
     return str(call.params.get("FunctionName", "")).rsplit(":function:", 1)[-1].split(":")[0]
 
 
+class Unsettled:
+    """What the next look at something a run just made meets, per (the run's client, its id). A later
+    command (new clients) finds it settled: AWS's window is seconds, and a command run minutes later sees
+    what the last one made."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[Any, str], str] = {}
+        self._lock = threading.Lock()
+
+    def mark(self, call: Call, name: str, state: str) -> None:
+        with self._lock:
+            self._pending[(call.client, name)] = state
+
+    def take(self, call: Call, name: str) -> str | None:
+        with self._lock:
+            return self._pending.pop((call.client, name), None)
+
+    def peek(self, call: Call, name: str) -> str | None:
+        with self._lock:
+            return self._pending.get((call.client, name))
+
+
+def _made(call: Call, unsettled: Unsettled, name_of: Callable[[dict], str], state: str = "unseen") -> dict:
+    made = call.send()
+    unsettled.mark(call, name_of(made), state)
+    return made
+
+
+def _ec2_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    if call.operation == "CreateSecurityGroup":
+        return _made(call, unsettled, lambda made: made["GroupId"])
+    for group in sorted(_security_groups_named(call)):
+        if unsettled.take(call, group):
+            raise aws_error(call.operation, "InvalidGroup.NotFound", f"The security group '{group}' does not exist")
+    return call.send()
+
+
+def _iam_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    name = call.params.get("RoleName", "")
+    if call.operation == "CreateRole":
+        return _made(call, unsettled, lambda made: name)
+    if unsettled.take(call, name):
+        raise aws_error(call.operation, "NoSuchEntity", f"The role with name {name} cannot be found.", 404)
+    return call.send()
+
+
+def _dynamodb_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    table = call.params.get("TableName", "")
+    if call.operation == "CreateTable":
+        return _made(call, unsettled, lambda made: table)
+    state = unsettled.take(call, table)
+    if state == "unseen":
+        unsettled.mark(call, table, "creating")
+        raise aws_error(call.operation, "ResourceNotFoundException",
+                        f"Requested resource not found: Table: {table} not found")
+    found = call.send()
+    if state == "creating":
+        found = {**found, "Table": {**found["Table"], "TableStatus": "CREATING"}}
+    return found
+
+
+LAMBDA_CHANGES = ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "Invoke")
+
+
+def _lambda_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    name = _function_name(call)
+    if call.operation in LAMBDA_CHANGES:
+        state = unsettled.peek(call, name)
+        if state is not None:
+            raise aws_error(call.operation, "ResourceConflictException", "The operation cannot be performed at this "
+                            f"time. The function is currently in the following state: {state}", 409)
+        if call.operation == "Invoke":
+            return call.send()
+        return _made(call, unsettled, lambda made: name,
+                     "Pending" if call.operation == "CreateFunction" else "InProgress")
+    state = unsettled.take(call, name)
+    found = call.send()
+    if state is None:
+        return found
+    shown = ({"State": "Pending", "StateReasonCode": "Creating", "StateReason": "The function is being created."}
+             if state == "Pending" else
+             {"LastUpdateStatus": "InProgress", "LastUpdateStatusReasonCode": "",
+              "LastUpdateStatusReason": "The function is being updated."})
+    if call.operation == "GetFunction":
+        return {**found, "Configuration": {**found["Configuration"], **shown}}
+    return {**found, **shown}
+
+
+def _acm_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    if call.operation == "RequestCertificate":
+        made = call.send()
+        if call.params.get("ValidationMethod") == "DNS":
+            unsettled.mark(call, made["CertificateArn"], "no records")
+        return made
+    found = call.send()
+    if unsettled.take(call, call.params.get("CertificateArn", "")):
+        certificate = found["Certificate"]
+        options = [{k: v for k, v in option.items() if k != "ResourceRecord"}
+                   for option in certificate.get("DomainValidationOptions", [])]
+        found = {**found, "Certificate": {**certificate, "DomainValidationOptions": options}}
+    return found
+
+
+UNSETTLED: dict[str, tuple[Callable[[Call, Unsettled], dict], frozenset[str]]] = {
+    "ec2": (_ec2_unsettled, frozenset({"CreateSecurityGroup", "DescribeSecurityGroups", "AuthorizeSecurityGroupIngress",
+                                       "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
+                                       "RevokeSecurityGroupEgress"})),
+    "iam": (_iam_unsettled, frozenset({"CreateRole", "GetRole", "GetRolePolicy", "ListAttachedRolePolicies",
+                                       "ListRolePolicies", "ListRoleTags"})),
+    "dynamodb": (_dynamodb_unsettled, frozenset({"CreateTable", "DescribeTable"})),
+    "lambda": (_lambda_unsettled, frozenset({*LAMBDA_CHANGES, "GetFunction", "GetFunctionConfiguration"})),
+    "acm": (_acm_unsettled, frozenset({"RequestCertificate", "DescribeCertificate"})),
+}
+
+
 def eventually_consistent() -> Rule:
     """What AWS answers in the seconds after the toolkit made something, which moto answers at once:
 
@@ -813,114 +928,16 @@ def eventually_consistent() -> Rule:
       first read (and a second update before that read is refused);
     - ACM: a DNS-validated certificate just requested is described without its validation records at first.
 
-    Within the command that made it (the clients of one run): AWS's window is seconds, so the next command
-    finds it settled.
+    Within the command that made it (``Unsettled``). A service's facts are one entry of ``UNSETTLED``.
     """
-    # (the run's client, id) -> what the next look meets. A later command (new clients) finds it settled:
-    # AWS's window is seconds, and a command run minutes later sees what the last one made.
-    pending: dict[tuple[Any, str], str] = {}
-    lock = threading.Lock()
-
-    def key(call: Call, name: str) -> tuple[Any, str]:
-        return call.client, name
-
-    def take(call: Call, name: str) -> str | None:
-        with lock:
-            return pending.pop(key(call, name), None)
-
-    def mark(call: Call, name: str, state: str) -> None:
-        with lock:
-            pending[key(call, name)] = state
-
-    def answer(call: Call) -> dict:
-        service, op = call.service, call.operation
-        if service == "ec2":
-            if op == "CreateSecurityGroup":
-                made = call.send()
-                mark(call, made["GroupId"], "unseen")
-                return made
-            for group in sorted(_security_groups_named(call)):
-                if take(call, group):
-                    raise aws_error(op, "InvalidGroup.NotFound", f"The security group '{group}' does not exist")
-            return call.send()
-        if service == "iam":
-            if op == "CreateRole":
-                made = call.send()
-                mark(call, call.params["RoleName"], "unseen")
-                return made
-            if take(call, call.params.get("RoleName", "")):
-                raise aws_error(op, "NoSuchEntity", f"The role with name {call.params['RoleName']} cannot be "
-                                                    "found.", 404)
-            return call.send()
-        if service == "dynamodb":
-            table = call.params.get("TableName", "")
-            if op == "CreateTable":
-                made = call.send()
-                mark(call, table, "unseen")
-                return made
-            state = take(call, table)
-            if state == "unseen":
-                mark(call, table, "creating")
-                raise aws_error(op, "ResourceNotFoundException", f"Requested resource not found: Table: {table} "
-                                                                 "not found")
-            found = call.send()
-            if state == "creating":
-                found = {**found, "Table": {**found["Table"], "TableStatus": "CREATING"}}
-            return found
-        if service == "lambda":
-            name = _function_name(call)
-            if op in ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "Invoke"):
-                with lock:
-                    state = pending.get(key(call, name))
-                if state is not None:
-                    raise aws_error(op, "ResourceConflictException", "The operation cannot be performed at this "
-                                    f"time. The function is currently in the following state: {state}", 409)
-                made = call.send()
-                if op != "Invoke":
-                    mark(call, name, "Pending" if op == "CreateFunction" else "InProgress")
-                return made
-            state = take(call, name)
-            found = call.send()
-            if state is None:
-                return found
-            shown = ({"State": "Pending", "StateReasonCode": "Creating", "StateReason": "The function is being "
-                      "created."} if state == "Pending" else
-                     {"LastUpdateStatus": "InProgress", "LastUpdateStatusReasonCode": "", "LastUpdateStatusReason":
-                      "The function is being updated."})
-            if op == "GetFunction":
-                return {**found, "Configuration": {**found["Configuration"], **shown}}
-            return {**found, **shown}
-        if service == "acm":
-            if op == "RequestCertificate":
-                made = call.send()
-                if call.params.get("ValidationMethod") == "DNS":
-                    mark(call, made["CertificateArn"], "no records")
-                return made
-            found = call.send()
-            if take(call, call.params.get("CertificateArn", "")):
-                certificate = found["Certificate"]
-                options = [{k: v for k, v in option.items() if k != "ResourceRecord"}
-                           for option in certificate.get("DomainValidationOptions", [])]
-                found = {**found, "Certificate": {**certificate, "DomainValidationOptions": options}}
-            return found
-        return call.send()
-
-    reads = {
-        "ec2": {"CreateSecurityGroup", "DescribeSecurityGroups", "AuthorizeSecurityGroupIngress",
-                "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"},
-        "iam": {"CreateRole", "GetRole", "GetRolePolicy", "ListAttachedRolePolicies", "ListRolePolicies",
-                "ListRoleTags"},
-        "dynamodb": {"CreateTable", "DescribeTable"},
-        "lambda": {"CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "Invoke", "GetFunction",
-                   "GetFunctionConfiguration"},
-        "acm": {"RequestCertificate", "DescribeCertificate"},
-    }
+    unsettled = Unsettled()
 
     def applies(call: Call) -> bool:
-        return call.operation in reads.get(call.service, ()) and from_toolkit(call)
+        return call.service in UNSETTLED and call.operation in UNSETTLED[call.service][1] and from_toolkit(call)
 
     return Rule("eventual_consistency", "; ".join((EC2_CONSISTENCY, IAM_CONSISTENCY, DYNAMODB_CONSISTENCY,
-                                                  LAMBDA_STATES, ACM_RECORDS)), applies, answer)
+                                                  LAMBDA_STATES, ACM_RECORDS)), applies,
+                lambda call: UNSETTLED[call.service][0](call, unsettled))
 
 
 # --- 2. throttling at AWS's documented rates --------------------------------------------------------------------
@@ -1135,92 +1152,121 @@ def _apigateway_arn(call: Call) -> str:
     return f"arn:aws:apigateway:{call.client.meta.region_name}::{path}"
 
 
+def _lambda_resources(call: Call, arn: str) -> list[str]:
+    if call.operation == "TagResource":
+        return [call.params["Resource"]]
+    return [f"arn:aws:lambda{arn}function:{_function_name(call)}"] if call.params.get("FunctionName") else ["*"]
+
+
+def _iam_resources(call: Call, arn: str) -> list[str]:
+    if call.operation == "SimulatePrincipalPolicy":
+        return [call.params["PolicySourceArn"]]
+    return [f"arn:aws:iam::{ACCOUNT}:role/{call.params['RoleName']}"] if call.params.get("RoleName") else ["*"]
+
+
+def _ec2_resources(call: Call, arn: str) -> list[str]:
+    p, op = call.params, call.operation
+    if op == "CreateSecurityGroup":
+        return [_ec2_arn(call, "security-group/*"), _ec2_arn(call, f"vpc/{p['VpcId']}")]
+    if op.startswith("Describe"):
+        return ["*"]
+    found = [_ec2_arn(call, f"security-group/{p['GroupId']}")]
+    if op == "AuthorizeSecurityGroupIngress" and p.get("TagSpecifications"):
+        found.append(_ec2_arn(call, "security-group-rule/*"))
+    return found
+
+
+LOGS_NAMED = {"DeliverySource": "delivery-source", "DeliveryDestination": "delivery-destination"}
+
+
+def _logs_resources(call: Call, arn: str) -> list[str]:
+    p, op = call.params, call.operation
+    if p.get("logGroupName"):
+        return [f"arn:aws:logs{arn}log-group:{p['logGroupName']}"]
+    if p.get("resourceArn") and op != "PutDeliverySource":
+        return [p["resourceArn"].removesuffix(":*")]
+    for suffix, kind in LOGS_NAMED.items():
+        if op.endswith(suffix):
+            return [f"arn:aws:logs{arn}{kind}:{p['name']}"]
+    if op == "CreateDelivery":
+        return [f"arn:aws:logs{arn}delivery-source:{p['deliverySourceName']}", p["deliveryDestinationArn"],
+                f"arn:aws:logs{arn}delivery:*"]
+    if op == "DeleteDelivery":
+        return [f"arn:aws:logs{arn}delivery:{p['id']}"]
+    return ["*"]
+
+
+def _wafv2_resources(call: Call, arn: str) -> list[str]:
+    p = call.params
+    given = p.get("ResourceARN") or p.get("ResourceArn") or (p.get("LoggingConfiguration") or {}).get("ResourceArn")
+    if given:
+        return [given]
+    if not p.get("Name"):
+        return ["*"]
+    kind = "ipset" if call.operation.endswith("IPSet") else "webacl"
+    scope = "global" if p.get("Scope") == "CLOUDFRONT" else "regional"
+    return [f"arn:aws:wafv2{arn}{scope}/{kind}/{p['Name']}/{p.get('Id', '*')}"]
+
+
+def _cloudfront_resources(call: Call, arn: str) -> list[str]:
+    if call.params.get("Resource"):
+        return [call.params["Resource"]]
+    if call.params.get("Id"):
+        return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/{call.params['Id']}"]
+    return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/*"] if call.operation.startswith("Create") else ["*"]
+
+
+def _sns_resources(call: Call, arn: str) -> list[str]:
+    given = call.params.get("TopicArn") or call.params.get("ResourceArn")
+    if given:
+        return [given]
+    return [f"arn:aws:sns{arn}{call.params['Name']}"] if call.operation == "CreateTopic" else ["*"]
+
+
+def _events_resources(call: Call, arn: str) -> list[str]:
+    if call.params.get("ResourceARN"):
+        return [call.params["ResourceARN"]]
+    rule = call.params.get("Name") or call.params.get("Rule")
+    return [f"arn:aws:events{arn}rule/{rule}"] if rule else ["*"]
+
+
+def _s3_resources(call: Call, arn: str) -> list[str]:
+    p = call.params
+    if not p.get("Bucket"):
+        return ["*"]
+    if call.operation == "DeleteObjects":
+        return [f"arn:aws:s3:::{p['Bucket']}/{o['Key']}" for o in p["Delete"]["Objects"]]
+    return [f"arn:aws:s3:::{p['Bucket']}" + (f"/{p['Key']}" if p.get("Key") else "")]
+
+
+def _route53_resources(call: Call, arn: str) -> list[str]:
+    zone = str(call.params.get("HostedZoneId", "")).removeprefix("/hostedzone/")
+    return [f"arn:aws:route53:::hostedzone/{zone}"] if zone else ["*"]
+
+
+def _rds_resources(call: Call, arn: str) -> list[str]:
+    if call.params.get("DBInstanceIdentifier"):
+        return [f"arn:aws:rds{arn}db:{call.params['DBInstanceIdentifier']}"]
+    if call.params.get("DBClusterIdentifier"):
+        return [f"arn:aws:rds{arn}cluster:{call.params['DBClusterIdentifier']}"]
+    return [f"arn:aws:rds{arn}{'cluster' if call.operation == 'DescribeDBClusters' else 'db'}:*"]
+
+
+RESOURCES: dict[str, Callable[[Call, str], list[str]]] = {
+    "apigateway": lambda call, arn: [_apigateway_arn(call)], "apigatewayv2": lambda call, arn: [_apigateway_arn(call)],
+    "lambda": _lambda_resources, "iam": _iam_resources, "ec2": _ec2_resources, "logs": _logs_resources,
+    "wafv2": _wafv2_resources, "cloudfront": _cloudfront_resources, "sns": _sns_resources,
+    "events": _events_resources, "s3": _s3_resources, "route53": _route53_resources, "rds": _rds_resources,
+    "dynamodb": lambda call, arn: [f"arn:aws:dynamodb{arn}table/{call.params['TableName']}"],
+    "acm": lambda call, arn: [call.params["CertificateArn"]] if call.params.get("CertificateArn") else ["*"],
+}
+
+
 def own_resources(call: Call) -> list[str]:
     """The resources AWS authorizes the call's own action on (Service Authorization Reference), from its
-    parameters; ["*"] for calls on no resource (listings, account settings)."""
-    region, p, op = call.client.meta.region_name, call.params, call.operation
-    arn = f":{region}:{ACCOUNT}:"
-    if call.service in ("apigateway", "apigatewayv2"):
-        return [_apigateway_arn(call)]
-    if call.service == "lambda":
-        if op == "TagResource":
-            return [p["Resource"]]
-        return [f"arn:aws:lambda{arn}function:{_function_name(call)}"] if p.get("FunctionName") else ["*"]
-    if call.service == "iam":
-        if op == "SimulatePrincipalPolicy":
-            return [p["PolicySourceArn"]]
-        return [f"arn:aws:iam::{ACCOUNT}:role/{p['RoleName']}"] if p.get("RoleName") else ["*"]
-    if call.service == "dynamodb":
-        return [f"arn:aws:dynamodb{arn}table/{p['TableName']}"]
-    if call.service == "ec2":
-        if op == "CreateSecurityGroup":
-            return [_ec2_arn(call, "security-group/*"), _ec2_arn(call, f"vpc/{p['VpcId']}")]
-        if op.startswith("Describe"):
-            return ["*"]
-        found = [_ec2_arn(call, f"security-group/{p['GroupId']}")]
-        if op == "AuthorizeSecurityGroupIngress" and p.get("TagSpecifications"):
-            found.append(_ec2_arn(call, "security-group-rule/*"))
-        return found
-    if call.service == "logs":
-        if p.get("logGroupName"):
-            return [f"arn:aws:logs{arn}log-group:{p['logGroupName']}"]
-        if p.get("resourceArn") and op != "PutDeliverySource":
-            return [p["resourceArn"].removesuffix(":*")]
-        if op in ("PutDeliverySource", "GetDeliverySource", "DeleteDeliverySource"):
-            return [f"arn:aws:logs{arn}delivery-source:{p['name']}"]
-        if op in ("PutDeliveryDestination", "GetDeliveryDestination", "DeleteDeliveryDestination"):
-            return [f"arn:aws:logs{arn}delivery-destination:{p['name']}"]
-        if op == "CreateDelivery":
-            return [f"arn:aws:logs{arn}delivery-source:{p['deliverySourceName']}", p["deliveryDestinationArn"],
-                    f"arn:aws:logs{arn}delivery:*"]
-        if op == "DeleteDelivery":
-            return [f"arn:aws:logs{arn}delivery:{p['id']}"]
-        return ["*"]
-    if call.service == "wafv2":
-        given = p.get("ResourceARN") or p.get("ResourceArn") or (p.get("LoggingConfiguration") or {}).get("ResourceArn")
-        if given:
-            return [given]
-        if p.get("Name"):
-            kind = {"IPSet": "ipset", "WebACL": "webacl"}[op.removeprefix("Create").removeprefix("Get").removeprefix(
-                "Update").removeprefix("Delete")]
-            scope = "global" if p.get("Scope") == "CLOUDFRONT" else "regional"
-            return [f"arn:aws:wafv2{arn}{scope}/{kind}/{p['Name']}/{p.get('Id', '*')}"]
-        return ["*"]
-    if call.service == "cloudfront":
-        if p.get("Resource"):
-            return [p["Resource"]]
-        if p.get("Id"):
-            return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/{p['Id']}"]
-        return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/*"] if op.startswith("Create") else ["*"]
-    if call.service == "acm":
-        return [p["CertificateArn"]] if p.get("CertificateArn") else ["*"]
-    if call.service == "sns":
-        if p.get("TopicArn") or p.get("ResourceArn"):
-            return [p.get("TopicArn") or p["ResourceArn"]]
-        return [f"arn:aws:sns{arn}{p['Name']}"] if op == "CreateTopic" else ["*"]
-    if call.service == "events":
-        if p.get("ResourceARN"):
-            return [p["ResourceARN"]]
-        rule = p.get("Name") or p.get("Rule")
-        return [f"arn:aws:events{arn}rule/{rule}"] if rule else ["*"]
-    if call.service == "s3":
-        if not p.get("Bucket"):
-            return ["*"]
-        if op == "DeleteObjects":
-            return [f"arn:aws:s3:::{p['Bucket']}/{o['Key']}" for o in p["Delete"]["Objects"]]
-        if p.get("Key"):
-            return [f"arn:aws:s3:::{p['Bucket']}/{p['Key']}"]
-        return [f"arn:aws:s3:::{p['Bucket']}"]
-    if call.service == "route53":
-        zone = str(p.get("HostedZoneId", "")).removeprefix("/hostedzone/")
-        return [f"arn:aws:route53:::hostedzone/{zone}"] if zone else ["*"]
-    if call.service == "rds":
-        if p.get("DBInstanceIdentifier"):
-            return [f"arn:aws:rds{arn}db:{p['DBInstanceIdentifier']}"]
-        if p.get("DBClusterIdentifier"):
-            return [f"arn:aws:rds{arn}cluster:{p['DBClusterIdentifier']}"]
-        return [f"arn:aws:rds{arn}{'cluster' if op == 'DescribeDBClusters' else 'db'}:*"]
-    return ["*"]
+    parameters; ["*"] for calls on no resource (listings, account settings) and services on none (SES)."""
+    found = RESOURCES.get(call.service)
+    return found(call, f":{call.client.meta.region_name}:{ACCOUNT}:") if found else ["*"]
 
 
 def _on_objects(action: str, resources: list[str]) -> list[str]:
@@ -1331,6 +1377,47 @@ class Policies:
             return policy.Network("vpc-unknown", "sg-unknown")
 
 
+def _iam_context(call: Call) -> dict:
+    from moto.iam.models import iam_backends
+
+    found: dict = {}
+    boundary = call.params.get("PermissionsBoundary")
+    if call.params.get("PolicyArn"):
+        found["iam:PolicyARN"] = call.params["PolicyArn"]
+    if call.params.get("RoleName") and call.operation not in ("CreateRole", "PutRolePermissionsBoundary"):
+        try:
+            boundary = iam_backends[ACCOUNT]["global"].get_role(call.params["RoleName"]).permissions_boundary
+        except Exception:  # no such role: IAM answers NoSuchEntity
+            boundary = None
+    if boundary:
+        found["iam:PermissionsBoundary"] = boundary
+    return found
+
+
+def _dynamodb_context(call: Call) -> dict:
+    item = call.params.get("Key") or call.params.get("Item") or {}
+    return {"dynamodb:LeadingKeys": [item["stack"]["S"]]} if "stack" in item else {}
+
+
+def _ec2_context(call: Call) -> dict | None:
+    from moto.ec2.models import ec2_backends
+
+    if not call.params.get("GroupId") or call.operation.startswith("Describe"):
+        return {}
+    group = ec2_backends[ACCOUNT][call.client.meta.region_name].get_security_group_from_id(call.params["GroupId"])
+    if group is None:
+        return None
+    return {f"aws:ResourceTag/{t['key']}": t["value"] for t in group.get_tags()}
+
+
+def condition_context(call: Call) -> dict | None:
+    """The condition keys AWS sets for the call, read from moto's records (a test may hold moto to IAM, and
+    these reads are not the operator's); None when the security group the call names does not exist (EC2
+    then answers InvalidGroup.NotFound, as moto does)."""
+    reader = {"iam": _iam_context, "dynamodb": _dynamodb_context, "ec2": _ec2_context}.get(call.service)
+    return reader(call) if reader else {}
+
+
 def operator_policy_enforced(policies: Policies) -> Rule:
     """Every toolkit call is authorized as IAM would authorize it for an operator holding only the policy that
     ``rds-edge-api policy`` prints for the test's config (any of them, when the test loaded several): the
@@ -1342,41 +1429,10 @@ def operator_policy_enforced(policies: Policies) -> Rule:
     told to, and then only the action against "*"."""
     from provision import permissions
 
-    def context(call: Call) -> dict | None:
-        """The condition keys AWS sets for the call, read from moto's records; None when the security group
-        the call names does not exist (EC2 then answers InvalidGroup.NotFound, as moto does)."""
-        found: dict = {}
-        if call.service == "iam":
-            from moto.iam.models import iam_backends
-
-            boundary = call.params.get("PermissionsBoundary")
-            if call.params.get("PolicyArn"):
-                found["iam:PolicyARN"] = call.params["PolicyArn"]
-            if call.params.get("RoleName") and call.operation not in ("CreateRole", "PutRolePermissionsBoundary"):
-                try:
-                    boundary = iam_backends[ACCOUNT]["global"].get_role(call.params["RoleName"]).permissions_boundary
-                except Exception:  # no such role: IAM answers NoSuchEntity
-                    boundary = None
-            if boundary:
-                found["iam:PermissionsBoundary"] = boundary
-        if call.service == "dynamodb":
-            item = call.params.get("Key") or call.params.get("Item") or {}
-            if "stack" in item:
-                found["dynamodb:LeadingKeys"] = [item["stack"]["S"]]
-        if call.service == "ec2" and call.params.get("GroupId") and not call.operation.startswith("Describe"):
-            from moto.ec2.models import ec2_backends
-
-            group = ec2_backends[ACCOUNT][call.client.meta.region_name].get_security_group_from_id(
-                call.params["GroupId"])
-            if group is None:
-                return None
-            found.update({f"aws:ResourceTag/{t['key']}": t["value"] for t in group.get_tags()})
-        return found
-
     def needed(call: Call) -> list[tuple[str, str, dict]]:
         """(action, resource, condition context) AWS checks for the call."""
         http = call.client.meta.service_model.operation_model(call.operation).http.get("method", "")
-        base = context(call)
+        base = condition_context(call)
         if base is None:
             return []
         checks = [(action, resource, base)

@@ -1,5 +1,7 @@
 """One retry policy for transient AWS errors; nothing else is retried. Errors are injected below botocore's
 parser (before-send), so the real parsing and retry path runs; the injected sleep never waits."""
+import json
+
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
@@ -97,3 +99,40 @@ def test_wait_until_gives_up_with_a_resumable_message(plain_cfg):
     with pytest.raises(DeployError, match="gave up waiting for the thing after 1m00s; run the same command again"):
         waits.wait_until(ctx, "the thing", lambda: False, timeout=60, interval=5)
     assert len(ctx.sleep) == 12
+
+
+# What botocore's standard retry mode also takes for throttles (botocore/retries/standard.py), each as its
+# service answers it: API Gateway's LimitExceededException carries retryAfterSeconds (429).
+STANDARD_THROTTLES = [
+    ("apigateway", "GetRestApis", lambda c: c.get_rest_apis(),
+     lambda: response(429, '{"message": "Rate exceeded", "retryAfterSeconds": "4"}',
+                      {"x-amzn-ErrorType": "LimitExceededException", "Retry-After": "4"})),
+    *(("dynamodb", "ListTables", lambda c: c.list_tables(),
+       lambda code=code: response(400, json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                                                   "message": "throttled"})))
+      for code in ("ProvisionedThroughputExceededException", "TransactionInProgressException",
+                   "LimitExceededException")),
+    ("ec2", "DescribeVpcs", lambda c: c.describe_vpcs(),
+     lambda: response(503, EC2_ERROR.format(code="EC2ThrottledException"))),
+]
+
+
+@pytest.mark.parametrize("service, operation, call, failure", STANDARD_THROTTLES,
+                         ids=["apigateway LimitExceededException", "ProvisionedThroughputExceededException",
+                              "TransactionInProgressException", "dynamodb LimitExceededException",
+                              "EC2ThrottledException"])
+def test_botocores_standard_throttles_are_retried(plain_cfg, service, operation, call, failure):
+    ctx = quiet_context(plain_cfg)
+    client = ctx.client(service)
+    attempts = failing(client, operation, 2, failure)
+    call(client)
+    assert len(attempts) == 3 and len(ctx.sleep) == 2
+
+
+def test_the_wait_api_gateway_asks_for_is_honoured(plain_cfg, monkeypatch):
+    monkeypatch.setattr(waits.random, "uniform", lambda low, high: 0.0)  # the backoff alone would not wait
+    ctx = quiet_context(plain_cfg)
+    client = ctx.client("apigateway")
+    failing(client, "GetRestApis", 1, STANDARD_THROTTLES[0][3])
+    client.get_rest_apis()
+    assert ctx.sleep == [4.0]
