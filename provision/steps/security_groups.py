@@ -23,10 +23,10 @@ from . import database
 STEP = "security_groups"
 # A VPC function's network interfaces outlive it by minutes, up to tens of minutes.
 ENI_RELEASE_TIMEOUT = 45 * 60
-# A group just made is not yet seen by every call that names it: "InvalidGroup.NotFound" for seconds (EC2 API
-# reference, "Eventual consistency in the Amazon EC2 API": retry with backoff). terraform-provider-aws waits up
-# to 2 minutes for IAM-like propagation of a new group (internal/service/ec2/vpc_security_group.go).
-NEW_GROUP_TIMEOUT = 2 * 60
+# A group just made is not yet seen by every call that names it: "InvalidGroup.NotFound" (EC2 developer guide,
+# "Eventual consistency in the Amazon EC2 API": retry with exponential backoff, "starting with a couple of
+# seconds of wait time, and increasing gradually up to a few minutes").
+NEW_GROUP_TIMEOUT = 5 * 60
 
 
 def group_name(stack: str) -> str:
@@ -119,7 +119,7 @@ def _once_seen(ctx: Context, group_id: str, new: bool, call, /, **kwargs):
         return call(**kwargs)
     return waits.retry_while(ctx, f"EC2 to show the new security group {group_id} (eventual consistency)",
                              lambda: call(**kwargs), lambda exc: is_code(exc, "InvalidGroup.NotFound"),
-                             timeout=NEW_GROUP_TIMEOUT, interval=1, max_interval=8)
+                             timeout=NEW_GROUP_TIMEOUT, interval=2, max_interval=30)
 
 
 def _described(ctx: Context, group_id: str) -> dict:
