@@ -1006,20 +1006,41 @@ def documented_rates() -> tuple[Rate, ...]:
     return tuple(rates)
 
 
+def _throttle_answer(client, code: str, message: str, status: int, retry_after: int | None):
+    """The raw HTTP answer AWS sends for a throttle, in the service's protocol, for botocore to parse (and
+    the toolkit's retry hook to see)."""
+    from tests.support import response
+
+    protocol = client.meta.service_model.protocol
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if protocol == "rest-json":
+        body = {"message": message, **({"retryAfterSeconds": str(retry_after)} if retry_after is not None else {})}
+        return response(status, json.dumps(body), {**headers, "x-amzn-ErrorType": code})
+    if protocol == "json":
+        return response(status, json.dumps({"__type": code, "message": message}), headers)
+    if protocol == "ec2":
+        return response(status, f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+                                 "</Errors><RequestID>throttled</RequestID></Response>", headers)
+    return response(status, f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}"
+                            "</Message></Error><RequestId>throttled</RequestId></ErrorResponse>", headers)
+
+
 def throttled_at_documented_rates(now: Callable[[], float] = TEST_TIME.now) -> Rule:
-    """Every documented rate at once (``documented_rates``): a call that finds its bucket (or a shared one)
-    empty is refused with the service's throttling error; API Gateway's carries ``Retry-After``. Time is
-    ``TEST_TIME``: the real clock plus the sleeps the toolkit was given. moto has no rate at all."""
+    """Every documented rate at once (``documented_rates``): a request that finds its bucket (or a shared one)
+    empty is refused with the service's throttling error, as an HTTP answer below botocore's parser, so that
+    botocore's retry hook (the toolkit's) meets it as it meets AWS's; API Gateway's carries ``Retry-After``.
+    Each attempt, retries included, takes a token. Time is ``TEST_TIME``: the real clock plus the sleeps the
+    toolkit was given. moto has no rate at all."""
     rates = documented_rates()
     buckets: dict[tuple, tuple[float, float]] = {}  # key -> (tokens, at)
     lock = threading.Lock()
+    hooked: set[int] = set()
 
-    def answer(call: Call) -> dict:
-        region = call.client.meta.region_name
-        at = now()
+    def refusal(client, operation_name: str):
+        service, region, at = client.meta.service_model.service_name, client.meta.region_name, now()
         with lock:
-            keys = [(rate, (rate.name, region) if rate.shared else (rate.name, region, call.operation))
-                    for rate in rates if rate.applies(call.service, call.operation)]
+            keys = [(rate, (rate.name, region) if rate.shared else (rate.name, region, operation_name))
+                    for rate in rates if rate.applies(service, operation_name)]
             levels = {}
             for rate, bucket in keys:
                 tokens, then = buckets.get(bucket, (rate.burst, at))
@@ -1028,11 +1049,17 @@ def throttled_at_documented_rates(now: Callable[[], float] = TEST_TIME.now) -> R
             if empty is None:
                 for rate, bucket in keys:
                     buckets[bucket] = (levels[bucket] - 1, at)
-        if empty is not None:
-            rate, bucket = empty
-            wait = math.ceil((1 - levels[bucket]) / rate.per_second)
-            raise aws_error(call.operation, rate.code, rate.message, rate.status,
-                            {"retry-after": str(wait)} if rate.retry_after else None)
+                return None
+        rate, bucket = empty
+        wait = math.ceil((1 - levels[bucket]) / rate.per_second)
+        return _throttle_answer(client, rate.code, rate.message, rate.status, wait if rate.retry_after else None)
+
+    def answer(call: Call) -> dict:
+        client = call.client
+        if id(client) not in hooked:  # every request the toolkit's client sends from now on, retries included
+            hooked.add(id(client))
+            client.meta.events.register_first(
+                "before-send", lambda event_name, **_: refusal(client, event_name.rsplit(".", 1)[-1]))
         return call.send()
 
     def applies(call: Call) -> bool:

@@ -245,6 +245,8 @@ def test_rotation_finish_retires_the_old_key_from_the_plan_first(cfg, flights):
     assert ctx.state.get("api")["api_key_id"] == new["id"] != old["id"]
 
 
+@pytest.mark.lenient("eventual_consistency", reason="the second ensure stands for the next run but shares the "
+                     "first run's clients, to which the role made a moment ago is not yet visible")
 def test_the_access_log_reads_the_stage_the_account_and_the_group_at_once(cfg, flights):
     run_steps(cfg, *BEFORE_API, api)
     ctx = ready_for_api(cfg)
