@@ -74,7 +74,7 @@ def run_handler(keys, latencies):
     call = handler.handler
     for key in keys:
         t = time.perf_counter_ns()
-        call({"key": key, "sourceIp": "127.0.0.1"}, None)
+        call({"key": key, "forwardedFor": "203.0.113.7", "sourceIp": "130.176.1.2"}, None)  # as through CloudFront
         latencies.append(time.perf_counter_ns() - t)
 
 
@@ -182,7 +182,7 @@ def main():
         print(f"{'invocations/s':<26}{rate['handler']:>12,.0f}{rate['bare']:>14,.0f}")
         print(f"{'p50 latency (ms)':<26}{pct(lat['handler'], 50):>12.3f}{pct(lat['bare'], 50):>14.3f}")
         print(f"{'p99 latency (ms)':<26}{pct(lat['handler'], 99):>12.3f}{pct(lat['bare'], 99):>14.3f}")
-        print(f"{'ratio handler/bare':<26}{rate['handler'] / rate['bare']:>12.2f}   (target >= 0.90)")
+        print(f"{'ratio handler/bare':<26}{rate['handler'] / rate['bare']:>12.2f}   (target >= 0.95)")
     print()
     print(f"{'cold import handler.py':<26}{imp[0]:>9.1f} ms   (median of 7; {imp[1]:.1f}-{imp[2]:.1f})")
     for mode, (median, low, high) in first.items():

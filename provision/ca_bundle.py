@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import ssl
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from .errors import DeployError
-from .files import read_regular
+from .files import read_regular, write_replacing
 
 RDS_GLOBAL_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 CACHE_NAME = "rds-global-bundle.pem"
@@ -78,23 +77,9 @@ def load(config) -> bytes | None:
         raise DeployError(f"could not download AWS's RDS CA bundle from {RDS_GLOBAL_BUNDLE_URL} ({exc}); "
                           "download it yourself and set database.ca_bundle to its path") from None
     check(data, RDS_GLOBAL_BUNDLE_URL)
-    _write_cached(cached, data)
+    write_replacing(cached, data)
     return data
 
 
 def _read_cached(cached: Path) -> bytes:
     return read_regular(cached, "the cached bundle", limit=MAX_BYTES + 1, fix=": delete it to fetch it again")
-
-
-def _write_cached(cached: Path, data: bytes) -> None:
-    """A new file (mkstemp: O_EXCL, so no link is followed), renamed over the name (a link there is replaced)."""
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=CACHE_NAME, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.chmod(partial, 0o644)
-        os.replace(partial, cached)
-    except BaseException:
-        os.unlink(partial)
-        raise

@@ -3,7 +3,11 @@
 
 ``iam:SimulatePrincipalPolicy`` on the caller (an IAM user, or the role behind
 an assumed-role session) for every statement's actions and resources of the
-policy (provision/policy.py), with the statement's condition values as context.
+policy (provision/policy.py), with the statement's condition values as context;
+then that the caller has no way past the roles' permissions boundary
+(provision/boundary.py): no role-changing action allowed with another
+boundary or none, no removal of a role's boundary, no rewriting or deletion
+of the boundary policy, and the boundary, where it exists, the toolkit's.
 """
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from rich.table import Table
 
-from .errors import error_code, is_code
+from . import boundary
+from .errors import error_code, is_code, or_none
 from .policy import Network, document
+from .steps.iam_role import partition
 
 
 def stack_network(ctx) -> Network:
@@ -63,7 +69,7 @@ def check_caller(ctx) -> bool:
     count = sum(len(s["Action"]) for s in doc["Statement"])
     if not denials:
         out.console.print(f"Permissions checked: all {count} actions of the policy are allowed for {principal}.")
-        return True
+        return _bounded(ctx, iam, principal, doc, identity["Account"])
     table = Table(title=f"Denied to {principal} ({len(denials)} of the policy's action and resource pairs)")
     for column in ("Action", "Resource", "Why"):
         table.add_column(column, overflow="fold")
@@ -72,6 +78,59 @@ def check_caller(ctx) -> bool:
     out.console.print(table)
     out.error("the caller lacks permissions the stack needs: grant them (rds-edge-api policy prints the policy)")
     return False
+
+
+def _bounded(ctx, iam, principal: str, doc: dict, account: str) -> bool:
+    """Whether the caller has no way to give a role more than the boundary allows; prints the ways it has."""
+    ceiling_arn = boundary.arn(partition(ctx.config.stack.region), account)
+    ways = ways_past_the_boundary(iam, principal, doc, ceiling_arn)
+    wanted = boundary.document(partition(ctx.config.stack.region), account)
+    found = or_none(iam.get_policy, "NoSuchEntity", PolicyArn=ceiling_arn)
+    if found is not None and boundary.current_document(iam, found["Policy"]) != wanted:
+        ways.append(Denial("(the boundary itself)", ceiling_arn, "its default version allows other than the "
+                                                                 "toolkit's boundary: restore or delete it"))
+    if not ways:
+        ctx.out.console.print(f"No way past the roles' permissions boundary {boundary.NAME}: every role-changing "
+                              "action needs it, and it can be neither removed nor rewritten.")
+        return True
+    table = Table(title=f"Ways past the roles' permissions boundary {boundary.NAME} ({len(ways)})")
+    for column in ("Action", "Resource", "Why"):
+        table.add_column(column, overflow="fold")
+    for way in ways:
+        table.add_row(way.action, way.resource, way.why)
+    ctx.out.console.print(table)
+    ctx.out.error("the caller could give the toolkit's roles more than their boundary allows: remove those grants")
+    return False
+
+
+def ways_past_the_boundary(iam, principal: str, doc: dict, ceiling_arn: str) -> list[Denial]:
+    """Each allowed request that would widen a role past the boundary: the bounded actions on the policy's roles
+    with another boundary named, or with none; the boundary's removal; the boundary policy's rewriting."""
+    roles = sorted({r for s in doc["Statement"] if any(a.startswith("iam:") for a in s["Action"])
+                    for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+                    if ":role/" in r})
+    other = ceiling_arn.rsplit("/", 1)[0] + "/another-boundary"
+    probes = [(list(boundary.BOUNDED_ACTIONS), roles, [_entry("iam:PermissionsBoundary", other)],
+               f"allowed with another boundary ({other})"),
+              (list(boundary.BOUNDED_ACTIONS), roles, [], "allowed with no boundary"),
+              (list(boundary.WIDENING_ACTIONS), roles, [], "removes the boundary"),
+              (list(boundary.REWRITING_ACTIONS), [ceiling_arn], [], "rewrites or deletes the boundary")]
+    ways = []
+    for actions, resources, context, why in probes:
+        if not resources:
+            continue
+        pages = iam.get_paginator("simulate_principal_policy").paginate(
+            PolicySourceArn=principal, ActionNames=actions, ResourceArns=resources, ContextEntries=context)
+        for result in (r for page in pages for r in page["EvaluationResults"]):
+            for specific in result.get("ResourceSpecificResults") or [result]:
+                if (specific.get("EvalResourceDecision") or specific.get("EvalDecision")) == "allowed":
+                    ways.append(Denial(result["EvalActionName"],
+                                       specific.get("EvalResourceName") or result.get("EvalResourceName", "*"), why))
+    return ways
+
+
+def _entry(key: str, value: str) -> dict:
+    return {"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
 
 
 def _simulate_caller(iam, principal: str, doc: dict) -> tuple[str, list[Denial]]:

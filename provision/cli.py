@@ -16,22 +16,27 @@ from the account itself.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 import boto3
+import botocore
 from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
 
 from . import runner
-from .commands import deploy, list as list_command, logs, outputs, policy, rotate, teardown, verify
-from .config import load
+from .commands import cost, deploy, list as list_command, logs, outputs, policy, rotate, teardown, unlock, verify
+from .config import known_regions, load
 from .context import LOCK_WAIT_TIMEOUT
 from .errors import ConfigError, DeployError, describe
 from .output import Output
 
 COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "verify": verify, "logs": logs,
-            "rotate": rotate, "policy": policy, "list": list_command}
+            "rotate": rotate, "policy": policy, "list": list_command, "unlock": unlock, "cost": cost}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,12 +67,13 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
     """Run one command; ``session`` lets tests bring a session with their own event hooks."""
     args = build_parser().parse_args(argv)
     module = COMMANDS[args.command]
-    out = out or Output()
-    problem = getattr(module, "usage_error", lambda _: None)(args)
+    out = out or _output(module, args)
+    problem = getattr(module, "usage_error", lambda _: None)(args) or region_error(args)
     if problem:  # before the config is read and the emulator starts: a usage error answers at once
         out.error(problem)
         return 2
     with ExitStack() as stack:
+        stack.enter_context(terminate_as_interrupt())
         args.throwaway_secrets = []
         if getattr(args, "local", False):
             from .local.emulator import throwaway_secrets
@@ -102,6 +108,42 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
                 traceback.print_exc()
             out.error(describe(exc))
             return 1
+
+
+def _output(module, args) -> Output:
+    """The terminal; for a command whose output is a document to redirect (``--json``, ``policy``), the
+    document alone on stdout and every note, warning and error on stderr."""
+    if not getattr(module, "writes_document", lambda _: False)(args):
+        return Output()
+    out = Output(Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200))
+    out.documents = sys.stdout
+    return out
+
+
+def region_error(args) -> str | None:
+    """A --region that no partition of the installed botocore has (AWS would answer with an HTML page or an
+    unreachable endpoint), or None."""
+    given = getattr(args, "region", None)
+    for region in given if isinstance(given, list) else [given] if given is not None else []:
+        if region not in known_regions():
+            hint = f"; regions are lower case: {region.lower()}" if region.lower() in known_regions() else ""
+            return (f"--region {region!r} is not an AWS region (none of the {len(known_regions())} regions "
+                    f"botocore {botocore.__version__} knows, such as eu-west-1){hint}")
+    return None
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, systemd, CI cancelling a job) ends the run as Ctrl-C does: the steps stop at their next
+    call, what was done is saved, the lease and the lock are given back, exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def one_line(text: str) -> str:

@@ -27,6 +27,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from . import waits
+from .errors import LeaseLost
 
 USER_AGENT = "rds-edge-api/0.1"
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Check", "Search", "Lookup", "Test", "Filter")
@@ -205,6 +206,8 @@ class Clients:
     sleep: Callable[[float], None]
     on_retry: Callable[[str], None]
     planning: bool = False
+    lost: str | None = None  # why the run no longer holds its lease (lease.py): every further call is refused
+    leased_in: set[str] = field(default_factory=set)  # regions whose lease table holds this run's stack lease
     stopping: threading.Event = field(default_factory=threading.Event)
     # per thread (steps run side by side): how the change under way finds what its call made
     _finding: threading.local = field(default_factory=threading.local, repr=False)
@@ -215,6 +218,9 @@ class Clients:
 
     def __call__(self, service: str, region: str):
         key = (service, region)
+        made = self._cache.get(key)
+        if made is not None:  # most calls: no wait behind another thread making a new client (tens of ms)
+            return made
         with self._lock:  # a boto3 session is not thread-safe; the clients it makes are
             if key not in self._cache:
                 client = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
@@ -232,6 +238,8 @@ class Clients:
             return self._account
 
     def plan_guard(self, model, **_) -> None:
+        if self.lost is not None:
+            raise LeaseLost(self.lost)
         if self.stopping.is_set():
             raise Stopped(model.name)
         if self.planning and is_changing(model.name):

@@ -6,6 +6,7 @@ file: the file names environment variables, and a Secret reads them on use.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -59,6 +60,10 @@ MAX_KEY_DEPTH = 16             # a stack config nests two deep; tomllib is quadr
 MAX_THROTTLE_RATE = 10_000.0
 MAX_THROTTLE_BURST = 5_000
 MAX_CONCURRENCY = 1_000
+# WAF's rate-based rule (WAFv2 API reference, RateBasedStatement): Limit 10 to 2,000,000,000 requests per
+# evaluation window; EvaluationWindowSec 60, 120, 300 or 600, 300 the default.
+RATE_LIMIT_RANGE = (10, 2_000_000_000)
+RATE_WINDOWS_S = (60, 120, 300, 600)
 # RFC 9110 section 5.5: a field value is visible characters, with spaces or tabs only between them.
 # obs-text (bytes >= 0x80) is refused: senders must not generate it, and WAF compares bytes.
 HTTP_FIELD_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?")
@@ -117,6 +122,8 @@ class DatabaseConfig:
 class AccessConfig:
     allowed_cidrs: tuple[str, ...]
     authorization: Secret
+    rate_limit: int = 2000  # requests per source address per rate_window_s; the excess is answered 429
+    rate_window_s: int = 300  # WAF's evaluation window: how far back it counts
 
     @property
     def ipv4_cidrs(self) -> tuple[str, ...]:
@@ -157,6 +164,7 @@ def acm_mail_domain(name: str) -> str:
 @dataclass(frozen=True)
 class AlertsConfig:
     email: str
+    health: bool = True  # CloudWatch alarms on the API's health, mailed to the same address
 
 
 @dataclass(frozen=True)
@@ -185,9 +193,17 @@ class LeaseConfig:
 
 @dataclass(frozen=True)
 class LogsConfig:
-    """The request logs beside the function's and WAF's; each costs CloudWatch Logs ingestion (README)."""
+    """The request logs beside the function's and WAF's; each costs CloudWatch Logs ingestion (docs/cost.md)."""
     api_access: bool = True   # the API Gateway stage's access log
     cloudfront: bool = True   # CloudFront's standard logging (v2) to CloudWatch Logs
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """The traffic ``rds-edge-api cost`` and ``deploy --plan`` price (provision/cost/)."""
+    requests_per_month: int = 1_000_000
+    response_kb: float = 2.0           # an answer's body, as CloudFront sends it out
+    handler_ms: float | None = None    # None: the time bench/handler.py measured (provision/cost/estimate.py)
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,7 @@ class Config:
     alerts: AlertsConfig | None = None
     logs: LogsConfig = field(default_factory=LogsConfig)
     lease: LeaseConfig = field(default_factory=LeaseConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
     # Beside the config unless given (--local uses a temporary one): always a Path once __post_init__ ran.
     state_dir: Path = None  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()  # values that work but should not: the commands print them
@@ -264,6 +281,14 @@ class _Section:
             raise ConfigError(self.key(key), f"{shown(value)} holds a control or invisible character")
         if pattern and not pattern.fullmatch(value):
             raise ConfigError(self.key(key), f"{shown(value)} is not valid: {rule}")
+        return value
+
+    def region(self, key: str, default: Any = ...) -> Any:
+        """A region of a partition the installed botocore knows (an unknown one reaches no endpoint)."""
+        value = self.text(key, REGION, "an AWS region such as eu-west-1", default)
+        if value not in known_regions():
+            raise ConfigError(self.key(key), f"{shown(value)} is not an AWS region the installed botocore "
+                              "knows (such as eu-west-1)")
         return value
 
     def secret(self, key: str, default: Any = ...) -> Any:
@@ -352,7 +377,7 @@ def load(path: str | Path) -> Config:
     """Read and check the whole config; raise ConfigError on the first problem."""
     data = read_toml(path)
     path = Path(path).resolve()
-    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "logs", "lease"}
+    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "logs", "lease", "cost"}
     for name in data:
         if name not in known:
             raise ConfigError(f"[{key_name(name)}]", "unknown section")
@@ -368,11 +393,22 @@ def load(path: str | Path) -> Config:
         alerts=_alerts(_Section(data, "alerts", required=False)) if "alerts" in data else None,
         logs=_logs(_Section(data, "logs", required=False)),
         lease=_lease(_Section(data, "lease", required=False)),
+        cost=_cost(_Section(data, "cost", required=False)),
         warnings=tuple(warnings),
     )
 
 
 LEASE_EXPIRY_RANGE = (5, 3600)
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in the installed botocore's endpoint data (no AWS call)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("ec2", partition_name=partition))
 
 
 def _lease(s: _Section) -> LeaseConfig:
@@ -384,9 +420,29 @@ def _lease(s: _Section) -> LeaseConfig:
     return LeaseConfig(expiry_s=expiry)
 
 
+# At most a trillion requests a month (about 380,000 a second); a body within API Gateway's 10 MB payload
+# quota; a handler time within the function's longest timeout (29 s).
+MAX_COST_REQUESTS = 10 ** 12
+MAX_RESPONSE_KB = 10_240.0
+MAX_HANDLER_MS = 29_000.0
+
+
+def _cost(s: _Section) -> CostConfig:
+    requests = s.number("requests_per_month", int, 0, MAX_COST_REQUESTS, CostConfig.requests_per_month,
+                        "requests a month")
+    response_kb = s.number("response_kb", float, 0, MAX_RESPONSE_KB, CostConfig.response_kb,
+                           "kB per answer; API Gateway answers at most 10 MB")
+    handler_ms = None
+    if "handler_ms" in s.raw:
+        handler_ms = s.number("handler_ms", float, 1, MAX_HANDLER_MS, 1, "the function's time per request, "
+                              "from its Duration metric; at most the 29 s API Gateway waits")
+    s.finish()
+    return CostConfig(requests_per_month=requests, response_kb=response_kb, handler_ms=handler_ms)
+
+
 def _stack(s: _Section) -> StackConfig:
     name = s.text("name", STACK_NAME, "letters, digits and '-', at most 32, starting with a letter")
-    region = s.text("region", REGION, "an AWS region such as eu-west-1")
+    region = s.region("region")
     check_permissions = s.get("check_permissions", bool, False)
     s.finish()
     return StackConfig(name=name, region=region, check_permissions=check_permissions)
@@ -507,8 +563,15 @@ def _access(s: _Section, warnings: list[str]) -> AccessConfig:
         warnings.append(f"{s.key('authorization_env')}: the value of {authorization.env} is only {len(value)} "
                         f"characters: a short value can be guessed; use {MIN_AUTHORIZATION_CHARS} or more random ones")
     warnings.extend(_cidr_warnings(s.key("allowed_cidrs"), cidrs))
+    rate_limit = s.number("rate_limit", int, *RATE_LIMIT_RANGE, AccessConfig.rate_limit,
+                          "requests per source address per window: WAF's rate-based rule limits")
+    window = s.get("rate_window_s", int, AccessConfig.rate_window_s)
+    if window not in RATE_WINDOWS_S:
+        raise ConfigError(s.key("rate_window_s"), f"{window} must be one of {', '.join(map(str, RATE_WINDOWS_S))} "
+                          "(seconds: the evaluation windows WAF's rate-based rule allows)")
     s.finish()
-    return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization)
+    return AccessConfig(allowed_cidrs=tuple(cidrs), authorization=authorization, rate_limit=rate_limit,
+                        rate_window_s=window)
 
 
 # Two halves that together are the whole address space (WAF refuses /0 itself: IPSet API reference).
@@ -566,7 +629,7 @@ def _domain(s: _Section) -> DomainConfig:
         if not HOSTED_ZONE_ID.fullmatch(zone):
             raise ConfigError(s.key("hosted_zone_id"),
                               f"{shown(zone)} is not a Route 53 hosted zone id such as Z0123456789ABC")
-    mail_region = s.text("mail_region", REGION, "an AWS region such as us-east-1", default="us-east-1")
+    mail_region = s.region("mail_region", default="us-east-1")
     if validation == "email" and mail_region not in SES_RECEIVING_REGIONS:
         raise ConfigError(s.key("mail_region"), f"SES does not receive mail in {mail_region}; use one of "
                           + ", ".join(sorted(SES_RECEIVING_REGIONS)))
@@ -612,9 +675,10 @@ def _api(s: _Section) -> ApiConfig:
 
 
 def _alerts(s: _Section) -> AlertsConfig:
+    health = s.get("health", bool, True)  # first: a wrong value of it is named even when email is missing
     email = s.text("email", EMAIL, "an e-mail address such as ops@example.com")
     s.finish()
-    return AlertsConfig(email=email)
+    return AlertsConfig(email=email, health=health)
 
 
 def _logs(s: _Section) -> LogsConfig:

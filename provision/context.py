@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 from . import waits
 from .clients import Clients
 from .config import Config
+from .errors import LeaseLost
 from .lock import stack_lock
 from .output import Output, StepReport
 from .state import State
@@ -73,6 +74,8 @@ class Context:
         the create's answer; for an update that cannot simply be repeated (a spent ETag or lock
         token, a removal), ``{}`` once it shows; None when it has not.
         """
+        if self.clients.lost is not None:  # the lease is no longer this run's: nothing more changes
+            raise LeaseLost(self.clients.lost)
         self.report.changes.append((kind, what))
         self.out.change(kind, what, self.planning)
         if self.planning:
@@ -108,7 +111,8 @@ def make_context(config: Config, *, session=None, planning: bool = False,
 
 @contextmanager
 def locked(config: Config, command: str, *, session=None, out: Output | None = None, wait: bool = False,
-           sleep: Callable[[float], None] = time.sleep, lease: bool = True) -> Iterator[Context]:
+           sleep: Callable[[float], None] = time.sleep, lease: bool = True,
+           make_table: bool = True) -> Iterator[Context]:
     """The context of a run that changes the stack: the stack's lock held first (one machine), then its
     lease in the account (every machine: ``lease.py``), then the state read, so a run that starts right
     after another (or waited for it) starts from what that one left.
@@ -116,6 +120,7 @@ def locked(config: Config, command: str, *, session=None, out: Output | None = N
     wait: wait (bounded, visible) for the run that holds the lock instead of stopping at once.
     lease=False: the command takes the lease itself (``lease.held``) once its read-only checks pass, so
     that a run they stop writes nothing to the account (deploy's preflight).
+    make_table=False: a run that never makes the lease table (teardown; ``lease.held``).
     """
     ctx = make_context(config, session=session, out=out, sleep=sleep, read_state=False)
 
@@ -127,6 +132,6 @@ def locked(config: Config, command: str, *, session=None, out: Output | None = N
     with ExitStack() as held:
         held.enter_context(stack_lock(lock_path(config), command, waiting if wait else None))
         if lease:
-            held.enter_context(account_lease.held(ctx, command, wait=wait))
+            held.enter_context(account_lease.held(ctx, command, wait=wait, make_table=make_table))
         ctx.state = State.load(ctx.state.path, ctx.stack)
         yield ctx

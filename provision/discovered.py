@@ -1,5 +1,14 @@
-"""The config a deployed stack implies, read back from the account: for ``teardown --stack NAME --region R``
-and ``outputs --stack NAME --region R`` when the config file is lost.
+"""The config a deployed stack implies, read back from the account: for ``teardown --stack NAME [--region R]``
+when the config file is lost.
+
+The stack's region is where its regional half is (its function, API and
+security group, by their tags: ``stacks.homes``), never taken on trust from
+``--region``: a region where the stack has none is refused before any change
+(``WrongRegion``), so the global half of a live stack is never torn down from
+the wrong region. What was read is saved beside the state file
+(``<stack>.teardown.json``) before the teardown starts, and read back by the
+same command after an interruption, when what it was read from may be gone;
+the teardown removes it once done.
 
 Teardown needs from a config only what names the stack's resources and where
 they are: the stack's name and region, its domain (and how it is validated),
@@ -17,8 +26,10 @@ with values that say so; the secret names no variable that is ever read.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from . import stacks
 from .config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
 from .context import EDGE_REGION
 from .errors import DeployError, or_none
@@ -29,22 +40,81 @@ from .tags import as_dict, is_ours
 NOT_READ = "not-read-by-teardown"
 
 
+class WrongRegion(DeployError):
+    """--region names a region where the stack has no regional half (a usage error: exit 2)."""
+
+
+def progress_path(state_dir: Path, stack: str) -> Path:
+    return state_dir / f"{stack}.teardown.json"
+
+
+def for_teardown(session, stack: str, region: str | None, state_dir: Path) -> tuple[Config, str]:
+    """(the config, how it was found): an interrupted teardown's saved one, else read from the account in
+    the stack's own region; WrongRegion when ``region`` holds none of it but another region does."""
+    saved = _saved(progress_path(state_dir, stack), state_dir)
+    if saved is not None and region in (None, saved.stack.region):
+        return saved, f"read from {progress_path(state_dir, stack)} (saved by the interrupted teardown)"
+    found = stacks.homes(session, stack, [region]) if region else []
+    if not found:
+        found = stacks.homes(session, stack)
+        if region and found:
+            raise WrongRegion(f"--region {region}: stack {stack} has no function, API or security group there; "
+                              f"it is in {', '.join(found)}: run again with --region {found[0]}, or without --region")
+        if len(found) > 1:
+            raise WrongRegion(f"stack {stack} has resources in {', '.join(found)}: name one with --region")
+    home = found[0] if found else (region or EDGE_REGION)
+    config = config_for(session, stack, home, state_dir)
+    _save(progress_path(state_dir, stack), config)
+    where = f"its regional half is in {home}" if found else f"it has no regional half left (using {home})"
+    return config, f"read from the account ({where})"
+
+
+def _save(path: Path, config: Config) -> None:
+    domain = config.domain
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "stack": config.stack.name, "region": config.stack.region, "database": config.database.instance_id,
+        "domain": domain.name, "validation": domain.validation, "validation_domain": domain.validation_domain,
+        "hosted_zone_id": domain.hosted_zone_id, "mail_region": domain.mail_region,
+        "mail_rule_set": domain.mail_rule_set}, indent=2) + "\n", encoding="utf-8")
+
+
+def _saved(path: Path, state_dir: Path) -> Config | None:
+    """The config an interrupted ``teardown --stack`` saved, or None (none, or not one this tool wrote)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return _config(state_dir, data["stack"], data["region"], data["database"], DomainConfig(
+            name=data["domain"], validation=data["validation"], hosted_zone_id=data["hosted_zone_id"],
+            mail_region=data["mail_region"], validation_domain=data["validation_domain"],
+            mail_rule_set=data["mail_rule_set"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def done(state_dir: Path, stack: str) -> None:
+    """The teardown finished: its saved progress goes."""
+    progress_path(state_dir, stack).unlink(missing_ok=True)
+
+
+def _config(state_dir: Path, stack: str, region: str, database: str, domain: DomainConfig) -> Config:
+    return Config(
+        path=state_dir / f"{stack}.discovered.toml",
+        stack=StackConfig(name=stack, region=region),
+        database=DatabaseConfig(instance_id=database, name=NOT_READ, user=NOT_READ, table=NOT_READ,
+                                key_column=NOT_READ),
+        access=AccessConfig(allowed_cidrs=(), authorization=Secret(NOT_READ.upper().replace("-", "_"))),
+        domain=domain, state_dir=state_dir)
+
+
 def config_for(session, stack: str, region: str, state_dir: Path) -> Config:
     """A Config naming the stack's resources as the account holds them; DeployError if none is found."""
     domain, validation, validation_domain = _domain(session, stack)
     account = session.client("sts", region_name=region).get_caller_identity()["Account"]
     mail_region = _bucket_region(session, f"{stack.lower()}-mail-{account}") or EDGE_REGION
-    return Config(
-        path=state_dir / f"{stack}.discovered.toml",
-        stack=StackConfig(name=stack, region=region),
-        database=DatabaseConfig(instance_id=_database(session, stack, region) or NOT_READ, name=NOT_READ,
-                                user=NOT_READ, table=NOT_READ, key_column=NOT_READ),
-        access=AccessConfig(allowed_cidrs=(), authorization=Secret(NOT_READ.upper().replace("-", "_"))),
-        domain=DomainConfig(name=domain, validation=validation, hosted_zone_id=_zone(session, domain),
-                            mail_region=mail_region, validation_domain=validation_domain,
-                            mail_rule_set=_own_rule_set(session, stack, mail_region)),
-        state_dir=state_dir,
-    )
+    return _config(state_dir, stack, region, _database(session, stack, region) or NOT_READ,
+                   DomainConfig(name=domain, validation=validation, hosted_zone_id=_zone(session, domain),
+                                mail_region=mail_region, validation_domain=validation_domain,
+                                mail_rule_set=_own_rule_set(session, stack, mail_region)))
 
 
 def _domain(session, stack: str) -> tuple[str, str, str]:

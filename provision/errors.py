@@ -21,6 +21,10 @@ class LockedError(DeployError):
     """Another run holds the stack's lock."""
 
 
+class LeaseLost(DeployError):
+    """The run can no longer prove it holds its lease: no further call of it goes out (``lease.py``)."""
+
+
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a ClientError, or None for anything else."""
     if isinstance(exc, ClientError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -40,6 +40,16 @@ class Output:
         self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)
         self._status: Status | None = None
         self._said: set[str] = set()
+        self.documents: TextIO | None = None  # where document() writes, when not the console (cli.py)
+
+    def document(self, text: str) -> None:
+        """What a command prints to be redirected (JSON, a policy): alone on stdout when the CLI sends
+        everything else to stderr, else on the console as it is."""
+        if self.documents is not None:
+            self.documents.write(text + "\n")
+            self.documents.flush()
+        else:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     @contextmanager
     def step(self, title: str, planning: bool = False, destroying: bool = False) -> Iterator[StepReport]:

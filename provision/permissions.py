@@ -95,6 +95,9 @@ BEYOND: tuple[Beyond, ...] = (
     Beyond("sns", "CreateTopic", ("sns:TagResource",),
            "SNS API reference, CreateTopic: 'To be able to tag a topic on creation, you must have the "
            "sns:CreateTopic and sns:TagResource permissions'"),
+    Beyond("cloudwatch", "PutMetricAlarm", ("cloudwatch:TagResource",),
+           "CloudWatch API reference, PutMetricAlarm (Tags): 'To be able to associate tags with the alarm when you "
+           "create the alarm, you must have the cloudwatch:TagResource permission'"),
     Beyond("events", "PutRule", ("events:TagResource",),
            "EventBridge API reference, PutRule (Tags): 'If you are using ... Tags, you must have the "
            "events:TagResource permission' (EventBridge user guide, tag-on-create)"),
@@ -113,6 +116,9 @@ BEYOND: tuple[Beyond, ...] = (
            "dynamodb:TagResource (DynamoDB developer guide, 'Tagging resources in DynamoDB': tag-on-create needs it)"),
     Beyond("iam", "CreateRole", ("iam:TagRole",),
            "IAM user guide, 'Tagging IAM roles': to create a role with tags you need iam:CreateRole and iam:TagRole"),
+    Beyond("iam", "CreatePolicy", ("iam:TagPolicy",),
+           "IAM user guide, 'Tagging customer managed policies': to create a policy with tags you need "
+           "iam:CreatePolicy and iam:TagPolicy"),
     Beyond("logs", "CreateLogGroup", ("logs:TagResource", "logs:TagLogGroup"),
            "CloudWatch Logs API reference, CreateLogGroup: 'To be able to tag a log group, you must have both the "
            "logs:TagResource and logs:TagLogGroup permissions'"),
@@ -123,6 +129,9 @@ BEYOND: tuple[Beyond, ...] = (
     Beyond("acm", "RequestCertificate", ("acm:AddTagsToCertificate",),
            "ACM user guide, 'Tagging AWS Certificate Manager certificates': RequestCertificate with Tags needs "
            "acm:AddTagsToCertificate"),
+    Beyond("dynamodb", "CreateTable", ("dynamodb:TagResource",),
+           "CreateTable with Tags is also authorized as dynamodb:TagResource (hashicorp/terraform-provider-aws#10943; "
+           "DynamoDB developer guide, 'Tagging resources': tag on create needs dynamodb:TagResource): the lease table"),
     Beyond("cloudfront", "CreateDistributionWithTags", ("cloudfront:TagResource",),
            "CloudFront API reference, CreateDistributionWithTags: authorized as cloudfront:CreateDistribution and "
            "cloudfront:TagResource (Service Authorization Reference has no action of that name)"),

@@ -12,7 +12,9 @@ service supports resource-level permissions, and adds the conditions that
 narrow further (the role passed to Lambda only; only AWS's VPC-access policy
 attached; the function's security group by the stack's tags; the database's by
 its id). Actions without resource-level support get ``*``, never the other way
-round: no action is ever ``*``.
+round: no action is ever ``*``. The role-changing actions are granted only on
+roles that carry the toolkit's permissions boundary (provision/boundary.py),
+whose removal or rewriting is never granted.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import lease, permissions, registry
+from . import boundary, lease, permissions, registry
 from .config import Config
-from .steps import STEPS, apigateway_account
+from .steps import STEPS, apigateway_account, mail
 from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition
 from .tags import stack_tags
 
@@ -41,9 +43,10 @@ STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate
                   r"|DeleteLogDelivery|GetLogDelivery|ListLogDeliveries|UpdateLogDelivery|PutResourcePolicy"
                   r"|DescribeResourcePolicies|DeleteResourcePolicy|DescribeDeliveries|DescribeDeliverySources"
                   r"|DescribeDeliveryDestinations)"
-                  r"|rds:DescribeDBEngineVersions|tag:GetResources)$")
+                  r"|rds:DescribeDBEngineVersions|tag:GetResources|pricing:GetProducts)$")
 
-# The lease's item calls, each keyed by the stack's name (DynamoDB's fine-grained access control).
+# The lease's item calls, each keyed by the stack's name or, for the account's short leases on shared things
+# (lease.account_held), by theirs (DynamoDB's fine-grained access control).
 LEASE_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
@@ -137,6 +140,8 @@ class Names:
         reference test then fails if the action takes a resource type)."""
         if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
             return [apigateway_account.role_arn(self)]
+        if action in boundary.POLICY_ACTIONS:  # the roles' permissions boundary, made once per account
+            return [boundary.arn(partition(self.config.stack.region), self.account)]
         if action.split(":")[0] == "apigateway":  # ids are API Gateway's: the region, the kind, one id or none
             region = self.config.stack.region
             return [f"arn:{partition(region)}:apigateway:{region}::{_apigateway_http(operation, service)[1]}"]
@@ -147,8 +152,11 @@ class Names:
             return [f"arn:{partition(self.config.stack.region)}:iam::{self.account}:{kind}/*" for kind in ("user", "role")]
         if action.split(":")[0] == "rds":  # the operator's database, which no step makes
             return self._rds(action)
-        if action.split(":")[0] == "dynamodb":  # the lease table the account's stacks share (provision/lease.py)
-            return [self.arn("dynamodb", self.config.stack.region, f"table/{lease.TABLE}")]
+        if action.split(":")[0] == "dynamodb":  # the lease table the account's stacks share (provision/lease.py),
+            # in the stack's region and, for the shared receipt rule set's lease, the mail region
+            regions = [self.config.stack.region] + ([self.config.domain.mail_region]
+                                                    if self.config.domain.receives_mail else [])
+            return [self.arn("dynamodb", region, f"table/{lease.TABLE}") for region in dict.fromkeys(regions)]
         owned = registry.arns((step.owns for step in STEPS), self, action)
         return owned if owned is not None else ["*"]
 
@@ -164,14 +172,19 @@ class Names:
         if action == "iam:PassRole":  # the function's role to Lambda only; the logging role to API Gateway only
             to = "apigateway.amazonaws.com" if service == "apigateway" else "lambda.amazonaws.com"
             return {"StringEquals": {"iam:PassedToService": to}}
+        ceiling = boundary.condition(partition(self.config.stack.region), self.account)
         if action == "iam:AttachRolePolicy":  # no AdministratorAccess on a role the operator can run code as
             attached = [managed.format(partition=partition(self.config.stack.region))
                         for managed in (LAMBDA_VPC_POLICY, apigateway_account.POLICY)]
-            return {"ArnEquals": {"iam:PolicyARN": attached}}
+            return {"ArnEquals": {"iam:PolicyARN": attached}, **ceiling}
+        if action in boundary.BOUNDED_ACTIONS:  # only on a role that carries the boundary, or gets it
+            return ceiling
         if action == "ec2:CreateTags":  # tags only in the creating call (EC2's tag-on-create condition key)
             return {"StringEquals": {"ec2:CreateAction": operation}}
-        if action in LEASE_ITEM_ACTIONS:  # the stack's own lease item only: its key is the stack's name
-            return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [self.config.stack.name]}}
+        if action in LEASE_ITEM_ACTIONS:  # the stack's own lease item and the account leases it takes, by key
+            keys = [self.config.stack.name, lease.ACCOUNT + apigateway_account.LEASE]
+            keys += [lease.ACCOUNT + mail.SHARED_LEASE] if self.config.domain.receives_mail else []
+            return {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": keys}}
         if action in ("ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup"):
             tags = stack_tags(self.config.stack.name)
             return {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(tags.items())}}

@@ -10,7 +10,9 @@ Each check finds what would otherwise fail halfway, after some resources exist:
   most 16 (``function.subnets`` chooses; the table says which);
 - CloudWatch Logs resource policies in us-east-1: WAF adds the stack's log
   group to ``AWSWAF-LOGS``, which needs a free place (at most 10 policies per
-  region) or room in that policy (at most 5,120 characters);
+  region) or room in that policy (at most 5,120 characters); CloudFront's
+  logging (v2) adds its group to the log-delivery policy
+  ``AWSLogDeliveryWrite20150319`` under the same two limits;
 - SES receiving: someone else's active receipt rule set (``mail``);
 - the domain's name in the hosted zone: an A, AAAA or CNAME record there that
   is not the stack's would be overwritten (or refuse the alias).
@@ -29,14 +31,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DeployError, describe, error_code
-from .steps import database, dns, domain_record, function, mail, waf_logging
+from .steps import cloudfront_logging, database, dns, domain_record, function, mail, waf_logging
 from .steps.iam_role import partition
+from .together import together
 
 UNRESERVED_MINIMUM = 100  # "You can reserve up to the Unreserved account concurrency ... minus 100" (Lambda guide)
 CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: AWS Lambda, Concurrent executions
 WAF_LOG_POLICY = "AWSWAF-LOGS"
 MAX_RESOURCE_POLICIES = 10  # per account and region (CloudWatch Logs API reference, PutResourcePolicy)
 MAX_POLICY_CHARACTERS = 5120  # per resource policy (CloudWatch Logs user guide, logging from AWS services)
+# The policy CloudWatch Logs creates, or appends the log group to, for a v2 log delivery to a group (CloudWatch Logs
+# user guide, "Logs sent to CloudWatch Logs", log group resource policy)
+DELIVERY_LOG_POLICY = "AWSLogDeliveryWrite20150319"
 
 
 @dataclass(frozen=True)
@@ -47,21 +53,32 @@ class Check:
 
 
 def run(ctx) -> list[Check]:
-    """Every check; the table under --plan or when one fails; DeployError (exit 1) naming what failed."""
-    checks = [check(ctx) for check in CHECKS]
-    failed = [c for c in checks if c.ok is False]
+    """Every check (their reads at once); the table under --plan or when one fails; DeployError (exit 1)
+    naming what failed."""
+    return report(ctx, checks(ctx))
+
+
+def checks(ctx) -> list[Check]:
+    """Every check, each in a thread of its own: their reads need nothing from each other, so the
+    preflight costs the longest check's round trips, not the sum of all."""
+    return together(ctx, *CHECKS)
+
+
+def report(ctx, found: list[Check]) -> list[Check]:
+    """The table under --plan or when a check failed; DeployError (exit 1) naming what failed."""
+    failed = [c for c in found if c.ok is False]
     if ctx.planning or failed:
-        show(checks, ctx.out)
+        show(found, ctx.out)
     for c in failed:  # unwrapped, so that a command in it copies in one piece
         ctx.out.notice(f"preflight: {c.name}", c.detail)
     else:
-        ctx.out.note(f"preflight: {sum(c.ok is True for c in checks)} of {len(checks)} checks passed"
-                     + (f", {sum(c.ok is None for c in checks)} not checked" if any(c.ok is None for c in checks)
+        ctx.out.note(f"preflight: {sum(c.ok is True for c in found)} of {len(found)} checks passed"
+                     + (f", {sum(c.ok is None for c in found)} not checked" if any(c.ok is None for c in found)
                         else "") + " (deploy --plan shows them)")
     if failed:
         raise DeployError(f"preflight: {', '.join(c.name for c in failed)} would fail; nothing was changed "
                           "(what to fix is said above)")
-    return checks
+    return found
 
 
 def show(checks: list[Check], out) -> None:
@@ -100,13 +117,14 @@ def _concurrency(ctx) -> Check:
         return Check(name, True, "max_concurrency = 0: no reservation (connections are bounded only by the "
                                  "account's unreserved concurrency)")
     try:
-        limits = ctx.client("lambda").get_account_settings()["AccountLimit"]
+        settings, ours = together(ctx, lambda c: c.client("lambda").get_account_settings(),
+                                  lambda c: function.reserved_concurrency(c) or 0)  # counted in the limit only
     except ClientError as exc:
         if error_code(exc) != "404":  # moto answers 404 "Not yet implemented"; AWS always implements it
             raise
         return Check(name, None, "this endpoint does not implement GetAccountSettings (an emulator)")
+    limits = settings["AccountLimit"]
     limit, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
-    ours = function.reserved_concurrency(ctx) or 0  # counted in the limit, not in the unreserved
     minimum = min(UNRESERVED_MINIMUM, limit)  # a limit of 10 (new accounts) keeps all 10 unreserved
     room = unreserved + ours - minimum
     if wanted <= room:
@@ -129,15 +147,20 @@ def _subnets(ctx) -> Check:
     return Check("function subnets", True, chosen.text())
 
 
-def _waf_log_policies(ctx) -> Check:
-    name, logs = "CloudWatch Logs resource policies (us-east-1)", ctx.edge("logs")
-    policies, token = [], None
+def _resource_policies(ctx) -> list[dict]:
+    """The account's CloudWatch Logs resource policies in us-east-1, every page."""
+    logs, policies, token = ctx.edge("logs"), [], None
     while True:
         page = logs.describe_resource_policies(**({"nextToken": token} if token else {}))
         policies += page.get("resourcePolicies", [])
         token = page.get("nextToken")
         if not token:
-            break
+            return policies
+
+
+def _waf_log_policies(ctx) -> Check:
+    name = "CloudWatch Logs resource policies (us-east-1)"
+    policies = _resource_policies(ctx)
     group = waf_logging.log_group_name(ctx.stack)
     entry = f"arn:{partition('us-east-1')}:logs:us-east-1:{ctx.account_id}:log-group:{group}:log-stream:*"
     current = next((p for p in policies if p["policyName"] == WAF_LOG_POLICY), None)
@@ -160,6 +183,43 @@ def _waf_log_policies(ctx) -> Check:
                                   "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
     return Check(name, True, f"{WAF_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
                              f"{MAX_POLICY_CHARACTERS:,} once WAF adds {group}")
+
+
+def _delivery_log_policy(ctx) -> Check:
+    """CloudFront's logging (v2): the first delivery to the group adds it to ``AWSLogDeliveryWrite20150319``,
+    made if missing (a place of the 10, counting the one WAF may need too) or appended to (5,120 characters);
+    CreateDelivery fails after the distribution exists otherwise."""
+    name = "CloudWatch Logs log-delivery policy (us-east-1)"
+    if not ctx.config.logs.cloudfront:
+        return Check(name, True, "not needed (logs.cloudfront = false)")
+    policies = _resource_policies(ctx)
+    group = cloudfront_logging.log_group_name(ctx.stack)
+    entry = f"arn:{partition('us-east-1')}:logs:us-east-1:{ctx.account_id}:log-group:{group}:log-stream:*"
+    names = {p["policyName"] for p in policies}
+    current = next((p for p in policies if p["policyName"] == DELIVERY_LOG_POLICY), None)
+    if current is None:
+        wanted = 1 + (WAF_LOG_POLICY not in names)
+        if len(policies) + wanted > MAX_RESOURCE_POLICIES:
+            return Check(name, False, f"{len(policies)} of {MAX_RESOURCE_POLICIES} resource policies already "
+                                      f"({', '.join(sorted(names))}) and CloudFront's log delivery must add "
+                                      f"{DELIVERY_LOG_POLICY} for {group}"
+                                      + (f" (and WAF {WAF_LOG_POLICY})" if wanted == 2 else "")
+                                      + ": delete one no longer used (aws logs delete-resource-policy --region "
+                                        "us-east-1 --policy-name NAME), or set logs.cloudfront = false, then run again")
+        return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; CloudWatch Logs adds "
+                                 f"{DELIVERY_LOG_POLICY} for {group}")
+    document = current["policyDocument"]
+    if _covers(document, entry):
+        return Check(name, True, f"{DELIVERY_LOG_POLICY} already lets the log delivery write to {group}")
+    after = len(document) + len(json.dumps(entry)) + 1
+    if after > MAX_POLICY_CHARACTERS:
+        return Check(name, False, f"{DELIVERY_LOG_POLICY} holds {len(document):,} characters and would pass "
+                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): remove the "
+                                  "entries of log groups that no longer exist (aws logs put-resource-policy "
+                                  f"--region us-east-1 --policy-name {DELIVERY_LOG_POLICY}), or set "
+                                  "logs.cloudfront = false, then run again")
+    return Check(name, True, f"{DELIVERY_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
+                             f"{MAX_POLICY_CHARACTERS:,} once {group} is added")
 
 
 def _covers(document: str, entry: str) -> bool:
@@ -186,18 +246,24 @@ def _domain_record(ctx) -> Check:
     name, domain, zone = "domain record", ctx.config.domain.name, ctx.config.domain.hosted_zone_id
     if zone is None:
         return Check(name, None, f"no hosted zone: the record for {domain} is yours to create (printed at the end)")
-    found = {rtype: record for rtype in ("A", "AAAA", "CNAME")
-             if (record := dns.current(ctx, zone, domain, rtype)) is not None}
+    types = ("A", "AAAA", "CNAME")
+    records = together(ctx, *(lambda c, rtype=rtype: dns.current(c, zone, domain, rtype) for rtype in types))
+    found = {rtype: record for rtype, record in zip(types, records) if record is not None}
     if not found:
         return Check(name, True, f"no A, AAAA or CNAME record at {domain} yet")
-    target = domain_record.stack_target(ctx)
-    foreign = [f"{rtype} {_value(record)}" for rtype, record in found.items()
-               if rtype == "CNAME" or not _aliases(record, target)]
+    foreign = _foreign(found, domain_record.stack_target(ctx))
+    if foreign:  # the state may name a distribution another machine has since replaced: ask CloudFront
+        foreign = _foreign(found, domain_record.stack_target(ctx, fresh=True))
     if foreign:
         return Check(name, False, f"{domain} already has {', '.join(foreign)}, not this stack's distribution: deploy "
                                   "would replace it (an AAAA it does not write would still send IPv6 callers "
                                   "elsewhere). Remove it if it is unused, or choose another domain.name")
     return Check(name, True, f"{', '.join(found)} at {domain} alias the stack's distribution")
+
+
+def _foreign(found: dict[str, dict], target: str | None) -> list[str]:
+    return [f"{rtype} {_value(record)}" for rtype, record in found.items()
+            if rtype == "CNAME" or not _aliases(record, target)]
 
 
 def _aliases(record: dict, target: str | None) -> bool:
@@ -216,6 +282,7 @@ CHECKS: tuple[Callable, ...] = (
     _reading("Lambda concurrency", _concurrency),
     _reading("function subnets", _subnets),
     _reading("CloudWatch Logs resource policies (us-east-1)", _waf_log_policies),
+    _reading("CloudWatch Logs log-delivery policy (us-east-1)", _delivery_log_policy),
     _reading("SES receipt rule set", _mail),
     _reading("domain record", _domain_record),
 )

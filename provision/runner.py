@@ -39,18 +39,20 @@ from .progress import Board, StepOutput
 HANDLED = (ClientError, BotoCoreError, DeployError)
 
 
-def deploy(ctx: Context, steps) -> None:
-    """ensure() each step (a step the config does not use removes what it left), each once its needs are done."""
-    if ctx.state.problem:
-        ctx.out.note(ctx.state.problem)
+def deploy(ctx: Context, steps, before: Callable[[], bool] | None = None) -> None:
+    """ensure() each step (a step the config does not use removes what it left), each once its needs are done.
+
+    before: what the run checks and takes before any step may change anything (deploy's account look,
+    preflight and lease); it runs while every step's observe goes out, and no step starts until it is
+    over. It answers whether the early looks still hold: False when it waited (for another run's lease,
+    say), in which time the stack may have changed, so that every step looks again in its turn. If it
+    raises, the observes are stopped and nothing else runs."""
     steps = tuple(steps)
-    _Walk(ctx, steps, graph.deploy_waits(steps), destroying=False).run()
+    _Walk(ctx, steps, graph.deploy_waits(steps), destroying=False, before=before).run()
 
 
 def teardown(ctx: Context, steps) -> None:
     """destroy() every step once the steps holding on to it are gone, whether or not the config still uses it."""
-    if ctx.state.problem:
-        ctx.out.note(ctx.state.problem)
     steps = tuple(steps)
     _Walk(ctx, steps, graph.teardown_waits(steps), destroying=True).run()
 
@@ -61,6 +63,7 @@ class _Walk:
     steps: tuple
     waits: dict[str, frozenset[str]]
     destroying: bool
+    before: Callable[[], bool] | None = None
     done: set[str] = field(default_factory=set)
     running: dict[Future, tuple] = field(default_factory=dict)
     early: dict[str, Future] = field(default_factory=dict)  # step -> its observe, started with the run
@@ -78,6 +81,9 @@ class _Walk:
             try:
                 if not self.destroying:
                     self._observe_early(pool, board)
+                self._before()
+                if ctx.state.problem:
+                    ctx.out.note(ctx.state.problem)
                 self._start_ready(pool, board, readable)
                 while self.running:
                     finished, _ = wait(self.running, return_when=FIRST_COMPLETED)
@@ -112,6 +118,19 @@ class _Walk:
                                     sleep=_stoppable(self.ctx), report=StepReport(step.title),
                                     state=self.ctx.state.view(step.name, frozenset()))  # type: ignore[arg-type]
                 self.early[step.name] = pool.submit(_observe, early_ctx, step)
+
+    def _before(self) -> None:
+        """The run's prologue, in this thread, beside the early observes; if it fails they stop."""
+        if self.before is None:
+            return
+        try:
+            still_hold = self.before()
+        except BaseException:
+            self.ctx.clients.stopping.set()
+            wait(self.early.values())
+            raise
+        if not still_hold:
+            self.early.clear()
 
     def _start_ready(self, pool, board: Board, readable) -> None:
         for step in self.steps:

@@ -1507,3 +1507,228 @@ def strict_rules(policies: Policies, leave_out: set[str] = frozenset()) -> list[
     made = {"operator_policy": lambda: operator_policy_enforced(policies),
             "throttling": throttled_at_documented_rates, "eventual_consistency": eventually_consistent}
     return [made[name]() for name in STRICT if name not in leave_out]
+
+
+# --- Mail and IAM (issue 24: the mailiam items) ------------------------------------------------------------
+
+DKIM_IDENTITY_SOURCE = ("SES API reference, GetIdentityVerificationAttributes ('the verification token for a domain "
+                        "identity' verified by TXT) and SES developer guide, 'Creating a domain identity' (the SES v2 "
+                        "console and CreateEmailIdentity verify a domain by Easy DKIM, with no TXT token)")
+
+
+def dkim_identities_have_no_token() -> Rule:
+    """A domain identity made by SES v2 (CreateEmailIdentity, as the console does) is verified by DKIM: SES v1's
+    GetIdentityVerificationAttributes lists it with its VerificationStatus and no VerificationToken. moto returns
+    one fixed token for every identity, however it was made."""
+    dkim: set[str] = set()
+
+    def answer(call: Call) -> dict:
+        found = call.send()
+        if call.operation == "CreateEmailIdentity":
+            dkim.add(call.params["EmailIdentity"].lower())
+        elif call.operation == "GetIdentityVerificationAttributes":
+            found["VerificationAttributes"] = {
+                name: ({k: v for k, v in entry.items() if k != "VerificationToken"} if name.lower() in dkim else entry)
+                for name, entry in found["VerificationAttributes"].items()}
+        elif call.operation in ("DeleteIdentity", "DeleteEmailIdentity"):
+            dkim.discard((call.params.get("Identity") or call.params.get("EmailIdentity") or "").lower())
+        return found
+
+    def applies(call: Call) -> bool:
+        return ((call.service == "sesv2" and call.operation in ("CreateEmailIdentity", "DeleteEmailIdentity"))
+                or (call.service == "ses" and call.operation in ("GetIdentityVerificationAttributes",
+                                                                 "DeleteIdentity")))
+
+    return Rule("an identity verified by DKIM has no verification token", DKIM_IDENTITY_SOURCE, applies, answer)
+
+
+DELIVERY_LOG_POLICY = "AWSLogDeliveryWrite20150319"
+DELIVERY_LOG_POLICY_SOURCE = ("CloudWatch Logs user guide, 'Logs sent to CloudWatch Logs' (V2 log delivery: the log "
+                              "group's resource policy is created, or the group appended to it, by the first "
+                              "delivery); CloudWatch Logs API reference, PutResourcePolicy ('up to 10 resource "
+                              "policies per AWS Region', LimitExceededException); a policy holds at most 5,120 "
+                              "characters (user guide, 'Enabling logging from AWS services')")
+
+
+def log_delivery_resource_policy() -> Rule:
+    """CreateDelivery to a CloudWatch Logs group (CloudFront's logging v2): CloudWatch Logs first adds the group
+    to the account's ``AWSLogDeliveryWrite20150319`` resource policy in the group's region, and the delivery
+    fails when that policy cannot be made (10 policies already: LimitExceededException, as PutResourcePolicy
+    answers) or would pass 5,120 characters. moto writes no resource policy for a delivery."""
+    def answer(call: Call) -> dict:
+        name = call.params["deliveryDestinationArn"].rsplit(":", 1)[-1]
+        destination = call.client.get_delivery_destination(name=name)["deliveryDestination"]
+        group = destination["deliveryDestinationConfiguration"]["destinationResourceArn"]
+        if ":log-group:" in group:
+            logs = boto3.client("logs", region_name=group.split(":")[3])
+            policies = logs.describe_resource_policies()["resourcePolicies"]
+            current = next((p for p in policies if p["policyName"] == DELIVERY_LOG_POLICY), None)
+            document = json.loads(current["policyDocument"]) if current else {
+                "Version": "2012-10-17", "Statement": [{
+                    "Sid": "AWSLogDeliveryWrite20150319", "Effect": "Allow",
+                    "Principal": {"Service": ["delivery.logs.amazonaws.com"]},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": []}]}
+            resources = document["Statement"][0]["Resource"]
+            entry = f"{group.removesuffix(':*')}:log-stream:*"
+            if entry not in resources:
+                resources.append(entry)
+            text = json.dumps(document)
+            if current is None and len(policies) >= 10:
+                raise aws_error(call.operation, "LimitExceededException",
+                                "Resource limit exceeded: an account can have up to 10 resource policies per region.")
+            if len(text) > 5120:
+                raise aws_error(call.operation, "LimitExceededException",
+                                f"Resource policy {DELIVERY_LOG_POLICY} would pass 5120 characters.")
+            logs.put_resource_policy(policyName=DELIVERY_LOG_POLICY, policyDocument=text)
+        return call.send()
+
+    return Rule("a log delivery to CloudWatch Logs needs room in AWSLogDeliveryWrite20150319",
+                DELIVERY_LOG_POLICY_SOURCE, operation("logs", "CreateDelivery"), answer)
+
+
+SES_WRITE_TEST_SOURCE = ("SES developer guide, 'Giving permissions to Amazon SES for email receiving' (the bucket policy "
+                         "names aws:SourceAccount and aws:SourceArn receipt-rule-set/<set>:receipt-rule/<rule>); "
+                         "CreateReceiptRule answers InvalidS3Configuration 'Could not write to bucket' when SES may "
+                         "not write (aws-cdk#3726, #30143, terraform-provider-aws#7917); S3 user guide, 'Amazon S3 data "
+                         "consistency model' (bucket configuration is eventually consistent)")
+
+
+def _condition_holds(operator: str, values: dict, context: dict) -> bool:
+    """One condition block of a policy statement against a request's context (the operators a bucket policy for
+    SES uses); a key the request does not carry fails the condition, as in IAM."""
+    import fnmatch
+
+    lowered = {k.lower(): v for k, v in context.items()}
+    for key, wanted in values.items():
+        have = lowered.get(key.lower())
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        if have is None:
+            return False
+        if operator == "Bool":
+            holds = str(have).lower() in [w.lower() for w in wanted]
+        elif operator in ("StringEquals", "ArnEquals"):
+            holds = have in wanted
+        elif operator in ("StringLike", "ArnLike"):
+            holds = any(fnmatch.fnmatchcase(have, w) for w in wanted)
+        else:
+            holds = False  # an operator this evaluator does not know: not granted
+        if not holds:
+            return False
+    return True
+
+
+def bucket_policy_allows(policy: dict | None, principal_service: str, action: str, resource: str,
+                         context: dict) -> bool:
+    """Whether a bucket policy lets a service principal make one request: an explicit deny wins, then any allow."""
+    import fnmatch
+
+    allowed = False
+    for statement in (policy or {}).get("Statement", []):
+        principal = statement.get("Principal")
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        services = [services] if isinstance(services, str) else services
+        if not (principal == "*" or principal_service in services):
+            continue
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        if not any(fnmatch.fnmatchcase(action, a) for a in ([actions] if isinstance(actions, str) else actions)):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) for r in ([resources] if isinstance(resources, str) else resources)):
+            continue
+        if not all(_condition_holds(op, values, context) for op, values in statement.get("Condition", {}).items()):
+            continue
+        if statement["Effect"] == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
+def ses_tests_the_bucket_write(stale_reads: int = 0) -> Rule:
+    """CreateReceiptRule and UpdateReceiptRule with an S3 action: SES first writes a test object to the bucket, as
+    ses.amazonaws.com, over TLS, for this account and for the rule being made (aws:SourceArn
+    ``receipt-rule-set/<set>:receipt-rule/<rule>``, the ARN the rule has or will have), and refuses the call with
+    InvalidS3Configuration "Could not write to bucket: <bucket>" when the bucket's policy does not allow that.
+    ``stale_reads``: after each PutBucketPolicy, that many of SES's test writes still meet the policy from before
+    (S3's bucket configuration is eventually consistent). moto makes the rule without looking at the bucket."""
+    import botocore.exceptions
+
+    before: dict[str, tuple[dict | None, int]] = {}  # bucket -> (the policy before the last put, stale reads left)
+
+    def policy_of(bucket: str) -> dict | None:
+        s3 = boto3.client("s3")
+        try:
+            return json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        except botocore.exceptions.ClientError:
+            return None
+
+    def answer(call: Call) -> dict:
+        if call.operation == "PutBucketPolicy":
+            before[call.params["Bucket"]] = (policy_of(call.params["Bucket"]), stale_reads)
+            return call.send()
+        region = call.client.meta.region_name
+        account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+        rule = call.params["Rule"]
+        arn = f"arn:aws:ses:{region}:{account}:receipt-rule-set/{call.params['RuleSetName']}:receipt-rule/{rule['Name']}"
+        for action in rule.get("Actions", []):
+            target = action.get("S3Action")
+            if not target:
+                continue
+            bucket = target["BucketName"]
+            policy = policy_of(bucket)
+            old, left = before.get(bucket, (policy, 0))
+            if left > 0:
+                before[bucket] = (old, left - 1)
+                policy = old
+            key = f"arn:aws:s3:::{bucket}/{target.get('ObjectKeyPrefix', '')}AMAZON_SES_SETUP_NOTIFICATION"
+            context = {"aws:SourceAccount": account, "aws:SourceArn": arn, "aws:SecureTransport": "true"}
+            if not bucket_policy_allows(policy, "ses.amazonaws.com", "s3:PutObject", key, context):
+                raise aws_error(call.operation, "InvalidS3Configuration", f"Could not write to bucket: {bucket}")
+        return call.send()
+
+    def applies(call: Call) -> bool:
+        return ((call.service == "ses" and call.operation in ("CreateReceiptRule", "UpdateReceiptRule"))
+                or (call.service == "s3" and call.operation == "PutBucketPolicy"))
+
+    return Rule("SES tests its write to the bucket when a rule is made or changed", SES_WRITE_TEST_SOURCE,
+                applies, answer)
+
+
+@dataclass
+class Pause:
+    """A point where a test interleaves two runs: the first call ``rule`` picks is held until ``go`` is set (at most
+    ``timeout`` seconds); ``reached`` is set when it arrives. Not AWS behaviour: the test's way to make the
+    dangerous order happen every time."""
+    rule: Rule
+    reached: threading.Event
+    go: threading.Event
+
+
+def pause_at(applies: Callable[[Call], bool], timeout: float = 30.0) -> Pause:
+    reached, go = threading.Event(), threading.Event()
+
+    def answer(call: Call) -> dict:
+        reached.set()
+        go.wait(timeout)
+        return call.send()
+
+    rule = Rule("a test's interleaving point", "none: an order of two runs' calls that AWS allows",
+                lambda call: not reached.is_set() and applies(call), answer)
+    return Pause(rule, reached, go)
+
+
+MADE_MEANWHILE_SOURCE = ("SES API reference, CreateReceiptRuleSet (AlreadyExists: 'a resource could not be created "
+                         "because of a naming conflict'); IAM API reference, CreatePolicy (EntityAlreadyExists)")
+
+
+def made_meanwhile(service: str, op: str, name_parameter: str, name: str) -> Rule:
+    """Another run (another stack's, or a piece of this deploy running beside) creates the named thing between
+    this run's look and its create, which AWS then refuses for the name (SES: AlreadyExists; IAM:
+    EntityAlreadyExists). Once, for the first such create."""
+    def answer(call: Call) -> dict:
+        call.send()  # the other run's create
+        return call.send()  # this run's: refused for the name
+
+    rule = Rule(f"{op} {name}: made by another run meanwhile", MADE_MEANWHILE_SOURCE,
+                lambda call: (operation(service, op)(call) and call.params[name_parameter] == name
+                              and not rule.seen), answer)
+    return rule

@@ -99,7 +99,7 @@ def aws(secrets, request, monkeypatch, rule_chain):
     AWS's managed IAM policies, which take seconds to load, only for tests marked ``iam`` (they attach
     AWSLambdaVPCAccessExecutionRole)."""
     from provision import context
-    from provision.local.moto_workarounds import add_delete_receipt_rule
+    from provision.local.moto_workarounds import fill_gaps
     from tests import aws_rules as rules_module
 
     leave_out: set[str] = set()
@@ -117,7 +117,7 @@ def aws(secrets, request, monkeypatch, rule_chain):
     for maker in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
         monkeypatch.setitem(maker.__kwdefaults__, "sleep", Sleeps())
 
-    add_delete_receipt_rule()  # moto 5.2.5 lacks SES DeleteReceiptRule
+    fill_gaps()  # moto 5.2.5 lacks SES DeleteReceiptRule; its PutMetricFilter appends a duplicate
     iam = {"iam": {"load_aws_managed_policies": request.node.get_closest_marker("iam") is not None}}
     with mock_aws(config={**MOTO_CONFIG, **iam}):
         yield

@@ -251,11 +251,16 @@ EXPECTED_DNS = sorted([
     "log group aws-waf-logs-demo", "rest api demo", "role demo-fn", "rule on orders-db-db",
     "security group demo-lambda", "sns topic demo-certificate-alerts", "subscription email ops@example.com",
     "usage plan demo", "web acl demo",
+    "alarm demo-api-5xx-rate", "alarm demo-database-connections", "alarm demo-function-errors",
+    "alarm demo-function-p99-duration", "alarm demo-function-throttles", "metric filter demo-internal-errors",
+    "sns topic demo-health-alerts", "subscription email ops@example.com to demo-health-alerts",  # health alarms
+    "log group API-Gateway-Execution-Logs_<api>/v1",  # the stage's execution logs, ERROR only
 ])
 
 
 def kinds(found: list[str]) -> list[str]:
     """Inventory without generated ids, to compare two deploys."""
+    found = [re.sub(r"Execution-Logs_[a-z0-9]+/", "Execution-Logs_<api>/", item) for item in found]  # the API's id
     return sorted(re.sub(r"^delivery [A-Za-z0-9]{16}$", "delivery",  # CloudWatch Logs' delivery id
                          re.sub(r"_[0-9a-f]{32}\.", "_<token>.", re.sub(r" [A-Z0-9]{10,}$", "", item)))
                   for item in found)

@@ -122,6 +122,11 @@ BAD = [
     ({"api": {"max_rows": 0}}, (), "api.max_rows", "between 1 and 10,000"),
     ({"api": {"max_rows": 10_001}}, (), "api.max_rows", "between 1 and 10,000"),
     ({"api": {"max_rows": 1.5}}, (), "api.max_rows", "must be an integer"),
+    # the per-caller limit (issue 26): WAF's RateBasedStatement Limit and EvaluationWindowSec
+    ({"access": {"rate_limit": 9}}, (), "access.rate_limit", "between 10 and 2,000,000,000"),
+    ({"access": {"rate_limit": 2_000_000_001}}, (), "access.rate_limit", "between 10 and 2,000,000,000"),
+    ({"access": {"rate_limit": 100.5}}, (), "access.rate_limit", "must be an integer"),
+    ({"access": {"rate_window_s": 30}}, (), "access.rate_window_s", "60, 120, 300, 600"),
 ]
 
 

@@ -48,6 +48,11 @@ ACCEPTED = {
     ("function.max_concurrency", "zero"),  # 0: no reservation
     # columns is optional: an empty list means all columns
     ("database.columns", "empty"),
+    # the estimate's traffic: no requests prices the fixed part alone; sizes and times in kB and ms, any number
+    ("cost.requests_per_month", "zero"), ("cost.requests_per_month", "type-int"),
+    ("cost.response_kb", "zero"), ("cost.response_kb", "type-int"), ("cost.response_kb", "type-float"),
+    ("cost.response_kb", "fraction"),
+    ("cost.handler_ms", "type-int"), ("cost.handler_ms", "type-float"), ("cost.handler_ms", "fraction"),
 }
 
 

@@ -16,7 +16,8 @@ EXPECTED = [
     "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api", "log group aws-waf-logs-demo",
     "rest api demo", "role demo-fn", "rule on orders-db-db", "security group demo-lambda",
     "sns topic demo-certificate-alerts", "subscription email ops@example.com", "usage plan demo", "web acl demo",
-    "invoke permission demo-apigateway-get",
+    "invoke permission demo-apigateway-get", "alarm demo-api-5xx-rate", "alarm demo-function-throttles",
+    "sns topic demo-health-alerts", "metric filter demo-internal-errors", "log group API-Gateway-Execution-Logs_",
 ]
 ALERTS = {"alerts": {"email": "ops@example.com"}}
 
@@ -91,6 +92,9 @@ def test_plan_changes_nothing_and_says_what_it_would_do(stack):
     assert plan.text.rstrip().endswith("(0 changing)")
     assert "would create Lambda function demo-api" in plan.text
     assert "would create REST API demo" in plan.text
+    capacity = " ".join(plan.text.split())  # the table wraps long values
+    assert "one caller stops first at the per-caller limit (6.7/s), all callers at the usage plan (10.0/s)" in capacity
+    assert "the database 64 connections (db.t4g.micro), the function holds at most 10" in capacity
     assert inventory(cfg) == []
     assert not (cfg.state_dir / "demo.json").exists()
 

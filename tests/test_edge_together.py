@@ -169,7 +169,8 @@ def test_waf_creates_its_ip_sets_a_second_apart_and_the_acl_after_them(cfg):
     assert calls.before("CreateIPSet", "CreateWebACL")
     [acl] = edge("wafv2").list_web_acls(Scope="CLOUDFRONT")["WebACLs"]
     got = edge("wafv2").get_web_acl(Name=acl["Name"], Scope="CLOUDFRONT", Id=acl["Id"])["WebACL"]
-    source = got["Rules"][0]["Statement"]["AndStatement"]["Statements"][0]["OrStatement"]["Statements"]
+    allow = next(r for r in got["Rules"] if r["Name"] == "allow-listed-callers")
+    source = allow["Statement"]["AndStatement"]["Statements"][0]["OrStatement"]["Statements"]
     sets = {s["Name"]: s["ARN"] for s in edge("wafv2").list_ip_sets(Scope="CLOUDFRONT")["IPSets"]}
     assert sorted(s["IPSetReferenceStatement"]["ARN"] for s in source) == sorted(sets.values())
 

@@ -66,7 +66,7 @@ def test_a_trust_policy_without_the_account_condition_is_tightened(cfg):
 def test_plan_announces_without_creating(cfg):
     ctx = quiet_context(cfg, planning=True)
     iam_role.ensure(ctx)
-    assert [kind for kind, _ in ctx.report.changes] == ["create", "update"]
+    assert [kind for kind, _ in ctx.report.changes] == ["create", "create", "update"]  # boundary, role, attach
     assert "would create IAM role demo-fn" in printed(ctx)
     assert boto3.client("iam").list_roles()["Roles"] == [] or all(
         r["RoleName"] != "demo-fn" for r in boto3.client("iam").list_roles()["Roles"])

@@ -1,5 +1,6 @@
 """The stack's lease in the account (DynamoDB, conditional writes): one run at a time across machines."""
 import os
+import threading
 import time
 
 import boto3
@@ -87,3 +88,54 @@ def test_the_wait_option_waits_for_the_holder(load_seeded):
 def test_expiry_is_checked(write_config, value):
     with pytest.raises(config_module.ConfigError, match="lease.expiry_s"):
         config_module.load(write_config({"lease": {"expiry_s": value}}))
+
+
+def account_item(name, region="us-east-1"):
+    found = boto3.client("dynamodb", region_name=region).get_item(
+        TableName=lease.TABLE, Key={"stack": {"S": f"account:{name}"}}, ConsistentRead=True)
+    return {k: v.get("S", v.get("N")) for k, v in found.get("Item", {}).items()}
+
+
+def test_an_account_lease_is_waited_for_by_a_second_holder_then_taken(cfg):
+    """Two runs editing one account-wide thing (two threads): the second waits, saying for what, and gets the
+    lease once the first gives it back; the table is made in the region asked for."""
+    first_in, first_out, order = threading.Event(), threading.Event(), []
+    first, second = quiet_context(cfg), quiet_context(cfg)
+
+    def hold_first():
+        with lease.account_held(first, "us-east-1", "ses-rule-set", "edit the shared rule set"):
+            order.append("first in")
+            first_in.set()
+            assert first_out.wait(30)
+            order.append("first out")
+
+    def second_sleeps(seconds):  # the second run's poll: the first lets go meanwhile
+        first_out.set()
+        thread.join(30)
+
+    thread = threading.Thread(target=hold_first)
+    thread.start()
+    assert first_in.wait(30)
+    second.sleep = second_sleeps
+    with lease.account_held(second, "us-east-1", "ses-rule-set", "edit the shared rule set"):
+        order.append("second in")
+        assert account_item("ses-rule-set")["command"] == "stack demo: edit the shared rule set"
+    assert order == ["first in", "first out", "second in"]
+    assert account_item("ses-rule-set") == {}
+    assert "waiting for the account's lease on ses-rule-set (edit the shared rule set" in printed(second)
+    assert lease.TABLE in boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"]
+
+
+def test_a_crashed_holders_lapsed_account_lease_is_taken_over_at_once(cfg):
+    ctx = quiet_context(cfg)
+    with lease.account_held(ctx, "us-east-1", "apigateway-logging-role", "set the logging role"):
+        pass  # makes the table
+    boto3.client("dynamodb", region_name="us-east-1").put_item(TableName=lease.TABLE, Item={
+        "stack": {"S": "account:apigateway-logging-role"}, "token": {"S": "crashed"}, "who": {"S": "ci"},
+        "where": {"S": "runner pid 1"}, "command": {"S": "deploy"}, "since": {"S": "earlier"},
+        "expires": {"N": str(int(time.time()) - 1)}})
+    ctx = quiet_context(cfg)
+    with lease.account_held(ctx, "us-east-1", "apigateway-logging-role", "set the logging role"):
+        assert account_item("apigateway-logging-role")["token"] != "crashed"
+    assert ctx.sleep == []  # not waited for
+    assert account_item("apigateway-logging-role") == {}

@@ -18,7 +18,8 @@ ALERTS = {"alerts": {"email": "ops@example.com"}}
 # The creates with no name AWS enforces and no idempotency token: sent again, each would make a second one.
 # Creates AWS would answer twice (no name it refuses to repeat): after a lost answer they are looked for, never
 # sent again blindly. CreateDelivery carries no name to be refused by: cloudfront_logging looks for its delivery.
-UNGUARDED_CREATES = {"CreateRestApi", "CreateApiKey", "CreateUsagePlan", "CreateRequestValidator", "CreateDelivery"}
+UNGUARDED_CREATES = {"CreateRestApi", "CreateApiKey", "CreateUsagePlan", "CreateRequestValidator", "CreateDelivery",
+                     "CreatePolicy"}
 
 
 @pytest.fixture

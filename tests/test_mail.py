@@ -321,3 +321,40 @@ def test_a_deploy_that_no_longer_receives_mail_removes_it(load_config, hosted_zo
     again = quiet_context(cfg)
     mail.ensure(again)
     assert again.clients.calls.changing == 0
+
+
+# --- SES tests its write to the bucket when the rule is made ------------------------------------------------
+
+def test_the_rule_is_made_while_the_new_bucket_policy_reaches_ses(aws_rules, load_config, hosted_zone):
+    """The policy names the rule before it exists (as the SES developer guide's does); SES's test write at
+    CreateReceiptRule meets it once S3 has propagated it: the create is retried until then, bounded."""
+    from tests.aws_rules import bucket_policy_allows, ses_tests_the_bucket_write
+
+    rule = ses_tests_the_bucket_write(stale_reads=2)
+    aws_rules(rule)
+    cfg = load_config(validation="email", hosted_zone_id=hosted_zone)
+    ctx = quiet_context(cfg)
+    mail.ensure(ctx)
+    attempts = [c for c in rule.seen if c.operation == "CreateReceiptRule"]
+    assert len(attempts) == 3  # twice the policy from before (none), then the one put
+    ses = boto3.client("ses", region_name="us-east-1")
+    assert ses.describe_receipt_rule(RuleSetName="rds-edge-api-shared-acm", RuleName="demo-acm-approval")["Rule"]
+    policy = json.loads(boto3.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"])
+    rule_arn = f"arn:aws:ses:us-east-1:{ACCOUNT}:receipt-rule-set/rds-edge-api-shared-acm:receipt-rule/demo-acm-approval"
+    context = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": rule_arn, "aws:SecureTransport": "true"}
+    assert bucket_policy_allows(policy, "ses.amazonaws.com", "s3:PutObject", f"arn:aws:s3:::{BUCKET}/acm/x", context)
+    other = {**context, "aws:SourceArn": rule_arn.replace("demo-acm-approval", "someone-elses")}
+    assert not bucket_policy_allows(policy, "ses.amazonaws.com", "s3:PutObject", f"arn:aws:s3:::{BUCKET}/acm/x", other)
+
+
+def test_ses_refuses_a_rule_the_bucket_policy_does_not_name(aws_rules, load_config, hosted_zone):
+    """The rule is not vacuous: a rule other than the one the policy names cannot write to the bucket."""
+    from tests.aws_rules import ses_tests_the_bucket_write
+
+    aws_rules(ses_tests_the_bucket_write())
+    mail.ensure(quiet_context(load_config(validation="email", hosted_zone_id=hosted_zone)))
+    ses = boto3.client("ses", region_name="us-east-1")
+    with pytest.raises(Exception, match="InvalidS3Configuration"):
+        ses.create_receipt_rule(RuleSetName="rds-edge-api-shared-acm", Rule={
+            "Name": "intruder", "Enabled": True, "Recipients": ["other.example.com"],
+            "Actions": [{"S3Action": {"BucketName": BUCKET, "ObjectKeyPrefix": "acm/"}}]})

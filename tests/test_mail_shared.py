@@ -7,6 +7,7 @@ import pytest
 from provision import config as config_module
 from provision.errors import ConfigError, DeployError
 from provision.steps import certificate, mail
+from tests import aws_rules as aws_rules_module
 from tests.support import moto_evaluates_secure_transport, printed, quiet_context
 
 SHARED = "rds-edge-api-shared-acm"
@@ -123,6 +124,31 @@ def test_an_identity_verified_before_the_stack_is_left_by_its_teardown(stack_cfg
     mail.destroy(down)
     assert "orders.example.com" in ses().list_identities()["Identities"]
     assert "did not create it" in printed(down)
+    assert rule_sets() == []
+
+
+def test_an_identity_verified_by_dkim_before_deploy_is_not_the_stacks_and_survives_teardown(stack_cfg, aws_rules):
+    """The SES v2 console verifies a domain by DKIM: v1 then lists it with no VerificationToken. Taking "no token"
+    for "no identity" made the stack mark it as its own and delete it at teardown."""
+    aws_rules(aws_rules_module.dkim_identities_have_no_token())
+    sesv2 = boto3.client("sesv2", region_name="us-east-1")
+    sesv2.create_email_identity(EmailIdentity="orders.example.com")
+    cfg = stack_cfg("orders", "orders.example.com")
+    ctx = quiet_context(cfg)
+    mail.ensure(ctx)
+    assert "VerifyDomainIdentity" not in ctx.clients.calls.changing_ops
+    assert ctx.state.get("mail")["identity_created"] is False
+    tags = boto3.client("s3").get_bucket_tagging(Bucket="orders-mail-123456789012")["TagSet"]
+    assert {"Key": "ses-identity", "Value": "created"} not in tags
+    zone = cfg.domain.hosted_zone_id
+    names = {(r["Name"], r["Type"]) for r in boto3.client("route53").list_resource_record_sets(
+        HostedZoneId=zone)["ResourceRecordSets"]}
+    assert ("orders.example.com.", "MX") in names and ("_amazonses.orders.example.com.", "TXT") not in names
+
+    down = quiet_context(cfg)  # no state: the bucket's tags and SES's answer decide
+    mail.destroy(down)
+    assert sesv2.get_email_identity(EmailIdentity="orders.example.com")["IdentityType"] == "DOMAIN"
+    assert "did not create it (it is verified by DKIM)" in printed(down)
     assert rule_sets() == []
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 
 from provision import config as config_module, runner
+from provision.errors import DeployError
 from provision.state import UndeclaredRead
 from provision.steps import Step
 from tests.support import quiet_context
@@ -123,3 +124,40 @@ def test_teardown_observes_nothing(run_ctx):
              Step("second", "Second", _nothing, _nothing, needs=("first",), observe=observed.append))
     runner.teardown(run_ctx, steps)
     assert observed == []
+
+
+def test_the_prologue_runs_while_the_observes_go_out_and_before_any_step(run_ctx):
+    """deploy's account look, preflight and lease (``before``) overlap the early looks; no step starts first."""
+    observed, order = threading.Event(), []
+
+    def before():
+        assert observed.wait(10), "the observes waited for the prologue: they did not start with the run"
+        order.append("before")
+        return True
+
+    def observe(ctx):
+        observed.set()
+        return {"seen": "early"}
+
+    seen: list = []
+    runner.deploy(run_ctx, _steps(lambda ctx: order.append("first"), observe, seen), before=before)
+    assert order == ["before", "first"] and seen == [{"seen": "early"}]
+
+
+def test_a_prologue_that_waited_makes_every_step_look_again(run_ctx):
+    """Taking the lease waited (another run held it): what the early looks saw may have changed since."""
+    seen: list = []
+    runner.deploy(run_ctx, _steps(_nothing, lambda ctx: {"seen": "early"}, seen), before=lambda: False)
+    assert seen == [None]
+
+
+def test_a_failing_prologue_stops_the_run_before_any_step(run_ctx):
+    started: list = []
+
+    def before():
+        raise DeployError("preflight: something would fail")
+
+    with pytest.raises(DeployError, match="preflight"):
+        runner.deploy(run_ctx, _steps(lambda ctx: started.append("first"), lambda ctx: {"seen": "early"}, []),
+                      before=before)
+    assert started == []

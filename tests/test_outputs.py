@@ -37,6 +37,7 @@ def test_json_names_what_aws_holds_even_without_the_state_file(stack):
     assert run.changing == []  # a read-only pass: the plan guard would have refused any change
     got = json.loads(run.text)
     assert not any(v in (None, "", "(known after apply)") for k, v in got.items() if k in REQUIRED), got
+    assert got["capacity"].startswith("one caller stops first at the per-caller limit (6.7/s)"), got
 
     cf = boto3.client("cloudfront", region_name="us-east-1")
     [dist] = cf.list_distributions()["DistributionList"]["Items"]

@@ -243,15 +243,18 @@ def test_resource_patterns_match_what_a_deploy_created(load_seeded, hosted_zone,
 
 # moto names some IAM actions after the API operation where AWS uses other names (API Gateway authorizes
 # by HTTP method, CloudFront's CreateDistributionWithTags by CreateDistribution + TagResource, S3's
-# HeadBucket by s3:ListBucket). In this test only, such calls are also granted under moto's name, derived
-# from the same catalog: still no "*" action.
+# HeadBucket by s3:ListBucket; CloudWatch's calls as monitoring:*). In this test only, such calls are
+# also granted under moto's name, derived from the same catalog: still no "*" action.
 def _moto_action_names(cfg) -> set[str]:
     wanted = policy.variant(cfg.domain.validation, cfg.domain.hosted_zone_id)
-    moto_prefix = {"apigatewayv2": "apigateway"}  # apigatewayv2 shares API Gateway's endpoint, and moto's names
+    # apigatewayv2 shares API Gateway's endpoint, and moto's names; moto takes the prefix from the request's
+    # signing name, which is "monitoring" for CloudWatch (IAM's prefix: cloudwatch)
+    moto_prefix = {"apigatewayv2": "apigateway", "cloudwatch": "monitoring"}
     return {f"{moto_prefix.get(c.service, c.service)}:{c.operation}" for c in policy.load_catalog()
-            if wanted in c.variants and policy.actions(c.service, c.operation)[0] != f"{c.service}:{c.operation}"
-            and (c.service in ("apigateway", "apigatewayv2", "cloudfront")
-                 or (c.service, c.operation) == ("s3", "HeadBucket"))}
+            if wanted in c.variants and (c.service == "cloudwatch" or (
+                policy.actions(c.service, c.operation)[0] != f"{c.service}:{c.operation}"
+                and (c.service in ("apigateway", "apigatewayv2", "cloudfront")
+                     or (c.service, c.operation) == ("s3", "HeadBucket"))))}
 
 
 def as_moto_evaluates(doc: dict, cfg) -> dict:

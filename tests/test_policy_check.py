@@ -70,6 +70,13 @@ class Simulator:
         return document if isinstance(document, str) else json.dumps(document)
 
     @staticmethod
+    def has_keys(statement: dict, context: dict) -> bool:
+        """Whether the request carries every key the statement's conditions test: in IAM a condition on a key the
+        request lacks does not match (unless its operator ends in IfExists); moto's matcher lets it pass."""
+        return all(key in context for operator, values in (statement.get("Condition") or {}).items()
+                   if not operator.endswith("IfExists") for key in values)
+
+    @staticmethod
     def evaluate(documents: list[str], action: str, resource: str, context: dict) -> str:
         """IAM's evaluation: an explicit deny wins, then any allow. Statement by statement, since moto's matcher
         answers DENIED for an Allow whose condition does not match (its trust-policy reading)."""
@@ -77,6 +84,8 @@ class Simulator:
         for doc in documents:
             statements = json.loads(doc)["Statement"]
             for statement in statements if isinstance(statements, list) else [statements]:
+                if not Simulator.has_keys(statement, context):
+                    continue
                 result = IAMPolicyStatement(statement).is_action_permitted(action, resource, None, context)
                 if statement["Effect"] == "Deny" and result == PermissionResult.DENIED:
                     return "explicitDeny"

@@ -58,17 +58,21 @@ def test_the_tagged_ingress_rule_is_a_security_group_rule_resource(doc_for):
                                                                      "AuthorizeSecurityGroupIngress"}}]
 
 
+BOUNDED = {"StringEquals": {"iam:PermissionsBoundary": f"arn:aws:iam::{ACCOUNT}:policy/rds-edge-api-role-boundary"}}
+
+
 def test_attach_role_policy_only_for_the_managed_policies_the_toolkit_attaches(doc_for):
     vpc_access = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
     push_logs = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"  # the logging role's
     assert grants(doc_for(), "iam:AttachRolePolicy", ROLE) == [{"ArnEquals": {"iam:PolicyARN": [vpc_access,
-                                                                                               push_logs]}}]
+                                                                                               push_logs]},
+                                                                **BOUNDED}]
 
 
 def test_put_role_policy_only_with_iam_database_auth(doc_for):
     assert grants(doc_for(), "iam:PutRolePolicy", ROLE) == []
     iam_auth = doc_for({"database": {"auth": "iam"}}, drop=("database.password_env",))
-    assert grants(iam_auth, "iam:PutRolePolicy", ROLE) == [None]
+    assert grants(iam_auth, "iam:PutRolePolicy", ROLE) == [BOUNDED]  # only on a role the boundary caps
     assert grants(doc_for(), "iam:DeleteRolePolicy", ROLE) == [None]  # a switch back to password removes it
 
 
@@ -130,3 +134,10 @@ def test_a_newly_recorded_call_maps_to_its_own_action(doc_for, write_config):
              policy.Call("apigateway", "UpdateStage", ("deploy",), ("dns",))]
     doc = policy.document(cfg, ACCOUNT, NETWORK, calls=calls)
     assert {a for s in doc["Statement"] for a in s["Action"]} == {"dynamodb:PutItem", "apigateway:PATCH"}
+
+
+def test_the_lease_table_is_made_with_its_tags(doc_for):
+    """CreateTable with Tags is also authorized as dynamodb:TagResource (hashicorp/terraform-provider-aws#10943)."""
+    table = f"arn:aws:dynamodb:{WEST}:table/rds-edge-api-leases"
+    assert grants(doc_for(), "dynamodb:CreateTable", table) == [None]
+    assert grants(doc_for(), "dynamodb:TagResource", table) == [None]

@@ -10,7 +10,13 @@ from provision import config as config_module, preflight
 from provision.clients import is_changing
 from provision.errors import DeployError
 from provision.steps import function, iam_role, security_groups, waf, waf_logging
-from tests.aws_rules import WAF_LOG_POLICY, account_concurrency, waf_log_resource_policy
+from tests.aws_rules import (
+    DELIVERY_LOG_POLICY,
+    WAF_LOG_POLICY,
+    account_concurrency,
+    log_delivery_resource_policy,
+    waf_log_resource_policy,
+)
 from tests.support import Run, changing_ops, inventory, printed, quiet_context, run_steps
 
 
@@ -141,6 +147,85 @@ def test_without_room_the_rule_refuses_as_aws_does(aws_rules, load_seeded):
         edge_logs().put_resource_policy(policyName=f"other-{i}", policyDocument=json.dumps({"Statement": []}))
     with pytest.raises(Exception, match="WAFLogDestinationPermissionIssueException"):
         run_steps(cfg, waf, waf_logging)
+
+
+# --- the log-delivery policy CloudFront's logging (v2) needs ---------------------------------------------
+
+DELIVERY = "CloudWatch Logs log-delivery policy (us-east-1)"
+
+
+def other_policies(count):
+    for i in range(count):
+        edge_logs().put_resource_policy(policyName=f"other-{i}", policyDocument=json.dumps({"Statement": []}))
+
+
+def test_nine_policies_leave_no_place_for_both_waf_and_the_log_delivery(load_seeded):
+    """Each check alone would find one free place of the 10; WAF and the log delivery need one each."""
+    cfg = load_seeded()
+    other_policies(9)
+    found, text, error = checks(cfg)
+    assert found is None and "CloudWatch Logs log-delivery policy" in error
+    assert f"must add {DELIVERY_LOG_POLICY} for /aws/cloudfront/demo/access (and WAF {WAF_LOG_POLICY})" in text
+
+
+def test_with_awswaf_logs_in_place_the_last_free_place_is_the_deliverys(load_seeded):
+    cfg = load_seeded()
+    other_policies(8)
+    edge_logs().put_resource_policy(policyName=WAF_LOG_POLICY, policyDocument=json.dumps({"Statement": []}))
+    found, _, error = checks(cfg)
+    assert error is None and found[DELIVERY].ok
+    assert found[DELIVERY].detail == f"9 of 10; CloudWatch Logs adds {DELIVERY_LOG_POLICY} for /aws/cloudfront/demo/access"
+
+
+def test_a_full_log_delivery_policy_stops_before_any_change(load_seeded):
+    cfg = load_seeded()
+    resources = [f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/vendedlogs/x{i:02d}:log-stream:*"
+                 for i in range(61)]
+    document = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": resources}]})
+    assert 5000 < len(document) <= 5120
+    edge_logs().put_resource_policy(policyName=DELIVERY_LOG_POLICY, policyDocument=document)
+    found, text, error = checks(cfg)
+    assert found is None and f"{DELIVERY_LOG_POLICY} holds" in text
+
+
+def test_without_cloudfront_logging_the_check_is_not_needed(load_seeded):
+    cfg = load_seeded({"logs": {"cloudfront": False}})
+    other_policies(9)  # WAF's one free place is all this config needs
+    found, _, error = checks(cfg)
+    assert error is None and found[DELIVERY].detail == "not needed (logs.cloudfront = false)"
+
+
+def _deliver_to_a_group():
+    """CreateDelivery of a CloudFront source to a log group, as the cloudfront_logging step makes it."""
+    logs = edge_logs()
+    logs.create_log_group(logGroupName="/aws/cloudfront/demo/access")
+    group = logs.describe_log_groups(logGroupNamePrefix="/aws/cloudfront/demo/access")["logGroups"][0]["arn"]
+    logs.put_delivery_source(name="demo-cloudfront", logType="ACCESS_LOGS",
+                             resourceArn="arn:aws:cloudfront::123456789012:distribution/E2EXAMPLE")
+    destination = logs.put_delivery_destination(
+        name="demo-cloudfront-logs", deliveryDestinationConfiguration={"destinationResourceArn": group})
+    return logs.create_delivery(deliverySourceName="demo-cloudfront",
+                                deliveryDestinationArn=destination["deliveryDestination"]["arn"])
+
+
+def test_the_delivery_adds_the_group_and_the_check_then_finds_it(aws_rules, load_seeded):
+    aws_rules(log_delivery_resource_policy())
+    cfg = load_seeded()
+    _deliver_to_a_group()
+    [written] = edge_logs().describe_resource_policies()["resourcePolicies"]
+    assert written["policyName"] == DELIVERY_LOG_POLICY
+    found, _, error = checks(cfg)
+    assert error is None
+    assert found[DELIVERY].detail == f"{DELIVERY_LOG_POLICY} already lets the log delivery write to /aws/cloudfront/demo/access"
+
+
+def test_without_a_place_the_delivery_is_refused_as_aws_does(aws_rules, load_seeded):
+    """The failure the check prevents: CreateDelivery refused after the distribution exists."""
+    aws_rules(log_delivery_resource_policy())
+    load_seeded()
+    other_policies(10)
+    with pytest.raises(Exception, match="LimitExceededException"):
+        _deliver_to_a_group()
 
 
 # --- SES and the domain's record ------------------------------------------------------------------------

@@ -110,6 +110,23 @@ def test_access_log_is_json_to_a_tagged_group_with_the_key_id_never_its_value(lo
 
 
 @pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
+def test_execution_logs_are_errors_only_without_data_to_a_group_made_first_and_removed_with_them(load, aws_rules):
+    """Prowler's apigateway_restapi_logging_enabled counts execution logging; ERROR level keeps an integration
+    failure's reason, data trace off keeps request and response bodies out."""
+    aws_rules(*rules.request_logging_rules())
+    cfg = load({"function": {"log_retention_days": 14}})
+    api_id = make_api()
+    run(cfg, api_access_log.ensure, api_id)
+    settings = apigateway().get_stage(restApiId=api_id, stageName="v1")["methodSettings"]["*/*"]
+    assert (settings["loggingLevel"], settings["dataTraceEnabled"]) == ("ERROR", False)
+    execution = group(f"API-Gateway-Execution-Logs_{api_id}/v1")
+    assert execution["retentionInDays"] == 14 and tags_of(execution["arn"]) == TAGS
+    run(load({"logs": {"api_access": False}}), api_access_log.ensure, api_id)
+    assert apigateway().get_stage(restApiId=api_id, stageName="v1")["methodSettings"]["*/*"]["loggingLevel"] == "OFF"
+    assert group(f"API-Gateway-Execution-Logs_{api_id}/v1") is None
+
+
+@pytest.mark.iam  # AWS's managed AmazonAPIGatewayPushToCloudWatchLogs
 def test_a_second_run_changes_nothing(load, aws_rules):
     aws_rules(*rules.request_logging_rules())
     cfg = load()
@@ -129,6 +146,10 @@ def test_drifted_settings_are_put_back(load, aws_rules):
         {"op": "replace", "path": "/accessLogSettings/format", "value": '{"id":"$context.requestId"}'}])
     ctx = run(cfg, api_access_log.ensure, api_id)
     assert changing_ops(ctx) == ["UpdateStage"]
+    apigateway().update_stage(restApiId=api_id, stageName="v1", patchOperations=[
+        {"op": "replace", "path": "/*/*/logging/dataTrace", "value": "true"}])
+    assert changing_ops(run(cfg, api_access_log.ensure, api_id)) == ["UpdateStage"]
+    assert apigateway().get_stage(restApiId=api_id, stageName="v1")["methodSettings"]["*/*"]["dataTraceEnabled"] is False
     assert apigateway().get_stage(restApiId=api_id, stageName="v1")["accessLogSettings"]["format"] == \
         api_access_log.FORMAT
 
@@ -326,6 +347,8 @@ def handler_module():
     ("10.0.0.1, 203.0.113.9", "203.0.113.9"),            # the viewer's own claim first, CloudFront's last
     ("spoofed, 2001:db8::7", "2001:db8::7"),
     ("203.0.113.9, not-an-address", None), ("", None), (None, None), (7, None),
+    ("2001:DB8:0:0::7", "2001:db8::7"),                  # an IPv6 address in its one short form
+    ("203.0.113.009", None), ("203.0.113", None), ("203.0.113.9\x00", None),  # not four plain decimal parts
 ])
 def test_the_caller_is_the_entry_cloudfront_appended(handler_module, forwarded_for, caller):
     assert handler_module.caller_address(forwarded_for) == caller

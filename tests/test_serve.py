@@ -131,6 +131,75 @@ def test_an_ip_set_changed_in_the_emulator_changes_the_next_answer(served):
 
 
 @contextmanager
+def rate_limit_changed(config, session, limit):
+    """The per-caller rule's limit set in the emulator (as an operator's console edit would), then restored."""
+    waf = session.client("wafv2", region_name="us-east-1")
+    summary = next(a for a in waf.list_web_acls(Scope="CLOUDFRONT")["WebACLs"] if a["Name"] == config.stack.name)
+
+    def put(value):
+        got = waf.get_web_acl(Name=summary["Name"], Scope="CLOUDFRONT", Id=summary["Id"])
+        acl = got["WebACL"]
+        rules = [{**r, "Statement": {"RateBasedStatement": {**r["Statement"]["RateBasedStatement"], "Limit": value}}}
+                 if "RateBasedStatement" in r["Statement"] else r for r in acl["Rules"]]
+        waf.update_web_acl(Name=summary["Name"], Scope="CLOUDFRONT", Id=summary["Id"], LockToken=got["LockToken"],
+                           DefaultAction=acl["DefaultAction"], Rules=rules, VisibilityConfig=acl["VisibilityConfig"],
+                           CustomResponseBodies=acl["CustomResponseBodies"])
+        return next(r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"])
+    before = put(limit)["Statement"]["RateBasedStatement"]["Limit"]
+    try:
+        yield
+    finally:
+        put(before)
+
+
+def test_a_caller_over_the_per_caller_limit_gets_429_and_the_others_do_not(served):
+    config, session, path = served
+    runaway, other = "203.0.113.201", "203.0.113.202"  # within the example's allowed range, used by no other test
+    with rate_limit_changed(config, session, 10):
+        statuses = [through_edge(path, source=runaway, key="7")[0] for _ in range(11)]
+        status, body = through_edge(path, source=runaway, key="7")
+        assert statuses == [200] * 10 + [429]
+        assert status == 429 and "Too many requests from this address" in json.loads(body)["message"]
+        assert through_edge(path, source=other, key="7")[0] == 200
+
+
+@contextmanager
+def throttle_changed(config, session, rate, burst):
+    apigw = session.client("apigateway", region_name=config.stack.region)
+    plan = next(p for p in apigw.get_usage_plans()["items"] if p["name"] == config.stack.name)
+
+    def put(throttle):
+        apigw.update_usage_plan(usagePlanId=plan["id"], patchOperations=[
+            {"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"},
+            {"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])}])
+    put({"rateLimit": rate, "burstLimit": burst})
+    try:
+        yield
+    finally:
+        put(plan["throttle"])
+
+
+def test_past_the_usage_plans_burst_every_caller_gets_429_from_the_api(served):
+    """A burst of 1 refilled once a second (moto takes only a whole rate): five calls at once outrun it."""
+    config, session, path = served
+    with throttle_changed(config, session, 1, 1):
+        statuses = [through_edge(path, source=f"203.0.113.{210 + i}", key="7") for i in range(5)]
+    assert statuses[0][0] == 200 and {s for s, _ in statuses} == {200, 429}, statuses
+    assert json.loads(next(b for s, b in statuses if s == 429)) == {"message": "Too Many Requests"}
+
+
+def test_the_throttle_is_a_token_bucket_per_key():
+    from provision.local.api_stand_in import Throttles
+    clock = Clock()
+    throttles, plan = Throttles(clock), {"id": "p1", "throttle": {"rateLimit": 2.0, "burstLimit": 3}}
+    assert [throttles.take(plan, "k1") for _ in range(4)] == [True, True, True, False]
+    assert throttles.take(plan, "k2")  # another key, another bucket
+    clock.now += 0.5  # one token back at 2 per second
+    assert [throttles.take(plan, "k1") for _ in range(2)] == [True, False]
+    assert all(throttles.take({"id": "p2"}, "k1") for _ in range(10))  # no throttle on the plan
+
+
+@contextmanager
 def integration_response_changed(config, session, status, pattern):
     apigw = session.client("apigateway", region_name=config.stack.region)
     api = next(a for a in apigw.get_rest_apis()["items"] if a["name"] == config.stack.name)
@@ -255,6 +324,47 @@ def test_not_statement_count_rules_and_priorities():
     assert waf_eval.evaluate(acl, request("198.51.100.1", **{"x-a": "x"}), SETS.__getitem__).rule == "first"
     assert waf_eval.evaluate(acl, request(**{"x-a": "x"}), SETS.__getitem__).rule == "later"
     assert waf_eval.evaluate(acl, request(), SETS.__getitem__) == waf_eval.Verdict("Allow", None)
+
+
+def rate_limited(limit=3, window=60, scope=None):
+    statement = {"Limit": limit, "AggregateKeyType": "IP", "EvaluationWindowSec": window,
+                 **({"ScopeDownStatement": scope} if scope else {})}
+    return {"DefaultAction": {"Allow": {}}, "Rules": [
+        {"Name": "per-caller-limit", "Priority": 0, "Statement": {"RateBasedStatement": statement},
+         "Action": {"Block": {"CustomResponse": {"ResponseCode": 429, "CustomResponseBodyKey": "slow"}}}}]}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_rate_rule_blocks_an_address_over_its_limit_until_the_window_passes():
+    clock = Clock()
+    rates, acl = waf_eval.Rates(clock), rate_limited(limit=3, window=60)
+    verdicts = [waf_eval.evaluate(acl, request("203.0.113.10"), SETS.__getitem__, rates) for _ in range(5)]
+    assert [v.action for v in verdicts] == ["Allow"] * 3 + ["Block"] * 2
+    assert verdicts[-1].custom == {"ResponseCode": 429, "CustomResponseBodyKey": "slow"}
+    assert waf_eval.evaluate(acl, request("203.0.113.11"), SETS.__getitem__, rates).action == "Allow"  # per address
+    clock.now += 61
+    assert waf_eval.evaluate(acl, request("203.0.113.10"), SETS.__getitem__, rates).action == "Allow"
+
+
+def test_the_rate_rule_counts_only_what_its_scope_down_statement_matches():
+    rates, acl = waf_eval.Rates(Clock()), rate_limited(limit=1, scope=header_match("x", name="x-a"))
+    unscoped = [waf_eval.evaluate(acl, request(), SETS.__getitem__, rates).action for _ in range(3)]
+    scoped = [waf_eval.evaluate(acl, request(**{"x-a": "x"}), SETS.__getitem__, rates).action for _ in range(2)]
+    assert (unscoped, scoped) == (["Allow"] * 3, ["Allow", "Block"])
+
+
+def test_a_rate_rule_by_anything_but_the_source_ip_is_said_not_guessed():
+    acl = rate_limited()
+    acl["Rules"][0]["Statement"]["RateBasedStatement"]["AggregateKeyType"] = "FORWARDED_IP"
+    with pytest.raises(waf_eval.Unsupported, match="rate-based"):
+        waf_eval.evaluate(acl, request(), SETS.__getitem__, waf_eval.Rates())
 
 
 def test_an_unknown_statement_is_said_not_guessed():

@@ -51,8 +51,12 @@ def tags(arn):
     return {t["Key"]: t["Value"] for t in found}
 
 
+def allow_rule(acl):
+    return next(r for r in acl["Rules"] if r["Name"] == "allow-listed-callers")
+
+
 def header_match(acl):
-    return acl["Rules"][0]["Statement"]["AndStatement"]["Statements"][1]["ByteMatchStatement"]
+    return allow_rule(acl)["Statement"]["AndStatement"]["Statements"][1]["ByteMatchStatement"]
 
 
 @pytest.mark.parametrize("allowed, expected_sets", [
@@ -73,8 +77,9 @@ def test_ensure_creates_the_acl_and_only_the_needed_ip_sets(load, allowed, expec
     assert acl["VisibilityConfig"] == {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True,
                                        "MetricName": "demo"}
     assert tags(acl["ARN"]) == {"stack": "demo", "managed-by": "rds-edge-api"}
-    [rule] = acl["Rules"]
-    assert (rule["Name"], rule["Priority"], rule["Action"]) == ("allow-listed-callers", 0, {"Allow": {}})
+    limit, rule = sorted(acl["Rules"], key=lambda r: r["Priority"])
+    assert (rule["Name"], rule["Priority"], rule["Action"]) == ("allow-listed-callers", 1, {"Allow": {}})
+    assert (limit["Name"], limit["Priority"]) == ("per-caller-limit", 0)
     assert rule["VisibilityConfig"] == {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True,
                                         "MetricName": "demo-allow-listed-callers"}
     source, header = rule["Statement"]["AndStatement"]["Statements"]
@@ -94,6 +99,33 @@ def test_ensure_creates_the_acl_and_only_the_needed_ip_sets(load, allowed, expec
     assert state.get("ipv4_set_arn") == sets.get("demo-ipv4", {}).get("ARN")
     assert state.get("ipv6_set_arn") == sets.get("demo-ipv6", {}).get("ARN")
     assert ctx.outputs["Web ACL"] == acl["ARN"]
+
+
+@pytest.mark.parametrize("access, limit, window", [({}, 2000, 300), ({"rate_limit": 10, "rate_window_s": 60}, 10, 60)])
+def test_the_per_caller_limit_comes_before_the_allow_rule_and_answers_429(load, access, limit, window):
+    run_once(load({"access": access}), waf.ensure)
+    acl = web_acl()
+    first = min(acl["Rules"], key=lambda r: r["Priority"])
+    assert first["Name"] == "per-caller-limit" and first["Priority"] < allow_rule(acl)["Priority"]
+    assert first["Statement"] == {"RateBasedStatement": {"Limit": limit, "AggregateKeyType": "IP",
+                                                         "EvaluationWindowSec": window}}
+    assert first["Action"] == {"Block": {"CustomResponse": {"ResponseCode": 429,
+                                                            "CustomResponseBodyKey": "rate-limited"}}}
+    assert first["VisibilityConfig"] == {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": True,
+                                         "MetricName": "demo-per-caller-limit"}
+    body = acl["CustomResponseBodies"]["rate-limited"]
+    assert body["ContentType"] == "APPLICATION_JSON" and f"at most {limit} in {window} seconds" in \
+        json.loads(body["Content"])["message"]
+
+
+def test_a_changed_rate_limit_updates_the_acl_in_place_and_then_rests(load):
+    run_once(load(), waf.ensure)
+    acl_id = web_acl()["Id"]
+    changed = load({"access": {"rate_limit": 500}})
+    assert run_once(changed, waf.ensure).clients.calls.changing_ops == ["UpdateWebACL"]
+    rule = next(r for r in web_acl()["Rules"] if r["Name"] == "per-caller-limit")
+    assert rule["Statement"]["RateBasedStatement"]["Limit"] == 500 and web_acl()["Id"] == acl_id
+    assert run_once(changed, waf.ensure).clients.calls.changing == 0
 
 
 def test_second_ensure_makes_no_changing_call(load):
@@ -136,7 +168,7 @@ def test_dropping_ipv6_removes_its_set_after_the_acl_stops_using_it(load):
     assert sorted(ip_sets()) == ["demo-ipv4"]
     acl = web_acl()
     assert acl["Id"] == acl_id
-    source = acl["Rules"][0]["Statement"]["AndStatement"]["Statements"][0]
+    source = allow_rule(acl)["Statement"]["AndStatement"]["Statements"][0]
     assert source == {"IPSetReferenceStatement": {"ARN": ip_sets()["demo-ipv4"]["ARN"]}}
     assert "ipv6_set_arn" not in ctx.state.get("waf")
 
@@ -145,7 +177,7 @@ def test_adding_ipv6_creates_its_set_then_updates_the_acl(load):
     run_once(load(cidrs(V4)), waf.ensure)
     ctx = run_once(load(), waf.ensure)
     assert ctx.clients.calls.changing_ops == ["CreateIPSet", "UpdateWebACL"]
-    source = web_acl()["Rules"][0]["Statement"]["AndStatement"]["Statements"][0]
+    source = allow_rule(web_acl())["Statement"]["AndStatement"]["Statements"][0]
     assert len(source["OrStatement"]["Statements"]) == 2
 
 
@@ -213,7 +245,7 @@ def test_plan_makes_no_changing_call_and_reports_what_it_would_do(load, monkeypa
     assert ctx.clients.calls.changing == 0
     assert (acls(), ip_sets()) == before
     if deployed:
-        assert ctx.report.changes == [("update", "web ACL demo (rule allow-listed-callers)")]
+        assert ctx.report.changes == [("update", "web ACL demo (rules per-caller-limit, allow-listed-callers)")]
     else:
         assert [kind for kind, _ in ctx.report.changes] == ["create", "create", "create"]
         assert "would create web ACL demo" in printed(ctx)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
+from dataclasses import replace
 
 from .. import lease, preflight, runner
 from ..caller_check import check_caller
 from ..context import locked, make_context
+from ..cost import report as cost_report
 from ..steps import STEPS
+from ..together import together
 
 HELP = "Create or update the stack so that it matches the config."
 LOCKS = True  # --wait: wait for another run of the stack instead of stopping
@@ -48,20 +51,17 @@ def run(args, config, session, out) -> int:
         ctx = (make_context(config, session=session, planning=True, out=out) if args.plan
                else stack.enter_context(locked(config, "deploy", session=session, out=out, wait=args.wait,
                                                lease=False)))
-        verb = "Planning" if args.plan else "Deploying"
-        out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {ctx.account_id} "
-                          f"({', '.join(config.regions)})")
-        if config.stack.check_permissions:  # before the first change: a denied call would stop the deploy halfway
-            if args.local:
-                out.note("check_permissions: skipped with --local (the emulator cannot simulate IAM permissions)")
-            elif not check_caller(ctx):
-                return 1
-        preflight.run(ctx)  # read-only, before any changing call: the account's facts a deploy needs
-        if not args.plan:  # the lease in the account once the checks pass: a run they stop writes nothing
-            stack.enter_context(lease.held(ctx, "deploy", wait=args.wait))
-        runner.deploy(ctx, STEPS)
+        try:
+            runner.deploy(ctx, STEPS, before=lambda: _before_steps(ctx, args, stack))
+        except CallerLacksPermissions:  # what it lacks is printed
+            return 1
     if not args.plan:
         out.outputs(ctx.outputs)
+    else:
+        if "Capacity" in ctx.outputs:  # what the planned stack admits, and where it stops first
+            out.outputs({"Capacity": ctx.outputs["Capacity"]})
+        # what it would cost (provision/cost/): the emulator has no price list
+        cost_report.show(ctx, offline="--local: the emulator has no price list" if args.local else None)
     out.calls(ctx.clients.calls.total, ctx.clients.calls.changing)
     if args.serve:
         from ..local import serving
@@ -69,3 +69,37 @@ def run(args, config, session, out) -> int:
         return serving.serve(config, session, out, port=args.port, once=args.once,
                              throwaway_secrets=args.throwaway_secrets)
     return 0
+
+
+class CallerLacksPermissions(Exception):
+    """check_permissions: the caller lacks some of the policy (the denials are printed)."""
+
+
+def _before_steps(ctx, args, stack: ExitStack) -> bool:
+    """What the run checks and holds before its first change, while the steps' early looks go out
+    (runner.deploy's ``before``): the account (asked of STS once for the run), the caller's permissions
+    ([stack] check_permissions) and the preflight's checks, all at once, since they only read; then the
+    lease in the account, once they passed, so that a run they stop writes nothing. False when taking the
+    lease waited (another run held it, or a call was retried): the early looks may no longer hold."""
+    config, out = ctx.config, ctx.out
+    checking = config.stack.check_permissions and not args.local  # before the first change: a denied call
+    # would stop the deploy halfway
+    pieces = (lambda c: c.account_id, preflight.checks, *((check_caller,) if checking else ()))
+    account, checks, *caller = together(ctx, *pieces)
+    verb = "Planning" if args.plan else "Deploying"
+    out.console.print(f"[bold]{verb} stack {config.stack.name}[/] in account {account} ({', '.join(config.regions)})")
+    if config.stack.check_permissions and args.local:
+        out.note("check_permissions: skipped with --local (the emulator cannot simulate IAM permissions)")
+    if caller and not caller[0]:
+        raise CallerLacksPermissions()
+    preflight.report(ctx, checks)  # DeployError (exit 1) when one failed, naming the fix
+    if args.plan:
+        return True
+    waited = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        ctx.sleep(seconds)
+
+    stack.enter_context(lease.held(replace(ctx, sleep=sleep), "deploy", wait=args.wait))
+    return not waited

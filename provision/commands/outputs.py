@@ -44,6 +44,14 @@ JSON_KEYS = {
 }
 
 
+FROM_CONFIG = {"Capacity"}  # labels the config alone fills: they say nothing of what is deployed
+
+
+def writes_document(args) -> bool:
+    """--json is for scripts: the JSON alone goes to stdout, notes to stderr."""
+    return bool(args.json)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (url, distribution_domain, invoke_url, api_key_id, web_acl_arn, "
@@ -128,7 +136,7 @@ def run_from_account(args, session, out) -> int:
     if args.json:
         body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["complete"] = args.stack, not found.missing
-        out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
+        out.document(json.dumps(body, indent=2))
     else:
         out.outputs(outputs)
     return 0
@@ -136,8 +144,10 @@ def run_from_account(args, session, out) -> int:
 
 def usage_error(args) -> str | None:
     """--region goes with --stack, which reads the account: found before any config is read."""
-    if (args.stack or args.region) and (not args.stack or getattr(args, "local", False)):
-        return "--region goes with --stack, and --stack reads the account: not with --local"
+    if args.region and not args.stack:
+        return "--region goes with --stack NAME (the stack read from the account)"
+    if args.stack and getattr(args, "local", False):
+        return "--stack reads a stack from the account: not with --local"
     if args.stack and not STACK_NAME.fullmatch(args.stack):
         return f"--stack {args.stack!r} is not a stack name (letters, digits and '-', starting with a letter)"
     return None
@@ -152,7 +162,7 @@ def run(args, config, session, out) -> int:
     outputs, planned, account = read(config, session)
     creates = [what for kind, what in planned if kind == "create"]
     if creates:
-        known = [value for value in outputs.values() if UNKNOWN not in str(value)]
+        known = [value for label, value in outputs.items() if UNKNOWN not in str(value) and label not in FROM_CONFIG]
         whole = "not fully deployed" if known else "not deployed"
         out.error(f"stack {config.stack.name} is {whole} in account {account}: deploy would create "
                   f"{len(creates)} resource(s), first {creates[0]}; run deploy")
@@ -161,7 +171,7 @@ def run(args, config, session, out) -> int:
     if args.json:
         body: dict[str, object] = {json_key(label): value for label, value in outputs.items()}
         body["stack"], body["account"], body["drift"] = config.stack.name, account, drift
-        out.console.print(json.dumps(body, indent=2), markup=False, highlight=False, soft_wrap=True)
+        out.document(json.dumps(body, indent=2))
         return 0
     out.outputs(outputs)
     if drift:

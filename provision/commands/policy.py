@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "print what is denied and why: exit 0 when all is allowed, 1 otherwise")
 
 
+def writes_document(args) -> bool:
+    """The policy is redirected into a file (README): it alone goes to stdout."""
+    return not args.check
+
+
 def usage_error(args) -> str | None:
     if args.account and not ACCOUNT.match(args.account):
         return f"--account {args.account!r} is not a 12-digit AWS account id"
@@ -53,6 +58,5 @@ def run(args, config, session, out) -> int:
     if not account or network is None:
         ctx = make_context(config, session=session, out=out)
         account, network = account or ctx.account_id, network or stack_network(ctx)
-    out.console.print(json.dumps(document(config, account, network), indent=2), markup=False, highlight=False,
-                      soft_wrap=True)
+    out.document(json.dumps(document(config, account, network), indent=2))
     return 0

@@ -29,6 +29,7 @@ from .. import runner
 from ..context import locked
 from ..errors import DeployError
 from ..steps import STEPS, Step, api, cloudfront, waf
+from ..together import together
 
 HELP = "Rotate the Authorization value or the API key in two runs, with no outage."
 LOCAL = False  # the emulator starts empty and deploy would set the current values: nothing to rotate
@@ -49,12 +50,12 @@ def run(args, config, session, out) -> int:
     phase = "finish" if args.finish else "start"
     with locked(config, f"rotate {args.what}", session=session, out=out, wait=args.wait) as ctx:
         check = _check_authorization if args.what == "authorization" else _check_api_key
-        done = check(ctx, phase)
+        done, account = together(ctx, lambda c: check(c, phase), lambda c: c.account_id)  # both only read
         if done:
             out.note(done)
             return 0
         out.console.print(f"[bold]Rotating {args.what} of stack {config.stack.name}[/] ({phase}) "
-                          f"in account {ctx.account_id}")
+                          f"in account {account}")
         if args.what == "authorization":
             steps = _told(STEPS, "waf", phase)
         elif phase == "start":

@@ -19,7 +19,8 @@ import urllib.parse
 from .. import runner
 from ..context import locked, make_context
 from ..errors import or_none
-from ..steps import STEPS, api as api_step, cloudfront as cloudfront_step, function as function_step
+from ..steps import STEPS, alarms as alarms_step, api as api_step, cloudfront as cloudfront_step, function as function_step
+from ..together import together
 from ..walls import TIMEOUT, Target, check, get, show
 
 HELP = "Send real requests at each wall of the deployed API and say which hold (exit 0 only if all do)."
@@ -74,7 +75,7 @@ def edge_host(domain: str, distribution_domain: str) -> tuple[str, str]:
 
 def deployed_urls(ctx) -> tuple[str, str] | None:
     """(distribution domain, execute-api invoke URL) read back from AWS; None if either is missing."""
-    distribution, api = cloudfront_step.find(ctx), api_step.find(ctx)
+    distribution, api = together(ctx, cloudfront_step.find, api_step.find)
     if distribution is None or api is None:
         return None
     invoke = (f"https://{api_step.execute_api_domain(api['id'], ctx.region)}/{ctx.config.api.stage}/"
@@ -103,9 +104,22 @@ def run(args, config, session, out) -> int:
     if target is None:
         out.error(f"stack {config.stack.name} is not deployed (no distribution or REST API found); run deploy first")
         return 1
-    good = show(check(target), out)
-    out.note(idle_note(ctx))
+    rows, idle = together(ctx, lambda c: check(target), idle_note)  # the function's state read meanwhile
+    good = show(rows, out)
+    out.note(idle)
+    if alarms_step.enabled(config):
+        out.note(alarm_note(ctx))
     return 0 if good else 1
+
+
+def alarm_note(ctx) -> str:
+    """Which of the stack's health alarms are in ALARM now (CloudWatch's state, read back)."""
+    mine, firing = alarms_step.in_alarm(ctx)
+    if not mine:
+        return "Alarms: none found (deploy makes them with [alerts] email)"
+    if not firing:
+        return f"Alarms: none of {len(mine)} in ALARM"
+    return f"Alarms: {len(firing)} of {len(mine)} in ALARM: {', '.join(firing)}"
 
 
 def idle_note(ctx) -> str:

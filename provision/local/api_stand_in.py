@@ -1,8 +1,14 @@
 """The local API stand-in, standing for the API Gateway stage: method, API key, request validator,
 mapping template, Lambda (the real lambda/handler.py), integration responses.
 
+The usage plan's throttle holds per API key, as a token bucket (API Gateway
+developer guide, "Throttle requests to your REST APIs": the burst is the
+bucket, the rate refills it): a request with no token left is answered 429
+{"message": "Too Many Requests"} before the function runs.
+
 What differs from AWS, knowingly: it serves the API's current definition
-(moto keeps no snapshot per deployment); no throttling; Python's regular
+(moto keeps no snapshot per deployment); the throttle is exact, where API
+Gateway's is "best effort"; no account-level throttle; Python's regular
 expressions stand in for Java's in selection patterns (the same for the
 patterns the toolkit deploys).
 """
@@ -15,6 +21,7 @@ import json
 import os
 import re
 import threading
+import time
 import traceback
 import urllib.parse
 import uuid
@@ -87,6 +94,29 @@ def _find_resource(resources: list[dict], path: str) -> tuple[dict | None, dict[
     return None, {}
 
 
+class Throttles:
+    """One token bucket per (usage plan, API key): burstLimit tokens, refilled at rateLimit per second."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, when counted)
+        self.lock = threading.Lock()
+
+    def take(self, plan: dict, key_id: str) -> bool:
+        """Whether the request may pass (a token taken); a plan without a throttle always lets it."""
+        throttle = plan.get("throttle") or {}
+        rate, burst = float(throttle.get("rateLimit") or 0), float(throttle.get("burstLimit") or 0)
+        if not rate and not burst:
+            return True
+        now = self.clock()
+        with self.lock:
+            tokens, then = self.buckets.get((plan["id"], key_id), (burst, now))
+            tokens = min(burst, tokens + (now - then) * rate)
+            allowed = tokens >= 1
+            self.buckets[(plan["id"], key_id)] = (tokens - 1 if allowed else tokens, now)
+            return allowed
+
+
 class _Refused(Exception):
     """API Gateway answers before the function runs (no such stage or method, no key, a missing parameter...)."""
 
@@ -95,13 +125,14 @@ class _Refused(Exception):
         self.answer = answer
 
 
-def answer(deployed: Deployed, function: LocalFunction, request: Incoming) -> Answer:
-    """The stage: method, API key, request validator, mapping template, Lambda, integration response."""
+def answer(deployed: Deployed, function: LocalFunction, request: Incoming, throttles: Throttles) -> Answer:
+    """The stage: method, API key and its usage plan's throttle, request validator, mapping template, Lambda,
+    integration response."""
     apigw = deployed.apigateway
     try:
         api_id, stage, api, rest = _stage(deployed, request)
         resource, path_params, method = _method(apigw, api_id, rest, request.method)
-        _check_api_key(deployed, api, stage, method, request.headers)
+        _check_api_key(deployed, api, stage, method, request.headers, throttles)
         query = dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True))
         missing = _missing_parameters(apigw, api_id, method, query, request.headers, path_params)
         if missing:
@@ -143,14 +174,19 @@ def _method(apigw, api_id: str, rest: str, http_method: str) -> tuple[dict, dict
     return resource, path_params, apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=verb)
 
 
-def _check_api_key(deployed: Deployed, api: dict, stage: str, method: dict, headers: dict[str, str]) -> None:
-    """A method that requires an API key gets one enabled in a usage plan of the stage (from x-api-key)."""
+def _check_api_key(deployed: Deployed, api: dict, stage: str, method: dict, headers: dict[str, str],
+                   throttles: Throttles) -> None:
+    """A method that requires an API key gets one enabled in a usage plan of the stage (from x-api-key), within
+    the plan's throttle."""
     if not method.get("apiKeyRequired"):
         return
     source = api.get("apiKeySource") or "HEADER"
     value = headers.get("x-api-key", "") if source == "HEADER" else ""
-    if not deployed.valid_key(api["id"], stage, value):
+    found = deployed.key_plan(api["id"], stage, value)
+    if found is None:
         raise _Refused(message(403, "Forbidden", "no valid API key"))
+    if not throttles.take(found[1], found[0]):
+        raise _Refused(message(429, "Too Many Requests", "usage plan throttle"))
 
 
 def _lambda_integration(method: dict) -> tuple[dict, str]:

@@ -21,6 +21,7 @@ ORIGIN_TIMEOUT = 30  # CloudFront's default origin response timeout; API Gateway
 # Managed origin request policies (documented ids): which viewer headers reach the origin.
 ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
 ORIGIN_REQUEST_POLICIES = {ALL_VIEWER: "all", cloudfront_step.ALL_VIEWER_EXCEPT_HOST_HEADER: "all but Host"}
+CONTENT_TYPES = {"APPLICATION_JSON": "application/json", "TEXT_PLAIN": "text/plain", "TEXT_HTML": "text/html"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
               "content-length"}
 
@@ -35,8 +36,9 @@ def source_address(request: Incoming) -> str:
         return request.peer
 
 
-def answer(deployed: Deployed, request: Incoming, api_port: int) -> Answer:
-    """CloudFront + WAF: the distribution's rules, the web ACL's verdict, then the origin."""
+def answer(deployed: Deployed, request: Incoming, api_port: int, rates: waf_eval.Rates) -> Answer:
+    """CloudFront + WAF: the distribution's rules, the web ACL's verdict, then the origin.
+    rates: the web ACL's rate-based counts, kept by the server from one request to the next."""
     config = deployed.distribution()
     if config is None or not config.get("Enabled"):
         return Answer(403, b"The distribution does not exist or is disabled.\n", "text/plain", "no distribution")
@@ -50,15 +52,25 @@ def answer(deployed: Deployed, request: Incoming, api_port: int) -> Answer:
         try:
             headers: dict[str, str | tuple[str, ...]] = {name: request.values(name) for name in request.headers}
             verdict = waf_eval.evaluate(acl, waf_eval.Request(source, request.method, request.path, request.query,
-                                                              headers), deployed.ip_set)
+                                                              headers), deployed.ip_set, rates)
         except waf_eval.Unsupported as exc:
             return Answer(502, f"The local edge cannot evaluate this web ACL: {exc}\n".encode(), "text/plain",
                           f"unsupported WAF feature {exc}")
         if verdict.action == "Block":
-            return Answer(403, BLOCKED_BODY, "text/html", f"WAF blocked ({verdict.rule or 'default action'})")
+            return _blocked(acl, verdict)
     origin = next(o for o in config["Origins"]["Items"] if o["Id"] == behaviour["TargetOriginId"])
     return _forward(request, source, origin, ORIGIN_REQUEST_POLICIES.get(behaviour.get("OriginRequestPolicyId")),
                     api_port)
+
+
+def _blocked(acl: dict, verdict: waf_eval.Verdict) -> Answer:
+    """WAF's 403 page, or the rule's custom response: its status and the ACL's body of that key."""
+    why = f"WAF blocked ({verdict.rule or 'default action'})"
+    if verdict.custom is None:
+        return Answer(403, BLOCKED_BODY, "text/html", why)
+    body = (acl.get("CustomResponseBodies") or {}).get(verdict.custom.get("CustomResponseBodyKey") or "") or {}
+    return Answer(int(verdict.custom["ResponseCode"]), (body.get("Content") or "").encode(),
+                  CONTENT_TYPES.get(body.get("ContentType") or "", "text/plain"), why)
 
 
 def _forward(request: Incoming, source: str, origin: dict, policy: str | None, api_port: int) -> Answer:

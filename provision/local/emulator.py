@@ -71,9 +71,9 @@ def emulator() -> Iterator[str]:
     os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", ACM_WAIT_SECONDS)
     from moto.server import ThreadedMotoServer
 
-    from .moto_workarounds import add_delete_receipt_rule
+    from .moto_workarounds import fill_gaps
 
-    add_delete_receipt_rule()  # a stack's teardown takes its rule out of the shared SES rule set
+    fill_gaps()  # SES DeleteReceiptRule (teardown), PutMetricFilter replacing (provision/local/moto_workarounds.py)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 

@@ -13,6 +13,12 @@ stack's teardown calls to take its rule out of the shared receipt rule set:
 ``add_delete_receipt_rule`` adds it, as the SES API reference describes it
 (RuleSetDoesNotExist for a missing set; a missing rule is no error), for the
 emulator (--local) and the tests.
+
+moto 5.2.5's CloudWatch Logs ``PutMetricFilter`` appends a second filter of a
+name the log group already has, where AWS "creates or updates" it (CloudWatch
+Logs API reference, PutMetricFilter): a call sent again after a lost answer
+would leave two. ``put_metric_filter_replaces`` makes it replace the filter of
+that name, for the emulator and the tests. ``fill_gaps`` applies both fills.
 """
 from __future__ import annotations
 
@@ -69,3 +75,26 @@ def add_delete_receipt_rule() -> None:
 
     setattr(SESBackend, "delete_receipt_rule", backend_delete)
     setattr(EmailResponse, "delete_receipt_rule", respond)
+
+
+def put_metric_filter_replaces() -> None:
+    """moto's PutMetricFilter replaces the log group's filter of that name, as AWS does (idempotent)."""
+    from moto.logs.metric_filters import MetricFilters
+
+    if getattr(MetricFilters.add_filter, "replaces", False):
+        return
+    original = MetricFilters.add_filter
+
+    def add_filter(self, filter_name, filter_pattern, log_group_name, metric_transformations):
+        self.metric_filters = [f for f in self.metric_filters
+                               if (f["filterName"], f["logGroupName"]) != (filter_name, log_group_name)]
+        original(self, filter_name, filter_pattern, log_group_name, metric_transformations)
+
+    add_filter.replaces = True  # type: ignore[attr-defined]
+    setattr(MetricFilters, "add_filter", add_filter)
+
+
+def fill_gaps() -> None:
+    """Every operation moto 5.2.5 lacks or gets wrong that the stack's calls meet, filled as AWS does it."""
+    add_delete_receipt_rule()
+    put_metric_filter_replaces()

@@ -52,14 +52,14 @@ class Deployed:
         config = self.lambda_.get_function_configuration(FunctionName=function)
         return dict((config.get("Environment") or {}).get("Variables") or {})
 
-    def valid_key(self, api_id: str, stage: str, value: str) -> bool:
-        """An enabled key with this value in a usage plan bound to this API's stage."""
+    def key_plan(self, api_id: str, stage: str, value: str) -> tuple[str, dict] | None:
+        """(key id, usage plan) of an enabled key with this value in a usage plan bound to this API's stage."""
         if not value:
-            return False
+            return None
         for plan in all_items(self.apigateway, "get_usage_plans"):
             if not any(s.get("apiId") == api_id and s.get("stage") == stage for s in plan.get("apiStages") or []):
                 continue
             for key in all_items(self.apigateway, "get_usage_plan_keys", usagePlanId=plan["id"]):
                 if key.get("value") == value and self.apigateway.get_api_key(apiKey=key["id"]).get("enabled"):
-                    return True
-        return False
+                    return key["id"], plan
+        return None

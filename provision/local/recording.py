@@ -77,6 +77,9 @@ UNREACHED: tuple[dict[str, Any], ...] = (
     {"service": "lambda", "operation": "GetFunctionConcurrency", "commands": ["deploy"],
      "why": "the preflight reads the function's reservation only once GetAccountSettings answers; moto 5.2.5 has "
             "no GetAccountSettings (tests/test_preflight.py stands in for it)"},
+    {"service": "pricing", "operation": "GetProducts", "commands": ["cost", "deploy"],
+     "why": "the estimate (cost, deploy --plan) asks AWS's price list; moto 5.2.5 has no pricing service "
+            "(tests/test_cost.py answers in the Price List API's format)"},
 )
 
 
@@ -124,9 +127,9 @@ def _moto() -> Iterator[None]:
         os.environ.pop(key, None)
     from moto import mock_aws
 
-    from .moto_workarounds import add_delete_receipt_rule, bucket_policy_without_tls_deny
+    from .moto_workarounds import bucket_policy_without_tls_deny, fill_gaps
 
-    add_delete_receipt_rule()  # a stack's teardown takes its rule out of the shared SES rule set
+    fill_gaps()  # SES DeleteReceiptRule (teardown), PutMetricFilter replacing (moto_workarounds.py)
     try:
         with mock_aws(config={"lambda": {"use_docker": False}, "iam": {"load_aws_managed_policies": True}}), \
                 bucket_policy_without_tls_deny():

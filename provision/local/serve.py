@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..errors import DeployError
 from ..steps import function as function_step
-from . import api_stand_in, edge, sample_data
+from . import api_stand_in, edge, sample_data, waf_eval
 from .certs import ServerFiles, make_ca, server_files
 from .mariadb import MariaDB
 from .readback import Deployed
@@ -148,12 +148,14 @@ class LocalPath:
         self.iam_stood_in = env.get("DB_AUTH") == "iam"
         function = api_stand_in.LocalFunction(
             {"DB_HOST": self.database.host, "DB_PORT": str(self.database.port), **link.environment})
-        api = _start(_http_handler(lambda r: api_stand_in.answer(deployed, function, r), self.log, "api"),
+        throttles = api_stand_in.Throttles()
+        api = _start(_http_handler(lambda r: api_stand_in.answer(deployed, function, r, throttles), self.log, "api"),
                      self.port + 1 if self.port else 0)
         self.servers.append(api)
         api_port = api.server_address[1]
-        self.servers.append(_start(_http_handler(lambda r: edge.answer(deployed, r, api_port), self.log, "edge"),
-                                   self.port))
+        rates = waf_eval.Rates()
+        self.servers.append(_start(_http_handler(lambda r: edge.answer(deployed, r, api_port, rates), self.log,
+                                                 "edge"), self.port))
         self.function = function
 
     @property

@@ -4,9 +4,18 @@ It understands the statement types the toolkit deploys, and a little more so
 that a hand-made change in the emulator still gets a faithful answer:
 AndStatement, OrStatement, NotStatement, IPSetReferenceStatement and
 ByteMatchStatement (every positional constraint, the common text
-transformations, the usual fields to match). Rules run in priority order; the
-first Allow or Block ends the evaluation, Count goes on; then the default
-action. Anything else raises Unsupported: the edge says so rather than guess.
+transformations, the usual fields to match), and a rule's
+RateBasedStatement aggregated by IP (Rates keeps the counts). Rules run in
+priority order; the first Allow or Block ends the evaluation, Count goes on;
+then the default action. Anything else raises Unsupported: the edge says so
+rather than guess.
+
+A rate-based rule counts each request it inspects (its scope-down statement,
+if any, decides which) per source address over the evaluation window, and
+matches while the address is over the limit. WAF itself counts about every
+10 seconds and may let a burst pass the limit briefly ("Rate-based rule
+caveats"); the edge counts exactly, so a test can name the request that is
+refused.
 
 As in WAF, a header that is absent matches no byte match, header names are
 case-insensitive, and transformations apply, in priority order, to the field
@@ -25,9 +34,13 @@ import base64
 import html
 import ipaddress
 import re
+import threading
+import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
+
+MAX_COUNTED_ADDRESSES = 100_000  # the local edge's memory stays bounded whatever addresses callers claim
 
 
 class Unsupported(Exception):
@@ -47,19 +60,62 @@ class Request:
 class Verdict:
     action: str  # "Allow" or "Block"
     rule: str | None  # the terminating rule's name; None for the default action
+    custom: dict | None = None  # a Block's CustomResponse (ResponseCode, CustomResponseBodyKey), if it has one
 
 
-def evaluate(acl: dict, request: Request, ip_set: Callable[[str], list[str]]) -> Verdict:
-    """The web ACL's verdict; ``ip_set(arn)`` returns that IP set's addresses (CIDRs)."""
+class Rates:
+    """Requests per (rule, source address), in one-second buckets over the longest window WAF allows (600 s)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.counts: dict[tuple[str, str], dict[int, int]] = {}
+        self.lock = threading.Lock()  # the edge serves each request on its own thread
+
+    def count(self, rule: str, address: str, window: int) -> int:
+        """Count this request; the requests from the address within the window, this one included."""
+        now = int(self.clock())
+        with self.lock:
+            if len(self.counts) >= MAX_COUNTED_ADDRESSES:
+                self._forget(now)
+            buckets = self.counts.setdefault((rule, address), {})
+            buckets[now] = buckets.get(now, 0) + 1
+            for second in [s for s in buckets if s <= now - 600]:
+                del buckets[second]
+            return sum(n for second, n in buckets.items() if second > now - window)
+
+    def _forget(self, now: int) -> None:
+        """Drop every address with nothing in the last 600 s (then, if still full, every count)."""
+        self.counts = {k: b for k, b in self.counts.items() if any(s > now - 600 for s in b)}
+        if len(self.counts) >= MAX_COUNTED_ADDRESSES:
+            self.counts.clear()
+
+
+def evaluate(acl: dict, request: Request, ip_set: Callable[[str], list[str]], rates: Rates | None = None) -> Verdict:
+    """The web ACL's verdict; ``ip_set(arn)`` returns that IP set's addresses (CIDRs); ``rates`` keeps the
+    rate-based rules' counts from one request to the next."""
     for rule in sorted(acl.get("Rules") or [], key=lambda r: r["Priority"]):
-        if not matches(rule["Statement"], request, ip_set):
+        if not _rule_matches(rule, request, ip_set, rates):
             continue
         action = next(iter(rule.get("Action") or {}), None)
         if action in ("Allow", "Block"):
-            return Verdict(action, rule["Name"])
+            return Verdict(action, rule["Name"], (rule["Action"][action] or {}).get("CustomResponse"))
         if action not in ("Count", "Captcha", "Challenge"):
             raise Unsupported(f"rule {rule['Name']}: action {action or rule.get('OverrideAction')}")
     return Verdict(next(iter(acl["DefaultAction"])), None)
+
+
+def _rule_matches(rule: dict, request: Request, ip_set: Callable[[str], list[str]], rates: Rates | None) -> bool:
+    """A rate-based rule (only ever a rule's top statement) counts the request; any other rule matches."""
+    body = rule["Statement"].get("RateBasedStatement")
+    if body is None:
+        return matches(rule["Statement"], request, ip_set)
+    if rates is None or body.get("AggregateKeyType", "IP") != "IP" or body.get("ForwardedIPConfig"):
+        raise Unsupported(f"rule {rule['Name']}: a rate-based rule other than by source IP")
+    scope = body.get("ScopeDownStatement")
+    if scope is not None and not matches(scope, request, ip_set):
+        return False
+    seen = rates.count(rule["Name"], request.source_ip, int(body.get("EvaluationWindowSec") or 300))
+    return seen > int(body["Limit"])
 
 
 def matches(statement: dict, request: Request, ip_set: Callable[[str], list[str]]) -> bool:

@@ -29,7 +29,8 @@ Three chains run at once on deploy:
 - waf (IP sets and the web ACL, us-east-1, scope CLOUDFRONT) -> waf_logging.
 They meet at cloudfront (needs the API, the ACL and the issued certificate),
 then domain_record (alias A/AAAA beside the validation MX, or the CNAME
-printed). Beside them, the request logs ([logs]): api -> api_access_log (the
+printed). With [alerts], alarms (CloudWatch alarms on the API's health, to a
+topic in the stack's region) follows function and api. Beside them, the request logs ([logs]): api -> api_access_log (the
 stage's JSON access log, and the region's API Gateway CloudWatch role if none
 is set) and cloudfront -> cloudfront_logging (standard logging v2 to
 CloudWatch Logs in us-east-1: needs the distribution's ARN).
@@ -37,8 +38,14 @@ CloudWatch Logs in us-east-1: needs the distribution's ARN).
 Teardown walks the graph backwards, whatever the config uses now, so a stack
 that switched validation modes leaves nothing behind. References AWS does not
 hold on to are ``loose`` (the distribution only names the API's domain, the
-permission the API's id): teardown does not wait on them, so the function's
-network interfaces are released while CloudFront disables.
+permission the API's id, the certificate only needed the mail to be
+validated): teardown does not wait on them, so the function's network
+interfaces are released while CloudFront disables, and the mail goes while
+the distribution does. The domain record needs the mail on deploy only
+through the distribution; it names it so that teardown changes the domain's
+records (A/AAAA, then MX and TXT) one after the other, as Route 53 takes the
+changes to one zone (PriorRequestNotComplete, Route 53 API reference,
+ChangeResourceRecordSets).
 """
 from __future__ import annotations
 
@@ -49,6 +56,7 @@ from .. import graph
 from ..context import Context
 from ..registry import NOTHING, Owns
 from . import (
+    alarms,
     alerts,
     api,
     api_access_log,
@@ -86,7 +94,7 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy, owns=mail.OWNS, observe=mail.observe),
     Step("certificate", "Certificate request", certificate.request, certificate.destroy, needs=("mail",),
-         owns=certificate.OWNS, observe=certificate.observe, sees_needs=False),
+         loose=("mail",), owns=certificate.OWNS, observe=certificate.observe, sees_needs=False),
     Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy, needs=("certificate",), owns=alerts.OWNS),
     Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy, owns=iam_role.OWNS, observe=iam_role.observe),
     Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy,
@@ -97,6 +105,8 @@ STEPS: tuple[Step, ...] = (
     Step("invoke_permission", "Invoke permission", invoke_permission.ensure, invoke_permission.destroy,
          needs=("function", "api"), loose=("api",), owns=invoke_permission.OWNS, observe=invoke_permission.observe,
          sees_needs=False),
+    Step("alarms", "Health alarms", alarms.ensure, alarms.destroy, needs=("function", "api"), loose=("api",),
+         owns=alarms.OWNS),
     Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",),
          owns=api_access_log.OWNS),
     Step("waf", "WAF web ACL", waf.ensure, waf.destroy, owns=waf.OWNS, observe=waf.observe),
@@ -108,7 +118,7 @@ STEPS: tuple[Step, ...] = (
          needs=("api", "waf", "certificate_issued"), loose=("api",), owns=cloudfront.OWNS, observe=cloudfront.observe),
     Step("cloudfront_logging", "CloudFront logging", cloudfront_logging.ensure, cloudfront_logging.destroy,
          needs=("cloudfront",), owns=cloudfront_logging.OWNS, observe=cloudfront_logging.observe, sees_needs=False),
-    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront",),
+    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront", "mail"),
          owns=domain_record.OWNS),
 )
 graph.check(STEPS)

@@ -71,26 +71,30 @@ def topic_policy(topic_arn: str, rule_arn: str) -> dict:
 # --- finding ------------------------------------------------------------------
 
 def _find_topic(ctx: Context, destroying: bool) -> str | None:
+    return find_topic(ctx, ctx.edge("sns"), name(ctx.stack), destroying)
+
+
+def find_topic(ctx: Context, sns, topic_name: str, destroying: bool) -> str | None:
     """The ARN of the topic of that name, if it is this stack's.
 
     CreateTopic sets the tags in the same call, so a same-named topic without them is someone
     else's: ensure stops, destroy leaves it alone.
     """
-    sns, suffix = ctx.edge("sns"), f":{name(ctx.stack)}"
+    suffix = f":{topic_name}"
     arns = [t["TopicArn"] for page in sns.get_paginator("list_topics").paginate() for t in page["Topics"]
             if t["TopicArn"].endswith(suffix)]
     for arn in arns:
         if is_ours(sns.list_tags_for_resource(ResourceArn=arn)["Tags"], ctx.stack):
             return arn
-        _not_ours(ctx, f"SNS topic {arn}", destroying)
+        not_ours(ctx, f"SNS topic {arn}", destroying)
     return None
 
 
-def _not_ours(ctx: Context, what: str, destroying: bool) -> None:
+def not_ours(ctx: Context, what: str, destroying: bool) -> None:
     if destroying:
         ctx.out.note(f"Leaving {what}: it is not tagged as this stack's")
         return
-    raise DeployError(f"{what} exists in us-east-1 but is not tagged as stack {ctx.stack}'s; delete or rename it, "
+    raise DeployError(f"{what} exists but is not tagged as stack {ctx.stack}'s; delete or rename it, "
                       "or choose another stack name")
 
 
@@ -103,8 +107,8 @@ def _find_rule(ctx: Context) -> dict | None:
     return rule
 
 
-def _subscriptions(ctx: Context, topic_arn: str) -> list[dict]:
-    pages = ctx.edge("sns").get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+def subscriptions(sns, topic_arn: str) -> list[dict]:
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
     return [s for page in pages for s in page["Subscriptions"]]
 
 
@@ -116,7 +120,7 @@ def ensure(ctx: Context) -> None:
         return
     rule, topic = together(ctx, _find_rule, lambda c: _find_topic(c, destroying=False))  # both checked before any change
     if rule is not None and not is_ours(rule["Tags"], ctx.stack):
-        _not_ours(ctx, f"EventBridge rule {name(ctx.stack)}", destroying=False)  # PutRule tags in the same call
+        not_ours(ctx, f"EventBridge rule {name(ctx.stack)} in us-east-1", destroying=False)  # PutRule tags in the same call
     rule_arn = _ensure_rule(ctx, rule)
     topic_arn = _ensure_topic(ctx, topic, rule_arn)
     _ensure_target(ctx, topic_arn)
@@ -176,28 +180,45 @@ def _ensure_target(ctx: Context, topic_arn: str) -> None:
 
 
 def _ensure_subscription(ctx: Context, topic_arn: str, email: str) -> None:
-    sns = ctx.edge("sns")
-    subscriptions = [] if topic_arn == UNKNOWN else _subscriptions(ctx, topic_arn)
-    mine = [s for s in subscriptions if s["Protocol"] == "email" and s["Endpoint"].lower() == email.lower()]
+    ensure_subscription(ctx, ctx.edge("sns"), topic_arn, name(ctx.stack), email, (
+        "the certificate alerts", "Alerts come 45 days before the certificate expires, when a renewal needs "
+        "action, and if it expires."))
+
+
+def ensure_subscription(ctx: Context, sns, topic_arn: str, topic_name: str, email: str,
+                        what: tuple[str, str]) -> None:
+    """The one email subscription of the topic: the address subscribed, any other confirmed one removed.
+    what: (what is mailed, when it is mailed), for the operator's notice."""
+    found = [] if topic_arn == UNKNOWN else subscriptions(sns, topic_arn)
+    mine = [s for s in found if s["Protocol"] == "email" and s["Endpoint"].lower() == email.lower()]
     if not mine:
-        ctx.change("create", f"email subscription of {email} to SNS topic {name(ctx.stack)}", sns.subscribe,
+        ctx.change("create", f"email subscription of {email} to SNS topic {topic_name}", sns.subscribe,
                    TopicArn=topic_arn, Protocol="email", Endpoint=email)
-        ctx.out.notice(f"Confirm the certificate alerts for {email}",
+        ctx.out.notice(f"Confirm {what[0]} for {email}",
                        f"AWS mails a confirmation link to {email} (from no-reply@sns.amazonaws.com, subject "
                        "\"AWS Notification - Subscription Confirmation\"). Open it: until then no alert is "
-                       "delivered. Alerts come 45 days before the certificate expires, when a renewal needs "
-                       "action, and if it expires.")
+                       f"delivered. {what[1]}")
     elif mine[0]["SubscriptionArn"] == PENDING:
-        ctx.out.note(f"The alert subscription of {email} waits for its confirmation: open the link AWS mailed there")
-    for other in subscriptions:
+        ctx.out.note(f"The alert subscription of {email} to {topic_name} waits for its confirmation: open the link "
+                     "AWS mailed there")
+    for other in found:
         if other in mine:
             continue
         if other["SubscriptionArn"] == PENDING:
             ctx.out.note(f"The unconfirmed subscription of {other['Endpoint']} cannot be removed; AWS drops it "
                          "within days")
             continue
-        ctx.change("delete", f"subscription of {other['Endpoint']} to SNS topic {name(ctx.stack)}",
+        ctx.change("delete", f"subscription of {other['Endpoint']} to SNS topic {topic_name}",
                    sns.unsubscribe, SubscriptionArn=other["SubscriptionArn"])
+
+
+def remove_topic(ctx: Context, sns, topic_arn: str, topic_name: str) -> None:
+    """The topic's confirmed subscriptions (a pending one has no ARN to remove), then the topic."""
+    for subscription in subscriptions(sns, topic_arn):
+        if subscription["SubscriptionArn"] != PENDING:
+            ctx.change("delete", f"subscription of {subscription['Endpoint']} to SNS topic {topic_name}",
+                       sns.unsubscribe, SubscriptionArn=subscription["SubscriptionArn"])
+    ctx.change("delete", f"SNS topic {topic_name}", sns.delete_topic, TopicArn=topic_arn)
 
 
 # --- destroy ------------------------------------------------------------------
@@ -207,20 +228,15 @@ def destroy(ctx: Context) -> None:
     events, sns, rule_name = ctx.edge("events"), ctx.edge("sns"), name(ctx.stack)
     rule, topic_arn = together(ctx, _find_rule, lambda c: _find_topic(c, destroying=True))  # both looked for at once
     if rule is not None and not is_ours(rule["Tags"], ctx.stack):
-        _not_ours(ctx, f"EventBridge rule {rule_name}", destroying=True)
+        not_ours(ctx, f"EventBridge rule {rule_name} in us-east-1", destroying=True)
     elif rule is not None:
         targets = [t["Id"] for t in events.list_targets_by_rule(Rule=rule_name)["Targets"]]
         if targets:
             ctx.change("update", f"remove targets of EventBridge rule {rule_name}", events.remove_targets,
                        Rule=rule_name, Ids=targets)
         ctx.change("delete", f"EventBridge rule {rule_name}", events.delete_rule, Name=rule_name)
-    if topic_arn is None:
-        return
-    for subscription in _subscriptions(ctx, topic_arn):
-        if subscription["SubscriptionArn"] != PENDING:
-            ctx.change("delete", f"subscription of {subscription['Endpoint']} to SNS topic {name(ctx.stack)}",
-                       sns.unsubscribe, SubscriptionArn=subscription["SubscriptionArn"])
-    ctx.change("delete", f"SNS topic {name(ctx.stack)}", sns.delete_topic, TopicArn=topic_arn)
+    if topic_arn is not None:
+        remove_topic(ctx, sns, topic_arn, name(ctx.stack))
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------

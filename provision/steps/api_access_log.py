@@ -12,7 +12,14 @@ apigateway_restapi_logging_enabled). With [logs] api_access (the default):
   a direct call), status, latencies, and the API key's *id*
   (``$context.identity.apiKeyId``; ``$context.identity.apiKey`` would be
   the key itself). No header and no query string: the key is never logged.
-``api_access = false`` removes the settings and the group, and releases the role.
+- the stage's execution logs at ERROR level, data trace off (``*/*`` method
+  settings): an integration failure leaves its reason, never the request or
+  response bodies (Prowler's apigateway_restapi_logging_enabled counts only
+  execution logging). API Gateway writes them to
+  ``API-Gateway-Execution-Logs_<api id>/<stage>``, a group it would create
+  itself with no expiry and no tags: the step makes it first, tagged, with the
+  stack's retention, and removes it at teardown.
+``api_access = false`` removes the settings and the groups, and releases the role.
 
 Pitfalls: the format must hold ``$context.requestId`` or
 ``$context.extendedRequestId`` (else UpdateStage refuses it), and the
@@ -25,6 +32,7 @@ import json
 from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Owns
+from ..tags import is_ours
 from ..together import together
 from . import apigateway_account, log_groups
 from .api import STEP as API_STEP
@@ -44,8 +52,23 @@ FIELDS = {
 FORMAT = json.dumps(FIELDS, separators=(",", ":"))
 
 
+EXECUTION_LEVEL = "ERROR"
+EXECUTION_PREFIX = "API-Gateway-Execution-Logs_"
+
+
 def log_group_name(stack: str) -> str:
     return f"/aws/apigateway/{stack}/access"
+
+
+def execution_log_group_name(api_id: str, stage: str) -> str:
+    """Where API Gateway writes a stage's execution logs (its own naming; developer guide, "Set up
+    CloudWatch logging for REST APIs in API Gateway")."""
+    return f"{EXECUTION_PREFIX}{api_id}/{stage}"
+
+
+def _execution_group(ctx: Context) -> str | None:
+    api_id = ctx.state.get(API_STEP).get("rest_api_id")
+    return execution_log_group_name(api_id, ctx.config.api.stage) if api_id and api_id != UNKNOWN else None
 
 
 def _stage(ctx: Context) -> tuple[str | None, dict | None]:
@@ -63,9 +86,10 @@ def ensure(ctx: Context) -> None:
     if not ctx.config.logs.api_access:
         _remove(ctx)
         return
-    name = log_group_name(ctx.stack)
-    (api_id, stage), _, group = together(ctx, _stage, apigateway_account.claim,
-                                         lambda c: log_groups.ensure(c, c.client("logs"), name))
+    name, execution = log_group_name(ctx.stack), _execution_group(ctx)
+    (api_id, stage), _, group, _ = together(ctx, _stage, apigateway_account.claim,
+                                            lambda c: log_groups.ensure(c, c.client("logs"), name),
+                                            lambda c: execution and log_groups.ensure(c, c.client("logs"), execution))
     current = (stage or {}).get("accessLogSettings") or {}
     arn = log_groups.group_arn(group) if group else UNKNOWN
     if current.get("destinationArn") != arn or current.get("format") != FORMAT:
@@ -74,6 +98,14 @@ def ensure(ctx: Context) -> None:
                    restApiId=api_id, stageName=ctx.config.api.stage, patchOperations=[
                        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": arn},
                        {"op": "replace", "path": "/accessLogSettings/format", "value": FORMAT}])
+    settings = ((stage or {}).get("methodSettings") or {}).get("*/*") or {}
+    if settings.get("loggingLevel") != EXECUTION_LEVEL or settings.get("dataTraceEnabled") is not False:
+        ctx.change("update" if settings else "create",
+                   f"execution logs of stage {ctx.config.api.stage}: {EXECUTION_LEVEL} only, no data trace",
+                   ctx.client("apigateway").update_stage, restApiId=api_id, stageName=ctx.config.api.stage,
+                   patchOperations=[
+                       {"op": "replace", "path": "/*/*/logging/loglevel", "value": EXECUTION_LEVEL},
+                       {"op": "replace", "path": "/*/*/logging/dataTrace", "value": "false"}])
     ctx.state.put(STEP, {"log_group": name})
     ctx.outputs["API access log"] = name if group else UNKNOWN
 
@@ -81,7 +113,8 @@ def ensure(ctx: Context) -> None:
 def _remove(ctx: Context) -> None:
     """[logs] api_access = false: the stage's settings and the group at once, then the account's role
     (released once the stage no longer logs through it)."""
-    together(ctx, _remove_stage_log, lambda c: log_groups.destroy(c, c.client("logs"), log_group_name(c.stack)))
+    together(ctx, _remove_stage_log, lambda c: log_groups.destroy(c, c.client("logs"), log_group_name(c.stack)),
+             _destroy_execution_group)
     apigateway_account.release(ctx)
     ctx.state.drop(STEP)
 
@@ -92,13 +125,34 @@ def _remove_stage_log(ctx: Context) -> None:
         ctx.change("delete", f"access log of stage {ctx.config.api.stage} ([logs] api_access = false)",
                    ctx.client("apigateway").update_stage, restApiId=api_id, stageName=ctx.config.api.stage,
                    patchOperations=[{"op": "remove", "path": "/accessLogSettings"}])
+    if (((stage or {}).get("methodSettings") or {}).get("*/*") or {}).get("loggingLevel", "OFF") != "OFF":
+        ctx.change("delete", f"execution logs of stage {ctx.config.api.stage} ([logs] api_access = false)",
+                   ctx.client("apigateway").update_stage, restApiId=api_id, stageName=ctx.config.api.stage,
+                   patchOperations=[{"op": "replace", "path": "/*/*/logging/loglevel", "value": "OFF"}])
+
+
+def _destroy_execution_group(ctx: Context) -> None:
+    """Every execution log group of the stack's (by the name API Gateway gives and the stack's tags): the API's
+    id may be unknown to the state (a lost state file) or have changed (an API replaced)."""
+    logs = ctx.client("logs")
+    pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=EXECUTION_PREFIX)
+    names = [g["logGroupName"] for page in pages for g in page["logGroups"]]
+    together(ctx, *(lambda c, name=name: _destroy_if_ours(c, name) for name in names))
+
+
+def _destroy_if_ours(ctx: Context, name: str) -> None:
+    """Other APIs' execution log groups share the prefix: they are passed over without a note."""
+    logs = ctx.client("logs")
+    seen = log_groups.observe(ctx, logs, name)
+    if is_ours(seen.tags, ctx.stack):
+        log_groups.destroy(ctx, logs, name, seen=seen)
 
 
 def destroy(ctx: Context) -> None:
     """The group and the account's role (if nothing else logs through it) at once; the API goes with the
     api step."""
     together(ctx, lambda c: log_groups.destroy(c, c.client("logs"), log_group_name(c.stack)),
-             apigateway_account.release)
+             _destroy_execution_group, apigateway_account.release)
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------
@@ -106,7 +160,10 @@ def destroy(ctx: Context) -> None:
 
 
 def _log_group_arns(names: Names, action: str) -> list[str]:
-    return log_groups.arns(names, action, names.config.stack.region, log_group_name(names.config.stack.name))
+    """The access log's group, and the stage's execution log group (its API id is API Gateway's to choose)."""
+    region, stack = names.config.stack.region, names.config.stack
+    return [*log_groups.arns(names, action, region, log_group_name(stack.name)),
+            *log_groups.arns(names, action, region, execution_log_group_name("*", names.config.api.stage))]
 
 
 OWNS = Owns(inventory=(log_groups.inventory, apigateway_account.inventory),

@@ -15,11 +15,20 @@ the account in that region, so:
   this stack's with an access log or execution logging, or a WebSocket stage
   likewise, keeps it. While it serves others, it stays, and teardown says so.
 
+The role carries the toolkit's permissions boundary (provision/boundary.py),
+like every role the toolkit makes: the operator's policy may change it, never
+past that boundary.
+
 A new role takes seconds before API Gateway can assume it: UpdateAccount then
 fails with "The role ARN does not have required permissions set to API
 Gateway" (terraform-provider-aws internal/service/apigateway/account.go
 retries on it, and on "... could not successfully write to CloudWatch Logs
 using the ARN specified"); both are waited for, bounded.
+
+Two stacks claiming or releasing it at once would each read "none set" or "no
+other user" and act on it; so claim and release read the setting, the role and
+its users again under the account's short lease on it (``lease.account_held``,
+in the region's lease table), and change them under it.
 
 UpdateAccount is under a fixed quota of 1 request every 20 seconds per
 account ("Amazon API Gateway quotas", which says it cannot be increased):
@@ -29,18 +38,20 @@ two stacks claiming or releasing the setting at once are throttled, and
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 import boto3
 
-from .. import waits
+from .. import boundary, lease, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
 from ..registry import Names
 from ..tags import MANAGED_BY, as_dict, is_ours
-from .iam_role import partition
+from .iam_role import ensure_boundary, partition
 
 ROLE_PREFIX = "rds-edge-api-apigateway-logs-"
+LEASE = "apigateway-logging-role"  # the account lease its claims and releases are made under (lease.account_held)
 # AWS's managed policy for exactly this role (API Gateway developer guide): the role serves every API of the
 # region, execution logs too, so no narrower set of log groups could be named.
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -48,6 +59,7 @@ TRUST = {"Version": "2012-10-17",
          "Statement": [{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
                         "Action": "sts:AssumeRole"}]}
 PROPAGATION_TIMEOUT = 120.0
+_KEPT = "(the toolkit's; kept while other APIs use it)"
 NOT_YET = ("The role ARN does not have required permissions",
            "could not successfully write to CloudWatch Logs using the ARN specified")
 
@@ -74,8 +86,45 @@ def _toolkits(ctx: Context, role: dict) -> bool:
     return as_dict(tags).get("managed-by") == MANAGED_BY
 
 
+def _held(ctx: Context, why: str):
+    """The account's lease on the region's setting for the block; nothing when planning."""
+    if ctx.planning:
+        return nullcontext()
+    return lease.account_held(ctx, ctx.region, LEASE, f"{why} API Gateway's CloudWatch Logs role in {ctx.region}")
+
+
 def claim(ctx: Context) -> str:
-    """Make sure the region's API Gateway has a CloudWatch role; the ARN it uses (UNKNOWN while planned)."""
+    """Make sure the region's API Gateway has a CloudWatch role; the ARN it uses (UNKNOWN while planned).
+
+    A setting found complete without the lease (the usual re-deploy) is kept without taking it: only a change
+    is made under the lease, after reading everything again."""
+    settled = None if ctx.planning else _settled(ctx)
+    if settled is not None:
+        arn, said = settled
+        ctx.outputs["API Gateway logging role"] = said
+        return arn
+    with _held(ctx, "claim"):
+        return _claim(ctx)
+
+
+def _settled(ctx: Context) -> tuple[str, str] | None:
+    """(the ARN in use, what to say of it) when claiming would change nothing, or None when it would."""
+    current = _setting(ctx)
+    if current and not _names_ours(ctx, current):
+        return current, f"{current} (the account's own, left as set)"
+    role = _role(ctx)
+    if role is None or current != role["Arn"]:
+        return None
+    ceiling = boundary.arn(partition(ctx.region), ctx.account_id)
+    if (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") != ceiling:
+        return None
+    attached = ctx.client("iam").list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+    if POLICY.format(partition=partition(ctx.region)) not in {p["PolicyArn"] for p in attached}:
+        return None
+    return role["Arn"], f"{role_name(ctx.region)} {_KEPT}"
+
+
+def _claim(ctx: Context) -> str:
     current = _setting(ctx)
     if current and not _names_ours(ctx, current):
         ctx.outputs["API Gateway logging role"] = f"{current} (the account's own, left as set)"
@@ -89,8 +138,7 @@ def claim(ctx: Context) -> str:
                    lambda: waits.within_quota(ctx, apigw.update_account, patchOperations=[
                        {"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]),
                    _not_yet, timeout=PROPAGATION_TIMEOUT, interval=2, max_interval=10)
-    ctx.outputs["API Gateway logging role"] = (f"{role_name(ctx.region)} (the toolkit's; kept while other APIs use it)"
-                                               if arn != UNKNOWN else UNKNOWN)
+    ctx.outputs["API Gateway logging role"] = f"{role_name(ctx.region)} {_KEPT}" if arn != UNKNOWN else UNKNOWN
     return arn
 
 
@@ -102,14 +150,17 @@ def _ensure_role(ctx: Context) -> str:
     iam, name = ctx.client("iam"), role_name(ctx.region)
     policy = POLICY.format(partition=partition(ctx.region))
     role = _role(ctx)
+    ceiling = boundary.ensure(ctx, partition(ctx.region), boundary.observe(ctx, partition(ctx.region)))
     if role is None:
         created = ctx.change("create", f"IAM role {name} (API Gateway's CloudWatch Logs role in {ctx.region})",
                              iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),
-                             Tags=ctx.tag_list, Description="rds-edge-api: API Gateway writes logs "
-                                                            f"in {ctx.region} through this role (account-wide)")
+                             Tags=ctx.tag_list, PermissionsBoundary=ceiling,
+                             Description="rds-edge-api: API Gateway writes logs "
+                                         f"in {ctx.region} through this role (account-wide)")
         arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
+        ensure_boundary(ctx, role, ceiling)
         attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
         if policy in attached:
             return arn
@@ -119,7 +170,18 @@ def _ensure_role(ctx: Context) -> str:
 
 
 def release(ctx: Context) -> None:
-    """Clear the setting and delete the role, when both are the toolkit's and no other API logs through it."""
+    """Clear the setting and delete the role, when both are the toolkit's and no other API logs through it.
+
+    With no role of the toolkit's there is nothing to release, so no lease is taken (a teardown of a stack that
+    never logged makes no lease table); otherwise everything is read again under the lease."""
+    role = _role(ctx)
+    if role is None or not _toolkits(ctx, role):
+        return
+    with _held(ctx, "release"):
+        _release(ctx)
+
+
+def _release(ctx: Context) -> None:
     current, role = _setting(ctx), _role(ctx)
     if role is None or not _toolkits(ctx, role):
         return

@@ -19,8 +19,9 @@ Pitfalls:
   being processed (PriorRequestNotComplete, Route 53 API reference,
   ChangeResourceRecordSets);
 - records carry no tags, so ownership is judged by value: teardown removes
-  the A/AAAA records only if they alias the stack's distribution (known from
-  the state, or found by its comment and tags). If the distribution is
+  the A/AAAA records only if they alias the stack's distribution (the
+  state's if CloudFront still has it as the stack's, else found by its
+  comment and tags). If the distribution is
   unknown, the records are left alone with a note: an alias to some other
   distribution may well be the operator's, and deleting a live domain's
   record is worse than leaving a dangling one for the operator to remove.
@@ -37,13 +38,16 @@ STEP = "domain_record"
 TYPES = ("A", "AAAA")
 
 
-def stack_target(ctx: Context) -> str | None:
-    """The stack's distribution domain: from this step's or CloudFront's state, else looked up."""
+def stack_target(ctx: Context, *, fresh: bool = False) -> str | None:
+    """The stack's distribution domain: the state's, unless ``fresh``; then as CloudFront has it now
+    (``cloudfront.find``: the state's id if it is still the stack's, else by comment and tag), so that a
+    state file made stale by another machine's teardown and deploy never makes the stack's own record look
+    foreign. With no distribution left, the target the state recorded (an alias to the deleted one)."""
     known = ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
-    if known:
+    if known and not fresh:
         return known
     found = cloudfront.find(ctx)
-    return found["DomainName"] if found else None
+    return found["DomainName"] if found else known
 
 
 def ensure(ctx: Context) -> None:
@@ -97,7 +101,7 @@ def _mx_conflict(ctx: Context, cname: str) -> str:
 
 def destroy(ctx: Context) -> None:
     domain, zone = ctx.config.domain.name, ctx.config.domain.hosted_zone_id
-    target = stack_target(ctx)
+    target = stack_target(ctx, fresh=True)  # a stale state's target would leave the live alias behind
     if zone is None:
         if target:
             ctx.out.notice("DNS record to remove at your DNS provider",

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import boto3
 
-from .. import ca_bundle, waits
+from .. import ca_bundle, capacity, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
@@ -208,6 +208,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     log_groups.ensure(ctx, ctx.client("logs"), log_group_name(ctx.stack), seen=seen.log_group)  # before the function
     lambda_, name = ctx.client("lambda"), function_name(ctx.stack)
     db = seen.database
+    ctx.outputs["Capacity"] = capacity.summary(ctx.config, db.instance_class)  # deploy --plan and outputs say it
     role_arn = ctx.state.get("iam_role").get("arn", UNKNOWN)
     group_id = ctx.state.get("security_groups").get("lambda_group_id", UNKNOWN)
     code = package.build(ca_bundle=ca_bundle.load(ctx.config))

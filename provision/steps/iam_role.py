@@ -10,6 +10,10 @@ attached; policies attached by hand are left alone. With auth = "iam" the role
 also holds one inline policy, rds-db:connect for exactly the configured
 database user on this instance (its DbiResourceId, not its name: AWS's ARN
 format), removed when auth goes back to "password" and at teardown.
+
+The role carries the toolkit's permissions boundary (provision/boundary.py)
+from its creation on, put on a role made before it existed: whatever policy
+it is later given, it can do no more than that boundary allows.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 
 import boto3
 
+from .. import boundary
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
@@ -63,6 +68,7 @@ class Seen:
     role: dict | None
     attached: list[dict] | None  # None: no role to list them of
     connect: dict | None         # GetRolePolicy's answer; None: no such inline policy
+    boundary: dict | None        # the permissions boundary's document; None: no such policy yet
 
 
 def observe(ctx: Context) -> Seen:
@@ -70,11 +76,12 @@ def observe(ctx: Context) -> Seen:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     pieces = [_find,
               lambda c: or_none(iam.list_attached_role_policies, "NoSuchEntity", RoleName=name),
-              lambda c: or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)]
+              lambda c: or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY),
+              lambda c: boundary.observe(c, partition(c.region))]
     if ctx.config.database.auth == "iam":
         pieces.append(database.lookup)  # for the connect policy's resource
-    role, attached, connect = together(ctx, *pieces)[:3]
-    return Seen(role, attached and attached["AttachedPolicies"], connect)
+    role, attached, connect, ceiling = together(ctx, *pieces)[:4]
+    return Seen(role, attached and attached["AttachedPolicies"], connect, ceiling)
 
 
 def ensure(ctx: Context, seen: Seen | None = None) -> None:
@@ -83,9 +90,11 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     policy = POLICY.format(partition=partition(ctx.region))
     trust = trust_policy(ctx.account_id)
     role = seen.role
+    ceiling = boundary.ensure(ctx, partition(ctx.region), seen.boundary)
     if role is None:
         created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
+                             PermissionsBoundary=ceiling,
                              Description=f"rds-edge-api stack {ctx.stack}: Lambda execution role",
                              find=lambda: (found := _find(ctx)) and {"Role": found})
         ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
@@ -93,6 +102,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
+        ensure_boundary(ctx, role, ceiling)
         if _trust(role) != trust:
             ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
                        RoleName=name, PolicyDocument=json.dumps(trust))
@@ -104,6 +114,14 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     _ensure_connect_policy(ctx, name, seen.connect)
     ctx.state.put(STEP, {"name": name, "arn": arn})
     ctx.outputs["IAM role"] = arn
+
+
+def ensure_boundary(ctx: Context, role: dict, ceiling: str) -> None:
+    """Put the toolkit's boundary on a role that has none or another (made before it, or changed by hand)."""
+    if (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") != ceiling:
+        ctx.change("update", f"permissions boundary of IAM role {role['RoleName']} ({boundary.NAME})",
+                   ctx.client("iam").put_role_permissions_boundary, RoleName=role["RoleName"],
+                   PermissionsBoundary=ceiling)
 
 
 CONNECT_POLICY = "rds-db-connect"
@@ -173,10 +191,12 @@ def _arns(names: Names, action: str) -> list[str]:
 
 
 def drift(session: boto3.Session, config: Config) -> None:
-    """Behind the stack's back: the role's stack tag removed, its trust policy handed to EC2 (deploy puts
-    both back), and an inline policy added (deploy leaves it; teardown removes it to delete the role)."""
+    """Behind the stack's back: the role's stack tag removed, its trust policy handed to EC2, its permissions
+    boundary removed (deploy puts the three back), and an inline policy added (deploy leaves it; teardown
+    removes it to delete the role)."""
     iam, name = session.client("iam"), role_name(config.stack.name)
     iam.untag_role(RoleName=name, TagKeys=["stack"])
+    iam.delete_role_permissions_boundary(RoleName=name)
     iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                                                 "Action": "sts:AssumeRole"}]}))
@@ -184,5 +204,5 @@ def drift(session: boto3.Session, config: Config) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
-OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreateRole", "AttachRolePolicy"),
+OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
             removes=("DeleteRole",), drift=(drift,))

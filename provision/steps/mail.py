@@ -27,9 +27,32 @@ activates, deactivates or deletes that set. Someone else's active set is
 never replaced: the run stops and says so. Stacks made before the set was
 shared had their own ``<stack>-acm``: it is replaced by the shared one.
 
+Each stack's lease is its own, so nothing else orders two stacks editing the
+shared set: two first deploys would both create it, and the last teardown's
+"no rule left, delete the set" could take a rule another stack added in
+between (DeleteReceiptRuleSet deletes the set "and all of the receipt rules it
+contains", SES API reference). Every edit of the shared set (create,
+activate, add or remove the stack's rule, deactivate and delete) is made under
+the account's short lease on it (``lease.account_held``), after reading the
+set and the active set again under it. A CreateReceiptRuleSet answered
+AlreadyExists (a run without that lease, or an older toolkit) means another
+stack made it: it is used.
+
 Pitfalls:
-- SES checks that it may write to the bucket when the rule is made: the
-  bucket policy comes first.
+- SES checks that it may write to the bucket when the rule is made or
+  changed (CreateReceiptRule, UpdateReceiptRule answer InvalidS3Configuration
+  "Could not write to bucket" otherwise: aws-cdk#3726,
+  terraform-provider-aws#7917): the bucket policy comes first, already naming
+  the rule's ARN (receipt-rule-set/<set>:receipt-rule/<rule>), as the SES
+  developer guide's policy does. That the rule does not exist yet is no
+  matter: the test write is made for the rule being created. aws-cdk#30143
+  (the CDK's exact-ARN policy, reverted in #30375) was an ordering failure:
+  the policy then depended on the rule, so CloudFormation made the rule first
+  and SES found no grant (aws-cdk#34079 says so). What remains on AWS is S3's
+  eventual consistency for bucket configuration (S3 user guide, "Amazon S3
+  data consistency model"): a policy put a moment ago may not be what SES's
+  test write meets, so the rule's create or update is retried, bounded,
+  while SES answers InvalidS3Configuration.
 - The MX stays beside the domain's alias A/AAAA records (renewal mail needs
   it); a CNAME at the domain cannot coexist with it, which the domain-record
   step tells an operator without a hosted zone.
@@ -37,17 +60,25 @@ Pitfalls:
   it for sending before: the stack deletes it only if it created it, which the
   bucket's tag ``ses-identity = created`` (and the state) records, set before
   the identity is made so that a crash in between cannot lose it.
+- An identity verified by DKIM (the SES v2 console and CreateEmailIdentity do
+  that) has no VerificationToken in GetIdentityVerificationAttributes: whether
+  an identity exists is asked of SES v2 (GetEmailIdentity: NotFoundException
+  when there is none), never read from the token. Such an identity needs no
+  TXT record and is never the stack's (the stack makes TXT-verified ones only,
+  with VerifyDomainIdentity), whatever an older run's tag says.
 - A bucket holding objects (or versions) cannot be deleted: it is emptied first.
 """
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.exceptions import ClientError
 
+from .. import lease, waits
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -58,9 +89,12 @@ from . import dns
 
 PREFIX = "acm/"
 SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule
+SHARED_LEASE = f"ses-rule-set:{SHARED_RULE_SET}"  # the account lease its edits are made under (lease.account_held)
 IDENTITY_TAG, CREATED = "ses-identity", "created"  # on the bucket: this stack created the SES identity
 MAIL_EXPIRY_DAYS = 30
+POLICY_PROPAGATION_TIMEOUT = 60.0  # the bucket policy just put, until SES's test write meets it
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+UNREAD = object()  # destroy: a read not made yet
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
@@ -90,7 +124,7 @@ def rule_name(ctx: Context) -> str:
 class Seen:
     """What the mail region holds for the stack, as SES, S3 and ACM answered."""
     active: str | None             # the active receipt rule set
-    token: str | None              # the domain identity's verification token; None: no identity
+    identity: Identity | None      # the domain's SES identity; None: there is none
     bucket_region: str | None      # None: no bucket of ours by that name
     bucket: dict[str, Any] | None  # its tags, public access block, policy, lifecycle, ownership, encryption
     rules: list[dict] | None       # the rules of the stack's rule set; None: no such set
@@ -104,12 +138,12 @@ def observe(ctx: Context) -> Seen | None:
         return None
     ses, s3, bucket = ctx.mail("ses"), ctx.mail("s3"), bucket_name(ctx)
     rule_set, legacy = rule_set_name(ctx), _legacy_rule_set(ctx)
-    active, token, (region, current), rules, legacy_rules, issued = together(
-        ctx, lambda c: _active_rule_set(ses), lambda c: _verification_token(ses, c.config.domain.name),
+    active, identity, (region, current), rules, legacy_rules, issued = together(
+        ctx, lambda c: _active_rule_set(ses), lambda c: _identity(c, c.config.domain.mail_region),
         lambda c: _bucket_seen(c, s3, bucket), lambda c: _rules(ses, rule_set),
         lambda c: _rules(ses, legacy) if legacy != rule_set else None,
         lambda c: not c.config.domain.hosted_zone_id and _certificate_issued(c))
-    return Seen(active, token, region, current, rules, legacy_rules, bool(issued))
+    return Seen(active, identity, region, current, rules, legacy_rules, bool(issued))
 
 
 def ensure(ctx: Context, seen: Seen | None = None) -> None:
@@ -122,20 +156,21 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     ses, s3 = ctx.mail("ses"), ctx.mail("s3")
     bucket, rule_set, own = bucket_name(ctx), rule_set_name(ctx), ctx.config.domain.mail_rule_set
     active = _checked_active(ctx, seen.active)
-    token = seen.token
     identity_created = _ensure_bucket(ctx, s3, bucket, region, seen.bucket_region, seen.bucket,
-                                      creates_identity=token is None)
-    token = token or _create_identity(ctx, ses)
-    _ensure_records(ctx, token, region, seen.certificate_issued)
-    rules = seen.rules
-    if rules is None:
-        ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
-                   ses.create_receipt_rule_set, RuleSetName=rule_set,
-                   find=lambda: {} if _rules(ses, rule_set) is not None else None)
-    _ensure_rule(ctx, ses, rule_set, bucket, rules or [])
-    if not own and active != rule_set:
-        ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
-                   RuleSetName=rule_set)
+                                      creates_identity=seen.identity is None)
+    identity = seen.identity or _create_identity(ctx, ses)
+    _ensure_records(ctx, identity.token, region, seen.certificate_issued)
+    with _shared_edit(ctx, region, rule_set):
+        rules = seen.rules
+        if _is_shared(ctx, rule_set) and not ctx.planning:  # read again under the account's lease
+            active, rules = together(ctx, lambda c: _checked_active(c, _active_rule_set(ses)),
+                                     lambda c: _rules(ses, rule_set))
+        if rules is None:
+            _create_rule_set(ctx, ses, rule_set)
+        _ensure_rule(ctx, ses, rule_set, bucket, rules or [])
+        if not own and active != rule_set:
+            ctx.change("update", f"active SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set,
+                       RuleSetName=rule_set)
     legacy = _legacy_rule_set(ctx)
     if legacy != rule_set and seen.legacy_rules is not None:
         ctx.change("delete", f"SES receipt rule set {legacy} (replaced by {rule_set})",
@@ -181,28 +216,35 @@ def destroy(ctx: Context) -> None:
 
     def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
         return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
-    *rules, bucket_tags = together(  # every set's rules and the bucket at once; the changes after, in order
-        ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket)
+    # Every read at once: every set's rules, the bucket, and, when the stack receives mail (whose reads they are
+    # anyway), the active set and the identity's token; a stack that does not reads those two only once something
+    # of the mail's is found. The changes after, in order.
+    early = (lambda c: _active_rule_set(ses), lambda c: _identity(c, region))
+    found_all = together(ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
+                         *(early if ctx.config.domain.receives_mail else ()))
+    rules, bucket_tags = found_all[:len(looked_at)], found_all[len(looked_at)]
+    active, seen_identity = found_all[len(looked_at) + 1:] or (UNREAD, UNREAD)
     bucket = bucket_name(ctx)
     found = dict(zip(looked_at, rules))
     for rule_set in rule_sets:
-        ran_here = _remove_rule(ctx, ses, rule_set, found[rule_set]) or ran_here
+        ran_here = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or ran_here
     if found[legacy] is not None:
         ran_here = True
-        _delete_rule_set(ctx, ses, legacy)
+        _delete_rule_set(ctx, ses, legacy, active)
     if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
         ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
         bucket_tags = None
     ran_here = ran_here or bucket_tags is not None
     if not ran_here:
         return
-    token = _verification_token(ses, domain)
-    _remove_records(ctx, token, region)
+    identity = _identity(ctx, region) if seen_identity is UNREAD else cast(Identity | None, seen_identity)
+    _remove_records(ctx, identity.token if identity else None, region)
     created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
-    if token is not None and created:
+    if identity is not None and created and identity.token is not None:
         ctx.change("delete", f"SES domain identity {domain}", ses.delete_identity, Identity=domain)
-    elif token is not None:
-        ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it")
+    elif identity is not None:
+        ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it"
+                     + (" (it is verified by DKIM)" if identity.token is None else ""))
     if bucket_tags is not None:
         _empty(ctx, s3, bucket)
         ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
@@ -370,18 +412,34 @@ def _empty(ctx: Context, s3, bucket: str) -> None:
 
 # --- SES identity and DNS -----------------------------------------------------
 
-def _verification_token(ses, domain: str) -> str | None:
-    attributes = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
-    return attributes.get(domain, {}).get("VerificationToken")
+@dataclass(frozen=True)
+class Identity:
+    """The domain's SES identity, as SES answered."""
+    token: str | None  # the TXT verification token; None: verified by DKIM only (no TXT record needed)
 
 
-def _create_identity(ctx: Context, ses) -> str:
+def _identity(ctx: Context, region: str) -> Identity | None:
+    """The domain's identity in the region, or None. Existence from SES v2 (GetEmailIdentity), the token from
+    v1: a DKIM-verified identity exists with no token (SES API reference, GetIdentityVerificationAttributes:
+    the token is for domain identities verified by TXT)."""
+    domain = ctx.config.domain.name
+    found, attributes = together(
+        ctx, lambda c: or_none(c.client("sesv2", region).get_email_identity, "NotFoundException",
+                               EmailIdentity=domain),
+        lambda c: c.client("ses", region).get_identity_verification_attributes(Identities=[domain]))
+    if found is None:
+        return None
+    return Identity(attributes["VerificationAttributes"].get(domain, {}).get("VerificationToken"))
+
+
+def _create_identity(ctx: Context, ses) -> Identity:
     domain = ctx.config.domain.name
     created = ctx.change("create", f"SES domain identity {domain}", ses.verify_domain_identity, Domain=domain)
     if created is None:
-        return UNKNOWN
+        return Identity(UNKNOWN)
     # Read back: the identity's attributes are what SES checks the TXT against.
-    return _verification_token(ses, domain) or created["VerificationToken"]
+    found = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
+    return Identity(found.get(domain, {}).get("VerificationToken") or created["VerificationToken"])
 
 
 def _txt(domain: str, token: str) -> dns.Record:
@@ -394,14 +452,16 @@ def _mx(ctx: Context, region: str) -> dns.Record:
         mx.name, "MX", (f"10 inbound-smtp.{region}.amazonaws.com",))
 
 
-def _ensure_records(ctx: Context, token: str, region: str, certificate_issued: bool) -> None:
-    """TXT and MX, kept for as long as validation is email: ACM's renewal mail needs the MX too."""
+def _ensure_records(ctx: Context, token: str | None, region: str, certificate_issued: bool) -> None:
+    """TXT (none for an identity verified by DKIM) and MX, kept for as long as validation is email: ACM's
+    renewal mail needs the MX too."""
     domain = ctx.config.domain.name
-    records = [_txt(domain, token), _mx(ctx, region)]
+    records = [*([_txt(domain, token)] if token else []), _mx(ctx, region)]
     zone = ctx.config.domain.hosted_zone_id
     if zone:
-        for record in records:
-            dns.ensure(ctx, zone, record)
+        found = together(ctx, *[lambda c, r=r: dns.current(c, zone, r.name, r.type) for r in records])  # read at
+        for record, existing in zip(records, found):  # once, written one after the other (one zone)
+            dns.ensure(ctx, zone, record, existing=existing)
     elif certificate_issued:
         ctx.out.note(f"Keep the DNS records {'; '.join(r.text() for r in records)}: ACM's renewal mail reaches "
                      "SES through the MX")
@@ -421,9 +481,10 @@ def _remove_records(ctx: Context, token: str | None, region: str) -> None:
         listed = "; ".join(r.text() for r in (txt, mx) if r)
         ctx.out.note(f"Remove these DNS records for {domain} if you created them: {listed}")
         return
-    if txt:
-        dns.remove(ctx, zone, txt.name, "TXT", only_if=txt)
-    dns.remove(ctx, zone, mx.name, "MX", only_if=mx)
+    records = [r for r in (txt, mx) if r]
+    found = together(ctx, *[lambda c, r=r: dns.current(c, zone, r.name, r.type) for r in records])  # read at once,
+    for record, existing in zip(records, found):  # changed one after the other (one zone)
+        dns.remove(ctx, zone, record.name, record.type, only_if=record, existing=existing)
 
 
 def _certificate_issued(ctx: Context) -> bool:
@@ -448,25 +509,53 @@ def _rules(ses, name: str) -> list[dict] | None:
     return None if found is None else found.get("Rules", [])
 
 
-def _remove_rule(ctx: Context, ses, rule_set: str, rules: list[dict] | None) -> bool:
+def _is_shared(ctx: Context, rule_set: str) -> bool:
+    """Whether the set is the account's shared one, which the stack creates, activates and deletes."""
+    return rule_set == SHARED_RULE_SET and rule_set != ctx.config.domain.mail_rule_set
+
+
+def _shared_edit(ctx: Context, region: str, rule_set: str):
+    """The account's lease on the shared set for the block (see the docstring); nothing for the operator's own
+    set, where the stack only adds and removes its rule, or when planning."""
+    if ctx.planning or not _is_shared(ctx, rule_set):
+        return nullcontext()
+    return lease.account_held(ctx, region, SHARED_LEASE, f"edit the shared SES receipt rule set {rule_set}")
+
+
+def _create_rule_set(ctx: Context, ses, rule_set: str) -> None:
+    try:
+        ctx.change("create", f"SES receipt rule set {rule_set} (shared by the account's email-validated stacks)",
+                   ses.create_receipt_rule_set, RuleSetName=rule_set,
+                   find=lambda: {} if _rules(ses, rule_set) is not None else None)
+    except ClientError as exc:
+        if not is_code(exc, "AlreadyExists"):
+            raise
+        ctx.out.note(f"SES receipt rule set {rule_set} was made by another stack meanwhile: the rule goes there")
+
+
+def _remove_rule(ctx: Context, ses, region: str, rule_set: str, rules: list[dict] | None) -> bool:
     """Remove the stack's rule from the set (whose rules were read: ``rules``); then the set itself if it is
-    the shared one, now empty. Whether the rule was there. The operator's own set is never deactivated or
+    the shared one, now empty: the set read again under the account's lease, so that a rule another stack
+    added is never deleted with it. Whether the rule was there. The operator's own set is never deactivated or
     deleted."""
     if rules is None or not any(r["Name"] == rule_name(ctx) for r in rules):
         return False
-    ctx.change("delete", f"SES receipt rule {rule_name(ctx)} in {rule_set}", ses.delete_receipt_rule,
-               RuleSetName=rule_set, RuleName=rule_name(ctx))
-    if rule_set == SHARED_RULE_SET and rule_set != ctx.config.domain.mail_rule_set:
-        left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
-        if left == []:  # read again: another stack may have added its rule meanwhile
-            _delete_rule_set(ctx, ses, rule_set)
-        elif left:
-            ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
+    with _shared_edit(ctx, region, rule_set):
+        ctx.change("delete", f"SES receipt rule {rule_name(ctx)} in {rule_set}", ses.delete_receipt_rule,
+                   RuleSetName=rule_set, RuleName=rule_name(ctx))
+        if _is_shared(ctx, rule_set):
+            left = _rules(ses, rule_set) if not ctx.planning else [r for r in rules if r["Name"] != rule_name(ctx)]
+            if left == []:  # the active set read again too, under the lease
+                _delete_rule_set(ctx, ses, rule_set, UNREAD)
+            elif left:
+                ctx.out.note(f"Leaving SES receipt rule set {rule_set}: {len(left)} other rule(s) use it")
     return True
 
 
-def _delete_rule_set(ctx: Context, ses, rule_set: str) -> None:
-    if _active_rule_set(ses) == rule_set:
+def _delete_rule_set(ctx: Context, ses, rule_set: str, active: str | None | object) -> None:
+    """active: the active set, as read before the run changed any (only deactivating the one that was
+    active changes it), or UNREAD."""
+    if (_active_rule_set(ses) if active is UNREAD else active) == rule_set:
         ctx.change("update", f"deactivate SES receipt rule set {rule_set}", ses.set_active_receipt_rule_set)
     ctx.change("delete", f"SES receipt rule set {rule_set}", ses.delete_receipt_rule_set, RuleSetName=rule_set)
 
@@ -501,12 +590,26 @@ def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rules: list[dict
     current = next((r for r in rules if r["Name"] == wanted["Name"]), None)
     if current is None:
         ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
-                   f"s3://{bucket}/{PREFIX})", ses.create_receipt_rule, RuleSetName=rule_set, Rule=wanted,
+                   f"s3://{bucket}/{PREFIX})", _writing_to(ctx, bucket, ses.create_receipt_rule),
+                   RuleSetName=rule_set, Rule=wanted,
                    find=lambda: or_none(ses.describe_receipt_rule, "RuleDoesNotExist", RuleSetName=rule_set,
                                         RuleName=wanted["Name"]))
     elif _comparable(current) != _comparable(wanted):
-        ctx.change("update", f"SES receipt rule {wanted['Name']}", ses.update_receipt_rule,
+        ctx.change("update", f"SES receipt rule {wanted['Name']}", _writing_to(ctx, bucket, ses.update_receipt_rule),
                    RuleSetName=rule_set, Rule=wanted)
+
+
+def _writing_to(ctx: Context, bucket: str, call):
+    """``call`` (CreateReceiptRule or UpdateReceiptRule, whose S3 action SES tests with a write) retried while
+    SES cannot write to the bucket yet: its policy was put a moment ago (see the docstring)."""
+    def send(**kwargs):
+        return waits.retry_while(ctx, f"the policy of S3 bucket {bucket} to reach SES", lambda: call(**kwargs),
+                                 _cannot_write_yet, timeout=POLICY_PROPAGATION_TIMEOUT, interval=2, max_interval=10)
+    return send
+
+
+def _cannot_write_yet(exc: BaseException) -> bool:
+    return is_code(exc, "InvalidS3Configuration")
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------

@@ -2,9 +2,20 @@
 
 Scope CLOUDFRONT, so everything lives in us-east-1. IPv4 and IPv6 ranges
 need separate IP sets (`<stack>-ipv4`, `<stack>-ipv6`); only the ones the
-config needs exist. The web ACL `<stack>` blocks by default and has one
-Allow rule: source IP in the set(s) AND header `authorization` EXACTLY the
-secret.
+config needs exist. The web ACL `<stack>` blocks by default and has two
+rules, in this order:
+- `per-caller-limit` (priority 0): a rate-based rule aggregating by source
+  IP, ``[access] rate_limit`` requests per ``rate_window_s``; the excess is
+  blocked with 429 and a JSON body (a custom response: WAF developer guide,
+  "Sending custom responses for Block actions"). It comes first, so one
+  allowed caller's runaway script is stopped at the edge before it uses the
+  usage plan's throttle that every caller shares; it counts every request
+  it sees, allowed callers' or not. WAF counts about every 10 seconds and
+  "does not guarantee an exact match" to the limit (developer guide,
+  "Rate-based rule caveats"): a burst may pass it by a few seconds' worth.
+- `allow-listed-callers` (priority 1): source IP in the set(s) AND header
+  `authorization` EXACTLY the secret.
+Each rule has its own CloudWatch metric (`<stack>-<rule>`).
 
 Request sampling is off, for the rule and for the default action: a sampled
 request keeps every header as sent, the Authorization value too, readable
@@ -62,6 +73,9 @@ from ..together import together
 STEP = "waf"
 SCOPE = "CLOUDFRONT"
 RULE = "allow-listed-callers"
+RATE_RULE = "per-caller-limit"
+RATE_BODY = "rate-limited"  # the key of the 429's body among the ACL's CustomResponseBodies
+TOO_MANY = 429
 VERSIONS = {4: "IPV4", 6: "IPV6"}
 RELEASE_TIMEOUT = 20 * 60  # CloudFront releases the ACL once a disabled distribution has deployed
 SET_RELEASE_TIMEOUT = 3 * 60  # an IP set dropped from the ACL is free within seconds
@@ -228,9 +242,27 @@ def _rule(ctx: Context, set_arns: list[str], values: list[bytes]) -> dict:
     source = references[0] if len(references) == 1 else {"OrStatement": {"Statements": references}}
     matches = [_header_match(value) for value in values]
     header = matches[0] if len(matches) == 1 else {"OrStatement": {"Statements": matches}}
-    return {"Name": RULE, "Priority": 0, "Action": {"Allow": {}},
+    return {"Name": RULE, "Priority": 1, "Action": {"Allow": {}},
             "Statement": {"AndStatement": {"Statements": [source, header]}},
             "VisibilityConfig": _visibility(f"{ctx.stack}-{RULE}")}
+
+
+def _rate_rule(ctx: Context) -> dict:
+    """The per-caller limit, before the Allow rule: more than rate_limit requests from one address within
+    the window are blocked with 429 while the address stays over it."""
+    access = ctx.config.access
+    return {"Name": RATE_RULE, "Priority": 0,
+            "Action": {"Block": {"CustomResponse": {"ResponseCode": TOO_MANY, "CustomResponseBodyKey": RATE_BODY}}},
+            "Statement": {"RateBasedStatement": {"Limit": access.rate_limit, "AggregateKeyType": "IP",
+                                                 "EvaluationWindowSec": access.rate_window_s}},
+            "VisibilityConfig": _visibility(f"{ctx.stack}-{RATE_RULE}")}
+
+
+def _bodies(ctx: Context) -> dict:
+    access = ctx.config.access
+    text = (f'{{"message": "Too many requests from this address: at most {access.rate_limit} in '
+            f'{access.rate_window_s} seconds"}}')
+    return {RATE_BODY: {"ContentType": "APPLICATION_JSON", "Content": text}}
 
 
 def accepted_values(acl: dict | None) -> list[bytes]:
@@ -284,7 +316,8 @@ def _owned(acl: dict) -> dict:
     keys = ("Name", "Priority", "Action", "Statement", "VisibilityConfig")
     rules = [{k: rule.get(k) for k in keys} for rule in acl.get("Rules", [])]
     return _plain({"DefaultAction": acl.get("DefaultAction"), "Rules": rules,
-                   "VisibilityConfig": acl.get("VisibilityConfig")})
+                   "VisibilityConfig": acl.get("VisibilityConfig"),
+                   "CustomResponseBodies": acl.get("CustomResponseBodies") or {}})
 
 
 def _until_sets_visible(ctx: Context, call):
@@ -312,12 +345,14 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
     if acl is not None:
         current = acl.got or waf.get_web_acl(Name=name, Scope=SCOPE, Id=acl.summary["Id"])
     values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
-    desired = {"DefaultAction": {"Block": {}}, "Rules": [_rule(ctx, list(set_arns.values()), values)],
-               "VisibilityConfig": _visibility(ctx.stack)}
+    desired = {"DefaultAction": {"Block": {}},
+               "Rules": [_rate_rule(ctx), _rule(ctx, list(set_arns.values()), values)],
+               "VisibilityConfig": _visibility(ctx.stack), "CustomResponseBodies": _bodies(ctx)}
     description = f"rds-edge-api stack {ctx.stack}: listed IPs with the Authorization header"
     window = " (old and new Authorization value accepted)" if len(values) > 1 else ""
     if found is None:
-        created = ctx.change("create", f"web ACL {name} (default Block, rule {RULE})", _until_sets_visible, ctx,
+        created = ctx.change("create", f"web ACL {name} (default Block, rules {RATE_RULE}, {RULE})",
+                             _until_sets_visible, ctx,
                              lambda: waf.create_web_acl(Name=name, Scope=SCOPE, Description=description,
                                                         Tags=ctx.tag_list, **desired),
                              find=lambda: (found := _find_acl(ctx)) and {"Summary": found})
@@ -325,7 +360,7 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
             return
         found = created["Summary"]
     elif current and _owned(current["WebACL"]) != _owned(desired):  # found, so current was read
-        ctx.change("update", f"web ACL {name} (rule {RULE}){window}", _until_sets_visible, ctx,
+        ctx.change("update", f"web ACL {name} (rules {RATE_RULE}, {RULE}){window}", _until_sets_visible, ctx,
                    lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
                                               LockToken=current["LockToken"], **desired),
                    find=lambda: {} if _owned(waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])["WebACL"])
