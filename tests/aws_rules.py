@@ -1593,7 +1593,7 @@ SES_WRITE_TEST_SOURCE = ("SES developer guide, 'Giving permissions to Amazon SES
                          "consistency model' (bucket configuration is eventually consistent)")
 
 
-def _condition_holds(operator: str, values: dict, context: dict) -> bool:
+def _bucket_condition_holds(operator: str, values: dict, context: dict) -> bool:
     """One condition block of a policy statement against a request's context (the operators a bucket policy for
     SES uses); a key the request does not carry fails the condition, as in IAM."""
     import fnmatch
@@ -1635,7 +1635,7 @@ def bucket_policy_allows(policy: dict | None, principal_service: str, action: st
             continue
         if not any(fnmatch.fnmatchcase(resource, r) for r in ([resources] if isinstance(resources, str) else resources)):
             continue
-        if not all(_condition_holds(op, values, context) for op, values in statement.get("Condition", {}).items()):
+        if not all(_bucket_condition_holds(op, values, context) for op, values in statement.get("Condition", {}).items()):
             continue
         if statement["Effect"] == "Deny":
             return False
