@@ -14,6 +14,8 @@ Each check finds what would otherwise fail halfway, after some resources exist:
   logging (v2) adds its group to the log-delivery policy
   ``AWSLogDeliveryWrite20150319`` under the same two limits;
 - SES receiving: someone else's active receipt rule set (``mail``);
+- with [database] proxy, the instance's engine and version RDS Proxy supports
+  (``auth = "password"`` is refused earlier, by the config check);
 - the domain's name in the hosted zone: an A, AAAA or CNAME record there that
   is not the stack's would be overwritten (or refuse the alias).
 ``deploy --plan`` prints them as a table; a failed check stops deploy with
@@ -61,7 +63,8 @@ def run(ctx) -> list[Check]:
 def checks(ctx) -> list[Check]:
     """Every check, each in a thread of its own: their reads need nothing from each other, so the
     preflight costs the longest check's round trips, not the sum of all."""
-    return together(ctx, *CHECKS)
+    proxy = (_reading("RDS Proxy", _proxy),) if ctx.config.database.proxy else ()  # auth = "password": config's
+    return together(ctx, *CHECKS, *proxy)
 
 
 def report(ctx, found: list[Check]) -> list[Check]:
@@ -109,6 +112,27 @@ def _database(ctx) -> Check:
     auth = ctx.config.database.auth
     return Check("database", True, f"RDS instance {ctx.config.database.instance_id}, MySQL at {db.endpoint}; "
                  f"auth = {auth}" + (" with IAM database authentication enabled" if auth == "iam" else ""))
+
+
+# The MySQL-family engines and major versions RDS Proxy supports (RDS user guide, "Supported Regions and DB engines
+# for Amazon RDS Proxy": RDS for MySQL 5.7, 8.0, 8.4; RDS for MariaDB 10.5 to 11.8; Aurora MySQL, every version).
+PROXY_VERSIONS = {"mysql": ("5.7", "8.0", "8.4"), "mariadb": ("10.5", "10.6", "10.11", "11.4", "11.8")}
+
+
+def _proxy(ctx) -> Check:
+    """With [database] proxy: whether RDS Proxy supports the instance's engine and version."""
+    name = "RDS Proxy"
+    db = database.lookup(ctx)
+    if db.engine.startswith("aurora-mysql") or db.cluster_id:
+        return Check(name, True, f"{db.engine} {db.engine_version}: RDS Proxy supports every Aurora MySQL version")
+    versions = PROXY_VERSIONS.get(db.engine)
+    major = ".".join(db.engine_version.split(".")[:2])
+    if versions is None or major not in versions:
+        supported = "; ".join(f"{engine} {', '.join(v)}" for engine, v in PROXY_VERSIONS.items())
+        return Check(name, False, f"database.proxy: RDS Proxy does not support {db.engine} {db.engine_version} "
+                                  f"(it supports {supported}, and Aurora MySQL); upgrade the instance or set "
+                                  "proxy = false")
+    return Check(name, True, f"{db.engine} {db.engine_version}: supported by RDS Proxy (IAM auth end to end)")
 
 
 def _concurrency(ctx) -> Check:
@@ -172,17 +196,9 @@ def _waf_log_policies(ctx) -> Check:
                                       "longer used (aws logs delete-resource-policy --region us-east-1 "
                                       "--policy-name NAME), then run again")
         return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; WAF adds {WAF_LOG_POLICY} for {group}")
-    document = current["policyDocument"]
-    if _covers(document, entry):
-        return Check(name, True, f"{WAF_LOG_POLICY} already lets WAF write to {group}")
-    after = len(document) + len(json.dumps(entry)) + 1
-    if after > MAX_POLICY_CHARACTERS:
-        return Check(name, False, f"{WAF_LOG_POLICY} holds {len(document):,} characters and would pass "
-                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): replace its "
-                                  "log-group entries with one for arn:...:log-group:aws-waf-logs-*:* (aws logs "
-                                  "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
-    return Check(name, True, f"{WAF_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
-                             f"{MAX_POLICY_CHARACTERS:,} once WAF adds {group}")
+    return _room(name, current, entry, group, "WAF",
+                 "replace its log-group entries with one for arn:...:log-group:aws-waf-logs-*:* (aws logs "
+                 "put-resource-policy --region us-east-1), or remove those of deleted ACLs")
 
 
 def _delivery_log_policy(ctx) -> Check:
@@ -208,18 +224,23 @@ def _delivery_log_policy(ctx) -> Check:
                                         "us-east-1 --policy-name NAME), or set logs.cloudfront = false, then run again")
         return Check(name, True, f"{len(policies)} of {MAX_RESOURCE_POLICIES}; CloudWatch Logs adds "
                                  f"{DELIVERY_LOG_POLICY} for {group}")
-    document = current["policyDocument"]
+    return _room(name, current, entry, group, "the log delivery",
+                 "remove the entries of log groups that no longer exist (aws logs put-resource-policy --region "
+                 f"us-east-1 --policy-name {DELIVERY_LOG_POLICY}), or set logs.cloudfront = false, then run again")
+
+
+def _room(name: str, policy: dict, entry: str, group: str, writer: str, fix: str) -> Check:
+    """Whether an existing resource policy lets ``writer`` write to the group, or has room for its entry
+    (5,120 characters at most: CloudWatch Logs user guide, 'Enabling logging from AWS services')."""
+    policy_name, document = policy["policyName"], policy["policyDocument"]
     if _covers(document, entry):
-        return Check(name, True, f"{DELIVERY_LOG_POLICY} already lets the log delivery write to {group}")
+        return Check(name, True, f"{policy_name} already lets {writer} write to {group}")
     after = len(document) + len(json.dumps(entry)) + 1
     if after > MAX_POLICY_CHARACTERS:
-        return Check(name, False, f"{DELIVERY_LOG_POLICY} holds {len(document):,} characters and would pass "
-                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): remove the "
-                                  "entries of log groups that no longer exist (aws logs put-resource-policy "
-                                  f"--region us-east-1 --policy-name {DELIVERY_LOG_POLICY}), or set "
-                                  "logs.cloudfront = false, then run again")
-    return Check(name, True, f"{DELIVERY_LOG_POLICY}: {len(document):,} characters, about {after:,} of "
-                             f"{MAX_POLICY_CHARACTERS:,} once {group} is added")
+        return Check(name, False, f"{policy_name} holds {len(document):,} characters and would pass "
+                                  f"{MAX_POLICY_CHARACTERS:,} with {group} added (about {after:,}): {fix}")
+    return Check(name, True, f"{policy_name}: {len(document):,} characters, about {after:,} of "
+                             f"{MAX_POLICY_CHARACTERS:,} once {writer} adds {group}")
 
 
 def _covers(document: str, entry: str) -> bool:

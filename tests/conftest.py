@@ -1,4 +1,5 @@
 """moto for AWS (never the network), fake credentials, secrets in the environment."""
+import dataclasses
 import os
 from contextlib import ExitStack
 
@@ -184,7 +185,7 @@ def served():
     """(config, session, path): the example stack deployed into the emulator and served on loopback, once per
     module (test_serve, test_verify); every test leaves the emulator as it found it."""
     from provision import runner
-    from provision.config import load
+    from provision.config import MAX_THROTTLE_BURST, MAX_THROTTLE_RATE, load
     from provision.context import make_context
     from provision.local import emulator
     from provision.local.serve import LocalPath
@@ -195,7 +196,12 @@ def served():
     out = quiet_output()
     try:
         with ExitStack() as stack:
-            config, session = emulator.start(stack, load(EXAMPLE), out)
+            # The usage plan at its most: the module's tests send requests as fast as the path answers, past the
+            # example's 10 a second; the throttle's own test lowers it for itself (test_serve.throttle_changed).
+            example = load(EXAMPLE)
+            example = dataclasses.replace(example, api=dataclasses.replace(
+                example.api, throttle_rate=MAX_THROTTLE_RATE, throttle_burst=MAX_THROTTLE_BURST))
+            config, session = emulator.start(stack, example, out)
             runner.deploy(make_context(config, session=session, out=out), STEPS)
             path = stack.enter_context(LocalPath(config, session, port=0))
             yield config, session, path

@@ -92,3 +92,38 @@ def test_missing_database_is_a_clear_error(cfg):
     cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database, instance_id="no-such-db"))
     with pytest.raises(DeployError, match="database.instance_id: no RDS instance 'no-such-db'"):
         security_groups.ensure(quiet_context(cfg))
+
+
+def test_a_new_group_unseen_at_first_by_the_calls_naming_it_is_waited_for(cfg, aws_rules):
+    """"InvalidGroup.NotFound" for a group just made (EC2 developer guide, "Eventual consistency in the Amazon
+    EC2 API": retry with backoff); moto sees it at once. The first call of each kind naming it is refused."""
+    from tests import aws_rules as rules
+
+    refused: set[str] = set()
+
+    def names_the_new_group(call) -> bool:
+        made = [c for c in created.seen if c.operation == "CreateSecurityGroup"]
+        return (call.service == "ec2" and bool(made) and call.operation not in refused
+                and call.operation != "CreateSecurityGroup" and new_group[0] in str(call.params))
+
+    def refuse(call):
+        refused.add(call.operation)
+        raise rules.aws_error(call.operation, "InvalidGroup.NotFound",
+                              f"The security group '{new_group[0]}' does not exist")
+
+    def remember(call):
+        answer = call.send()
+        new_group[0] = answer["GroupId"]
+        return answer
+
+    new_group = [""]
+    created = rules.Rule("CreateSecurityGroup", "test", rules.operation("ec2", "CreateSecurityGroup"), remember)
+    unseen = rules.Rule("a new group unseen at first", "EC2 API: eventual consistency", names_the_new_group, refuse)
+    aws_rules(created, unseen)
+    ctx = quiet_context(cfg)
+    security_groups.ensure(ctx)
+    db, ours, rds = groups(ctx)
+    assert refused >= {"DescribeSecurityGroups", "AuthorizeSecurityGroupIngress"}, refused
+    assert mysql_sources(ours[0]["IpPermissionsEgress"]) == [(3306, db.security_group_id)]
+    assert mysql_sources(rds["IpPermissions"]) == [(3306, ours[0]["GroupId"])]
+    assert f"EC2 to show the new security group {ours[0]['GroupId']}" in printed(ctx)
