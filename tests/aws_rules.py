@@ -768,6 +768,9 @@ class Moto:
             return _ORIGINAL_MAKE_API_CALL(client, operation, params)
 
 
+MOTO = Moto()
+
+
 # --- 1. eventual consistency ------------------------------------------------------------------------------------
 
 EC2_CONSISTENCY = ("EC2 API reference, 'Eventual consistency in the Amazon EC2 API': a resource just created may "
@@ -1186,9 +1189,19 @@ def _lambda_resources(call: Call, arn: str) -> list[str]:
 
 
 def _iam_resources(call: Call, arn: str) -> list[str]:
+    """A role's calls on the role (AttachRolePolicy's PolicyArn is its iam:PolicyARN key, not its resource); a
+    managed policy's (the roles' permissions boundary) on the policy (Service Authorization Reference, IAM:
+    CreatePolicy, GetPolicy, GetPolicyVersion, TagPolicy take the policy resource type)."""
+    p = call.params
     if call.operation == "SimulatePrincipalPolicy":
-        return [call.params["PolicySourceArn"]]
-    return [f"arn:aws:iam::{ACCOUNT}:role/{call.params['RoleName']}"] if call.params.get("RoleName") else ["*"]
+        return [p["PolicySourceArn"]]
+    if p.get("RoleName"):
+        return [f"arn:aws:iam::{ACCOUNT}:role/{p['RoleName']}"]
+    if p.get("PolicyArn"):
+        return [p["PolicyArn"]]
+    if call.operation == "CreatePolicy":
+        return [f"arn:aws:iam::{ACCOUNT}:policy{p.get('Path', '/')}{p['PolicyName']}"]
+    return ["*"]
 
 
 def _ec2_resources(call: Call, arn: str) -> list[str]:
@@ -1236,8 +1249,14 @@ def _wafv2_resources(call: Call, arn: str) -> list[str]:
 
 
 def _cloudfront_resources(call: Call, arn: str) -> list[str]:
+    """A distribution's calls on the distribution, a cache policy's on the cache policy (Service Authorization
+    Reference, CloudFront: arn:aws:cloudfront::<account>:cache-policy/<id>; ListCachePolicies on none)."""
     if call.params.get("Resource"):
         return [call.params["Resource"]]
+    if call.operation.endswith("CachePolicy"):
+        return [f"arn:aws:cloudfront::{ACCOUNT}:cache-policy/{call.params.get('Id', '*')}"]
+    if call.operation == "ListCachePolicies":
+        return ["*"]
     if call.params.get("Id"):
         return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/{call.params['Id']}"]
     return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/*"] if call.operation.startswith("Create") else ["*"]
@@ -1271,7 +1290,32 @@ def _route53_resources(call: Call, arn: str) -> list[str]:
     return [f"arn:aws:route53:::hostedzone/{zone}"] if zone else ["*"]
 
 
+def _rds_proxy_arn(call: Call, arn: str) -> str:
+    """The named proxy's ARN, which ends in AWS's prx- id, not its name (RDS user guide, 'Amazon Resource Names
+    (ARNs) in Amazon RDS': arn:aws:rds:<region>:<account>:db-proxy:<id>); one not made yet: any proxy."""
+    name = call.params.get("DBProxyName")
+    if name and call.operation != "CreateDBProxy":
+        try:
+            found = MOTO("rds", call.client.meta.region_name, "DescribeDBProxies", DBProxyName=name)
+            return found["DBProxies"][0]["DBProxyArn"]
+        except Exception:  # no such proxy: RDS answers DBProxyNotFoundFault, for any proxy the caller may read
+            pass
+    return f"arn:aws:rds{arn}db-proxy:*"
+
+
 def _rds_resources(call: Call, arn: str) -> list[str]:
+    """Service Authorization Reference, RDS: CreateDBProxy, DescribeDBProxies and DeleteDBProxy on db-proxy;
+    DescribeDBProxyTargets on db-proxy and target-group; RegisterDBProxyTargets on target-group (the proxy's
+    default group, whose prx-tg- id is AWS's); ListTagsForResource on the ARN it names."""
+    p, op = call.params, call.operation
+    if p.get("ResourceName"):
+        return [p["ResourceName"]]
+    if op == "RegisterDBProxyTargets":
+        return [f"arn:aws:rds{arn}target-group:*"]
+    if op == "DescribeDBProxyTargets":
+        return [_rds_proxy_arn(call, arn), f"arn:aws:rds{arn}target-group:*"]
+    if "DBProx" in op:
+        return [_rds_proxy_arn(call, arn)]
     if call.params.get("DBInstanceIdentifier"):
         return [f"arn:aws:rds{arn}db:{call.params['DBInstanceIdentifier']}"]
     if call.params.get("DBClusterIdentifier"):
@@ -1279,7 +1323,18 @@ def _rds_resources(call: Call, arn: str) -> list[str]:
     return [f"arn:aws:rds{arn}{'cluster' if call.operation == 'DescribeDBClusters' else 'db'}:*"]
 
 
+def _cloudwatch_resources(call: Call, arn: str) -> list[str]:
+    """Service Authorization Reference, CloudWatch: DescribeAlarms, PutMetricAlarm and DeleteAlarms on each alarm
+    (arn:aws:cloudwatch:<region>:<account>:alarm:<name>), ListTagsForResource on the ARN it names."""
+    p = call.params
+    if p.get("ResourceARN"):
+        return [p["ResourceARN"]]
+    names = p.get("AlarmNames") or ([p["AlarmName"]] if p.get("AlarmName") else [])
+    return [f"arn:aws:cloudwatch{arn}alarm:{name}" for name in names] or ["*"]
+
+
 RESOURCES: dict[str, Callable[[Call, str], list[str]]] = {
+    "cloudwatch": _cloudwatch_resources,
     "apigateway": lambda call, arn: [_apigateway_arn(call)], "apigatewayv2": lambda call, arn: [_apigateway_arn(call)],
     "lambda": _lambda_resources, "iam": _iam_resources, "ec2": _ec2_resources, "logs": _logs_resources,
     "wafv2": _wafv2_resources, "cloudfront": _cloudfront_resources, "sns": _sns_resources,
@@ -1413,7 +1468,7 @@ def _iam_context(call: Call) -> dict:
         found["iam:PolicyARN"] = call.params["PolicyArn"]
     if call.params.get("RoleName") and call.operation not in ("CreateRole", "PutRolePermissionsBoundary"):
         try:
-            boundary = iam_backends[ACCOUNT]["global"].get_role(call.params["RoleName"]).permissions_boundary
+            boundary = iam_backends[ACCOUNT]["global"].get_role(call.params["RoleName"]).permissions_boundary_arn
         except Exception:  # no such role: IAM answers NoSuchEntity
             boundary = None
     if boundary:
