@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import boto3
 from botocore.client import BaseClient
+from moto.core.botocore_stubber import BotocoreStubber
 
 from tests.support import TEST_TIME, aws_error
 
@@ -87,6 +88,22 @@ def install(monkeypatch, rules: list[Rule]) -> None:
         return through(0, client, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
+    monkeypatch.setattr(BotocoreStubber, "__call__", _unless_refused(BotocoreStubber.__call__))
+
+
+REFUSED_BELOW_PARSER = "refused_by_an_aws_rule"
+
+
+def _unless_refused(stubber_call):
+    """moto's before-send handler, which does not act on a request a rule has answered below botocore's parser
+    (``REFUSED_BELOW_PARSER`` set on it). botocore calls every before-send handler and keeps the first answer,
+    so without this moto would carry out a call the rule refused (a throttled DeleteRestApi deleted the API,
+    and the retry met moto's KeyError)."""
+    def call(self, event_name: str, request, **kwargs):
+        if getattr(request, REFUSED_BELOW_PARSER, False):
+            return None
+        return stubber_call(self, event_name, request, **kwargs)
+    return call
 
 
 _BYPASS = threading.local()
@@ -1057,12 +1074,17 @@ def throttled_at_documented_rates(now: Callable[[], float] = TEST_TIME.now) -> R
         wait = math.ceil((1 - levels[bucket]) / rate.per_second)
         return _throttle_answer(client, rate.code, rate.message, rate.status, wait if rate.retry_after else None)
 
+    def refused(request, answer):
+        if answer is not None:  # moto must not act on it (``_unless_refused``)
+            setattr(request, REFUSED_BELOW_PARSER, True)
+        return answer
+
     def answer(call: Call) -> dict:
         client = call.client
         if id(client) not in hooked:  # every request the toolkit's client sends from now on, retries included
             hooked.add(id(client))
-            client.meta.events.register_first(
-                "before-send", lambda event_name, **_: refusal(client, event_name.rsplit(".", 1)[-1]))
+            client.meta.events.register_first("before-send", lambda event_name, request, **_: refused(
+                request, refusal(client, event_name.rsplit(".", 1)[-1])))
         return call.send()
 
     def applies(call: Call) -> bool:

@@ -92,3 +92,15 @@ def test_lenient_leaves_out_only_the_rule_it_names(cfg):
     assert "retrying" not in printed(ctx)
     with pytest.raises(ClientError, match="AccessDenied"):  # the policy rule is still on
         ctx.client("iam").list_users()
+
+
+def test_a_throttled_call_is_not_carried_out(cfg):
+    """The throttling rule answers below botocore's parser, where moto's own handler also sees the request: a call
+    it refuses must not be done (AWS does nothing for a throttled request)."""
+    apigw = boto3.client("apigateway", region_name=cfg.stack.region)
+    first, second = (apigw.create_rest_api(name=name)["id"] for name in ("one", "two"))
+    raw = quiet_context(cfg).client("apigateway")._client
+    raw.delete_rest_api(restApiId=first)
+    with pytest.raises(ClientError, match="TooManyRequestsException"):  # DeleteRestApi: 1 per 30 s per account
+        raw.delete_rest_api(restApiId=second)
+    assert [api["id"] for api in apigw.get_rest_apis()["items"]] == [second]
