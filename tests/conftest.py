@@ -81,6 +81,21 @@ def write_config(tmp_path, secrets):
     return write
 
 
+@pytest.fixture(autouse=True)
+def no_real_waits(monkeypatch):
+    """Every test: a context made without a sleep of its own records its sleeps instead of waiting (moving the
+    suite's time, tests/support.py TEST_TIME, on), and WAF's and SES's pacing is fresh for the test (no turn of
+    an earlier test's to wait out) and measured on that time: no command a test runs waits a real second for
+    a bound or a pace (the call recorder's and --local's commands included), and the throttling rule sees the
+    pacing's turns. A test that wants real waiting passes its own sleep."""
+    from provision import clients, context
+    from tests.support import TEST_TIME
+
+    for maker in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
+        monkeypatch.setitem(maker.__kwdefaults__, "sleep", Sleeps())
+    monkeypatch.setattr(clients, "PACER", clients.Pacer(clock=TEST_TIME.now))
+
+
 @pytest.fixture
 def rule_chain(monkeypatch):
     """The rules every boto3 call of the test goes through (tests/aws_rules.py), in order."""
@@ -99,10 +114,9 @@ def aws(secrets, request, monkeypatch, rule_chain):
     of one with ``@pytest.mark.lenient("<rule>", reason="...")`` (tests/aws_rules.py STRICT names them).
     AWS's managed IAM policies, which take seconds to load, only for tests marked ``iam`` (they attach
     AWSLambdaVPCAccessExecutionRole)."""
-    from provision import clients, context
+    from provision import context
     from provision.local.moto_workarounds import fill_gaps
     from tests import aws_rules as rules_module
-    from tests.support import TEST_TIME
 
     leave_out: set[str] = set()
     for mark in request.node.iter_markers("lenient"):
@@ -116,11 +130,6 @@ def aws(secrets, request, monkeypatch, rule_chain):
         init = context.Context.__init__
         monkeypatch.setattr(context.Context, "__init__",
                             lambda self, *a, **k: (init(self, *a, **k), policies.loaded(self.config))[0])
-    for maker in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
-        monkeypatch.setitem(maker.__kwdefaults__, "sleep", Sleeps())
-    # WAF's and SES's pacing, fresh for the test (no turn of an earlier test's to wait out) and on the suite's
-    # time, which the injected sleeps move on: it waits no real second, and the throttling rule sees its turns
-    monkeypatch.setattr(clients, "PACER", clients.Pacer(clock=TEST_TIME.now))
 
     fill_gaps()  # moto 5.2.5 lacks SES DeleteReceiptRule; its PutMetricFilter appends a duplicate
     iam = {"iam": {"load_aws_managed_policies": request.node.get_closest_marker("iam") is not None}}
