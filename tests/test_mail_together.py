@@ -172,7 +172,10 @@ def test_the_api_gateway_logging_role_is_claimed_under_the_account_lease(stacks)
     holder = context(stacks["orders"])
     with lease.account_held(holder, holder.region, apigateway_account.LEASE, "test: another stack's release"):
         claim = in_thread("eu", apigateway_account.claim, stacks["eu"])
-        claim.join(1.0)
+        deadline = time.monotonic() + 30  # the claim reaches the lease after its reads (seconds on a loaded machine)
+        while "the account's lease on apigateway-logging-role" not in printed(claim.ctx) and claim.is_alive() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert claim.is_alive()
         assert boto3.client("apigateway", region_name=holder.region).get_account().get("cloudwatchRoleArn") is None
     finish(claim)
