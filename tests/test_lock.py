@@ -55,7 +55,9 @@ RACER = textwrap.dedent("""
 
     try:
         if mode == "wait":
-            with locked(config_module.load(sys.argv[5]), "deploy", wait=True):
+            # its real wait, polling every tenth of a second rather than every LOCK_POLL_INTERVAL
+            with locked(config_module.load(sys.argv[5]), "deploy", wait=True,
+                        sleep=lambda seconds: time.sleep(min(seconds, 0.1))):
                 hold()
         else:
             with stack_lock(lock, "deploy"):
