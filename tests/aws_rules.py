@@ -16,18 +16,22 @@ in AWS's place (``aws_error``). Switch rules on with the ``aws_rules`` fixture:
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 import boto3
 from botocore.client import BaseClient
+from moto.core.botocore_stubber import BotocoreStubber
 
-from tests.support import aws_error
+from tests.support import TEST_TIME, aws_error
 
 
 @dataclass
@@ -64,20 +68,56 @@ def operation(service: str, *operations: str) -> Callable[[Call], bool]:
 
 
 def install(monkeypatch, rules: list[Rule]) -> None:
-    """Route every boto3 call through the active rules, first applicable rule wins."""
+    """Route every boto3 call through the active rules, in order: each applicable rule answers, and its
+    ``call.send()`` passes the call on to the next applicable rule, the last to moto."""
     original = BaseClient._make_api_call
 
+    def through(start: int, client, operation_name: str, api_params: dict):
+        for index in range(start, len(rules)):
+            call = Call(service=client.meta.service_model.service_name, operation=operation_name,
+                        params=api_params, client=client,
+                        send=lambda after=index + 1: through(after, client, operation_name, api_params))
+            if rules[index].applies(call):
+                rules[index].seen.append(call)
+                return rules[index].answer(call)
+        return original(client, operation_name, api_params)
+
     def make_api_call(client, operation_name, api_params):
-        call = Call(service=client.meta.service_model.service_name, operation=operation_name,
-                    params=api_params, client=client,
-                    send=lambda: original(client, operation_name, api_params))
-        for rule in rules:
-            if rule.applies(call):
-                rule.seen.append(call)
-                return rule.answer(call)
-        return call.send()
+        if getattr(_BYPASS, "on", False):
+            return original(client, operation_name, api_params)
+        return through(0, client, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
+    monkeypatch.setattr(BotocoreStubber, "__call__", _unless_refused(BotocoreStubber.__call__))
+
+
+REFUSED_BELOW_PARSER = "refused_by_an_aws_rule"
+
+
+def _unless_refused(stubber_call):
+    """moto's before-send handler, which does not act on a request a rule has answered below botocore's parser
+    (``REFUSED_BELOW_PARSER`` set on it). botocore calls every before-send handler and keeps the first answer,
+    so without this moto would carry out a call the rule refused (a throttled DeleteRestApi deleted the API,
+    and the retry met moto's KeyError)."""
+    def call(self, event_name: str, request, **kwargs):
+        if getattr(request, REFUSED_BELOW_PARSER, False):
+            return None
+        return stubber_call(self, event_name, request, **kwargs)
+    return call
+
+
+_BYPASS = threading.local()
+
+
+@contextmanager
+def bypassing() -> Iterator[None]:
+    """The rules' own reads of moto (a group's tags, the database's VPC) go straight to moto."""
+    before = getattr(_BYPASS, "on", False)
+    _BYPASS.on = True
+    try:
+        yield
+    finally:
+        _BYPASS.on = before
 
 
 # --- the rules -----------------------------------------------------------------------------
@@ -96,9 +136,11 @@ class Clock:
     def __call__(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+        TEST_TIME.passes(seconds)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        TEST_TIME.passes(seconds)
 
 
 API_GATEWAY_QUOTAS_SOURCE = ("Amazon API Gateway quotas, 'API Gateway quotas for creating, deploying and managing an "
@@ -714,6 +756,836 @@ def rest_api_refuses_a_change_while_another_is_under_way(hold: float = 0.05, bus
     return Rule("one change to a REST API at a time", CONCURRENT_MODIFICATION_SOURCE, applies, answer)
 
 
+# --- strict by default: the three generic rules every test on moto runs under ----------------------------------
+# tests/conftest.py's ``aws`` fixture switches them on for every test (``strict_rules``); a test opts out of one
+# with ``@pytest.mark.lenient("<rule>", reason=...)``. They judge the toolkit's own calls only (``from_toolkit``:
+# the clients of provision/clients.py, which carry its user agent), never the test's setup and read-backs.
+# docs/aws-vs-emulator.md says how a new feature adds the AWS facts it depends on.
+
+def from_toolkit(call: Call) -> bool:
+    """A call made through the toolkit's clients (provision/clients.py), not by the test's own boto3."""
+    from provision.clients import USER_AGENT
+
+    return USER_AGENT in (call.client.meta.config.user_agent_extra or "")
+
+
+class Moto:
+    """Reads of moto for the rules themselves (bypassing every rule), with clients made once."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str, region: str, operation: str, **params) -> dict:
+        with self._lock:
+            if (service, region) not in self._clients:
+                self._clients[(service, region)] = boto3.client(service, region_name=region)
+            client = self._clients[(service, region)]
+        with bypassing():
+            return _ORIGINAL_MAKE_API_CALL(client, operation, params)
+
+
+MOTO = Moto()
+
+
+# --- 1. eventual consistency ------------------------------------------------------------------------------------
+
+EC2_CONSISTENCY = ("EC2 API reference, 'Eventual consistency in the Amazon EC2 API': a resource just created may "
+                   "not be visible yet to a call that names it, which then fails with InvalidGroup.NotFound (a "
+                   "security group), ...; retry with backoff")
+IAM_CONSISTENCY = ("IAM user guide, troubleshooting, 'Changes that I make are not always immediately visible': IAM "
+                   "is eventually consistent; terraform-provider-aws reads a new role with RetryWhenNotFound "
+                   "(internal/service/iam/role.go)")
+DYNAMODB_CONSISTENCY = ("DynamoDB API reference, DescribeTable: 'If you issue a DescribeTable request immediately "
+                        "after a CreateTable request, DynamoDB might return a ResourceNotFoundException'; then "
+                        "TableStatus CREATING until ACTIVE")
+LAMBDA_STATES = ("Lambda developer guide, 'Lambda function states': a new function is Pending (invocations and "
+                 "other actions that operate on it fail) until Active; after an update LastUpdateStatus is "
+                 "InProgress, and a second update then fails with ResourceConflictException")
+ACM_RECORDS = ("terraform-provider-aws internal/service/acm/certificate.go: after RequestCertificate it waits until "
+               "DescribeCertificate's DomainValidationOptions carry their ResourceRecord (ACM adds them seconds "
+               "later)")
+
+
+def _security_groups_named(call: Call) -> set[str]:
+    named = set(call.params.get("GroupIds") or [])
+    if call.params.get("GroupId"):
+        named.add(call.params["GroupId"])
+    for permission in call.params.get("IpPermissions") or []:
+        named |= {pair["GroupId"] for pair in permission.get("UserIdGroupPairs", []) if pair.get("GroupId")}
+    return named
+
+
+def _function_name(call: Call) -> str:
+    return str(call.params.get("FunctionName", "")).rsplit(":function:", 1)[-1].split(":")[0]
+
+
+class Unsettled:
+    """What the next look at something a run just made meets, per (the run's client, its id). A later
+    command (new clients) finds it settled: AWS's window is seconds, and a command run minutes later sees
+    what the last one made."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[Any, str], str] = {}
+        self._lock = threading.Lock()
+
+    def mark(self, call: Call, name: str, state: str) -> None:
+        with self._lock:
+            self._pending[(call.client, name)] = state
+
+    def take(self, call: Call, name: str) -> str | None:
+        with self._lock:
+            return self._pending.pop((call.client, name), None)
+
+    def peek(self, call: Call, name: str) -> str | None:
+        with self._lock:
+            return self._pending.get((call.client, name))
+
+
+def _made(call: Call, unsettled: Unsettled, name_of: Callable[[dict], str], state: str = "unseen") -> dict:
+    made = call.send()
+    unsettled.mark(call, name_of(made), state)
+    return made
+
+
+def _ec2_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    if call.operation == "CreateSecurityGroup":
+        return _made(call, unsettled, lambda made: made["GroupId"])
+    for group in sorted(_security_groups_named(call)):
+        if unsettled.take(call, group):
+            raise aws_error(call.operation, "InvalidGroup.NotFound", f"The security group '{group}' does not exist")
+    return call.send()
+
+
+def _iam_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    name = call.params.get("RoleName", "")
+    if call.operation == "CreateRole":
+        return _made(call, unsettled, lambda made: name)
+    if unsettled.take(call, name):
+        raise aws_error(call.operation, "NoSuchEntity", f"The role with name {name} cannot be found.", 404)
+    return call.send()
+
+
+def _dynamodb_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    table = call.params.get("TableName", "")
+    if call.operation == "CreateTable":
+        return _made(call, unsettled, lambda made: table)
+    state = unsettled.take(call, table)
+    if state == "unseen":
+        unsettled.mark(call, table, "creating")
+        raise aws_error(call.operation, "ResourceNotFoundException",
+                        f"Requested resource not found: Table: {table} not found")
+    found = call.send()
+    if state == "creating":
+        found = {**found, "Table": {**found["Table"], "TableStatus": "CREATING"}}
+    return found
+
+
+LAMBDA_CHANGES = ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "Invoke")
+
+
+def _lambda_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    name = _function_name(call)
+    if call.operation in LAMBDA_CHANGES:
+        state = unsettled.peek(call, name)
+        if state is not None:
+            raise aws_error(call.operation, "ResourceConflictException", "The operation cannot be performed at this "
+                            f"time. The function is currently in the following state: {state}", 409)
+        if call.operation == "Invoke":
+            return call.send()
+        return _made(call, unsettled, lambda made: name,
+                     "Pending" if call.operation == "CreateFunction" else "InProgress")
+    state = unsettled.take(call, name)
+    found = call.send()
+    if state is None:
+        return found
+    shown = ({"State": "Pending", "StateReasonCode": "Creating", "StateReason": "The function is being created."}
+             if state == "Pending" else
+             {"LastUpdateStatus": "InProgress", "LastUpdateStatusReasonCode": "",
+              "LastUpdateStatusReason": "The function is being updated."})
+    if call.operation == "GetFunction":
+        return {**found, "Configuration": {**found["Configuration"], **shown}}
+    return {**found, **shown}
+
+
+def _acm_unsettled(call: Call, unsettled: Unsettled) -> dict:
+    if call.operation == "RequestCertificate":
+        made = call.send()
+        if call.params.get("ValidationMethod") == "DNS":
+            unsettled.mark(call, made["CertificateArn"], "no records")
+        return made
+    found = call.send()
+    if unsettled.take(call, call.params.get("CertificateArn", "")):
+        certificate = found["Certificate"]
+        options = [{k: v for k, v in option.items() if k != "ResourceRecord"}
+                   for option in certificate.get("DomainValidationOptions", [])]
+        found = {**found, "Certificate": {**certificate, "DomainValidationOptions": options}}
+    return found
+
+
+UNSETTLED: dict[str, tuple[Callable[[Call, Unsettled], dict], frozenset[str]]] = {
+    "ec2": (_ec2_unsettled, frozenset({"CreateSecurityGroup", "DescribeSecurityGroups", "AuthorizeSecurityGroupIngress",
+                                       "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
+                                       "RevokeSecurityGroupEgress"})),
+    "iam": (_iam_unsettled, frozenset({"CreateRole", "GetRole", "GetRolePolicy", "ListAttachedRolePolicies",
+                                       "ListRolePolicies", "ListRoleTags"})),
+    "dynamodb": (_dynamodb_unsettled, frozenset({"CreateTable", "DescribeTable"})),
+    "lambda": (_lambda_unsettled, frozenset({*LAMBDA_CHANGES, "GetFunction", "GetFunctionConfiguration"})),
+    "acm": (_acm_unsettled, frozenset({"RequestCertificate", "DescribeCertificate"})),
+}
+
+
+def eventually_consistent() -> Rule:
+    """What AWS answers in the seconds after the toolkit made something, which moto answers at once:
+
+    - EC2: a security group just made (CreateSecurityGroup) is not found (InvalidGroup.NotFound) by the first
+      call naming it by id (DescribeSecurityGroups GroupIds, Authorize/Revoke on it or naming it in a rule);
+    - IAM: a role just made is not found (NoSuchEntity) by the first read naming it;
+    - DynamoDB: a table just made is not found (ResourceNotFoundException) by the first DescribeTable, then
+      CREATING for the next one;
+    - Lambda: a function just made is Pending at its first read (and an update or an invocation before that
+      read is refused, ResourceConflictException); after an update, LastUpdateStatus is InProgress at the
+      first read (and a second update before that read is refused);
+    - ACM: a DNS-validated certificate just requested is described without its validation records at first.
+
+    Within the command that made it (``Unsettled``). A service's facts are one entry of ``UNSETTLED``.
+    """
+    unsettled = Unsettled()
+
+    def applies(call: Call) -> bool:
+        return call.service in UNSETTLED and call.operation in UNSETTLED[call.service][1] and from_toolkit(call)
+
+    return Rule("eventual_consistency", "; ".join((EC2_CONSISTENCY, IAM_CONSISTENCY, DYNAMODB_CONSISTENCY,
+                                                  LAMBDA_STATES, ACM_RECORDS)), applies,
+                lambda call: UNSETTLED[call.service][0](call, unsettled))
+
+
+# --- 2. throttling at AWS's documented rates --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rate:
+    """A documented request rate: a token bucket of ``burst`` calls refilled at ``per_second``, per account and
+    region, for each operation ``applies`` picks (``shared``: one bucket for all of them), refused with the
+    service's own error."""
+    name: str
+    applies: Callable[[str, str], bool]       # (service, operation) -> under this rate?
+    burst: float
+    per_second: float
+    code: str
+    status: int
+    message: str
+    source: str
+    retry_after: bool = False                 # API Gateway says when to come back
+    shared: bool = False
+
+
+def _ses_once_per_second() -> frozenset[str]:
+    """The SES (v1) operations whose API reference says 'You can execute this operation no more than once per
+    second', read from botocore's copy of that reference."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ses")
+    return frozenset(op for op in model.operation_names
+                     if "no more than once per second" in (model.operation_model(op).documentation or ""))
+
+
+APIGW_PER_OPERATION = {  # seconds per call, or calls per second (Amazon API Gateway quotas, fixed)
+    "DeleteRestApi": (1, 1 / 30), "UpdateUsagePlan": (1, 1 / 20), "UpdateAccount": (1, 1 / 20),
+    "CreateDeployment": (1, 1 / 5), "CreateRestApi": (1, 1 / 3), "PutRestApi": (1, 1.0),
+    "CreateApiKey": (5, 5.0), "DeleteApiKey": (5, 5.0), "CreateResource": (5, 5.0), "DeleteResource": (5, 5.0),
+    "GetResources": (5, 2.5),
+}
+EC2_SOURCE = ("EC2 API reference, 'Request throttling for the Amazon EC2 API': token buckets per account and "
+              "region, RequestLimitExceeded; mutating actions 50 (refill 5/s), non-mutating 100 (refill 20/s)")
+
+
+def documented_rates() -> tuple[Rate, ...]:
+    ses_ops = _ses_once_per_second()
+    rates = [
+        Rate("WAF: one call per second per Create, Put or Update action",
+             lambda service, op: service == "wafv2" and op.startswith(("Create", "Put", "Update")), 1, 1.0,
+             "ThrottlingException", 400, "Rate exceeded",
+             "AWS WAF quotas ('a maximum of one request per second, per account, per AWS Region for API calls to any "
+             "individual Create, Put, or Update action', Security Automations for AWS WAF, Quotas); 'ThrottlingException: "
+             "Rate exceeded' (aws-solutions/aws-waf-security-automations#152)"),
+        Rate("SES: one call per second per receipt-rule (and identity) operation",
+             lambda service, op: service == "ses" and op in ses_ops, 1, 1.0, "Throttling", 400, "Rate exceeded",
+             "Amazon SES API reference, e.g. DescribeReceiptRuleSet: 'You can execute this operation no more than "
+             "once per second'"),
+        *(Rate(f"API Gateway {op}", lambda service, o, op=op: service == "apigateway" and o == op, burst, rate,
+               "TooManyRequestsException", 429, "Too Many Requests", API_GATEWAY_QUOTAS_SOURCE, retry_after=True)
+          for op, (burst, rate) in APIGW_PER_OPERATION.items()),
+        Rate("API Gateway: all control-plane calls, 10 per second, bursts of 40",
+             lambda service, op: service == "apigateway", 40, 10.0, "TooManyRequestsException", 429,
+             "Too Many Requests", API_GATEWAY_QUOTAS_SOURCE + " ('Total operations')", retry_after=True, shared=True),
+        Rate("EC2: mutating actions", lambda service, op: service == "ec2" and not op.startswith("Describe"), 50, 5.0,
+             "RequestLimitExceeded", 503, "Request limit exceeded.", EC2_SOURCE),
+        Rate("EC2: non-mutating actions", lambda service, op: service == "ec2" and op.startswith("Describe"), 100, 20.0,
+             "RequestLimitExceeded", 503, "Request limit exceeded.", EC2_SOURCE),
+    ]
+    return tuple(rates)
+
+
+def _throttle_answer(client, code: str, message: str, status: int, retry_after: int | None):
+    """The raw HTTP answer AWS sends for a throttle, in the service's protocol, for botocore to parse (and
+    the toolkit's retry hook to see)."""
+    from tests.support import response
+
+    protocol = client.meta.service_model.protocol
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if protocol == "rest-json":
+        body = {"message": message, **({"retryAfterSeconds": str(retry_after)} if retry_after is not None else {})}
+        return response(status, json.dumps(body), {**headers, "x-amzn-ErrorType": code})
+    if protocol == "json":
+        return response(status, json.dumps({"__type": code, "message": message}), headers)
+    if protocol == "ec2":
+        return response(status, f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+                                 "</Errors><RequestID>throttled</RequestID></Response>", headers)
+    return response(status, f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}"
+                            "</Message></Error><RequestId>throttled</RequestId></ErrorResponse>", headers)
+
+
+def throttled_at_documented_rates(now: Callable[[], float] = TEST_TIME.now) -> Rule:
+    """Every documented rate at once (``documented_rates``): a request that finds its bucket (or a shared one)
+    empty is refused with the service's throttling error, as an HTTP answer below botocore's parser, so that
+    botocore's retry hook (the toolkit's) meets it as it meets AWS's; API Gateway's carries ``Retry-After``.
+    Each attempt, retries included, takes a token. Time is ``TEST_TIME``: the real clock plus the sleeps the
+    toolkit was given. moto has no rate at all."""
+    rates = documented_rates()
+    buckets: dict[tuple, tuple[float, float]] = {}  # key -> (tokens, at)
+    lock = threading.Lock()
+    hooked: set[int] = set()
+
+    def refusal(client, operation_name: str):
+        service, region, at = client.meta.service_model.service_name, client.meta.region_name, now()
+        with lock:
+            keys = [(rate, (rate.name, region) if rate.shared else (rate.name, region, operation_name))
+                    for rate in rates if rate.applies(service, operation_name)]
+            levels = {}
+            for rate, bucket in keys:
+                tokens, then = buckets.get(bucket, (rate.burst, at))
+                levels[bucket] = min(rate.burst, tokens + (at - then) * rate.per_second)
+            empty = next(((rate, bucket) for rate, bucket in keys if levels[bucket] < 1), None)
+            if empty is None:
+                for rate, bucket in keys:
+                    buckets[bucket] = (levels[bucket] - 1, at)
+                return None
+        rate, bucket = empty
+        wait = math.ceil((1 - levels[bucket]) / rate.per_second)
+        return _throttle_answer(client, rate.code, rate.message, rate.status, wait if rate.retry_after else None)
+
+    def refused(request, answer):
+        if answer is not None:  # moto must not act on it (``_unless_refused``)
+            setattr(request, REFUSED_BELOW_PARSER, True)
+        return answer
+
+    def answer(call: Call) -> dict:
+        client = call.client
+        if id(client) not in hooked:  # every request the toolkit's client sends from now on, retries included
+            hooked.add(id(client))
+            client.meta.events.register_first("before-send", lambda event_name, request, **_: refused(
+                request, refusal(client, event_name.rsplit(".", 1)[-1])))
+        return call.send()
+
+    def applies(call: Call) -> bool:
+        return any(rate.applies(call.service, call.operation) for rate in rates) and from_toolkit(call)
+
+    return Rule("throttling", "; ".join(dict.fromkeys(rate.source for rate in rates)), applies, answer)
+
+
+# --- 3. the operator's policy enforced ---------------------------------------------------------------------------
+
+ACCOUNT = "123456789012"  # moto's
+
+
+@dataclass(frozen=True)
+class Implied:
+    """An authorization AWS checks for a call beyond the call's own action, when ``when`` holds for its
+    parameters (tags given at creation, a role passed, ...): ``actions`` on ``resources(call)``."""
+    service: str
+    operations: tuple[str, ...]
+    when: Callable[[dict], bool]
+    actions: tuple[str, ...]
+    source: str
+    resources: Callable[["Call", str], list[str]] | None = None  # None: the call's own resources
+    context: Callable[["Call"], dict] | None = None
+
+
+def _has(key: str) -> Callable[[dict], bool]:
+    return lambda params: bool(params.get(key))
+
+
+def _passed_role(call: Call) -> list[str]:
+    if call.service == "apigateway":
+        return [op["value"] for op in call.params.get("patchOperations", []) if op.get("path") == "/cloudwatchRoleArn"]
+    return [call.params["Role"]]
+
+
+IMPLIED: tuple[Implied, ...] = (
+    Implied("dynamodb", ("CreateTable",), _has("Tags"), ("dynamodb:TagResource",),
+            "hashicorp/terraform-provider-aws#10943: CreateTable with Tags is refused without dynamodb:TagResource "
+            "(DynamoDB developer guide, 'Tagging resources': tag on create needs dynamodb:TagResource)"),
+    Implied("lambda", ("CreateFunction",), _has("Tags"), ("lambda:TagResource",),
+            "Lambda developer guide, 'Using tags on Lambda functions' (tags on create need lambda:TagResource)"),
+    Implied("lambda", ("CreateFunction", "UpdateFunctionConfiguration"), _has("Role"), ("iam:PassRole",),
+            "Lambda developer guide, execution role: the caller needs iam:PassRole on the role",
+            resources=lambda call, action: _passed_role(call),
+            context=lambda call: {"iam:PassedToService": "lambda.amazonaws.com"}),
+    Implied("lambda", ("CreateFunction", "UpdateFunctionConfiguration"), _has("VpcConfig"),
+            ("ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"),
+            "Lambda developer guide, 'Giving Lambda functions access to resources in a VPC': the user needs these "
+            "to configure a VPC", resources=lambda call, action: ["*"]),
+    Implied("apigateway", ("UpdateAccount",),
+            lambda params: any(op.get("path") == "/cloudwatchRoleArn" and op.get("value")
+                               for op in params.get("patchOperations", [])), ("iam:PassRole",),
+            "API Gateway developer guide, CloudWatch logging: setting cloudwatchRoleArn passes the role",
+            resources=lambda call, action: _passed_role(call),
+            context=lambda call: {"iam:PassedToService": "apigateway.amazonaws.com"}),
+    Implied("apigateway", ("CreateRestApi", "CreateApiKey", "CreateUsagePlan", "CreateStage"), _has("tags"),
+            ("apigateway:PUT",), "API Gateway authorizes tags given at creation as apigateway:PUT on /tags/<ARN> "
+            "(mattclay/aws-terminator#284)",
+            resources=lambda call, action: [f"arn:aws:apigateway:{call.client.meta.region_name}::/tags/*"]),
+    Implied("apigateway", ("TagResource",), lambda params: True, ("apigateway:PATCH",),
+            "TagResource is also authorized as apigateway:PATCH on the tagged resource (iann0036/iam-dataset#39)",
+            resources=lambda call, action: [call.params["resourceArn"]]),
+    Implied("iam", ("CreateRole",), _has("Tags"), ("iam:TagRole",),
+            "IAM user guide, 'Tagging IAM roles': creating a role with tags needs iam:TagRole"),
+    Implied("sns", ("CreateTopic",), _has("Tags"), ("sns:TagResource",),
+            "SNS API reference, CreateTopic: tagging on creation needs sns:CreateTopic and sns:TagResource"),
+    Implied("events", ("PutRule",), _has("Tags"), ("events:TagResource",),
+            "EventBridge API reference, PutRule: with Tags, events:TagResource is needed"),
+    Implied("ec2", ("CreateSecurityGroup",), _has("TagSpecifications"), ("ec2:CreateTags",),
+            "EC2 user guide, 'Grant permission to tag resources during creation' (ec2:CreateAction)",
+            resources=lambda call, action: [_ec2_arn(call, "security-group/*")],
+            context=lambda call: {"ec2:CreateAction": call.operation}),
+    Implied("ec2", ("AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress"), _has("TagSpecifications"),
+            ("ec2:CreateTags",), "Service Authorization Reference, EC2: a rule tagged on creation is a "
+            "security-group-rule, tagged with ec2:CreateTags (ec2:CreateAction)",
+            resources=lambda call, action: [_ec2_arn(call, "security-group-rule/*")],
+            context=lambda call: {"ec2:CreateAction": call.operation}),
+    Implied("logs", ("CreateLogGroup",), _has("tags"), ("logs:TagResource", "logs:TagLogGroup"),
+            "CloudWatch Logs API reference, CreateLogGroup: tagging needs logs:TagResource and logs:TagLogGroup"),
+    Implied("logs", ("PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"), _has("tags"),
+            ("logs:TagResource",), "CloudWatch Logs API reference: tags given at creation need logs:TagResource"),
+    Implied("logs", ("PutDeliverySource",), lambda params: ":cloudfront::" in params.get("resourceArn", ""),
+            ("cloudfront:AllowVendedLogDeliveryForResource",),
+            "CloudFront developer guide, standard logging (v2): the delivery source needs "
+            "cloudfront:AllowVendedLogDeliveryForResource on the distribution",
+            resources=lambda call, action: [call.params["resourceArn"]]),
+    Implied("wafv2", ("CreateIPSet", "CreateWebACL"), _has("Tags"), ("wafv2:TagResource",),
+            "AWS WAF developer guide: tags given at creation need wafv2:TagResource"),
+    Implied("wafv2", ("PutLoggingConfiguration",),
+            lambda params: any(":logs:" in d for d in params["LoggingConfiguration"]["LogDestinationConfigs"]),
+            ("logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+             "logs:DescribeLogGroups"),
+            "AWS WAF developer guide, logging to CloudWatch Logs: permissions required",
+            resources=lambda call, action: ["*"]),
+    Implied("acm", ("RequestCertificate",), _has("Tags"), ("acm:AddTagsToCertificate",),
+            "ACM user guide, tagging: RequestCertificate with Tags needs acm:AddTagsToCertificate",
+            resources=lambda call, action: [f"arn:aws:acm:{call.client.meta.region_name}:{ACCOUNT}:certificate/*"]),
+    Implied("cloudfront", ("CreateDistributionWithTags",), lambda params: True, ("cloudfront:TagResource",),
+            "CloudFront API reference, CreateDistributionWithTags: also authorized as cloudfront:TagResource"),
+)
+
+
+def _ec2_arn(call: Call, resource: str) -> str:
+    return f"arn:aws:ec2:{call.client.meta.region_name}:{ACCOUNT}:{resource}"
+
+
+def _apigateway_arn(call: Call) -> str:
+    """arn:aws:apigateway:<region>::<the request's path>, from botocore's model and the call's parameters."""
+    model = call.client.meta.service_model.operation_model(call.operation)
+    path = model.http["requestUri"].split("?")[0].removeprefix("/v2")
+    for name, member in model.input_shape.members.items() if model.input_shape else ():
+        if member.serialization.get("location") == "uri" and name in call.params:
+            where = member.serialization.get("name", name)
+            path = path.replace("{" + where + "}", quote(str(call.params[name]), safe=""))
+            path = path.replace("{" + where + "+}", str(call.params[name]))
+    return f"arn:aws:apigateway:{call.client.meta.region_name}::{path}"
+
+
+def _lambda_resources(call: Call, arn: str) -> list[str]:
+    if call.operation == "TagResource":
+        return [call.params["Resource"]]
+    return [f"arn:aws:lambda{arn}function:{_function_name(call)}"] if call.params.get("FunctionName") else ["*"]
+
+
+def _iam_resources(call: Call, arn: str) -> list[str]:
+    """A role's calls on the role (AttachRolePolicy's PolicyArn is its iam:PolicyARN key, not its resource); a
+    managed policy's (the roles' permissions boundary) on the policy (Service Authorization Reference, IAM:
+    CreatePolicy, GetPolicy, GetPolicyVersion, TagPolicy take the policy resource type)."""
+    p = call.params
+    if call.operation == "SimulatePrincipalPolicy":
+        return [p["PolicySourceArn"]]
+    if p.get("RoleName"):
+        return [f"arn:aws:iam::{ACCOUNT}:role/{p['RoleName']}"]
+    if p.get("PolicyArn"):
+        return [p["PolicyArn"]]
+    if call.operation == "CreatePolicy":
+        return [f"arn:aws:iam::{ACCOUNT}:policy{p.get('Path', '/')}{p['PolicyName']}"]
+    return ["*"]
+
+
+def _ec2_resources(call: Call, arn: str) -> list[str]:
+    p, op = call.params, call.operation
+    if op == "CreateSecurityGroup":
+        return [_ec2_arn(call, "security-group/*"), _ec2_arn(call, f"vpc/{p['VpcId']}")]
+    if op.startswith("Describe"):
+        return ["*"]
+    found = [_ec2_arn(call, f"security-group/{p['GroupId']}")]
+    if op == "AuthorizeSecurityGroupIngress" and p.get("TagSpecifications"):
+        found.append(_ec2_arn(call, "security-group-rule/*"))
+    return found
+
+
+LOGS_NAMED = {"DeliverySource": "delivery-source", "DeliveryDestination": "delivery-destination"}
+
+
+def _logs_resources(call: Call, arn: str) -> list[str]:
+    p, op = call.params, call.operation
+    if p.get("logGroupName"):
+        return [f"arn:aws:logs{arn}log-group:{p['logGroupName']}"]
+    if p.get("resourceArn") and op != "PutDeliverySource":
+        return [p["resourceArn"].removesuffix(":*")]
+    for suffix, kind in LOGS_NAMED.items():
+        if op.endswith(suffix):
+            return [f"arn:aws:logs{arn}{kind}:{p['name']}"]
+    if op == "CreateDelivery":
+        return [f"arn:aws:logs{arn}delivery-source:{p['deliverySourceName']}", p["deliveryDestinationArn"],
+                f"arn:aws:logs{arn}delivery:*"]
+    if op == "DeleteDelivery":
+        return [f"arn:aws:logs{arn}delivery:{p['id']}"]
+    return ["*"]
+
+
+def _wafv2_resources(call: Call, arn: str) -> list[str]:
+    p = call.params
+    given = p.get("ResourceARN") or p.get("ResourceArn") or (p.get("LoggingConfiguration") or {}).get("ResourceArn")
+    if given:
+        return [given]
+    if not p.get("Name"):
+        return ["*"]
+    kind = "ipset" if call.operation.endswith("IPSet") else "webacl"
+    scope = "global" if p.get("Scope") == "CLOUDFRONT" else "regional"
+    return [f"arn:aws:wafv2{arn}{scope}/{kind}/{p['Name']}/{p.get('Id', '*')}"]
+
+
+def _cloudfront_resources(call: Call, arn: str) -> list[str]:
+    """A distribution's calls on the distribution, a cache policy's on the cache policy (Service Authorization
+    Reference, CloudFront: arn:aws:cloudfront::<account>:cache-policy/<id>; ListCachePolicies on none)."""
+    if call.params.get("Resource"):
+        return [call.params["Resource"]]
+    if call.operation.endswith("CachePolicy"):
+        return [f"arn:aws:cloudfront::{ACCOUNT}:cache-policy/{call.params.get('Id', '*')}"]
+    if call.operation == "ListCachePolicies":
+        return ["*"]
+    if call.params.get("Id"):
+        return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/{call.params['Id']}"]
+    return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/*"] if call.operation.startswith("Create") else ["*"]
+
+
+def _sns_resources(call: Call, arn: str) -> list[str]:
+    given = call.params.get("TopicArn") or call.params.get("ResourceArn")
+    if given:
+        return [given]
+    return [f"arn:aws:sns{arn}{call.params['Name']}"] if call.operation == "CreateTopic" else ["*"]
+
+
+def _events_resources(call: Call, arn: str) -> list[str]:
+    if call.params.get("ResourceARN"):
+        return [call.params["ResourceARN"]]
+    rule = call.params.get("Name") or call.params.get("Rule")
+    return [f"arn:aws:events{arn}rule/{rule}"] if rule else ["*"]
+
+
+def _s3_resources(call: Call, arn: str) -> list[str]:
+    p = call.params
+    if not p.get("Bucket"):
+        return ["*"]
+    if call.operation == "DeleteObjects":
+        return [f"arn:aws:s3:::{p['Bucket']}/{o['Key']}" for o in p["Delete"]["Objects"]]
+    return [f"arn:aws:s3:::{p['Bucket']}" + (f"/{p['Key']}" if p.get("Key") else "")]
+
+
+def _route53_resources(call: Call, arn: str) -> list[str]:
+    zone = str(call.params.get("HostedZoneId", "")).removeprefix("/hostedzone/")
+    return [f"arn:aws:route53:::hostedzone/{zone}"] if zone else ["*"]
+
+
+def _rds_proxy_arn(call: Call, arn: str) -> str:
+    """The named proxy's ARN, which ends in AWS's prx- id, not its name (RDS user guide, 'Amazon Resource Names
+    (ARNs) in Amazon RDS': arn:aws:rds:<region>:<account>:db-proxy:<id>); one not made yet: any proxy."""
+    name = call.params.get("DBProxyName")
+    if name and call.operation != "CreateDBProxy":
+        try:
+            found = MOTO("rds", call.client.meta.region_name, "DescribeDBProxies", DBProxyName=name)
+            return found["DBProxies"][0]["DBProxyArn"]
+        except Exception:  # no such proxy: RDS answers DBProxyNotFoundFault, for any proxy the caller may read
+            pass
+    return f"arn:aws:rds{arn}db-proxy:*"
+
+
+def _rds_resources(call: Call, arn: str) -> list[str]:
+    """Service Authorization Reference, RDS: CreateDBProxy, DescribeDBProxies and DeleteDBProxy on db-proxy;
+    DescribeDBProxyTargets on db-proxy and target-group; RegisterDBProxyTargets on target-group (the proxy's
+    default group, whose prx-tg- id is AWS's); ListTagsForResource on the ARN it names."""
+    p, op = call.params, call.operation
+    if p.get("ResourceName"):
+        return [p["ResourceName"]]
+    if op == "RegisterDBProxyTargets":
+        return [f"arn:aws:rds{arn}target-group:*"]
+    if op == "DescribeDBProxyTargets":
+        return [_rds_proxy_arn(call, arn), f"arn:aws:rds{arn}target-group:*"]
+    if "DBProx" in op:
+        return [_rds_proxy_arn(call, arn)]
+    if call.params.get("DBInstanceIdentifier"):
+        return [f"arn:aws:rds{arn}db:{call.params['DBInstanceIdentifier']}"]
+    if call.params.get("DBClusterIdentifier"):
+        return [f"arn:aws:rds{arn}cluster:{call.params['DBClusterIdentifier']}"]
+    return [f"arn:aws:rds{arn}{'cluster' if call.operation == 'DescribeDBClusters' else 'db'}:*"]
+
+
+def _cloudwatch_resources(call: Call, arn: str) -> list[str]:
+    """Service Authorization Reference, CloudWatch: DescribeAlarms, PutMetricAlarm and DeleteAlarms on each alarm
+    (arn:aws:cloudwatch:<region>:<account>:alarm:<name>), ListTagsForResource on the ARN it names."""
+    p = call.params
+    if p.get("ResourceARN"):
+        return [p["ResourceARN"]]
+    names = p.get("AlarmNames") or ([p["AlarmName"]] if p.get("AlarmName") else [])
+    return [f"arn:aws:cloudwatch{arn}alarm:{name}" for name in names] or ["*"]
+
+
+RESOURCES: dict[str, Callable[[Call, str], list[str]]] = {
+    "cloudwatch": _cloudwatch_resources,
+    "apigateway": lambda call, arn: [_apigateway_arn(call)], "apigatewayv2": lambda call, arn: [_apigateway_arn(call)],
+    "lambda": _lambda_resources, "iam": _iam_resources, "ec2": _ec2_resources, "logs": _logs_resources,
+    "wafv2": _wafv2_resources, "cloudfront": _cloudfront_resources, "sns": _sns_resources,
+    "events": _events_resources, "s3": _s3_resources, "route53": _route53_resources, "rds": _rds_resources,
+    "dynamodb": lambda call, arn: [f"arn:aws:dynamodb{arn}table/{call.params['TableName']}"],
+    "acm": lambda call, arn: [call.params["CertificateArn"]] if call.params.get("CertificateArn") else ["*"],
+}
+
+
+def own_resources(call: Call) -> list[str]:
+    """The resources AWS authorizes the call's own action on (Service Authorization Reference), from its
+    parameters; ["*"] for calls on no resource (listings, account settings) and services on none (SES)."""
+    found = RESOURCES.get(call.service)
+    return found(call, f":{call.client.meta.region_name}:{ACCOUNT}:") if found else ["*"]
+
+
+def _on_objects(action: str, resources: list[str]) -> list[str]:
+    """An S3 object action named for a call on the bucket (provision/iam/permissions.py grants s3:PutObject with
+    PutBucketPolicy, which can give it) is checked on the bucket's objects."""
+    if action.startswith("s3:") and "Object" in action:
+        return [r if "/" in r.removeprefix("arn:aws:s3:::") else f"{r}/*" for r in resources]
+    return resources
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _condition_holds(condition: dict, context: dict) -> bool:
+    """IAM's condition operators the generated policy uses; an operator not known here fails the test, so that a
+    new one is added (with IAM's meaning) rather than passed."""
+    for operator, tests in condition.items():
+        for key, wanted in tests.items():
+            wanted, given = _as_list(wanted), context.get(key)
+            if operator in ("StringEquals", "ArnEquals"):
+                ok = given is not None and any(str(g) in wanted for g in _as_list(given))
+            elif operator in ("StringLike", "ArnLike"):
+                ok = given is not None and any(fnmatch.fnmatchcase(str(g), w) for g in _as_list(given) for w in wanted)
+            elif operator == "ForAllValues:StringEquals":
+                ok = all(str(g) in wanted for g in _as_list(given or []))
+            elif operator == "ForAnyValue:StringEquals":
+                ok = any(str(g) in wanted for g in _as_list(given or []))
+            elif operator == "StringNotEquals":
+                ok = given is None or all(str(g) not in wanted for g in _as_list(given))
+            elif operator == "ArnNotEquals":
+                ok = given is None or all(str(g) not in wanted for g in _as_list(given))
+            elif operator == "Null":
+                ok = (given is None) == (str(wanted[0]).lower() == "true")
+            elif operator == "Bool":
+                ok = given is not None and str(given).lower() == str(wanted[0]).lower()
+            else:
+                raise AssertionError(f"condition operator {operator} is not known to tests/aws_rules.py: add it")
+            if not ok:
+                return False
+    return True
+
+
+def allowed(document: dict, action: str, resource: str, context: dict) -> bool:
+    """IAM's evaluation of one identity policy: an explicit deny wins, then any allow."""
+    decision = False
+    for statement in _as_list(document["Statement"]):
+        actions = [a.lower() for a in _as_list(statement.get("Action", []))]
+        if not any(fnmatch.fnmatchcase(action.lower(), a) for a in actions):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, r) or r == "*" for r in _as_list(statement.get("Resource", []))):
+            continue
+        if not _condition_holds(statement.get("Condition", {}), context):
+            continue
+        if statement["Effect"] == "Deny":
+            return False
+        decision = True
+    return decision
+
+
+ACCESS_DENIED = {"ec2": ("UnauthorizedOperation", 403), "sns": ("AuthorizationError", 403),
+                 "iam": ("AccessDenied", 403), "sts": ("AccessDenied", 403), "ses": ("AccessDenied", 403),
+                 "rds": ("AccessDenied", 403), "cloudfront": ("AccessDenied", 403), "s3": ("AccessDenied", 403),
+                 "route53": ("AccessDenied", 403)}  # the JSON services: AccessDeniedException, 400 or 403
+
+
+class Policies:
+    """The operator's policy of every config the test loaded (``rds-edge-api policy``'s document: provision/
+    policy.py), each made once the first time a toolkit call is judged, with the database's network as the
+    deploy finds it."""
+
+    def __init__(self) -> None:
+        self.configs: list = []
+        self._documents: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def loaded(self, config) -> None:
+        with self._lock:
+            if all(config is not known for known in self.configs):
+                self.configs.append(config)
+
+    def documents(self) -> list[dict]:
+        with self._lock:
+            configs = list(self.configs)
+        return [self._document(config) for config in configs]
+
+    def _document(self, config) -> dict:
+        if id(config) not in self._documents:
+            from provision.iam import policy
+
+            self._documents[id(config)] = policy.document(config, ACCOUNT, self._network(config))
+        return self._documents[id(config)]
+
+    @staticmethod
+    def _network(config):
+        """The database's VPC and first security group, as provision/aws/database.py reads them (from moto's
+        own records: a test may hold moto to IAM, and these reads are not the operator's); none yet: grants
+        naming them match nothing."""
+        from moto.rds.models import rds_backends
+
+        from provision.iam import policy
+
+        try:
+            [db] = rds_backends[ACCOUNT][config.stack.region].describe_db_instances(
+                db_instance_identifier=config.database.instance_id)
+            return policy.Network(db.db_subnet_group.vpc_id, db.vpc_security_group_ids[0])
+        except Exception:
+            return policy.Network("vpc-unknown", "sg-unknown")
+
+
+def _iam_context(call: Call) -> dict:
+    from moto.iam.models import iam_backends
+
+    found: dict = {}
+    boundary = call.params.get("PermissionsBoundary")
+    if call.params.get("PolicyArn"):
+        found["iam:PolicyARN"] = call.params["PolicyArn"]
+    if call.params.get("RoleName") and call.operation not in ("CreateRole", "PutRolePermissionsBoundary"):
+        try:
+            boundary = iam_backends[ACCOUNT]["global"].get_role(call.params["RoleName"]).permissions_boundary_arn
+        except Exception:  # no such role: IAM answers NoSuchEntity
+            boundary = None
+    if boundary:
+        found["iam:PermissionsBoundary"] = boundary
+    return found
+
+
+def _dynamodb_context(call: Call) -> dict:
+    item = call.params.get("Key") or call.params.get("Item") or {}
+    return {"dynamodb:LeadingKeys": [item["stack"]["S"]]} if "stack" in item else {}
+
+
+def _ec2_context(call: Call) -> dict | None:
+    from moto.ec2.models import ec2_backends
+
+    if not call.params.get("GroupId") or call.operation.startswith("Describe"):
+        return {}
+    group = ec2_backends[ACCOUNT][call.client.meta.region_name].get_security_group_from_id(call.params["GroupId"])
+    if group is None:
+        return None
+    return {f"aws:ResourceTag/{t['key']}": t["value"] for t in group.get_tags()}
+
+
+def condition_context(call: Call) -> dict | None:
+    """The condition keys AWS sets for the call, read from moto's records (a test may hold moto to IAM, and
+    these reads are not the operator's); None when the security group the call names does not exist (EC2
+    then answers InvalidGroup.NotFound, as moto does)."""
+    reader = {"iam": _iam_context, "dynamodb": _dynamodb_context, "ec2": _ec2_context}.get(call.service)
+    return reader(call) if reader else {}
+
+
+def operator_policy_enforced(policies: Policies) -> Rule:
+    """Every toolkit call is authorized as IAM would authorize it for an operator holding only the policy that
+    ``rds-edge-api policy`` prints for the test's config (any of them, when the test loaded several): the
+    call's own action on the resources it names (``own_resources``), and what AWS checks beyond it for the
+    parameters given (``IMPLIED``: tags on create, a role passed, ...), with the condition keys AWS sets
+    (iam:PassedToService, ec2:CreateAction, dynamodb:LeadingKeys, the group's aws:ResourceTag/*, a role's
+    iam:PermissionsBoundary). A call the policy does not allow is refused as AWS refuses it. GetFunction
+    without lambda:ListTags returns no tags (Lambda API reference, GetFunction). moto checks nothing unless
+    told to, and then only the action against "*"."""
+    from provision.iam import permissions
+
+    def needed(call: Call) -> list[tuple[str, str, dict]]:
+        """(action, resource, condition context) AWS checks for the call."""
+        http = call.client.meta.service_model.operation_model(call.operation).http.get("method", "")
+        base = condition_context(call)
+        if base is None:
+            return []
+        checks = [(action, resource, base)
+                  for action in permissions.own_actions(call.service, call.operation, lambda op: http)
+                  for resource in _on_objects(action, own_resources(call))]
+        for implied in IMPLIED:
+            if (implied.service, call.service) != (call.service, implied.service) or \
+                    call.operation not in implied.operations or not implied.when(call.params):
+                continue
+            extra = {**base, **(implied.context(call) if implied.context else {})}
+            for action in implied.actions:
+                resources = implied.resources(call, action) if implied.resources else own_resources(call)
+                checks += [(action, resource, extra) for resource in resources]
+        return checks
+
+    def answer(call: Call) -> dict:
+        documents = policies.documents()
+        for action, resource, ctx in needed(call):
+            if not any(allowed(doc, action, resource, ctx) for doc in documents):
+                code, status = ACCESS_DENIED.get(call.service, ("AccessDeniedException", 403))
+                raise aws_error(call.operation, code, f"User: arn:aws:iam::{ACCOUNT}:user/operator is not "
+                                f"authorized to perform: {action} on resource: {resource} because no identity-based "
+                                "policy allows the action", status)
+        found = call.send()
+        if call.service == "lambda" and call.operation == "GetFunction" and "Tags" in found:
+            function = own_resources(call)[0]
+            if not any(allowed(doc, "lambda:ListTags", function, {}) for doc in documents):
+                found = {k: v for k, v in found.items() if k != "Tags"}
+        return found
+
+    def applies(call: Call) -> bool:
+        return (from_toolkit(call) and (call.service, call.operation) not in permissions.NO_PERMISSION_NEEDED
+                and bool(policies.configs))
+
+    return Rule("operator_policy", "provision/iam/policy.py (what `rds-edge-api policy` prints); IAM's evaluation "
+                "logic; each implied authorization's source in IMPLIED", applies, answer)
+
+
+STRICT = ("operator_policy", "throttling", "eventual_consistency")
+
+
+def strict_rules(policies: Policies, leave_out: set[str] = frozenset()) -> list[Rule]:
+    """The generic rules, in the order AWS applies them: authorization, then rate, then what the service
+    has made visible so far."""
+    made = {"operator_policy": lambda: operator_policy_enforced(policies),
+            "throttling": throttled_at_documented_rates, "eventual_consistency": eventually_consistent}
+    return [made[name]() for name in STRICT if name not in leave_out]
+
+
 # --- Mail and IAM (issue 24: the mailiam items) ------------------------------------------------------------
 
 DKIM_IDENTITY_SOURCE = ("SES API reference, GetIdentityVerificationAttributes ('the verification token for a domain "
@@ -798,7 +1670,7 @@ SES_WRITE_TEST_SOURCE = ("SES developer guide, 'Giving permissions to Amazon SES
                          "consistency model' (bucket configuration is eventually consistent)")
 
 
-def _condition_holds(operator: str, values: dict, context: dict) -> bool:
+def _bucket_condition_holds(operator: str, values: dict, context: dict) -> bool:
     """One condition block of a policy statement against a request's context (the operators a bucket policy for
     SES uses); a key the request does not carry fails the condition, as in IAM."""
     import fnmatch
@@ -840,7 +1712,7 @@ def bucket_policy_allows(policy: dict | None, principal_service: str, action: st
             continue
         if not any(fnmatch.fnmatchcase(resource, r) for r in ([resources] if isinstance(resources, str) else resources)):
             continue
-        if not all(_condition_holds(op, values, context) for op, values in statement.get("Condition", {}).items()):
+        if not all(_bucket_condition_holds(op, values, context) for op, values in statement.get("Condition", {}).items()):
             continue
         if statement["Effect"] == "Deny":
             return False

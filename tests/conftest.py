@@ -22,7 +22,7 @@ from provision.local.emulator import seed_database  # noqa: E402
 from tests.handler_support import configure, db, paged  # noqa: E402,F401
 from tests.mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401
 from tests.setup_costs import shared_setup  # noqa: E402
-from tests.support import EXAMPLE, SECRETS, SERVE_AUTHORIZATION, merged, quiet_context, quiet_output, write_toml  # noqa: E402
+from tests.support import EXAMPLE, SECRETS, SERVE_AUTHORIZATION, Sleeps, merged, quiet_context, quiet_output, write_toml  # noqa: E402
 
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
 
@@ -82,11 +82,55 @@ def write_config(tmp_path, secrets):
     return write
 
 
+@pytest.fixture(autouse=True)
+def no_real_waits(monkeypatch):
+    """Every test: a context made without a sleep of its own records its sleeps instead of waiting (moving the
+    suite's time, tests/support.py TEST_TIME, on), and WAF's and SES's pacing is fresh for the test (no turn of
+    an earlier test's to wait out) and measured on that time: no command a test runs waits a real second for
+    a bound or a pace (the call recorder's and --local's commands included), and the throttling rule sees the
+    pacing's turns. A test that wants real waiting passes its own sleep."""
+    from provision import clients, context
+    from tests.support import TEST_TIME
+
+    for maker in (context.make_context, context.locked.__wrapped__):  # type: ignore[attr-defined]
+        monkeypatch.setitem(maker.__kwdefaults__, "sleep", Sleeps())
+    monkeypatch.setattr(clients, "PACER", clients.Pacer(clock=TEST_TIME.now))
+
+
 @pytest.fixture
-def aws(secrets, request):
-    """moto for every AWS call. AWS's managed IAM policies, which take seconds to load, only for
-    tests marked ``iam`` (they attach AWSLambdaVPCAccessExecutionRole)."""
+def rule_chain(monkeypatch):
+    """The rules every boto3 call of the test goes through (tests/aws_rules.py), in order."""
+    from tests import aws_rules as rules_module
+
+    active: list = []
+    rules_module.install(monkeypatch, active)
+    return active
+
+
+@pytest.fixture
+def aws(secrets, request, monkeypatch, rule_chain):
+    """moto for every AWS call, strict by default: the generic rules of tests/aws_rules.py (eventual
+    consistency, documented throttling rates, the operator's policy enforced) judge every call the toolkit
+    makes, and the toolkit's sleeps are recorded (moving the rules' clock on), never waited. A test opts out
+    of one with ``@pytest.mark.lenient("<rule>", reason="...")`` (tests/aws_rules.py STRICT names them).
+    AWS's managed IAM policies, which take seconds to load, only for tests marked ``iam`` (they attach
+    AWSLambdaVPCAccessExecutionRole)."""
+    from provision import context
     from provision.local.moto_workarounds import fill_gaps
+    from tests import aws_rules as rules_module
+
+    leave_out: set[str] = set()
+    for mark in request.node.iter_markers("lenient"):
+        assert mark.kwargs.get("reason"), "@pytest.mark.lenient needs reason=... (why AWS's behaviour cannot apply)"
+        unknown = set(mark.args) - set(rules_module.STRICT)
+        assert not unknown, f"@pytest.mark.lenient names no rule {sorted(unknown)}; they are {rules_module.STRICT}"
+        leave_out |= set(mark.args or rules_module.STRICT)
+    policies = rules_module.Policies()
+    rule_chain[:0] = rules_module.strict_rules(policies, leave_out)
+    if "operator_policy" not in leave_out:  # every context's config: the policies the operator would hold
+        init = context.Context.__init__
+        monkeypatch.setattr(context.Context, "__init__",
+                            lambda self, *a, **k: (init(self, *a, **k), policies.loaded(self.config))[0])
 
     fill_gaps()  # moto 5.2.5 lacks SES DeleteReceiptRule; its PutMetricFilter appends a duplicate
     iam = {"iam": {"load_aws_managed_policies": request.node.get_closest_marker("iam") is not None}}
@@ -141,15 +185,11 @@ def email_cfg(load_config, hosted_zone):
 
 
 @pytest.fixture
-def aws_rules(aws, monkeypatch):
-    """aws_rules(rule, ...) switches on rules from tests/aws_rules.py (AWS as it behaves) for the test."""
-    from tests import aws_rules as rules_module
-
-    active: list = []
-    rules_module.install(monkeypatch, active)
-
+def aws_rules(aws, rule_chain):
+    """aws_rules(rule, ...) switches on rules from tests/aws_rules.py (AWS as it behaves) for the test, after
+    the generic ones (``aws``)."""
     def enable(*rules):
-        active.extend(rules)
+        rule_chain.extend(rules)
         return rules[0] if len(rules) == 1 else rules
     return enable
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -68,11 +70,32 @@ def merged(overrides: dict | None = None, drop: tuple[str, ...] = ()) -> dict:
     return data
 
 
+class TestTime:
+    """The suite's time, as the strict rules (tests/aws_rules.py) count it: the real clock plus every sleep
+    the toolkit was given instead of waiting (``Sleeps``, ``aws_rules.Clock``), so that a throttled call
+    retried after an injected sleep of 2 s meets the quota 2 s later, though no time passed."""
+
+    def __init__(self) -> None:
+        self.slept = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() + self.slept
+
+    def passes(self, seconds: float) -> None:
+        with self._lock:  # steps sleep side by side
+            self.slept += max(0.0, seconds)
+
+
+TEST_TIME = TestTime()
+
+
 class Sleeps(list):
-    """An injectable sleep that records instead of waiting."""
+    """An injectable sleep that records instead of waiting (and moves ``TEST_TIME`` on)."""
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        TEST_TIME.passes(seconds)
 
 
 def quiet_output(width: int = 250) -> Output:

@@ -21,7 +21,6 @@ from tests.support import changing_ops, printed, quiet_context, run_steps
 pytestmark = pytest.mark.iam
 
 BEFORE_API = (iam_role, security_groups, function)
-APIGATEWAY = frozenset(boto3.client("apigateway", region_name="us-east-1").meta.service_model.operation_names)
 BARRIER_TIMEOUT = 10  # a bound for the barrier, not a measure: calls that overlap meet at once
 
 
@@ -30,6 +29,7 @@ class Flights:
 
     def __init__(self):
         self.events: list[tuple[str, str]] = []  # ("start" | "end", operation)
+        self.services: list[str] = []  # each event's service, in step with events
         self.most_apigateway = 0
         self._apigateway = 0
         self._lock = threading.Lock()
@@ -42,12 +42,14 @@ class Flights:
     def clear(self) -> None:
         with self._lock:
             self.events.clear()
+            self.services.clear()
             self.most_apigateway = 0
 
     def call(self, original, client, operation, params):
         service = client.meta.service_model.service_name
         with self._lock:
             self.events.append(("start", operation))
+            self.services.append(service)
             if service == "apigateway":
                 self._apigateway += 1
                 self.most_apigateway = max(self.most_apigateway, self._apigateway)
@@ -61,6 +63,7 @@ class Flights:
         finally:
             with self._lock:
                 self.events.append(("end", operation))
+                self.services.append(service)
                 if service == "apigateway":
                     self._apigateway -= 1
 
@@ -133,9 +136,10 @@ def test_a_no_op_deploy_makes_no_call_in_the_api_steps_turn(cfg, flights):
     in_its_turn: list = []
 
     def ensure(ctx, **kwargs):
-        start = len(flights.events)  # the other steps' ensures run beside it: only API Gateway's calls count
-        api.ensure(ctx, **kwargs)
-        in_its_turn.append([op for kind, op in flights.events[start:] if kind == "start" and op in APIGATEWAY])
+        start = len(flights.events)  # an early look of another step may still end in this turn: only starts count,
+        api.ensure(ctx, **kwargs)  # and only API Gateway's (the proxy step, which has no early look, runs beside)
+        in_its_turn.append([op for (kind, op), service in zip(flights.events[start:], flights.services[start:])
+                            if kind == "start" and service == "apigateway"])
 
     ctx = quiet_context(cfg)
     runner.deploy(ctx, tuple(replace(step, ensure=ensure) if step.name == "api" else step for step in steps))
@@ -246,6 +250,8 @@ def test_rotation_finish_retires_the_old_key_from_the_plan_first(cfg, flights):
     assert ctx.state.get("api")["api_key_id"] == new["id"] != old["id"]
 
 
+@pytest.mark.lenient("eventual_consistency", reason="the second ensure stands for the next run but shares the "
+                     "first run's clients, to which the role made a moment ago is not yet visible")
 def test_the_access_log_reads_the_stage_the_account_and_the_group_at_once(cfg, flights):
     run_steps(cfg, *BEFORE_API, api)
     ctx = ready_for_api(cfg)

@@ -54,6 +54,8 @@ ACCEPTED = {
     ("cost.response_kb", "zero"), ("cost.response_kb", "type-int"), ("cost.response_kb", "type-float"),
     ("cost.response_kb", "fraction"),
     ("cost.handler_ms", "type-int"), ("cost.handler_ms", "type-float"), ("cost.handler_ms", "fraction"),
+    ("domain.mail_rule_set", "empty"),  # "": the shared rule set, the default
+    ("lease.expiry_s", "type-int"),  # seconds, 60 in range
 }
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from provision import config as config_module, lease
 from provision.errors import LockedError
+from provision.steps import mail
 from tests.support import merged, printed, quiet_context, write_toml
 
 
@@ -96,14 +97,17 @@ def account_item(name, region="us-east-1"):
     return {k: v.get("S", v.get("N")) for k, v in found.get("Item", {}).items()}
 
 
-def test_an_account_lease_is_waited_for_by_a_second_holder_then_taken(cfg):
+def test_an_account_lease_is_waited_for_by_a_second_holder_then_taken(email_cfg):
     """Two runs editing one account-wide thing (two threads): the second waits, saying for what, and gets the
-    lease once the first gives it back; the table is made in the region asked for."""
+    lease once the first gives it back; the table is made in the region asked for (the mail region: a stack
+    that receives mail, whose policy grants the lease table there)."""
+    cfg = email_cfg
+    shared = mail.SHARED_LEASE  # the mail step's own lease: the policy grants the item by its key
     first_in, first_out, order = threading.Event(), threading.Event(), []
     first, second = quiet_context(cfg), quiet_context(cfg)
 
     def hold_first():
-        with lease.account_held(first, "us-east-1", "ses-rule-set", "edit the shared rule set"):
+        with lease.account_held(first, "us-east-1", shared, "edit the shared rule set"):
             order.append("first in")
             first_in.set()
             assert first_out.wait(30)
@@ -117,16 +121,17 @@ def test_an_account_lease_is_waited_for_by_a_second_holder_then_taken(cfg):
     thread.start()
     assert first_in.wait(30)
     second.sleep = second_sleeps
-    with lease.account_held(second, "us-east-1", "ses-rule-set", "edit the shared rule set"):
+    with lease.account_held(second, "us-east-1", shared, "edit the shared rule set"):
         order.append("second in")
-        assert account_item("ses-rule-set")["command"] == "stack demo: edit the shared rule set"
+        assert account_item(shared)["command"] == "stack demo: edit the shared rule set"
     assert order == ["first in", "first out", "second in"]
-    assert account_item("ses-rule-set") == {}
-    assert "waiting for the account's lease on ses-rule-set (edit the shared rule set" in printed(second)
+    assert account_item(shared) == {}
+    assert f"waiting for the account's lease on {shared} (edit the shared rule set" in printed(second)
     assert lease.TABLE in boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"]
 
 
-def test_a_crashed_holders_lapsed_account_lease_is_taken_over_at_once(cfg):
+def test_a_crashed_holders_lapsed_account_lease_is_taken_over_at_once(email_cfg):
+    cfg = email_cfg  # leases in us-east-1, the mail region, which its policy grants
     ctx = quiet_context(cfg)
     with lease.account_held(ctx, "us-east-1", "apigateway-logging-role", "set the logging role"):
         pass  # makes the table

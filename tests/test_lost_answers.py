@@ -128,6 +128,8 @@ def test_botocore_never_resends_a_create_whose_answer_may_be_lost(cfg, no_backof
     assert len(attempts) == 1
 
 
+@pytest.mark.lenient("throttling", reason="the first CreateRestApi is dropped before it is sent (a botocore hook, "
+                     "after the rules): AWS never saw it, the quota rule counted it")
 def test_a_lost_create_is_looked_for_then_sent_again_when_nothing_was_made(cfg, no_backoff):
     ctx = quiet_context(cfg)
     apigw = ctx.client("apigateway")
@@ -168,6 +170,7 @@ def test_botocore_resends_a_changing_call_only_when_aws_cannot_have_acted(operat
     assert (decision == 0) is resent
 
 
+@pytest.mark.lenient("operator_policy", reason="a role named r, of no stack: the mechanism, not the policy")
 def test_a_delete_whose_answer_was_lost_is_done_when_the_resend_finds_nothing(cfg, aws_rules, no_backoff):
     ctx = quiet_context(cfg)
     iam = ctx.client("iam")

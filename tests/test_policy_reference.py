@@ -1,7 +1,7 @@
 """The generated policy against AWS's Service Authorization Reference, as data (parliament ships it):
 for every config variant, every action exists, every statement's resources are of a type the action takes,
 every condition key is one the action supports, and every dependent action the reference names is granted
-(or provision/permissions.NOT_NEEDED says why the toolkit's use does not trigger it)."""
+(or provision/iam/permissions.NOT_NEEDED says why the toolkit's use does not trigger it)."""
 import itertools
 import re
 

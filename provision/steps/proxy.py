@@ -42,7 +42,7 @@ from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from . import iam_role
-from .security_groups import _has_pair, _mysql_permission, _units, group_name as lambda_group_name
+from .security_groups import _described, _has_pair, _mysql_permission, _units, group_name as lambda_group_name
 
 NAME = "proxy"
 AVAILABLE_TIMEOUT = 30 * 60  # creation: AWS says "can take several minutes"; seen up to about 15
@@ -199,7 +199,7 @@ def _ensure_group(ctx: Context, db: database.Database) -> str:
             find=lambda: next((g for g in _groups(ctx) if g.get("VpcId") == db.vpc_id), None))
         if created is None:
             return UNKNOWN
-        group = _group(ctx, created["GroupId"])
+        group = _described(ctx, created["GroupId"])  # waits out EC2's InvalidGroup.NotFound for a new group
     group_id = group["GroupId"]
     others = [unit for p in group.get("IpPermissionsEgress", []) for unit in _units(p)
               if not _has_pair([unit], db.port, db.security_group_id)]
