@@ -203,25 +203,42 @@ def _release(ctx: Context) -> None:
 
 def other_users(ctx: Context) -> list[str]:
     """The stages, of APIs in the region that are not this stack's, that log through the account's role."""
+    return [*_rest_users(ctx), *_websocket_users(ctx)]
+
+
+def _rest_users(ctx: Context) -> list[str]:
     apigw, users = ctx.client("apigateway"), []
     for api in _pages(apigw, "get_rest_apis", "items"):
         if is_ours(api.get("tags"), ctx.stack):
             continue
-        for stage in apigw.get_stages(restApiId=api["id"]).get("item", []):
-            levels = {(s or {}).get("loggingLevel", "OFF") for s in (stage.get("methodSettings") or {}).values()}
-            traced = any((s or {}).get("dataTraceEnabled") for s in (stage.get("methodSettings") or {}).values())
-            if (stage.get("accessLogSettings") or {}).get("destinationArn") or levels - {"OFF"} or traced:
-                users.append(f"{api['name']}/{stage['stageName']}")
-    apigw2 = ctx.client("apigatewayv2")
+        users += [f"{api['name']}/{stage['stageName']}" for stage in apigw.get_stages(restApiId=api["id"]).get("item", [])
+                  if _rest_stage_logs(stage)]
+    return users
+
+
+def _rest_stage_logs(stage: dict) -> bool:
+    """A REST stage writes an access log, or execution logs (a logging level or full request tracing) for
+    any of its methods."""
+    methods = [s or {} for s in (stage.get("methodSettings") or {}).values()]
+    return bool((stage.get("accessLogSettings") or {}).get("destinationArn")
+                or any(m.get("loggingLevel", "OFF") != "OFF" or m.get("dataTraceEnabled") for m in methods))
+
+
+def _websocket_users(ctx: Context) -> list[str]:
+    apigw2, users = ctx.client("apigatewayv2"), []
     for api in _pages(apigw2, "get_apis", "Items"):
         if api.get("ProtocolType") != "WEBSOCKET" or is_ours(api.get("Tags"), ctx.stack):
             continue
-        for stage in _pages(apigw2, "get_stages", "Items", ApiId=api["ApiId"]):
-            routes = [stage.get("DefaultRouteSettings") or {}, *(stage.get("RouteSettings") or {}).values()]
-            if (stage.get("AccessLogSettings") or {}).get("DestinationArn") or any(
-                    r.get("LoggingLevel", "OFF") != "OFF" or r.get("DataTraceEnabled") for r in routes):
-                users.append(f"{api['Name']}/{stage['StageName']} (WebSocket)")
+        users += [f"{api['Name']}/{stage['StageName']} (WebSocket)"
+                  for stage in _pages(apigw2, "get_stages", "Items", ApiId=api["ApiId"]) if _websocket_stage_logs(stage)]
     return users
+
+
+def _websocket_stage_logs(stage: dict) -> bool:
+    """A WebSocket stage writes an access log, or execution logs by default or for any route."""
+    routes = [stage.get("DefaultRouteSettings") or {}, *(stage.get("RouteSettings") or {}).values()]
+    return bool((stage.get("AccessLogSettings") or {}).get("DestinationArn")
+                or any(r.get("LoggingLevel", "OFF") != "OFF" or r.get("DataTraceEnabled") for r in routes))
 
 
 def _pages(client, operation: str, key: str, **kwargs) -> list[dict]:

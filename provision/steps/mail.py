@@ -209,45 +209,65 @@ def destroy(ctx: Context) -> None:
     recorded = ctx.state.get("mail")
     region = recorded.get("region") or ctx.config.domain.mail_region
     ses, s3 = ctx.client("ses", region), ctx.client("s3", region)
-    domain, legacy = ctx.config.domain.name, _legacy_rule_set(ctx)
-    ran_here = bool(recorded)
+    legacy = _legacy_rule_set(ctx)
     rule_sets = list(dict.fromkeys(filter(None, (recorded.get("rule_set"), rule_set_name(ctx), SHARED_RULE_SET))))
-    looked_at = list(dict.fromkeys([*rule_sets, legacy]))
+    found, bucket_tags, active, seen_identity = _read_for_destroy(ctx, ses, s3, region, [*rule_sets, legacy])
+    removed = _remove_rules(ctx, ses, region, rule_sets, legacy, found, active)
+    bucket = bucket_name(ctx)
+    if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
+        ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
+        bucket_tags = None
+    if not (recorded or removed or bucket_tags is not None):
+        return
+    identity = _identity(ctx, region) if seen_identity is UNREAD else cast(Identity | None, seen_identity)
+    _remove_records(ctx, identity.token if identity else None, region)
+    created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
+    _release_identity(ctx, ses, region, identity, bool(created))
+    if bucket_tags is not None:
+        _empty(ctx, s3, bucket)
+        ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
+
+
+def _read_for_destroy(ctx: Context, ses, s3, region: str,
+                      rule_sets: list[str]) -> tuple[dict[str, Any], dict | None, Any, Any]:
+    """(each rule set's rules, the bucket's tags or None, the active set, the identity), read at once.
+
+    Every set's rules, the bucket, and, when the stack receives mail (whose reads they are anyway), the
+    active set and the identity's token; a stack that does not leaves those two UNREAD, read only once
+    something of the mail's is found."""
+    looked_at = list(dict.fromkeys(rule_sets))
 
     def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
         return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
-    # Every read at once: every set's rules, the bucket, and, when the stack receives mail (whose reads they are
-    # anyway), the active set and the identity's token; a stack that does not reads those two only once something
-    # of the mail's is found. The changes after, in order.
     early = (lambda c: _active_rule_set(ses), lambda c: _identity(c, region))
     found_all = together(ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
                          *(early if ctx.config.domain.receives_mail else ()))
     rules, bucket_tags = found_all[:len(looked_at)], found_all[len(looked_at)]
     active, seen_identity = found_all[len(looked_at) + 1:] or (UNREAD, UNREAD)
-    bucket = bucket_name(ctx)
-    found = dict(zip(looked_at, rules))
+    return dict(zip(looked_at, rules)), bucket_tags, active, seen_identity
+
+
+def _remove_rules(ctx: Context, ses, region: str, rule_sets: list[str], legacy: str, found: dict[str, Any],
+                  active: Any) -> bool:
+    """Remove the stack's rule from each set, and the stack's own set from before it was shared; whether
+    any of them was there."""
+    removed = False
     for rule_set in rule_sets:
-        ran_here = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or ran_here
+        removed = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or removed
     if found[legacy] is not None:
-        ran_here = True
+        removed = True
         _delete_rule_set(ctx, ses, legacy, active)
-    if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
-        ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
-        bucket_tags = None
-    ran_here = ran_here or bucket_tags is not None
-    if not ran_here:
-        return
-    identity = _identity(ctx, region) if seen_identity is UNREAD else cast(Identity | None, seen_identity)
-    _remove_records(ctx, identity.token if identity else None, region)
-    created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
+    return removed
+
+
+def _release_identity(ctx: Context, ses, region: str, identity: Identity | None, created: bool) -> None:
+    """Delete the domain's SES identity if the stack created it and it is not verified by DKIM; else say why not."""
+    domain = ctx.config.domain.name
     if identity is not None and created and identity.token is not None:
         ctx.change("delete", f"SES domain identity {domain}", ses.delete_identity, Identity=domain)
     elif identity is not None:
         ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it"
                      + (" (it is verified by DKIM)" if identity.token is None else ""))
-    if bucket_tags is not None:
-        _empty(ctx, s3, bucket)
-        ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
 
 
 # --- bucket -------------------------------------------------------------------
@@ -281,18 +301,34 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | N
                    creates_identity: bool) -> bool:
     """Make the bucket as the docstring says; return whether its tags say the stack created the SES identity
     (tagged here, before ``creates_identity`` makes it). found_in, seen: the bucket's region and settings."""
+    current = _bucket_in_region(ctx, s3, bucket, region, found_in, seen)
+    identity_created = _ensure_bucket_tags(ctx, s3, bucket, current["tags"] or {}, creates_identity)
+    _ensure_bucket_closed(ctx, s3, bucket, current)
+    policy = bucket_policy(ctx, bucket, region)
+    if current["policy"] != policy:
+        ctx.change("update", f"policy of S3 bucket {bucket} (only SES may write under {PREFIX})",
+                   s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(policy))
+    _ensure_expiry(ctx, s3, bucket, current["lifecycle"])
+    return identity_created
+
+
+def _bucket_in_region(ctx: Context, s3, bucket: str, region: str, found_in: str | None,
+                      seen: dict[str, Any] | None) -> dict[str, Any]:
+    """The bucket's settings: none for a bucket created now; a bucket in another region stops the run."""
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra,
                    find=lambda: {} if _bucket_region(ctx, s3, bucket) else None)
-        current: dict[str, Any] = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
-                   "encryption": None}
-    elif found_in != region:
+        return {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None, "encryption": None}
+    if found_in != region:
         raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
                           f"run teardown with domain.mail_region = {found_in!r} first, then deploy again")
-    else:
-        current = seen or {}
-    tags = current["tags"] or {}
+    return seen or {}
+
+
+def _ensure_bucket_tags(ctx: Context, s3, bucket: str, tags: dict, creates_identity: bool) -> bool:
+    """Tag the bucket as the stack's (another stack's bucket stops the run), marking that the stack created
+    the SES identity when it did or does now; whether it did."""
     if tags.get("stack") not in (None, ctx.stack):
         raise DeployError(f"S3 bucket {bucket} is tagged for stack {tags['stack']!r}, not {ctx.stack!r}; "
                           "remove it or change the stack name")
@@ -301,6 +337,11 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | N
     if any(tags.get(k) != v for k, v in wanted.items()):
         ctx.change("update", f"tags of S3 bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket,
                    Tagging={"TagSet": tag_list({**tags, **wanted})})
+    return identity_created
+
+
+def _ensure_bucket_closed(ctx: Context, s3, bucket: str, current: dict[str, Any]) -> None:
+    """No public access, no ACLs, encrypted at rest."""
     if current["block"] != BLOCK_ALL:
         ctx.change("update", f"public access block of S3 bucket {bucket}", s3.put_public_access_block,
                    Bucket=bucket, PublicAccessBlockConfiguration=BLOCK_ALL)
@@ -310,17 +351,16 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | N
     if not _sse_s3(current["encryption"]):
         ctx.change("update", f"default encryption of S3 bucket {bucket} (SSE-S3)", s3.put_bucket_encryption,
                    Bucket=bucket, ServerSideEncryptionConfiguration=ENCRYPTION)
-    policy = bucket_policy(ctx, bucket, region)
-    if current["policy"] != policy:
-        ctx.change("update", f"policy of S3 bucket {bucket} (only SES may write under {PREFIX})",
-                   s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(policy))
+
+
+def _ensure_expiry(ctx: Context, s3, bucket: str, lifecycle: list[dict] | None) -> None:
+    """The mail expiry rule among the bucket's lifecycle rules (others' rules kept)."""
     rule = _expiry_rule()
-    if current["lifecycle"] is None or rule not in current["lifecycle"]:
-        others = [r for r in current["lifecycle"] or [] if r.get("ID") != rule["ID"]]
+    if lifecycle is None or rule not in lifecycle:
+        others = [r for r in lifecycle or [] if r.get("ID") != rule["ID"]]
         ctx.change("update", f"lifecycle of S3 bucket {bucket} (mail expires after {MAIL_EXPIRY_DAYS} days)",
                    s3.put_bucket_lifecycle_configuration, Bucket=bucket,
                    LifecycleConfiguration={"Rules": others + [rule]})
-    return identity_created
 
 
 def bucket_policy(ctx: Context, bucket: str, region: str) -> dict:
