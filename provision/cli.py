@@ -31,8 +31,8 @@ from rich.console import Console
 from . import runner
 from .commands import cost, deploy, list as list_command, logs, outputs, policy, rotate, teardown, unlock, verify
 from .config import known_regions, load
-from .context import LOCK_WAIT_TIMEOUT
 from .errors import ConfigError, DeployError, describe
+from .lock import LOCK_WAIT_TIMEOUT
 from .output import Output
 
 COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "verify": verify, "logs": logs,

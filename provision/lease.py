@@ -82,8 +82,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import waits
 from .clients import make_clients
 from .config import LEASE_EXPIRY_RANGE
-from .context import LOCK_WAIT_TIMEOUT
 from .errors import LeaseLost, LockedError, describe, is_code, or_none
+from .lock import LOCK_WAIT_TIMEOUT
 from .tags import MANAGED_BY, tag_list
 
 TABLE = "rds-edge-api-leases"

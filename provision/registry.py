@@ -13,7 +13,7 @@ Every step module exports ``OWNS = Owns(...)``, and its line in ``STEPS`` passes
   that remove them, where a crash test stops a teardown.
 - ``drift``: changes to the step's resources made behind the stack's back, each through the session it
   is given (not the toolkit's) for the config's stack, that the next deploy repairs (or that teardown
-  copes with): the call recorder (``provision/local/recording.py``) makes them all, in STEPS order,
+  copes with): the call recorder (``maintainer/recording.py``) makes them all, in STEPS order,
   after a deploy of that config and before the next, so the repairing calls are in the catalog the
   operator's policy is built from.
 
