@@ -91,14 +91,15 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
         "stack": {"name": STACK, "region": REGION},
         "database": {"instance_id": "orders-db", "name": "shop", "user": "api_reader",
                      "table": "orders", "key_column": "customer_id",
-                     # auth = "iam" adds the role's inline rds-db:connect policy
-                     **({"columns": ["customer_id"], "auth": "iam"} if changed
+                     # auth = "iam" adds the role's inline rds-db:connect policy; proxy the RDS Proxy step's calls
+                     **({"columns": ["customer_id"], "auth": "iam", "proxy": True} if changed
                         else {"password_env": "RECORD_DB_PASSWORD"})},
         "access": {"allowed_cidrs": ["198.51.100.0/24"] if changed else ["203.0.113.0/24", "2001:db8::/32"],
                    "authorization_env": "RECORD_AUTHORIZATION"},
         "domain": domain,
+        # cache_seconds: the changed config makes the cache policy, the moved one updates it, teardown removes it
         "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3,
-                "max_rows": 50} if changed else {},
+                "max_rows": 50, "cache_seconds": 60 if stage == "v1" else 120} if changed else {},
         # max_concurrency 0 removes the first deploy's reservation (DeleteFunctionConcurrency)
         "function": {"memory_mb": 512, "max_concurrency": 0} if changed else {},
         "alerts": {"email": "ops-new@example.com" if changed else "ops@example.com"},

@@ -68,7 +68,11 @@ def summary(config, instance_class: str) -> str:
     every = min(found[1:], key=lambda wall: wall[2])
     parts = [f"{name} ({setting}) {rate:,.1f}/s, then {beyond}" for name, setting, rate, beyond in found]
     limit, held = max_connections(instance_class), config.function.max_concurrency
-    if limit is None:
+    if config.database.proxy:  # the proxy's pool takes up to 100 % of max_connections (MaxConnectionsPercent)
+        parts.append(f"the database {limit if limit is not None else 'an unknown number of'} connections "
+                     f"({instance_class or 'class unknown'}) behind RDS Proxy, which pools the function's "
+                     f"{held or 'unbounded'} connections onto them")
+    elif limit is None:
         parts.append(f"the database ({instance_class or 'class unknown'}): connection limit not in the table")
     elif held and held <= limit:
         parts.append(f"the database {limit} connections ({instance_class}), the function holds at most {held}")

@@ -53,11 +53,14 @@ RESENT_CREATES = frozenset({
     "CreateRole", "CreateFunction", "CreateLogGroup", "CreateSecurityGroup", "CreateIPSet", "CreateWebACL",
     "CreateBucket", "CreateReceiptRuleSet", "CreateReceiptRule", "CreateStage", "CreateResource",
     "CreateUsagePlanKey", "CreateTopic", "CreateDistributionWithTags", "CreateDeployment", "CreateTable",
+    "CreateDBProxy",
+    "CreateCachePolicy",
 })
 # What a second send answers when the lost first one had done the work.
 DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
     "CreateRole": ("EntityAlreadyExists",),
     "CreateTable": ("ResourceInUseException",),  # the lease table, by name (DynamoDB API reference, CreateTable)
+    "CreateDBProxy": ("DBProxyAlreadyExistsFault",),  # by name (RDS API reference, CreateDBProxy)
     "CreateFunction": ("ResourceConflictException",),
     "AddPermission": ("ResourceConflictException",),
     "CreateLogGroup": ("ResourceAlreadyExistsException",),
@@ -70,6 +73,7 @@ DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
     "CreateWebACL": ("WAFDuplicateItemException",),
     "CreateBucket": ("BucketAlreadyOwnedByYou",),
     "CreateReceiptRuleSet": ("AlreadyExists",),
+    "CreateCachePolicy": ("CachePolicyAlreadyExists",),  # names are unique in the account (CloudFront API reference)
     "CreateReceiptRule": ("AlreadyExists",),
     "CreateStage": ("ConflictException",),
     "CreateResource": ("ConflictException",),

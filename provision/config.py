@@ -59,6 +59,7 @@ MAX_KEY_DEPTH = 16             # a stack config nests two deep; tomllib is quadr
 # quota per Region bounds reserved concurrency (lambda/latest/dg/gettingstarted-limits.html).
 MAX_THROTTLE_RATE = 10_000.0
 MAX_THROTTLE_BURST = 5_000
+MAX_CACHE_SECONDS = 31_536_000  # one year: the largest MaxTTL a CloudFront cache policy takes by default
 MAX_CONCURRENCY = 1_000
 # WAF's rate-based rule (WAFv2 API reference, RateBasedStatement): Limit 10 to 2,000,000,000 requests per
 # evaluation window; EvaluationWindowSec 60, 120, 300 or 600, 300 the default.
@@ -116,6 +117,7 @@ class DatabaseConfig:
     password: Secret | None = None   # with auth = "password" only
     tls: str = "verify"              # "verify" (chain and name), "required" (encrypted only), "off"
     ca_bundle: Path | None = None    # None: AWS's global RDS bundle, fetched by deploy
+    proxy: bool = False              # an RDS Proxy before the instance (provision/steps/proxy.py); auth = "iam" only
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ class ApiConfig:
     throttle_rate: float = 10.0
     throttle_burst: int = 20
     max_rows: int = 1000
+    cache_seconds: int = 0  # how long CloudFront may serve a 200 again (Cache-Control max-age); 0: never cached
 
 
 @dataclass(frozen=True)
@@ -470,6 +473,10 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
         raise ConfigError(s.key("tls"),
                           'must not be "off" with auth = "iam": the token is sent as a clear-text password')
     ca_bundle = _ca_bundle(s, base, tls)
+    proxy = s.get("proxy", bool, False)
+    if proxy and auth != "iam":
+        raise ConfigError(s.key("proxy"), 'needs auth = "iam": the proxy authenticates the function with IAM end to '
+                          'end, and holds no password')
     table = _identifier(s, "table", s.get("table", str))
     key_column = _identifier(s, "key_column", s.get("key_column", str))
     columns = s.get("columns", list, [])
@@ -479,7 +486,8 @@ def _database(s: _Section, base: Path) -> DatabaseConfig:
         raise ConfigError(s.key("columns"), "lists a column twice")
     s.finish()
     return DatabaseConfig(instance_id=instance_id, name=name, user=user, table=table, key_column=key_column,
-                          columns=tuple(columns), auth=auth, password=password, tls=tls, ca_bundle=ca_bundle)
+                          columns=tuple(columns), auth=auth, password=password, tls=tls, ca_bundle=ca_bundle,
+                          proxy=proxy)
 
 
 def _choice(s: _Section, key: str, allowed: tuple[str, ...], default: str) -> str:
@@ -667,11 +675,14 @@ def _api(s: _Section) -> ApiConfig:
         raise ConfigError(s.key("throttle_rate"), f"must be greater than 0 and at most {MAX_THROTTLE_RATE:,.0f} "
                           "(requests per second; API Gateway's account-level limit per Region)")
     burst = s.number("throttle_burst", int, 1, MAX_THROTTLE_BURST, 20, "API Gateway's account-level burst per Region")
+    cache_seconds = s.number("cache_seconds", int, 0, MAX_CACHE_SECONDS, 0,
+                             "seconds; 0 turns caching off, CloudFront's longest TTL is one year")
     max_rows = s.get("max_rows", int, 1000)
     if not 1 <= max_rows <= MAX_ROWS_LIMIT:
         raise ConfigError(s.key("max_rows"), f"must be between 1 and {MAX_ROWS_LIMIT:,} (rows per response)")
     s.finish()
-    return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst, max_rows=max_rows)
+    return ApiConfig(path=path, stage=stage, key=key, throttle_rate=rate, throttle_burst=burst, max_rows=max_rows,
+                     cache_seconds=cache_seconds)
 
 
 def _alerts(s: _Section) -> AlertsConfig:

@@ -111,6 +111,9 @@ BEYOND: tuple[Beyond, ...] = (
            "security-group-rule/*",
            resources={"ec2:AuthorizeSecurityGroupIngress": ("security-group", "security-group-rule"),
                       "ec2:CreateTags": ("security-group-rule",)}),
+    Beyond("rds", "CreateDBProxy", ("iam:PassRole", "rds:AddTagsToResource"),
+           "Service Authorization Reference, Amazon RDS: CreateDBProxy depends on iam:PassRole (the proxy's role); "
+           "RDS user guide, 'Tagging Amazon RDS resources': tags given at creation need rds:AddTagsToResource"),
     Beyond("iam", "CreateRole", ("iam:TagRole",),
            "IAM user guide, 'Tagging IAM roles': to create a role with tags you need iam:CreateRole and iam:TagRole"),
     Beyond("iam", "CreatePolicy", ("iam:TagPolicy",),
@@ -181,7 +184,11 @@ class OnlyWhen:
 
 ALERT_CREATES = ("the alerts step creates and updates its rule, topic and subscription only with [alerts]; "
                  "without it, it only finds and deletes them")
+PROXY_CREATES = ("the RDS Proxy is made and given its target only with [database] proxy = true; without it, "
+                 "the proxy step only finds and deletes one")
 ONLY_WHEN: dict[tuple[str, str], OnlyWhen] = {
+    **{call: OnlyWhen(lambda cfg: cfg.database.proxy, PROXY_CREATES)
+       for call in (("rds", "CreateDBProxy"), ("rds", "RegisterDBProxyTargets"))},
     ("iam", "PutRolePolicy"): OnlyWhen(lambda cfg: cfg.database.auth == "iam",
                                        "the role's one inline policy (rds-db:connect) exists only with "
                                        "auth = \"iam\"; the grant lets its holder write any inline policy on the "

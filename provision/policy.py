@@ -28,15 +28,15 @@ from botocore.model import ServiceModel
 
 from . import boundary, lease, permissions, registry
 from .config import Config
-from .steps import STEPS, apigateway_account, mail
-from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition
+from .steps import STEPS, apigateway_account, mail, proxy
+from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition, role_name
 from .tags import stack_tags
 
 CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
 
 # IAM actions that only take "*" (no resource-level permissions, per AWS's Service Authorization Reference).
-STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:ListDistributions"
+STAR = re.compile(r"^(ec2:Describe.*|acm:ListCertificates|acm:RequestCertificate|cloudfront:List(Distributions|CachePolicies)"
                   r"|lambda:(ListFunctions|GetAccountSettings)|route53:ListHostedZones.*|route53:GetHostedZoneCount"
                   r"|s3:ListAllMyBuckets|wafv2:List(WebACLs|IPSets|LoggingConfigurations)|iam:ListRoles"
                   r"|ses:.*|sns:(ListTopics|Unsubscribe)|events:ListRules|logs:(DescribeLogGroups|CreateLogDelivery"
@@ -117,6 +117,17 @@ class Names:
             return [arn for kind in types for arn in self._of_type(kind, action, operation)]
         return self._usual(action, service, operation)
 
+    def grants(self, action: str, service: str, operation: str) -> list[tuple[list[str], dict | None]]:
+        """(resources, condition) of each statement granting the action: one, and with [database] proxy a
+        second for the inbound rules on the proxy's group (steps/proxy.py), any group tagged as the stack's."""
+        found = [(self.resources(action, service, operation), self.condition(action, service, operation))]
+        if self.config.database.proxy and action in ("ec2:AuthorizeSecurityGroupIngress",
+                                                     "ec2:RevokeSecurityGroupIngress"):
+            tags = stack_tags(self.config.stack.name)
+            found.append(([self.arn("ec2", self.config.stack.region, "security-group/*")],
+                          {"StringEquals": {f"aws:ResourceTag/{k}": v for k, v in sorted(tags.items())}}))
+        return found
+
     def _of_type(self, kind: str, action: str, operation: str) -> list[str]:
         """The stack's ARNs of one Service Authorization Reference resource type that ``permissions`` names."""
         region = self.config.stack.region
@@ -140,6 +151,10 @@ class Names:
         reference test then fails if the action takes a resource type)."""
         if action == "iam:PassRole" and service == "apigateway":  # UpdateAccount: the account's logging role
             return [apigateway_account.role_arn(self)]
+        if action == "iam:PassRole" and service == "lambda":  # the function's role, never the proxy's
+            return [self.arn("iam", "", f"role/{role_name(self.config.stack.name)}")]
+        if action == "iam:PassRole" and service == "rds":  # CreateDBProxy: the proxy's role
+            return [self.arn("iam", "", f"role/{proxy.role_name(self.config.stack.name)}")]
         if action in boundary.POLICY_ACTIONS:  # the roles' permissions boundary, made once per account
             return [boundary.arn(partition(self.config.stack.region), self.account)]
         if action.split(":")[0] == "apigateway":  # ids are API Gateway's: the region, the kind, one id or none
@@ -161,6 +176,13 @@ class Names:
         return owned if owned is not None else ["*"]
 
     def _rds(self, action: str) -> list[str]:
+        region = self.config.stack.region
+        if action == "rds:RegisterDBProxyTargets":  # the proxy's default target group (its id is AWS's)
+            return [self.arn("rds", region, "target-group:*")]
+        if action == "rds:DescribeDBProxyTargets":
+            return [self.arn("rds", region, "db-proxy:*"), self.arn("rds", region, "target-group:*")]
+        if "DBProx" in action or action in ("rds:ListTagsForResource", "rds:AddTagsToResource"):
+            return [self.arn("rds", region, "db-proxy:*")]  # a proxy's ARN ends in its prx- id, AWS's choice
         if "Subnet" in action:
             return [self.arn("rds", self.config.stack.region, "subgrp:*")]
         if action == "rds:DescribeDBClusters":  # Aurora: the instance's cluster, not named in the config
@@ -170,7 +192,8 @@ class Names:
     def condition(self, action: str, service: str, operation: str) -> dict | None:
         """What narrows the grant beyond its resources, where AWS supports a condition for it."""
         if action == "iam:PassRole":  # the function's role to Lambda only; the logging role to API Gateway only
-            to = "apigateway.amazonaws.com" if service == "apigateway" else "lambda.amazonaws.com"
+            to = {"apigateway": "apigateway.amazonaws.com", "rds": "rds.amazonaws.com"}.get(service,
+                                                                                           "lambda.amazonaws.com")
             return {"StringEquals": {"iam:PassedToService": to}}
         ceiling = boundary.condition(partition(self.config.stack.region), self.account)
         if action == "iam:AttachRolePolicy":  # no AdministratorAccess on a role the operator can run code as
@@ -201,9 +224,10 @@ def document(config: Config, account: str, network: Network, calls: list[Call] |
         if name not in call.variants or not permissions.needed(call.service, call.operation, config):
             continue
         for action in actions(call.service, call.operation):
-            resources = tuple(sorted(names.resources(action, call.service, call.operation)))
-            condition = json.dumps(names.condition(action, call.service, call.operation), sort_keys=True)
-            grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
+            for granted, narrowed in names.grants(action, call.service, call.operation):
+                resources = tuple(sorted(granted))
+                condition = json.dumps(narrowed, sort_keys=True)
+                grouped.setdefault((action.split(":")[0], resources, condition), set()).add(action)
     statements: list[dict] = []
     for (service, resources, condition), acts in sorted(grouped.items()):
         sid = re.sub(r"[^A-Za-z0-9]", "", service.title()) + ("Any" if resources == ("*",) else "Stack")

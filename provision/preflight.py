@@ -14,6 +14,8 @@ Each check finds what would otherwise fail halfway, after some resources exist:
   logging (v2) adds its group to the log-delivery policy
   ``AWSLogDeliveryWrite20150319`` under the same two limits;
 - SES receiving: someone else's active receipt rule set (``mail``);
+- with [database] proxy, the instance's engine and version RDS Proxy supports
+  (``auth = "password"`` is refused earlier, by the config check);
 - the domain's name in the hosted zone: an A, AAAA or CNAME record there that
   is not the stack's would be overwritten (or refuse the alias).
 ``deploy --plan`` prints them as a table; a failed check stops deploy with
@@ -61,7 +63,8 @@ def run(ctx) -> list[Check]:
 def checks(ctx) -> list[Check]:
     """Every check, each in a thread of its own: their reads need nothing from each other, so the
     preflight costs the longest check's round trips, not the sum of all."""
-    return together(ctx, *CHECKS)
+    proxy = (_reading("RDS Proxy", _proxy),) if ctx.config.database.proxy else ()  # auth = "password": config's
+    return together(ctx, *CHECKS, *proxy)
 
 
 def report(ctx, found: list[Check]) -> list[Check]:
@@ -109,6 +112,27 @@ def _database(ctx) -> Check:
     auth = ctx.config.database.auth
     return Check("database", True, f"RDS instance {ctx.config.database.instance_id}, MySQL at {db.endpoint}; "
                  f"auth = {auth}" + (" with IAM database authentication enabled" if auth == "iam" else ""))
+
+
+# The MySQL-family engines and major versions RDS Proxy supports (RDS user guide, "Supported Regions and DB engines
+# for Amazon RDS Proxy": RDS for MySQL 5.7, 8.0, 8.4; RDS for MariaDB 10.5 to 11.8; Aurora MySQL, every version).
+PROXY_VERSIONS = {"mysql": ("5.7", "8.0", "8.4"), "mariadb": ("10.5", "10.6", "10.11", "11.4", "11.8")}
+
+
+def _proxy(ctx) -> Check:
+    """With [database] proxy: whether RDS Proxy supports the instance's engine and version."""
+    name = "RDS Proxy"
+    db = database.lookup(ctx)
+    if db.engine.startswith("aurora-mysql") or db.cluster_id:
+        return Check(name, True, f"{db.engine} {db.engine_version}: RDS Proxy supports every Aurora MySQL version")
+    versions = PROXY_VERSIONS.get(db.engine)
+    major = ".".join(db.engine_version.split(".")[:2])
+    if versions is None or major not in versions:
+        supported = "; ".join(f"{engine} {', '.join(v)}" for engine, v in PROXY_VERSIONS.items())
+        return Check(name, False, f"database.proxy: RDS Proxy does not support {db.engine} {db.engine_version} "
+                                  f"(it supports {supported}, and Aurora MySQL); upgrade the instance or set "
+                                  "proxy = false")
+    return Check(name, True, f"{db.engine} {db.engine_version}: supported by RDS Proxy (IAM auth end to end)")
 
 
 def _concurrency(ctx) -> Check:

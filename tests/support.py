@@ -233,6 +233,10 @@ EXPECTED_DNS = sorted([
     "sns topic demo-health-alerts", "subscription email ops@example.com to demo-health-alerts",  # health alarms
     "log group API-Gateway-Execution-Logs_<api>/v1",  # the stage's execution logs, ERROR only
 ])
+# What [database] proxy = true adds to a deploy (kinds() of the inventory; test_proxy): the proxy, its role and
+# group, the group's inbound rule from the function and its rule on the database's group.
+EXPECTED_PROXY = sorted(["rds proxy demo-proxy", "role demo-proxy", "security group demo-proxy", "rule on demo-proxy",
+                         "rule on orders-db-db"])
 
 
 def kinds(found: list[str]) -> list[str]:

@@ -122,6 +122,11 @@ BAD = [
     ({"api": {"max_rows": 0}}, (), "api.max_rows", "between 1 and 10,000"),
     ({"api": {"max_rows": 10_001}}, (), "api.max_rows", "between 1 and 10,000"),
     ({"api": {"max_rows": 1.5}}, (), "api.max_rows", "must be an integer"),
+    ({"api": {"cache_seconds": -1}}, (), "api.cache_seconds", "between 0 and 31,536,000"),
+    ({"api": {"cache_seconds": 31_536_001}}, (), "api.cache_seconds", "between 0 and 31,536,000"),
+    ({"api": {"cache_seconds": 1.5}}, (), "api.cache_seconds", "must be an integer"),
+    ({"api": {"cache_seconds": "60"}}, (), "api.cache_seconds", "must be an integer"),
+    ({"api": {"cache_seconds": True}}, (), "api.cache_seconds", "must be an integer"),
     # the per-caller limit (issue 26): WAF's RateBasedStatement Limit and EvaluationWindowSec
     ({"access": {"rate_limit": 9}}, (), "access.rate_limit", "between 10 and 2,000,000,000"),
     ({"access": {"rate_limit": 2_000_000_001}}, (), "access.rate_limit", "between 10 and 2,000,000,000"),

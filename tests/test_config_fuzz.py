@@ -46,6 +46,7 @@ ACCEPTED = {
     ("api.max_rows", "type-int"), ("function.log_retention_days", "type-int"),  # 7 rows, 7 days
     ("api.path", "negative"),  # "-1" is a path segment like any other
     ("function.max_concurrency", "zero"),  # 0: no reservation
+    ("api.cache_seconds", "type-int"), ("api.cache_seconds", "zero"),  # seconds; 0: nothing cached
     # columns is optional: an empty list means all columns
     ("database.columns", "empty"),
     # the estimate's traffic: no requests prices the fixed part alone; sizes and times in kB and ms, any number

@@ -126,9 +126,8 @@ def test_logs_switched_off_leave_the_estimate(configured, price_list):
 
 
 def with_proxy(cfg):
-    """The config as [database] proxy = true makes it (read defensively: an attribute of the database config)."""
-    fields = {f.name: getattr(cfg.database, f.name) for f in dataclasses.fields(cfg.database)}
-    return dataclasses.replace(cfg, database=types.SimpleNamespace(**fields, proxy=True))
+    """The config as [database] proxy = true makes it."""
+    return dataclasses.replace(cfg, database=dataclasses.replace(cfg.database, proxy=True))
 
 
 @pytest.mark.parametrize("instance_class, vcpus", [(None, 2), ("db.r6g.2xlarge", 8)])

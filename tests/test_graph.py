@@ -36,7 +36,8 @@ def test_teardown_waits_only_for_what_holds_on():
     waits = graph.teardown_waits(STEPS)
     assert waits["function"] == {"invoke_permission", "alarms"}  # the policy statement; the metric filter on its log group
     assert waits["api"] == {"api_access_log"}  # the log is on its stage; the permission only names the API
-    assert waits["security_groups"] == {"function"} and waits["iam_role"] == {"function"}
+    assert waits["security_groups"] == {"function", "proxy"} and waits["iam_role"] == {"function"}
+    assert waits["proxy"] == set()  # the proxy goes (minutes on AWS) while the function does
     assert waits["waf"] == {"waf_logging", "cloudfront"}
     assert waits["certificate"] == {"alerts", "certificate_issued"}
     # the certificate needed the mail only to be validated; the mail's records wait for the domain's

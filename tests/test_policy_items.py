@@ -115,7 +115,7 @@ def test_simulating_the_caller_only_with_check_permissions(doc_for):
 
 def test_every_row_of_the_table_is_granted_where_its_call_is(doc_for):
     """The table is what the builder uses: each extra action of each recorded call is in the policy."""
-    doc = doc_for({**ALERTS, "database": {"auth": "iam"}, "domain": {"validation": "email",
+    doc = doc_for({**ALERTS, "database": {"auth": "iam", "proxy": True}, "domain": {"validation": "email",
                                                                      "hosted_zone_id": "Z0123456789ABC"}},
                   drop=("database.password_env",))
     granted = {a for s in doc["Statement"] for a in s["Action"]}
@@ -141,3 +141,17 @@ def test_the_lease_table_is_made_with_its_tags(doc_for):
     table = f"arn:aws:dynamodb:{WEST}:table/rds-edge-api-leases"
     assert grants(doc_for(), "dynamodb:CreateTable", table) == [None]
     assert grants(doc_for(), "dynamodb:TagResource", table) == [None]
+
+
+def test_the_proxy_role_may_be_passed_to_rds_only_and_the_proxy_made_only_with_the_proxy(doc_for):
+    """CreateDBProxy passes the proxy's role (to RDS only) and tags the proxy; without [database] proxy
+    neither the proxy nor its target can be made, while teardown may still find and delete one."""
+    proxied = doc_for({"database": {"auth": "iam", "proxy": True}}, drop=("database.password_env",))
+    [passing] = [s for s in proxied["Statement"] if "iam:PassRole" in s["Action"]
+                 and s["Resource"] == "arn:aws:iam::123456789012:role/demo-proxy"]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "rds.amazonaws.com"}}
+    granted = {a for s in proxied["Statement"] for a in s["Action"]}
+    assert {"rds:CreateDBProxy", "rds:RegisterDBProxyTargets", "rds:AddTagsToResource"} <= granted
+    direct = {a for s in doc_for()["Statement"] for a in s["Action"]}
+    assert not {"rds:CreateDBProxy", "rds:RegisterDBProxyTargets"} & direct
+    assert {"rds:DescribeDBProxies", "rds:DeleteDBProxy"} <= direct

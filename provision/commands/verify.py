@@ -19,7 +19,14 @@ import urllib.parse
 from .. import runner
 from ..context import locked, make_context
 from ..errors import or_none
-from ..steps import STEPS, alarms as alarms_step, api as api_step, cloudfront as cloudfront_step, function as function_step
+from ..steps import (
+    STEPS,
+    alarms as alarms_step,
+    api as api_step,
+    cloudfront as cloudfront_step,
+    function as function_step,
+    proxy as proxy_step,
+)
 from ..together import together
 from ..walls import TIMEOUT, Target, check, get, show
 
@@ -109,6 +116,10 @@ def run(args, config, session, out) -> int:
     out.note(idle)
     if alarms_step.enabled(config):
         out.note(alarm_note(ctx))
+    if config.database.proxy:  # the function reaches the database through the proxy
+        through, note = proxy_step.reached_through(ctx)
+        out.note(note)
+        good = good and through
     return 0 if good else 1
 
 

@@ -64,7 +64,7 @@ def made(config: Config) -> Made:
     # two WAF rules: the Allow rule and the per-caller limit (steps/waf.py)
     return Made(waf_rules=2, logs=tuple(logs),
                 alarms=len(health_alarms.KINDS) if health_alarms.enabled(config) else 0,
-                proxy=bool(getattr(config.database, "proxy", False)))
+                proxy=config.database.proxy)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,7 @@ def seed_database(session: boto3.Session, config: Config) -> None:
                                DBSubnetGroupDescription="operator's subnets", SubnetIds=subnets)
     rds.create_db_instance(
         DBInstanceIdentifier=config.database.instance_id, Engine="mysql", DBInstanceClass="db.t4g.micro",
+        EngineVersion="8.0.40",  # a version RDS can still create, and RDS Proxy supports (moto's default is 5.6)
         AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="emulator-only-password",
         DBName=config.database.name, DBSubnetGroupName=f"{config.database.instance_id}-subnets",
         VpcSecurityGroupIds=[sg], EnableIAMDatabaseAuthentication=True)  # so auth = "iam" deploys

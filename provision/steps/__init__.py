@@ -25,7 +25,9 @@ Three chains run at once on deploy:
   group first, then the function in the database's subnets, minutes to turn
   Active on AWS) -> invoke_permission (the function's policy: this API may
   invoke it), beside api (REST API, method, integration, deployment, key,
-  usage plan), which only names the function and so is built meanwhile;
+  usage plan), which only names the function and so is built meanwhile; with [database] proxy, proxy
+  (its role, group and the RDS Proxy, minutes on AWS) comes between them and the function, which connects
+  to its endpoint (at teardown the proxy is deleted while the function is: neither holds on to the other);
 - waf (IP sets and the web ACL, us-east-1, scope CLOUDFRONT) -> waf_logging.
 They meet at cloudfront (needs the API, the ACL and the issued certificate),
 then domain_record (alias A/AAAA beside the validation MX, or the CNAME
@@ -68,6 +70,7 @@ from . import (
     iam_role,
     invoke_permission,
     mail,
+    proxy,
     security_groups,
     waf,
     waf_logging,
@@ -99,7 +102,10 @@ STEPS: tuple[Step, ...] = (
     Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy, owns=iam_role.OWNS, observe=iam_role.observe),
     Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy,
          owns=security_groups.OWNS, observe=security_groups.observe),
-    Step("function", "Lambda function", function.ensure, function.destroy, needs=("iam_role", "security_groups"),
+    Step("proxy", "RDS Proxy", proxy.ensure, proxy.destroy, needs=("iam_role", "security_groups"),
+         loose=("iam_role",), owns=proxy.OWNS),
+    Step("function", "Lambda function", function.ensure, function.destroy,
+         needs=("iam_role", "security_groups", "proxy"), loose=("proxy",),
          owns=function.OWNS, observe=function.observe, sees_needs=False),
     Step("api", "API Gateway", api.ensure, api.destroy, owns=api.OWNS, observe=api.observe),
     Step("invoke_permission", "Invoke permission", invoke_permission.ensure, invoke_permission.destroy,

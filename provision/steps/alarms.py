@@ -17,7 +17,8 @@ region: CloudWatch user guide, "Using Amazon CloudWatch alarms"), tagged:
   concurrency reached), ``<stack>-function-p99-duration`` (the p99 duration
   over 5 minutes above 80 % of the function's timeout), and
   ``<stack>-database-connections`` (the instance's ``DatabaseConnections``,
-  the proxy's too when there is one, above 80 % of what its class allows:
+  or with ``[database] proxy`` the proxy's, dimension ``ProxyName``: its
+  connections to the instance, RDS user guide "Monitoring RDS Proxy metrics"), above 80 % of what its class allows:
   ``capacity.max_connections``; none for a class not in that table).
 Missing data is not breaching: an idle API is a healthy one.
 
@@ -44,6 +45,7 @@ from ..together import together
 from . import alerts, database
 from .api import api_name
 from .function import function_name, log_group_name
+from .proxy import proxy_name
 
 STEP = "alarms"
 PERIOD = 300
@@ -97,11 +99,13 @@ def wanted_alarms(ctx: Context, instance_class: str) -> dict[str, dict]:
                                   f"the slowest 1 % took over 80 % of the function's {timeout_ms} ms timeout"),
     }
     limit = capacity.max_connections(instance_class)
-    if limit is not None:
+    if limit is not None:  # with a proxy, its connections to the instance (AWS/RDS DatabaseConnections, ProxyName)
+        holder = ({"ProxyName": proxy_name(stack)} if ctx.config.database.proxy
+                  else {"DBInstanceIdentifier": ctx.config.database.instance_id})
         found["database-connections"] = (
-            _metric("AWS/RDS", "DatabaseConnections", {"DBInstanceIdentifier": ctx.config.database.instance_id},
-                    "Maximum"), round(0.8 * limit),
-            f"database connections above 80 % of the {limit} a {instance_class} allows")
+            _metric("AWS/RDS", "DatabaseConnections", holder, "Maximum"), round(0.8 * limit),
+            f"database connections{' (through RDS Proxy)' if ctx.config.database.proxy else ''} above 80 % of "
+            f"the {limit} a {instance_class} allows")
     return {alarm_name(stack, kind): {
         **metric, "Threshold": float(threshold), "ComparisonOperator": "GreaterThanThreshold", "Period": PERIOD,
         "EvaluationPeriods": 1, "TreatMissingData": "notBreaching",

@@ -66,6 +66,7 @@ RESPONSES = (
     ("404", r"^\[NotFound\].*", ERROR_BODY),
     ("500", r"^(?!\[BadRequest\]|\[NotFound\])(\n|.)+", '{"message": "Internal server error"}'),
 )
+CACHE_CONTROL = "method.response.header.Cache-Control"
 QUERY_KEY = "method.request.querystring.key"
 QUERY_AFTER = "method.request.querystring.after"
 # The validator requires key; after is declared, optional (False), so it is documented and passed on.
@@ -85,10 +86,21 @@ def _lambda_uri(region: str, function_arn: str) -> str:
     return f"arn:{partition(region)}:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 
 
+def cache_control(seconds: int) -> dict[str, str]:
+    """The Cache-Control header each response status carries, with [api] cache_seconds > 0: max-age on the
+    200s, so CloudFront keeps those that long (the stack's cache policy lets the origin decide), no-store on
+    every error, so none is kept. None at all when caching is off (CachingDisabled keeps nothing)."""
+    if not seconds:
+        return {}
+    return {status: f"max-age={seconds}" if status == "200" else "no-store" for status, _, _ in RESPONSES}
+
+
 def fingerprint(ctx: Context, function_arn: str) -> str:
     """What the deployed API must match; a different one calls for a new deployment."""
-    definition = {"path": ctx.config.api.path, "template": TEMPLATE, "responses": RESPONSES,
+    definition: dict[str, object] = {"path": ctx.config.api.path, "template": TEMPLATE, "responses": RESPONSES,
                   "function": function_arn, "validator": VALIDATOR}
+    if ctx.config.api.cache_seconds:  # only then: a stack without caching keeps its fingerprint
+        definition["cache control"] = cache_control(ctx.config.api.cache_seconds)
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -330,27 +342,32 @@ def _ensure_resource(ctx: Context, api_id: str, inside: ApiSeen) -> str | None:
     return created["id"] if created else None
 
 
-def _method_matches(method: dict, validator_id: str | None, uri: str) -> bool:
+def _method_matches(method: dict, validator_id: str | None, uri: str, seconds: int) -> bool:
     """Whether the method is as ``_put_method`` makes it, in every field that sets."""
-    return _method_shape(method) == _wanted_shape(validator_id, uri)
+    return _method_shape(method) == _wanted_shape(validator_id, uri, seconds)
 
 
 def _method_shape(method: dict) -> dict:
     integration = method.get("methodIntegration") or {}
     return {"request": (method.get("apiKeyRequired") is True, method.get("authorizationType"),
                         method.get("requestParameters"), method.get("requestValidatorId")),
-            "method responses": set(method.get("methodResponses") or {}),
+            "method responses": {status: r.get("responseParameters") or None
+                                 for status, r in (method.get("methodResponses") or {}).items()},
             "integration": (integration.get("type"), integration.get("httpMethod"), integration.get("uri"),
                             integration.get("requestTemplates"), integration.get("passthroughBehavior")),
-            "integration responses": {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None)
+            "integration responses": {status: (r.get("selectionPattern") or None, r.get("responseTemplates") or None,
+                                               r.get("responseParameters") or None)
                                       for status, r in (integration.get("integrationResponses") or {}).items()}}
 
 
-def _wanted_shape(validator_id: str | None, uri: str) -> dict:
+def _wanted_shape(validator_id: str | None, uri: str, seconds: int) -> dict:
+    headers = cache_control(seconds)
     return {"request": (True, "NONE", REQUEST_PARAMETERS, validator_id),
-            "method responses": {status for status, _, _ in RESPONSES},
+            "method responses": {status: {CACHE_CONTROL: False} if status in headers else None
+                                 for status, _, _ in RESPONSES},
             "integration": ("AWS", "POST", uri, {"application/json": TEMPLATE}, "NEVER"),
-            "integration responses": {status: (pattern, {"application/json": body} if body else None)
+            "integration responses": {status: (pattern, {"application/json": body} if body else None,
+                                               {CACHE_CONTROL: f"'{headers[status]}'"} if status in headers else None)
                                       for status, pattern, body in RESPONSES}}
 
 
@@ -358,7 +375,7 @@ def _ensure_method(ctx: Context, api_id: str, resource_id: str | None, validator
                    function_arn: str, method: dict | None) -> None:
     """GET with its integration; any drift replaces the whole method (it is ours alone)."""
     uri = _lambda_uri(ctx.region, function_arn)
-    if method is not None and _method_matches(method, validator_id, uri):
+    if method is not None and _method_matches(method, validator_id, uri, ctx.config.api.cache_seconds):
         return
     kind = "update" if method is not None else "create"
     ctx.change(kind, f"GET /{ctx.config.api.path} (API key and query string 'key' required) -> Lambda", _put_method,
@@ -374,14 +391,19 @@ def _put_method(ctx: Context, api_id: str, resource_id: str, validator_id: str, 
         _in_turn(ctx, apigw.delete_method, **ids)
     _in_turn(ctx, apigw.put_method, **ids, authorizationType="NONE", apiKeyRequired=True,
              requestParameters=REQUEST_PARAMETERS, requestValidatorId=validator_id)
+    headers = cache_control(ctx.config.api.cache_seconds)
     for status, _, _ in RESPONSES:
-        _in_turn(ctx, apigw.put_method_response, **ids, statusCode=status, responseModels={"application/json": "Empty"})
+        declared = {"responseParameters": {CACHE_CONTROL: False}} if status in headers else {}
+        _in_turn(ctx, apigw.put_method_response, **ids, statusCode=status, responseModels={"application/json": "Empty"},
+                 **declared)
     _in_turn(ctx, apigw.put_integration, **ids, type="AWS", integrationHttpMethod="POST", uri=uri,
              requestTemplates={"application/json": TEMPLATE}, passthroughBehavior="NEVER")
     for status, pattern, body in RESPONSES:
         extra: dict[str, Any] = {"selectionPattern": pattern} if pattern else {}
         if body:
             extra["responseTemplates"] = {"application/json": body}
+        if status in headers:  # a static value: quoted, as API Gateway's header mappings take it
+            extra["responseParameters"] = {CACHE_CONTROL: f"'{headers[status]}'"}
         _in_turn(ctx, apigw.put_integration_response, **ids, statusCode=status, **extra)
 
 

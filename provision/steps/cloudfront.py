@@ -2,8 +2,10 @@
 
 One origin, the API's regional execute-api domain with origin path
 `/<stage>`, reached over HTTPS (TLSv1.2) with the header `x-api-key` set to
-the API key's value. The managed policies do the forwarding: CachingDisabled
-(every request reaches the API) and AllViewerExceptHostHeader (the query
+the API key's value. The policies do the forwarding: CachingDisabled (every
+request reaches the API), or with [api] cache_seconds the stack's own cache policy
+(steps/cache_policy.py: keyed on the API's query strings, TTL from its Cache-Control), and
+AllViewerExceptHostHeader (the query
 string and Authorization reach the origin; the Host header must not, or API
 Gateway cannot route the request). Viewers: HTTPS only, the domain as alias,
 the ACM certificate (sni-only, TLSv1.2_2021), the web ACL.
@@ -51,6 +53,7 @@ from ..errors import DeployError, is_code, or_none
 from ..registry import Names, Owns
 from ..tags import is_ours
 from ..together import together
+from . import cache_policy
 
 STEP = "cloudfront"
 ORIGIN_ID = "api"
@@ -203,7 +206,7 @@ def _needed(ctx: Context) -> tuple[dict, dict, dict]:
     return api, certificate, acl
 
 
-def _inputs(ctx: Context, api: dict, certificate: dict, acl: dict, seen: Seen) -> dict:
+def _inputs(ctx: Context, api: dict, certificate: dict, acl: dict, seen: Seen, policy: str) -> dict:
     """What the distribution points at, from the earlier steps' state and what was read for it.
 
     While planning, what an earlier step would create is not known yet: a
@@ -214,7 +217,7 @@ def _inputs(ctx: Context, api: dict, certificate: dict, acl: dict, seen: Seen) -
                           "again, whose certificate_issued step waits for it")
     return {"origin": api.get("execute_api_domain") or UNKNOWN, "stage": api.get("stage") or ctx.config.api.stage,
             "key": seen.key_value, "certificate": certificate.get("arn") or UNKNOWN,
-            "acl": acl.get("web_acl_arn") or UNKNOWN}
+            "acl": acl.get("web_acl_arn") or UNKNOWN, "cache_policy": policy}
 
 
 def _desired(ctx: Context, inputs: dict) -> dict:
@@ -236,7 +239,7 @@ def _desired(ctx: Context, inputs: dict) -> dict:
             "ViewerProtocolPolicy": "https-only",
             "AllowedMethods": {"Quantity": 3, "Items": ["GET", "HEAD", "OPTIONS"],
                                "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}},
-            "CachePolicyId": CACHING_DISABLED,
+            "CachePolicyId": inputs["cache_policy"],
             "OriginRequestPolicyId": ALL_VIEWER_EXCEPT_HOST_HEADER,
             "Compress": False,
         },
@@ -393,7 +396,11 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         seen = _observe(ctx, certificate.get("arn"), api.get("api_key_id"))
     else:
         seen = _current(ctx, seen, certificate.get("arn"), api.get("api_key_id"))
-    desired = _desired(ctx, _inputs(ctx, api, certificate, acl, seen))
+    caching = ctx.config.api.cache_seconds > 0
+    policy = cache_policy.ensure(ctx) if caching else CACHING_DISABLED
+    if caching and policy != UNKNOWN:  # recorded at once: a run stopped before the distribution still knows it
+        ctx.state.put(STEP, {**ctx.state.get(STEP), "cache_policy_id": policy})
+    desired = _desired(ctx, _inputs(ctx, api, certificate, acl, seen, policy))
     found = seen.distribution
     if found is None:
         created = _create(ctx, desired)
@@ -404,9 +411,17 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         got = _update_if_drifted(ctx, found["Id"], desired, seen.got)
     if not ctx.planning:
         _deployed(ctx, found["Id"], got)
-    ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"]})
+    if not caching and ctx.state.get(STEP).get("cache_policy_id"):  # switched off: the distribution (deployed)
+        cache_policy.remove(ctx)                                       # no longer names the stack's policy
+    ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"],
+                         **({"cache_policy_id": policy} if caching else {})})
     base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
     ctx.outputs["Distribution domain"] = found["DomainName"]
+    if caching:  # said on every deploy and rotate: what this run changed may still be answered the old way
+        seconds = ctx.config.api.cache_seconds
+        ctx.outputs["Cached answers"] = (f"CloudFront serves a 200 again for up to {seconds} s ([api] cache_seconds): "
+                                         f"after this run, answers cached before it may still be served for up to "
+                                         f"{seconds} s (a new function, API, row or key alike)")
     ctx.outputs["URL"] = base
     # The variable's name, never its value: the operator's shell fills it in.
     ctx.outputs["Try it"] = (f'curl -H "Authorization: ${ctx.config.access.authorization.env}" '
@@ -429,6 +444,8 @@ def destroy(ctx: Context) -> None:
         "distribution_id")))
     found = ([(_summary(hinted["Distribution"]), hinted)] if hinted else []) + [(other, None) for other in others]
     together(ctx, *(lambda c, one=one, got=got: _destroy_one(c, one, got) for one, got in found))
+    if ctx.state.get(STEP).get("cache_policy_id") or ctx.config.api.cache_seconds:
+        cache_policy.remove(ctx)  # only now: CloudFront refuses deleting a policy a distribution names
 
 
 def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
@@ -460,9 +477,48 @@ def inventory(config: Config) -> list[str]:
             if is_ours(cloudfront.list_tags_for_resource(Resource=dist["ARN"])["Tags"].get("Items"), config.stack.name)]
 
 
+def cache_policies(config: Config) -> list[str]:
+    """The stack's cache policy, by its name (cache policies take no tags), read back with plain boto3."""
+    listed = boto3.client("cloudfront").list_cache_policies(Type="custom")["CachePolicyList"].get("Items") or []
+    return [f"cache policy {item['CachePolicy']['Id']}" for item in listed
+            if item["CachePolicy"]["CachePolicyConfig"]["Name"] == cache_policy.policy_name(config.stack.name)]
+
+
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"  # managed; only a drift sets it
+
+
+def drift(session, config: Config) -> None:
+    """The stack's cache policy keyed on a header behind the stack's back; without one, the distribution
+    pointed at the managed CachingOptimized (which would cache everything, errors included, for a day)."""
+    cf = session.client("cloudfront")
+    name = cache_policy.policy_name(config.stack.name)
+    listed = cf.list_cache_policies(Type="custom")["CachePolicyList"].get("Items") or []
+    ours = [item["CachePolicy"] for item in listed if item["CachePolicy"]["CachePolicyConfig"]["Name"] == name]
+    for policy in ours:
+        changed = dict(policy["CachePolicyConfig"])
+        changed["ParametersInCacheKeyAndForwardedToOrigin"] = {
+            **changed["ParametersInCacheKeyAndForwardedToOrigin"],
+            "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": {"Quantity": 1, "Items": ["Host"]}}}
+        cf.update_cache_policy(Id=policy["Id"], IfMatch=cf.get_cache_policy(Id=policy["Id"])["ETag"],
+                               CachePolicyConfig=changed)
+    if ours:
+        return
+    for item in cf.list_distributions()["DistributionList"].get("Items") or []:
+        if item.get("Comment") == comment(config.stack.name):
+            got = cf.get_distribution(Id=item["Id"])
+            current = got["Distribution"]["DistributionConfig"]
+            behaviour = {**current["DefaultCacheBehavior"], "CachePolicyId": CACHING_OPTIMIZED}
+            cf.update_distribution(Id=item["Id"], IfMatch=got["ETag"],
+                                   DistributionConfig=_sendable({**current, "DefaultCacheBehavior": behaviour}))
+
+
 def _arns(names: Names, action: str) -> list[str]:
-    return [names.arn("cloudfront", "", "distribution/*")]  # its id is CloudFront's
+    # ids are CloudFront's; the cache-policy actions take the cache-policy resource type (Service Authorization
+    # Reference, Amazon CloudFront: arn:${Partition}:cloudfront::${Account}:cache-policy/${Id})
+    if action.endswith("CachePolicy"):
+        return [names.arn("cloudfront", "", "cache-policy/*")]
+    return [names.arn("cloudfront", "", "distribution/*")]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
-            removes=("DeleteDistribution",))
+OWNS = Owns(inventory=(inventory, cache_policies), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
+            removes=("DeleteDistribution",), drift=(drift,))

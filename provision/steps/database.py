@@ -34,6 +34,8 @@ class Database:
     iam_auth: bool = False         # IAMDatabaseAuthenticationEnabled (the cluster's, for Aurora)
     cluster_id: str = ""           # the Aurora DB cluster the instance belongs to; "" for RDS MySQL/MariaDB
     instance_class: str = ""       # db.t4g.micro...: what the connection limit follows (provision/capacity.py)
+    engine: str = ""               # mysql, mariadb, aurora-mysql: what RDS Proxy supports follows it
+    engine_version: str = ""
 
 
 _LOOKING = threading.Lock()  # the steps' observes look at once: one describes, the others take its answer
@@ -74,7 +76,8 @@ def _describe(ctx: Context) -> Database:
         endpoint=endpoint["Address"], port=int(endpoint.get("Port", 3306)), vpc_id=subnet_group["VpcId"],
         subnet_ids=tuple(sorted(s["SubnetIdentifier"] for s in subnet_group["Subnets"])),
         security_group_id=groups[0], resource_id=resource_id, iam_auth=iam_auth, cluster_id=cluster_id,
-        instance_class=found.get("DBInstanceClass", ""))
+        instance_class=found.get("DBInstanceClass", ""), engine=found.get("Engine", ""),
+        engine_version=found.get("EngineVersion", ""))
 
 
 def _cluster(ctx: Context, instance_id: str, cluster_id: str) -> dict:

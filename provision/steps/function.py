@@ -67,9 +67,11 @@ def log_group_name(stack: str) -> str:
 
 
 def environment(ctx: Context, db) -> dict[str, str]:
-    """What the handler reads; a password (auth = "password" only) is the only secret, and is never shown."""
+    """What the handler reads; a password (auth = "password" only) is the only secret, and is never shown.
+    DB_HOST is the RDS Proxy's endpoint while the proxy step has one, else the instance's."""
     cfg = ctx.config.database
-    env = {"DB_HOST": db.endpoint, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
+    host = ctx.state.get("proxy").get("endpoint") or db.endpoint  # the proxy's, with [database] proxy
+    env = {"DB_HOST": host, "DB_PORT": str(db.port), "DB_NAME": cfg.name, "DB_USER": cfg.user,
            "DB_TABLE": cfg.table, "DB_KEY_COLUMN": cfg.key_column, "DB_COLUMNS": ",".join(cfg.columns),
            "DB_AUTH": cfg.auth, "DB_TLS": cfg.tls, "DB_MAX_ROWS": str(ctx.config.api.max_rows)}
     if cfg.tls == "verify":

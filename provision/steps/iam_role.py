@@ -135,8 +135,11 @@ def connect_policy(ctx: Context) -> dict:
 
 
 def _ensure_connect_policy(ctx: Context, name: str, found: dict | None) -> None:
-    """The inline policy with auth = "iam"; none with "password" (a switch back removes it)."""
+    """The inline policy with auth = "iam"; none with "password" (a switch back removes it). With
+    [database] proxy the proxy step writes it (naming the proxy), so it is left alone here."""
     iam = ctx.client("iam")
+    if ctx.config.database.proxy:  # the proxy step writes it: rds-db:connect names the proxy, made after this
+        return
     if ctx.config.database.auth != "iam":
         if found is not None:
             ctx.change("delete", f"inline policy {CONNECT_POLICY} of {name} (auth is not iam)",

@@ -143,9 +143,8 @@ def _ensure_egress(ctx: Context, group: dict, db, description: str, new: bool = 
     """Outbound: exactly MySQL to the database's group (the default allow-all rule is revoked)."""
     ec2, group_id = ctx.client("ec2"), group["GroupId"]
     wanted = _mysql_permission(db.port, db.security_group_id, description)
-    others = [p for p in group.get("IpPermissionsEgress", [])
-              if not (_has_pair([p], db.port, db.security_group_id) and len(p.get("UserIdGroupPairs", [])) == 1
-                      and not p.get("IpRanges") and not p.get("Ipv6Ranges"))]
+    others = [unit for p in group.get("IpPermissionsEgress", []) for unit in _units(p)
+              if not (_has_pair([unit], db.port, db.security_group_id) or _to_proxy(ctx, unit))]
     if others:
         ctx.change("update", f"outbound of {group_name(ctx.stack)}: remove rules other than MySQL",
                    _once_seen, ctx, group_id, new, ec2.revoke_security_group_egress, GroupId=group_id,
@@ -154,6 +153,20 @@ def _ensure_egress(ctx: Context, group: dict, db, description: str, new: bool = 
         ctx.change("update", f"outbound of {group_name(ctx.stack)}: MySQL to {db.security_group_id}",
                    _once_seen, ctx, group_id, new, ec2.authorize_security_group_egress, GroupId=group_id,
                    IpPermissions=[wanted])
+
+
+def _units(permission: dict) -> list[dict]:
+    """A described permission as one permission per group, range or prefix list: EC2 answers the rules of one
+    protocol and port together, and one of them may be wanted while another is not."""
+    base = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
+    return [{**base, key: [item]} for key in ("UserIdGroupPairs", "IpRanges", "Ipv6Ranges", "PrefixListIds")
+            for item in permission.get(key, [])]
+
+
+def _to_proxy(ctx: Context, unit: dict) -> bool:
+    """The outbound rule to the RDS Proxy's group: the proxy step's (steps/proxy.py), kept here, by its description."""
+    return any(pair.get("Description") == f"rds-edge-api {ctx.stack}: Lambda to RDS Proxy"
+               for pair in unit.get("UserIdGroupPairs", []))
 
 
 def destroy(ctx: Context) -> None:
