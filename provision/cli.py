@@ -28,10 +28,9 @@ import botocore
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from . import runner
 from .commands import cost, deploy, list as list_command, logs, outputs, policy, rotate, teardown, unlock, verify
 from .config import known_regions, load
-from .errors import ConfigError, DeployError, describe
+from .errors import ConfigError, DeployError, Interrupted, describe
 from .lock import LOCK_WAIT_TIMEOUT
 from .output import Output
 
@@ -101,7 +100,7 @@ def _run(stack: ExitStack, module, args, config, session: boto3.Session | None, 
 
             config, session = start(stack, config, out)
         return module.run(args, config, session, out)
-    except runner.Interrupted as exc:
+    except Interrupted as exc:
         out.error(f"interrupted during '{exc.step}'. What was done so far is recorded; "
                   f"run the same command again to continue.")
         return 130

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from rich.markup import escape
 from rich.table import Table
 
+from .aws_errors import HTTP_404
 from .errors import DeployError, describe, error_code
 from .steps import cloudfront_logging, database, dns, domain_record, function, mail, waf_logging
 from .steps.iam_role import partition
@@ -144,7 +145,7 @@ def _concurrency(ctx) -> Check:
         settings, ours = together(ctx, lambda c: c.client("lambda").get_account_settings(),
                                   lambda c: function.reserved_concurrency(c) or 0)  # counted in the limit only
     except ClientError as exc:
-        if error_code(exc) != "404":  # moto answers 404 "Not yet implemented"; AWS always implements it
+        if error_code(exc) != HTTP_404:  # moto answers 404 "Not yet implemented"; AWS always implements it
             raise
         return Check(name, None, "this endpoint does not implement GetAccountSettings (an emulator)")
     limits = settings["AccountLimit"]

@@ -30,9 +30,9 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import graph
-from .clients import Stopped, stoppable
+from .clients import stoppable
 from .context import Context
-from .errors import DeployError, describe
+from .errors import DeployError, Interrupted, StepFailed, Stopped, describe
 from .output import StepReport
 from .progress import Board, StepOutput
 
@@ -240,14 +240,3 @@ def _save(ctx: Context) -> None:
     if not ctx.planning:
         ctx.state.save()
 
-
-class Interrupted(Exception):
-    def __init__(self, step: str):
-        super().__init__(step)
-        self.step = step
-
-
-class StepFailed(DeployError):
-    def __init__(self, step: str, detail: str):
-        super().__init__(f"{step}: {detail}")
-        self.step = step

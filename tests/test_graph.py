@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from provision import graph, runner
-from provision.state import State, UndeclaredRead
+from provision.errors import UndeclaredRead
+from provision.state import State
 from provision.steps import STEPS, Step
 from tests.aws_rules import Rule, operation
 from tests.support import Run, inventory, quiet_context

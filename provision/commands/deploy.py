@@ -14,6 +14,7 @@ from .. import lease, preflight, runner
 from ..caller_check import check_caller
 from ..context import locked, make_context
 from ..cost import report as cost_report
+from ..errors import CallerLacksPermissions
 from ..steps import STEPS
 from ..together import together
 
@@ -69,10 +70,6 @@ def run(args, config, session, out) -> int:
         return serving.serve(config, session, out, port=args.port, once=args.once,
                              throwaway_secrets=args.throwaway_secrets)
     return 0
-
-
-class CallerLacksPermissions(Exception):
-    """check_permissions: the caller lacks some of the policy (the denials are printed)."""
 
 
 def _before_steps(ctx, args, stack: ExitStack) -> bool:

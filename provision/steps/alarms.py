@@ -36,6 +36,7 @@ from typing import Any
 import boto3
 
 from .. import capacity
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
@@ -125,7 +126,7 @@ def _alarms(ctx: Context) -> dict[str, dict]:
 
 
 def _filter(ctx: Context) -> dict | None:
-    got = or_none(ctx.client("logs").describe_metric_filters, "ResourceNotFoundException",
+    got = or_none(ctx.client("logs").describe_metric_filters, RESOURCE_NOT_FOUND_EXCEPTION,
                   logGroupName=log_group_name(ctx.stack), filterNamePrefix=filter_name(ctx.stack))
     return next((f for f in (got or {}).get("metricFilters", []) if f["filterName"] == filter_name(ctx.stack)), None)
 

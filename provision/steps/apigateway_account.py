@@ -43,6 +43,7 @@ from contextlib import nullcontext
 import boto3
 
 from .. import boundary, lease, waits
+from ..aws_errors import BAD_REQUEST_EXCEPTION, NO_SUCH_ENTITY
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
@@ -77,7 +78,7 @@ def _names_ours(ctx: Context, arn: str) -> bool:
 
 
 def _role(ctx: Context) -> dict | None:
-    found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.region))
+    found = or_none(ctx.client("iam").get_role, NO_SUCH_ENTITY, RoleName=role_name(ctx.region))
     return found and found["Role"]
 
 
@@ -143,7 +144,7 @@ def _claim(ctx: Context) -> str:
 
 
 def _not_yet(exc: BaseException) -> bool:
-    return is_code(exc, "BadRequestException") and any(text in str(exc) for text in NOT_YET)
+    return is_code(exc, BAD_REQUEST_EXCEPTION) and any(text in str(exc) for text in NOT_YET)
 
 
 def _ensure_role(ctx: Context) -> str:

@@ -45,6 +45,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from ..aws_errors import NO_SUCH_BUCKET, RESOURCE_IN_USE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -156,7 +157,7 @@ def _method(ctx: Context) -> str:
 
 
 def _describe(acm, arn: str) -> dict | None:
-    found = or_none(acm.describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    found = or_none(acm.describe_certificate, RESOURCE_NOT_FOUND_EXCEPTION, CertificateArn=arn)
     return found and found["Certificate"]
 
 
@@ -176,7 +177,7 @@ def _with_tags(ctx: Context, acm, arn: str) -> dict | None:
     """The description plus its tags (which say the stack, and the validation method it was requested with),
     read at once; None when ACM does not know the ARN."""
     cert, tags = together(ctx, lambda c: _describe(acm, arn),
-                          lambda c: or_none(acm.list_tags_for_certificate, "ResourceNotFoundException",
+                          lambda c: or_none(acm.list_tags_for_certificate, RESOURCE_NOT_FOUND_EXCEPTION,
                                             CertificateArn=arn))
     return None if cert is None or tags is None else {**cert, "Tags": as_dict(tags.get("Tags"))}
 
@@ -195,7 +196,7 @@ def _listed(ctx: Context) -> list[tuple[dict, dict | None]]:
 
     def tagged(arn: str) -> tuple[dict, dict | None]:
         cert, tags = together(ctx, lambda c: _describe(acm, arn),
-                              lambda c: or_none(acm.list_tags_for_certificate, "ResourceNotFoundException",
+                              lambda c: or_none(acm.list_tags_for_certificate, RESOURCE_NOT_FOUND_EXCEPTION,
                                                 CertificateArn=arn))
         found = as_dict((tags or {}).get("Tags"))
         return found, cert and {**cert, "Tags": found}
@@ -311,7 +312,7 @@ def _retire(ctx: Context, cert: dict) -> None:
             _delete(ctx, ctx.edge("acm"), arn, wait_for_release=False)
             return
         except ClientError as exc:
-            if not is_code(exc, "ResourceInUseException"):
+            if not is_code(exc, RESOURCE_IN_USE_EXCEPTION):
                 raise
     ctx.out.note(f"Keeping replaced certificate {arn} ({cert['Status']}) while {users} uses it; "
                  "a later run deletes it")
@@ -324,12 +325,12 @@ def _delete(ctx: Context, acm, arn: str, wait_for_release: bool) -> None:
         return retry_while(ctx, f"certificate {arn} to be released by CloudFront (minutes after its "
                                 "distribution is deleted)",
                            lambda: acm.delete_certificate(CertificateArn=arn),
-                           lambda exc: is_code(exc, "ResourceInUseException"),
+                           lambda exc: is_code(exc, RESOURCE_IN_USE_EXCEPTION),
                            timeout=RELEASE_TIMEOUT, interval=10, max_interval=60)
     try:
         ctx.change("delete", f"certificate {arn}", delete)
     except ClientError as exc:
-        if not is_code(exc, "ResourceNotFoundException"):
+        if not is_code(exc, RESOURCE_NOT_FOUND_EXCEPTION):
             raise
 
 
@@ -465,7 +466,7 @@ def _find_link(s3, bucket: str, arn: str, seen: set[str]) -> str | None:
     try:
         pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=mail.PREFIX))
     except ClientError as exc:
-        if is_code(exc, "NoSuchBucket"):
+        if is_code(exc, NO_SUCH_BUCKET):
             return None
         raise
     objects = sorted((o for page in pages for o in page.get("Contents", [])),

@@ -79,6 +79,24 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .. import lease, waits
+from ..aws_errors import (
+    ACCESS_DENIED,
+    ALREADY_EXISTS,
+    HTTP_403,
+    HTTP_404,
+    INVALID_S3_CONFIGURATION,
+    NO_SUCH_BUCKET,
+    NO_SUCH_BUCKET_POLICY,
+    NO_SUCH_LIFECYCLE_CONFIGURATION,
+    NO_SUCH_PUBLIC_ACCESS_BLOCK_CONFIGURATION,
+    NO_SUCH_TAG_SET,
+    NOT_FOUND_EXCEPTION,
+    OWNERSHIP_CONTROLS_NOT_FOUND_ERROR,
+    RESOURCE_NOT_FOUND_EXCEPTION,
+    RULE_DOES_NOT_EXIST,
+    RULE_SET_DOES_NOT_EXIST,
+    SERVER_SIDE_ENCRYPTION_CONFIGURATION_NOT_FOUND_ERROR,
+)
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -277,9 +295,9 @@ def _bucket_region(ctx: Context, s3, bucket: str) -> str | None:
     try:
         head = s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account_id)
     except ClientError as exc:
-        if is_code(exc, "404", "NoSuchBucket"):
+        if is_code(exc, HTTP_404, NO_SUCH_BUCKET):
             return None
-        if is_code(exc, "403", "AccessDenied"):
+        if is_code(exc, HTTP_403, ACCESS_DENIED):
             raise DeployError(f"S3 bucket {bucket} exists but this account cannot use it (another account owns it, "
                               "or s3:ListBucket is not allowed); remove it or allow access, then run again") from exc
         raise
@@ -395,27 +413,27 @@ def _expiry_rule() -> dict:
 
 
 def _bucket_tags(s3, bucket: str) -> dict:
-    found = or_none(s3.get_bucket_tagging, "NoSuchTagSet", Bucket=bucket)
+    found = or_none(s3.get_bucket_tagging, NO_SUCH_TAG_SET, Bucket=bucket)
     return as_dict(found["TagSet"]) if found else {}
 
 
 def _public_access_block(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration", Bucket=bucket)
+    found = or_none(s3.get_public_access_block, NO_SUCH_PUBLIC_ACCESS_BLOCK_CONFIGURATION, Bucket=bucket)
     return found and found["PublicAccessBlockConfiguration"]
 
 
 def _bucket_policy(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_bucket_policy, "NoSuchBucketPolicy", Bucket=bucket)
+    found = or_none(s3.get_bucket_policy, NO_SUCH_BUCKET_POLICY, Bucket=bucket)
     return found and json.loads(found["Policy"])
 
 
 def _ownership(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_bucket_ownership_controls, "OwnershipControlsNotFoundError", Bucket=bucket)
+    found = or_none(s3.get_bucket_ownership_controls, OWNERSHIP_CONTROLS_NOT_FOUND_ERROR, Bucket=bucket)
     return found and found["OwnershipControls"]
 
 
 def _encryption(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError", Bucket=bucket)
+    found = or_none(s3.get_bucket_encryption, SERVER_SIDE_ENCRYPTION_CONFIGURATION_NOT_FOUND_ERROR, Bucket=bucket)
     return found and found["ServerSideEncryptionConfiguration"]
 
 
@@ -428,7 +446,7 @@ def _sse_s3(encryption: dict | None) -> bool:
 
 
 def _lifecycle(s3, bucket: str) -> list[dict] | None:
-    found = or_none(s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration", Bucket=bucket)
+    found = or_none(s3.get_bucket_lifecycle_configuration, NO_SUCH_LIFECYCLE_CONFIGURATION, Bucket=bucket)
     return found and found["Rules"]
 
 
@@ -464,7 +482,7 @@ def _identity(ctx: Context, region: str) -> Identity | None:
     the token is for domain identities verified by TXT)."""
     domain = ctx.config.domain.name
     found, attributes = together(
-        ctx, lambda c: or_none(c.client("sesv2", region).get_email_identity, "NotFoundException",
+        ctx, lambda c: or_none(c.client("sesv2", region).get_email_identity, NOT_FOUND_EXCEPTION,
                                EmailIdentity=domain),
         lambda c: c.client("ses", region).get_identity_verification_attributes(Identities=[domain]))
     if found is None:
@@ -532,7 +550,7 @@ def _certificate_issued(ctx: Context) -> bool:
     arn = ctx.state.earlier("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return False
-    found = or_none(ctx.edge("acm").describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    found = or_none(ctx.edge("acm").describe_certificate, RESOURCE_NOT_FOUND_EXCEPTION, CertificateArn=arn)
     cert = found["Certificate"] if found else {}
     return cert.get("Status") == "ISSUED" and cert.get("DomainName") == ctx.config.domain.name
 
@@ -545,7 +563,7 @@ def _active_rule_set(ses) -> str | None:
 
 def _rules(ses, name: str) -> list[dict] | None:
     """The rules of a receipt rule set, or None when there is no such set."""
-    found = or_none(ses.describe_receipt_rule_set, "RuleSetDoesNotExist", RuleSetName=name)
+    found = or_none(ses.describe_receipt_rule_set, RULE_SET_DOES_NOT_EXIST, RuleSetName=name)
     return None if found is None else found.get("Rules", [])
 
 
@@ -568,7 +586,7 @@ def _create_rule_set(ctx: Context, ses, rule_set: str) -> None:
                    ses.create_receipt_rule_set, RuleSetName=rule_set,
                    find=lambda: {} if _rules(ses, rule_set) is not None else None)
     except ClientError as exc:
-        if not is_code(exc, "AlreadyExists"):
+        if not is_code(exc, ALREADY_EXISTS):
             raise
         ctx.out.note(f"SES receipt rule set {rule_set} was made by another stack meanwhile: the rule goes there")
 
@@ -632,7 +650,7 @@ def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rules: list[dict
         ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
                    f"s3://{bucket}/{PREFIX})", _writing_to(ctx, bucket, ses.create_receipt_rule),
                    RuleSetName=rule_set, Rule=wanted,
-                   find=lambda: or_none(ses.describe_receipt_rule, "RuleDoesNotExist", RuleSetName=rule_set,
+                   find=lambda: or_none(ses.describe_receipt_rule, RULE_DOES_NOT_EXIST, RuleSetName=rule_set,
                                         RuleName=wanted["Name"]))
     elif _comparable(current) != _comparable(wanted):
         ctx.change("update", f"SES receipt rule {wanted['Name']}", _writing_to(ctx, bucket, ses.update_receipt_rule),
@@ -649,7 +667,7 @@ def _writing_to(ctx: Context, bucket: str, call):
 
 
 def _cannot_write_yet(exc: BaseException) -> bool:
-    return is_code(exc, "InvalidS3Configuration")
+    return is_code(exc, INVALID_S3_CONFIGURATION)
 
 
 # --- what the step owns (provision/registry.py) ---------------------------------

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 import boto3
 
 from .. import waits
+from ..aws_errors import WAF_ASSOCIATED_ITEM_EXCEPTION, WAF_NONEXISTENT_ITEM_EXCEPTION, WAF_UNAVAILABLE_ENTITY_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -132,7 +133,7 @@ def observe(ctx: Context, full: bool = True) -> Seen:
     sets, acls, *answers = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
                                     lambda c: _listed(waf.list_web_acls, "WebACLs"),
                                     *(lambda c, arn=arn: or_none(waf.list_tags_for_resource,
-                                                                 "WAFNonexistentItemException", ResourceARN=arn)
+                                                                 WAF_NONEXISTENT_ITEM_EXCEPTION, ResourceARN=arn)
                                       for arn in recorded))
     tagged = {arn: answer["TagInfoForResource"].get("TagList") for arn, answer in zip(recorded, answers) if answer}
     named: dict[int | str, dict | None] = {v: _named(sets, ip_set_name(ctx.stack, v)) for v in VERSIONS}
@@ -323,7 +324,7 @@ def _owned(acl: dict) -> dict:
 def _until_sets_visible(ctx: Context, call):
     """WAF may not yet see an IP set created a moment ago (WAFUnavailableEntityException): retry that only."""
     return waits.retry_while(ctx, "WAF to see the new IP set", call,
-                             lambda exc: is_code(exc, "WAFUnavailableEntityException"), timeout=SET_VISIBLE_TIMEOUT)
+                             lambda exc: is_code(exc, WAF_UNAVAILABLE_ENTITY_EXCEPTION), timeout=SET_VISIBLE_TIMEOUT)
 
 
 def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) -> None:
@@ -412,7 +413,7 @@ def _delete_ip_set(ctx: Context, version: int, seen: Found | None, destroying: b
     ctx.change("delete", f"IP set {name}", waits.retry_while, ctx,
                f"web ACL {acl_name(ctx.stack)} to release IP set {name}",
                lambda: waf.delete_ip_set(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
-               lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=SET_RELEASE_TIMEOUT)
+               lambda exc: is_code(exc, WAF_ASSOCIATED_ITEM_EXCEPTION), timeout=SET_RELEASE_TIMEOUT)
 
 
 def destroy(ctx: Context) -> None:
@@ -425,7 +426,7 @@ def destroy(ctx: Context) -> None:
         ctx.change("delete", f"web ACL {name}", waits.retry_while, ctx,
                    f"CloudFront to release web ACL {name} (a distribution still uses it)",
                    lambda: waf.delete_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
-                   lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=RELEASE_TIMEOUT, interval=10)
+                   lambda exc: is_code(exc, WAF_ASSOCIATED_ITEM_EXCEPTION), timeout=RELEASE_TIMEOUT, interval=10)
     together(ctx, *(lambda c, version=version: _delete_ip_set(c, version, seen.ip_sets[version], destroying=True)
                     for version in VERSIONS))
 
