@@ -1,4 +1,4 @@
-"""Record every AWS call the commands make, in moto, into ``provision/aws_calls.json``.
+"""Record every AWS call the commands make, in moto, into ``provision/iam/aws_calls.json``.
 
 ``rds-edge-api policy`` builds the operator's IAM policy from that catalog, so
 the policy follows the code instead of a hand-kept list. Re-record after
@@ -10,7 +10,7 @@ Each config variant (validation dns / email, with / without a hosted zone)
 runs every command's paths in a fresh moto account (``_scenario``): deploy,
 a re-deploy, outputs, logs, both rotations with their finish, deploys after
 a config change and a code upgrade, a deploy repairing changes made behind
-its back (each step's ``drift``, from its OWNS), and teardown. A botocore
+its back (each step's ``drift``, from its STEP), and teardown. A botocore
 ``before-call`` hook on the session the commands use records (service,
 operation); the seeding of the operator's side (VPC, RDS, zone) and the
 drift go through another session and are not recorded.
@@ -32,8 +32,8 @@ from rich.console import Console
 
 from provision.config import load
 from provision.context import EDGE_REGION
+from provision.iam.policy import CATALOG, variant
 from provision.output import Output
-from provision.policy import CATALOG, variant
 from provision.registry import drifts
 from provision.steps import STEPS, waf_logging
 
@@ -162,9 +162,9 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
     import moto.settings
 
     from provision import cli
+    from provision.aws import package
     from provision.local.certs import stand_in_bundle
     from provision.local.emulator import seed_database
-    from provision.steps import package
 
     with _moto():
         acm_wait, build = moto.settings.ACM_VALIDATION_WAIT, package.build
@@ -226,15 +226,15 @@ def _scenario(configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: 
 def _drift(seeder: boto3.Session, config_path: Path) -> None:
     """Changes made behind the toolkit's back (through the unrecorded session), so that the next deploy
     records the calls that repair them, and teardown those that cope with what deploy leaves: every step's
-    own (its OWNS' drift, provision/registry.py)."""
+    own (its STEP's drift, provision/registry.py)."""
     config = load(config_path)
-    for change in drifts(step.owns for step in STEPS):
+    for change in drifts(STEPS):
         change(seeder, config)
 
 
 def _new_function_code(workdir: Path) -> None:
     """From now on the function's zip differs, as after an upgrade of the toolkit: deploy uploads the code."""
-    from provision.steps import package
+    from provision.aws import package
 
     source = workdir / "lambda-upgraded"
     if not source.exists():

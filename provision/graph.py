@@ -10,22 +10,12 @@ chain then wait side by side.
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import Iterable
+
+from .registry import Step
 
 
-class Node(Protocol):
-    # read-only, as a frozen dataclass's fields are
-    @property
-    def name(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def needs(self) -> tuple[str, ...]: ...
-    @property
-    def loose(self) -> tuple[str, ...]: ...
-
-
-def check(steps: Iterable[Node]) -> None:
+def check(steps: Iterable[Step]) -> None:
     """Unknown or loose-but-not-needed names, duplicates and cycles are programming errors."""
     steps = list(steps)
     names = [step.name for step in steps]
@@ -40,7 +30,7 @@ def check(steps: Iterable[Node]) -> None:
     ancestors(steps)
 
 
-def ancestors(steps: Iterable[Node]) -> dict[str, frozenset[str]]:
+def ancestors(steps: Iterable[Step]) -> dict[str, frozenset[str]]:
     """Every step each step depends on, directly or through others: the state it may read."""
     needs = {step.name: step.needs for step in steps}
     found: dict[str, frozenset[str]] = {}
@@ -57,11 +47,11 @@ def ancestors(steps: Iterable[Node]) -> dict[str, frozenset[str]]:
     return found
 
 
-def deploy_waits(steps: Iterable[Node]) -> dict[str, frozenset[str]]:
+def deploy_waits(steps: Iterable[Step]) -> dict[str, frozenset[str]]:
     return {step.name: frozenset(step.needs) for step in steps}
 
 
-def teardown_waits(steps: Iterable[Node]) -> dict[str, frozenset[str]]:
+def teardown_waits(steps: Iterable[Step]) -> dict[str, frozenset[str]]:
     """Before a step's destroy: the destroys of every step that holds on to it."""
     steps = list(steps)
     return {step.name: frozenset(other.name for other in steps
@@ -69,7 +59,7 @@ def teardown_waits(steps: Iterable[Node]) -> dict[str, frozenset[str]]:
             for step in steps}
 
 
-def mermaid(steps: Iterable[Node]) -> str:
+def mermaid(steps: Iterable[Step]) -> str:
     """The deploy graph as a Mermaid flowchart (loose references dotted), for the README."""
     steps = list(steps)
     lines = ["flowchart LR"]

@@ -1,23 +1,30 @@
-"""What each step owns, said once in the step's module, so nothing else keeps a copy of the step list.
+"""A step, declared once: in its own module, as ``STEP = Step(...)``, beside its ensure, destroy and observe.
 
-Every step module exports ``OWNS = Owns(...)``, and its line in ``STEPS`` passes it (``owns=``):
-- ``inventory``: listers that read the step's resources back with plain boto3 (by the stack's tags,
-  or by name where AWS cannot tag), never through the step's own find code, so a test that counts
-  what a stack made trusts AWS's answer, not the toolkit's lookups (``tests/support.py``'s
-  ``inventory``). A lister shared by several steps (the log groups, the DNS records) is named by each
-  and run once.
-- ``arns``: per IAM service prefix, the stack's resource ARNs of that service the operator's policy
-  grants (``provision/policy.py``); the patterns of several steps for one service are joined.
-- ``creates``: the calls that create the step's resources, in the order the step makes them: the
-  points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
-  that remove them, where a crash test stops a teardown.
-- ``drift``: changes to the step's resources made behind the stack's back, each through the session it
-  is given (not the toolkit's) for the config's stack, that the next deploy repairs (or that teardown
-  copes with): the call recorder (``maintainer/recording.py``) makes them all, in STEPS order,
-  after a deploy of that config and before the next, so the repairing calls are in the catalog the
-  operator's policy is built from.
+``provision/steps/__init__.py`` only lists the step modules in order; everything that needs the steps
+(the runner's graph, the operator's policy, the call recorder, the tests' inventories and crash points)
+reads these declarations, so nothing keeps a copy of the step list. A declaration says:
+- the graph: ``needs``, the steps whose resources or state it uses (it starts once they are done), and of
+  those the ``loose`` ones AWS does not hold on to (teardown does not wait for them); ``observe``, its
+  reads alone, started with the run (``sees_needs`` False: it reads only its own resources, so it runs
+  even before its needs are done);
+- what it owns (nothing for a step that only waits):
+  - ``inventory``: listers that read the step's resources back with plain boto3 (by the stack's tags,
+    or by name where AWS cannot tag), never through the step's own find code, so a test that counts
+    what a stack made trusts AWS's answer, not the toolkit's lookups (``tests/support.py``'s
+    ``inventory``). A lister shared by several steps (the log groups, the DNS records) is named by each
+    and run once.
+  - ``arns``: per IAM service prefix, the stack's resource ARNs of that service the operator's policy
+    grants (``provision/iam/policy.py``); the patterns of several steps for one service are joined.
+  - ``creates``: the calls that create the step's resources, in the order the step makes them: the
+    points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
+    that remove them, where a crash test stops a teardown.
+  - ``drift``: changes to the step's resources made behind the stack's back, each through the session it
+    is given (not the toolkit's) for the config's stack, that the next deploy repairs (or that teardown
+    copes with): the call recorder makes them all, in step order, after a deploy of that config and
+    before the next, so the repairing calls are in the catalog the operator's policy is built from.
 
-Adding a step is then its module (with ``OWNS``), one ``STEPS`` line and its config section.
+Adding a step is then its module (with ``STEP``), its place in ``provision/steps/__init__.py``'s list,
+its config section, its test and its docs; ``tests/test_registry.py`` names what a declaration lacks.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
 
 
 class Names(Protocol):
-    """How the policy writes an ARN of this stack's (``provision.policy.Names``)."""
+    """How the policy writes an ARN of this stack's (``provision.iam.policy.Names``)."""
     @property
     def config(self) -> Config: ...
 
@@ -53,37 +60,51 @@ Drift = Callable[["boto3.Session", "Config"], None]  # (another session, config)
 
 
 @dataclass(frozen=True)
-class Owns:
+class Step:
+    name: str
+    title: str
+    ensure: Callable
+    destroy: Callable
+    needs: tuple[str, ...] = ()
+    loose: tuple[str, ...] = ()  # of the needs, those AWS does not hold on to: teardown does not wait for them
+    observe: Callable | None = None  # the step's reads alone, started with the run; ensure(ctx, seen=) then
+    sees_needs: bool = True  # whether observe reads what the steps it needs change; False: only its own resources
     inventory: tuple[Lister, ...] = ()
     arns: dict[str, Patterns] = field(default_factory=dict)
     creates: tuple[str, ...] = ()
     removes: tuple[str, ...] = ()
     drift: tuple[Drift, ...] = ()
 
+    @property
+    def owns_nothing(self) -> bool:
+        """A step that only waits (certificate_issued): nothing to list, grant, create or remove."""
+        return not (self.inventory or self.arns or self.creates or self.removes or self.drift)
 
-NOTHING = Owns()  # a step that only waits (certificate_issued) owns no resource
+
+def nothing(ctx) -> None:
+    """The destroy of a step that only waits: waiting leaves nothing to remove."""
 
 
-def listers(owned: Iterable[Owns]) -> list[Lister]:
+def listers(steps: Iterable[Step]) -> list[Lister]:
     """Every inventory lister of these steps, each once (in the order first named)."""
-    return list(dict.fromkeys(lister for owns in owned for lister in owns.inventory))
+    return list(dict.fromkeys(lister for step in steps for lister in step.inventory))
 
 
-def drifts(owned: Iterable[Owns]) -> list[Drift]:
-    """Every drift of these steps, in STEPS order, each once."""
-    return list(dict.fromkeys(change for owns in owned for change in owns.drift))
+def drifts(steps: Iterable[Step]) -> list[Drift]:
+    """Every drift of these steps, in step order, each once."""
+    return list(dict.fromkeys(change for step in steps for change in step.drift))
 
 
-def services(owned: Iterable[Owns]) -> set[str]:
+def services(steps: Iterable[Step]) -> set[str]:
     """The IAM service prefixes whose resources these steps name."""
-    return {service for owns in owned for service in owns.arns}
+    return {service for step in steps for service in step.arns}
 
 
-def arns(owned: Iterable[Owns], names: Names, action: str) -> list[str] | None:
-    """The ARNs the steps owning the action's service grant it on, joined in STEPS order; None when no
+def arns(steps: Iterable[Step], names: Names, action: str) -> list[str] | None:
+    """The ARNs the steps owning the action's service grant it on, joined in step order; None when no
     step names that service."""
     service = action.split(":")[0]
-    patterns = [owns.arns[service] for owns in owned if service in owns.arns]
+    patterns = [step.arns[service] for step in steps if service in step.arns]
     if not patterns:
         return None
     return list(dict.fromkeys(arn for pattern in patterns for arn in pattern(names, action)))

@@ -16,7 +16,8 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from provision import ca_bundle, config as config_module  # noqa: E402
+from provision import config as config_module
+from provision.aws import ca_bundle
 from provision.local.emulator import seed_database  # noqa: E402
 from tests.handler_support import configure, db, paged  # noqa: E402,F401
 from tests.mariadb import mariadb_server, other_ca, plain_mariadb_server, test_ca, tls_files  # noqa: E402,F401

@@ -249,14 +249,14 @@ def kinds(found: list[str]) -> list[str]:
 
 def inventory(config) -> list[str]:
     """Everything of the stack's that exists, read with plain boto3 in every region the stack uses, by each
-    step's own inventory listers (its module's ``OWNS``, provision/registry.py), never its find code:
+    step's own inventory listers (its module's ``STEP``, provision/registry.py), never its find code:
     resources tagged managed-by=rds-edge-api and stack=<name> (log groups include WAF's in us-east-1),
     our rule on the database's group, and the untaggable ones (SES rule sets and identities, SNS
     subscriptions, DNS records) by name."""
     from provision.registry import listers
     from provision.steps import STEPS
 
-    return sorted(item for lister in listers(step.owns for step in STEPS) for item in lister(config))
+    return sorted(item for lister in listers(STEPS) for item in lister(config))
 
 
 def moto_evaluates_secure_transport(monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""API Gateway's UpdateAccount (the region's CloudWatch Logs role, provision/steps/apigateway_account.py) is under a
+"""API Gateway's UpdateAccount (the region's CloudWatch Logs role, provision/aws/apigateway_account.py) is under a
 fixed quota of 1 request every 20 s per account ("Amazon API Gateway quotas", which says it cannot be increased:
 https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html). moto has none; tests/aws_rules.py's
 ``api_gateway_quota`` adds it, and the claim and the release wait as long as it requires, as the api step's

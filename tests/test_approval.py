@@ -5,11 +5,7 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from provision.steps.approval import (
-    certificate_id,
-    find_approval_link,
-    is_approval_link,
-)
+from provision.aws.approval import certificate_id, find_approval_link, is_approval_link
 
 CERT_ID = "3b4d78e1-0882-4f51-954a-298ee44ff369"
 ARN = f"arn:aws:acm:us-east-1:123456789012:certificate/{CERT_ID}"

@@ -14,8 +14,9 @@ import pytest
 from rich.console import Console
 
 from provision import cli, config as config_module
+from provision.aws import database
 from provision.output import Output
-from provision.steps import database, iam_role
+from provision.steps import iam_role
 from tests.support import quiet_context
 
 REGION = "eu-west-1"

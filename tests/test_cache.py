@@ -4,7 +4,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from provision.steps import api, cache_policy, cloudfront
+from provision.aws import cache_policy
+from provision.steps import api, cloudfront
 from tests.support import Run, inventory
 
 pytestmark = pytest.mark.iam  # the function step attaches an AWS managed policy
@@ -146,7 +147,8 @@ def test_the_emulator_refuses_deleting_a_policy_a_distribution_names(aws):
 def test_the_operator_policy_grants_the_cache_policy_calls_on_cache_policies_only(write_config):
     """Service Authorization Reference, Amazon CloudFront: Create/Get/Update/DeleteCachePolicy take the
     cache-policy resource type; ListCachePolicies takes no resource ("*")."""
-    from provision import config as config_module, policy
+    from provision import config as config_module
+    from provision.iam import policy
 
     cfg = config_module.load(write_config({"api": {"cache_seconds": 60}}))
     doc = policy.document(cfg, "123456789012", policy.Network("vpc-0123456789abcdef0", "sg-0123456789abcdef0"))

@@ -12,7 +12,7 @@ from moto.s3.models import s3_backends
 
 from provision.context import UNKNOWN
 from provision.errors import DeployError
-from provision.steps import certificate, mail
+from provision.steps import certificate, certificate_issued, mail
 from tests.support import (
     SECRETS,
     aws_error,
@@ -160,7 +160,7 @@ def test_a_parent_validation_domain_is_requested_and_its_five_mailboxes_named(lo
     [call] = calls
     assert call["DomainValidationOptions"] == [{"DomainName": DOMAIN, "ValidationDomain": "example.com"}]
     ctx.sleep = Approver(pending, after=1)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     out = printed(ctx)
     for box in ("admin", "administrator", "hostmaster", "postmaster", "webmaster"):
         assert f"{box}@example.com" in out
@@ -356,7 +356,7 @@ def test_planning_requests_nothing(dns_cfg):
     assert ctx.clients.calls.changing == 0 and certificates() == []
     assert ctx.report.changes == [("create", f"certificate for {DOMAIN} (dns validation)")]
     assert ctx.state.get("certificate")["arn"] == UNKNOWN
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     assert "would wait" in printed(ctx) and ctx.sleep == []
 
 
@@ -367,14 +367,14 @@ def test_the_renewal_caveat_is_said_once_per_run(load_config, hosted_zone, metho
     ctx = quiet_context(cfg)
     certificate.request(ctx)
     certificate.request(ctx)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     assert printed(ctx).count(RENEWAL) == 1 and text in printed(ctx)
     next_run = rerun(cfg)
     certificate.request(next_run)
     assert printed(next_run).count(RENEWAL) == 1
 
 
-# --- wait_issued --------------------------------------------------------------
+# --- certificate_issued.wait ----------------------------------------------------
 
 class Approver(list):
     """ctx.sleep for a run: records sleeps and plays the operator, approving after `after` sleeps."""
@@ -391,30 +391,30 @@ class Approver(list):
                 self.approve()
 
 
-def test_wait_issued_returns_at_once_when_issued(dns_cfg):
+def test_the_wait_returns_at_once_when_issued(dns_cfg):
     ctx, _ = requested_once(dns_cfg)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     assert ctx.sleep == []
 
 
 def test_dns_wait_polls_until_issued(dns_cfg, pending):
     ctx, arn = requested_once(dns_cfg)
     ctx.sleep = Approver(pending, after=3)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     assert status(arn) == "ISSUED" and len(ctx.sleep) == 3
 
 
 def test_the_wait_is_bounded_and_resumable(dns_cfg, pending, monkeypatch):
-    monkeypatch.setattr(certificate, "ISSUE_TIMEOUT", 60)
+    monkeypatch.setattr(certificate_issued, "ISSUE_TIMEOUT", 60)
     ctx, arn = requested_once(dns_cfg)
     with pytest.raises(DeployError, match="run the same command again"):
-        certificate.wait_issued(ctx)
-    assert 0 < len(ctx.sleep) <= 60 / certificate.ISSUE_INTERVAL
+        certificate_issued.wait(ctx)
+    assert 0 < len(ctx.sleep) <= 60 / certificate_issued.ISSUE_INTERVAL
     resumed = rerun(dns_cfg)
     certificate.request(resumed)
     assert resumed.state.get("certificate")["arn"] == arn and resumed.clients.calls.changing == 0
     resumed.sleep = Approver(pending, after=1)
-    certificate.wait_issued(resumed)
+    certificate_issued.wait(resumed)
     assert status(arn) == "ISSUED"
 
 
@@ -423,13 +423,13 @@ def test_a_dead_certificate_stops_the_wait_with_what_to_do(dns_cfg, pending, dea
     ctx, arn = requested_once(dns_cfg)
     reported_as(ctx, arn, dead)
     with pytest.raises(DeployError, match=f"{dead}.*run deploy again"):
-        certificate.wait_issued(ctx)
+        certificate_issued.wait(ctx)
 
 
 def test_waiting_while_planning_only_says_so(dns_cfg, pending):
     _, arn = requested_once(dns_cfg)
     ctx = rerun(dns_cfg, planning=True)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     assert f"would wait for certificate {arn}" in printed(ctx)
     assert ctx.sleep == [] and status(arn) == "PENDING_VALIDATION"
 
@@ -467,7 +467,7 @@ def test_email_wait_shows_the_approval_link_once_and_ends_when_issued(email_cfg,
 
     run = rerun(email_cfg)
     run.sleep = Approver(pending, after=3, when=lambda: link in printed(run))
-    certificate.wait_issued(run)
+    certificate_issued.wait(run)
 
     out = printed(run)
     assert out.count(link) == 1 and approval_link(other_arn) not in out
@@ -487,14 +487,14 @@ def test_email_wait_keeps_polling_until_the_mail_arrives(email_cfg, pending):
     delivery = Approver(deliver, after=1)
     approval = Approver(pending, after=1, when=lambda: link in printed(run))
     run.sleep = lambda seconds: (delivery(seconds), approval(seconds))
-    certificate.wait_issued(run)
+    certificate_issued.wait(run)
     assert printed(run).count(link) == 1 and status(arn) == "ISSUED"
 
 
 def test_email_wait_without_a_mail_bucket_still_waits(email_cfg, pending):
     ctx, arn = requested_once(email_cfg)  # no mail step: the operator receives the mail elsewhere
     ctx.sleep = Approver(pending, after=2)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     assert status(arn) == "ISSUED"
 
 
@@ -594,7 +594,7 @@ def test_a_renewal_waiting_for_approval_shows_the_renewal_mails_link(email_cfg):
     first.last_modified -= datetime.timedelta(days=153)  # the first mail is older; S3 lists by name
     ctx = rerun(email_cfg)
     renewing(ctx, "PENDING_VALIDATION")
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     out = printed(ctx)
     assert "Approve the renewal of the certificate" in out
     assert renewal_link(arn) in out and approval_link(arn) not in out
@@ -607,7 +607,7 @@ def test_a_renewal_whose_mail_has_not_arrived_names_the_mailboxes(email_cfg):
     _, arn = requested_once(email_cfg)
     ctx = rerun(email_cfg)
     renewing(ctx, "PENDING_VALIDATION")
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     out = printed(ctx)
     assert f"admin@{DOMAIN}, administrator@{DOMAIN}, hostmaster@{DOMAIN}" in out
     assert "not arrived yet" in out and "run deploy again" in out and ctx.sleep == []
@@ -618,7 +618,7 @@ def test_a_renewal_by_a_parent_domains_mailboxes_says_where_to_look(load_config,
     requested_once(cfg)
     ctx = rerun(cfg)
     renewing(ctx, "PENDING_VALIDATION")
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     out = printed(ctx)
     assert "webmaster@example.com" in out and "s3://" not in out
     assert not any(service == "s3" for service, _ in ctx.clients._cache)
@@ -633,7 +633,7 @@ def test_otherwise_one_line_says_expiry_and_renewal_status(load_config, hosted_z
     ctx = rerun(cfg)
     if status:
         renewing(ctx, status)
-    certificate.wait_issued(ctx)
+    certificate_issued.wait(ctx)
     [line] = [line for line in printed(ctx).splitlines() if "valid until" in line]
     assert f"Certificate valid until {expiry(arn)}; renewal: {said}" in line
     assert "Approve" not in printed(ctx)

@@ -13,7 +13,8 @@ import pytest
 from botocore.client import BaseClient
 
 from provision import runner
-from provision.steps import STEPS, certificate, database, function, iam_role, mail, security_groups
+from provision.aws import database
+from provision.steps import STEPS, certificate, function, iam_role, mail, security_groups
 from tests.support import changing_ops, moto_evaluates_secure_transport, quiet_context, run_steps
 
 CHAIN = ("iam_role", "security_groups", "proxy", "function")  # the proxy: off here, a look and nothing more

@@ -3,8 +3,9 @@ import boto3
 import pytest
 
 from provision import config as config_module
+from provision.aws import dns
 from provision.errors import DeployError
-from provision.steps import dns, domain_record
+from provision.steps import domain_record
 from tests.support import printed, run_once
 
 DOMAIN = "api.example.com"

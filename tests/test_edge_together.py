@@ -290,7 +290,7 @@ def test_waf_logging_reads_the_hinted_acl_beside_the_group_and_again_when_the_ac
 def test_an_early_observe_reads_only_its_own_state_and_changes_nothing(cfg, prerequisites, step):
     run_once(cfg, cloudfront.ensure, cloudfront_logging.ensure, waf_logging.ensure)
     ctx = quiet_context(cfg)
-    ctx.state = ctx.state.view(step.STEP, frozenset())
+    ctx.state = ctx.state.view(step.NAME, frozenset())
     step.observe(ctx)  # no UndeclaredRead
     assert ctx.report.changes == [] and ctx.clients.calls.changing == 0
     with pytest.raises(UndeclaredRead):

@@ -5,8 +5,8 @@ import zipfile
 import boto3
 import pytest
 
-from provision import ca_bundle
-from provision.steps import database, function, iam_role, package, security_groups
+from provision.aws import ca_bundle, database, package
+from provision.steps import function, iam_role, security_groups
 from tests.support import SECRETS, changing_ops, inject, printed, run_steps
 
 IAM = ({"database": {"auth": "iam"}}, ("database.password_env",))

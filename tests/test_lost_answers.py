@@ -183,7 +183,7 @@ def test_every_create_the_toolkit_makes_has_a_resend_decision():
     from pathlib import Path
 
     from provision.clients import RESENT_CREATES, resendable
-    calls = json.loads((Path(__file__).parent.parent / "provision" / "aws_calls.json").read_text())["calls"]
+    calls = json.loads((Path(__file__).parent.parent / "provision" / "iam" / "aws_calls.json").read_text())["calls"]
     creates = {call["operation"] for call in calls if call["operation"].startswith("Create")}
     assert creates - RESENT_CREATES == UNGUARDED_CREATES
     assert not any(resendable(operation) for operation in UNGUARDED_CREATES)

@@ -161,7 +161,7 @@ def test_a_set_made_by_another_stack_meanwhile_is_used(aws_rules, stacks):
 def test_the_api_gateway_logging_role_is_claimed_under_the_account_lease(stacks):
     """The other account-wide thing: a claim waits while another run holds the account's lease on it."""
     from provision import lease
-    from provision.steps import apigateway_account
+    from provision.aws import apigateway_account
 
     holder = context(stacks["orders"])
     with lease.account_held(holder, holder.region, apigateway_account.LEASE, "test: another stack's release"):

@@ -17,10 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from provision import ca_bundle
+from provision.aws import ca_bundle, package
 from provision.errors import DeployError
 from provision.local.certs import make_ca, server_files
-from provision.steps import package
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +109,7 @@ def test_another_pymysql_stops_the_build(tmp_path, monkeypatch, change):
 
 # --- reproducible: same inputs, same bytes ------------------------------------------------------
 
-BUILD = "from provision.steps import package; import sys; sys.stdout.write(package.build(package.SOURCE).sha256)"
+BUILD = "from provision.aws import package; import sys; sys.stdout.write(package.build(package.SOURCE).sha256)"
 
 
 def test_same_inputs_give_the_same_bytes_wherever_and_whenever_built(tmp_path, rds_ca_pem):

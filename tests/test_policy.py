@@ -9,8 +9,9 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from parliament import analyze_policy_string, enhance_finding
 
 from maintainer import recording
-from provision import config as config_module, policy
-from provision.caller_check import stack_network
+from provision import config as config_module
+from provision.iam import policy
+from provision.iam.caller_check import stack_network
 from tests.aws_rules import function_tags_need_list_tags
 from tests.support import Run, gather, inventory, quiet_context
 
@@ -102,9 +103,8 @@ def _inventory_listers() -> set[tuple]:
     from provision.registry import drifts, listers
     from provision.steps import STEPS
 
-    owned = [step.owns for step in STEPS]
     return {(Path(sys.modules[named.__module__].__file__).resolve(), named.__name__)
-            for named in [*listers(owned), *drifts(owned)]}
+            for named in [*listers(STEPS), *drifts(STEPS)]}
 
 
 # Attributes that share a client method's name but are not AWS calls: urllib's SplitResult.query
@@ -170,7 +170,7 @@ def test_catalog_matches_the_calls_the_code_makes_now(name, tmp_path, tmp_path_f
     stale = sorted(set(calls) - {(c["service"], c["operation"]) for c in mine})
     assert not missing and not stale, (
         f"the AWS calls the commands make in variant {name} changed (new or changed: {missing}; no longer made: "
-        f"{stale}). Re-record them, then commit provision/aws_calls.json: {policy.RECORD_COMMAND}")
+        f"{stale}). Re-record them, then commit provision/iam/aws_calls.json: {policy.RECORD_COMMAND}")
     every = gather(tmp_path_factory, "catalog", name, {command: sorted(calls) for command, calls in recorded.items()},
                    set(RECORDED_VARIANTS))
     if every is not None:  # the last variant in: the whole catalog, commands and variants, as committed
@@ -181,7 +181,7 @@ def test_catalog_matches_the_calls_the_code_makes_now(name, tmp_path, tmp_path_f
         stale = [c for c in committed if c not in whole]
         assert not missing and not stale, (
             f"the AWS calls the commands make changed (new or changed: {missing}; no longer made: {stale}). "
-            f"Re-record them, then commit provision/aws_calls.json: {policy.RECORD_COMMAND}")
+            f"Re-record them, then commit provision/iam/aws_calls.json: {policy.RECORD_COMMAND}")
 
 
 @pytest.mark.iam

@@ -14,8 +14,9 @@ from botocore.awsrequest import AWSResponse
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from rich.console import Console
 
-from provision import cli, policy
-from provision.caller_check import _why, principal_of, stack_network
+from provision import cli
+from provision.iam import policy
+from provision.iam.caller_check import _why, principal_of, stack_network
 from provision.output import Output
 from tests.support import quiet_context
 

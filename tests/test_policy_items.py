@@ -1,10 +1,11 @@
 """Each permission AWS checks beyond a call's own action, and each narrowing, read from the generated document
-(issue 15): removing one from provision/permissions.py or provision/policy.py fails its test here."""
+(issue 15): removing one from provision/iam/permissions.py or provision/iam/policy.py fails its test here."""
 import fnmatch
 
 import pytest
 
-from provision import config as config_module, permissions, policy
+from provision import config as config_module
+from provision.iam import permissions, policy
 
 ACCOUNT = "123456789012"
 WEST = f"eu-west-1:{ACCOUNT}"

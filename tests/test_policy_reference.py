@@ -8,7 +8,8 @@ import re
 import pytest
 from parliament import iam_definition, is_arn_match
 
-from provision import config as config_module, permissions, policy
+from provision import config as config_module
+from provision.iam import permissions, policy
 
 ACCOUNT = "123456789012"
 NETWORK = policy.Network("vpc-0123456789abcdef0", "sg-0123456789abcdef0")

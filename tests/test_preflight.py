@@ -6,7 +6,8 @@ import json
 import boto3
 import pytest
 
-from provision import config as config_module, preflight
+from provision import config as config_module
+from provision.account import preflight
 from provision.clients import is_changing
 from provision.errors import DeployError
 from provision.steps import function, iam_role, security_groups, waf, waf_logging
@@ -268,7 +269,7 @@ def test_the_stacks_own_alias_passes(load_seeded, hosted_zone, write_config):
     ctx = quiet_context(cfg)
     ctx.state.put("cloudfront", {"domain_name": "d111111abcdef8.cloudfront.net"})
     ctx.state.save()
-    from provision.steps import dns
+    from provision.aws import dns
     dns.ensure(ctx, hosted_zone, dns.Record("api.example.com", "A", alias_target="d111111abcdef8.cloudfront.net"))
     found, _, error = checks(cfg)
     assert error is None

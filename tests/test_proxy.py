@@ -184,8 +184,8 @@ def test_a_user_holding_only_the_policy_deploys_the_proxy_switches_it_off_and_te
     import moto.settings
     from moto.iam.access_control import IAMRequestBase
 
-    from provision import policy
-    from provision.caller_check import stack_network
+    from provision.iam import policy
+    from provision.iam.caller_check import stack_network
     from tests.aws_rules import function_tags_need_list_tags
     from tests.support import quiet_context
     from tests.test_policy import ACCOUNT, as_moto_evaluates, operator_holding

@@ -1,5 +1,5 @@
 """The call recorder's changes behind the stack's back (maintainer/recording.py ``_drift``) are the steps'
-own (``OWNS.drift``, provision/registry.py), taken from STEPS: a new step's drift is made without editing the
+own (``STEP.drift``, provision/registry.py), taken from STEPS: a new step's drift is made without editing the
 recorder, and a deploy repairs each step's, so its repairing calls are in the catalog."""
 from dataclasses import replace
 
@@ -8,11 +8,11 @@ import pytest
 
 from maintainer import recording
 from provision.clients import is_changing
-from provision.registry import Owns
-from provision.steps import STEPS, Step
+from provision.registry import Step
+from provision.steps import STEPS
 from tests.support import Run, inventory
 
-DRIFTING = [step for step in STEPS if step.owns.drift]
+DRIFTING = [step for step in STEPS if step.drift]
 
 
 def deploy(path) -> list[str]:
@@ -34,10 +34,10 @@ def test_the_drift_is_each_steps_own_in_steps_order_and_a_new_steps_is_made(monk
     def drift_of(name):
         return lambda session, config: made.append((name, session, config))
 
-    stand_ins = tuple(replace(step, owns=replace(step.owns, drift=(drift_of(step.name),))) if step.owns.drift
+    stand_ins = tuple(replace(step, drift=(drift_of(step.name),)) if step.drift
                       else step for step in STEPS)
     new = Step("rds_proxy", "RDS Proxy", lambda ctx: None, lambda ctx: None, needs=("security_groups",),
-               owns=Owns(drift=(drift_of("rds_proxy"),)))
+               drift=(drift_of("rds_proxy"),))
     monkeypatch.setattr(recording, "STEPS", (*stand_ins, new))
     seeder = boto3.Session()
     recording._drift(seeder, write_config({"api": {"stage": "v2"}}))
@@ -57,7 +57,7 @@ def test_a_deploy_repairs_each_steps_drift_then_changes_nothing(load_seeded, hos
     deploy(path)
     assert deploy(path) == []
     for step in DRIFTING:
-        for change in step.owns.drift:
+        for change in step.drift:
             change(boto3.Session(), cfg)
         assert deploy(path), f"{step.name}: its drift left nothing for a deploy to repair"
     assert deploy(path) == []

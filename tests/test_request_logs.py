@@ -7,7 +7,8 @@ import boto3
 import pytest
 
 from provision import config as config_module
-from provision.steps import api_access_log, apigateway_account, cloudfront_logging
+from provision.aws import apigateway_account
+from provision.steps import api_access_log, cloudfront_logging
 from tests import aws_rules as rules
 from tests.support import changing_ops, printed, quiet_context
 
@@ -449,7 +450,7 @@ def test_logs_says_which_log_is_missing(load):
 # --- the operator's policy covers the new calls, narrowly ------------------------------------------------
 
 def test_policy_passes_the_logging_role_to_api_gateway_only_and_names_the_delivery_parts(load):
-    from provision import policy
+    from provision.iam import policy
     calls = [policy.Call(service, operation, ("deploy",), ("dns",)) for service, operation in (
         ("lambda", "CreateFunction"), ("apigateway", "UpdateAccount"), ("apigateway", "GetAccount"),
         ("apigatewayv2", "GetApis"), ("iam", "CreateRole"), ("logs", "PutDeliverySource"),

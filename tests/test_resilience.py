@@ -37,11 +37,11 @@ def crash_after_call(operation: str) -> boto3.Session:
 
 
 def crash_points(steps, kind: str = "creates") -> list[str]:
-    """The calls that create (or remove) the steps' resources (each module's ``OWNS``, provision/registry.py),
+    """The calls that create (or remove) the steps' resources (each module's ``STEP``, provision/registry.py),
     in STEPS order; "Op*N" for the run's N-th call of a name (four steps make a log group, some side by side)."""
     points, seen = [], Counter()
     for step in steps:
-        for operation in getattr(step.owns, kind):
+        for operation in getattr(step, kind):
             seen[operation] += 1
             points.append(operation if seen[operation] == 1 else f"{operation}*{seen[operation]}")
     return points
@@ -52,7 +52,7 @@ def crash_points(steps, kind: str = "creates") -> list[str]:
 # The proxy's calls are made only with [database] proxy (tests/test_proxy.py crashes after each of them).
 DNS_CRASH_POINTS = crash_points(step for step in STEPS if step.name not in ("mail", "proxy"))
 EMAIL_CRASH_POINTS = crash_points(step for step in STEPS if step.name == "mail") + [
-    step.owns.creates[0] for step in STEPS if "mail" in step.needs]
+    step.creates[0] for step in STEPS if "mail" in step.needs]
 
 
 def chain_of(first: str) -> list[str]:

@@ -6,10 +6,11 @@ import json
 import boto3
 import pytest
 
-from provision import boundary, policy
-from provision.caller_check import stack_network
+from provision.aws import apigateway_account, boundary
 from provision.errors import DeployError
-from provision.steps import apigateway_account, iam_role
+from provision.iam import policy
+from provision.iam.caller_check import stack_network
+from provision.steps import iam_role
 from tests.aws_rules import made_meanwhile
 from tests.support import changing_ops, quiet_context
 from tests.test_policy_check import (

@@ -4,8 +4,9 @@ Functions are found by exact name (GetFunction), never listed."""
 import boto3
 import pytest
 
+from provision.aws import log_groups
 from provision.commands import list as list_command
-from provision.steps import api, cloudfront, log_groups, waf
+from provision.steps import api, cloudfront, waf
 from tests import aws_rules as rules
 from tests.support import quiet_context
 

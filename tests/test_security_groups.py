@@ -3,8 +3,9 @@ import dataclasses
 import boto3
 import pytest
 
+from provision.aws import database
 from provision.errors import DeployError
-from provision.steps import database, security_groups
+from provision.steps import security_groups
 from tests.support import changing_ops, inject, printed, quiet_context
 
 

@@ -135,7 +135,8 @@ def readme_section(heading: str) -> str:
 
 def test_the_quick_start_says_what_to_do_when_the_ca_bundle_cannot_be_downloaded(write_config, monkeypatch):
     """Where the operator meets it (step 5, deploy --plan): the error deploy prints, and the key that fixes it."""
-    from provision import ca_bundle, config as config_module
+    from provision import config as config_module
+    from provision.aws import ca_bundle
     from provision.errors import DeployError
 
     def unreachable(url):

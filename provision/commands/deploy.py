@@ -10,11 +10,12 @@ import argparse
 from contextlib import ExitStack
 from dataclasses import replace
 
-from .. import lease, preflight, runner
-from ..caller_check import check_caller
+from .. import lease, runner
+from ..account import preflight
 from ..context import locked, make_context
 from ..cost import report as cost_report
 from ..errors import CallerLacksPermissions
+from ..iam.caller_check import check_caller
 from ..steps import STEPS
 from ..together import together
 

@@ -1,7 +1,7 @@
 """list: every rds-edge-api stack in the account, what each owns, whether it is whole, whether a run holds it.
 
 Needs no config: an operator who lost it, or an auditor, asks the account
-(``provision/stacks.py`` says how the stacks are found).
+(``provision/account/stacks.py`` says how the stacks are found).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 from rich.markup import escape
 from rich.table import Table
 
+from ..account.stacks import Stack, find
 from ..lease import Holder, shown
-from ..stacks import Stack, find
 
 HELP = "List every rds-edge-api stack in the account: its resources by type, whether it is complete, its lease."
 LOCAL = False   # the emulator starts empty: there would be nothing to list

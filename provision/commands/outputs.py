@@ -21,7 +21,8 @@ import re
 
 from rich.console import Console
 
-from .. import runner, stacks
+from .. import runner
+from ..account import stacks
 from ..config import STACK_NAME
 from ..context import UNKNOWN, make_context
 from ..output import Output

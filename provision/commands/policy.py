@@ -1,12 +1,12 @@
 """policy: the least-privilege IAM policy an operator needs to run every command on this config.
 
 Built from the catalog of calls the commands were recorded making
-(``provision/aws_calls.json``, written by ``scripts/record-aws-calls``),
-narrowed to this stack's names, regions and account: see provision/policy.py.
+(``provision/iam/aws_calls.json``, written by ``scripts/record-aws-calls``),
+narrowed to this stack's names, regions and account: see provision/iam/policy.py.
 ``verify`` makes no AWS call of its own beyond what ``outputs`` reads.
 
 ``--check`` asks IAM instead whether the caller holds that policy
-(provision/caller_check.py, which deploy also runs first with
+(provision/iam/caller_check.py, which deploy also runs first with
 ``[stack] check_permissions = true``): it prints what is denied and why and
 exits 1, or 0 when all is allowed.
 """
@@ -16,9 +16,9 @@ import argparse
 import json
 import re
 
-from ..caller_check import check_caller, stack_network
 from ..context import make_context
-from ..policy import Network, document
+from ..iam.caller_check import check_caller, stack_network
+from ..iam.policy import Network, document
 
 HELP = ("Print the least-privilege IAM policy (JSON) an operator needs to run deploy, teardown, outputs, verify, "
         "logs and rotate on this config; --check: whether the caller holds it.")

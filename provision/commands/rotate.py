@@ -28,7 +28,8 @@ from dataclasses import replace
 from .. import runner
 from ..context import locked
 from ..errors import DeployError
-from ..steps import STEPS, Step, api, cloudfront, waf
+from ..registry import Step
+from ..steps import STEPS, api, cloudfront, waf
 from ..together import together
 
 HELP = "Rotate the Authorization value or the API key in two runs, with no outage."

@@ -2,7 +2,7 @@
 
 With ``--stack NAME`` and no config file, the config is read back from what
 the account holds, in the region the stack's regional half is in
-(``provision/discovered.py``); ``--region`` names it, and is refused (exit 2,
+(``provision/account/discovered.py``); ``--region`` names it, and is refused (exit 2,
 before any change) where the stack has none. The confirmation comes first:
 nothing is locked, leased or made while the prompt waits; the lease table is
 never made by a teardown.
@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import confirm, discovered, runner
+from .. import confirm, runner
+from ..account import discovered
 from ..config import STACK_NAME
 from ..context import locked, make_context
 from ..errors import WrongRegion

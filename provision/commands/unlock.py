@@ -16,7 +16,8 @@ import time
 
 from botocore.exceptions import ClientError
 
-from .. import confirm, lease, stacks
+from .. import confirm, lease
+from ..account import stacks
 from ..config import STACK_NAME
 from ..errors import is_code
 

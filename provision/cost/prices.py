@@ -16,7 +16,7 @@ name after the prefix. The usage types are those AWS bills under (and that
 infracost's price filters name, internal/resources/aws/).
 
 Where each price is kept: ``<state dir>/prices-<region>.json``, beside the RDS
-CA bundle the toolkit already keeps there (provision/ca_bundle.py): one place
+CA bundle the toolkit already keeps there (provision/account/ca_bundle.py): one place
 for what the toolkit fetched, shared by every stack config of that directory,
 removed with it, and apart for each test (its own state directory); a user
 cache directory would be a second place to find and clean. A copy younger

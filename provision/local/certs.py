@@ -101,7 +101,7 @@ def server_files(directory: Path, ca: Authority, host: str) -> ServerFiles:
 
 def stand_in_bundle(state_dir: Path) -> Path:
     """A throwaway CA cached where deploy keeps AWS's RDS bundle, so --local never downloads it."""
-    from ..ca_bundle import CACHE_NAME
+    from ..aws.ca_bundle import CACHE_NAME
 
     path = state_dir / CACHE_NAME
     path.write_bytes(make_ca("rds-edge-api --local stand-in RDS CA").pem)

@@ -2,14 +2,15 @@
 
     client -> CloudFront -> WAF -> API Gateway -> Lambda (in the RDS VPC) -> RDS MySQL
 
-Each step is a module with ``ensure(ctx)`` (find by state hint, tag or name;
+Each step is a module declaring ``STEP`` (provision/registry.py: its name,
+needs, reads and what it owns) beside ``ensure(ctx)`` (find by state hint, tag or name;
 create what is missing; update what drifted; leave the rest) and
 ``destroy(ctx)`` (remove what the stack made; nothing there is fine). A step
 ``needs`` the steps whose resources or state it uses: the runner starts it as
 soon as those are done, so independent chains run side by side, and saves the
 state file after every step, so an interrupted run resumes. A step reads only
 its own state and that of the steps it needs (directly or through others): the
-runner refuses any other read. The graph (README, "Layout") is drawn from here.
+runner refuses any other read. The graph (docs, architecture) is drawn from here.
 A step may also have ``observe(ctx)``, its reads alone (own state only): the
 runner starts it with the run and hands what it saw to ``ensure(ctx, seen=)``,
 so a no-op's lookups all go out at the start, not one step after another.
@@ -51,18 +52,15 @@ ChangeResourceRecordSets).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 from .. import graph
-from ..context import Context
-from ..registry import NOTHING, Owns
+from ..registry import Step
 from . import (
     alarms,
     alerts,
     api,
     api_access_log,
     certificate,
+    certificate_issued,
     cloudfront,
     cloudfront_logging,
     domain_record,
@@ -76,55 +74,8 @@ from . import (
     waf_logging,
 )
 
-
-def _nothing(ctx: Context) -> None:
-    """Waiting leaves nothing to remove."""
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    title: str
-    ensure: Callable
-    destroy: Callable
-    needs: tuple[str, ...] = ()
-    loose: tuple[str, ...] = ()  # of the needs, those AWS does not hold on to: teardown does not wait for them
-    owns: Owns = NOTHING  # the module's OWNS: what an inventory lists, the policy's ARNs, the creating calls
-    observe: Callable | None = None  # the step's reads alone, started with the run; ensure(ctx, seen=) then
-    sees_needs: bool = True  # whether observe reads what the steps it needs change; False: only its own resources
-
-
-STEPS: tuple[Step, ...] = (
-    Step("mail", "Mail for certificate approval", mail.ensure, mail.destroy, owns=mail.OWNS, observe=mail.observe),
-    Step("certificate", "Certificate request", certificate.request, certificate.destroy, needs=("mail",),
-         loose=("mail",), owns=certificate.OWNS, observe=certificate.observe, sees_needs=False),
-    Step("alerts", "Certificate alerts", alerts.ensure, alerts.destroy, needs=("certificate",), owns=alerts.OWNS),
-    Step("iam_role", "IAM role", iam_role.ensure, iam_role.destroy, owns=iam_role.OWNS, observe=iam_role.observe),
-    Step("security_groups", "Security groups", security_groups.ensure, security_groups.destroy,
-         owns=security_groups.OWNS, observe=security_groups.observe),
-    Step("proxy", "RDS Proxy", proxy.ensure, proxy.destroy, needs=("iam_role", "security_groups"),
-         loose=("iam_role",), owns=proxy.OWNS),
-    Step("function", "Lambda function", function.ensure, function.destroy,
-         needs=("iam_role", "security_groups", "proxy"), loose=("proxy",),
-         owns=function.OWNS, observe=function.observe, sees_needs=False),
-    Step("api", "API Gateway", api.ensure, api.destroy, owns=api.OWNS, observe=api.observe),
-    Step("invoke_permission", "Invoke permission", invoke_permission.ensure, invoke_permission.destroy,
-         needs=("function", "api"), loose=("api",), owns=invoke_permission.OWNS, observe=invoke_permission.observe,
-         sees_needs=False),
-    Step("alarms", "Health alarms", alarms.ensure, alarms.destroy, needs=("function", "api"), loose=("api",),
-         owns=alarms.OWNS),
-    Step("api_access_log", "API access log", api_access_log.ensure, api_access_log.destroy, needs=("api",),
-         owns=api_access_log.OWNS),
-    Step("waf", "WAF web ACL", waf.ensure, waf.destroy, owns=waf.OWNS, observe=waf.observe),
-    Step("waf_logging", "WAF logging", waf_logging.ensure, waf_logging.destroy, needs=("waf",), owns=waf_logging.OWNS,
-         observe=waf_logging.observe, sees_needs=False),
-    Step("certificate_issued", "Certificate issued", certificate.wait_issued, _nothing, needs=("certificate",),
-         observe=certificate.observe_issued),
-    Step("cloudfront", "CloudFront distribution", cloudfront.ensure, cloudfront.destroy,
-         needs=("api", "waf", "certificate_issued"), loose=("api",), owns=cloudfront.OWNS, observe=cloudfront.observe),
-    Step("cloudfront_logging", "CloudFront logging", cloudfront_logging.ensure, cloudfront_logging.destroy,
-         needs=("cloudfront",), owns=cloudfront_logging.OWNS, observe=cloudfront_logging.observe, sees_needs=False),
-    Step("domain_record", "Domain record", domain_record.ensure, domain_record.destroy, needs=("cloudfront", "mail"),
-         owns=domain_record.OWNS),
-)
+# The step modules in the order a deploy lists them (teardown: backwards); each declares its STEP.
+MODULES = (mail, certificate, alerts, iam_role, security_groups, proxy, function, api, invoke_permission, alarms,
+           api_access_log, waf, waf_logging, certificate_issued, cloudfront, cloudfront_logging, domain_record)
+STEPS: tuple[Step, ...] = tuple(module.STEP for module in MODULES)
 graph.check(STEPS)

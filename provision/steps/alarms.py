@@ -36,19 +36,20 @@ from typing import Any
 import boto3
 
 from .. import capacity
+from ..aws import database
 from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
-from . import alerts, database
+from . import alerts
 from .api import api_name
 from .function import function_name, log_group_name
 from .proxy import proxy_name
 
-STEP = "alarms"
+NAME = "alarms"
 PERIOD = 300
 NAMESPACE = "rds-edge-api"
 INTERNAL_PATTERN = '{ $.outcome = "internal" }'
@@ -167,7 +168,7 @@ def ensure(ctx: Context) -> None:
     for stale in sorted(alarms.keys() - wanted.keys()):
         ctx.change("delete", f"CloudWatch alarm {stale} (no longer wanted)", ctx.client("cloudwatch").delete_alarms,
                    AlarmNames=[stale])
-    ctx.state.put(STEP, {"topic_arn": topic, "alarms": sorted(wanted)})
+    ctx.state.put(NAME, {"topic_arn": topic, "alarms": sorted(wanted)})
     ctx.outputs["Alarms"] = ", ".join(sorted(wanted))
 
 
@@ -222,7 +223,7 @@ def destroy(ctx: Context) -> None:
     if topic is not None:
         parts.append(lambda c: alerts.remove_topic(c, c.client("sns"), topic, topic_name(c.stack)))
     together(ctx, *parts)
-    ctx.state.drop(STEP)
+    ctx.state.drop(NAME)
 
 
 def in_alarm(ctx: Context) -> tuple[list[str], list[str]]:
@@ -232,7 +233,7 @@ def in_alarm(ctx: Context) -> tuple[list[str], list[str]]:
     return mine, [n for n in mine if alarms[n].get("StateValue") == "ALARM"]
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 def inventory(config: Config) -> list[str]:
     """The stack's alarms and health topic (by tag) and the topic's subscriptions and the metric filter (by
@@ -261,6 +262,7 @@ def _topic_arns(names: Names, action: str) -> list[str]:
     return [names.arn("sns", names.config.stack.region, topic_name(names.config.stack.name))]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"cloudwatch": _alarm_arns, "sns": _topic_arns},
+STEP = Step(NAME, "Health alarms", ensure, destroy, needs=("function", "api"), loose=("api",),
+            inventory=(inventory,), arns={"cloudwatch": _alarm_arns, "sns": _topic_arns},
             creates=("CreateTopic", "SetTopicAttributes", "Subscribe", "PutMetricFilter", "PutMetricAlarm"),
             removes=("DeleteAlarms", "DeleteMetricFilter", "Unsubscribe", "DeleteTopic"))

@@ -36,11 +36,11 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
-STEP = "alerts"
+NAME = "alerts"
 TARGET_ID = "certificate-alerts-topic"
 PENDING = "PendingConfirmation"
 DETAIL_TYPES = ("ACM Certificate Approaching Expiration", "ACM Certificate Renewal Action Required",
@@ -126,7 +126,7 @@ def ensure(ctx: Context) -> None:
     topic_arn = _ensure_topic(ctx, topic, rule_arn)
     _ensure_target(ctx, topic_arn)
     _ensure_subscription(ctx, topic_arn, ctx.config.alerts.email)
-    ctx.state.put(STEP, {"rule_arn": rule_arn, "topic_arn": topic_arn, "email": ctx.config.alerts.email})
+    ctx.state.put(NAME, {"rule_arn": rule_arn, "topic_arn": topic_arn, "email": ctx.config.alerts.email})
 
 
 def _rule_arn(ctx: Context) -> str:
@@ -240,7 +240,7 @@ def destroy(ctx: Context) -> None:
         remove_topic(ctx, sns, topic_arn, name(ctx.stack))
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -265,6 +265,7 @@ def _rule_arns(names: Names, action: str) -> list[str]:
     return [names.arn("events", EDGE_REGION, f"rule/{name(names.config.stack.name)}")]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"sns": _topic_arns, "events": _rule_arns},
+STEP = Step(NAME, "Certificate alerts", ensure, destroy, needs=("certificate",),
+            inventory=(inventory,), arns={"sns": _topic_arns, "events": _rule_arns},
             creates=("PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe"),
             removes=("RemoveTargets", "DeleteRule", "Unsubscribe", "DeleteTopic"))

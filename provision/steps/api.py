@@ -34,17 +34,17 @@ from typing import Any, Callable
 import boto3
 
 from .. import waits
+from ..aws.arns import partition
 from ..aws_errors import CONFLICT_EXCEPTION, NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
-from ..registry import Owns
+from ..registry import Step
 from ..tags import is_ours
 from ..together import together
 from . import function
-from .iam_role import partition
 
-STEP = "api"
+NAME = "api"
 # The blog's template, {"key": "$input.params('key')", ...}, with the key escaped: unescaped, a key
 # holding '"' broke the JSON (a 500, not a 4xx) and could smuggle extra fields into the event.
 # escapeJavaScript also turns ' into \', which JSON does not know, hence the replaceAll.
@@ -132,7 +132,7 @@ def _stack_apis(ctx: Context) -> list[dict]:
 def find(ctx: Context) -> dict | None:
     """The stack's REST API (the state's, else the oldest with the stack's tags): the one lookup every
     command and the local path use, so a same-named API of someone else's is never taken for it."""
-    return _one_and_extras(_stack_apis(ctx), ctx.state.get(STEP).get("rest_api_id"))[0]
+    return _one_and_extras(_stack_apis(ctx), ctx.state.get(NAME).get("rest_api_id"))[0]
 
 
 def _remove_extras(ctx: Context, what: str, extras: list[dict], delete) -> None:
@@ -175,7 +175,7 @@ def observe(ctx: Context) -> Seen:
 
 def _observe_apis(ctx: Context) -> tuple[list[dict], ApiSeen | None]:
     apis = _stack_apis(ctx)
-    api, _ = _one_and_extras(apis, ctx.state.get(STEP).get("rest_api_id"))
+    api, _ = _one_and_extras(apis, ctx.state.get(NAME).get("rest_api_id"))
     return apis, (_inside(ctx, api["id"]) if api else None)
 
 
@@ -215,7 +215,7 @@ def _observe_keys(ctx: Context) -> tuple[list[tuple[int, dict]], str | None]:
 
 def _observe_plans(ctx: Context) -> tuple[list[dict], set[str]]:
     plans = _stack_plans(ctx)
-    plan, _ = _one_and_extras(plans, ctx.state.get(STEP).get("usage_plan_id"))
+    plan, _ = _one_and_extras(plans, ctx.state.get(NAME).get("usage_plan_id"))
     return plans, (_plan_key_ids(ctx, plan["id"]) if plan else set())
 
 
@@ -235,7 +235,7 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
     seen = seen or observe(ctx)
     apigw, name = ctx.client("apigateway"), api_name(ctx.stack)
     function_arn = function.arn(ctx)  # named only: the API is built while the function is made
-    api, extras = _one_and_extras(seen.apis, ctx.state.get(STEP).get("rest_api_id"))
+    api, extras = _one_and_extras(seen.apis, ctx.state.get(NAME).get("rest_api_id"))
     _remove_extras(ctx, "REST API", extras,
                    lambda extra: waits.within_quota(ctx, apigw.delete_rest_api, restApiId=extra["id"]))
     if api is None:
@@ -270,7 +270,7 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
     stage, path = ctx.config.api.stage, ctx.config.api.path
     domain = execute_api_domain(api_id, ctx.region)
     old = [k for k in key_ids[:-1] if k != UNKNOWN]
-    ctx.state.put(STEP, {"rest_api_id": api_id, "api_key_id": key_ids[-1], "usage_plan_id": plan_id,
+    ctx.state.put(NAME, {"rest_api_id": api_id, "api_key_id": key_ids[-1], "usage_plan_id": plan_id,
                          "stage": stage, "execute_api_domain": domain, "retiring_api_key_ids": old or None})
     ctx.outputs["Invoke URL (API key required)"] = f"https://{domain}/{stage}/{path}"
     ctx.outputs["API key id"] = key_ids[-1]
@@ -468,7 +468,7 @@ def _all_keys(ctx: Context) -> list[tuple[int, dict]]:
 
 def _keep_per_generation(ctx: Context, keys: list[tuple[int, dict]]) -> tuple[list[dict], list[dict]]:
     """One key per generation, oldest generation first (the state's key kept, else the oldest), and the rest."""
-    hint = ctx.state.get(STEP).get("api_key_id")
+    hint = ctx.state.get(NAME).get("api_key_id")
     by_generation: dict[int, list[dict]] = {}
     for generation, key in keys:
         by_generation.setdefault(generation, []).append(key)
@@ -524,7 +524,7 @@ def retire_old_keys(ctx: Context) -> None:
     old keys side by side: one each but during an interrupted rotation)."""
     apigw = ctx.client("apigateway")
     keys, (plans, in_plan) = together(ctx, stack_keys, _observe_plans)
-    plan, _ = _one_and_extras(plans, ctx.state.get(STEP).get("usage_plan_id"))
+    plan, _ = _one_and_extras(plans, ctx.state.get(NAME).get("usage_plan_id"))
 
     def retire(key: dict) -> Callable[[Context], None]:
         def run(c: Context) -> None:
@@ -537,7 +537,7 @@ def retire_old_keys(ctx: Context) -> None:
     for batch in _batches(keys[:-1]):
         together(ctx, *(retire(key) for key in batch))
     if keys:
-        ctx.state.put(STEP, {**ctx.state.get(STEP), "api_key_id": keys[-1]["id"], "retiring_api_key_ids": None})
+        ctx.state.put(NAME, {**ctx.state.get(NAME), "api_key_id": keys[-1]["id"], "retiring_api_key_ids": None})
     ctx.outputs["API key rotation"] = None  # the window closed: the api step's label goes (runner merges)
 
 
@@ -556,7 +556,7 @@ def _stack_plans(ctx: Context) -> list[dict]:
 
 
 def _find_plan(ctx: Context) -> dict | None:
-    return _one_and_extras(_stack_plans(ctx), ctx.state.get(STEP).get("usage_plan_id"))[0]
+    return _one_and_extras(_stack_plans(ctx), ctx.state.get(NAME).get("usage_plan_id"))[0]
 
 
 def _delete_plan(ctx: Context, plan: dict) -> None:
@@ -577,7 +577,7 @@ def _ensure_usage_plan(ctx: Context, api_id: str, key_ids: list[str], seen: Seen
     apigw, api = ctx.client("apigateway"), ctx.config.api
     stage = {"apiId": api_id, "stage": api.stage}
     throttle = {"rateLimit": api.throttle_rate, "burstLimit": api.throttle_burst}
-    plan, extras = _one_and_extras(seen.plans, ctx.state.get(STEP).get("usage_plan_id"))
+    plan, extras = _one_and_extras(seen.plans, ctx.state.get(NAME).get("usage_plan_id"))
     if extras:
         ctx.out.note(f"Found {len(extras)} more usage plan(s) tagged as stack {ctx.stack}'s "
                      f"({', '.join(e['id'] for e in extras)}), made by a run whose answer was lost: removing them")
@@ -666,7 +666,7 @@ def _gone(get, **ids):
     return lambda: {} if or_none(get, NOT_FOUND_EXCEPTION, **ids) is None else None
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -702,6 +702,8 @@ def drift(session: boto3.Session, config: Config) -> None:
         {"op": "replace", "path": "/endpointConfiguration/types/REGIONAL", "value": "EDGE"}])
 
 
-OWNS = Owns(inventory=(inventory,), creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey",
-                                             "CreateUsagePlan", "CreateUsagePlanKey"),
+STEP = Step(NAME, "API Gateway", ensure, destroy, observe=observe,
+            inventory=(inventory,),
+            creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey", "CreateUsagePlan",
+                     "CreateUsagePlanKey"),
             removes=("DeleteRestApi",), drift=(drift,))

@@ -29,16 +29,16 @@ from __future__ import annotations
 
 import json
 
+from ..aws import apigateway_account, log_groups
 from ..aws_errors import NOT_FOUND_EXCEPTION
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import apigateway_account, log_groups
-from .api import STEP as API_STEP
+from .api import NAME as API_STEP
 
-STEP = "api_access_log"
+NAME = "api_access_log"
 # API Gateway's $context variables (developer guide, "Variables for access logging"); every value quoted, so a
 # variable API Gateway leaves empty ("-") still makes valid JSON.
 FIELDS = {
@@ -107,7 +107,7 @@ def ensure(ctx: Context) -> None:
                    patchOperations=[
                        {"op": "replace", "path": "/*/*/logging/loglevel", "value": EXECUTION_LEVEL},
                        {"op": "replace", "path": "/*/*/logging/dataTrace", "value": "false"}])
-    ctx.state.put(STEP, {"log_group": name})
+    ctx.state.put(NAME, {"log_group": name})
     ctx.outputs["API access log"] = name if group else UNKNOWN
 
 
@@ -117,7 +117,7 @@ def _remove(ctx: Context) -> None:
     together(ctx, _remove_stage_log, lambda c: log_groups.destroy(c, c.client("logs"), log_group_name(c.stack)),
              _destroy_execution_group)
     apigateway_account.release(ctx)
-    ctx.state.drop(STEP)
+    ctx.state.drop(NAME)
 
 
 def _remove_stage_log(ctx: Context) -> None:
@@ -156,7 +156,7 @@ def destroy(ctx: Context) -> None:
              _destroy_execution_group, apigateway_account.release)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -167,7 +167,8 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
             *log_groups.arns(names, action, region, execution_log_group_name("*", names.config.api.stage))]
 
 
-OWNS = Owns(inventory=(log_groups.inventory, apigateway_account.inventory),
+STEP = Step(NAME, "API access log", ensure, destroy, needs=("api",),
+            inventory=(log_groups.inventory, apigateway_account.inventory),
             arns={"logs": _log_group_arns, "iam": apigateway_account.arns},
             creates=("CreateLogGroup", "UpdateStage"),
             removes=("DeleteLogGroup",))

@@ -4,7 +4,7 @@ One origin, the API's regional execute-api domain with origin path
 `/<stage>`, reached over HTTPS (TLSv1.2) with the header `x-api-key` set to
 the API key's value. The policies do the forwarding: CachingDisabled (every
 request reaches the API), or with [api] cache_seconds the stack's own cache policy
-(steps/cache_policy.py: keyed on the API's query strings, TTL from its Cache-Control), and
+(provision/aws/cache_policy.py: keyed on the API's query strings, TTL from its Cache-Control), and
 AllViewerExceptHostHeader (the query
 string and Authorization reach the origin; the Host header must not, or API
 Gateway cannot route the request). Viewers: HTTPS only, the domain as alias,
@@ -47,16 +47,16 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .. import waits
+from ..aws import cache_policy
 from ..aws_errors import DISTRIBUTION_ALREADY_EXISTS, DISTRIBUTION_NOT_DISABLED, NO_SUCH_DISTRIBUTION, NO_SUCH_RESOURCE
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import cache_policy
 
-STEP = "cloudfront"
+NAME = "cloudfront"
 ORIGIN_ID = "api"
 # Managed policies by their documented ids (the same in every account).
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
@@ -164,7 +164,7 @@ def _hinted(ctx: Context) -> dict | None:
     internal/service/cloudfront/distribution.go, disableDistribution). Its tags are read beside it,
     by the ARN the state recorded.
     """
-    known = ctx.state.get(STEP)
+    known = ctx.state.get(NAME)
     if not known.get("distribution_id"):
         return None
     cf = ctx.edge("cloudfront")
@@ -400,7 +400,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     caching = ctx.config.api.cache_seconds > 0
     policy = cache_policy.ensure(ctx) if caching else CACHING_DISABLED
     if caching and policy != UNKNOWN:  # recorded at once: a run stopped before the distribution still knows it
-        ctx.state.put(STEP, {**ctx.state.get(STEP), "cache_policy_id": policy})
+        ctx.state.put(NAME, {**ctx.state.get(NAME), "cache_policy_id": policy})
     desired = _desired(ctx, _inputs(ctx, api, certificate, acl, seen, policy))
     found = seen.distribution
     if found is None:
@@ -412,9 +412,9 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         got = _update_if_drifted(ctx, found["Id"], desired, seen.got)
     if not ctx.planning:
         _deployed(ctx, found["Id"], got)
-    if not caching and ctx.state.get(STEP).get("cache_policy_id"):  # switched off: the distribution (deployed)
+    if not caching and ctx.state.get(NAME).get("cache_policy_id"):  # switched off: the distribution (deployed)
         cache_policy.remove(ctx)                                       # no longer names the stack's policy
-    ctx.state.put(STEP, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"],
+    ctx.state.put(NAME, {"distribution_id": found["Id"], "domain_name": found["DomainName"], "arn": found["ARN"],
                          **({"cache_policy_id": policy} if caching else {})})
     base = f"https://{ctx.config.domain.name}/{ctx.config.api.path}"
     ctx.outputs["Distribution domain"] = found["DomainName"]
@@ -441,11 +441,11 @@ def sends_key(ctx: Context, key_id: str) -> bool:
 def destroy(ctx: Context) -> None:
     """Every distribution of the stack's (the state's, and any with its comment and tags), side by side:
     disable, wait until that has deployed, delete with the latest ETag."""
-    hinted, others = together(ctx, _hinted, lambda c: _stack_distributions(c, judged=c.state.get(STEP).get(
+    hinted, others = together(ctx, _hinted, lambda c: _stack_distributions(c, judged=c.state.get(NAME).get(
         "distribution_id")))
     found = ([(_summary(hinted["Distribution"]), hinted)] if hinted else []) + [(other, None) for other in others]
     together(ctx, *(lambda c, one=one, got=got: _destroy_one(c, one, got) for one, got in found))
-    if ctx.state.get(STEP).get("cache_policy_id") or ctx.config.api.cache_seconds:
+    if ctx.state.get(NAME).get("cache_policy_id") or ctx.config.api.cache_seconds:
         cache_policy.remove(ctx)  # only now: CloudFront refuses deleting a policy a distribution names
 
 
@@ -467,7 +467,7 @@ def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
                lambda exc: is_code(exc, DISTRIBUTION_NOT_DISABLED), timeout=DISABLED_TIMEOUT, interval=10)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -521,5 +521,7 @@ def _arns(names: Names, action: str) -> list[str]:
     return [names.arn("cloudfront", "", "distribution/*")]
 
 
-OWNS = Owns(inventory=(inventory, cache_policies), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
+STEP = Step(NAME, "CloudFront distribution", ensure, destroy, needs=("api", "waf", "certificate_issued"),
+            loose=("api",), observe=observe,
+            inventory=(inventory, cache_policies), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
             removes=("DeleteDistribution",), drift=(drift,))

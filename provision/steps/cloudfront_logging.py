@@ -40,17 +40,17 @@ from dataclasses import dataclass
 
 import boto3
 
+from ..aws import log_groups
 from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import log_groups
-from .cloudfront import STEP as CLOUDFRONT_STEP, find as find_distribution
+from .cloudfront import NAME as CLOUDFRONT_STEP, find as find_distribution
 
-STEP = "cloudfront_logging"
+NAME = "cloudfront_logging"
 LOG_TYPE = "ACCESS_LOGS"
 OUTPUT_FORMAT = "json"
 # CloudFront's standard log fields (developer guide, "Standard log file fields") minus cs-uri-query (the key),
@@ -127,7 +127,7 @@ def observe(ctx: Context) -> Seen:
 def ensure(ctx: Context, seen: Seen | None = None) -> None:
     if not ctx.config.logs.cloudfront:
         destroy(ctx, seen)
-        ctx.state.drop(STEP)
+        ctx.state.drop(NAME)
         return
     logs = ctx.edge("logs")
     seen = seen or observe(ctx)
@@ -142,7 +142,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         _ensure_delivery(c, logs, _ensure_destination(c, logs, group_arn, deliveries, seen.destination), deliveries)
 
     together(ctx, lambda c: log_groups.kept(c, logs, name, group, seen.group), destination_then_delivery)
-    ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "delivery_source": source_name(ctx.stack)})
+    ctx.state.put(NAME, {"log_group": log_group_name(ctx.stack), "delivery_source": source_name(ctx.stack)})
     ctx.outputs["CloudFront log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 
 
@@ -233,7 +233,7 @@ def _delete_destination(ctx: Context, logs, destination: dict | None) -> None:
                    name=destination["name"])
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -269,6 +269,8 @@ def _arns(names: Names, action: str) -> list[str]:
     return group + [source, destination, delivery] if tagging else group
 
 
-OWNS = Owns(inventory=(log_groups.inventory, inventory), arns={"logs": _arns},
+STEP = Step(NAME, "CloudFront logging", ensure, destroy, needs=("cloudfront",), observe=observe,
+            sees_needs=False,
+            inventory=(log_groups.inventory, inventory), arns={"logs": _arns},
             creates=("CreateLogGroup", "PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"),
             removes=("DeleteDelivery", "DeleteDeliverySource", "DeleteDeliveryDestination"))

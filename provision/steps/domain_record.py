@@ -28,13 +28,14 @@ Pitfalls:
 """
 from __future__ import annotations
 
+from ..aws import dns
 from ..context import UNKNOWN, Context
 from ..errors import DeployError
-from ..registry import Owns
+from ..registry import Step
 from ..together import together
-from . import cloudfront, dns
+from . import cloudfront
 
-STEP = "domain_record"
+NAME = "domain_record"
 TYPES = ("A", "AAAA")
 
 
@@ -43,7 +44,7 @@ def stack_target(ctx: Context, *, fresh: bool = False) -> str | None:
     (``cloudfront.find``: the state's id if it is still the stack's, else by comment and tag), so that a
     state file made stale by another machine's teardown and deploy never makes the stack's own record look
     foreign. With no distribution left, the target the state recorded (an alias to the deleted one)."""
-    known = ctx.state.get(STEP).get("alias_target") or ctx.state.get(cloudfront.STEP).get("domain_name")
+    known = ctx.state.get(NAME).get("alias_target") or ctx.state.get(cloudfront.NAME).get("domain_name")
     if known and not fresh:
         return known
     found = cloudfront.find(ctx)
@@ -52,7 +53,7 @@ def stack_target(ctx: Context, *, fresh: bool = False) -> str | None:
 
 def ensure(ctx: Context) -> None:
     domain, zone = ctx.config.domain.name, ctx.config.domain.hosted_zone_id
-    target = ctx.state.get(cloudfront.STEP).get("domain_name")
+    target = ctx.state.get(cloudfront.NAME).get("domain_name")
     if not target:
         if not ctx.planning:
             raise DeployError("the domain record needs the CloudFront distribution, and the state has no record "
@@ -73,7 +74,7 @@ def ensure(ctx: Context) -> None:
             dns.remove(ctx, zone, domain, "AAAA", only_if=dns.Record(domain, "AAAA", alias_target=target),
                        existing=aaaa)
     if target != UNKNOWN:
-        ctx.state.put(STEP, {"alias_target": target})
+        ctx.state.put(NAME, {"alias_target": target})
 
 
 def _current(ctx: Context, zone: str) -> list[dict | None]:
@@ -116,9 +117,10 @@ def destroy(ctx: Context) -> None:
                          "tell whether the record is its own; remove it by hand if it points nowhere")
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
-OWNS = Owns(inventory=(dns.inventory,), arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",),
+STEP = Step(NAME, "Domain record", ensure, destroy, needs=("cloudfront", "mail"),
+            inventory=(dns.inventory,), arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",),
             removes=("ChangeResourceRecordSets",))

@@ -29,18 +29,18 @@ from dataclasses import dataclass
 
 import boto3
 
-from .. import ca_bundle, capacity, waits
+from .. import capacity, waits
+from ..aws import ca_bundle, database, log_groups, package
+from ..aws.arns import partition
 from ..aws_errors import INVALID_PARAMETER_VALUE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION, RESOURCE_NOT_READY_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import is_ours
 from ..together import together
-from . import database, log_groups, package
-from .iam_role import partition
 
-STEP = "function"
+NAME = "function"
 RUNTIME = "python3.13"
 HANDLER = "handler.handler"
 READY_TIMEOUT = 15 * 60  # VPC functions take minutes to become Active
@@ -251,7 +251,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         if not is_ours(found.get("Tags"), ctx.stack):
             ctx.change("update", f"tags of {name}", lambda_.tag_resource, Resource=arn, Tags=ctx.tags)
         _ensure_concurrency(ctx, name, found.get("Concurrency", {}).get("ReservedConcurrentExecutions"))
-    ctx.state.put(STEP, {"name": name, "arn": arn, "code_sha256": code.sha256,
+    ctx.state.put(NAME, {"name": name, "arn": arn, "code_sha256": code.sha256,
                          "log_group": log_group_name(ctx.stack)})
     ctx.outputs["Function"] = arn
 
@@ -297,7 +297,7 @@ def _destroy_function(ctx: Context) -> None:
         ctx.out.note(f"Leaving Lambda function {name}: not tagged as this stack's")
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 def inventory(config: Config) -> list[str]:
@@ -329,6 +329,8 @@ def drift(session: boto3.Session, config: Config) -> None:
     logs.untag_resource(resourceArn=log_groups.group_arn(group), tagKeys=["stack"])
 
 
-OWNS = Owns(inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
+STEP = Step(NAME, "Lambda function", ensure, destroy, needs=("iam_role", "security_groups", "proxy"),
+            loose=("proxy",), observe=observe, sees_needs=False,
+            inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
             creates=("CreateLogGroup", "CreateFunction"),
             removes=("DeleteFunction",), drift=(drift,))

@@ -11,7 +11,7 @@ also holds one inline policy, rds-db:connect for exactly the configured
 database user on this instance (its DbiResourceId, not its name: AWS's ARN
 format), removed when auth goes back to "password" and at teardown.
 
-The role carries the toolkit's permissions boundary (provision/boundary.py)
+The role carries the toolkit's permissions boundary (provision/aws/boundary.py)
 from its creation on, put on a role made before it existed: whatever policy
 it is later given, it can do no more than that boundary allows.
 """
@@ -22,17 +22,17 @@ from dataclasses import dataclass
 
 import boto3
 
-from .. import boundary
+from ..aws import boundary, database
+from ..aws.arns import partition
 from ..aws_errors import NO_SUCH_ENTITY
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
-from . import database
 
-STEP = "iam_role"
+NAME = "iam_role"
 POLICY = "arn:{partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -47,10 +47,6 @@ def trust_policy(account_id: str) -> dict:
 
 def role_name(stack: str) -> str:
     return f"{stack}-fn"
-
-
-def partition(region: str) -> str:
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 def _find(ctx: Context) -> dict | None:
@@ -103,7 +99,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
-        ensure_boundary(ctx, role, ceiling)
+        boundary.ensure_on(ctx, role, ceiling)
         if _trust(role) != trust:
             ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
                        RoleName=name, PolicyDocument=json.dumps(trust))
@@ -113,16 +109,8 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
             ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                        RoleName=name, PolicyArn=policy)
     _ensure_connect_policy(ctx, name, seen.connect)
-    ctx.state.put(STEP, {"name": name, "arn": arn})
+    ctx.state.put(NAME, {"name": name, "arn": arn})
     ctx.outputs["IAM role"] = arn
-
-
-def ensure_boundary(ctx: Context, role: dict, ceiling: str) -> None:
-    """Put the toolkit's boundary on a role that has none or another (made before it, or changed by hand)."""
-    if (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") != ceiling:
-        ctx.change("update", f"permissions boundary of IAM role {role['RoleName']} ({boundary.NAME})",
-                   ctx.client("iam").put_role_permissions_boundary, RoleName=role["RoleName"],
-                   PermissionsBoundary=ceiling)
 
 
 CONNECT_POLICY = "rds-db-connect"
@@ -179,7 +167,7 @@ def destroy(ctx: Context) -> None:
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -208,5 +196,6 @@ def drift(session: boto3.Session, config: Config) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
-OWNS = Owns(inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
+STEP = Step(NAME, "IAM role", ensure, destroy, observe=observe,
+            inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
             removes=("DeleteRole",), drift=(drift,))

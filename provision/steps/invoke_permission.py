@@ -16,15 +16,15 @@ import json
 
 import boto3
 
+from ..aws.arns import partition
 from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
-from ..registry import Owns
+from ..registry import Step
 from . import function
-from .iam_role import partition
 
-STEP = "invoke_permission"
+NAME = "invoke_permission"
 
 
 def statement_id(stack: str) -> str:
@@ -78,7 +78,7 @@ def destroy(ctx: Context) -> None:
                    StatementId=sid)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 def inventory(config: Config) -> list[str]:
@@ -88,4 +88,6 @@ def inventory(config: Config) -> list[str]:
     return [f"invoke permission {s['Sid']}" for s in _statements(lambda_, name) if s.get("Sid") == sid]
 
 
-OWNS = Owns(inventory=(inventory,), creates=("AddPermission",), removes=("RemovePermission",))
+STEP = Step(NAME, "Invoke permission", ensure, destroy, needs=("function", "api"), loose=("api",),
+            observe=observe, sees_needs=False,
+            inventory=(inventory,), creates=("AddPermission",), removes=("RemovePermission",))

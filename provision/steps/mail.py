@@ -79,6 +79,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from .. import lease, waits
+from ..aws import dns
 from ..aws_errors import (
     ACCESS_DENIED,
     ALREADY_EXISTS,
@@ -100,10 +101,9 @@ from ..aws_errors import (
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours, tag_list
 from ..together import together
-from . import dns
 
 PREFIX = "acm/"
 SHARED_RULE_SET = "rds-edge-api-shared-acm"  # one per account and SES region, for every stack's rule
@@ -670,7 +670,7 @@ def _cannot_write_yet(exc: BaseException) -> bool:
     return is_code(exc, INVALID_S3_CONFIGURATION)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -710,7 +710,8 @@ def drift(session: boto3.Session, config: Config) -> None:
                             Rule={**rule, "ScanEnabled": not rule.get("ScanEnabled")})
 
 
-OWNS = Owns(inventory=(inventory, dns.inventory), arns={"s3": _bucket_arns, "route53": dns.arns},
+STEP = Step("mail", "Mail for certificate approval", ensure, destroy, observe=observe,
+            inventory=(inventory, dns.inventory), arns={"s3": _bucket_arns, "route53": dns.arns},
             creates=("CreateBucket", "PutBucketOwnershipControls", "PutBucketEncryption", "PutBucketPolicy",
-                     "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"),
+            "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"),
             removes=("DeleteReceiptRuleSet", "DeleteIdentity", "DeleteBucket"), drift=(drift,))

@@ -4,7 +4,7 @@ Every concurrent Lambda container holds its own MySQL connection; a proxy
 multiplexes them onto a pool the instance can bear. What the step makes, all
 tagged and removed at teardown or when ``proxy`` is switched off:
 - the role ``<stack>-proxy`` (trust: rds.amazonaws.com, for this account only;
-  the toolkit's permissions boundary, provision/boundary.py) with one inline policy,
+  the toolkit's permissions boundary, provision/aws/boundary.py) with one inline policy,
   ``rds-db:connect`` as the configured user on the
   instance: with end-to-end IAM authentication (``DefaultAuthScheme``
   ``IAM_AUTH``) the proxy connects to the database with IAM tokens of its own
@@ -33,7 +33,9 @@ import json
 
 import boto3
 
-from .. import boundary, waits
+from .. import waits
+from ..aws import boundary, database
+from ..aws.arns import partition
 from ..aws_errors import (
     DB_PROXY_NOT_FOUND_FAULT,
     DEPENDENCY_VIOLATION,
@@ -44,12 +46,12 @@ from ..aws_errors import (
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
-from . import database, iam_role
+from . import iam_role
 from .security_groups import _has_pair, _mysql_permission, _units, group_name as lambda_group_name
 
-STEP = "proxy"
+NAME = "proxy"
 AVAILABLE_TIMEOUT = 30 * 60  # creation: AWS says "can take several minutes"; seen up to about 15
 TARGET_TIMEOUT = 15 * 60
 DELETE_TIMEOUT = 30 * 60
@@ -95,7 +97,7 @@ def resource_id(proxy_arn: str) -> str:
 
 
 def proxy_connect_arn(ctx: Context, proxy_arn: str) -> str:
-    return (f"arn:{iam_role.partition(ctx.region)}:rds-db:{ctx.region}:{ctx.account_id}:dbuser:"
+    return (f"arn:{partition(ctx.region)}:rds-db:{ctx.region}:{ctx.account_id}:dbuser:"
             f"{resource_id(proxy_arn)}/{ctx.config.database.user}")
 
 
@@ -147,12 +149,12 @@ def ensure(ctx: Context) -> None:
     group_id = _ensure_group(ctx, db)
     proxy = _ensure_proxy(ctx, db, role_arn, group_id)
     if proxy is None:  # a plan: nothing made
-        ctx.state.put(STEP, {"name": proxy_name(ctx.stack), "endpoint": UNKNOWN, "resource_id": UNKNOWN})
+        ctx.state.put(NAME, {"name": proxy_name(ctx.stack), "endpoint": UNKNOWN, "resource_id": UNKNOWN})
         _ensure_function_connect(ctx, UNKNOWN)
         return
     _ensure_target(ctx, db, proxy)
     _ensure_function_connect(ctx, proxy_connect_arn(ctx, proxy["DBProxyArn"]))
-    ctx.state.put(STEP, {"name": proxy["DBProxyName"], "arn": proxy["DBProxyArn"], "endpoint": proxy["Endpoint"],
+    ctx.state.put(NAME, {"name": proxy["DBProxyName"], "arn": proxy["DBProxyArn"], "endpoint": proxy["Endpoint"],
                          "resource_id": resource_id(proxy["DBProxyArn"]), "group_id": group_id,
                          "role_arn": role_arn})
     ctx.outputs["RDS Proxy"] = proxy["Endpoint"]
@@ -162,7 +164,7 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     trust = trust_policy(ctx.account_id)
     role = _find_role(ctx)
-    ceiling = boundary.arn(iam_role.partition(ctx.region), ctx.account_id)  # made by iam_role, which this needs
+    ceiling = boundary.arn(partition(ctx.region), ctx.account_id)  # made by iam_role, which this needs
     if role is None:
         created = ctx.change("create", f"IAM role {name} (assumed by RDS Proxy)", iam.create_role, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
@@ -177,7 +179,7 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
         if not is_ours(tags, ctx.stack):
             raise DeployError(f"IAM role {name} exists and is not tagged as this stack's ({as_dict(tags)}); "
                               "remove or rename it")
-        iam_role.ensure_boundary(ctx, role, ceiling)
+        boundary.ensure_on(ctx, role, ceiling)
         doc = role.get("AssumeRolePolicyDocument", {})
         if (json.loads(doc) if isinstance(doc, str) else doc) != trust:
             ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
@@ -186,7 +188,7 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
         current = found and found["PolicyDocument"]
         if isinstance(current, str):
             current = json.loads(current)
-    wanted = _connect_document(database.connect_arn(ctx, db, iam_role.partition(ctx.region)))
+    wanted = _connect_document(database.connect_arn(ctx, db, partition(ctx.region)))
     if current != wanted:
         ctx.change("create" if current is None else "update",
                    f"inline policy {CONNECT_POLICY} of {name}: rds-db:connect as {ctx.config.database.user} "
@@ -375,7 +377,7 @@ def destroy(ctx: Context) -> None:
                    lambda exc: is_code(exc, DEPENDENCY_VIOLATION),
                    timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
     _destroy_role(ctx)
-    ctx.state.drop(STEP)
+    ctx.state.drop(NAME)
 
 
 def _revoke_rules_naming(ctx: Context, group_id: str) -> None:
@@ -414,7 +416,7 @@ def _destroy_role(ctx: Context) -> None:
     ctx.change("delete", f"IAM role {name}", iam.delete_role, RoleName=name)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 def inventory(config: Config) -> list[str]:
     """The stack's proxies (by tag), read back with plain boto3; its role, group and rules are in the IAM and
@@ -428,6 +430,7 @@ def _iam_arns(names: Names, action: str) -> list[str]:
     return [names.arn("iam", "", f"role/{role_name(names.config.stack.name)}")]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"iam": _iam_arns},
+STEP = Step(NAME, "RDS Proxy", ensure, destroy, needs=("iam_role", "security_groups"), loose=("iam_role",),
+            inventory=(inventory,), arns={"iam": _iam_arns},
             creates=("CreateRole", "CreateSecurityGroup", "CreateDBProxy", "RegisterDBProxyTargets"),
             removes=("DeleteDBProxy", "DeleteSecurityGroup", "DeleteRole"))

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 import boto3
 
 from .. import waits
+from ..aws import database
 from ..aws_errors import DEPENDENCY_VIOLATION, INVALID_GROUP_NOT_FOUND
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
-from ..registry import Owns
+from ..registry import Step
 from ..tags import is_ours
 from ..together import together
-from . import database
 
-STEP = "security_groups"
+NAME = "security_groups"
 # A VPC function's network interfaces outlive it by minutes, up to tens of minutes.
 ENI_RELEASE_TIMEOUT = 45 * 60
 # A group just made is not yet seen by every call that names it: "InvalidGroup.NotFound" (EC2 developer guide,
@@ -97,7 +97,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
             ctx.change("update", f"outbound of {name}: MySQL to {db.security_group_id} only", lambda: None)
             ctx.change("update", f"inbound on the database's group {db.security_group_id}: "
                                  f"TCP {db.port} from {name}", lambda: None)
-            ctx.state.put(STEP, {"lambda_group_id": UNKNOWN, "database_group_id": db.security_group_id})
+            ctx.state.put(NAME, {"lambda_group_id": UNKNOWN, "database_group_id": db.security_group_id})
             return
         group_id = created["GroupId"]
         # A group made just now has no member (the function is made once this step is done), so the
@@ -108,7 +108,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
         group_id = group["GroupId"]
         _ensure_egress(ctx, group, db, description)  # outbound narrowed first: a member may be running
         _ensure_ingress(ctx, seen.database_group, db, group_id)
-    ctx.state.put(STEP, {"lambda_group_id": group_id, "database_group_id": db.security_group_id,
+    ctx.state.put(NAME, {"lambda_group_id": group_id, "database_group_id": db.security_group_id,
                          "port": db.port})
     ctx.outputs["Lambda security group"] = group_id
 
@@ -212,7 +212,7 @@ def _revoke_rule(ctx: Context, lambda_group_id: str | None, database_group: dict
                            ec2.revoke_security_group_ingress, GroupId=group_id, IpPermissions=[revoke])
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 def inventory(config: Config) -> list[str]:
@@ -229,5 +229,6 @@ def inventory(config: Config) -> list[str]:
     return found
 
 
-OWNS = Owns(inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"),
+STEP = Step(NAME, "Security groups", ensure, destroy, observe=observe,
+            inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"),
             removes=("DeleteSecurityGroup",))

@@ -67,11 +67,11 @@ from ..aws_errors import WAF_ASSOCIATED_ITEM_EXCEPTION, WAF_NONEXISTENT_ITEM_EXC
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
-STEP = "waf"
+NAME = "waf"
 SCOPE = "CLOUDFRONT"
 RULE = "allow-listed-callers"
 RATE_RULE = "per-caller-limit"
@@ -127,7 +127,7 @@ def observe(ctx: Context, full: bool = True) -> Seen:
     delete takes the listed LockToken.
     """
     waf = ctx.edge("wafv2")
-    known = ctx.state.get(STEP)
+    known = ctx.state.get(NAME)
     recorded = [arn for arn in (known.get("ipv4_set_arn"), known.get("ipv6_set_arn"), known.get("web_acl_arn"))
                 if arn]
     sets, acls, *answers = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
@@ -395,7 +395,7 @@ def _update_acl(ctx: Context, found: dict, lock_token: str, desired: dict, overl
 
 def _record(ctx: Context, found: dict, set_arns: dict[int, str], overlap: bool) -> None:
     """The state and the outputs of an ensured ACL."""
-    ctx.state.put(STEP, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
+    ctx.state.put(NAME, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
                          "ipv4_set_arn": set_arns.get(4), "ipv6_set_arn": set_arns.get(6),
                          "authorization_rotation": "overlap" if overlap else None})
     ctx.outputs["Web ACL"] = found["ARN"]
@@ -431,7 +431,7 @@ def destroy(ctx: Context) -> None:
                     for version in VERSIONS))
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -452,5 +452,6 @@ def _arns(names: Names, action: str) -> list[str]:
             *(names.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
 
 
-OWNS = Owns(inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"),
+STEP = Step(NAME, "WAF web ACL", ensure, destroy, observe=observe,
+            inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"),
             removes=("DeleteWebACL",))

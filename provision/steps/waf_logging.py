@@ -28,15 +28,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..aws import log_groups
 from ..aws_errors import WAF_NONEXISTENT_ITEM_EXCEPTION
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Owns
+from ..registry import Names, Step
 from ..together import together
-from . import log_groups
-from .waf import SCOPE, STEP as WAF_STEP, acl_name
+from .waf import NAME as WAF_STEP, SCOPE, acl_name
 
-STEP = "waf_logging"
+NAME = "waf_logging"
 REDACTED = [{"SingleHeader": {"Name": "authorization"}}]
 
 
@@ -99,7 +99,7 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
                      waf.put_logging_configuration, LoggingConfiguration=wanted)
 
     together(ctx, lambda c: log_groups.kept(c, logs, name, group, seen.group), logging)
-    ctx.state.put(STEP, {"log_group": log_group_name(ctx.stack), "log_group_arn": group_arn})
+    ctx.state.put(NAME, {"log_group": log_group_name(ctx.stack), "log_group_arn": group_arn})
     ctx.outputs["WAF log group"] = f"{log_group_name(ctx.stack)} (us-east-1)" if group else UNKNOWN
 
 
@@ -134,7 +134,7 @@ def destroy(ctx: Context) -> None:
     log_groups.destroy(ctx, logs, log_group_name(ctx.stack), seen=seen.group)
 
 
-# --- what the step owns (provision/registry.py) ---------------------------------
+# --- the step, declared (provision/registry.py) ---------------------------------
 
 
 
@@ -142,6 +142,7 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
     return log_groups.arns(names, action, EDGE_REGION, log_group_name(names.config.stack.name))
 
 
-OWNS = Owns(inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
+STEP = Step(NAME, "WAF logging", ensure, destroy, needs=("waf",), observe=observe, sees_needs=False,
+            inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
             creates=("CreateLogGroup", "PutLoggingConfiguration"),
             removes=("DeleteLoggingConfiguration",))

@@ -17,7 +17,7 @@ from ..errors import or_none
 from ..registry import Names
 from ..tags import is_ours
 from ..together import together
-from .iam_role import partition
+from .arns import partition
 
 
 def group_arn(group: dict) -> str:

@@ -36,10 +36,10 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from .aws_errors import ENTITY_ALREADY_EXISTS, NO_SUCH_ENTITY
-from .context import Context
-from .errors import DeployError, is_code, or_none
-from .tags import MANAGED_BY
+from ..aws_errors import ENTITY_ALREADY_EXISTS, NO_SUCH_ENTITY
+from ..context import Context
+from ..errors import DeployError, is_code, or_none
+from ..tags import MANAGED_BY
 
 NAME = "rds-edge-api-role-boundary"
 # The role-changing IAM actions that take the iam:PermissionsBoundary condition key (Service Authorization
@@ -115,3 +115,11 @@ def current_document(iam, policy: dict) -> dict:
 def condition(partition: str, account: str) -> dict:
     """The condition the operator's grants of ``BOUNDED_ACTIONS`` carry."""
     return {"StringEquals": {"iam:PermissionsBoundary": arn(partition, account)}}
+
+
+def ensure_on(ctx: Context, role: dict, ceiling: str) -> None:
+    """Put the toolkit's boundary on a role that has none or another (made before it, or changed by hand)."""
+    if (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn") != ceiling:
+        ctx.change("update", f"permissions boundary of IAM role {role['RoleName']} ({NAME})",
+                   ctx.client("iam").put_role_permissions_boundary, RoleName=role["RoleName"],
+                   PermissionsBoundary=ceiling)

@@ -32,11 +32,12 @@ from botocore.exceptions import ClientError
 from rich.markup import escape
 from rich.table import Table
 
-from .aws_errors import HTTP_404
-from .errors import DeployError, describe, error_code
-from .steps import cloudfront_logging, database, dns, domain_record, function, mail, waf_logging
-from .steps.iam_role import partition
-from .together import together
+from ..aws import database, dns
+from ..aws.arns import partition
+from ..aws_errors import HTTP_404
+from ..errors import DeployError, describe, error_code
+from ..steps import cloudfront_logging, domain_record, function, mail, waf_logging
+from ..together import together
 
 UNRESERVED_MINIMUM = 100  # "You can reserve up to the Unreserved account concurrency ... minus 100" (Lambda guide)
 CONCURRENCY_QUOTA = "L-B99A9384"  # Service Quotas: AWS Lambda, Concurrent executions

@@ -29,14 +29,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..aws_errors import ACCESS_DENIED, HTTP_403, HTTP_404, NO_SUCH_BUCKET
+from ..config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
+from ..context import EDGE_REGION
+from ..errors import DeployError, WrongRegion, or_none
+from ..steps import mail, security_groups
+from ..steps.certificate import VALIDATION_DOMAIN_TAG, VALIDATION_TAG
+from ..tags import as_dict, is_ours
 from . import stacks
-from .aws_errors import ACCESS_DENIED, HTTP_403, HTTP_404, NO_SUCH_BUCKET
-from .config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
-from .context import EDGE_REGION
-from .errors import DeployError, WrongRegion, or_none
-from .steps import mail, security_groups
-from .steps.certificate import VALIDATION_DOMAIN_TAG, VALIDATION_TAG
-from .tags import as_dict, is_ours
 
 NOT_READ = "not-read-by-teardown"
 

@@ -20,8 +20,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .errors import DeployError
-from .files import read_regular, write_replacing
+from ..errors import DeployError
+from ..files import read_regular, write_replacing
 
 RDS_GLOBAL_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 CACHE_NAME = "rds-global-bundle.pem"

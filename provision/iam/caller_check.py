@@ -3,9 +3,9 @@
 
 ``iam:SimulatePrincipalPolicy`` on the caller (an IAM user, or the role behind
 an assumed-role session) for every statement's actions and resources of the
-policy (provision/policy.py), with the statement's condition values as context;
+policy (provision/iam/policy.py), with the statement's condition values as context;
 then that the caller has no way past the roles' permissions boundary
-(provision/boundary.py): no role-changing action allowed with another
+(provision/aws/boundary.py): no role-changing action allowed with another
 boundary or none, no removal of a role's boundary, no rewriting or deletion
 of the boundary policy, and the boundary, where it exists, the toolkit's.
 """
@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from rich.table import Table
 
-from . import boundary
-from .aws_errors import ACCESS_DENIED, ACCESS_DENIED_EXCEPTION, NO_SUCH_ENTITY
-from .errors import error_code, is_code, or_none
+from ..aws import boundary
+from ..aws.arns import partition
+from ..aws_errors import ACCESS_DENIED, ACCESS_DENIED_EXCEPTION, NO_SUCH_ENTITY
+from ..errors import error_code, is_code, or_none
 from .policy import Network, document
-from .steps.iam_role import partition
 
 
 def stack_network(ctx) -> Network:
     """The database's VPC and security group, as the deploy finds them (rds:DescribeDBInstances)."""
-    from .steps import database
+    from ..aws import database
 
     db = database.lookup(ctx)
     return Network(db.vpc_id, db.security_group_id)

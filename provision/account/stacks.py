@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import lease
-from .aws_errors import (
+from .. import lease
+from ..aws.apigateway_account import role_name as logging_role_name
+from ..aws_errors import (
     HTTP_403,
     HTTP_404,
     NO_SUCH_BUCKET,
@@ -30,13 +31,12 @@ from .aws_errors import (
     RULE_SET_DOES_NOT_EXIST,
     WAF_NONEXISTENT_ITEM_EXCEPTION,
 )
-from .config import SES_RECEIVING_REGIONS
-from .context import EDGE_REGION
-from .errors import or_none
-from .steps.apigateway_account import role_name as logging_role_name
-from .steps.iam_role import role_name
-from .steps.mail import SHARED_RULE_SET
-from .tags import MANAGED_BY, as_dict, is_ours
+from ..config import SES_RECEIVING_REGIONS
+from ..context import EDGE_REGION
+from ..errors import or_none
+from ..steps.iam_role import role_name
+from ..steps.mail import SHARED_RULE_SET
+from ..tags import MANAGED_BY, as_dict, is_ours
 
 DEFAULT_REGION = "us-east-1"  # where the list of enabled regions is asked for
 # What every deploy makes, whatever the config (mail, alerts and DNS records depend on it).

@@ -1,6 +1,6 @@
 """What AWS checks for each API call the toolkit makes, where that is more than ``<prefix>:<Operation>``.
 
-One table each, so that the policy builder (provision/policy.py) holds no
+One table each, so that the policy builder (provision/iam/policy.py) holds no
 knowledge of its own about services:
 
 - ``OWN``: the call's own IAM action(s) where their name differs from the
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from .config import Config
+    from ..config import Config
 
 # (boto3 service, operation) -> the IAM action(s) AWS checks for the call itself.
 OWN: dict[tuple[str, str], tuple[str, ...]] = {

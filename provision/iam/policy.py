@@ -6,14 +6,14 @@ writes it (``maintainer/recording.py``), and ``tests/test_policy.py``
 fails when the code makes a call the catalog lacks. Each call maps to the IAM
 actions AWS checks for it: its own, and those it checks beyond it because of
 what the toolkit passes (tags on create, a role, a VPC configuration), from
-the one table in ``provision/permissions.py``. This module narrows each
+the one table in ``provision/iam/permissions.py``. This module narrows each
 action's resources to the stack's own names, regions and account where the
 service supports resource-level permissions, and adds the conditions that
 narrow further (the role passed to Lambda only; only AWS's VPC-access policy
 attached; the function's security group by the stack's tags; the database's by
 its id). Actions without resource-level support get ``*``, never the other way
 round: no action is ever ``*``. The role-changing actions are granted only on
-roles that carry the toolkit's permissions boundary (provision/boundary.py),
+roles that carry the toolkit's permissions boundary (provision/aws/boundary.py),
 whose removal or rewriting is never granted.
 """
 from __future__ import annotations
@@ -26,11 +26,14 @@ from pathlib import Path
 import botocore.session
 from botocore.model import ServiceModel
 
-from . import boundary, lease, permissions, registry
-from .config import Config
-from .steps import STEPS, apigateway_account, mail, proxy
-from .steps.iam_role import POLICY as LAMBDA_VPC_POLICY, partition, role_name
-from .tags import stack_tags
+from .. import lease, registry
+from ..aws import apigateway_account, boundary
+from ..aws.arns import partition
+from ..config import Config
+from ..steps import STEPS, mail, proxy
+from ..steps.iam_role import POLICY as LAMBDA_VPC_POLICY, role_name
+from ..tags import stack_tags
+from . import permissions
 
 CATALOG = Path(__file__).with_name("aws_calls.json")
 RECORD_COMMAND = "scripts/record-aws-calls"
@@ -172,7 +175,7 @@ class Names:
             regions = [self.config.stack.region] + ([self.config.domain.mail_region]
                                                     if self.config.domain.receives_mail else [])
             return [self.arn("dynamodb", region, f"table/{lease.TABLE}") for region in dict.fromkeys(regions)]
-        owned = registry.arns((step.owns for step in STEPS), self, action)
+        owned = registry.arns(STEPS, self, action)
         return owned if owned is not None else ["*"]
 
     def _rds(self, action: str) -> list[str]:

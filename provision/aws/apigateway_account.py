@@ -15,7 +15,7 @@ the account in that region, so:
   this stack's with an access log or execution logging, or a WebSocket stage
   likewise, keeps it. While it serves others, it stays, and teardown says so.
 
-The role carries the toolkit's permissions boundary (provision/boundary.py),
+The role carries the toolkit's permissions boundary (provision/aws/boundary.py),
 like every role the toolkit makes: the operator's policy may change it, never
 past that boundary.
 
@@ -42,14 +42,15 @@ from contextlib import nullcontext
 
 import boto3
 
-from .. import boundary, lease, waits
+from .. import lease, waits
 from ..aws_errors import BAD_REQUEST_EXCEPTION, NO_SUCH_ENTITY
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
 from ..registry import Names
 from ..tags import MANAGED_BY, as_dict, is_ours
-from .iam_role import ensure_boundary, partition
+from . import boundary
+from .arns import partition
 
 ROLE_PREFIX = "rds-edge-api-apigateway-logs-"
 LEASE = "apigateway-logging-role"  # the account lease its claims and releases are made under (lease.account_held)
@@ -161,7 +162,7 @@ def _ensure_role(ctx: Context) -> str:
         arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
-        ensure_boundary(ctx, role, ceiling)
+        boundary.ensure_on(ctx, role, ceiling)
         attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
         if policy in attached:
             return arn
