@@ -40,10 +40,11 @@ def max_connections(instance_class: str) -> int | None:
     return None if gib is None else int(gib * GIB * USABLE // FORMULA_DIVISOR)
 
 
-# The handler's time per request on a warm container: bench/handler.py's p99 with verified TLS against a
-# local MariaDB, 2.48 ms (p50 0.09 ms; README, Benchmarks). On AWS the round trip to RDS inside the region
-# adds about a millisecond, so a figure from it is an upper bound of what the function alone admits.
-HANDLER_MS = 2.5
+# The handler's time per request on a warm container, for what the function admits and what it is billed
+# (the estimate, provision/cost/estimate.py): an upper bound of bench/handler.py's p99 over verified TLS
+# against a local MariaDB (docs/benchmarks.md). On AWS the round trip to RDS inside the region adds about
+# a millisecond: [cost] handler_ms states a measured figure.
+HANDLER_MS = 2.0
 
 
 def walls(config) -> list[tuple[str, str, float, str]]:

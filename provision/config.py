@@ -406,12 +406,14 @@ LEASE_EXPIRY_RANGE = (5, 3600)
 
 @functools.cache
 def known_regions() -> frozenset[str]:
-    """Every region of every partition in the installed botocore's endpoint data (no AWS call)."""
-    import botocore.session
+    """Every region of every partition in the installed botocore's endpoint data (no AWS call, and no read
+    of the AWS config files: a bad AWS_PROFILE is named where the session is made, not here)."""
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
 
-    session = botocore.session.get_session()
-    return frozenset(region for partition in session.get_available_partitions()
-                     for region in session.get_available_regions("ec2", partition_name=partition))
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    return frozenset(region for partition in resolver.get_available_partitions()
+                     for region in resolver.get_available_endpoints("ec2", partition_name=partition))
 
 
 def _lease(s: _Section) -> LeaseConfig:

@@ -60,7 +60,7 @@ def teardown_waits(steps: Iterable[Step]) -> dict[str, frozenset[str]]:
 
 
 def mermaid(steps: Iterable[Step]) -> str:
-    """The deploy graph as a Mermaid flowchart (loose references dotted), for the README."""
+    """The deploy graph as a Mermaid flowchart (loose references dotted), for docs/architecture.md."""
     steps = list(steps)
     lines = ["flowchart LR"]
     for step in steps:

@@ -244,7 +244,7 @@ def test_cost_prints_the_table_the_traffic_and_the_prices_used(cfg, write_config
     assert code == 0 and set(run.calls) == {"GetProducts"}  # nothing beyond the price list
     assert "Monthly estimate at 1,000,000 requests" in text and "published 2026-11-20" in text
     assert "1,000,000 requests a month ([cost] requests_per_month, the default)" in text
-    assert "2 ms a request (bench/handler.py" in text and "Not counted: the database itself" in text
+    assert "2 ms a request (an upper bound of bench/handler.py" in text and "Not counted: the database itself" in text
     assert "prices-eu-west-1.json" in text
 
 

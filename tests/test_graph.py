@@ -182,13 +182,6 @@ def test_a_failed_step_stops_the_others_and_names_itself(aws_rules, load_seeded,
     assert "cloudfront" not in recorded and "waf" not in recorded
 
 
-def test_readme_shows_the_graph_of_steps():
-    from pathlib import Path
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    assert f"```mermaid\n{graph.mermaid(STEPS)}\n```" in readme
-
-
 def test_the_live_display_never_waits_for_the_print_lock():
     """rich's refresh thread renders the live lines while holding its own lock, and every print from a
     step takes that lock too: a renderer that also took the print lock hung a terminal run (a lock taken in

@@ -143,7 +143,7 @@ def test_off_works_against_a_plain_server(point, plain_db):
 
 
 def test_account_created_with_require_ssl_refuses_plain_text(point, tls_db, tls_files, capsys):
-    """The README's REQUIRE SSL: the server itself refuses the account without TLS."""
+    """docs/database.md's REQUIRE SSL: the server itself refuses the account without TLS."""
     tls_db.create_user(DATABASE, "ssl_only", PASSWORD, require_ssl=True)
     point(tls_db, DB_USER="ssl_only", DB_TLS="verify", DB_CA_FILE=str(tls_files.ca))
     assert invoke()["items"]

@@ -102,7 +102,7 @@ def test_a_key_in_another_form_finds_nothing(configure, keyed, column, key):
 
 @pytest.mark.parametrize("key", ["abc", "ABC", "Abc", "abc "])
 def test_strings_compare_as_the_columns_collation_says(configure, keyed, key):
-    """As the README says: a _ci collation ignores case, a PAD SPACE one trailing spaces."""
+    """As docs/handler.md says: a _ci collation ignores case, a PAD SPACE one trailing spaces."""
     configure(DB_TABLE="keyed", DB_KEY_COLUMN="s_k", DB_COLUMNS="id")
     assert invoke(key)["items"] == [{"id": 1}]
 

@@ -127,10 +127,27 @@ def test_a_config_region_unknown_to_botocore_is_a_config_error(secrets, tmp_path
     assert len(err) == 1 and err[0].startswith("config error: stack.region") and "xx-nowhere-9" in err[0]
 
 
-def readme_section(heading: str) -> str:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("command", ["outputs", "cost"])
+def test_an_aws_profile_that_does_not_exist_is_one_line_not_a_traceback(secrets, tmp_path, capsys, monkeypatch,
+                                                                        command):
+    """The region check reads botocore's endpoint data only; the missing profile is named where the session
+    is made, as boto3 words it (ProfileNotFound), exit 1."""
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    path = write_toml(tmp_path / "stack.toml", merged({}))
+    assert cli.main([command, "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert lines[-1] == "error: The config profile (no-such-profile) could not be found", lines
+    assert "Traceback" not in captured.err
+
+
+def doc_section(page: str, heading: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / page).read_text(encoding="utf-8")
     start = text.index(heading)
-    return text[start:text.index("\n#", start + len(heading))]
+    end = text.find("\n#", start + len(heading))
+    return text[start:end if end != -1 else len(text)]
 
 
 def test_the_quick_start_says_what_to_do_when_the_ca_bundle_cannot_be_downloaded(write_config, monkeypatch):
@@ -145,12 +162,12 @@ def test_the_quick_start_says_what_to_do_when_the_ca_bundle_cannot_be_downloaded
     monkeypatch.setattr(ca_bundle, "fetch", unreachable)
     with pytest.raises(DeployError) as failed:
         ca_bundle.load(config_module.load(write_config()))
-    quick_start = readme_section("## Using it on your AWS account")
+    quick_start = doc_section("README.md", "## Using it on your AWS account")
     assert "could not download AWS's RDS CA bundle" in str(failed.value) and \
         "could not download AWS's RDS CA bundle" in quick_start
     assert "ca_bundle = " in quick_start and ca_bundle.RDS_GLOBAL_BUNDLE_URL in quick_start
 
 
 def test_the_teams_section_says_how_to_clear_a_stuck_lease():
-    teams = readme_section("### Teams: many stacks, many operators")
+    teams = doc_section("docs/operating.md", "## Teams: many stacks, many operators")
     assert "rds-edge-api unlock --stack" in teams and "force-unlock" in teams

@@ -37,7 +37,6 @@ two stacks claiming or releasing the setting at once are throttled, and
 """
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 
 import boto3
@@ -154,12 +153,9 @@ def _ensure_role(ctx: Context) -> str:
     role = _role(ctx)
     ceiling = boundary.ensure(ctx, partition(ctx.region), boundary.observe(ctx, partition(ctx.region)))
     if role is None:
-        created = ctx.change("create", f"IAM role {name} (API Gateway's CloudWatch Logs role in {ctx.region})",
-                             iam.create_role, RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST),
-                             Tags=ctx.tag_list, PermissionsBoundary=ceiling,
-                             Description="rds-edge-api: API Gateway writes logs "
-                                         f"in {ctx.region} through this role (account-wide)")
-        arn = created["Role"]["Arn"] if created else UNKNOWN
+        arn = boundary.create_role(ctx, name, f"API Gateway's CloudWatch Logs role in {ctx.region}", TRUST, ceiling,
+                                   f"rds-edge-api: API Gateway writes logs in {ctx.region} through this role "
+                                   "(account-wide)")
     else:
         arn = role["Arn"]
         boundary.ensure_on(ctx, role, ceiling)

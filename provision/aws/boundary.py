@@ -37,7 +37,7 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from ..aws_errors import ENTITY_ALREADY_EXISTS, NO_SUCH_ENTITY
-from ..context import Context
+from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..tags import MANAGED_BY
 
@@ -123,3 +123,22 @@ def ensure_on(ctx: Context, role: dict, ceiling: str) -> None:
         ctx.change("update", f"permissions boundary of IAM role {role['RoleName']} ({NAME})",
                    ctx.client("iam").put_role_permissions_boundary, RoleName=role["RoleName"],
                    PermissionsBoundary=ceiling)
+
+
+def create_role(ctx: Context, name: str, what: str, trust: dict, ceiling: str, description: str,
+                find=None) -> str:
+    """Make a role the toolkit's way: tagged as the stack's and bounded from its creation (the operator's
+    policy allows CreateRole only with this boundary); its ARN, or UNKNOWN while planning."""
+    created = ctx.change("create", f"IAM role {name}{f' ({what})' if what else ''}", ctx.client("iam").create_role,
+                         RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
+                         PermissionsBoundary=ceiling, Description=description,
+                         **({"find": find} if find else {}))
+    return created["Role"]["Arn"] if created else UNKNOWN
+
+
+def keep_trust(ctx: Context, role: dict, trust: dict) -> None:
+    """Put a role's trust policy back when it was changed (IAM returns it URL-encoded JSON, boto3 decoded)."""
+    doc = role.get("AssumeRolePolicyDocument", {})
+    if (json.loads(doc) if isinstance(doc, str) else doc) != trust:
+        ctx.change("update", f"trust policy of IAM role {role['RoleName']}", ctx.client("iam").update_assume_role_policy,
+                   RoleName=role["RoleName"], PolicyDocument=json.dumps(trust))

@@ -14,7 +14,7 @@ from ..context import make_context
 from ..cost import report
 
 HELP = ("Estimate what the stack costs a month at the traffic [cost] states, from AWS's price list "
-        "(needs only pricing:GetProducts).")
+        "(needs pricing:GetProducts, and with [database] proxy rds:DescribeDBInstances).")
 LOCAL = False  # the emulator has no price list: deploy --plan --local shows the project's table
 INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
 

@@ -21,7 +21,7 @@ from ..iam.caller_check import check_caller, stack_network
 from ..iam.policy import Network, document
 
 HELP = ("Print the least-privilege IAM policy (JSON) an operator needs to run deploy, teardown, outputs, verify, "
-        "logs and rotate on this config; --check: whether the caller holds it.")
+        "logs, rotate, list, unlock and cost on this config; --check: whether the caller holds it.")
 LOCAL = False  # the policy is for a real account; --local would only name the emulator's
 ACCOUNT = re.compile(r"^\d{12}$")
 
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def writes_document(args) -> bool:
-    """The policy is redirected into a file (README): it alone goes to stdout."""
+    """The policy is redirected into a file (docs/operating.md): it alone goes to stdout."""
     return not args.check
 
 

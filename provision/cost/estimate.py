@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import capacity
 from ..config import Config
 from ..context import EDGE_REGION
 from ..steps import alarms as health_alarms
@@ -25,11 +26,7 @@ HOURS_PER_MONTH = 730            # AWS's pricing pages' month
 DAYS_PER_MONTH = 365 / 12
 MILLION = 1_000_000
 GB = 1024 * 1024                 # kB in a GB, as AWS bills bytes (2^30)
-# The function's time per request when [cost] handler_ms is not set: bench/handler.py (--rounds 20
-# --per-round 50, 2026-12-06) measured p50 0.10 ms and p99 1.65 ms per invocation over verified TLS on a
-# loopback MariaDB; Lambda bills whole milliseconds, so 2 ms. A database across the VPC adds its round trip.
-MEASURED_HANDLER_MS = 2.0
-MEASURED_HANDLER = "bench/handler.py's p99 over verified TLS (1.65 ms on a loopback MariaDB), in Lambda's whole ms"
+MEASURED_HANDLER = "an upper bound of bench/handler.py's p99 over verified TLS on a loopback MariaDB"
 CLOUDFRONT_FREE_REQUESTS = 10_000_000
 CLOUDFRONT_FREE_GB = 1024
 PROXY_MIN_VCPUS = 2              # RDS Proxy bills a provisioned instance's vCPUs, at least 2 (RDS Proxy pricing)
@@ -112,7 +109,7 @@ def estimate(config: Config, book: Book, what: Made, proxy: Proxy | None = None)
     def price(name: str) -> tuple[Tier, ...]:
         return book.tiers(items[name])
 
-    handler_ms = cost.handler_ms or MEASURED_HANDLER_MS
+    handler_ms = cost.handler_ms or capacity.HANDLER_MS
     billed_s = max(1, math.ceil(handler_ms)) / 1000
     memory_gb, arch = config.function.memory_mb / 1024, config.function.architecture
     retention = config.function.log_retention_days

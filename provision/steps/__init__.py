@@ -10,7 +10,7 @@ create what is missing; update what drifted; leave the rest) and
 soon as those are done, so independent chains run side by side, and saves the
 state file after every step, so an interrupted run resumes. A step reads only
 its own state and that of the steps it needs (directly or through others): the
-runner refuses any other read. The graph (docs, architecture) is drawn from here.
+runner refuses any other read. The graph (docs/architecture.md) is drawn from here.
 A step may also have ``observe(ctx)``, its reads alone (own state only): the
 runner starts it with the run and hands what it saw to ``ensure(ctx, seen=)``,
 so a no-op's lookups all go out at the start, not one step after another.

@@ -26,7 +26,7 @@ from ..aws import boundary, database
 from ..aws.arns import partition
 from ..aws_errors import NO_SUCH_ENTITY
 from ..config import Config
-from ..context import UNKNOWN, Context
+from ..context import Context
 from ..errors import or_none
 from ..registry import Names, Step
 from ..tags import as_dict, is_ours
@@ -52,11 +52,6 @@ def role_name(stack: str) -> str:
 def _find(ctx: Context) -> dict | None:
     found = or_none(ctx.client("iam").get_role, NO_SUCH_ENTITY, RoleName=role_name(ctx.stack))
     return found and found["Role"]
-
-
-def _trust(role: dict) -> dict:
-    doc = role.get("AssumeRolePolicyDocument", {})
-    return json.loads(doc) if isinstance(doc, str) else doc
 
 
 @dataclass(frozen=True)
@@ -89,20 +84,15 @@ def ensure(ctx: Context, seen: Seen | None = None) -> None:
     role = seen.role
     ceiling = boundary.ensure(ctx, partition(ctx.region), seen.boundary)
     if role is None:
-        created = ctx.change("create", f"IAM role {name}", iam.create_role, RoleName=name,
-                             AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
-                             PermissionsBoundary=ceiling,
-                             Description=f"rds-edge-api stack {ctx.stack}: Lambda execution role",
-                             find=lambda: (found := _find(ctx)) and {"Role": found})
+        arn = boundary.create_role(ctx, name, "", trust, ceiling,
+                                   f"rds-edge-api stack {ctx.stack}: Lambda execution role",
+                                   find=lambda: (found := _find(ctx)) and {"Role": found})
         ctx.change("update", f"attach {policy.rsplit('/', 1)[1]} to {name}", iam.attach_role_policy,
                    RoleName=name, PolicyArn=policy)
-        arn = created["Role"]["Arn"] if created else UNKNOWN
     else:
         arn = role["Arn"]
         boundary.ensure_on(ctx, role, ceiling)
-        if _trust(role) != trust:
-            ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
-                       RoleName=name, PolicyDocument=json.dumps(trust))
+        boundary.keep_trust(ctx, role, trust)
         if not is_ours(role.get("Tags"), ctx.stack):
             ctx.change("update", f"tags of IAM role {name}", iam.tag_role, RoleName=name, Tags=ctx.tag_list)
         if policy not in {p["PolicyArn"] for p in seen.attached or []}:

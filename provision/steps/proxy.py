@@ -166,12 +166,9 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
     role = _find_role(ctx)
     ceiling = boundary.arn(partition(ctx.region), ctx.account_id)  # made by iam_role, which this needs
     if role is None:
-        created = ctx.change("create", f"IAM role {name} (assumed by RDS Proxy)", iam.create_role, RoleName=name,
-                             AssumeRolePolicyDocument=json.dumps(trust), Tags=ctx.tag_list,
-                             PermissionsBoundary=ceiling,
-                             Description=f"rds-edge-api stack {ctx.stack}: RDS Proxy's role",
-                             find=lambda: (found := _find_role(ctx)) and {"Role": found})
-        arn = created["Role"]["Arn"] if created else UNKNOWN
+        arn = boundary.create_role(ctx, name, "assumed by RDS Proxy", trust, ceiling,
+                                   f"rds-edge-api stack {ctx.stack}: RDS Proxy's role",
+                                   find=lambda: (found := _find_role(ctx)) and {"Role": found})
         current = None
     else:
         arn = role["Arn"]
@@ -180,10 +177,7 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
             raise DeployError(f"IAM role {name} exists and is not tagged as this stack's ({as_dict(tags)}); "
                               "remove or rename it")
         boundary.ensure_on(ctx, role, ceiling)
-        doc = role.get("AssumeRolePolicyDocument", {})
-        if (json.loads(doc) if isinstance(doc, str) else doc) != trust:
-            ctx.change("update", f"trust policy of IAM role {name}", iam.update_assume_role_policy,
-                       RoleName=name, PolicyDocument=json.dumps(trust))
+        boundary.keep_trust(ctx, role, trust)
         found = or_none(iam.get_role_policy, NO_SUCH_ENTITY, RoleName=name, PolicyName=CONNECT_POLICY)
         current = found and found["PolicyDocument"]
         if isinstance(current, str):
