@@ -310,12 +310,18 @@ def _fetch(key, after):
             if item[name] is not None:
                 item[name] = convert(item[name])
     if query.measure:  # only tables whose rows could add up to Lambda's response limit
-        kept = _within_budget(items)
-        if kept < len(items):
-            items, rows, more = items[:kept], rows[:kept], True
+        items, rows, more = _trimmed_to_budget(items, rows, more)
     if not more:
         return items, None
     return items, _encode_cursor(rows, query, after)
+
+
+def _trimmed_to_budget(items, rows, more):
+    """(items, rows, more) cut to what fits in one response; cutting means there are more."""
+    kept = _within_budget(items)
+    if kept < len(items):
+        return items[:kept], rows[:kept], True
+    return items, rows, more
 
 
 def _within_budget(items):
@@ -496,12 +502,24 @@ def _iam_token(settings):
 
 def _plan(conn, settings):
     """Read the table's columns and keys once: validates the config, finds each column's converter,
-    the order that makes paging stable, and whether rows can be large enough to need measuring.
-
-    MySQL reports JSON columns as DATA_TYPE 'json'; MariaDB stores JSON as LONGTEXT
-    with a CHECK (json_valid(`col`)) constraint, so look for that there.
-    """
+    the order that makes paging stable, and whether rows can be large enough to need measuring."""
     table = settings["table"]
+    described, types, unique = _describe(conn, table)
+    names, key = _chosen_columns(settings, types)
+    order = _stable_order(unique, described)
+    max_rows = settings["max_rows"]
+    first, after, order_at = _selects(table, key, names, order, max_rows)
+    bound = sum(_json_bound(name, types[name], octets) for name, _, _, octets in described if name in names)
+    return Query(first=first, after=after, names=names,
+                 converters=[(n, CONVERTERS[types[n]]) for n in names if types[n] in CONVERTERS],
+                 key_form=KEY_FORMS.get(types[key]), order_at=order_at,
+                 order_kinds=None if order is None else [_value_kind(types[c]) for c in order],
+                 max_rows=max_rows, measure=bound * max_rows > RESPONSE_BUDGET)
+
+
+def _describe(conn, table):
+    """The table's columns as information_schema lists them, each column's DATA_TYPE, and its unique keys
+    (the primary key first) as {index: [columns]}."""
     with conn.cursor() as cur:
         cur.execute("SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, CHARACTER_OCTET_LENGTH"
                     " FROM information_schema.COLUMNS"
@@ -512,50 +530,59 @@ def _plan(conn, settings):
         if not types:
             raise ConfigError(f"table {table!r} not found or not readable")
         if "MariaDB" in conn.get_server_info():
-            cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
-                        " WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
-            checks = {clause for (clause,) in cur.fetchall()}
-            for name in types:
-                if f"json_valid(`{name}`)" in checks:
-                    types[name] = "json"
+            _mark_mariadb_json(cur, table, types)
         cur.execute("SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
                     " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND NON_UNIQUE = 0"
                     " ORDER BY INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX", (table,))
         unique = {}
         for index, column in cur.fetchall():
             unique.setdefault(index, []).append(column)
+    return described, types, unique
+
+
+def _mark_mariadb_json(cur, table, types):
+    """MySQL reports JSON columns as DATA_TYPE 'json'; MariaDB stores JSON as LONGTEXT
+    with a CHECK (json_valid(`col`)) constraint, so look for that there."""
+    cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+                " WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
+    checks = {clause for (clause,) in cur.fetchall()}
+    for name in types:
+        if f"json_valid(`{name}`)" in checks:
+            types[name] = "json"
+
+
+def _chosen_columns(settings, types):
+    """(the columns returned, in the table's spelling, the key column's spelling); unknown names are config errors."""
     by_lower = {name.lower(): name for name in types}  # MySQL column names ignore case
     wanted = [settings["key"], *settings["columns"]]
     unknown = [c for c in wanted if c.lower() not in by_lower]
     if unknown:
-        raise ConfigError(f"no column {', '.join(unknown)} in table {table!r}")
+        raise ConfigError(f"no column {', '.join(unknown)} in table {settings['table']!r}")
     names = list(dict.fromkeys(by_lower[c.lower()] for c in settings["columns"])) or list(types)
-    key = by_lower[settings["key"].lower()]
+    return names, by_lower[settings["key"].lower()]
+
+
+def _stable_order(unique, described):
+    """The primary key, else a unique key InnoDB could use as one (no NULLs): a total, stable order; or None."""
     nullable = {name for name, _, is_nullable, _ in described if is_nullable == "YES"}
-    # The primary key, else a unique key InnoDB could use as one (no NULLs): a total, stable order.
-    order = next((cols for cols in unique.values() if not nullable & set(cols)), None)
-    max_rows = settings["max_rows"]
-    select = f"SELECT {', '.join(map(_quote, names))}"
+    return next((cols for cols in unique.values() if not nullable & set(cols)), None)
+
+
+def _selects(table, key, names, order, max_rows):
+    """(first page's SELECT, next pages' SELECT, where the ordering key sits in a row or None)."""
     if order is None:  # no unique key: order by everything returned, page by offset
-        order_at = None
-        base = f"{select} FROM `{table}` WHERE `{key}` = %s ORDER BY {', '.join(map(_quote, names))}"
-        first, after = f"{base} LIMIT {max_rows + 1}", f"{base} LIMIT {max_rows + 1} OFFSET %s"
-    else:
-        hidden = [c for c in order if c not in names]  # selected after the returned columns
-        columns = names + hidden
-        order_at = [columns.index(c) for c in order]
-        select = f"SELECT {', '.join(map(_quote, columns))}"
-        by = ", ".join(map(_quote, order))
-        past = (f"{_quote(order[0])} > %s" if len(order) == 1
-                else f"({by}) > ({', '.join(['%s'] * len(order))})")
-        first = f"{select} FROM `{table}` WHERE `{key}` = %s ORDER BY {by} LIMIT {max_rows + 1}"
-        after = f"{select} FROM `{table}` WHERE `{key}` = %s AND {past} ORDER BY {by} LIMIT {max_rows + 1}"
-    bound = sum(_json_bound(name, types[name], octets) for name, _, _, octets in described if name in names)
-    return Query(first=first, after=after, names=names,
-                 converters=[(n, CONVERTERS[types[n]]) for n in names if types[n] in CONVERTERS],
-                 key_form=KEY_FORMS.get(types[key]), order_at=order_at,
-                 order_kinds=None if order is None else [_value_kind(types[c]) for c in order],
-                 max_rows=max_rows, measure=bound * max_rows > RESPONSE_BUDGET)
+        base = (f"SELECT {', '.join(map(_quote, names))} FROM `{table}` WHERE `{key}` = %s"
+                f" ORDER BY {', '.join(map(_quote, names))}")
+        return f"{base} LIMIT {max_rows + 1}", f"{base} LIMIT {max_rows + 1} OFFSET %s", None
+    hidden = [c for c in order if c not in names]  # selected after the returned columns
+    columns = names + hidden
+    select = f"SELECT {', '.join(map(_quote, columns))}"
+    by = ", ".join(map(_quote, order))
+    past = (f"{_quote(order[0])} > %s" if len(order) == 1
+            else f"({by}) > ({', '.join(['%s'] * len(order))})")
+    first = f"{select} FROM `{table}` WHERE `{key}` = %s ORDER BY {by} LIMIT {max_rows + 1}"
+    after = f"{select} FROM `{table}` WHERE `{key}` = %s AND {past} ORDER BY {by} LIMIT {max_rows + 1}"
+    return first, after, [columns.index(c) for c in order]
 
 
 def _value_kind(data_type):

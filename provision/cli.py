@@ -28,11 +28,10 @@ import botocore
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from . import runner
 from .commands import cost, deploy, list as list_command, logs, outputs, policy, rotate, teardown, unlock, verify
 from .config import known_regions, load
-from .context import LOCK_WAIT_TIMEOUT
-from .errors import ConfigError, DeployError, describe
+from .errors import ConfigError, DeployError, Interrupted, describe
+from .lock import LOCK_WAIT_TIMEOUT
 from .output import Output
 
 COMMANDS = {"deploy": deploy, "teardown": teardown, "outputs": outputs, "verify": verify, "logs": logs,
@@ -90,24 +89,29 @@ def main(argv: list[str] | None = None, *, session: boto3.Session | None = None,
         if args.throwaway_secrets:
             out.note(f"{', '.join(args.throwaway_secrets)} not set: throwaway values made for this run only "
                      f"(--local needs none of your secrets)")
-        try:
-            if getattr(args, "local", False) and config is not None:  # usage_error keeps --local from --stack
-                from .local.emulator import start
+        return _run(stack, module, args, config, session, out)
 
-                config, session = start(stack, config, out)
-            return module.run(args, config, session, out)
-        except runner.Interrupted as exc:
-            out.error(f"interrupted during '{exc.step}'. What was done so far is recorded; "
-                      f"run the same command again to continue.")
-            return 130
-        except KeyboardInterrupt:
-            out.error("interrupted; run the same command again to continue.")
-            return 130
-        except (DeployError, ClientError, BotoCoreError) as exc:
-            if args.debug:
-                traceback.print_exc()
-            out.error(describe(exc))
-            return 1
+
+def _run(stack: ExitStack, module, args, config, session: boto3.Session | None, out: Output) -> int:
+    """The command's exit code, the emulator started first with --local; a failure's code, its one line said."""
+    try:
+        if getattr(args, "local", False) and config is not None:  # usage_error keeps --local from --stack
+            from .local.emulator import start
+
+            config, session = start(stack, config, out)
+        return module.run(args, config, session, out)
+    except Interrupted as exc:
+        out.error(f"interrupted during '{exc.step}'. What was done so far is recorded; "
+                  f"run the same command again to continue.")
+        return 130
+    except KeyboardInterrupt:
+        out.error("interrupted; run the same command again to continue.")
+        return 130
+    except (DeployError, ClientError, BotoCoreError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        out.error(describe(exc))
+        return 1
 
 
 def _output(module, args) -> Output:

@@ -27,7 +27,30 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from . import waits
-from .errors import LeaseLost
+from .aws_errors import (
+    ALREADY_EXISTS,
+    BUCKET_ALREADY_OWNED_BY_YOU,
+    CACHE_POLICY_ALREADY_EXISTS,
+    CONFLICT_EXCEPTION,
+    DB_PROXY_ALREADY_EXISTS_FAULT,
+    ENTITY_ALREADY_EXISTS,
+    INVALID_GROUP_DUPLICATE,
+    INVALID_GROUP_NOT_FOUND,
+    INVALID_PERMISSION_DUPLICATE,
+    INVALID_PERMISSION_NOT_FOUND,
+    NO_SUCH_BUCKET,
+    NO_SUCH_DISTRIBUTION,
+    NO_SUCH_ENTITY,
+    NOT_FOUND,
+    NOT_FOUND_EXCEPTION,
+    RESOURCE_ALREADY_EXISTS_EXCEPTION,
+    RESOURCE_CONFLICT_EXCEPTION,
+    RESOURCE_IN_USE_EXCEPTION,
+    RESOURCE_NOT_FOUND_EXCEPTION,
+    WAF_DUPLICATE_ITEM_EXCEPTION,
+    WAF_NONEXISTENT_ITEM_EXCEPTION,
+)
+from .errors import LeaseLost, PlanWouldChange, Stopped
 
 USER_AGENT = "rds-edge-api/0.1"
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Check", "Search", "Lookup", "Test", "Filter")
@@ -58,44 +81,44 @@ RESENT_CREATES = frozenset({
 })
 # What a second send answers when the lost first one had done the work.
 DONE_ON_RESEND: dict[str, tuple[str, ...]] = {
-    "CreateRole": ("EntityAlreadyExists",),
-    "CreateTable": ("ResourceInUseException",),  # the lease table, by name (DynamoDB API reference, CreateTable)
-    "CreateDBProxy": ("DBProxyAlreadyExistsFault",),  # by name (RDS API reference, CreateDBProxy)
-    "CreateFunction": ("ResourceConflictException",),
-    "AddPermission": ("ResourceConflictException",),
-    "CreateLogGroup": ("ResourceAlreadyExistsException",),
-    "CreateSecurityGroup": ("InvalidGroup.Duplicate",),
-    "AuthorizeSecurityGroupIngress": ("InvalidPermission.Duplicate",),
-    "AuthorizeSecurityGroupEgress": ("InvalidPermission.Duplicate",),
-    "RevokeSecurityGroupIngress": ("InvalidPermission.NotFound",),
-    "RevokeSecurityGroupEgress": ("InvalidPermission.NotFound",),
-    "CreateIPSet": ("WAFDuplicateItemException",),
-    "CreateWebACL": ("WAFDuplicateItemException",),
-    "CreateBucket": ("BucketAlreadyOwnedByYou",),
-    "CreateReceiptRuleSet": ("AlreadyExists",),
-    "CreateCachePolicy": ("CachePolicyAlreadyExists",),  # names are unique in the account (CloudFront API reference)
-    "CreateReceiptRule": ("AlreadyExists",),
-    "CreateStage": ("ConflictException",),
-    "CreateResource": ("ConflictException",),
-    "CreateUsagePlanKey": ("ConflictException",),
-    "PutMethod": ("ConflictException",),
-    "DeleteRestApi": ("NotFoundException",), "DeleteApiKey": ("NotFoundException",),
-    "DeleteUsagePlan": ("NotFoundException",), "DeleteUsagePlanKey": ("NotFoundException",),
-    "DeleteStage": ("NotFoundException",), "DeleteResource": ("NotFoundException",),
-    "DeleteMethod": ("NotFoundException",),
-    "DeleteFunction": ("ResourceNotFoundException",), "RemovePermission": ("ResourceNotFoundException",),
-    "DeleteRole": ("NoSuchEntity",), "DeleteRolePolicy": ("NoSuchEntity",), "DetachRolePolicy": ("NoSuchEntity",),
-    "DeleteLogGroup": ("ResourceNotFoundException",),
-    "DeleteDelivery": ("ResourceNotFoundException",), "DeleteDeliverySource": ("ResourceNotFoundException",),
-    "DeleteDeliveryDestination": ("ResourceNotFoundException",),
-    "DeleteSecurityGroup": ("InvalidGroup.NotFound",),
-    "DeleteIPSet": ("WAFNonexistentItemException",), "DeleteWebACL": ("WAFNonexistentItemException",),
-    "DeleteLoggingConfiguration": ("WAFNonexistentItemException",),
-    "DeleteDistribution": ("NoSuchDistribution",),
-    "DeleteCertificate": ("ResourceNotFoundException",),
-    "DeleteRule": ("ResourceNotFoundException",),
-    "DeleteBucket": ("NoSuchBucket",),
-    "Unsubscribe": ("NotFound",),
+    "CreateRole": (ENTITY_ALREADY_EXISTS,),
+    "CreateTable": (RESOURCE_IN_USE_EXCEPTION,),  # the lease table, by name (DynamoDB API reference, CreateTable)
+    "CreateDBProxy": (DB_PROXY_ALREADY_EXISTS_FAULT,),  # by name (RDS API reference, CreateDBProxy)
+    "CreateFunction": (RESOURCE_CONFLICT_EXCEPTION,),
+    "AddPermission": (RESOURCE_CONFLICT_EXCEPTION,),
+    "CreateLogGroup": (RESOURCE_ALREADY_EXISTS_EXCEPTION,),
+    "CreateSecurityGroup": (INVALID_GROUP_DUPLICATE,),
+    "AuthorizeSecurityGroupIngress": (INVALID_PERMISSION_DUPLICATE,),
+    "AuthorizeSecurityGroupEgress": (INVALID_PERMISSION_DUPLICATE,),
+    "RevokeSecurityGroupIngress": (INVALID_PERMISSION_NOT_FOUND,),
+    "RevokeSecurityGroupEgress": (INVALID_PERMISSION_NOT_FOUND,),
+    "CreateIPSet": (WAF_DUPLICATE_ITEM_EXCEPTION,),
+    "CreateWebACL": (WAF_DUPLICATE_ITEM_EXCEPTION,),
+    "CreateBucket": (BUCKET_ALREADY_OWNED_BY_YOU,),
+    "CreateReceiptRuleSet": (ALREADY_EXISTS,),
+    "CreateCachePolicy": (CACHE_POLICY_ALREADY_EXISTS,),  # names are unique in the account (CloudFront API reference)
+    "CreateReceiptRule": (ALREADY_EXISTS,),
+    "CreateStage": (CONFLICT_EXCEPTION,),
+    "CreateResource": (CONFLICT_EXCEPTION,),
+    "CreateUsagePlanKey": (CONFLICT_EXCEPTION,),
+    "PutMethod": (CONFLICT_EXCEPTION,),
+    "DeleteRestApi": (NOT_FOUND_EXCEPTION,), "DeleteApiKey": (NOT_FOUND_EXCEPTION,),
+    "DeleteUsagePlan": (NOT_FOUND_EXCEPTION,), "DeleteUsagePlanKey": (NOT_FOUND_EXCEPTION,),
+    "DeleteStage": (NOT_FOUND_EXCEPTION,), "DeleteResource": (NOT_FOUND_EXCEPTION,),
+    "DeleteMethod": (NOT_FOUND_EXCEPTION,),
+    "DeleteFunction": (RESOURCE_NOT_FOUND_EXCEPTION,), "RemovePermission": (RESOURCE_NOT_FOUND_EXCEPTION,),
+    "DeleteRole": (NO_SUCH_ENTITY,), "DeleteRolePolicy": (NO_SUCH_ENTITY,), "DetachRolePolicy": (NO_SUCH_ENTITY,),
+    "DeleteLogGroup": (RESOURCE_NOT_FOUND_EXCEPTION,),
+    "DeleteDelivery": (RESOURCE_NOT_FOUND_EXCEPTION,), "DeleteDeliverySource": (RESOURCE_NOT_FOUND_EXCEPTION,),
+    "DeleteDeliveryDestination": (RESOURCE_NOT_FOUND_EXCEPTION,),
+    "DeleteSecurityGroup": (INVALID_GROUP_NOT_FOUND,),
+    "DeleteIPSet": (WAF_NONEXISTENT_ITEM_EXCEPTION,), "DeleteWebACL": (WAF_NONEXISTENT_ITEM_EXCEPTION,),
+    "DeleteLoggingConfiguration": (WAF_NONEXISTENT_ITEM_EXCEPTION,),
+    "DeleteDistribution": (NO_SUCH_DISTRIBUTION,),
+    "DeleteCertificate": (RESOURCE_NOT_FOUND_EXCEPTION,),
+    "DeleteRule": (RESOURCE_NOT_FOUND_EXCEPTION,),
+    "DeleteBucket": (NO_SUCH_BUCKET,),
+    "Unsubscribe": (NOT_FOUND,),
 }
 
 
@@ -157,14 +180,6 @@ PACER = Pacer()
 def resendable(operation_name: str) -> bool:
     """Whether sending the call again after a lost answer cannot make a second resource."""
     return not operation_name.startswith("Create") or operation_name in RESENT_CREATES
-
-
-class PlanWouldChange(RuntimeError):
-    """A changing call was attempted during --plan: a bug, never sent to AWS."""
-
-
-class Stopped(BaseException):
-    """The run is stopping (Ctrl-C, or another step failed): no further call goes out."""
 
 
 def stoppable(stopping: threading.Event, sleep: Callable[[float], None]) -> Callable[[float], None]:

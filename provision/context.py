@@ -7,19 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import waits
+from . import lease as account_lease, waits
 from .clients import Clients
 from .config import Config
 from .errors import LeaseLost
-from .lock import stack_lock
+from .lock import LOCK_POLL_INTERVAL, LOCK_WAIT_TIMEOUT, stack_lock
 from .output import Output, StepReport
 from .state import State
 from .tags import stack_tags, tag_list
 
 EDGE_REGION = "us-east-1"  # CloudFront, its certificates and CLOUDFRONT-scoped WAF live here
 UNKNOWN = "(known after apply)"
-LOCK_WAIT_TIMEOUT = 2 * 60 * 60  # --wait: a deploy that waits for a certificate and CloudFront takes up to ~1.5 h
-LOCK_POLL_INTERVAL = 2.0
 
 
 @dataclass
@@ -126,8 +124,6 @@ def locked(config: Config, command: str, *, session=None, out: Output | None = N
 
     def waiting(what: str, try_take: Callable[[], bool]) -> None:
         waits.wait_until(ctx, what, try_take, timeout=LOCK_WAIT_TIMEOUT, interval=LOCK_POLL_INTERVAL)
-
-    from . import lease as account_lease
 
     with ExitStack() as held:
         held.enter_context(stack_lock(lock_path(config), command, waiting if wait else None))

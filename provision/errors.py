@@ -1,4 +1,8 @@
-"""Errors the operator sees, and the one place that reads AWS error codes."""
+"""Every exception the toolkit raises, and the one place that reads AWS error codes (the codes themselves are
+named in ``aws_errors.py``).
+
+The emulator's own (provision/local/), which stand for AWS's answers, stay beside it.
+"""
 from __future__ import annotations
 
 from botocore.exceptions import ClientError, NoCredentialsError
@@ -23,6 +27,42 @@ class LockedError(DeployError):
 
 class LeaseLost(DeployError):
     """The run can no longer prove it holds its lease: no further call of it goes out (``lease.py``)."""
+
+
+class WrongRegion(DeployError):
+    """--region names a region where the stack has no regional half (a usage error: exit 2)."""
+
+
+class CallerLacksPermissions(Exception):
+    """check_permissions: the caller lacks some of the policy (the denials are printed)."""
+
+
+class StepFailed(DeployError):
+    """A step failed on an AWS error or a DeployError: the step's title, then the error's one line."""
+
+    def __init__(self, step: str, detail: str):
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped the run during the named step(s): what was done is recorded (exit 130)."""
+
+    def __init__(self, step: str):
+        super().__init__(step)
+        self.step = step
+
+
+class Stopped(BaseException):
+    """The run is stopping (Ctrl-C, or another step failed): no further call goes out."""
+
+
+class PlanWouldChange(RuntimeError):
+    """A changing call was attempted during --plan: a bug, never sent to AWS."""
+
+
+class UndeclaredRead(RuntimeError):
+    """A step read the state of a step it does not need: a missing ``needs`` in STEPS, never sent to AWS."""
 
 
 def error_code(exc: BaseException) -> str | None:

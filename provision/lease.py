@@ -80,17 +80,18 @@ from typing import Iterator
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import waits
+from .aws_errors import CONDITIONAL_CHECK_FAILED_EXCEPTION, RESOURCE_IN_USE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION
 from .clients import make_clients
 from .config import LEASE_EXPIRY_RANGE
-from .context import LOCK_WAIT_TIMEOUT
 from .errors import LeaseLost, LockedError, describe, is_code, or_none
+from .lock import LOCK_WAIT_TIMEOUT
 from .tags import MANAGED_BY, tag_list
 
 TABLE = "rds-edge-api-leases"
 SHARED_TAGS = {"managed-by": MANAGED_BY, "shared": "all stacks"}
 TABLE_ACTIVE_TIMEOUT = 120
-TAKEN = "ConditionalCheckFailedException"
-NO_TABLE = "ResourceNotFoundException"
+TAKEN = CONDITIONAL_CHECK_FAILED_EXCEPTION
+NO_TABLE = RESOURCE_NOT_FOUND_EXCEPTION
 ACCOUNT = "account:"  # an account lease's key: no stack name has a ':'
 ACCOUNT_EXPIRY_S = 30  # an account lease is held for the seconds one edit takes
 ACCOUNT_WAIT_TIMEOUT = 10 * 60
@@ -375,7 +376,7 @@ class _Lease:
                 self.ctx.change("create", f"DynamoDB table {TABLE} (leases, shared by the account's stacks "
                                           f"in {self.region})", self._create_table)
             except ClientError as exc:
-                if not is_code(exc, "ResourceInUseException"):  # another stack's run made it meanwhile
+                if not is_code(exc, RESOURCE_IN_USE_EXCEPTION):  # another stack's run made it meanwhile
                     raise
         elif found["Table"].get("TableStatus") == "ACTIVE":
             return

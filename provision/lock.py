@@ -24,6 +24,10 @@ from typing import Callable, Iterator
 
 from .errors import LockedError
 
+# --wait: how long a run waits for another run's lock, or its lease in the account (lease.py), to be given back;
+# a deploy that waits for a certificate and CloudFront takes up to ~1.5 h.
+LOCK_WAIT_TIMEOUT = 2 * 60 * 60
+LOCK_POLL_INTERVAL = 2.0
 # wait(what, try_take): retry try_take (True once the lock is held) until it holds or the wait gives up.
 Wait = Callable[[str, Callable[[], bool]], object]
 

@@ -30,9 +30,9 @@ from typing import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import graph
-from .clients import Stopped, stoppable
+from .clients import stoppable
 from .context import Context
-from .errors import DeployError, describe
+from .errors import DeployError, Interrupted, StepFailed, Stopped, describe
 from .output import StepReport
 from .progress import Board, StepOutput
 
@@ -73,8 +73,8 @@ class _Walk:
     failure: tuple | None = None  # (step, exception): the first one
 
     def run(self) -> None:
-        ctx, stop = self.ctx, self.ctx.clients.stopping
-        stop.clear()
+        ctx = self.ctx
+        ctx.clients.stopping.clear()
         readable = graph.ancestors(self.steps)
         interrupted = False
         with Board(ctx.out) as board, ThreadPoolExecutor(2 * len(self.steps), thread_name_prefix="step") as pool:
@@ -94,21 +94,29 @@ class _Walk:
                         self._start_ready(pool, board, readable)
             except KeyboardInterrupt:  # Ctrl-C reaches the main thread only
                 interrupted = True
-                titles = [step.title for step, _ in self.running.values()]
-                stop.set()
-                wait(self.running)
-                for future in list(self.running):
-                    self._finished(future)
-                self.failure = (None, Interrupted(", ".join(titles) or "between steps"))
+                self._stop_running()
             self._print_ready(everything=True)
-        for step in self.steps:  # in STEPS order; a label set to None by a later step is removed
-            for label, value in self.outputs.get(step.name, {}).items():
-                if value is None:
-                    ctx.outputs.pop(label, None)
-                else:
-                    ctx.outputs[label] = value
+        self._merge_outputs()
         _save(ctx)
         self._raise(interrupted)
+
+    def _stop_running(self) -> None:
+        """Ctrl-C: the running steps stop at their next call; the run fails as interrupted during them."""
+        titles = [step.title for step, _ in self.running.values()]
+        self.ctx.clients.stopping.set()
+        wait(self.running)
+        for future in list(self.running):
+            self._finished(future)
+        self.failure = (None, Interrupted(", ".join(titles) or "between steps"))
+
+    def _merge_outputs(self) -> None:
+        """Each step's outputs into the run's, in STEPS order; a label set to None by a later step is removed."""
+        for step in self.steps:
+            for label, value in self.outputs.get(step.name, {}).items():
+                if value is None:
+                    self.ctx.outputs.pop(label, None)
+                else:
+                    self.ctx.outputs[label] = value
 
     def _observe_early(self, pool, board: Board) -> None:
         """Every step's observe at once, each seeing only its own state."""
@@ -232,14 +240,3 @@ def _save(ctx: Context) -> None:
     if not ctx.planning:
         ctx.state.save()
 
-
-class Interrupted(Exception):
-    def __init__(self, step: str):
-        super().__init__(step)
-        self.step = step
-
-
-class StepFailed(DeployError):
-    def __init__(self, step: str, detail: str):
-        super().__init__(f"{step}: {detail}")
-        self.step = step

@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UndeclaredRead
+
 VERSION = 1
 
 
@@ -79,10 +81,6 @@ class State:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-
-class UndeclaredRead(RuntimeError):
-    """A step read the state of a step it does not need: a missing ``needs`` in STEPS, never sent to AWS."""
 
 
 @dataclass

@@ -32,27 +32,17 @@ from tenacity import (
     wait_fixed,
 )
 
+from .aws_errors import (
+    LIMIT_EXCEEDED_EXCEPTION,
+    RESOURCE_NOT_READY_EXCEPTION,
+    THROTTLE_CODES,
+    TOO_MANY_REQUESTS_EXCEPTION,
+    TRANSIENT_CODES,
+)
 from .errors import DeployError, describe, error_code, is_code
 
 T = TypeVar("T")
 
-# Throttling means AWS refused the call before doing anything: safe to send any call again. The codes
-# botocore's standard retry mode takes for throttles (botocore/retries/standard.py,
-# ThrottledRetryableChecker._THROTTLED_ERROR_CODES; aws/aws-sdk-js-v3#1205 added the last three): among
-# them API Gateway's LimitExceededException ("The request exceeded the rate limit. Retry after the
-# specified time period": 429 with retryAfterSeconds, API Gateway API reference), DynamoDB's
-# ProvisionedThroughputExceededException and TransactionInProgressException, EC2's RequestLimitExceeded
-# and EC2ThrottledException.
-THROTTLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-    "PriorRequestNotComplete", "LimitExceededException", "ProvisionedThroughputExceededException",
-    "TransactionInProgressException", "BandwidthLimitExceeded", "EC2ThrottledException",
-})
-TRANSIENT_CODES = THROTTLE_CODES | frozenset({
-    "InternalError", "InternalFailure", "InternalServerError",
-    "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-})
 CONNECTION_ERRORS = (ConnectionClosedError, EndpointConnectionError, ConnectTimeoutError,
                      ReadTimeoutError, ConnectionResetError)
 # The request reached AWS and the answer did not come back: AWS may have acted on it.
@@ -64,7 +54,7 @@ TRANSIENT_BASE_DELAY = 0.5
 TRANSIENT_MAX_DELAY = 20.0
 # 5xx answers that a repeat of the call does not mend: Lambda's own recovery of an Inactive
 # function's network interfaces ends it (the function step waits for that instead).
-NOT_TRANSIENT_CODES = frozenset({"ResourceNotReadyException"})
+NOT_TRANSIENT_CODES = frozenset({RESOURCE_NOT_READY_EXCEPTION})
 
 # API Gateway's control-plane quotas that are fixed per account and cannot be raised, in seconds
 # between calls ("Amazon API Gateway quotas": DeleteRestApi 1 request every 30 seconds per account, ...).
@@ -73,7 +63,7 @@ API_GATEWAY_QUOTAS = {"DeleteRestApi": 30.0, "UpdateUsagePlan": 20.0, "UpdateAcc
 QUOTA_TIMEOUT = 5 * 60.0  # ten DeleteRestApi slots: other stacks' teardowns may be queued for the same quota
 # API Gateway answers a call past its quota with 429 TooManyRequestsException or LimitExceededException,
 # both carrying retryAfterSeconds (API Gateway API reference, Errors).
-QUOTA_THROTTLES = frozenset({"TooManyRequestsException", "LimitExceededException"})
+QUOTA_THROTTLES = frozenset({TOO_MANY_REQUESTS_EXCEPTION, LIMIT_EXCEEDED_EXCEPTION})
 
 
 def is_transient(response: Any, exception: BaseException | None) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from provision import config as config_module, lease
 from provision.clients import PACE_SECONDS
-from provision.state import UndeclaredRead
+from provision.errors import UndeclaredRead
 from provision.steps import cloudfront, cloudfront_logging, waf, waf_logging
 from tests.edge_support import DOMAIN, edge, edge_prerequisites, make_key, put_state
 from tests.support import Run, quiet_context, run_once

@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 
 from provision import graph, runner
+from provision.errors import UndeclaredRead
 from provision.registry import Step
-from provision.state import State, UndeclaredRead
+from provision.state import State
 from provision.steps import STEPS
 from tests.aws_rules import Rule, operation
 from tests.support import Run, inventory, quiet_context

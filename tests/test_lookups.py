@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from provision.clients import PlanWouldChange
 from provision.commands import verify
+from provision.errors import PlanWouldChange
 from provision.local.readback import Deployed
 from provision.steps import api as api_step
 from tests.support import quiet_context

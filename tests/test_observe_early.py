@@ -5,8 +5,7 @@ from dataclasses import replace
 import pytest
 
 from provision import config as config_module, runner
-from provision.errors import DeployError
-from provision.state import UndeclaredRead
+from provision.errors import DeployError, UndeclaredRead
 from provision.steps import Step
 from tests.support import quiet_context
 

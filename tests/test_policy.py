@@ -8,10 +8,10 @@ import pytest
 from moto.core.authorization import ActionAuthenticatorMixin
 from parliament import analyze_policy_string, enhance_finding
 
+from maintainer import recording
 from provision import config as config_module
 from provision.iam import policy
 from provision.iam.caller_check import stack_network
-from provision.local import recording
 from tests.aws_rules import function_tags_need_list_tags
 from tests.support import Run, gather, inventory, quiet_context
 
@@ -150,7 +150,7 @@ def test_every_aws_call_named_in_the_source_is_in_the_catalog():
     missing = {method: sorted(files) for method, files in _source_calls().items() if method not in catalogued}
     assert not missing, (f"AWS calls in the code but not in the catalog, so not in the policy: {missing}. "
                          f"Re-record ({policy.RECORD_COMMAND}); if no recorded run reaches the call, add a run or "
-                         "drift that does to provision/local/recording.py (or, failing that, an UNREACHED entry)")
+                         "drift that does to maintainer/recording.py (or, failing that, an UNREACHED entry)")
 
 
 RECORDED_VARIANTS = {policy.variant(validation, "zone" if zone else None): (validation, zone)

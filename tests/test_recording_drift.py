@@ -1,4 +1,4 @@
-"""The call recorder's changes behind the stack's back (provision/local/recording.py ``_drift``) are the steps'
+"""The call recorder's changes behind the stack's back (maintainer/recording.py ``_drift``) are the steps'
 own (``STEP.drift``, provision/registry.py), taken from STEPS: a new step's drift is made without editing the
 recorder, and a deploy repairs each step's, so its repairing calls are in the catalog."""
 from dataclasses import replace
@@ -6,8 +6,8 @@ from dataclasses import replace
 import boto3
 import pytest
 
+from maintainer import recording
 from provision.clients import is_changing
-from provision.local import recording
 from provision.registry import Step
 from provision.steps import STEPS
 from tests.support import Run, inventory

@@ -53,7 +53,7 @@ def test_every_step_that_makes_something_lists_it_and_names_its_creating_and_rem
     assert step.removes, f"{step.name}: no removing calls (where does a crash test stop its teardown?)"
     for lister in step.inventory:
         assert list(inspect.signature(lister).parameters) == ["config"], f"{step.name}: {lister.__qualname__}"
-    for change in step.drift:  # the call recorder's (provision/local/recording.py): tests/test_recording_drift.py
+    for change in step.drift:  # the call recorder's (maintainer/recording.py): tests/test_recording_drift.py
         assert list(inspect.signature(change).parameters) == ["session", "config"], f"{step.name}: {change.__qualname__}"
     for service, patterns in step.arns.items():
         assert service == service.lower() and ":" not in service, f"{step.name}: {service!r} is not an IAM prefix"

@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from provision import waits
-from provision.clients import Stopped, make_clients
+from provision.clients import make_clients
+from provision.errors import Stopped
 from tests.aws_rules import Rule, lost_answers, operation
 from tests.support import Sleeps, failing, response
 

@@ -29,19 +29,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..aws_errors import ACCESS_DENIED, HTTP_403, HTTP_404, NO_SUCH_BUCKET
 from ..config import AccessConfig, Config, DatabaseConfig, DomainConfig, Secret, StackConfig, acm_mail_domain
 from ..context import EDGE_REGION
-from ..errors import DeployError, or_none
+from ..errors import DeployError, WrongRegion, or_none
 from ..steps import mail, security_groups
 from ..steps.certificate import VALIDATION_DOMAIN_TAG, VALIDATION_TAG
 from ..tags import as_dict, is_ours
 from . import stacks
 
 NOT_READ = "not-read-by-teardown"
-
-
-class WrongRegion(DeployError):
-    """--region names a region where the stack has no regional half (a usage error: exit 2)."""
 
 
 def progress_path(state_dir: Path, stack: str) -> Path:
@@ -154,7 +151,7 @@ def _zone(session, domain: str) -> str | None:
 
 def _bucket_region(session, bucket: str) -> str | None:
     s3 = session.client("s3", region_name=EDGE_REGION)
-    found = or_none(s3.head_bucket, ("404", "NoSuchBucket", "403", "AccessDenied"), Bucket=bucket)
+    found = or_none(s3.head_bucket, (HTTP_404, NO_SUCH_BUCKET, HTTP_403, ACCESS_DENIED), Bucket=bucket)
     if not found:
         return None
     return found.get("BucketRegion") or found["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region")

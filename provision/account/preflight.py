@@ -34,6 +34,7 @@ from rich.table import Table
 
 from ..aws import database, dns
 from ..aws.arns import partition
+from ..aws_errors import HTTP_404
 from ..errors import DeployError, describe, error_code
 from ..steps import cloudfront_logging, domain_record, function, mail, waf_logging
 from ..together import together
@@ -145,7 +146,7 @@ def _concurrency(ctx) -> Check:
         settings, ours = together(ctx, lambda c: c.client("lambda").get_account_settings(),
                                   lambda c: function.reserved_concurrency(c) or 0)  # counted in the limit only
     except ClientError as exc:
-        if error_code(exc) != "404":  # moto answers 404 "Not yet implemented"; AWS always implements it
+        if error_code(exc) != HTTP_404:  # moto answers 404 "Not yet implemented"; AWS always implements it
             raise
         return Check(name, None, "this endpoint does not implement GetAccountSettings (an emulator)")
     limits = settings["AccountLimit"]

@@ -19,6 +19,18 @@ from typing import Any, Callable
 
 from .. import lease
 from ..aws.apigateway_account import role_name as logging_role_name
+from ..aws_errors import (
+    HTTP_403,
+    HTTP_404,
+    NO_SUCH_BUCKET,
+    NO_SUCH_DISTRIBUTION,
+    NO_SUCH_ENTITY,
+    NOT_FOUND,
+    NOT_FOUND_EXCEPTION,
+    RESOURCE_NOT_FOUND_EXCEPTION,
+    RULE_SET_DOES_NOT_EXIST,
+    WAF_NONEXISTENT_ITEM_EXCEPTION,
+)
 from ..config import SES_RECEIVING_REGIONS
 from ..context import EDGE_REGION
 from ..errors import or_none
@@ -138,7 +150,7 @@ def find(session, regions: list[str] | None) -> tuple[dict[str, Stack], set[str]
                 shared.add(arn)
     iam = session.client("iam", region_name=DEFAULT_REGION)
     for stack in stacks.values():
-        role = or_none(iam.get_role, "NoSuchEntity", RoleName=role_name(stack.name))
+        role = or_none(iam.get_role, NO_SUCH_ENTITY, RoleName=role_name(stack.name))
         if role and as_dict(iam.list_role_tags(RoleName=role_name(stack.name))["Tags"]).get("stack") == stack.name:
             stack.add(role["Role"]["Arn"])
         stack.holder = _holder(session, stack)
@@ -151,7 +163,7 @@ def _shared_untagged(session, regions: list[str]) -> set[str]:
     found = set()
     for region in dict.fromkeys([*regions, EDGE_REGION]):  # us-east-1: the default mail region
         if region in SES_RECEIVING_REGIONS and or_none(
-                session.client("ses", region_name=region).describe_receipt_rule_set, "RuleSetDoesNotExist",
+                session.client("ses", region_name=region).describe_receipt_rule_set, RULE_SET_DOES_NOT_EXIST,
                 RuleSetName=SHARED_RULE_SET):
             found.add(f"SES receipt rule set {SHARED_RULE_SET} in {region}")
         if region not in regions:
@@ -188,33 +200,33 @@ def _web_acl_or_ip_set(session, arn: str) -> bool:
     scope = "CLOUDFRONT" if scope_name == "global" else "REGIONAL"
     waf = session.client("wafv2", region_name=_region(arn))
     get = waf.get_web_acl if "/webacl/" in arn else waf.get_ip_set
-    return _found(get, "WAFNonexistentItemException", Name=name, Scope=scope, Id=item_id)
+    return _found(get, WAF_NONEXISTENT_ITEM_EXCEPTION, Name=name, Scope=scope, Id=item_id)
 
 
 EXISTS: dict[str, Callable[[Any, str], bool]] = {
     "lambda:function": lambda s, arn: _found(s.client("lambda", region_name=_region(arn)).get_function_configuration,
-                                             "ResourceNotFoundException", FunctionName=arn),
+                                             RESOURCE_NOT_FOUND_EXCEPTION, FunctionName=arn),
     "apigateway:restapis": lambda s, arn: _found(s.client("apigateway", region_name=_region(arn)).get_rest_api,
-                                                 "NotFoundException", restApiId=arn.rsplit("/", 1)[1]),
+                                                 NOT_FOUND_EXCEPTION, restApiId=arn.rsplit("/", 1)[1]),
     "apigateway:apikeys": lambda s, arn: _found(s.client("apigateway", region_name=_region(arn)).get_api_key,
-                                                "NotFoundException", apiKey=arn.rsplit("/", 1)[1]),
+                                                NOT_FOUND_EXCEPTION, apiKey=arn.rsplit("/", 1)[1]),
     "apigateway:usageplans": lambda s, arn: _found(s.client("apigateway", region_name=_region(arn)).get_usage_plan,
-                                                   "NotFoundException", usagePlanId=arn.rsplit("/", 1)[1]),
+                                                   NOT_FOUND_EXCEPTION, usagePlanId=arn.rsplit("/", 1)[1]),
     "ec2:security-group": lambda s, arn: bool(s.client("ec2", region_name=_region(arn)).describe_security_groups(
         Filters=[{"Name": "group-id", "Values": [arn.rsplit("/", 1)[1]]}])["SecurityGroups"]),
     "logs:log-group": _log_group,
     "acm:certificate": lambda s, arn: _found(s.client("acm", region_name=_region(arn)).describe_certificate,
-                                             "ResourceNotFoundException", CertificateArn=arn),
-    "cloudfront:distribution": lambda s, arn: _found(s.client("cloudfront").get_distribution, "NoSuchDistribution",
+                                             RESOURCE_NOT_FOUND_EXCEPTION, CertificateArn=arn),
+    "cloudfront:distribution": lambda s, arn: _found(s.client("cloudfront").get_distribution, NO_SUCH_DISTRIBUTION,
                                                      Id=arn.rsplit("/", 1)[1]),
     "wafv2:webacl": _web_acl_or_ip_set,
     "wafv2:ipset": _web_acl_or_ip_set,
     "s3:bucket": lambda s, arn: _found(s.client("s3", region_name=EDGE_REGION).head_bucket,
-                                       ("404", "NoSuchBucket", "403"), Bucket=arn.rsplit(":", 1)[1]),
-    "sns:topic": lambda s, arn: _found(s.client("sns", region_name=_region(arn)).get_topic_attributes, "NotFound",
+                                       (HTTP_404, NO_SUCH_BUCKET, HTTP_403), Bucket=arn.rsplit(":", 1)[1]),
+    "sns:topic": lambda s, arn: _found(s.client("sns", region_name=_region(arn)).get_topic_attributes, NOT_FOUND,
                                        TopicArn=arn),
     "dynamodb:table": lambda s, arn: _found(s.client("dynamodb", region_name=_region(arn)).describe_table,
-                                            "ResourceNotFoundException", TableName=arn.rsplit("/", 1)[1]),
+                                            RESOURCE_NOT_FOUND_EXCEPTION, TableName=arn.rsplit("/", 1)[1]),
 }
 
 

@@ -42,6 +42,7 @@ from contextlib import nullcontext
 import boto3
 
 from .. import lease, waits
+from ..aws_errors import BAD_REQUEST_EXCEPTION, NO_SUCH_ENTITY
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
@@ -77,7 +78,7 @@ def _names_ours(ctx: Context, arn: str) -> bool:
 
 
 def _role(ctx: Context) -> dict | None:
-    found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.region))
+    found = or_none(ctx.client("iam").get_role, NO_SUCH_ENTITY, RoleName=role_name(ctx.region))
     return found and found["Role"]
 
 
@@ -143,7 +144,7 @@ def _claim(ctx: Context) -> str:
 
 
 def _not_yet(exc: BaseException) -> bool:
-    return is_code(exc, "BadRequestException") and any(text in str(exc) for text in NOT_YET)
+    return is_code(exc, BAD_REQUEST_EXCEPTION) and any(text in str(exc) for text in NOT_YET)
 
 
 def _ensure_role(ctx: Context) -> str:
@@ -200,25 +201,42 @@ def _release(ctx: Context) -> None:
 
 def other_users(ctx: Context) -> list[str]:
     """The stages, of APIs in the region that are not this stack's, that log through the account's role."""
+    return [*_rest_users(ctx), *_websocket_users(ctx)]
+
+
+def _rest_users(ctx: Context) -> list[str]:
     apigw, users = ctx.client("apigateway"), []
     for api in _pages(apigw, "get_rest_apis", "items"):
         if is_ours(api.get("tags"), ctx.stack):
             continue
-        for stage in apigw.get_stages(restApiId=api["id"]).get("item", []):
-            levels = {(s or {}).get("loggingLevel", "OFF") for s in (stage.get("methodSettings") or {}).values()}
-            traced = any((s or {}).get("dataTraceEnabled") for s in (stage.get("methodSettings") or {}).values())
-            if (stage.get("accessLogSettings") or {}).get("destinationArn") or levels - {"OFF"} or traced:
-                users.append(f"{api['name']}/{stage['stageName']}")
-    apigw2 = ctx.client("apigatewayv2")
+        users += [f"{api['name']}/{stage['stageName']}" for stage in apigw.get_stages(restApiId=api["id"]).get("item", [])
+                  if _rest_stage_logs(stage)]
+    return users
+
+
+def _rest_stage_logs(stage: dict) -> bool:
+    """A REST stage writes an access log, or execution logs (a logging level or full request tracing) for
+    any of its methods."""
+    methods = [s or {} for s in (stage.get("methodSettings") or {}).values()]
+    return bool((stage.get("accessLogSettings") or {}).get("destinationArn")
+                or any(m.get("loggingLevel", "OFF") != "OFF" or m.get("dataTraceEnabled") for m in methods))
+
+
+def _websocket_users(ctx: Context) -> list[str]:
+    apigw2, users = ctx.client("apigatewayv2"), []
     for api in _pages(apigw2, "get_apis", "Items"):
         if api.get("ProtocolType") != "WEBSOCKET" or is_ours(api.get("Tags"), ctx.stack):
             continue
-        for stage in _pages(apigw2, "get_stages", "Items", ApiId=api["ApiId"]):
-            routes = [stage.get("DefaultRouteSettings") or {}, *(stage.get("RouteSettings") or {}).values()]
-            if (stage.get("AccessLogSettings") or {}).get("DestinationArn") or any(
-                    r.get("LoggingLevel", "OFF") != "OFF" or r.get("DataTraceEnabled") for r in routes):
-                users.append(f"{api['Name']}/{stage['StageName']} (WebSocket)")
+        users += [f"{api['Name']}/{stage['StageName']} (WebSocket)"
+                  for stage in _pages(apigw2, "get_stages", "Items", ApiId=api["ApiId"]) if _websocket_stage_logs(stage)]
     return users
+
+
+def _websocket_stage_logs(stage: dict) -> bool:
+    """A WebSocket stage writes an access log, or execution logs by default or for any route."""
+    routes = [stage.get("DefaultRouteSettings") or {}, *(stage.get("RouteSettings") or {}).values()]
+    return bool((stage.get("AccessLogSettings") or {}).get("DestinationArn")
+                or any(r.get("LoggingLevel", "OFF") != "OFF" or r.get("DataTraceEnabled") for r in routes))
 
 
 def _pages(client, operation: str, key: str, **kwargs) -> list[dict]:

@@ -36,6 +36,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from ..aws_errors import ENTITY_ALREADY_EXISTS, NO_SUCH_ENTITY
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..tags import MANAGED_BY
@@ -77,7 +78,7 @@ def document(partition: str, account: str) -> dict:
 def observe(ctx: Context, partition: str) -> dict | None:
     """The boundary's default version's document as IAM holds it; None when there is no such policy."""
     iam = ctx.client("iam")
-    found = or_none(iam.get_policy, "NoSuchEntity", PolicyArn=arn(partition, ctx.account_id))
+    found = or_none(iam.get_policy, NO_SUCH_ENTITY, PolicyArn=arn(partition, ctx.account_id))
     return None if found is None else current_document(iam, found["Policy"])
 
 
@@ -92,10 +93,10 @@ def ensure(ctx: Context, partition: str, seen: dict | None) -> str:
                                  "account-wide)", iam.create_policy, PolicyName=NAME, PolicyDocument=json.dumps(wanted),
                        Description="rds-edge-api: the most any role the toolkit makes may do", Tags=[
                            {"Key": "managed-by", "Value": MANAGED_BY}],
-                       find=lambda: or_none(iam.get_policy, "NoSuchEntity", PolicyArn=wanted_arn))
+                       find=lambda: or_none(iam.get_policy, NO_SUCH_ENTITY, PolicyArn=wanted_arn))
             return wanted_arn
         except ClientError as exc:  # made meanwhile: by this deploy's other role, or another stack's run
-            if not is_code(exc, "EntityAlreadyExists"):
+            if not is_code(exc, ENTITY_ALREADY_EXISTS):
                 raise
         seen = observe(ctx, partition)
     if seen != wanted:

@@ -19,6 +19,7 @@ deployed, or after teardown deleted the distribution.
 from __future__ import annotations
 
 from .. import waits
+from ..aws_errors import CACHE_POLICY_IN_USE
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 
@@ -125,5 +126,5 @@ def remove(ctx: Context) -> None:
 
     ctx.change("delete", f"cache policy {policy_name(ctx.stack)}", waits.retry_while, ctx,
                f"cache policy {policy_name(ctx.stack)} to be released by the distribution", delete,
-               lambda exc: is_code(exc, "CachePolicyInUse"), timeout=IN_USE_TIMEOUT, interval=10,
+               lambda exc: is_code(exc, CACHE_POLICY_IN_USE), timeout=IN_USE_TIMEOUT, interval=10,
                find=lambda: {} if find(ctx) is None else None)

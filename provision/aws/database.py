@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from ..aws_errors import DB_CLUSTER_NOT_FOUND, DB_CLUSTER_NOT_FOUND_FAULT, DB_INSTANCE_NOT_FOUND, DB_INSTANCE_NOT_FOUND_FAULT
 from ..context import Context
 from ..errors import DeployError, is_code
 
@@ -54,7 +55,7 @@ def _describe(ctx: Context) -> Database:
     try:
         found = ctx.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]
     except Exception as exc:
-        if is_code(exc, "DBInstanceNotFound", "DBInstanceNotFoundFault"):
+        if is_code(exc, DB_INSTANCE_NOT_FOUND, DB_INSTANCE_NOT_FOUND_FAULT):
             raise DeployError(f"database.instance_id: no RDS instance {instance_id!r} in {ctx.region}; "
                               "check the id and [stack] region") from None
         raise
@@ -85,7 +86,7 @@ def _cluster(ctx: Context, instance_id: str, cluster_id: str) -> dict:
     try:
         return ctx.client("rds").describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]
     except Exception as exc:
-        if is_code(exc, "DBClusterNotFoundFault", "DBClusterNotFound"):
+        if is_code(exc, DB_CLUSTER_NOT_FOUND_FAULT, DB_CLUSTER_NOT_FOUND):
             raise DeployError(f"database.instance_id: {instance_id!r} names DB cluster {cluster_id!r}, which "
                               f"{ctx.region} does not have; check the instance") from None
         raise

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import boto3
 
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
@@ -41,7 +42,7 @@ def observe(ctx: Context, logs, name: str) -> Seen:
     are arn:<partition>:logs:<region>:<account>:log-group:<name>), not the one DescribeLogGroups answers."""
     arn = _arn(ctx, logs, name)
     group, tags = together(ctx, lambda c: find(logs, name),
-                           lambda c: or_none(logs.list_tags_for_resource, "ResourceNotFoundException", resourceArn=arn))
+                           lambda c: or_none(logs.list_tags_for_resource, RESOURCE_NOT_FOUND_EXCEPTION, resourceArn=arn))
     return Seen(group, tags["tags"] if group and tags else None)
 
 

@@ -14,6 +14,7 @@ from .. import lease, runner
 from ..account import preflight
 from ..context import locked, make_context
 from ..cost import report as cost_report
+from ..errors import CallerLacksPermissions
 from ..iam.caller_check import check_caller
 from ..steps import STEPS
 from ..together import together
@@ -70,10 +71,6 @@ def run(args, config, session, out) -> int:
         return serving.serve(config, session, out, port=args.port, once=args.once,
                              throwaway_secrets=args.throwaway_secrets)
     return 0
-
-
-class CallerLacksPermissions(Exception):
-    """check_permissions: the caller lacks some of the policy (the denials are printed)."""
 
 
 def _before_steps(ctx, args, stack: ExitStack) -> bool:

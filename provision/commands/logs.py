@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from rich.console import JustifyMethod
 from rich.table import Table
 
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..context import EDGE_REGION, make_context
 from ..errors import DeployError, or_none
 from ..steps import api_access_log, cloudfront_logging
@@ -172,14 +173,14 @@ def _sources(ctx) -> list[Source]:
 
 def read(ctx, start_ms: int) -> tuple[list[Record], list[str]]:
     """Every record since start_ms, oldest first, and a note for each log that is not there (yet)."""
-    function = or_none(_events, "ResourceNotFoundException", client=ctx.client("logs"),
+    function = or_none(_events, RESOURCE_NOT_FOUND_EXCEPTION, client=ctx.client("logs"),
                        group=log_group_name(ctx.stack), start_ms=start_ms)
     if function is None:
         raise DeployError(f"no log group {log_group_name(ctx.stack)} in {ctx.region}: is stack {ctx.stack} "
                           "deployed? (rds-edge-api outputs)")
     records, missing = [r for r in map(from_function, function) if r], []
     for source, client, group, where, reader in _sources(ctx):
-        events = or_none(_events, "ResourceNotFoundException", client=client, group=group, start_ms=start_ms)
+        events = or_none(_events, RESOURCE_NOT_FOUND_EXCEPTION, client=client, group=group, start_ms=start_ms)
         if events is None:
             missing.append(f"no log group {group} in {where}: showing the others without {source}'s records")
         records += [r for r in map(reader, events or []) if r]

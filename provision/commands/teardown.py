@@ -17,6 +17,7 @@ from .. import confirm, runner
 from ..account import discovered
 from ..config import STACK_NAME
 from ..context import locked, make_context
+from ..errors import WrongRegion
 from ..steps import STEPS
 
 HELP = "Remove every resource of the stack."
@@ -42,7 +43,7 @@ def run(args, config, session, out) -> int:
         session = session or boto3.Session()
         try:
             config, how = discovered.for_teardown(session, args.stack, args.region, Path.cwd() / ".state")
-        except discovered.WrongRegion as exc:
+        except WrongRegion as exc:
             out.error(str(exc))
             return 2
         out.note(f"stack {args.stack} {how}: domain {config.domain.name} ({config.domain.validation} validation), "

@@ -17,6 +17,7 @@ import socket
 import urllib.parse
 
 from .. import runner
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..context import locked, make_context
 from ..errors import or_none
 from ..steps import (
@@ -136,7 +137,7 @@ def alarm_note(ctx) -> str:
 def idle_note(ctx) -> str:
     """What an idle function means for the first call, said more plainly when the function is Inactive now."""
     name = function_step.function_name(ctx.stack)
-    config = or_none(ctx.client("lambda").get_function_configuration, "ResourceNotFoundException", FunctionName=name)
+    config = or_none(ctx.client("lambda").get_function_configuration, RESOURCE_NOT_FOUND_EXCEPTION, FunctionName=name)
     if config and config.get("State") == "Inactive":
         return (f"Lambda function {name} is Inactive (idle for long: {config.get('StateReasonCode') or 'Idle'}): the "
                 "first request fails once while Lambda restores it; run verify again in a minute (or deploy, which "

@@ -167,40 +167,57 @@ def _from_cache_or_api(ctx: Context, book: Book, items: dict[str, Wanted], table
     path = cache_path(ctx)
     cached = _read_cache(path, now)
     asked = [item for item in items.values() if item.key not in cached.get("answers", {})]
-    answers = dict(cached.get("answers", {}))
     if asked:
-        client = ctx.client("pricing", pricing_region(ctx.config.stack.region))
-        with ThreadPoolExecutor(min(8, len(asked)), thread_name_prefix="price") as pool:
-            results = list(pool.map(lambda item: _ask(client, item), asked))
-        failures = [why for _, why in results if isinstance(why, Exception)]
-        if len(failures) == len(asked) and not answers:
-            book.unreachable = f"the price list could not be reached ({_why(failures[0])})"
+        kept = _ask_and_keep(ctx, book, path, cached, asked, now)
+        if kept is None:
             return
-        answers.update({item.key: answer for item, (answer, why) in zip(asked, results)
-                        if not isinstance(why, Exception)})
-        for item, (_, why) in zip(asked, results):
-            if isinstance(why, Exception):
-                book.from_kept[item.key] = f"the price list did not answer ({_why(why)})"
-        cached = {**cached, "fetched_at": cached.get("fetched_at") or now.isoformat(), "answers": answers}
-        _write_cache(path, cached)
+        cached = kept
     book.fetched_at, book.cache = datetime.fromisoformat(cached["fetched_at"]), path
+    answers = cached.get("answers", {})
     for item in items.values():
         answer = answers.get(item.key)
-        if answer is None:
-            continue
-        if answer.get("why"):
-            book.from_kept[item.key] = answer["why"]
-            continue
-        tiers = tuple((a, b, p) for a, b, p in answer["tiers"])
-        kept = _kept_tiers(table, item)[0][2]
-        if kept and not kept / PLAUSIBLE <= tiers[0][2] <= kept * PLAUSIBLE:
-            book.from_kept[item.key] = (f"the price list's {tiers[0][2]:g} per unit is more than {PLAUSIBLE} times "
-                                        f"the table's {kept:g}")
-            continue
-        book.prices[item.key] = tiers
-        dates = [date for date in (book.published, answer.get("published")) if date]
-        book.published = max(dates) if dates else None
+        if answer is not None:
+            _take(book, item, answer, table)
     book.vcpus = dict(cached.get("vcpus", {}))
+
+
+def _ask_and_keep(ctx: Context, book: Book, path: Path, cached: dict, asked: list[Wanted],
+                  now: datetime) -> dict | None:
+    """Ask the price list for the prices the cache lacks and keep its answers; the cache as kept, or None
+    when nothing is known (no cached answer, and every question failed: book.unreachable says why)."""
+    answers = dict(cached.get("answers", {}))
+    client = ctx.client("pricing", pricing_region(ctx.config.stack.region))
+    with ThreadPoolExecutor(min(8, len(asked)), thread_name_prefix="price") as pool:
+        results = list(pool.map(lambda item: _ask(client, item), asked))
+    failures = [why for _, why in results if isinstance(why, Exception)]
+    if len(failures) == len(asked) and not answers:
+        book.unreachable = f"the price list could not be reached ({_why(failures[0])})"
+        return None
+    answers.update({item.key: answer for item, (answer, why) in zip(asked, results)
+                    if not isinstance(why, Exception)})
+    for item, (_, why) in zip(asked, results):
+        if isinstance(why, Exception):
+            book.from_kept[item.key] = f"the price list did not answer ({_why(why)})"
+    cached = {**cached, "fetched_at": cached.get("fetched_at") or now.isoformat(), "answers": answers}
+    _write_cache(path, cached)
+    return cached
+
+
+def _take(book: Book, item: Wanted, answer: dict, table: dict) -> None:
+    """One price from the list's answer into the book, unless the answer gives none or a figure too far from
+    the table's (then the reason is noted and the table's price stands)."""
+    if answer.get("why"):
+        book.from_kept[item.key] = answer["why"]
+        return
+    tiers = tuple((a, b, p) for a, b, p in answer["tiers"])
+    kept = _kept_tiers(table, item)[0][2]
+    if kept and not kept / PLAUSIBLE <= tiers[0][2] <= kept * PLAUSIBLE:
+        book.from_kept[item.key] = (f"the price list's {tiers[0][2]:g} per unit is more than {PLAUSIBLE} times "
+                                    f"the table's {kept:g}")
+        return
+    book.prices[item.key] = tiers
+    dates = [date for date in (book.published, answer.get("published")) if date]
+    book.published = max(dates) if dates else None
 
 
 def _why(exc: Exception) -> str:

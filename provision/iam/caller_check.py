@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ..aws import boundary
 from ..aws.arns import partition
+from ..aws_errors import ACCESS_DENIED, ACCESS_DENIED_EXCEPTION, NO_SUCH_ENTITY
 from ..errors import error_code, is_code, or_none
 from .policy import Network, document
 
@@ -61,7 +62,7 @@ def check_caller(ctx) -> bool:
     try:
         principal, denials = _simulate_caller(iam, principal, doc)
     except ClientError as exc:
-        if not is_code(exc, "AccessDenied", "AccessDeniedException"):
+        if not is_code(exc, ACCESS_DENIED, ACCESS_DENIED_EXCEPTION):
             raise
         out.error(f"{principal} may not simulate its own permissions (iam:SimulatePrincipalPolicy: "
                   f"{error_code(exc)}), so they cannot be checked")
@@ -85,7 +86,7 @@ def _bounded(ctx, iam, principal: str, doc: dict, account: str) -> bool:
     ceiling_arn = boundary.arn(partition(ctx.config.stack.region), account)
     ways = ways_past_the_boundary(iam, principal, doc, ceiling_arn)
     wanted = boundary.document(partition(ctx.config.stack.region), account)
-    found = or_none(iam.get_policy, "NoSuchEntity", PolicyArn=ceiling_arn)
+    found = or_none(iam.get_policy, NO_SUCH_ENTITY, PolicyArn=ceiling_arn)
     if found is not None and boundary.current_document(iam, found["Policy"]) != wanted:
         ways.append(Denial("(the boundary itself)", ceiling_arn, "its default version allows other than the "
                                                                  "toolkit's boundary: restore or delete it"))
@@ -138,7 +139,7 @@ def _simulate_caller(iam, principal: str, doc: dict) -> tuple[str, list[Denial]]
     try:
         return principal, _simulate(iam, principal, doc)
     except ClientError as exc:
-        if not (is_code(exc, "NoSuchEntity") and ":role/" in principal):
+        if not (is_code(exc, NO_SUCH_ENTITY) and ":role/" in principal):
             raise
     principal = iam.get_role(RoleName=principal.rsplit("/", 1)[1])["Role"]["Arn"]
     return principal, _simulate(iam, principal, doc)

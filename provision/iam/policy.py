@@ -2,7 +2,7 @@
 
 ``aws_calls.json`` (beside this file) lists every (service, operation) the
 commands made in moto, per config variant; ``scripts/record-aws-calls``
-writes it (``provision/local/recording.py``), and ``tests/test_policy.py``
+writes it (``maintainer/recording.py``), and ``tests/test_policy.py``
 fails when the code makes a call the catalog lacks. Each call maps to the IAM
 actions AWS checks for it: its own, and those it checks beyond it because of
 what the toolkit passes (tags on create, a role, a VPC configuration), from

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import airspeed
 
+from ..aws_errors import NOT_FOUND_EXCEPTION
 from ..errors import is_code
 from . import vtl
 from .readback import Deployed, all_items
@@ -158,7 +159,7 @@ def _stage(deployed: Deployed, request: Incoming) -> tuple[str, str, dict, str]:
         api = apigw.get_rest_api(restApiId=api_id or "none")
         apigw.get_stage(restApiId=api_id, stageName=stage)
     except Exception as exc:
-        if not is_code(exc, "NotFoundException"):
+        if not is_code(exc, NOT_FOUND_EXCEPTION):
             raise
         raise _Refused(message(403, "Forbidden", f"no API {api_id} or stage {stage!r}")) from None
     return api["id"], stage, api, rest

@@ -44,6 +44,14 @@ import json
 from contextlib import contextmanager
 from typing import Iterator
 
+from ..aws_errors import (
+    CACHE_POLICY_ALREADY_EXISTS,
+    CACHE_POLICY_IN_USE,
+    INVALID_IF_MATCH_VERSION,
+    NO_SUCH_CACHE_POLICY,
+    PRECONDITION_FAILED,
+)
+
 TLS_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 
 
@@ -140,11 +148,11 @@ def _cache_policy_error(code: str) -> Exception:
 
 
 CACHE_POLICY_ERRORS = {  # the CloudFront API reference's wording
-    "NoSuchCachePolicy": "The cache policy does not exist.",
-    "CachePolicyAlreadyExists": "A cache policy with this name already exists.",
-    "CachePolicyInUse": "Cannot delete the cache policy because it is attached to one or more cache behaviors.",
-    "InvalidIfMatchVersion": "The If-Match version is missing or not valid for the resource.",
-    "PreconditionFailed": "The precondition in one or more of the request fields evaluated to false.",
+    NO_SUCH_CACHE_POLICY: "The cache policy does not exist.",
+    CACHE_POLICY_ALREADY_EXISTS: "A cache policy with this name already exists.",
+    CACHE_POLICY_IN_USE: "Cannot delete the cache policy because it is attached to one or more cache behaviors.",
+    INVALID_IF_MATCH_VERSION: "The If-Match version is missing or not valid for the resource.",
+    PRECONDITION_FAILED: "The precondition in one or more of the request fields evaluated to false.",
 }
 
 
@@ -158,7 +166,7 @@ def _cache_policies(backend) -> dict:
 def _held(backend, policy_id: str) -> dict:
     found = _cache_policies(backend).get(policy_id)
     if found is None:
-        raise _cache_policy_error("NoSuchCachePolicy")
+        raise _cache_policy_error(NO_SUCH_CACHE_POLICY)
     return found
 
 
@@ -173,14 +181,14 @@ def _version(config: dict, policy_id: str) -> dict:
 def _name_free(backend, name: str, policy_id: str | None) -> None:
     if any(p["CachePolicy"]["CachePolicyConfig"]["Name"] == name and key != policy_id
            for key, p in _cache_policies(backend).items()):
-        raise _cache_policy_error("CachePolicyAlreadyExists")
+        raise _cache_policy_error(CACHE_POLICY_ALREADY_EXISTS)
 
 
 def _matching(found: dict, if_match: str | None) -> None:
     if not if_match:
-        raise _cache_policy_error("InvalidIfMatchVersion")
+        raise _cache_policy_error(INVALID_IF_MATCH_VERSION)
     if if_match != found["ETag"]:
-        raise _cache_policy_error("PreconditionFailed")
+        raise _cache_policy_error(PRECONDITION_FAILED)
 
 
 def _in_use(backend, policy_id: str) -> bool:
@@ -234,7 +242,7 @@ def _delete_cache_policy(self):
     policy_id = self._get_param("Id")
     _matching(_held(self.backend, policy_id), self._get_param("IfMatch"))
     if _in_use(self.backend, policy_id):
-        raise _cache_policy_error("CachePolicyInUse")
+        raise _cache_policy_error(CACHE_POLICY_IN_USE)
     del _cache_policies(self.backend)[policy_id]
     return EmptyResult()
 

@@ -37,6 +37,7 @@ import boto3
 
 from .. import capacity
 from ..aws import database
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
@@ -126,7 +127,7 @@ def _alarms(ctx: Context) -> dict[str, dict]:
 
 
 def _filter(ctx: Context) -> dict | None:
-    got = or_none(ctx.client("logs").describe_metric_filters, "ResourceNotFoundException",
+    got = or_none(ctx.client("logs").describe_metric_filters, RESOURCE_NOT_FOUND_EXCEPTION,
                   logGroupName=log_group_name(ctx.stack), filterNamePrefix=filter_name(ctx.stack))
     return next((f for f in (got or {}).get("metricFilters", []) if f["filterName"] == filter_name(ctx.stack)), None)
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import boto3
 
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
@@ -100,7 +101,7 @@ def not_ours(ctx: Context, what: str, destroying: bool) -> None:
 
 def _find_rule(ctx: Context) -> dict | None:
     events = ctx.edge("events")
-    rule = or_none(events.describe_rule, "ResourceNotFoundException", Name=name(ctx.stack))
+    rule = or_none(events.describe_rule, RESOURCE_NOT_FOUND_EXCEPTION, Name=name(ctx.stack))
     if rule is None:
         return None
     rule["Tags"] = as_dict(events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"])
@@ -167,7 +168,7 @@ def _ensure_topic(ctx: Context, arn: str | None, rule_arn: str) -> str:
 
 def _ensure_target(ctx: Context, topic_arn: str) -> None:
     events, rule_name = ctx.edge("events"), name(ctx.stack)
-    listed = or_none(events.list_targets_by_rule, "ResourceNotFoundException", Rule=rule_name)  # none: planned
+    listed = or_none(events.list_targets_by_rule, RESOURCE_NOT_FOUND_EXCEPTION, Rule=rule_name)  # none: planned
     targets = listed["Targets"] if listed else []
     if [(t["Id"], t["Arn"]) for t in targets] == [(TARGET_ID, topic_arn)]:
         return

@@ -35,6 +35,7 @@ import boto3
 
 from .. import waits
 from ..aws.arns import partition
+from ..aws_errors import CONFLICT_EXCEPTION, NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
@@ -190,7 +191,7 @@ def _resources_and_method(ctx: Context, api_id: str) -> tuple[list[dict], dict |
     apigw = ctx.client("apigateway")
     resources = _paged(apigw.get_resources, "items", restApiId=api_id)
     ours = next((r for r in resources if r["path"] == f"/{ctx.config.api.path}"), None)
-    method = ours and or_none(apigw.get_method, "NotFoundException", restApiId=api_id, resourceId=ours["id"],
+    method = ours and or_none(apigw.get_method, NOT_FOUND_EXCEPTION, restApiId=api_id, resourceId=ours["id"],
                               httpMethod="GET")
     return resources, method
 
@@ -291,7 +292,7 @@ CONCURRENT_TIMEOUT = 60.0
 
 
 def _concurrent_modification(exc: BaseException) -> bool:
-    return is_code(exc, "ConflictException") and CONCURRENT_MODIFICATION in str(exc)
+    return is_code(exc, CONFLICT_EXCEPTION) and CONCURRENT_MODIFICATION in str(exc)
 
 
 def _in_turn(ctx: Context, call: Callable[..., Any], /, **kwargs) -> Any:
@@ -416,7 +417,7 @@ def _ensure_stage(ctx: Context, api_id: str, print_: str, inside: ApiSeen) -> No
     current = next((s for s in inside.stages if s["stageName"] == stage), None)
     if current is None:
         ctx.change("create", f"deployment to stage {stage}", _create_stage, ctx, api_id, stage, description,
-                   find=lambda: or_none(apigw.get_stage, "NotFoundException", restApiId=api_id, stageName=stage))
+                   find=lambda: or_none(apigw.get_stage, NOT_FOUND_EXCEPTION, restApiId=api_id, stageName=stage))
         return
     if (inside.deployment or {}).get("description") != description:
         ctx.change("update", f"new deployment to stage {stage}", _redeploy, ctx, api_id, stage, description)
@@ -625,7 +626,7 @@ def _ensure_plan_keys(ctx: Context, plan_id: str, key_ids: list[str], in_plan: s
     def add(key_id: str) -> Callable[[Context], None]:
         return lambda c: c.change("create", f"API key {key_id if key_id != UNKNOWN else c.stack} in usage plan",
                                   apigw.create_usage_plan_key, usagePlanId=plan_id, keyId=key_id, keyType="API_KEY",
-                                  find=lambda: or_none(apigw.get_usage_plan_key, "NotFoundException",
+                                  find=lambda: or_none(apigw.get_usage_plan_key, NOT_FOUND_EXCEPTION,
                                                        usagePlanId=plan_id, keyId=key_id))
 
     together(ctx, *(add(key_id) for key_id in key_ids if key_id not in in_plan))
@@ -662,7 +663,7 @@ def _delete_apis(ctx: Context, apis: list[dict]) -> None:
 def _gone(get, **ids):
     """A delete's ``find``: {} once the thing is gone (moto answers a repeated delete with a 500, not
     AWS's NotFoundException: look rather than send it again)."""
-    return lambda: {} if or_none(get, "NotFoundException", **ids) is None else None
+    return lambda: {} if or_none(get, NOT_FOUND_EXCEPTION, **ids) is None else None
 
 
 # --- the step, declared (provision/registry.py) ---------------------------------

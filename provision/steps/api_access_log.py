@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 
 from ..aws import apigateway_account, log_groups
+from ..aws_errors import NOT_FOUND_EXCEPTION
 from ..context import UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Step
@@ -76,7 +77,7 @@ def _stage(ctx: Context) -> tuple[str | None, dict | None]:
     api_id = ctx.state.get(API_STEP).get("rest_api_id")
     if not api_id or api_id == UNKNOWN:
         return None, None
-    return api_id, or_none(ctx.client("apigateway").get_stage, "NotFoundException", restApiId=api_id,
+    return api_id, or_none(ctx.client("apigateway").get_stage, NOT_FOUND_EXCEPTION, restApiId=api_id,
                            stageName=ctx.config.api.stage)
 
 

@@ -46,6 +46,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from ..aws import dns
+from ..aws_errors import RESOURCE_IN_USE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -114,7 +115,7 @@ def validation_method_of(ctx: Context) -> str:
 
 
 def described(acm, arn: str) -> dict | None:
-    found = or_none(acm.describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    found = or_none(acm.describe_certificate, RESOURCE_NOT_FOUND_EXCEPTION, CertificateArn=arn)
     return found and found["Certificate"]
 
 
@@ -134,7 +135,7 @@ def _with_tags(ctx: Context, acm, arn: str) -> dict | None:
     """The description plus its tags (which say the stack, and the validation method it was requested with),
     read at once; None when ACM does not know the ARN."""
     cert, tags = together(ctx, lambda c: described(acm, arn),
-                          lambda c: or_none(acm.list_tags_for_certificate, "ResourceNotFoundException",
+                          lambda c: or_none(acm.list_tags_for_certificate, RESOURCE_NOT_FOUND_EXCEPTION,
                                             CertificateArn=arn))
     return None if cert is None or tags is None else {**cert, "Tags": as_dict(tags.get("Tags"))}
 
@@ -153,7 +154,7 @@ def _listed(ctx: Context) -> list[tuple[dict, dict | None]]:
 
     def tagged(arn: str) -> tuple[dict, dict | None]:
         cert, tags = together(ctx, lambda c: described(acm, arn),
-                              lambda c: or_none(acm.list_tags_for_certificate, "ResourceNotFoundException",
+                              lambda c: or_none(acm.list_tags_for_certificate, RESOURCE_NOT_FOUND_EXCEPTION,
                                                 CertificateArn=arn))
         found = as_dict((tags or {}).get("Tags"))
         return found, cert and {**cert, "Tags": found}
@@ -269,7 +270,7 @@ def _retire(ctx: Context, cert: dict) -> None:
             _delete(ctx, ctx.edge("acm"), arn, wait_for_release=False)
             return
         except ClientError as exc:
-            if not is_code(exc, "ResourceInUseException"):
+            if not is_code(exc, RESOURCE_IN_USE_EXCEPTION):
                 raise
     ctx.out.note(f"Keeping replaced certificate {arn} ({cert['Status']}) while {users} uses it; "
                  "a later run deletes it")
@@ -282,12 +283,12 @@ def _delete(ctx: Context, acm, arn: str, wait_for_release: bool) -> None:
         return retry_while(ctx, f"certificate {arn} to be released by CloudFront (minutes after its "
                                 "distribution is deleted)",
                            lambda: acm.delete_certificate(CertificateArn=arn),
-                           lambda exc: is_code(exc, "ResourceInUseException"),
+                           lambda exc: is_code(exc, RESOURCE_IN_USE_EXCEPTION),
                            timeout=RELEASE_TIMEOUT, interval=10, max_interval=60)
     try:
         ctx.change("delete", f"certificate {arn}", delete)
     except ClientError as exc:
-        if not is_code(exc, "ResourceNotFoundException"):
+        if not is_code(exc, RESOURCE_NOT_FOUND_EXCEPTION):
             raise
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from ..aws import approval
+from ..aws_errors import NO_SUCH_BUCKET
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
 from ..registry import Step, nothing
@@ -147,7 +148,7 @@ def _find_link(s3, bucket: str, arn: str, seen: set[str]) -> str | None:
     try:
         pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=mail.PREFIX))
     except ClientError as exc:
-        if is_code(exc, "NoSuchBucket"):
+        if is_code(exc, NO_SUCH_BUCKET):
             return None
         raise
     objects = sorted((o for page in pages for o in page.get("Contents", [])),

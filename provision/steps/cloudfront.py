@@ -48,6 +48,7 @@ from botocore.exceptions import ClientError
 
 from .. import waits
 from ..aws import cache_policy
+from ..aws_errors import DISTRIBUTION_ALREADY_EXISTS, DISTRIBUTION_NOT_DISABLED, NO_SUCH_DISTRIBUTION, NO_SUCH_RESOURCE
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -147,7 +148,7 @@ def _distribution(ctx: Context) -> tuple[dict | None, dict | None]:
 def _tags(ctx: Context, arn: str | None) -> list | None:
     if not arn:
         return None
-    found = or_none(ctx.edge("cloudfront").list_tags_for_resource, "NoSuchResource", Resource=arn)
+    found = or_none(ctx.edge("cloudfront").list_tags_for_resource, NO_SUCH_RESOURCE, Resource=arn)
     return found and found["Tags"].get("Items")
 
 
@@ -167,7 +168,7 @@ def _hinted(ctx: Context) -> dict | None:
     if not known.get("distribution_id"):
         return None
     cf = ctx.edge("cloudfront")
-    got, tags = together(ctx, lambda c: or_none(cf.get_distribution, "NoSuchDistribution", Id=known["distribution_id"]),
+    got, tags = together(ctx, lambda c: or_none(cf.get_distribution, NO_SUCH_DISTRIBUTION, Id=known["distribution_id"]),
                          lambda c: _tags(c, known.get("arn")))
     if got is None:
         return None
@@ -360,7 +361,7 @@ def _create(ctx: Context, desired: dict) -> tuple[dict, dict | None] | None:
                              DistributionConfigWithTags={"DistributionConfig": desired,
                                                          "Tags": {"Items": ctx.tag_list}})
     except ClientError as exc:
-        if not is_code(exc, "DistributionAlreadyExists"):
+        if not is_code(exc, DISTRIBUTION_ALREADY_EXISTS):
             raise
         found = find(ctx)
         if found is None:
@@ -463,7 +464,7 @@ def _destroy_one(ctx: Context, found: dict, got: dict | None) -> None:
     ctx.change("delete", f"distribution {distribution_id} ({found['DomainName']})", waits.retry_while, ctx,
                f"distribution {distribution_id} to be seen as disabled",
                lambda: cf.delete_distribution(Id=distribution_id, IfMatch=etag),
-               lambda exc: is_code(exc, "DistributionNotDisabled"), timeout=DISABLED_TIMEOUT, interval=10)
+               lambda exc: is_code(exc, DISTRIBUTION_NOT_DISABLED), timeout=DISABLED_TIMEOUT, interval=10)
 
 
 # --- the step, declared (provision/registry.py) ---------------------------------

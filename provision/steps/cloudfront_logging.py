@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import boto3
 
 from ..aws import log_groups
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
@@ -82,12 +83,12 @@ def _distribution_arn(ctx: Context) -> str | None:
 
 
 def _source(logs, stack: str) -> dict | None:
-    found = or_none(logs.get_delivery_source, "ResourceNotFoundException", name=source_name(stack))
+    found = or_none(logs.get_delivery_source, RESOURCE_NOT_FOUND_EXCEPTION, name=source_name(stack))
     return found and found["deliverySource"]
 
 
 def _destination(logs, stack: str) -> dict | None:
-    found = or_none(logs.get_delivery_destination, "ResourceNotFoundException", name=destination_name(stack))
+    found = or_none(logs.get_delivery_destination, RESOURCE_NOT_FOUND_EXCEPTION, name=destination_name(stack))
     return found and found["deliveryDestination"]
 
 

@@ -32,6 +32,7 @@ import boto3
 from .. import capacity, waits
 from ..aws import ca_bundle, database, log_groups, package
 from ..aws.arns import partition
+from ..aws_errors import INVALID_PARAMETER_VALUE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION, RESOURCE_NOT_READY_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
@@ -139,7 +140,7 @@ def _drift(current: dict, wanted: dict) -> list[str]:
 
 
 def _find(ctx: Context) -> dict | None:
-    return or_none(ctx.client("lambda").get_function, "ResourceNotFoundException",
+    return or_none(ctx.client("lambda").get_function, RESOURCE_NOT_FOUND_EXCEPTION,
                    FunctionName=function_name(ctx.stack))
 
 
@@ -175,7 +176,7 @@ def _invoke_once(lambda_, name: str) -> None:
     try:
         lambda_.invoke(FunctionName=name, Payload=IDLE_EVENT)
     except Exception as exc:
-        if not is_code(exc, "ResourceNotReadyException"):  # "The function is inactive ...": expected
+        if not is_code(exc, RESOURCE_NOT_READY_EXCEPTION):  # "The function is inactive ...": expected
             raise
 
 
@@ -184,7 +185,7 @@ def _role_not_ready_yet(exc: BaseException) -> bool:
     function "does not have permissions to call CreateNetworkInterface on EC2" (aws-cdk#7998,
     serverless#2780), though the role has them: the errors worth waiting out."""
     message = str(exc).lower()
-    return (error_code(exc) == "InvalidParameterValueException"
+    return (error_code(exc) == INVALID_PARAMETER_VALUE_EXCEPTION
             and ("assume" in message or "createnetworkinterface" in message))
 
 
@@ -272,7 +273,7 @@ def _ensure_concurrency(ctx: Context, name: str, current: int | None) -> None:
 
 def reserved_concurrency(ctx: Context) -> int | None:
     """The function's reserved concurrency now; None when it has none or does not exist."""
-    found = or_none(ctx.client("lambda").get_function_concurrency, "ResourceNotFoundException",
+    found = or_none(ctx.client("lambda").get_function_concurrency, RESOURCE_NOT_FOUND_EXCEPTION,
                     FunctionName=function_name(ctx.stack))
     return (found or {}).get("ReservedConcurrentExecutions")
 

@@ -24,6 +24,7 @@ import boto3
 
 from ..aws import boundary, database
 from ..aws.arns import partition
+from ..aws_errors import NO_SUCH_ENTITY
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
@@ -49,7 +50,7 @@ def role_name(stack: str) -> str:
 
 
 def _find(ctx: Context) -> dict | None:
-    found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.stack))
+    found = or_none(ctx.client("iam").get_role, NO_SUCH_ENTITY, RoleName=role_name(ctx.stack))
     return found and found["Role"]
 
 
@@ -66,8 +67,8 @@ def observe(ctx: Context) -> Seen:
     """The role, its attached and its inline policy, read at once (the database too, with auth = "iam")."""
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     pieces = [_find,
-              lambda c: or_none(iam.list_attached_role_policies, "NoSuchEntity", RoleName=name),
-              lambda c: or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY),
+              lambda c: or_none(iam.list_attached_role_policies, NO_SUCH_ENTITY, RoleName=name),
+              lambda c: or_none(iam.get_role_policy, NO_SUCH_ENTITY, RoleName=name, PolicyName=CONNECT_POLICY),
               lambda c: boundary.observe(c, partition(c.region))]
     if ctx.config.database.auth == "iam":
         pieces.append(database.lookup)  # for the connect policy's resource
@@ -139,8 +140,8 @@ def destroy(ctx: Context) -> None:
     (IAM may refuse changes to one role at once: ConcurrentModification, terraform-provider-aws#34371)."""
     iam, name = ctx.client("iam"), role_name(ctx.stack)
     role, attached, inline = together(
-        ctx, _find, lambda c: or_none(iam.list_attached_role_policies, "NoSuchEntity", RoleName=name),
-        lambda c: or_none(iam.list_role_policies, "NoSuchEntity", RoleName=name))
+        ctx, _find, lambda c: or_none(iam.list_attached_role_policies, NO_SUCH_ENTITY, RoleName=name),
+        lambda c: or_none(iam.list_role_policies, NO_SUCH_ENTITY, RoleName=name))
     if role is None:
         return
     tags = role.get("Tags") or iam.list_role_tags(RoleName=name)["Tags"]

@@ -17,6 +17,7 @@ import json
 import boto3
 
 from ..aws.arns import partition
+from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
@@ -32,7 +33,7 @@ def statement_id(stack: str) -> str:
 
 def _statements(lambda_, name: str) -> list[dict]:
     """The function's resource policy statements; none when it has no policy (or does not exist yet)."""
-    found = or_none(lambda_.get_policy, "ResourceNotFoundException", FunctionName=name)
+    found = or_none(lambda_.get_policy, RESOURCE_NOT_FOUND_EXCEPTION, FunctionName=name)
     return json.loads(found["Policy"])["Statement"] if found else []
 
 

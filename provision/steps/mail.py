@@ -80,6 +80,24 @@ from botocore.exceptions import ClientError
 
 from .. import lease, waits
 from ..aws import dns
+from ..aws_errors import (
+    ACCESS_DENIED,
+    ALREADY_EXISTS,
+    HTTP_403,
+    HTTP_404,
+    INVALID_S3_CONFIGURATION,
+    NO_SUCH_BUCKET,
+    NO_SUCH_BUCKET_POLICY,
+    NO_SUCH_LIFECYCLE_CONFIGURATION,
+    NO_SUCH_PUBLIC_ACCESS_BLOCK_CONFIGURATION,
+    NO_SUCH_TAG_SET,
+    NOT_FOUND_EXCEPTION,
+    OWNERSHIP_CONTROLS_NOT_FOUND_ERROR,
+    RESOURCE_NOT_FOUND_EXCEPTION,
+    RULE_DOES_NOT_EXIST,
+    RULE_SET_DOES_NOT_EXIST,
+    SERVER_SIDE_ENCRYPTION_CONFIGURATION_NOT_FOUND_ERROR,
+)
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -209,45 +227,65 @@ def destroy(ctx: Context) -> None:
     recorded = ctx.state.get("mail")
     region = recorded.get("region") or ctx.config.domain.mail_region
     ses, s3 = ctx.client("ses", region), ctx.client("s3", region)
-    domain, legacy = ctx.config.domain.name, _legacy_rule_set(ctx)
-    ran_here = bool(recorded)
+    legacy = _legacy_rule_set(ctx)
     rule_sets = list(dict.fromkeys(filter(None, (recorded.get("rule_set"), rule_set_name(ctx), SHARED_RULE_SET))))
-    looked_at = list(dict.fromkeys([*rule_sets, legacy]))
+    found, bucket_tags, active, seen_identity = _read_for_destroy(ctx, ses, s3, region, [*rule_sets, legacy])
+    removed = _remove_rules(ctx, ses, region, rule_sets, legacy, found, active)
+    bucket = bucket_name(ctx)
+    if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
+        ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
+        bucket_tags = None
+    if not (recorded or removed or bucket_tags is not None):
+        return
+    identity = _identity(ctx, region) if seen_identity is UNREAD else cast(Identity | None, seen_identity)
+    _remove_records(ctx, identity.token if identity else None, region)
+    created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
+    _release_identity(ctx, ses, region, identity, bool(created))
+    if bucket_tags is not None:
+        _empty(ctx, s3, bucket)
+        ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
+
+
+def _read_for_destroy(ctx: Context, ses, s3, region: str,
+                      rule_sets: list[str]) -> tuple[dict[str, Any], dict | None, Any, Any]:
+    """(each rule set's rules, the bucket's tags or None, the active set, the identity), read at once.
+
+    Every set's rules, the bucket, and, when the stack receives mail (whose reads they are anyway), the
+    active set and the identity's token; a stack that does not leaves those two UNREAD, read only once
+    something of the mail's is found."""
+    looked_at = list(dict.fromkeys(rule_sets))
 
     def our_bucket(c: Context) -> dict | None:  # its name holds the account id: asked here, not before the sets
         return _bucket_tags(s3, bucket_name(c)) if _bucket_region(c, s3, bucket_name(c)) else None
-    # Every read at once: every set's rules, the bucket, and, when the stack receives mail (whose reads they are
-    # anyway), the active set and the identity's token; a stack that does not reads those two only once something
-    # of the mail's is found. The changes after, in order.
     early = (lambda c: _active_rule_set(ses), lambda c: _identity(c, region))
     found_all = together(ctx, *[lambda c, name=name: _rules(ses, name) for name in looked_at], our_bucket,
                          *(early if ctx.config.domain.receives_mail else ()))
     rules, bucket_tags = found_all[:len(looked_at)], found_all[len(looked_at)]
     active, seen_identity = found_all[len(looked_at) + 1:] or (UNREAD, UNREAD)
-    bucket = bucket_name(ctx)
-    found = dict(zip(looked_at, rules))
+    return dict(zip(looked_at, rules)), bucket_tags, active, seen_identity
+
+
+def _remove_rules(ctx: Context, ses, region: str, rule_sets: list[str], legacy: str, found: dict[str, Any],
+                  active: Any) -> bool:
+    """Remove the stack's rule from each set, and the stack's own set from before it was shared; whether
+    any of them was there."""
+    removed = False
     for rule_set in rule_sets:
-        ran_here = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or ran_here
+        removed = _remove_rule(ctx, ses, region, rule_set, found[rule_set]) or removed
     if found[legacy] is not None:
-        ran_here = True
+        removed = True
         _delete_rule_set(ctx, ses, legacy, active)
-    if bucket_tags is not None and not is_ours(bucket_tags, ctx.stack):
-        ctx.out.note(f"Leaving S3 bucket {bucket}: it is not tagged as stack {ctx.stack}'s")
-        bucket_tags = None
-    ran_here = ran_here or bucket_tags is not None
-    if not ran_here:
-        return
-    identity = _identity(ctx, region) if seen_identity is UNREAD else cast(Identity | None, seen_identity)
-    _remove_records(ctx, identity.token if identity else None, region)
-    created = recorded.get("identity_created") or (bucket_tags or {}).get(IDENTITY_TAG) == CREATED
+    return removed
+
+
+def _release_identity(ctx: Context, ses, region: str, identity: Identity | None, created: bool) -> None:
+    """Delete the domain's SES identity if the stack created it and it is not verified by DKIM; else say why not."""
+    domain = ctx.config.domain.name
     if identity is not None and created and identity.token is not None:
         ctx.change("delete", f"SES domain identity {domain}", ses.delete_identity, Identity=domain)
     elif identity is not None:
         ctx.out.note(f"Leaving SES domain identity {domain} in {region}: this stack did not create it"
                      + (" (it is verified by DKIM)" if identity.token is None else ""))
-    if bucket_tags is not None:
-        _empty(ctx, s3, bucket)
-        ctx.change("delete", f"S3 bucket {bucket}", s3.delete_bucket, Bucket=bucket)
 
 
 # --- bucket -------------------------------------------------------------------
@@ -257,9 +295,9 @@ def _bucket_region(ctx: Context, s3, bucket: str) -> str | None:
     try:
         head = s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account_id)
     except ClientError as exc:
-        if is_code(exc, "404", "NoSuchBucket"):
+        if is_code(exc, HTTP_404, NO_SUCH_BUCKET):
             return None
-        if is_code(exc, "403", "AccessDenied"):
+        if is_code(exc, HTTP_403, ACCESS_DENIED):
             raise DeployError(f"S3 bucket {bucket} exists but this account cannot use it (another account owns it, "
                               "or s3:ListBucket is not allowed); remove it or allow access, then run again") from exc
         raise
@@ -281,18 +319,34 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | N
                    creates_identity: bool) -> bool:
     """Make the bucket as the docstring says; return whether its tags say the stack created the SES identity
     (tagged here, before ``creates_identity`` makes it). found_in, seen: the bucket's region and settings."""
+    current = _bucket_in_region(ctx, s3, bucket, region, found_in, seen)
+    identity_created = _ensure_bucket_tags(ctx, s3, bucket, current["tags"] or {}, creates_identity)
+    _ensure_bucket_closed(ctx, s3, bucket, current)
+    policy = bucket_policy(ctx, bucket, region)
+    if current["policy"] != policy:
+        ctx.change("update", f"policy of S3 bucket {bucket} (only SES may write under {PREFIX})",
+                   s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(policy))
+    _ensure_expiry(ctx, s3, bucket, current["lifecycle"])
+    return identity_created
+
+
+def _bucket_in_region(ctx: Context, s3, bucket: str, region: str, found_in: str | None,
+                      seen: dict[str, Any] | None) -> dict[str, Any]:
+    """The bucket's settings: none for a bucket created now; a bucket in another region stops the run."""
     if found_in is None:
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         ctx.change("create", f"S3 bucket {bucket}", s3.create_bucket, Bucket=bucket, **extra,
                    find=lambda: {} if _bucket_region(ctx, s3, bucket) else None)
-        current: dict[str, Any] = {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None,
-                   "encryption": None}
-    elif found_in != region:
+        return {"tags": {}, "block": None, "policy": None, "lifecycle": None, "ownership": None, "encryption": None}
+    if found_in != region:
         raise DeployError(f"S3 bucket {bucket} is in {found_in} but SES needs it in the mail region {region}; "
                           f"run teardown with domain.mail_region = {found_in!r} first, then deploy again")
-    else:
-        current = seen or {}
-    tags = current["tags"] or {}
+    return seen or {}
+
+
+def _ensure_bucket_tags(ctx: Context, s3, bucket: str, tags: dict, creates_identity: bool) -> bool:
+    """Tag the bucket as the stack's (another stack's bucket stops the run), marking that the stack created
+    the SES identity when it did or does now; whether it did."""
     if tags.get("stack") not in (None, ctx.stack):
         raise DeployError(f"S3 bucket {bucket} is tagged for stack {tags['stack']!r}, not {ctx.stack!r}; "
                           "remove it or change the stack name")
@@ -301,6 +355,11 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | N
     if any(tags.get(k) != v for k, v in wanted.items()):
         ctx.change("update", f"tags of S3 bucket {bucket}", s3.put_bucket_tagging, Bucket=bucket,
                    Tagging={"TagSet": tag_list({**tags, **wanted})})
+    return identity_created
+
+
+def _ensure_bucket_closed(ctx: Context, s3, bucket: str, current: dict[str, Any]) -> None:
+    """No public access, no ACLs, encrypted at rest."""
     if current["block"] != BLOCK_ALL:
         ctx.change("update", f"public access block of S3 bucket {bucket}", s3.put_public_access_block,
                    Bucket=bucket, PublicAccessBlockConfiguration=BLOCK_ALL)
@@ -310,17 +369,16 @@ def _ensure_bucket(ctx: Context, s3, bucket: str, region: str, found_in: str | N
     if not _sse_s3(current["encryption"]):
         ctx.change("update", f"default encryption of S3 bucket {bucket} (SSE-S3)", s3.put_bucket_encryption,
                    Bucket=bucket, ServerSideEncryptionConfiguration=ENCRYPTION)
-    policy = bucket_policy(ctx, bucket, region)
-    if current["policy"] != policy:
-        ctx.change("update", f"policy of S3 bucket {bucket} (only SES may write under {PREFIX})",
-                   s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(policy))
+
+
+def _ensure_expiry(ctx: Context, s3, bucket: str, lifecycle: list[dict] | None) -> None:
+    """The mail expiry rule among the bucket's lifecycle rules (others' rules kept)."""
     rule = _expiry_rule()
-    if current["lifecycle"] is None or rule not in current["lifecycle"]:
-        others = [r for r in current["lifecycle"] or [] if r.get("ID") != rule["ID"]]
+    if lifecycle is None or rule not in lifecycle:
+        others = [r for r in lifecycle or [] if r.get("ID") != rule["ID"]]
         ctx.change("update", f"lifecycle of S3 bucket {bucket} (mail expires after {MAIL_EXPIRY_DAYS} days)",
                    s3.put_bucket_lifecycle_configuration, Bucket=bucket,
                    LifecycleConfiguration={"Rules": others + [rule]})
-    return identity_created
 
 
 def bucket_policy(ctx: Context, bucket: str, region: str) -> dict:
@@ -355,27 +413,27 @@ def _expiry_rule() -> dict:
 
 
 def _bucket_tags(s3, bucket: str) -> dict:
-    found = or_none(s3.get_bucket_tagging, "NoSuchTagSet", Bucket=bucket)
+    found = or_none(s3.get_bucket_tagging, NO_SUCH_TAG_SET, Bucket=bucket)
     return as_dict(found["TagSet"]) if found else {}
 
 
 def _public_access_block(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration", Bucket=bucket)
+    found = or_none(s3.get_public_access_block, NO_SUCH_PUBLIC_ACCESS_BLOCK_CONFIGURATION, Bucket=bucket)
     return found and found["PublicAccessBlockConfiguration"]
 
 
 def _bucket_policy(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_bucket_policy, "NoSuchBucketPolicy", Bucket=bucket)
+    found = or_none(s3.get_bucket_policy, NO_SUCH_BUCKET_POLICY, Bucket=bucket)
     return found and json.loads(found["Policy"])
 
 
 def _ownership(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_bucket_ownership_controls, "OwnershipControlsNotFoundError", Bucket=bucket)
+    found = or_none(s3.get_bucket_ownership_controls, OWNERSHIP_CONTROLS_NOT_FOUND_ERROR, Bucket=bucket)
     return found and found["OwnershipControls"]
 
 
 def _encryption(s3, bucket: str) -> dict | None:
-    found = or_none(s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError", Bucket=bucket)
+    found = or_none(s3.get_bucket_encryption, SERVER_SIDE_ENCRYPTION_CONFIGURATION_NOT_FOUND_ERROR, Bucket=bucket)
     return found and found["ServerSideEncryptionConfiguration"]
 
 
@@ -388,7 +446,7 @@ def _sse_s3(encryption: dict | None) -> bool:
 
 
 def _lifecycle(s3, bucket: str) -> list[dict] | None:
-    found = or_none(s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration", Bucket=bucket)
+    found = or_none(s3.get_bucket_lifecycle_configuration, NO_SUCH_LIFECYCLE_CONFIGURATION, Bucket=bucket)
     return found and found["Rules"]
 
 
@@ -424,7 +482,7 @@ def _identity(ctx: Context, region: str) -> Identity | None:
     the token is for domain identities verified by TXT)."""
     domain = ctx.config.domain.name
     found, attributes = together(
-        ctx, lambda c: or_none(c.client("sesv2", region).get_email_identity, "NotFoundException",
+        ctx, lambda c: or_none(c.client("sesv2", region).get_email_identity, NOT_FOUND_EXCEPTION,
                                EmailIdentity=domain),
         lambda c: c.client("ses", region).get_identity_verification_attributes(Identities=[domain]))
     if found is None:
@@ -492,7 +550,7 @@ def _certificate_issued(ctx: Context) -> bool:
     arn = ctx.state.earlier("certificate").get("arn")
     if not arn or arn == UNKNOWN:
         return False
-    found = or_none(ctx.edge("acm").describe_certificate, "ResourceNotFoundException", CertificateArn=arn)
+    found = or_none(ctx.edge("acm").describe_certificate, RESOURCE_NOT_FOUND_EXCEPTION, CertificateArn=arn)
     cert = found["Certificate"] if found else {}
     return cert.get("Status") == "ISSUED" and cert.get("DomainName") == ctx.config.domain.name
 
@@ -505,7 +563,7 @@ def _active_rule_set(ses) -> str | None:
 
 def _rules(ses, name: str) -> list[dict] | None:
     """The rules of a receipt rule set, or None when there is no such set."""
-    found = or_none(ses.describe_receipt_rule_set, "RuleSetDoesNotExist", RuleSetName=name)
+    found = or_none(ses.describe_receipt_rule_set, RULE_SET_DOES_NOT_EXIST, RuleSetName=name)
     return None if found is None else found.get("Rules", [])
 
 
@@ -528,7 +586,7 @@ def _create_rule_set(ctx: Context, ses, rule_set: str) -> None:
                    ses.create_receipt_rule_set, RuleSetName=rule_set,
                    find=lambda: {} if _rules(ses, rule_set) is not None else None)
     except ClientError as exc:
-        if not is_code(exc, "AlreadyExists"):
+        if not is_code(exc, ALREADY_EXISTS):
             raise
         ctx.out.note(f"SES receipt rule set {rule_set} was made by another stack meanwhile: the rule goes there")
 
@@ -592,7 +650,7 @@ def _ensure_rule(ctx: Context, ses, rule_set: str, bucket: str, rules: list[dict
         ctx.change("create", f"SES receipt rule {wanted['Name']} (mail to {ctx.config.domain.name} -> "
                    f"s3://{bucket}/{PREFIX})", _writing_to(ctx, bucket, ses.create_receipt_rule),
                    RuleSetName=rule_set, Rule=wanted,
-                   find=lambda: or_none(ses.describe_receipt_rule, "RuleDoesNotExist", RuleSetName=rule_set,
+                   find=lambda: or_none(ses.describe_receipt_rule, RULE_DOES_NOT_EXIST, RuleSetName=rule_set,
                                         RuleName=wanted["Name"]))
     elif _comparable(current) != _comparable(wanted):
         ctx.change("update", f"SES receipt rule {wanted['Name']}", _writing_to(ctx, bucket, ses.update_receipt_rule),
@@ -609,7 +667,7 @@ def _writing_to(ctx: Context, bucket: str, call):
 
 
 def _cannot_write_yet(exc: BaseException) -> bool:
-    return is_code(exc, "InvalidS3Configuration")
+    return is_code(exc, INVALID_S3_CONFIGURATION)
 
 
 # --- the step, declared (provision/registry.py) ---------------------------------

@@ -36,6 +36,13 @@ import boto3
 from .. import waits
 from ..aws import boundary, database
 from ..aws.arns import partition
+from ..aws_errors import (
+    DB_PROXY_NOT_FOUND_FAULT,
+    DEPENDENCY_VIOLATION,
+    INVALID_PARAMETER_VALUE,
+    INVALID_PARAMETER_VALUE_EXCEPTION,
+    NO_SUCH_ENTITY,
+)
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -102,7 +109,7 @@ def _connect_document(resource: str) -> dict:
 # --- finding ------------------------------------------------------------------
 
 def find(ctx: Context) -> dict | None:
-    found = or_none(ctx.client("rds").describe_db_proxies, "DBProxyNotFoundFault", DBProxyName=proxy_name(ctx.stack))
+    found = or_none(ctx.client("rds").describe_db_proxies, DB_PROXY_NOT_FOUND_FAULT, DBProxyName=proxy_name(ctx.stack))
     return next(iter((found or {}).get("DBProxies", [])), None)
 
 
@@ -111,7 +118,7 @@ def _tags(ctx: Context, proxy: dict) -> list[dict]:
 
 
 def _find_role(ctx: Context) -> dict | None:
-    found = or_none(ctx.client("iam").get_role, "NoSuchEntity", RoleName=role_name(ctx.stack))
+    found = or_none(ctx.client("iam").get_role, NO_SUCH_ENTITY, RoleName=role_name(ctx.stack))
     return found and found["Role"]
 
 
@@ -171,7 +178,7 @@ def _ensure_role(ctx: Context, db: database.Database) -> str:
                               "remove or rename it")
         boundary.ensure_on(ctx, role, ceiling)
         boundary.keep_trust(ctx, role, trust)
-        found = or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=CONNECT_POLICY)
+        found = or_none(iam.get_role_policy, NO_SUCH_ENTITY, RoleName=name, PolicyName=CONNECT_POLICY)
         current = found and found["PolicyDocument"]
         if isinstance(current, str):
             current = json.loads(current)
@@ -233,7 +240,7 @@ def _ensure_group(ctx: Context, db: database.Database) -> str:
 
 def _role_not_ready_yet(exc: BaseException) -> bool:
     """A brand-new role takes seconds before RDS may assume it: the refusal worth waiting out."""
-    return is_code(exc, "InvalidParameterValue", "InvalidParameterValueException") and "role" in str(exc).lower()
+    return is_code(exc, INVALID_PARAMETER_VALUE, INVALID_PARAMETER_VALUE_EXCEPTION) and "role" in str(exc).lower()
 
 
 def _ensure_proxy(ctx: Context, db: database.Database, role_arn: str, group_id: str) -> dict | None:
@@ -277,7 +284,7 @@ def _wait_available(ctx: Context, name: str) -> dict:
 
 
 def targets(ctx: Context, name: str) -> list[dict]:
-    found = or_none(ctx.client("rds").describe_db_proxy_targets, "DBProxyNotFoundFault", DBProxyName=name)
+    found = or_none(ctx.client("rds").describe_db_proxy_targets, DB_PROXY_NOT_FOUND_FAULT, DBProxyName=name)
     return (found or {}).get("Targets", [])
 
 
@@ -310,7 +317,7 @@ def _ensure_function_connect(ctx: Context, resource: str) -> None:
     """The function's role may connect through the proxy only (iam_role leaves this policy to this step
     while the proxy is on)."""
     iam, name = ctx.client("iam"), ctx.state.get("iam_role").get("name", iam_role.role_name(ctx.stack))
-    found = or_none(iam.get_role_policy, "NoSuchEntity", RoleName=name, PolicyName=iam_role.CONNECT_POLICY)
+    found = or_none(iam.get_role_policy, NO_SUCH_ENTITY, RoleName=name, PolicyName=iam_role.CONNECT_POLICY)
     current = found and found["PolicyDocument"]
     if isinstance(current, str):
         current = json.loads(current)
@@ -361,7 +368,7 @@ def destroy(ctx: Context) -> None:
         ctx.change("delete", f"security group {group_name(ctx.stack)} ({group['GroupId']})", waits.retry_while,
                    ctx, f"RDS Proxy's network interfaces to leave security group {group['GroupId']}",
                    lambda gid=group["GroupId"]: ec2.delete_security_group(GroupId=gid),
-                   lambda exc: is_code(exc, "DependencyViolation"),
+                   lambda exc: is_code(exc, DEPENDENCY_VIOLATION),
                    timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
     _destroy_role(ctx)
     ctx.state.drop(NAME)

@@ -13,6 +13,7 @@ import boto3
 
 from .. import waits
 from ..aws import database
+from ..aws_errors import DEPENDENCY_VIOLATION, INVALID_GROUP_NOT_FOUND
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
@@ -118,7 +119,7 @@ def _once_seen(ctx: Context, group_id: str, new: bool, call, /, **kwargs):
     if not new:
         return call(**kwargs)
     return waits.retry_while(ctx, f"EC2 to show the new security group {group_id} (eventual consistency)",
-                             lambda: call(**kwargs), lambda exc: is_code(exc, "InvalidGroup.NotFound"),
+                             lambda: call(**kwargs), lambda exc: is_code(exc, INVALID_GROUP_NOT_FOUND),
                              timeout=NEW_GROUP_TIMEOUT, interval=2, max_interval=30)
 
 
@@ -192,7 +193,7 @@ def _delete_group(ctx: Context, group: dict) -> None:
     ctx.change("delete", f"security group {group_name(ctx.stack)} ({group['GroupId']})", waits.retry_while,
                ctx, f"the deleted function's network interfaces to leave security group {group['GroupId']}",
                lambda: ec2.delete_security_group(GroupId=group["GroupId"]),
-               lambda exc: is_code(exc, "DependencyViolation"),
+               lambda exc: is_code(exc, DEPENDENCY_VIOLATION),
                timeout=ENI_RELEASE_TIMEOUT, interval=10, max_interval=30)
 
 

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 import boto3
 
 from .. import waits
+from ..aws_errors import WAF_ASSOCIATED_ITEM_EXCEPTION, WAF_NONEXISTENT_ITEM_EXCEPTION, WAF_UNAVAILABLE_ENTITY_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
@@ -132,7 +133,7 @@ def observe(ctx: Context, full: bool = True) -> Seen:
     sets, acls, *answers = together(ctx, lambda c: _listed(waf.list_ip_sets, "IPSets"),
                                     lambda c: _listed(waf.list_web_acls, "WebACLs"),
                                     *(lambda c, arn=arn: or_none(waf.list_tags_for_resource,
-                                                                 "WAFNonexistentItemException", ResourceARN=arn)
+                                                                 WAF_NONEXISTENT_ITEM_EXCEPTION, ResourceARN=arn)
                                       for arn in recorded))
     tagged = {arn: answer["TagInfoForResource"].get("TagList") for arn, answer in zip(recorded, answers) if answer}
     named: dict[int | str, dict | None] = {v: _named(sets, ip_set_name(ctx.stack, v)) for v in VERSIONS}
@@ -323,13 +324,12 @@ def _owned(acl: dict) -> dict:
 def _until_sets_visible(ctx: Context, call):
     """WAF may not yet see an IP set created a moment ago (WAFUnavailableEntityException): retry that only."""
     return waits.retry_while(ctx, "WAF to see the new IP set", call,
-                             lambda exc: is_code(exc, "WAFUnavailableEntityException"), timeout=SET_VISIBLE_TIMEOUT)
+                             lambda exc: is_code(exc, WAF_UNAVAILABLE_ENTITY_EXCEPTION), timeout=SET_VISIBLE_TIMEOUT)
 
 
 def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) -> None:
     """rotation: "start" or "finish" from ``rotate authorization``; None for deploy (keeps a window open).
     seen: what observe read (else it is read now)."""
-    waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
     seen = seen or observe(ctx)
     for found_one, what in [*((f, "IP set") for f in seen.ip_sets.values()), (seen.acl, "web ACL")]:
         _ours(ctx, found_one, what)  # someone else's resource of the name stops the deploy before any change
@@ -339,39 +339,67 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
                                                                                     seen.ip_sets[version])
                            for version, cidrs in wanted.items()))
     set_arns = dict(zip(wanted, arns))
-    acl = _ours(ctx, seen.acl, "web ACL")
-    found: dict | None = acl.summary if acl else None
-    current: dict | None = None
-    if acl is not None:
-        current = acl.got or waf.get_web_acl(Name=name, Scope=SCOPE, Id=acl.summary["Id"])
-    values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
-    desired = {"DefaultAction": {"Block": {}},
-               "Rules": [_rate_rule(ctx), _rule(ctx, list(set_arns.values()), values)],
-               "VisibilityConfig": _visibility(ctx.stack), "CustomResponseBodies": _bodies(ctx)}
-    description = f"rds-edge-api stack {ctx.stack}: listed IPs with the Authorization header"
-    window = " (old and new Authorization value accepted)" if len(values) > 1 else ""
-    if found is None:
-        created = ctx.change("create", f"web ACL {name} (default Block, rules {RATE_RULE}, {RULE})",
-                             _until_sets_visible, ctx,
-                             lambda: waf.create_web_acl(Name=name, Scope=SCOPE, Description=description,
-                                                        Tags=ctx.tag_list, **desired),
-                             find=lambda: (found := _find_acl(ctx)) and {"Summary": found})
-        if created is None:
-            return
-        found = created["Summary"]
-    elif current and _owned(current["WebACL"]) != _owned(desired):  # found, so current was read
-        ctx.change("update", f"web ACL {name} (rules {RATE_RULE}, {RULE}){window}", _until_sets_visible, ctx,
-                   lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], Description=description,
-                                              LockToken=current["LockToken"], **desired),
-                   find=lambda: {} if _owned(waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])["WebACL"])
-                   == _owned(desired) else None)
+    ensured = _ensure_acl(ctx, seen.acl, list(set_arns.values()), rotation)
+    if ensured is None:
+        return
+    found, overlap = ensured
     together(ctx, *(lambda c, version=version: _delete_ip_set(c, version, seen.ip_sets[version], destroying=False)
                     for version in sorted(VERSIONS.keys() - wanted.keys())))
+    _record(ctx, found, set_arns, overlap)
+
+
+def _ensure_acl(ctx: Context, seen: Found | None, set_arns: list[str],
+                rotation: str | None) -> tuple[dict, bool] | None:
+    """Create or update the web ACL (seen: as observe found it); (its summary, whether the old and the new
+    Authorization value are both accepted), or None for a planned create."""
+    acl = _ours(ctx, seen, "web ACL")
+    current = None if acl is None else acl.got or ctx.edge("wafv2").get_web_acl(
+        Name=acl_name(ctx.stack), Scope=SCOPE, Id=acl.summary["Id"])
+    values = wanted_values(ctx, accepted_values(current and current["WebACL"]), rotation)
+    desired = {"DefaultAction": {"Block": {}},
+               "Rules": [_rate_rule(ctx), _rule(ctx, set_arns, values)],
+               "VisibilityConfig": _visibility(ctx.stack), "CustomResponseBodies": _bodies(ctx)}
+    overlap = len(values) > 1
+    if acl is None or current is None:
+        created = _create_acl(ctx, desired)
+        return None if created is None else (created, overlap)
+    if _owned(current["WebACL"]) != _owned(desired):
+        _update_acl(ctx, acl.summary, current["LockToken"], desired, overlap)
+    return acl.summary, overlap
+
+
+def _acl_description(stack: str) -> str:
+    return f"rds-edge-api stack {stack}: listed IPs with the Authorization header"
+
+
+def _create_acl(ctx: Context, desired: dict) -> dict | None:
+    """The new web ACL's summary, or None for a planned create."""
+    waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
+    created = ctx.change("create", f"web ACL {name} (default Block, rules {RATE_RULE}, {RULE})",
+                         _until_sets_visible, ctx,
+                         lambda: waf.create_web_acl(Name=name, Scope=SCOPE, Description=_acl_description(ctx.stack),
+                                                    Tags=ctx.tag_list, **desired),
+                         find=lambda: (found := _find_acl(ctx)) and {"Summary": found})
+    return created and created["Summary"]
+
+
+def _update_acl(ctx: Context, found: dict, lock_token: str, desired: dict, overlap: bool) -> None:
+    waf, name = ctx.edge("wafv2"), acl_name(ctx.stack)
+    window = " (old and new Authorization value accepted)" if overlap else ""
+    ctx.change("update", f"web ACL {name} (rules {RATE_RULE}, {RULE}){window}", _until_sets_visible, ctx,
+               lambda: waf.update_web_acl(Name=name, Scope=SCOPE, Id=found["Id"],
+                                          Description=_acl_description(ctx.stack), LockToken=lock_token, **desired),
+               find=lambda: {} if _owned(waf.get_web_acl(Name=name, Scope=SCOPE, Id=found["Id"])["WebACL"])
+               == _owned(desired) else None)
+
+
+def _record(ctx: Context, found: dict, set_arns: dict[int, str], overlap: bool) -> None:
+    """The state and the outputs of an ensured ACL."""
     ctx.state.put(NAME, {"web_acl_arn": found["ARN"], "web_acl_id": found["Id"],
                          "ipv4_set_arn": set_arns.get(4), "ipv6_set_arn": set_arns.get(6),
-                         "authorization_rotation": "overlap" if window else None})
+                         "authorization_rotation": "overlap" if overlap else None})
     ctx.outputs["Web ACL"] = found["ARN"]
-    if window:
+    if overlap:
         ctx.outputs["Authorization rotation"] = ("old and new value accepted; when every caller sends the new one: "
                                                  "rds-edge-api rotate authorization --finish")
 
@@ -385,7 +413,7 @@ def _delete_ip_set(ctx: Context, version: int, seen: Found | None, destroying: b
     ctx.change("delete", f"IP set {name}", waits.retry_while, ctx,
                f"web ACL {acl_name(ctx.stack)} to release IP set {name}",
                lambda: waf.delete_ip_set(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
-               lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=SET_RELEASE_TIMEOUT)
+               lambda exc: is_code(exc, WAF_ASSOCIATED_ITEM_EXCEPTION), timeout=SET_RELEASE_TIMEOUT)
 
 
 def destroy(ctx: Context) -> None:
@@ -398,7 +426,7 @@ def destroy(ctx: Context) -> None:
         ctx.change("delete", f"web ACL {name}", waits.retry_while, ctx,
                    f"CloudFront to release web ACL {name} (a distribution still uses it)",
                    lambda: waf.delete_web_acl(Name=name, Scope=SCOPE, Id=found["Id"], LockToken=found["LockToken"]),
-                   lambda exc: is_code(exc, "WAFAssociatedItemException"), timeout=RELEASE_TIMEOUT, interval=10)
+                   lambda exc: is_code(exc, WAF_ASSOCIATED_ITEM_EXCEPTION), timeout=RELEASE_TIMEOUT, interval=10)
     together(ctx, *(lambda c, version=version: _delete_ip_set(c, version, seen.ip_sets[version], destroying=True)
                     for version in VERSIONS))
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..aws import log_groups
+from ..aws_errors import WAF_NONEXISTENT_ITEM_EXCEPTION
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
 from ..registry import Names, Step
@@ -74,7 +75,7 @@ def _observe(ctx: Context, acl_arn: str | None) -> Seen:
 def _logging(ctx: Context, acl_arn: str | None) -> dict | None:
     if acl_arn in (None, UNKNOWN):  # UNKNOWN: the ACL is only planned
         return None
-    found = or_none(ctx.edge("wafv2").get_logging_configuration, "WAFNonexistentItemException", ResourceArn=acl_arn)
+    found = or_none(ctx.edge("wafv2").get_logging_configuration, WAF_NONEXISTENT_ITEM_EXCEPTION, ResourceArn=acl_arn)
     return found and found["LoggingConfiguration"]
 
 

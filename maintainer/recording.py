@@ -30,12 +30,12 @@ from typing import Any, Iterator
 import boto3
 from rich.console import Console
 
-from ..config import load
-from ..context import EDGE_REGION
-from ..iam.policy import CATALOG, variant
-from ..output import Output
-from ..registry import drifts
-from ..steps import STEPS, waf_logging
+from provision.config import load
+from provision.context import EDGE_REGION
+from provision.iam.policy import CATALOG, variant
+from provision.output import Output
+from provision.registry import drifts
+from provision.steps import STEPS, waf_logging
 
 STACK = "rec"
 REGION = "eu-west-1"
@@ -128,7 +128,7 @@ def _moto() -> Iterator[None]:
         os.environ.pop(key, None)
     from moto import mock_aws
 
-    from .moto_workarounds import bucket_policy_without_tls_deny, fill_gaps
+    from provision.local.moto_workarounds import bucket_policy_without_tls_deny, fill_gaps
 
     fill_gaps()  # SES DeleteReceiptRule (teardown), PutMetricFilter replacing (moto_workarounds.py)
     try:
@@ -161,10 +161,10 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
     """Every command's calls for one config variant, in a fresh moto account."""
     import moto.settings
 
-    from .. import cli
-    from ..aws import package
-    from .certs import stand_in_bundle
-    from .emulator import seed_database
+    from provision import cli
+    from provision.aws import package
+    from provision.local.certs import stand_in_bundle
+    from provision.local.emulator import seed_database
 
     with _moto():
         acm_wait, build = moto.settings.ACM_VALIDATION_WAIT, package.build
@@ -234,7 +234,7 @@ def _drift(seeder: boto3.Session, config_path: Path) -> None:
 
 def _new_function_code(workdir: Path) -> None:
     """From now on the function's zip differs, as after an upgrade of the toolkit: deploy uploads the code."""
-    from ..aws import package
+    from provision.aws import package
 
     source = workdir / "lambda-upgraded"
     if not source.exists():
@@ -272,7 +272,7 @@ def catalog(recordings: dict[str, dict[str, set[tuple[str, str]]]]) -> dict:
     for unreached in UNREACHED:
         found.setdefault((unreached["service"], unreached["operation"]), {"commands": set(unreached["commands"]),
                                                                 "variants": set(everywhere)})
-    return {"generated_by": "scripts/record-aws-calls (provision/local/recording.py); do not edit by hand",
+    return {"generated_by": "scripts/record-aws-calls (maintainer/recording.py); do not edit by hand",
             "calls": [{"service": service, "operation": operation, "commands": sorted(entry["commands"]),
                        "variants": sorted(entry["variants"])}
                       for (service, operation), entry in sorted(found.items())]}
