@@ -1385,32 +1385,34 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _each(given) -> list[str]:
+    return [str(g) for g in _as_list(given)]
+
+
+# IAM's condition operators the generated policy uses: (wanted values, the context's value or None) -> holds
+CONDITION_OPERATORS = {
+    "StringEquals": lambda wanted, given: given is not None and any(g in wanted for g in _each(given)),
+    "StringLike": lambda wanted, given: given is not None and any(fnmatch.fnmatchcase(g, w)
+                                                                  for g in _each(given) for w in wanted),
+    "ForAllValues:StringEquals": lambda wanted, given: all(g in wanted for g in _each(given or [])),
+    "ForAnyValue:StringEquals": lambda wanted, given: any(g in wanted for g in _each(given or [])),
+    "StringNotEquals": lambda wanted, given: given is None or all(g not in wanted for g in _each(given)),
+    "Null": lambda wanted, given: (given is None) == (str(wanted[0]).lower() == "true"),
+    "Bool": lambda wanted, given: given is not None and str(given).lower() == str(wanted[0]).lower(),
+}
+CONDITION_OPERATORS |= {"ArnEquals": CONDITION_OPERATORS["StringEquals"], "ArnLike": CONDITION_OPERATORS["StringLike"],
+                        "ArnNotEquals": CONDITION_OPERATORS["StringNotEquals"]}
+
+
 def _condition_holds(condition: dict, context: dict) -> bool:
-    """IAM's condition operators the generated policy uses; an operator not known here fails the test, so that a
-    new one is added (with IAM's meaning) rather than passed."""
+    """Every operator's every key holds; an operator not known here fails the test, so that a new one is added
+    (with IAM's meaning) rather than passed."""
     for operator, tests in condition.items():
-        for key, wanted in tests.items():
-            wanted, given = _as_list(wanted), context.get(key)
-            if operator in ("StringEquals", "ArnEquals"):
-                ok = given is not None and any(str(g) in wanted for g in _as_list(given))
-            elif operator in ("StringLike", "ArnLike"):
-                ok = given is not None and any(fnmatch.fnmatchcase(str(g), w) for g in _as_list(given) for w in wanted)
-            elif operator == "ForAllValues:StringEquals":
-                ok = all(str(g) in wanted for g in _as_list(given or []))
-            elif operator == "ForAnyValue:StringEquals":
-                ok = any(str(g) in wanted for g in _as_list(given or []))
-            elif operator == "StringNotEquals":
-                ok = given is None or all(str(g) not in wanted for g in _as_list(given))
-            elif operator == "ArnNotEquals":
-                ok = given is None or all(str(g) not in wanted for g in _as_list(given))
-            elif operator == "Null":
-                ok = (given is None) == (str(wanted[0]).lower() == "true")
-            elif operator == "Bool":
-                ok = given is not None and str(given).lower() == str(wanted[0]).lower()
-            else:
-                raise AssertionError(f"condition operator {operator} is not known to tests/aws_rules.py: add it")
-            if not ok:
-                return False
+        if operator not in CONDITION_OPERATORS:
+            raise AssertionError(f"condition operator {operator} is not known to tests/aws_rules.py: add it")
+        holds = CONDITION_OPERATORS[operator]
+        if not all(holds([str(w) for w in _as_list(wanted)], context.get(key)) for key, wanted in tests.items()):
+            return False
     return True
 
 
@@ -1522,6 +1524,28 @@ def condition_context(call: Call) -> dict | None:
     return reader(call) if reader else {}
 
 
+def _checked_for(call: Call) -> list[tuple[str, str, dict]]:
+    """(action, resource, condition context) AWS checks for the call: its own action(s) on what it names, and
+    what IMPLIED adds for the parameters given."""
+    from provision.iam import permissions
+
+    http = call.client.meta.service_model.operation_model(call.operation).http.get("method", "")
+    base = condition_context(call)
+    if base is None:
+        return []
+    checks = [(action, resource, base)
+              for action in permissions.own_actions(call.service, call.operation, lambda op: http)
+              for resource in _on_objects(action, own_resources(call))]
+    for implied in IMPLIED:
+        if implied.service != call.service or call.operation not in implied.operations or not implied.when(call.params):
+            continue
+        extra = {**base, **(implied.context(call) if implied.context else {})}
+        for action in implied.actions:
+            resources = implied.resources(call, action) if implied.resources else own_resources(call)
+            checks += [(action, resource, extra) for resource in resources]
+    return checks
+
+
 def operator_policy_enforced(policies: Policies) -> Rule:
     """Every toolkit call is authorized as IAM would authorize it for an operator holding only the policy that
     ``rds-edge-api policy`` prints for the test's config (any of them, when the test loaded several): the
@@ -1533,28 +1557,9 @@ def operator_policy_enforced(policies: Policies) -> Rule:
     told to, and then only the action against "*"."""
     from provision.iam import permissions
 
-    def needed(call: Call) -> list[tuple[str, str, dict]]:
-        """(action, resource, condition context) AWS checks for the call."""
-        http = call.client.meta.service_model.operation_model(call.operation).http.get("method", "")
-        base = condition_context(call)
-        if base is None:
-            return []
-        checks = [(action, resource, base)
-                  for action in permissions.own_actions(call.service, call.operation, lambda op: http)
-                  for resource in _on_objects(action, own_resources(call))]
-        for implied in IMPLIED:
-            if (implied.service, call.service) != (call.service, implied.service) or \
-                    call.operation not in implied.operations or not implied.when(call.params):
-                continue
-            extra = {**base, **(implied.context(call) if implied.context else {})}
-            for action in implied.actions:
-                resources = implied.resources(call, action) if implied.resources else own_resources(call)
-                checks += [(action, resource, extra) for resource in resources]
-        return checks
-
     def answer(call: Call) -> dict:
         documents = policies.documents()
-        for action, resource, ctx in needed(call):
+        for action, resource, ctx in _checked_for(call):
             if not any(allowed(doc, action, resource, ctx) for doc in documents):
                 code, status = ACCESS_DENIED.get(call.service, ("AccessDeniedException", 403))
                 raise aws_error(call.operation, code, f"User: arn:aws:iam::{ACCOUNT}:user/operator is not "
