@@ -13,7 +13,11 @@ a config change and a code upgrade, a deploy repairing changes made behind
 its back (each step's ``drift``, from its STEP), and teardown. A botocore
 ``before-call`` hook on the session the commands use records (service,
 operation); the seeding of the operator's side (VPC, RDS, zone) and the
-drift go through another session and are not recorded.
+drift go through another session and are not recorded. So are, last, deploys
+in the other validation mode: the variant's deploy, then its teardown, each
+meet what the other mode made (the mail bucket, rule and identity, or the
+DNS-validated certificate) and remove it, as after an operator changes
+``[domain] validation``: those calls are the variant's too.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from provision.iam.policy import CATALOG, variant
 from provision.output import Output
 from provision.registry import drifts
 from provision.steps import STEPS, waf_logging
+from provision.steps.mail import PREFIX
 
 STACK = "rec"
 REGION = "eu-west-1"
@@ -157,6 +162,15 @@ def _email_arrives(recorder_session: boto3.Session) -> None:
     recorder_session.events.register("provide-client-params.s3.ListObjectsV2", deliver)
 
 
+def _mail_kept(seeder: boto3.Session) -> None:
+    """The email mode's bucket holds ACM's mail, as on AWS after a validation or a renewal (put through
+    another session): removing the bucket then removes its mail first."""
+    s3 = seeder.client("s3", region_name=MAIL_REGION)
+    for bucket in s3.list_buckets()["Buckets"]:
+        if "-mail-" in bucket["Name"]:
+            s3.put_object(Bucket=bucket["Name"], Key=f"{PREFIX}kept", Body=b"Subject: kept\r\n\r\nkept")
+
+
 def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[tuple[str, str]]]:
     """Every command's calls for one config variant, in a fresh moto account."""
     import moto.settings
@@ -184,10 +198,17 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
             seed_database(seeder, load(path))
             (workdir / ".state").mkdir(exist_ok=True)
             stand_in_bundle(workdir / ".state")  # deploy downloads nothing: a throwaway CA as the cached bundle
+            other = workdir / f"{variant(validation, zone_id)}-other-mode.toml"
+            other.write_text(_toml("dns" if validation == "email" else "email", zone_id, changed=False))
             recorder = Recorder()
             if validation == "email":
                 moto.settings.ACM_VALIDATION_WAIT = 10 ** 6  # pending until the toolkit looks for the mail
-            for item in _scenario((path, changed, moved), seeder, workdir):
+            switched_from_the_other_mode = [
+                lambda: _run(cli, ["deploy"], other, boto3.Session(), f"the other mode's deploy ({validation})"),
+                lambda: _mail_kept(seeder), ("deploy", ["deploy"], path),
+                lambda: _run(cli, ["deploy"], other, boto3.Session(), "again"), lambda: _mail_kept(seeder),
+                ("teardown", ["teardown", "--yes"], path)]
+            for item in [*_scenario((path, changed, moved), seeder, workdir), *switched_from_the_other_mode]:
                 if callable(item):
                     item()
                     continue
@@ -196,15 +217,18 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
                 session.events.register("before-call", recorder)
                 if validation == "email":
                     _email_arrives(session)
-                printed = io.StringIO()
-                code = cli.main([*argv, "--config", str(config)], session=session,
-                                out=Output(Console(file=printed, width=200)))
-                if code != 0:
-                    raise RuntimeError(f"{' '.join(argv)} failed while recording ({validation}, zone={zone}):\n"
-                                       f"{printed.getvalue()}")
+                _run(cli, argv, config, session, f"{' '.join(argv)} ({validation}, zone={zone})")
             return recorder.calls
         finally:
             moto.settings.ACM_VALIDATION_WAIT, package.build = acm_wait, build
+
+
+def _run(cli, argv: list[str], config: Path, session: boto3.Session, what: str) -> None:
+    """One command through the console script's entry point; its output shown only when it fails."""
+    printed = io.StringIO()
+    code = cli.main([*argv, "--config", str(config)], session=session, out=Output(Console(file=printed, width=200)))
+    if code != 0:
+        raise RuntimeError(f"{what} failed while recording:\n{printed.getvalue()}")
 
 
 def _scenario(configs: tuple[Path, Path, Path], seeder: boto3.Session, workdir: Path) -> list:

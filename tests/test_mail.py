@@ -273,10 +273,6 @@ def test_destroy_empties_a_bucket_in_batches(email_cfg, monkeypatch):
     assert not bucket_exists()
 
 
-@pytest.mark.lenient("operator_policy", reason="with validation = dns the operator's policy grants no S3 read, "
-                     "yet teardown reads the tags of a bucket of the mail bucket's name when one exists "
-                     "(s3:GetBucketTagging, AccessDenied on AWS): the policy's variants or mail.py must decide "
-                     "(the mail and IAM items of issue 24)")
 def test_destroy_leaves_what_this_stack_did_not_make(load_config, hosted_zone):
     cfg = load_config(validation="dns", hosted_zone_id=hosted_zone)
     ses = boto3.client("ses", region_name="us-east-1")

@@ -156,3 +156,19 @@ def test_the_proxy_role_may_be_passed_to_rds_only_and_the_proxy_made_only_with_t
     direct = {a for s in doc_for()["Statement"] for a in s["Action"]}
     assert not {"rds:CreateDBProxy", "rds:RegisterDBProxyTargets"} & direct
     assert {"rds:DescribeDBProxies", "rds:DeleteDBProxy"} <= direct
+
+
+@pytest.mark.parametrize("validation", ["dns", "email"])
+def test_a_stack_switched_from_the_other_validation_mode_is_cleaned_up_with_this_modes_policy(doc_for, validation):
+    """Deploy and teardown run the mail step and the certificate step whatever [domain] validation says now
+    (steps/__init__.py: a stack that switched modes leaves nothing behind), so a dns config's policy grants
+    removing the email mode's bucket, rule and identity (the recorder deploys the other mode first: maintainer/
+    recording.py), and an email config's the dns mode's validation record."""
+    doc = doc_for({"domain": {"validation": validation, "hosted_zone_id": "Z0123456789ABCDEFGHIJ"}})
+    bucket = f"arn:aws:s3:::demo-mail-{ACCOUNT}"
+    for action in ("s3:GetBucketTagging", "s3:ListBucketVersions", "s3:DeleteBucket"):
+        assert grants(doc, action, bucket), f"{validation}: {action} on the mail bucket"
+    assert grants(doc, "s3:DeleteObject", f"{bucket}/acm/x"), f"{validation}: the bucket's mail"
+    for action in ("ses:DeleteReceiptRule", "ses:DeleteIdentity", "route53:ChangeResourceRecordSets"):
+        assert grants(doc, action) or grants(doc, action, "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ"), \
+            f"{validation}: {action}"
