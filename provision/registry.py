@@ -18,6 +18,10 @@ reads these declarations, so nothing keeps a copy of the step list. A declaratio
   - ``creates``: the calls that create the step's resources, in the order the step makes them: the
     points a crash test stops a deploy right after (``tests/test_resilience.py``); ``removes``: the calls
     that remove them, where a crash test stops a teardown.
+  - ``beyond``: what AWS checks for the step's calls beyond their own IAM action (tags on create, a role
+    passed, ...), each with the documentation that says so, and ``only_when``: its recorded calls a config
+    needs only with some setting; the operator's policy (``provision/iam/permissions.py``) joins them with
+    the few calls no step makes (the lease table's);
   - ``drift``: changes to the step's resources made behind the stack's back, each through the session it
     is given (not the toolkit's) for the config's stack, that the next deploy repairs (or that teardown
     copes with): the call recorder makes them all, in step order, after a deploy of that config and
@@ -60,6 +64,25 @@ Drift = Callable[["boto3.Session", "Config"], None]  # (another session, config)
 
 
 @dataclass(frozen=True)
+class Beyond:
+    """Permissions AWS checks for one call beyond its own action."""
+    service: str                     # boto3's name
+    operation: str
+    actions: tuple[str, ...]         # IAM actions checked too
+    source: str                      # where AWS documents it
+    # action -> the resource types (Service Authorization Reference names) AWS checks it on for this call,
+    # where they are not the action's usual ones
+    resources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OnlyWhen:
+    """A recorded call that a config needs only with some setting."""
+    applies: Callable[["Config"], bool]  # config -> needed?
+    why: str
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     title: str
@@ -74,11 +97,13 @@ class Step:
     creates: tuple[str, ...] = ()
     removes: tuple[str, ...] = ()
     drift: tuple[Drift, ...] = ()
+    beyond: tuple[Beyond, ...] = ()  # what AWS checks for the step's calls beyond their own actions
+    only_when: dict[tuple[str, str], OnlyWhen] = field(default_factory=dict)  # its calls a config needs only so
 
     @property
     def owns_nothing(self) -> bool:
         """A step that only waits (certificate_issued): nothing to list, grant, create or remove."""
-        return not (self.inventory or self.arns or self.creates or self.removes or self.drift)
+        return not (self.inventory or self.arns or self.creates or self.removes or self.drift or self.beyond)
 
 
 def nothing(ctx) -> None:

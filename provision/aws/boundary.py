@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 from ..aws_errors import ENTITY_ALREADY_EXISTS, NO_SUCH_ENTITY
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
+from ..registry import Beyond
 from ..tags import MANAGED_BY
 
 NAME = "rds-edge-api-role-boundary"
@@ -142,3 +143,10 @@ def keep_trust(ctx: Context, role: dict, trust: dict) -> None:
     if (json.loads(doc) if isinstance(doc, str) else doc) != trust:
         ctx.change("update", f"trust policy of IAM role {role['RoleName']}", ctx.client("iam").update_assume_role_policy,
                    RoleName=role["RoleName"], PolicyDocument=json.dumps(trust))
+
+
+ROLE_TAGGED = Beyond("iam", "CreateRole", ("iam:TagRole",),
+                     "IAM user guide, 'Tagging IAM roles': to create a role with tags you need iam:CreateRole and iam:TagRole")
+POLICY_TAGGED = Beyond("iam", "CreatePolicy", ("iam:TagPolicy",),
+                       "IAM user guide, 'Tagging customer managed policies': to create a policy with tags you need "
+                       "iam:CreatePolicy and iam:TagPolicy")

@@ -14,7 +14,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
-from ..registry import Names
+from ..registry import Beyond, Names
 from ..tags import is_ours
 from ..together import together
 from .arns import partition
@@ -113,3 +113,8 @@ def arns(names: Names, action: str, region: str, name: str) -> list[str]:
     if "Delivery" in action:
         return []
     return [names.arn("logs", region, f"log-group:{name}{suffix}") for suffix in ("", ":*")]
+
+
+LOG_GROUP_TAGGED = Beyond("logs", "CreateLogGroup", ("logs:TagResource", "logs:TagLogGroup"),
+                          "CloudWatch Logs API reference, CreateLogGroup: 'To be able to tag a log group, you must have both the "
+                          "logs:TagResource and logs:TagLogGroup permissions'")

@@ -41,7 +41,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 from . import alerts
@@ -262,7 +262,15 @@ def _topic_arns(names: Names, action: str) -> list[str]:
     return [names.arn("sns", names.config.stack.region, topic_name(names.config.stack.name))]
 
 
+BEYOND = (
+    alerts.TOPIC_TAGGED,
+    Beyond("cloudwatch", "PutMetricAlarm", ("cloudwatch:TagResource",),
+           "CloudWatch API reference, PutMetricAlarm (Tags): 'To be able to associate tags with the alarm when you "
+           "create the alarm, you must have the cloudwatch:TagResource permission'"),
+)
+
+
 STEP = Step(NAME, "Health alarms", ensure, destroy, needs=("function", "api"), loose=("api",),
             inventory=(inventory,), arns={"cloudwatch": _alarm_arns, "sns": _topic_arns},
             creates=("CreateTopic", "SetTopicAttributes", "Subscribe", "PutMetricFilter", "PutMetricAlarm"),
-            removes=("DeleteAlarms", "DeleteMetricFilter", "Unsubscribe", "DeleteTopic"))
+            removes=("DeleteAlarms", "DeleteMetricFilter", "Unsubscribe", "DeleteTopic"), beyond=BEYOND)

@@ -36,7 +36,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, OnlyWhen, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
@@ -265,7 +265,23 @@ def _rule_arns(names: Names, action: str) -> list[str]:
     return [names.arn("events", EDGE_REGION, f"rule/{name(names.config.stack.name)}")]
 
 
+TOPIC_TAGGED = Beyond("sns", "CreateTopic", ("sns:TagResource",),
+                      "SNS API reference, CreateTopic: 'To be able to tag a topic on creation, you must have the "
+                      "sns:CreateTopic and sns:TagResource permissions'")
+BEYOND = (
+    TOPIC_TAGGED,
+    Beyond("events", "PutRule", ("events:TagResource",),
+           "EventBridge API reference, PutRule (Tags): 'If you are using ... Tags, you must have the "
+           "events:TagResource permission' (EventBridge user guide, tag-on-create)"),
+)
+ALERT_CREATES = ("the alerts step creates and updates its rule, topic and subscription only with [alerts]; "
+                 "without it, it only finds and deletes them")
+ONLY_WITH_ALERTS = {call: OnlyWhen(lambda cfg: cfg.alerts is not None, ALERT_CREATES)
+                    for call in (("sns", "CreateTopic"), ("sns", "SetTopicAttributes"), ("sns", "Subscribe"),
+                                 ("events", "PutRule"), ("events", "PutTargets"))}
+
+
 STEP = Step(NAME, "Certificate alerts", ensure, destroy, needs=("certificate",),
             inventory=(inventory,), arns={"sns": _topic_arns, "events": _rule_arns},
             creates=("PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe"),
-            removes=("RemoveTargets", "DeleteRule", "Unsubscribe", "DeleteTopic"))
+            removes=("RemoveTargets", "DeleteRule", "Unsubscribe", "DeleteTopic"), beyond=BEYOND, only_when=ONLY_WITH_ALERTS)

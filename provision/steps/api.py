@@ -39,7 +39,7 @@ from ..aws_errors import CONFLICT_EXCEPTION, NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
-from ..registry import Step
+from ..registry import Beyond, Step
 from ..tags import is_ours
 from ..together import together
 from . import function
@@ -702,8 +702,20 @@ def drift(session: boto3.Session, config: Config) -> None:
         {"op": "replace", "path": "/endpointConfiguration/types/REGIONAL", "value": "EDGE"}])
 
 
+APIGW_TAGS = ("API Gateway authorizes tags given at creation as apigateway:PUT on arn:aws:apigateway:<region>::/tags/"
+              "<URL-encoded resource ARN> (the AccessDenied quoted in mattclay/aws-terminator#284; API Gateway "
+              "developer guide, 'Using tags to control access to API Gateway REST API resources')")
+BEYOND = (
+    *(Beyond("apigateway", op, ("apigateway:PUT",), APIGW_TAGS, resources={"apigateway:PUT": ("Tags",)})
+      for op in ("CreateRestApi", "CreateApiKey", "CreateUsagePlan", "CreateStage")),
+    Beyond("apigateway", "TagResource", ("apigateway:PATCH",),
+           "TagResource is authorized as apigateway:PUT on /tags/<ARN> and apigateway:PATCH on the tagged resource "
+           "(iann0036/iam-dataset#39, tested against AWS)", resources={"apigateway:PATCH": ("Stage",)}),
+)
+
+
 STEP = Step(NAME, "API Gateway", ensure, destroy, observe=observe,
             inventory=(inventory,),
             creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey", "CreateUsagePlan",
                      "CreateUsagePlanKey"),
-            removes=("DeleteRestApi",), drift=(drift,))
+            removes=("DeleteRestApi",), drift=(drift,), beyond=BEYOND)

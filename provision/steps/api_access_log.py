@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import json
 
-from ..aws import apigateway_account, log_groups
+from ..aws import apigateway_account, boundary, log_groups
 from ..aws_errors import NOT_FOUND_EXCEPTION
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 from .api import NAME as API_STEP
@@ -167,8 +167,18 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
             *log_groups.arns(names, action, region, execution_log_group_name("*", names.config.api.stage))]
 
 
+BEYOND = (
+    Beyond("apigateway", "UpdateAccount", ("iam:PassRole",),
+           "API Gateway developer guide, 'Set up CloudWatch logging for REST APIs': setting the account's "
+           "cloudwatchRoleArn passes that role to API Gateway (iam:PassRole)"),
+    boundary.ROLE_TAGGED,
+    boundary.POLICY_TAGGED,
+    log_groups.LOG_GROUP_TAGGED,
+)
+
+
 STEP = Step(NAME, "API access log", ensure, destroy, needs=("api",),
             inventory=(log_groups.inventory, apigateway_account.inventory),
             arns={"logs": _log_group_arns, "iam": apigateway_account.arns},
             creates=("CreateLogGroup", "UpdateStage"),
-            removes=("DeleteLogGroup",))
+            removes=("DeleteLogGroup",), beyond=BEYOND)

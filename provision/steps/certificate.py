@@ -50,7 +50,7 @@ from ..aws_errors import RESOURCE_IN_USE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 from ..waits import retry_while, wait_until
@@ -358,8 +358,15 @@ def _certificate_arns(names: Names, action: str) -> list[str]:
     return [names.arn("acm", EDGE_REGION, "certificate/*")]  # its id is ACM's
 
 
+BEYOND = (
+    Beyond("acm", "RequestCertificate", ("acm:AddTagsToCertificate",),
+           "ACM user guide, 'Tagging AWS Certificate Manager certificates': RequestCertificate with Tags needs "
+           "acm:AddTagsToCertificate"),
+)
+
+
 STEP = Step("certificate", "Certificate request", request, destroy, needs=("mail",), loose=("mail",),
             observe=observe, sees_needs=False,
             inventory=(inventory, dns.inventory), arns={"acm": _certificate_arns, "route53": dns.arns},
             creates=("RequestCertificate", "ChangeResourceRecordSets"),
-            removes=("DeleteCertificate",))
+            removes=("DeleteCertificate",), beyond=BEYOND)

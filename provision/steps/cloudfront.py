@@ -52,7 +52,7 @@ from ..aws_errors import DISTRIBUTION_ALREADY_EXISTS, DISTRIBUTION_NOT_DISABLED,
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -521,7 +521,14 @@ def _arns(names: Names, action: str) -> list[str]:
     return [names.arn("cloudfront", "", "distribution/*")]
 
 
+BEYOND = (
+    Beyond("cloudfront", "CreateDistributionWithTags", ("cloudfront:TagResource",),
+           "CloudFront API reference, CreateDistributionWithTags: authorized as cloudfront:CreateDistribution and "
+           "cloudfront:TagResource (Service Authorization Reference has no action of that name)"),
+)
+
+
 STEP = Step(NAME, "CloudFront distribution", ensure, destroy, needs=("api", "waf", "certificate_issued"),
             loose=("api",), observe=observe,
             inventory=(inventory, cache_policies), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
-            removes=("DeleteDistribution",), drift=(drift,))
+            removes=("DeleteDistribution",), drift=(drift,), beyond=BEYOND)

@@ -45,7 +45,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 from .cloudfront import NAME as CLOUDFRONT_STEP, find as find_distribution
@@ -269,8 +269,23 @@ def _arns(names: Names, action: str) -> list[str]:
     return group + [source, destination, delivery] if tagging else group
 
 
+BEYOND = (
+    Beyond("logs", "PutDeliverySource", ("logs:TagResource", "cloudfront:AllowVendedLogDeliveryForResource"),
+           "CloudFront developer guide, 'Configure standard logging (v2)', permissions: a CloudFront delivery "
+           "source needs cloudfront:AllowVendedLogDeliveryForResource on the distribution; tags on create need "
+           "logs:TagResource"),
+    Beyond("logs", "PutDeliveryDestination", ("logs:TagResource",),
+           "CloudWatch Logs API reference, PutDeliveryDestination: tags given at creation need logs:TagResource"),
+    Beyond("logs", "CreateDelivery", ("logs:TagResource", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                                      "logs:DescribeLogGroups"),
+           "CloudWatch Logs user guide, 'Logs sent to CloudWatch Logs' (V2 permissions): the delivery adds the "
+           "log group to a log-delivery resource policy; tags on create need logs:TagResource"),
+    log_groups.LOG_GROUP_TAGGED,
+)
+
+
 STEP = Step(NAME, "CloudFront logging", ensure, destroy, needs=("cloudfront",), observe=observe,
             sees_needs=False,
             inventory=(log_groups.inventory, inventory), arns={"logs": _arns},
             creates=("CreateLogGroup", "PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"),
-            removes=("DeleteDelivery", "DeleteDeliverySource", "DeleteDeliveryDestination"))
+            removes=("DeleteDelivery", "DeleteDeliverySource", "DeleteDeliveryDestination"), beyond=BEYOND)

@@ -36,7 +36,7 @@ from ..aws_errors import INVALID_PARAMETER_VALUE_EXCEPTION, RESOURCE_NOT_FOUND_E
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -329,8 +329,26 @@ def drift(session: boto3.Session, config: Config) -> None:
     logs.untag_resource(resourceArn=log_groups.group_arn(group), tagKeys=["stack"])
 
 
+LAMBDA_VPC = ("Lambda developer guide, 'Giving Lambda functions access to a VPC' (configuration-vpc): to configure a "
+              "function to connect to a VPC, the user needs ec2:DescribeSecurityGroups, ec2:DescribeSubnets, "
+              "ec2:DescribeVpcs; Lambda checks them on CreateFunction and UpdateFunctionConfiguration")
+BEYOND = (
+    Beyond("lambda", "GetFunction", ("lambda:ListTags",),
+           "Lambda API reference, GetFunction: 'returns tag data only if you have explicit allow permissions for "
+           "lambda:ListTags'; the function step decides ownership from those tags"),
+    Beyond("lambda", "CreateFunction", ("lambda:TagResource", "iam:PassRole", "ec2:DescribeSecurityGroups",
+                                        "ec2:DescribeSubnets", "ec2:DescribeVpcs"),
+           "Service Authorization Reference, Lambda: CreateFunction depends on iam:PassRole; Lambda developer "
+           "guide, 'Using tags on Lambda functions': tagging on create needs lambda:TagResource; " + LAMBDA_VPC),
+    Beyond("lambda", "UpdateFunctionConfiguration", ("iam:PassRole", "ec2:DescribeSecurityGroups",
+                                                     "ec2:DescribeSubnets", "ec2:DescribeVpcs"),
+           "Lambda API reference, UpdateFunctionConfiguration passes Role (iam:PassRole); " + LAMBDA_VPC),
+    log_groups.LOG_GROUP_TAGGED,
+)
+
+
 STEP = Step(NAME, "Lambda function", ensure, destroy, needs=("iam_role", "security_groups", "proxy"),
             loose=("proxy",), observe=observe, sees_needs=False,
             inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
             creates=("CreateLogGroup", "CreateFunction"),
-            removes=("DeleteFunction",), drift=(drift,))
+            removes=("DeleteFunction",), drift=(drift,), beyond=BEYOND)

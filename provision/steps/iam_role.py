@@ -28,7 +28,7 @@ from ..aws_errors import NO_SUCH_ENTITY
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
-from ..registry import Names, Step
+from ..registry import Names, OnlyWhen, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
@@ -186,6 +186,13 @@ def drift(session: boto3.Session, config: Config) -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}))
 
 
+ONLY_WITH_IAM_AUTH = {("iam", "PutRolePolicy"): OnlyWhen(
+    lambda cfg: cfg.database.auth == "iam",
+    "the role's one inline policy (rds-db:connect) exists only with auth = \"iam\"; the grant lets its holder write "
+    "any inline policy on the function's role, so it is left out where it is not needed")}
+
+
 STEP = Step(NAME, "IAM role", ensure, destroy, observe=observe,
             inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
-            removes=("DeleteRole",), drift=(drift,))
+            removes=("DeleteRole",), drift=(drift,),
+            beyond=(boundary.ROLE_TAGGED, boundary.POLICY_TAGGED), only_when=ONLY_WITH_IAM_AUTH)

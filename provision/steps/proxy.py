@@ -46,10 +46,18 @@ from ..aws_errors import (
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, OnlyWhen, Step
 from ..tags import as_dict, is_ours
 from . import iam_role
-from .security_groups import _described, _has_pair, _mysql_permission, _units, group_name as lambda_group_name
+from .security_groups import (
+    GROUP_TAGGED,
+    RULE_TAGGED,
+    _described,
+    _has_pair,
+    _mysql_permission,
+    _units,
+    group_name as lambda_group_name,
+)
 
 NAME = "proxy"
 AVAILABLE_TIMEOUT = 30 * 60  # creation: AWS says "can take several minutes"; seen up to about 15
@@ -424,7 +432,21 @@ def _iam_arns(names: Names, action: str) -> list[str]:
     return [names.arn("iam", "", f"role/{role_name(names.config.stack.name)}")]
 
 
+BEYOND = (
+    Beyond("rds", "CreateDBProxy", ("iam:PassRole", "rds:AddTagsToResource"),
+           "Service Authorization Reference, Amazon RDS: CreateDBProxy depends on iam:PassRole (the proxy's role); "
+           "RDS user guide, 'Tagging Amazon RDS resources': tags given at creation need rds:AddTagsToResource"),
+    boundary.ROLE_TAGGED,
+    GROUP_TAGGED,
+    RULE_TAGGED,
+)
+PROXY_CREATES = ("the RDS Proxy is made and given its target only with [database] proxy = true; without it, "
+                 "the proxy step only finds and deletes one")
+ONLY_WITH_PROXY = {call: OnlyWhen(lambda cfg: cfg.database.proxy, PROXY_CREATES)
+                   for call in (("rds", "CreateDBProxy"), ("rds", "RegisterDBProxyTargets"))}
+
+
 STEP = Step(NAME, "RDS Proxy", ensure, destroy, needs=("iam_role", "security_groups"), loose=("iam_role",),
             inventory=(inventory,), arns={"iam": _iam_arns},
             creates=("CreateRole", "CreateSecurityGroup", "CreateDBProxy", "RegisterDBProxyTargets"),
-            removes=("DeleteDBProxy", "DeleteSecurityGroup", "DeleteRole"))
+            removes=("DeleteDBProxy", "DeleteSecurityGroup", "DeleteRole"), beyond=BEYOND, only_when=ONLY_WITH_PROXY)

@@ -17,7 +17,7 @@ from ..aws_errors import DEPENDENCY_VIOLATION, INVALID_GROUP_NOT_FOUND
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
-from ..registry import Step
+from ..registry import Beyond, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -229,6 +229,18 @@ def inventory(config: Config) -> list[str]:
     return found
 
 
+GROUP_TAGGED = Beyond("ec2", "CreateSecurityGroup", ("ec2:CreateTags",),
+                      "EC2 user guide, 'Grant permission to tag Amazon EC2 resources during creation': CreateTags with "
+                      "ec2:CreateAction = CreateSecurityGroup; Service Authorization Reference: dependent action")
+RULE_TAGGED = Beyond("ec2", "AuthorizeSecurityGroupIngress", ("ec2:CreateTags",),
+                     "Service Authorization Reference, Amazon EC2, AuthorizeSecurityGroupIngress: 'Policies using the "
+                     "security-group-rule resource-level permission are only enforced when the API request includes "
+                     "TagSpecifications' (the toolkit tags its rule): the action and ec2:CreateTags on "
+                     "security-group-rule/*",
+                     resources={"ec2:AuthorizeSecurityGroupIngress": ("security-group", "security-group-rule"),
+                                "ec2:CreateTags": ("security-group-rule",)})
+
+
 STEP = Step(NAME, "Security groups", ensure, destroy, observe=observe,
             inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"),
-            removes=("DeleteSecurityGroup",))
+            removes=("DeleteSecurityGroup",), beyond=(GROUP_TAGGED, RULE_TAGGED))

@@ -67,7 +67,7 @@ from ..aws_errors import WAF_ASSOCIATED_ITEM_EXCEPTION, WAF_NONEXISTENT_ITEM_EXC
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
@@ -452,6 +452,14 @@ def _arns(names: Names, action: str) -> list[str]:
             *(names.arn("wafv2", EDGE_REGION, f"global/ipset/{ip_set_name(stack, v)}/*") for v in (4, 6))]
 
 
+BEYOND = (
+    Beyond("wafv2", "CreateWebACL", ("wafv2:TagResource",),
+           "AWS WAF developer guide, tagging: tags given at creation need wafv2:TagResource"),
+    Beyond("wafv2", "CreateIPSet", ("wafv2:TagResource",),
+           "AWS WAF developer guide, tagging: tags given at creation need wafv2:TagResource"),
+)
+
+
 STEP = Step(NAME, "WAF web ACL", ensure, destroy, observe=observe,
             inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"),
-            removes=("DeleteWebACL",))
+            removes=("DeleteWebACL",), beyond=BEYOND)

@@ -32,7 +32,7 @@ from ..aws import log_groups
 from ..aws_errors import WAF_NONEXISTENT_ITEM_EXCEPTION
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Names, Step
+from ..registry import Beyond, Names, Step
 from ..together import together
 from .waf import NAME as WAF_STEP, SCOPE, acl_name
 
@@ -142,7 +142,18 @@ def _log_group_arns(names: Names, action: str) -> list[str]:
     return log_groups.arns(names, action, EDGE_REGION, log_group_name(names.config.stack.name))
 
 
+BEYOND = (
+    Beyond("wafv2", "PutLoggingConfiguration", ("logs:CreateLogDelivery", "logs:PutResourcePolicy",
+                                                "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"),
+           "AWS WAF developer guide, 'Sending web ACL traffic logs to an Amazon CloudWatch Logs log group': "
+           "permissions required to enable logging"),
+    Beyond("wafv2", "DeleteLoggingConfiguration", ("logs:DeleteLogDelivery",),
+           "AWS WAF developer guide, logging permissions: disabling CloudWatch Logs delivery"),
+    log_groups.LOG_GROUP_TAGGED,
+)
+
+
 STEP = Step(NAME, "WAF logging", ensure, destroy, needs=("waf",), observe=observe, sees_needs=False,
             inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
             creates=("CreateLogGroup", "PutLoggingConfiguration"),
-            removes=("DeleteLoggingConfiguration",))
+            removes=("DeleteLoggingConfiguration",), beyond=BEYOND)
