@@ -40,7 +40,7 @@ from ..aws_errors import ENTITY_ALREADY_EXISTS, NO_SUCH_ENTITY
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
 from ..registry import Beyond
-from ..tags import MANAGED_BY
+from ..tags import MANAGED_BY, as_dict, is_ours
 
 NAME = "rds-edge-api-role-boundary"
 # The role-changing IAM actions that take the iam:PermissionsBoundary condition key (Service Authorization
@@ -150,3 +150,13 @@ ROLE_TAGGED = Beyond("iam", "CreateRole", ("iam:TagRole",),
 POLICY_TAGGED = Beyond("iam", "CreatePolicy", ("iam:TagPolicy",),
                        "IAM user guide, 'Tagging customer managed policies': to create a policy with tags you need "
                        "iam:CreatePolicy and iam:TagPolicy")
+
+
+def removable(ctx: Context, role: dict) -> bool:
+    """Whether teardown may remove this role: tagged as the stack's; otherwise it says it leaves it."""
+    iam, name = ctx.client("iam"), role["RoleName"]
+    tags = role.get("Tags") or iam.list_role_tags(RoleName=name)["Tags"]
+    if is_ours(tags, ctx.stack):
+        return True
+    ctx.out.note(f"Leaving IAM role {name}: it is not tagged as this stack's ({as_dict(tags)})")
+    return False

@@ -29,7 +29,7 @@ from ..config import Config
 from ..context import Context
 from ..errors import or_none
 from ..registry import Names, OnlyWhen, Step
-from ..tags import as_dict, is_ours
+from ..tags import is_ours
 from ..together import together
 
 NAME = "iam_role"
@@ -144,9 +144,7 @@ def destroy(ctx: Context) -> None:
         lambda c: or_none(iam.list_role_policies, NO_SUCH_ENTITY, RoleName=name))
     if role is None:
         return
-    tags = role.get("Tags") or iam.list_role_tags(RoleName=name)["Tags"]
-    if not is_ours(tags, ctx.stack):
-        ctx.out.note(f"Leaving IAM role {name}: it is not tagged as this stack's ({as_dict(tags)})")
+    if not boundary.removable(ctx, role):
         return
     for policy in (attached or {}).get("AttachedPolicies", []):
         ctx.change("update", f"detach {policy['PolicyName']} from {name}", iam.detach_role_policy,

@@ -408,9 +408,7 @@ def _destroy_role(ctx: Context) -> None:
     role = _find_role(ctx)
     if role is None:
         return
-    tags = role.get("Tags") or iam.list_role_tags(RoleName=name)["Tags"]
-    if not is_ours(tags, ctx.stack):
-        ctx.out.note(f"Leaving IAM role {name}: it is not tagged as this stack's ({as_dict(tags)})")
+    if not boundary.removable(ctx, role):
         return
     for inline in iam.list_role_policies(RoleName=name)["PolicyNames"]:
         ctx.change("update", f"delete inline policy {inline} of {name}", iam.delete_role_policy, RoleName=name,
