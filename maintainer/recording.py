@@ -36,7 +36,7 @@ from rich.console import Console
 
 from provision.config import load
 from provision.context import EDGE_REGION
-from provision.iam.policy import CATALOG, variant
+from provision.iam.policy import CATALOG, VARIANTS, variant
 from provision.output import Output
 from provision.registry import drifts
 from provision.steps import STEPS, waf_logging
@@ -47,7 +47,6 @@ REGION = "eu-west-1"
 MAIL_REGION = "us-west-2"
 SECRETS = {"RECORD_DB_PASSWORD": "recording-only-password", "RECORD_AUTHORIZATION": "Bearer recording-old",
            "RECORD_API_KEY": "recording-api-key-value-0001"}
-VARIANTS = (("dns", True), ("dns", False), ("email", True), ("email", False))
 # Calls the code makes on a path no run here reaches, each with why; test_policy's source scan keeps this honest.
 UNREACHED: tuple[dict[str, Any], ...] = (
     {"service": "iam", "operation": "ListRoleTags", "commands": ["teardown"],

@@ -136,6 +136,9 @@ class AccessConfig:
         return tuple(c for c in self.allowed_cidrs if ipaddress.ip_network(c).version == 6)
 
 
+VALIDATIONS = ("email", "dns")  # how ACM validates the certificate: each makes other resources (a policy variant)
+
+
 @dataclass(frozen=True)
 class DomainConfig:
     name: str
@@ -631,7 +634,7 @@ def _domain_name(s: _Section, key: str, value: str) -> str:
 def _domain(s: _Section) -> DomainConfig:
     name = _domain_name(s, "name", s.text("name").rstrip("."))
     validation = s.text("validation")
-    if validation not in ("email", "dns"):
+    if validation not in VALIDATIONS:
         raise ConfigError(s.key("validation"), f"{shown(validation)} must be \"email\" or \"dns\"")
     zone = s.text("hosted_zone_id", default=None)
     if zone is not None:

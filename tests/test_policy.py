@@ -17,8 +17,10 @@ from tests.support import Run, gather, inventory, quiet_context
 
 ACCOUNT = "123456789012"  # moto's
 NETWORK = policy.Network("vpc-0123456789abcdef0", "sg-0123456789abcdef0")
-VARIANTS = {"dns": {"validation": "dns"}, "dns+zone": {"validation": "dns", "hosted_zone_id": "Z0123456789ABC"},
-            "email": {"validation": "email"}, "email+zone": {"validation": "email", "hosted_zone_id": "Z0123456789ABC"}}
+ZONE = "Z0123456789ABC"
+VARIANTS = {policy.variant(validation, ZONE if zone else None): {"validation": validation,
+                                                                  **({"hosted_zone_id": ZONE} if zone else {})}
+            for validation, zone in policy.VARIANTS}  # every recorded variant, from the config's choices
 
 
 def statements(doc):

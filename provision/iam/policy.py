@@ -29,7 +29,7 @@ from botocore.model import ServiceModel
 from .. import lease, registry
 from ..aws import apigateway_account, boundary
 from ..aws.arns import partition
-from ..config import Config
+from ..config import VALIDATIONS, Config
 from ..steps import STEPS, mail, proxy
 from ..steps.iam_role import POLICY as LAMBDA_VPC_POLICY, role_name
 from ..tags import stack_tags
@@ -64,6 +64,11 @@ class Call:
 def variant(validation: str, hosted_zone_id: str | None) -> str:
     """Which recorded config variant a config is: "dns", "dns+zone", "email", "email+zone"."""
     return f"{validation}+zone" if hosted_zone_id else validation
+
+
+# The config choices that change which calls a run makes, each recorded (maintainer/recording.py): every
+# validation mode, with and without a hosted zone for the toolkit to write the records in.
+VARIANTS: tuple[tuple[str, bool], ...] = tuple((validation, zone) for validation in VALIDATIONS for zone in (True, False))
 
 
 def load_catalog(path: Path = CATALOG) -> list[Call]:
