@@ -5,6 +5,10 @@
 is an unrelated CA that must never verify the server.
 tests/conftest.py offers them to every test module.
 """
+import random
+import socket
+from pathlib import Path
+
 import pytest
 
 from provision.local import certs
@@ -50,3 +54,19 @@ def plain_mariadb_server():
     _need_mariadb()
     with MariaDB() as server:
         yield server
+
+
+def listening_port() -> int:
+    """A free port for a server the test starts later, taken below the kernel's ephemeral range: a port bound
+    to 0 and released (free_port) is handed out again to the next outgoing connection or ephemeral bind, of
+    this worker or another, before the server listens on it."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    for port in random.sample(range(10_000, low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")

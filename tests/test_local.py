@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.mariadb import free_port
+from tests.mariadb import listening_port
 from tests.support import EXAMPLE, Run
 
 
@@ -71,7 +71,7 @@ def test_local_keeps_the_operators_secrets_when_set(example_secrets):
 def test_serve_once_checks_every_wall_and_removes_its_files(monkeypatch):
     for name in ("RDS_EDGE_DB_PASSWORD", "RDS_EDGE_AUTHORIZATION"):
         monkeypatch.delenv(name, raising=False)
-    code, text = Run("deploy", EXAMPLE, "--local", "--serve", "--once", "--port", str(free_port()))
+    code, text = Run("deploy", EXAMPLE, "--local", "--serve", "--once", "--port", str(listening_port()))
     assert code == 0, text
     # the example deploys DB_AUTH=iam, DB_TLS=verify: the local function verified the local MariaDB's
     # certificate and signed in with the stand-in password, or key 42 would not have answered 200
@@ -121,7 +121,7 @@ def test_serving_runs_until_ctrl_c_then_removes_mariadb(short_tmp_path):
     """The command as typed: curl-able until SIGINT, then exit 0 with the database's files gone."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RDS_EDGE_", "AWS_ENDPOINT"))}
     env["TMPDIR"] = str(short_tmp_path)
-    port = free_port()
+    port = listening_port()
     proc = subprocess.Popen([sys.executable, "deploy.py", "--config", EXAMPLE, "--local", "--serve", "--port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
