@@ -83,6 +83,20 @@ def finish(*runs):
         assert not run.is_alive() and run.error is None, (run.name, run.error)
 
 
+def interleaved(aws_rules, stacks, paused: tuple, at: str, then: tuple, joined: float = 1.0) -> None:
+    """``paused`` (a stack's name and mail function) stops at its first ``at`` call; ``then`` runs meanwhile,
+    given ``joined`` seconds (it may wait on the account lease the paused one holds); then both finish."""
+    (first, first_action), (second, second_action) = paused, then
+    pause = pause_at(lambda call: call.operation == at and threading.current_thread().name == first)
+    aws_rules(pause.rule)
+    a = in_thread(first, first_action, stacks[first])
+    assert pause.reached.wait(30)
+    b = in_thread(second, second_action, stacks[second])
+    b.join(joined)
+    pause.go.set()
+    finish(a, b)
+
+
 @pytest.mark.parametrize("first, second", [("orders", "eu"), ("eu", "orders")])
 def test_two_first_deploys_at_once_make_one_set_with_both_rules(aws_rules, stacks, first, second):
     pause = pause_at(lambda call: call.operation == "CreateReceiptRuleSet")
@@ -108,14 +122,7 @@ def test_a_first_deploy_during_the_last_teardown_keeps_its_rule_active(aws_rules
     """The last stack's teardown removes its rule, reads the set again (empty), deactivates and deletes it; the
     other stack's first deploy comes in between. Its rule must end in the active set."""
     mail.ensure(context(stacks[leaving]))
-    pause = pause_at(lambda call: call.operation == point and threading.current_thread().name == leaving)
-    aws_rules(pause.rule)
-    down = in_thread(leaving, mail.destroy, stacks[leaving])
-    assert pause.reached.wait(30)
-    up = in_thread(coming, mail.ensure, stacks[coming])
-    up.join(1.0)
-    pause.go.set()
-    finish(down, up)
+    interleaved(aws_rules, stacks, (leaving, mail.destroy), point, (coming, mail.ensure))
     assert active_rules() == [f"{coming}-acm-approval"]
 
     mail.destroy(context(stacks[coming]))
@@ -126,15 +133,7 @@ def test_without_the_account_lease_the_other_stacks_rule_is_deleted_with_the_set
     """The danger the lease removes, shown: the same interleaving with the lease taken away."""
     monkeypatch.setattr(mail, "_shared_edit", lambda ctx, region, rule_set: mail.nullcontext())
     mail.ensure(context(stacks["orders"]))
-    pause = pause_at(lambda call: call.operation == "SetActiveReceiptRuleSet"
-                     and threading.current_thread().name == "orders")
-    aws_rules(pause.rule)
-    down = in_thread("orders", mail.destroy, stacks["orders"])
-    assert pause.reached.wait(30)
-    up = in_thread("eu", mail.ensure, stacks["eu"])
-    up.join(30)
-    pause.go.set()
-    finish(down, up)
+    interleaved(aws_rules, stacks, ("orders", mail.destroy), "SetActiveReceiptRuleSet", ("eu", mail.ensure), joined=30)
     assert active_rules() == []  # eu's deploy succeeded, yet its rule went with the deleted set
 
 
@@ -143,14 +142,7 @@ def test_two_teardowns_at_once_leave_nothing(aws_rules, stacks, first, second):
     mail.ensure(context(stacks[first]))
     mail.ensure(context(stacks[second]))
     assert active_rules() == ["eu-acm-approval", "orders-acm-approval"]
-    pause = pause_at(lambda call: call.operation == "DeleteReceiptRule" and threading.current_thread().name == first)
-    aws_rules(pause.rule)
-    a = in_thread(first, mail.destroy, stacks[first])
-    assert pause.reached.wait(30)
-    b = in_thread(second, mail.destroy, stacks[second])
-    b.join(1.0)
-    pause.go.set()
-    finish(a, b)
+    interleaved(aws_rules, stacks, (first, mail.destroy), "DeleteReceiptRule", (second, mail.destroy))
     nothing_left()
 
 

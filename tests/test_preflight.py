@@ -115,13 +115,18 @@ def test_ten_resource_policies_stop_before_any_change(load_seeded):
     assert "10 of 10 already" in text and "aws logs delete-resource-policy" in text
 
 
-def test_an_awswaf_logs_policy_near_its_size_limit_stops_before_any_change(load_seeded):
-    cfg = load_seeded()
-    resources = [f"arn:aws:logs:us-east-1:123456789012:log-group:aws-waf-logs-old-{i:03d}:log-stream:*"
-                 for i in range(60)]
+def nearly_full(policy_name: str, log_groups: list[str]) -> None:
+    """A CloudWatch Logs resource policy in us-east-1 granting these groups, within 120 characters of its
+    5,120 limit (CloudWatch Logs API reference, PutResourcePolicy)."""
+    resources = [f"arn:aws:logs:us-east-1:123456789012:log-group:{group}:log-stream:*" for group in log_groups]
     document = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": resources}]})
     assert 5000 < len(document) <= 5120
-    edge_logs().put_resource_policy(policyName=WAF_LOG_POLICY, policyDocument=document)
+    edge_logs().put_resource_policy(policyName=policy_name, policyDocument=document)
+
+
+def test_an_awswaf_logs_policy_near_its_size_limit_stops_before_any_change(load_seeded):
+    cfg = load_seeded()
+    nearly_full(WAF_LOG_POLICY, [f"aws-waf-logs-old-{i:03d}" for i in range(60)])
     found, text, error = checks(cfg)
     assert found is None
     assert "AWSWAF-LOGS holds" in text and "aws-waf-logs-*" in text
@@ -180,11 +185,7 @@ def test_with_awswaf_logs_in_place_the_last_free_place_is_the_deliverys(load_see
 
 def test_a_full_log_delivery_policy_stops_before_any_change(load_seeded):
     cfg = load_seeded()
-    resources = [f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/vendedlogs/x{i:02d}:log-stream:*"
-                 for i in range(61)]
-    document = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": resources}]})
-    assert 5000 < len(document) <= 5120
-    edge_logs().put_resource_policy(policyName=DELIVERY_LOG_POLICY, policyDocument=document)
+    nearly_full(DELIVERY_LOG_POLICY, [f"/aws/vendedlogs/x{i:02d}" for i in range(61)])
     found, text, error = checks(cfg)
     assert found is None and f"{DELIVERY_LOG_POLICY} holds" in text
 
