@@ -112,6 +112,15 @@ def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1"
                      for name, values in sections.items())
 
 
+def configs(validation: str, zone_id: str | None) -> dict[str, str]:
+    """The variant's configs, by the suffix of their file's name: as first deployed, changed, changed with
+    the stage moved, and in the other validation mode (tests/test_recording_configs.py: between them, every
+    step makes something)."""
+    return {"": _toml(validation, zone_id, changed=False), "-changed": _toml(validation, zone_id, changed=True),
+            "-moved": _toml(validation, zone_id, changed=True, stage="v2"),
+            "-other-mode": _toml("dns" if validation == "email" else "email", zone_id, changed=False)}
+
+
 class Recorder:
     """A botocore before-call hook: the (service, operation) of every call, per command."""
 
@@ -188,17 +197,14 @@ def record_variant(validation: str, zone: bool, workdir: Path) -> dict[str, set[
             if zone:
                 zone_id = seeder.client("route53").create_hosted_zone(
                     Name="example.com", CallerReference="recording")["HostedZone"]["Id"].removeprefix("/hostedzone/")
-            path = workdir / f"{variant(validation, zone_id)}.toml"
-            path.write_text(_toml(validation, zone_id, changed=False))
-            changed = workdir / f"{variant(validation, zone_id)}-changed.toml"
-            changed.write_text(_toml(validation, zone_id, changed=True))
-            moved = workdir / f"{variant(validation, zone_id)}-moved.toml"
-            moved.write_text(_toml(validation, zone_id, changed=True, stage="v2"))
+            paths = {}
+            for role, text in configs(validation, zone_id).items():
+                paths[role] = workdir / f"{variant(validation, zone_id)}{role}.toml"
+                paths[role].write_text(text)
+            path, changed, moved, other = paths[""], paths["-changed"], paths["-moved"], paths["-other-mode"]
             seed_database(seeder, load(path))
             (workdir / ".state").mkdir(exist_ok=True)
             stand_in_bundle(workdir / ".state")  # deploy downloads nothing: a throwaway CA as the cached bundle
-            other = workdir / f"{variant(validation, zone_id)}-other-mode.toml"
-            other.write_text(_toml("dns" if validation == "email" else "email", zone_id, changed=False))
             recorder = Recorder()
             if validation == "email":
                 moto.settings.ACM_VALIDATION_WAIT = 10 ** 6  # pending until the toolkit looks for the mail

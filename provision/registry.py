@@ -13,6 +13,9 @@ reads these declarations, so nothing keeps a copy of the step list. A declaratio
     what a stack made trusts AWS's answer, not the toolkit's lookups (``tests/support.py``'s
     ``inventory``). A lister shared by several steps (the log groups, the DNS records) is named by each
     and run once.
+  - ``leaves``: what a deploy of a config leaves of the step's, as those listers name it without the ids
+    AWS generates (``tests/support.py``'s ``kinds``): the tests' expected inventories are these, joined
+    over the steps, for the config and the account the test made (``tests/support.py``'s ``expected``).
   - ``arns``: per IAM service prefix, the stack's resource ARNs of that service the operator's policy
     grants (``provision/iam/policy.py``); the patterns of several steps for one service are joined.
   - ``creates``: the calls that create the step's resources, in the order the step makes them: the
@@ -59,8 +62,18 @@ class Names(Protocol):
 
 
 Lister = Callable[["Config"], list[str]]  # config -> ["<kind> <name>", ...] of the stack's that exist
+Leaves = Callable[["Config", "Account"], list[str]]  # (config, account) -> ["<kind> <name>", ...] a deploy leaves
 Patterns = Callable[[Names, str], list[str]]  # (names, IAM action) -> the ARNs it is granted on
 Drift = Callable[["boto3.Session", "Config"], None]  # (another session, config): change the stack's resources
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the names a deploy leaves depend on beyond the config: the operator's account and database, as
+    the account holds them (a test reads them with plain boto3, ``tests/support.py``'s ``expected``)."""
+    id: str
+    database_group: str  # the name of the database's security group, which the stack adds its rules to
+    instance_class: str  # the database's: whether its connection limit is known (the connections alarm)
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class Step:
     observe: Callable | None = None  # the step's reads alone, started with the run; ensure(ctx, seen=) then
     sees_needs: bool = True  # whether observe reads what the steps it needs change; False: only its own resources
     inventory: tuple[Lister, ...] = ()
+    leaves: Leaves | None = None  # what a deploy of a config leaves of the step's, as its listers name it
     arns: dict[str, Patterns] = field(default_factory=dict)
     creates: tuple[str, ...] = ()
     removes: tuple[str, ...] = ()
@@ -103,7 +117,7 @@ class Step:
     @property
     def owns_nothing(self) -> bool:
         """A step that only waits (certificate_issued): nothing to list, grant, create or remove."""
-        return not (self.inventory or self.arns or self.creates or self.removes or self.drift or self.beyond)
+        return not (self.inventory or self.leaves or self.arns or self.creates or self.removes or self.drift or self.beyond)
 
 
 def nothing(ctx) -> None:

@@ -65,7 +65,7 @@ def test_caching_switched_on_changed_off_and_on_then_teardown_leaves_nothing(loa
     assert declared == {status: {api.CACHE_CONTROL: False} for status in ("200", "400", "404", "500")}
     assert mapped == {"200": {api.CACHE_CONTROL: "'max-age=60'"}, "400": {api.CACHE_CONTROL: "'no-store'"},
                       "404": {api.CACHE_CONTROL: "'no-store'"}, "500": {api.CACHE_CONTROL: "'no-store'"}}
-    assert f"cache policy {made['Id']}" in inventory(cfg)
+    assert f"cache policy demo-query-strings {made['Id']}" in inventory(cfg)
 
     still = Run("deploy", write_config(config(hosted_zone, 60)))
     assert still.code == 0 and still.text.rstrip().endswith("(0 changing)"), still.text

@@ -6,19 +6,10 @@ import stat
 import boto3
 import pytest
 
-from tests.support import SECRETS, Run, aws_error, inventory
+from tests.support import SECRETS, Run, aws_error, expected, inventory, kinds
 
 pytestmark = pytest.mark.iam
 
-EXPECTED = [
-    "api key demo", "certificate api.example.com in us-east-1", "distribution", "dns A api.example.com.",
-    "dns AAAA api.example.com.", "dns CNAME", "eventbridge rule demo-certificate-alerts", "function demo-api",
-    "ip set demo-ipv4", "ip set demo-ipv6", "log group /aws/lambda/demo-api", "log group aws-waf-logs-demo",
-    "rest api demo", "role demo-fn", "rule on orders-db-db", "security group demo-lambda",
-    "sns topic demo-certificate-alerts", "subscription email ops@example.com", "usage plan demo", "web acl demo",
-    "invoke permission demo-apigateway-get", "alarm demo-api-5xx-rate", "alarm demo-function-throttles",
-    "sns topic demo-health-alerts", "metric filter demo-internal-errors", "log group API-Gateway-Execution-Logs_",
-]
 ALERTS = {"alerts": {"email": "ops@example.com"}}
 
 
@@ -39,8 +30,7 @@ def test_full_deploy_builds_every_resource_once(stack):
     run = Run("deploy", path)
     assert run.code == 0, run.text
     found = inventory(cfg)
-    for expected in EXPECTED:
-        assert any(f.startswith(expected) for f in found), (expected, found)
+    assert kinds(found) == expected(cfg)
     assert len(first_kind(found, "distribution")) == 1
     assert "Outputs" in run.text and "https://api.example.com/items" in run.text
     assert 'curl -H "Authorization: $TEST_AUTHORIZATION"' in run.text

@@ -4,7 +4,8 @@ import json
 import boto3
 import pytest
 
-from tests.support import EXPECTED_PROXY, Run, inventory, kinds
+from provision import config
+from tests.support import Run, expected, inventory, kinds
 
 pytestmark = pytest.mark.iam
 
@@ -103,19 +104,15 @@ def test_a_redeploy_with_the_proxy_changes_nothing(stack):
 def test_switching_the_proxy_off_and_on_then_teardown_leaves_nothing(stack):
     cfg, proxied, direct = stack
     assert Run("deploy", proxied).code == 0
-    with_proxy = kinds(inventory(cfg))
+    assert kinds(inventory(cfg)) == expected(cfg)
     off = Run("deploy", direct)
     assert off.code == 0, off.text
     assert rds().describe_db_proxies()["DBProxies"] == []
     instance = rds().describe_db_instances(DBInstanceIdentifier="orders-db")["DBInstances"][0]
     assert function_host() == instance["Endpoint"]["Address"]
     assert connect_resource("demo-fn").endswith(f":dbuser:{instance['DbiResourceId']}/api_reader")
-    found = inventory(cfg)
-    assert not [f for f in found if "proxy" in f], found
-    gone = list(with_proxy)
-    for item in kinds(found):
-        gone.remove(item)
-    assert sorted(gone) == EXPECTED_PROXY  # the proxy's rule on the database's group too; the function's stays
+    # gone: the proxy, its role and group, and its rule on the database's group (the function's stays)
+    assert kinds(inventory(cfg)) == expected(config.load(direct))
     assert Run("deploy", direct).text.rstrip().endswith("(0 changing)")
     assert Run("deploy", proxied).code == 0
     assert function_host() == rds().describe_db_proxies(DBProxyName="demo-proxy")["DBProxies"][0]["Endpoint"]

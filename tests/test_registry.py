@@ -49,6 +49,8 @@ def test_a_step_that_owns_nothing_only_waits(step):
 @pytest.mark.parametrize("step", MAKERS, ids=lambda step: step.name)
 def test_every_step_that_makes_something_lists_it_and_names_its_creating_and_removing_calls(step):
     assert step.inventory, f"{step.name}: no inventory lister (how does a test see what it made?)"
+    assert step.leaves, f"{step.name}: no leaves (what should a test find its listers list after a deploy?)"
+    assert list(inspect.signature(step.leaves).parameters) == ["config", "account"], step.leaves.__qualname__
     assert step.creates, f"{step.name}: no creating calls (where does a crash test stop it?)"
     assert step.removes, f"{step.name}: no removing calls (where does a crash test stop its teardown?)"
     for lister in step.inventory:

@@ -12,7 +12,7 @@ import pytest
 from provision.lock import stack_lock
 from provision.state import State
 from provision.steps import STEPS
-from tests.support import EXPECTED_DNS, Run, inventory, kinds
+from tests.support import Run, expected, inventory, kinds
 
 pytestmark = pytest.mark.iam
 
@@ -106,7 +106,7 @@ def teardown_without_state(cfg, path) -> None:
 def test_crash_after_a_create_then_rerun_converges(dns_stack, operation):
     cfg, path = dns_stack
     found = crash_then_converge(cfg, path, crash_after_call(operation))
-    assert found == EXPECTED_DNS
+    assert found == expected(cfg)
     teardown_without_state(cfg, path)
 
 
@@ -114,8 +114,7 @@ def test_crash_after_a_create_then_rerun_converges(dns_stack, operation):
 def test_email_crash_after_a_create_then_rerun_converges(email_stack, operation):
     cfg, path = email_stack
     found = crash_then_converge(cfg, path, crash_after_call(operation))
-    assert any(f.startswith("bucket demo-mail-") for f in found) and len(found) == len(set(found))
-    assert {"dns MX api.example.com.", "sns topic demo-certificate-alerts", "log group aws-waf-logs-demo"} <= set(found)
+    assert found == expected(cfg)
     teardown_without_state(cfg, path)
 
 
@@ -142,7 +141,7 @@ def test_crash_right_after_the_state_was_written(dns_stack, monkeypatch, boundar
     with pytest.raises(Crash):
         Run("deploy", path)
     monkeypatch.setattr(State, "save", original)
-    assert crash_then_converge_from_here(cfg, path) == EXPECTED_DNS
+    assert crash_then_converge_from_here(cfg, path) == expected(cfg)
     teardown_without_state(cfg, path)
 
 
@@ -182,7 +181,7 @@ def test_ctrl_c_keeps_state_names_the_step_and_rerun_continues(dns_stack):
     assert "function" not in recorded  # certificate, needed by none of these, may or may not be done by then)
     with stack_lock(cfg.state_dir / "demo.lock", "deploy"):  # released: free to take at once
         pass
-    assert crash_then_converge_from_here(cfg, path) == EXPECTED_DNS
+    assert crash_then_converge_from_here(cfg, path) == expected(cfg)
 
 
 def test_a_corrupt_state_file_falls_back_to_lookups(dns_stack):

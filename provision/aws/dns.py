@@ -105,14 +105,19 @@ def validation_mx(config) -> Record:
     return Record(config.domain.name, "MX", (f"10 inbound-smtp.{config.domain.mail_region}.amazonaws.com",))
 
 
-# --- for the steps' OWNS (provision/registry.py): the certificate's, mail's and domain record's records ----
+# --- for the steps' STEP (provision/registry.py): the certificate's, mail's and domain record's records ----
+
+
+def listed(name: str, rtype: str) -> str:
+    """A record as ``inventory`` names it."""
+    return f"dns {rtype} {_fqdn(name)}"
 
 
 def inventory(config: Config) -> list[str]:
     """Every record under the stack's domain in the account's hosted zones (records carry no tags: by name),
     read back with plain boto3."""
     route53 = boto3.client("route53")
-    return [f"dns {record['Type']} {record['Name']}" for zone in route53.list_hosted_zones()["HostedZones"]
+    return [listed(record["Name"], record["Type"]) for zone in route53.list_hosted_zones()["HostedZones"]
             for record in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
             if record["Type"] not in ("NS", "SOA") and config.domain.name in record["Name"]]
 

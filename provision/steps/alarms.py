@@ -41,7 +41,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 from . import alerts
@@ -270,7 +270,18 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """With [alerts] health: the alarms (the connections one where the instance class's limit is known), the
+    metric filter they watch, their topic and its subscription."""
+    if config.alerts is None or not config.alerts.health:
+        return []
+    stack, known = config.stack.name, capacity.max_connections(account.instance_class) is not None
+    return [*(f"alarm {alarm_name(stack, kind)}" for kind in KINDS if kind != "database-connections" or known),
+            f"metric filter {filter_name(stack)}", f"sns topic {topic_name(stack)}",
+            f"subscription email {config.alerts.email} to {topic_name(stack)}"]
+
+
 STEP = Step(NAME, "Health alarms", ensure, destroy, needs=("function", "api"), loose=("api",),
-            inventory=(inventory,), arns={"cloudwatch": _alarm_arns, "sns": _topic_arns},
+            inventory=(inventory,), leaves=leaves, arns={"cloudwatch": _alarm_arns, "sns": _topic_arns},
             creates=("CreateTopic", "SetTopicAttributes", "Subscribe", "PutMetricFilter", "PutMetricAlarm"),
             removes=("DeleteAlarms", "DeleteMetricFilter", "Unsubscribe", "DeleteTopic"), beyond=BEYOND)

@@ -36,7 +36,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, or_none
-from ..registry import Beyond, Names, OnlyWhen, Step
+from ..registry import Account, Beyond, Names, OnlyWhen, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
@@ -281,7 +281,15 @@ ONLY_WITH_ALERTS = {call: OnlyWhen(lambda cfg: cfg.alerts is not None, ALERT_CRE
                                  ("events", "PutRule"), ("events", "PutTargets"))}
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """With [alerts]: the rule on ACM's events, its topic and the address's subscription."""
+    if config.alerts is None:
+        return []
+    return [f"eventbridge rule {name(config.stack.name)}", f"sns topic {name(config.stack.name)}",
+            f"subscription email {config.alerts.email}"]
+
+
 STEP = Step(NAME, "Certificate alerts", ensure, destroy, needs=("certificate",),
-            inventory=(inventory,), arns={"sns": _topic_arns, "events": _rule_arns},
+            inventory=(inventory,), leaves=leaves, arns={"sns": _topic_arns, "events": _rule_arns},
             creates=("PutRule", "CreateTopic", "SetTopicAttributes", "PutTargets", "Subscribe"),
             removes=("RemoveTargets", "DeleteRule", "Unsubscribe", "DeleteTopic"), beyond=BEYOND, only_when=ONLY_WITH_ALERTS)

@@ -39,7 +39,7 @@ from ..aws_errors import CONFLICT_EXCEPTION, NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import is_code, or_none
-from ..registry import Beyond, Step
+from ..registry import Account, Beyond, Step
 from ..tags import is_ours
 from ..together import together
 from . import function
@@ -714,8 +714,13 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The REST API, its key and its usage plan, all named after the stack."""
+    return [f"{kind} {api_name(config.stack.name)}" for kind in ("rest api", "api key", "usage plan")]
+
+
 STEP = Step(NAME, "API Gateway", ensure, destroy, observe=observe,
-            inventory=(inventory,),
+            inventory=(inventory,), leaves=leaves,
             creates=("CreateRestApi", "PutIntegration", "CreateStage", "CreateApiKey", "CreateUsagePlan",
                      "CreateUsagePlanKey"),
             removes=("DeleteRestApi",), drift=(drift,), beyond=BEYOND)

@@ -31,9 +31,10 @@ import json
 
 from ..aws import apigateway_account, boundary, log_groups
 from ..aws_errors import NOT_FOUND_EXCEPTION
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 from .api import NAME as API_STEP
@@ -177,8 +178,19 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """With [logs] api_access: the access log's and the stage's execution logs' groups (the latter's name
+    holds the API's id, ``<api>``), and the account's logging role, set as API Gateway's in the region."""
+    if not config.logs.api_access:
+        return []
+    region = config.stack.region
+    return [f"log group {log_group_name(config.stack.name)}",
+            f"log group {execution_log_group_name('<api>', config.api.stage)}",
+            f"role {apigateway_account.role_name(region)}", f"api gateway account logging role in {region}"]
+
+
 STEP = Step(NAME, "API access log", ensure, destroy, needs=("api",),
-            inventory=(log_groups.inventory, apigateway_account.inventory),
+            inventory=(log_groups.inventory, apigateway_account.inventory), leaves=leaves,
             arns={"logs": _log_group_arns, "iam": apigateway_account.arns},
             creates=("CreateLogGroup", "UpdateStage"),
             removes=("DeleteLogGroup",), beyond=BEYOND)

@@ -50,7 +50,7 @@ from ..aws_errors import RESOURCE_IN_USE_EXCEPTION, RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 from ..waits import retry_while, wait_until
@@ -365,8 +365,16 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The certificate, in the region CloudFront reads it from, and with DNS validation into a hosted zone
+    ACM's CNAME (its name is ACM's token, ``_<token>``)."""
+    dns_record = config.domain.validation == "dns" and config.domain.hosted_zone_id
+    return [f"certificate {config.domain.name} in {EDGE_REGION}",
+            *([dns.listed(f"_<token>.{config.domain.name}", "CNAME")] if dns_record else [])]
+
+
 STEP = Step("certificate", "Certificate request", request, destroy, needs=("mail",), loose=("mail",),
             observe=observe, sees_needs=False,
-            inventory=(inventory, dns.inventory), arns={"acm": _certificate_arns, "route53": dns.arns},
+            inventory=(inventory, dns.inventory), leaves=leaves, arns={"acm": _certificate_arns, "route53": dns.arns},
             creates=("RequestCertificate", "ChangeResourceRecordSets"),
             removes=("DeleteCertificate",), beyond=BEYOND)

@@ -52,7 +52,7 @@ from ..aws_errors import DISTRIBUTION_ALREADY_EXISTS, DISTRIBUTION_NOT_DISABLED,
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -481,7 +481,8 @@ def inventory(config: Config) -> list[str]:
 def cache_policies(config: Config) -> list[str]:
     """The stack's cache policy, by its name (cache policies take no tags), read back with plain boto3."""
     listed = boto3.client("cloudfront").list_cache_policies(Type="custom")["CachePolicyList"].get("Items") or []
-    return [f"cache policy {item['CachePolicy']['Id']}" for item in listed
+    return [f"cache policy {item['CachePolicy']['CachePolicyConfig']['Name']} {item['CachePolicy']['Id']}"
+            for item in listed
             if item["CachePolicy"]["CachePolicyConfig"]["Name"] == cache_policy.policy_name(config.stack.name)]
 
 
@@ -528,7 +529,14 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The distribution (its id is CloudFront's), and with [api] cache_seconds the stack's cache policy."""
+    return ["distribution", *([f"cache policy {cache_policy.policy_name(config.stack.name)}"]
+                              if config.api.cache_seconds else [])]
+
+
 STEP = Step(NAME, "CloudFront distribution", ensure, destroy, needs=("api", "waf", "certificate_issued"),
             loose=("api",), observe=observe,
-            inventory=(inventory, cache_policies), arns={"cloudfront": _arns}, creates=("CreateDistributionWithTags",),
+            inventory=(inventory, cache_policies), leaves=leaves, arns={"cloudfront": _arns},
+            creates=("CreateDistributionWithTags",),
             removes=("DeleteDistribution",), drift=(drift,), beyond=BEYOND)

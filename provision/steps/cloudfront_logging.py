@@ -45,7 +45,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 from .cloudfront import NAME as CLOUDFRONT_STEP, find as find_distribution
@@ -284,8 +284,18 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """With [logs] cloudfront: the log group, the delivery source and destination, and the delivery (its id
+    is CloudWatch Logs')."""
+    if not config.logs.cloudfront:
+        return []
+    stack = config.stack.name
+    return [f"log group {log_group_name(stack)}", f"delivery source {source_name(stack)}",
+            f"delivery destination {destination_name(stack)}", "delivery"]
+
+
 STEP = Step(NAME, "CloudFront logging", ensure, destroy, needs=("cloudfront",), observe=observe,
             sees_needs=False,
-            inventory=(log_groups.inventory, inventory), arns={"logs": _arns},
+            inventory=(log_groups.inventory, inventory), leaves=leaves, arns={"logs": _arns},
             creates=("CreateLogGroup", "PutDeliverySource", "PutDeliveryDestination", "CreateDelivery"),
             removes=("DeleteDelivery", "DeleteDeliverySource", "DeleteDeliveryDestination"), beyond=BEYOND)

@@ -29,9 +29,10 @@ Pitfalls:
 from __future__ import annotations
 
 from ..aws import dns
+from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError
-from ..registry import Step
+from ..registry import Account, Step
 from ..together import together
 from . import cloudfront
 
@@ -121,6 +122,13 @@ def destroy(ctx: Context) -> None:
 
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """With a hosted zone: the domain's A alias, and its AAAA alias when an IPv6 range is allowed."""
+    if not config.domain.hosted_zone_id:
+        return []
+    return [dns.listed(config.domain.name, rtype) for rtype in TYPES if rtype == "A" or config.access.ipv6_cidrs]
+
+
 STEP = Step(NAME, "Domain record", ensure, destroy, needs=("cloudfront", "mail"),
-            inventory=(dns.inventory,), arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",),
+            inventory=(dns.inventory,), leaves=leaves, arns={"route53": dns.arns}, creates=("ChangeResourceRecordSets",),
             removes=("ChangeResourceRecordSets",))

@@ -36,7 +36,7 @@ from ..aws_errors import INVALID_PARAMETER_VALUE_EXCEPTION, RESOURCE_NOT_FOUND_E
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, error_code, is_code, or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -347,8 +347,12 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    return [f"function {function_name(config.stack.name)}", f"log group {log_group_name(config.stack.name)}"]
+
+
 STEP = Step(NAME, "Lambda function", ensure, destroy, needs=("iam_role", "security_groups", "proxy"),
             loose=("proxy",), observe=observe, sees_needs=False,
-            inventory=(inventory, log_groups.inventory), arns={"lambda": _function_arns, "logs": _log_group_arns},
+            inventory=(inventory, log_groups.inventory), leaves=leaves, arns={"lambda": _function_arns, "logs": _log_group_arns},
             creates=("CreateLogGroup", "CreateFunction"),
             removes=("DeleteFunction",), drift=(drift,), beyond=BEYOND)

@@ -28,7 +28,7 @@ from ..aws_errors import NO_SUCH_ENTITY
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
-from ..registry import Names, OnlyWhen, Step
+from ..registry import Account, Names, OnlyWhen, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -190,7 +190,13 @@ ONLY_WITH_IAM_AUTH = {("iam", "PutRolePolicy"): OnlyWhen(
     "any inline policy on the function's role, so it is left out where it is not needed")}
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The function's role (the boundary policy is the account's, shared by every stack's roles)."""
+    return [f"role {role_name(config.stack.name)}"]
+
+
 STEP = Step(NAME, "IAM role", ensure, destroy, observe=observe,
-            inventory=(inventory,), arns={"iam": _arns}, creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
+            inventory=(inventory,), leaves=leaves, arns={"iam": _arns},
+            creates=("CreatePolicy", "CreateRole", "AttachRolePolicy"),
             removes=("DeleteRole",), drift=(drift,),
             beyond=(boundary.ROLE_TAGGED, boundary.POLICY_TAGGED), only_when=ONLY_WITH_IAM_AUTH)

@@ -21,7 +21,7 @@ from ..aws_errors import RESOURCE_NOT_FOUND_EXCEPTION
 from ..config import Config
 from ..context import Context
 from ..errors import or_none
-from ..registry import Step
+from ..registry import Account, Step
 from . import function
 
 NAME = "invoke_permission"
@@ -88,6 +88,10 @@ def inventory(config: Config) -> list[str]:
     return [f"invoke permission {s['Sid']}" for s in _statements(lambda_, name) if s.get("Sid") == sid]
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    return [f"invoke permission {statement_id(config.stack.name)}"]
+
+
 STEP = Step(NAME, "Invoke permission", ensure, destroy, needs=("function", "api"), loose=("api",),
             observe=observe, sees_needs=False,
-            inventory=(inventory,), creates=("AddPermission",), removes=("RemovePermission",))
+            inventory=(inventory,), leaves=leaves, creates=("AddPermission",), removes=("RemovePermission",))

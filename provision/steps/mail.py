@@ -101,7 +101,7 @@ from ..aws_errors import (
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Names, Step
+from ..registry import Account, Names, Step
 from ..tags import as_dict, is_ours, tag_list
 from ..together import together
 
@@ -119,9 +119,13 @@ OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
 ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
-def bucket_name(ctx: Context) -> str:
+def bucket_of(stack: str, account: str) -> str:
     """Deterministic and globally unique enough: the account id is in it."""
-    return f"{ctx.stack.lower()}-mail-{ctx.account_id}"
+    return f"{stack.lower()}-mail-{account}"
+
+
+def bucket_name(ctx: Context) -> str:
+    return bucket_of(ctx.stack, ctx.account_id)
 
 
 def rule_set_name(ctx: Context) -> str:
@@ -134,8 +138,12 @@ def _legacy_rule_set(ctx: Context) -> str:
     return f"{ctx.stack}-acm"
 
 
+def approval_rule(stack: str) -> str:
+    return f"{stack}-acm-approval"
+
+
 def rule_name(ctx: Context) -> str:
-    return f"{ctx.stack}-acm-approval"
+    return approval_rule(ctx.stack)
 
 
 @dataclass(frozen=True)
@@ -675,8 +683,8 @@ def _cannot_write_yet(exc: BaseException) -> bool:
 
 
 def inventory(config: Config) -> list[str]:
-    """The stack's mail bucket (by tag), and its receipt rule sets and the domain's SES identity (untaggable:
-    by name) in every region the stack uses, read back with plain boto3."""
+    """The stack's mail bucket (by tag), and its rule in any receipt rule set, its own rule sets and the
+    domain's SES identity (untaggable: by name) in every region the stack uses, read back with plain boto3."""
     stack, s3 = config.stack.name, boto3.client("s3")
 
     def tags(bucket: str) -> list[dict]:
@@ -687,14 +695,17 @@ def inventory(config: Config) -> list[str]:
     found = [f"bucket {bucket['Name']}" for bucket in s3.list_buckets()["Buckets"] if is_ours(tags(bucket["Name"]), stack)]
     for region in config.regions:
         ses = boto3.client("ses", region_name=region)
-        found += ([f"receipt rule set {r['Name']}" for r in ses.list_receipt_rule_sets().get("RuleSets", [])
-                   if r["Name"].startswith(stack)]
+        sets = [r["Name"] for r in ses.list_receipt_rule_sets().get("RuleSets", [])]
+        found += ([f"receipt rule set {name}" for name in sets if name.startswith(f"{stack}-")]
+                  + [f"receipt rule {rule['Name']} in {name}" for name in sets
+                     for rule in ses.describe_receipt_rule_set(RuleSetName=name)["Rules"]
+                     if rule["Name"] == approval_rule(stack)]
                   + [f"ses identity {i} in {region}" for i in ses.list_identities()["Identities"] if i == config.domain.name])
     return found
 
 
 def _bucket_arns(names: Names, action: str) -> list[str]:
-    bucket = f"{names.config.stack.name.lower()}-mail-{names.account}"  # bucket_name's, from the policy's account
+    bucket = bucket_of(names.config.stack.name, names.account)
     objects = "Object" in action  # s3:GetObject, PutObject, DeleteObject(Version): the bucket's objects
     return [names.unowned_arn("s3", f"{bucket}{'/*' if objects else ''}")]
 
@@ -710,8 +721,20 @@ def drift(session: boto3.Session, config: Config) -> None:
                             Rule={**rule, "ScanEnabled": not rule.get("ScanEnabled")})
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The bucket, the domain's identity and the rule (in the shared set or the operator's own), and with a
+    hosted zone the identity's TXT and the MX; nothing unless the stack receives ACM's mail."""
+    if not config.domain.receives_mail:
+        return []
+    domain, zone = config.domain.name, config.domain.hosted_zone_id
+    rule_set = config.domain.mail_rule_set or SHARED_RULE_SET
+    return [f"bucket {bucket_of(config.stack.name, account.id)}", f"ses identity {domain} in {config.domain.mail_region}",
+            f"receipt rule {approval_rule(config.stack.name)} in {rule_set}",
+            *([dns.listed(f"_amazonses.{domain}", "TXT"), dns.listed(domain, "MX")] if zone else [])]
+
+
 STEP = Step("mail", "Mail for certificate approval", ensure, destroy, observe=observe,
-            inventory=(inventory, dns.inventory), arns={"s3": _bucket_arns, "route53": dns.arns},
+            inventory=(inventory, dns.inventory), leaves=leaves, arns={"s3": _bucket_arns, "route53": dns.arns},
             creates=("CreateBucket", "PutBucketOwnershipControls", "PutBucketEncryption", "PutBucketPolicy",
             "VerifyDomainIdentity", "CreateReceiptRuleSet", "CreateReceiptRule", "SetActiveReceiptRuleSet"),
             removes=("DeleteReceiptRuleSet", "DeleteIdentity", "DeleteBucket"), drift=(drift,))

@@ -46,7 +46,7 @@ from ..aws_errors import (
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Beyond, Names, OnlyWhen, Step
+from ..registry import Account, Beyond, Names, OnlyWhen, Step
 from ..tags import as_dict, is_ours
 from . import iam_role
 from .security_groups import (
@@ -444,7 +444,17 @@ ONLY_WITH_PROXY = {call: OnlyWhen(lambda cfg: cfg.database.proxy, PROXY_CREATES)
                    for call in (("rds", "CreateDBProxy"), ("rds", "RegisterDBProxyTargets"))}
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """With [database] proxy: the proxy, its role and group, the group's rule from the function's and its rule
+    on the database's group."""
+    if not enabled(config):
+        return []
+    stack = config.stack.name
+    return [f"rds proxy {proxy_name(stack)}", f"role {role_name(stack)}", f"security group {group_name(stack)}",
+            f"rule on {group_name(stack)}", f"rule on {account.database_group}"]
+
+
 STEP = Step(NAME, "RDS Proxy", ensure, destroy, needs=("iam_role", "security_groups"), loose=("iam_role",),
-            inventory=(inventory,), arns={"iam": _iam_arns},
+            inventory=(inventory,), leaves=leaves, arns={"iam": _iam_arns},
             creates=("CreateRole", "CreateSecurityGroup", "CreateDBProxy", "RegisterDBProxyTargets"),
             removes=("DeleteDBProxy", "DeleteSecurityGroup", "DeleteRole"), beyond=BEYOND, only_when=ONLY_WITH_PROXY)

@@ -17,7 +17,7 @@ from ..aws_errors import DEPENDENCY_VIOLATION, INVALID_GROUP_NOT_FOUND
 from ..config import Config
 from ..context import UNKNOWN, Context
 from ..errors import DeployError, is_code
-from ..registry import Beyond, Step
+from ..registry import Account, Beyond, Step
 from ..tags import is_ours
 from ..together import together
 
@@ -241,6 +241,11 @@ RULE_TAGGED = Beyond("ec2", "AuthorizeSecurityGroupIngress", ("ec2:CreateTags",)
                                 "ec2:CreateTags": ("security-group-rule",)})
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The function's group and its rule on the database's group."""
+    return [f"security group {group_name(config.stack.name)}", f"rule on {account.database_group}"]
+
+
 STEP = Step(NAME, "Security groups", ensure, destroy, observe=observe,
-            inventory=(inventory,), creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"),
+            inventory=(inventory,), leaves=leaves, creates=("CreateSecurityGroup", "AuthorizeSecurityGroupIngress"),
             removes=("DeleteSecurityGroup",), beyond=(GROUP_TAGGED, RULE_TAGGED))

@@ -67,7 +67,7 @@ from ..aws_errors import WAF_ASSOCIATED_ITEM_EXCEPTION, WAF_NONEXISTENT_ITEM_EXC
 from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import DeployError, is_code, or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..tags import as_dict, is_ours
 from ..together import together
 
@@ -460,6 +460,12 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    """The web ACL and an IP set per IP version the allowed ranges use."""
+    versions = [v for v, cidrs in ((4, config.access.ipv4_cidrs), (6, config.access.ipv6_cidrs)) if cidrs]
+    return [f"web acl {acl_name(config.stack.name)}", *(f"ip set {ip_set_name(config.stack.name, v)}" for v in versions)]
+
+
 STEP = Step(NAME, "WAF web ACL", ensure, destroy, observe=observe,
-            inventory=(inventory,), arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"),
+            inventory=(inventory,), leaves=leaves, arns={"wafv2": _arns}, creates=("CreateIPSet", "CreateWebACL"),
             removes=("DeleteWebACL",), beyond=BEYOND)

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 
 from ..aws import log_groups
 from ..aws_errors import WAF_NONEXISTENT_ITEM_EXCEPTION
+from ..config import Config
 from ..context import EDGE_REGION, UNKNOWN, Context
 from ..errors import or_none
-from ..registry import Beyond, Names, Step
+from ..registry import Account, Beyond, Names, Step
 from ..together import together
 from .waf import NAME as WAF_STEP, SCOPE, acl_name
 
@@ -153,7 +154,11 @@ BEYOND = (
 )
 
 
+def leaves(config: Config, account: Account) -> list[str]:
+    return [f"log group {log_group_name(config.stack.name)}"]
+
+
 STEP = Step(NAME, "WAF logging", ensure, destroy, needs=("waf",), observe=observe, sees_needs=False,
-            inventory=(log_groups.inventory,), arns={"logs": _log_group_arns},
+            inventory=(log_groups.inventory,), leaves=leaves, arns={"logs": _log_group_arns},
             creates=("CreateLogGroup", "PutLoggingConfiguration"),
             removes=("DeleteLoggingConfiguration",), beyond=BEYOND)
