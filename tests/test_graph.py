@@ -34,7 +34,8 @@ def test_a_cycle_or_an_unknown_need_is_refused():
 def test_teardown_waits_only_for_what_holds_on():
     """The CloudFront chain (distribution -> WAF -> certificate) and the function's chain (function ->
     network interfaces -> security group -> role) wait side by side: AWS lets a function go while an
-    integration names it, and a REST API while a distribution names its domain."""
+    integration names it, and a REST API while a distribution names its domain. These are AWS's facts,
+    stated here apart from the declarations on purpose: derived from them, they could not fail."""
     waits = graph.teardown_waits(STEPS)
     assert waits["function"] == {"invoke_permission", "alarms"}  # the policy statement; the metric filter on its log group
     assert waits["api"] == {"api_access_log"}  # the log is on its stage; the permission only names the API
@@ -205,3 +206,60 @@ def test_the_live_display_never_waits_for_the_print_lock():
     console = Console(file=io.StringIO(), width=120)
     console.print(rendered[0])
     assert "Lambda function" in console.file.getvalue() and "to be Active" in console.file.getvalue()
+
+
+def _changes_in_order(monkeypatch) -> list[tuple[str, str]]:
+    """Every change any step makes, as ("start" | "end", step name) in the order they happen (the run's own,
+    the lease's, are no step's)."""
+    from provision import context
+
+    by_title = {step.title: step.name for step in STEPS}
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    change = context.Context.change
+
+    def recorded(self, kind, what, call, /, *args, **kwargs):
+        name = by_title.get(self.report.title)
+        if name is None:
+            return change(self, kind, what, call, *args, **kwargs)
+        with lock:
+            events.append(("start", name))
+        try:
+            return change(self, kind, what, call, *args, **kwargs)
+        finally:
+            with lock:
+                events.append(("end", name))
+
+    monkeypatch.setattr(context.Context, "change", recorded)
+    return events
+
+
+def _after(events: list[tuple[str, str]], later: str, earlier: str) -> bool:
+    """Whether every change of ``later`` started after every change of ``earlier`` ended."""
+    starts = [i for i, (kind, name) in enumerate(events) if kind == "start" and name == later]
+    ends = [i for i, (kind, name) in enumerate(events) if kind == "end" and name == earlier]
+    return min(starts) > max(ends)
+
+
+def test_the_declared_graph_holds_for_every_change_of_a_whole_deploy_and_teardown(load_seeded, hosted_zone,
+                                                                                   write_config, monkeypatch):
+    """From the declarations, not a list: with every step making something (email validation into a zone,
+    alerts, the proxy, caching), each step's changes start only once those of every step it needs are over,
+    and in teardown only once those of every step holding on to it (needing it, not loosely) are."""
+    overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email"},
+                 "alerts": {"email": "ops@example.com"}, "database": {"auth": "iam", "proxy": True},
+                 "api": {"cache_seconds": 30}}
+    load_seeded(overrides, ("database.password_env",))
+    path = write_config(overrides, ("database.password_env",))
+    makers = [step for step in STEPS if not step.owns_nothing]
+    for command, pairs in (("deploy", [(step.name, need) for step in STEPS for need in step.needs]),
+                           ("teardown", [(need, step.name) for step in STEPS for need in step.needs
+                                         if need not in step.loose])):
+        events = _changes_in_order(monkeypatch)
+        run = Run(command, path, *(("--yes",) if command == "teardown" else ()))
+        assert run.code == 0, run.text
+        changed = {name for _, name in events}
+        assert {step.name for step in makers} <= changed, f"{command}: steps that changed nothing"
+        wrong = [(later, earlier) for later, earlier in pairs
+                 if {later, earlier} <= changed and not _after(events, later, earlier)]
+        assert not wrong, f"{command}: changes of the first began before those of the second were over: {wrong}"
