@@ -75,6 +75,25 @@ def test_every_relative_link_lands_on_a_file_and_heading(page):
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
+PROJECT_PATH = re.compile(r"`((?:\.ci|provision|tests|scripts|bench|docs|maintainer|lambda)/[A-Za-z0-9_./-]+)")
+
+
+def project_paths(text: str) -> list[str]:
+    """The project's files a page names in code spans (``tests/x.py::test_y`` names tests/x.py)."""
+    return PROJECT_PATH.findall(text)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_project_file_a_page_names_exists(page):
+    missing = [path for path in project_paths(page.read_text(encoding="utf-8")) if not (ROOT / path).exists()]
+    assert not missing, f"{page.relative_to(ROOT)} names files that do not exist: {missing}"
+
+
+def test_the_path_check_reads_paths_in_code_spans():
+    assert project_paths("`provision/iam/aws_calls.json` and `tests/test_x.py::test_y`, not provision/x.py") == \
+        ["provision/iam/aws_calls.json", "tests/test_x.py"]
+
+
 def test_the_slugs_are_githubs():
     """The anchors the link check accepts are the ones GitHub makes (a check that cannot fail checks nothing)."""
     assert github_slug("`verify`: check every wall") == "verify-check-every-wall"
