@@ -6,6 +6,7 @@ import boto3
 import pytest
 
 from provision.aws import ca_bundle, database, package
+from provision.errors import DeployError
 from provision.steps import function, iam_role, security_groups
 from tests.support import SECRETS, changing_ops, inject, printed, run_steps
 
@@ -150,7 +151,6 @@ def test_default_bundle_is_aws_global_rds_bundle_fetched_once_and_zipped(cfg, bu
 
 
 def test_a_download_that_is_not_a_bundle_stops_the_deploy(cfg, monkeypatch):
-    from provision.errors import DeployError
     monkeypatch.setattr(ca_bundle, "fetch", lambda url: b"<html>captive portal</html>")
     with pytest.raises(DeployError, match="not a PEM CA bundle"):
         run_steps(cfg, *PREREQUISITES, function)
@@ -211,3 +211,11 @@ def test_reserved_concurrency_is_set_and_follows_the_config(cfg, load_seeded, wr
     assert lambda_.get_function_concurrency(FunctionName="demo-api")["ReservedConcurrentExecutions"] == 4
     assert read_function()["Configuration"]["Environment"]["Variables"]["DB_MAX_ROWS"] == "50"
     assert changing_ops(run_steps(changed, *PREREQUISITES, function)) == []
+
+
+@pytest.mark.parametrize("config", [{"State": "Failed", "StateReason": "ENI limit reached"},
+                                    {"State": "Active", "LastUpdateStatus": "Failed",
+                                     "LastUpdateStatusReason": "ENI limit reached"}])
+def test_a_failed_function_stops_the_run_with_lambdas_reason_and_what_to_do(config):
+    with pytest.raises(DeployError, match=r"demo-api failed: ENI limit reached; fix that, then run deploy again"):
+        function._ready("demo-api", config)

@@ -57,7 +57,8 @@ def check(data: bytes, where: str) -> bytes:
             raise ValueError("no PEM certificate")
         ssl.create_default_context(cadata=text)
     except (ValueError, ssl.SSLError) as exc:
-        raise DeployError(f"{where} is not a PEM CA bundle ({exc})") from None
+        raise DeployError(f"{where} is not a PEM CA bundle ({exc}); set database.ca_bundle to the path of one "
+                          f"(AWS's global RDS bundle is {RDS_GLOBAL_BUNDLE_URL})") from None
     return data
 
 

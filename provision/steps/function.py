@@ -148,7 +148,7 @@ def _ready(name: str, config: dict) -> bool:
     """Active with its last update done; a Failed function, or one Inactive after its reactivation, stops the run."""
     if config.get("State") == "Failed" or config.get("LastUpdateStatus") == "Failed":
         reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
-        raise DeployError(f"Lambda function {name} failed: {reason}")
+        raise DeployError(f"Lambda function {name} failed: {reason}; fix that, then run deploy again")
     if config.get("State") == "Inactive":  # reactivated already: Lambda could not restore it
         raise DeployError(f"Lambda function {name} is Inactive again: "
                           f"{config.get('StateReason') or 'no reason given'}; fix that, then run again")

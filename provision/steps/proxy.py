@@ -281,7 +281,7 @@ def _wait_available(ctx: Context, name: str) -> dict:
     def available() -> bool:
         proxy = find(ctx)
         if proxy is None:
-            raise DeployError(f"RDS Proxy {name} disappeared while it was being created")
+            raise DeployError(f"RDS Proxy {name} disappeared while it was being created; run deploy again")
         if proxy.get("Status") in ("incompatible-network", "insufficient-resource-limits"):
             raise DeployError(f"RDS Proxy {name} is {proxy['Status']}: see the RDS console's proxy page for why")
         seen["proxy"] = proxy
@@ -315,7 +315,8 @@ def _ensure_target(ctx: Context, db: database.Database, proxy: dict) -> None:
         health = mine[0].get("TargetHealth", {}) if mine else {}
         if health.get("State") == "UNAVAILABLE" and health.get("Reason") in ("AUTH_FAILURE", "INVALID_REPLICATION_STATE"):
             raise DeployError(f"RDS Proxy {name} cannot reach {instance_id}: {health.get('Reason')}: "
-                              f"{health.get('Description', 'no description')}")
+                              f"{health.get('Description', 'no description')}; the database user must be "
+                              f"IDENTIFIED WITH AWSAuthenticationPlugin (docs/database.md), then run deploy again")
         return health.get("State") == "AVAILABLE"
     waits.wait_until(ctx, f"RDS Proxy {name}'s target {instance_id} to be AVAILABLE", available,
                      timeout=TARGET_TIMEOUT, interval=10)
