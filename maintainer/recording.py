@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import boto3
 from rich.console import Console
 
+from maintainer.every_step import SWITCHES
 from provision.config import load
 from provision.context import EDGE_REGION
 from provision.iam.policy import CATALOG, VARIANTS, variant
@@ -88,26 +89,28 @@ UNREACHED: tuple[dict[str, Any], ...] = (
 
 
 def _toml(validation: str, zone_id: str | None, changed: bool, stage: str = "v1") -> str:
-    """The variant's config; ``changed`` alters every setting a re-deploy updates in place."""
+    """The variant's config; ``changed`` switches every step on (``every_step.SWITCHES``: auth = "iam" adds
+    the role's inline rds-db:connect policy, the proxy the RDS Proxy step's calls) and alters every setting a
+    re-deploy updates in place."""
     domain = {"name": "api.example.com", "validation": validation, "mail_region": MAIL_REGION,
               **({"hosted_zone_id": zone_id} if zone_id else {})}
     sections: dict[str, dict[str, Any]] = {
         "stack": {"name": STACK, "region": REGION},
         "database": {"instance_id": "orders-db", "name": "shop", "user": "api_reader",
                      "table": "orders", "key_column": "customer_id",
-                     # auth = "iam" adds the role's inline rds-db:connect policy; proxy the RDS Proxy step's calls
-                     **({"columns": ["customer_id"], "auth": "iam", "proxy": True} if changed
-                        else {"password_env": "RECORD_DB_PASSWORD"})},
+                     **({"columns": ["customer_id"]} if changed else {"password_env": "RECORD_DB_PASSWORD"})},
         "access": {"allowed_cidrs": ["198.51.100.0/24"] if changed else ["203.0.113.0/24", "2001:db8::/32"],
                    "authorization_env": "RECORD_AUTHORIZATION"},
         "domain": domain,
         # cache_seconds: the changed config makes the cache policy, the moved one updates it, teardown removes it
-        "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3,
-                "max_rows": 50, "cache_seconds": 60 if stage == "v1" else 120} if changed else {},
+        "api": {"key_env": "RECORD_API_KEY", "path": "orders", "stage": stage, "throttle_rate": 3, "max_rows": 50,
+                **({} if stage == "v1" else {"cache_seconds": 120})} if changed else {},
         # max_concurrency 0 removes the first deploy's reservation (DeleteFunctionConcurrency)
         "function": {"memory_mb": 512, "max_concurrency": 0} if changed else {},
         "alerts": {"email": "ops-new@example.com" if changed else "ops@example.com"},
     }
+    for name, values in (SWITCHES if changed else {}).items():  # what the variant sets itself wins
+        sections[name] = {**values, **sections.get(name, {})}
     return "\n".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
                      for name, values in sections.items())
 

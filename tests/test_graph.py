@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from maintainer.every_step import every_step_on
 from provision import graph, runner
 from provision.errors import UndeclaredRead
 from provision.registry import Step
@@ -243,14 +244,12 @@ def _after(events: list[tuple[str, str]], later: str, earlier: str) -> bool:
 
 def test_the_declared_graph_holds_for_every_change_of_a_whole_deploy_and_teardown(load_seeded, hosted_zone,
                                                                                    write_config, monkeypatch):
-    """From the declarations, not a list: with every step making something (email validation into a zone,
-    alerts, the proxy, caching), each step's changes start only once those of every step it needs are over,
-    and in teardown only once those of every step holding on to it (needing it, not loosely) are."""
-    overrides = {"domain": {"hosted_zone_id": hosted_zone, "validation": "email"},
-                 "alerts": {"email": "ops@example.com"}, "database": {"auth": "iam", "proxy": True},
-                 "api": {"cache_seconds": 30}}
-    load_seeded(overrides, ("database.password_env",))
-    path = write_config(overrides, ("database.password_env",))
+    """From the declarations, not a list: with every step making something (``every_step_on``), each step's
+    changes start only once those of every step it needs are over, and in teardown only once those of every
+    step holding on to it (needing it, not loosely) are."""
+    overrides, drop = every_step_on(hosted_zone)
+    load_seeded(overrides, drop)
+    path = write_config(overrides, drop)
     makers = [step for step in STEPS if not step.owns_nothing]
     for command, pairs in (("deploy", [(step.name, need) for step in STEPS for need in step.needs]),
                            ("teardown", [(need, step.name) for step in STEPS for need in step.needs

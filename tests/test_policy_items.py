@@ -4,6 +4,7 @@ import fnmatch
 
 import pytest
 
+from maintainer.every_step import every_step_on
 from provision import config as config_module
 from provision.iam import permissions, policy
 
@@ -116,9 +117,7 @@ def test_simulating_the_caller_only_with_check_permissions(doc_for):
 
 def test_every_row_of_the_table_is_granted_where_its_call_is(doc_for):
     """The table is what the builder uses: each extra action of each recorded call is in the policy."""
-    doc = doc_for({**ALERTS, "database": {"auth": "iam", "proxy": True}, "domain": {"validation": "email",
-                                                                     "hosted_zone_id": "Z0123456789ABC"}},
-                  drop=("database.password_env",))
+    doc = doc_for(*every_step_on("Z0123456789ABC"))
     granted = {a for s in doc["Statement"] for a in s["Action"]}
     recorded = {(c.service, c.operation) for c in policy.load_catalog()}
     for row in permissions.BEYOND:

@@ -225,19 +225,3 @@ def test_each_proxy_call_losing_its_answer_once_leaves_one_proxy_then_nothing(st
     assert down.code == 0, down.text
     assert "DeleteDBProxy" in {call.operation for call in rule.seen}
     assert inventory(cfg) == []
-
-
-@pytest.mark.parametrize("operation", ["CreateDBProxy", "RegisterDBProxyTargets"])
-def test_a_crash_after_a_proxy_call_then_rerun_converges_and_teardown_without_state_leaves_nothing(stack, operation):
-    from tests.test_resilience import Crash, crash_after_call
-
-    cfg, proxied, _ = stack
-    with pytest.raises(Crash):
-        Run("deploy", proxied, session=crash_after_call(operation))
-    assert Run("deploy", proxied).code == 0
-    assert len(rds().describe_db_proxies()["DBProxies"]) == 1
-    assert Run("deploy", proxied).text.rstrip().endswith("(0 changing)")
-    (cfg.state_dir / "demo.json").unlink()
-    down = Run("teardown", proxied, "--yes")
-    assert down.code == 0, down.text
-    assert inventory(cfg) == []

@@ -5,8 +5,10 @@ import inspect
 
 import pytest
 
-from provision import registry, steps
+from maintainer.every_step import every_step_on
+from provision import config as config_module, registry, steps
 from provision.iam import policy
+from provision.registry import Account
 from provision.steps import STEPS
 from tests.support import inventory
 
@@ -81,3 +83,13 @@ def test_the_policy_names_each_service_from_the_steps_that_own_it(load_config):
     # each group and its streams; api_access_log names two groups (the access log, the stage's execution logs)
     assert len(groups) == len(set(groups)) == 2 * (len([s for s in STEPS if "logs" in s.arns]) + 1)
     assert registry.arns(STEPS, names, "nosuchservice:Do") is None
+
+
+@pytest.mark.parametrize("validation", ["email", "dns"])
+def test_every_step_makes_something_under_the_tests_every_step_config(write_config, validation):
+    """The config the tests hold every step to (tests/support.py's every_step_on) switches each one on."""
+    cfg = config_module.load(write_config(*every_step_on("Z0TEST", validation)))
+    account = Account("123456789012", "orders-db-db", "db.t4g.micro")
+    off = [step.name for step in MAKERS if not step.leaves(cfg, account)]
+    assert off == ([] if validation == "email" else ["mail"]), \
+        f"{off} make nothing under tests/support.py's every_step_on({validation!r}): switch them on there"

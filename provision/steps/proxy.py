@@ -450,9 +450,9 @@ def leaves(config: Config, account: Account) -> list[str]:
     on the database's group."""
     if not enabled(config):
         return []
-    stack = config.stack.name
-    return [f"rds proxy {proxy_name(stack)}", f"role {role_name(stack)}", f"security group {group_name(stack)}",
-            f"rule on {group_name(stack)}", f"rule on {account.database_group}"]
+    stack, group = config.stack.name, group_name(config.stack.name)
+    return [f"rds proxy {proxy_name(stack)}", f"role {role_name(stack)}", f"security group {group}",
+            f"rule on {group} from {lambda_group_name(stack)}", f"rule on {account.database_group} from {group}"]
 
 
 STEP = Step(NAME, "RDS Proxy", ensure, destroy, needs=("iam_role", "security_groups"), loose=("iam_role",),

@@ -216,15 +216,17 @@ def _revoke_rule(ctx: Context, lambda_group_id: str | None, database_group: dict
 
 
 def inventory(config: Config) -> list[str]:
-    """The stack's security groups (by tag) and its rule on the database's group (by description), read
-    back with plain boto3 in every region the stack uses."""
+    """The stack's security groups (by tag) and its inbound rules, on its own groups and the database's, from
+    one of its groups (by description), read back with plain boto3 in every region the stack uses."""
     found = []
     for region in config.regions:
-        for group in boto3.client("ec2", region_name=region).describe_security_groups()["SecurityGroups"]:
+        groups = boto3.client("ec2", region_name=region).describe_security_groups()["SecurityGroups"]
+        names = {group["GroupId"]: group["GroupName"] for group in groups}
+        for group in groups:
             if is_ours(group.get("Tags"), config.stack.name):
                 found.append(f"security group {group['GroupName']}")
-            found += [f"rule on {group['GroupName']}" for permission in group.get("IpPermissions", [])
-                      for pair in permission.get("UserIdGroupPairs", [])
+            found += [f"rule on {group['GroupName']} from {names.get(pair['GroupId'], pair['GroupId'])}"
+                      for permission in group.get("IpPermissions", []) for pair in permission.get("UserIdGroupPairs", [])
                       if pair.get("Description", "").startswith(f"rds-edge-api {config.stack.name}:")]
     return found
 
@@ -243,7 +245,8 @@ RULE_TAGGED = Beyond("ec2", "AuthorizeSecurityGroupIngress", ("ec2:CreateTags",)
 
 def leaves(config: Config, account: Account) -> list[str]:
     """The function's group and its rule on the database's group."""
-    return [f"security group {group_name(config.stack.name)}", f"rule on {account.database_group}"]
+    group = group_name(config.stack.name)
+    return [f"security group {group}", f"rule on {account.database_group} from {group}"]
 
 
 STEP = Step(NAME, "Security groups", ensure, destroy, observe=observe,
