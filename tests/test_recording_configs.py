@@ -28,8 +28,8 @@ def recorded_configs(tmp_path, monkeypatch) -> list[config.Config]:
 @pytest.mark.parametrize("step", [step for step in STEPS if step.leaves], ids=lambda step: step.name)
 def test_every_step_makes_something_under_one_of_the_recorded_configs(step, recorded_configs):
     assert any(step.leaves(cfg, ACCOUNT) for cfg in recorded_configs), (
-        f"{step.name} makes nothing under any config maintainer/recording.py deploys: switch it on in its "
-        "_toml (the changed config), so that its calls are recorded")
+        f"{step.name} makes nothing under any config maintainer/recording.py deploys: add the setting that "
+        "switches it on to maintainer/every_step.py's SWITCHES, which its changed config takes")
 
 
 def test_a_step_switched_off_is_seen_as_making_nothing(recorded_configs):

@@ -87,9 +87,10 @@ def test_the_policy_names_each_service_from_the_steps_that_own_it(load_config):
 
 @pytest.mark.parametrize("validation", ["email", "dns"])
 def test_every_step_makes_something_under_the_tests_every_step_config(write_config, validation):
-    """The config the tests hold every step to (tests/support.py's every_step_on) switches each one on."""
+    """The config the tests hold every step to (maintainer/every_step.py) switches each one on."""
     cfg = config_module.load(write_config(*every_step_on("Z0TEST", validation)))
     account = Account("123456789012", "orders-db-db", "db.t4g.micro")
     off = [step.name for step in MAKERS if not step.leaves(cfg, account)]
     assert off == ([] if validation == "email" else ["mail"]), \
-        f"{off} make nothing under tests/support.py's every_step_on({validation!r}): switch them on there"
+        f"{off} make nothing with validation = {validation!r} and the settings of maintainer/every_step.py: add " \
+        "the setting that switches them on to its SWITCHES"
