@@ -17,7 +17,7 @@ import ssl
 import stat
 import tomllib
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -379,11 +379,14 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(where, "not valid TOML here: values nested too deeply") from None
 
 
+NOT_SECTIONS = {"path", "state_dir", "warnings"}  # Config's fields that no [section] sets
+
+
 def load(path: str | Path) -> Config:
     """Read and check the whole config; raise ConfigError on the first problem."""
     data = read_toml(path)
     path = Path(path).resolve()
-    known = {"stack", "database", "access", "domain", "api", "function", "alerts", "logs", "lease", "cost"}
+    known = {f.name for f in fields(Config)} - NOT_SECTIONS
     for name in data:
         if name not in known:
             raise ConfigError(f"[{key_name(name)}]", "unknown section")
