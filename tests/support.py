@@ -260,6 +260,14 @@ def inventory(config) -> list[str]:
     return sorted(item for lister in listers(STEPS) for item in lister(config))
 
 
+def seeded_account():
+    """The account and database as the emulator seeds them (provision/local/emulator.py): for a declaration's
+    ``leaves`` where nothing is deployed (the recorder's configs, test_registry)."""
+    from provision.registry import Account
+
+    return Account("123456789012", "orders-db-db", "db.t4g.micro")
+
+
 def expected(config) -> list[str]:
     """What a deploy of the config leaves, as ``kinds`` shows the inventory: each step's declared ``leaves``
     (provision/registry.py), for the account and database the test made, read here with plain boto3."""

@@ -6,10 +6,8 @@ import pytest
 from maintainer import recording
 from provision import config
 from provision.iam.policy import VARIANTS
-from provision.registry import Account
 from provision.steps import STEPS
-
-ACCOUNT = Account("123456789012", "orders-db-db", "db.t4g.micro")  # as the recording seeds them
+from tests.support import seeded_account
 
 
 @pytest.fixture
@@ -27,7 +25,7 @@ def recorded_configs(tmp_path, monkeypatch) -> list[config.Config]:
 
 @pytest.mark.parametrize("step", [step for step in STEPS if step.leaves], ids=lambda step: step.name)
 def test_every_step_makes_something_under_one_of_the_recorded_configs(step, recorded_configs):
-    assert any(step.leaves(cfg, ACCOUNT) for cfg in recorded_configs), (
+    assert any(step.leaves(cfg, seeded_account()) for cfg in recorded_configs), (
         f"{step.name} makes nothing under any config maintainer/recording.py deploys: add the setting that "
         "switches it on to maintainer/every_step.py's SWITCHES, which its changed config takes")
 
@@ -35,5 +33,5 @@ def test_every_step_makes_something_under_one_of_the_recorded_configs(step, reco
 def test_a_step_switched_off_is_seen_as_making_nothing(recorded_configs):
     """The check above can fail: a step whose setting none of the configs turns on is named."""
     proxy = next(step for step in STEPS if step.name == "proxy")
-    assert not any(proxy.leaves(cfg, ACCOUNT) for cfg in recorded_configs if not cfg.database.proxy)
+    assert not any(proxy.leaves(cfg, seeded_account()) for cfg in recorded_configs if not cfg.database.proxy)
     assert any(cfg.database.proxy for cfg in recorded_configs)

@@ -8,9 +8,8 @@ import pytest
 from maintainer.every_step import every_step_on
 from provision import config as config_module, registry, steps
 from provision.iam import policy
-from provision.registry import Account
 from provision.steps import STEPS
-from tests.support import inventory
+from tests.support import inventory, seeded_account
 
 MAKERS = [step for step in STEPS if not step.owns_nothing]
 
@@ -89,8 +88,7 @@ def test_the_policy_names_each_service_from_the_steps_that_own_it(load_config):
 def test_every_step_makes_something_under_the_tests_every_step_config(write_config, validation):
     """The config the tests hold every step to (maintainer/every_step.py) switches each one on."""
     cfg = config_module.load(write_config(*every_step_on("Z0TEST", validation)))
-    account = Account("123456789012", "orders-db-db", "db.t4g.micro")
-    off = [step.name for step in MAKERS if not step.leaves(cfg, account)]
+    off = [step.name for step in MAKERS if not step.leaves(cfg, seeded_account())]
     assert off == ([] if validation == "email" else ["mail"]), \
         f"{off} make nothing with validation = {validation!r} and the settings of maintainer/every_step.py: add " \
         "the setting that switches them on to its SWITCHES"
