@@ -19,9 +19,8 @@ SWITCHES: dict[str, dict[str, Any]] = {
 DROPPED = ("database.password_env",)
 
 
-def every_step_on(zone_id: str, validation: str = "email",
-                  mail_region: str = "us-west-2") -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+def every_step_on(zone_id: str, validation: str = "email") -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
     """(overrides, keys to drop) of a config, in a hosted zone, under which every step makes something (with
-    validation = "dns", every step but the mail)."""
-    domain = {"hosted_zone_id": zone_id, "validation": validation, "mail_region": mail_region}
+    validation = "dns", every step but the mail, which receives in a region other than the default)."""
+    domain = {"hosted_zone_id": zone_id, "validation": validation, "mail_region": "us-west-2"}
     return {**{name: dict(values) for name, values in SWITCHES.items()}, "domain": domain}, DROPPED

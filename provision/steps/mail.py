@@ -128,9 +128,13 @@ def bucket_name(ctx: Context) -> str:
     return bucket_of(ctx.stack, ctx.account_id)
 
 
-def rule_set_name(ctx: Context) -> str:
+def rule_set_of(config: Config) -> str:
     """The set the stack's rule goes in: the operator's own (``[domain] mail_rule_set``) or the shared one."""
-    return ctx.config.domain.mail_rule_set or SHARED_RULE_SET
+    return config.domain.mail_rule_set or SHARED_RULE_SET
+
+
+def rule_set_name(ctx: Context) -> str:
+    return rule_set_of(ctx.config)
 
 
 def _legacy_rule_set(ctx: Context) -> str:
@@ -727,9 +731,8 @@ def leaves(config: Config, account: Account) -> list[str]:
     if not config.domain.receives_mail:
         return []
     domain, zone = config.domain.name, config.domain.hosted_zone_id
-    rule_set = config.domain.mail_rule_set or SHARED_RULE_SET
     return [f"bucket {bucket_of(config.stack.name, account.id)}", f"ses identity {domain} in {config.domain.mail_region}",
-            f"receipt rule {approval_rule(config.stack.name)} in {rule_set}",
+            f"receipt rule {approval_rule(config.stack.name)} in {rule_set_of(config)}",
             *([dns.listed(f"_amazonses.{domain}", "TXT"), dns.listed(domain, "MX")] if zone else [])]
 
 

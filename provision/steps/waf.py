@@ -91,6 +91,11 @@ def ip_set_name(stack: str, version: int) -> str:
     return f"{stack}-ipv{version}"
 
 
+def wanted_ranges(config: Config) -> dict[int, tuple[str, ...]]:
+    """IP version -> the allowed ranges of it, for the versions the config allows any of (each an IP set)."""
+    return {v: cidrs for v, cidrs in ((4, config.access.ipv4_cidrs), (6, config.access.ipv6_cidrs)) if cidrs}
+
+
 def _listed(call, key: str) -> list[dict]:
     """Every summary from a WAFv2 list call (NextMarker paging; boto3 has no paginator for these)."""
     items, marker = [], None
@@ -333,8 +338,7 @@ def ensure(ctx: Context, rotation: str | None = None, seen: Seen | None = None) 
     seen = seen or observe(ctx)
     for found_one, what in [*((f, "IP set") for f in seen.ip_sets.values()), (seen.acl, "web ACL")]:
         _ours(ctx, found_one, what)  # someone else's resource of the name stops the deploy before any change
-    wanted = {v: cidrs for v, cidrs in ((4, ctx.config.access.ipv4_cidrs), (6, ctx.config.access.ipv6_cidrs))
-              if cidrs}
+    wanted = wanted_ranges(ctx.config)
     arns = together(ctx, *(lambda c, version=version, cidrs=cidrs: _ensure_ip_set(c, version, cidrs,
                                                                                     seen.ip_sets[version])
                            for version, cidrs in wanted.items()))
@@ -462,8 +466,8 @@ BEYOND = (
 
 def leaves(config: Config, account: Account) -> list[str]:
     """The web ACL and an IP set per IP version the allowed ranges use."""
-    versions = [v for v, cidrs in ((4, config.access.ipv4_cidrs), (6, config.access.ipv6_cidrs)) if cidrs]
-    return [f"web acl {acl_name(config.stack.name)}", *(f"ip set {ip_set_name(config.stack.name, v)}" for v in versions)]
+    return [f"web acl {acl_name(config.stack.name)}",
+            *(f"ip set {ip_set_name(config.stack.name, v)}" for v in wanted_ranges(config))]
 
 
 STEP = Step(NAME, "WAF web ACL", ensure, destroy, observe=observe,
